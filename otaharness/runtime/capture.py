@@ -114,13 +114,13 @@ class PcapWriter:
         if data:
             self._send(conn, not from_client, "A", b"", ts)
 
-    def tcp_close(self, conn: TcpConversation, ts: float) -> None:
-        """Write FIN/ACK from the client, FIN/ACK from the server and the final ACK."""
+    def tcp_close(self, conn: TcpConversation, ts: float, client_first: bool = True) -> None:
+        """Write FIN/ACK from the side that closed first, FIN/ACK back and the final ACK."""
         if conn.closed:
             return
-        self._send(conn, True, "FA", b"", ts)
-        self._send(conn, False, "FA", b"", ts)
-        self._send(conn, True, "A", b"", ts)
+        self._send(conn, client_first, "FA", b"", ts)
+        self._send(conn, not client_first, "FA", b"", ts)
+        self._send(conn, client_first, "A", b"", ts)
         conn.closed = True
 
     def _send(self, conn: TcpConversation, from_client: bool, flags: str, payload: bytes,

@@ -193,6 +193,9 @@ class _Connection:
         self.down = _Pipe(self, to_upstream=False)
         self.closing = False
         self.cutting = False
+        # Who sent the first FIN, for the capture; when the proxy closes (cut, refusal,
+        # disconnect) the device sees its far end close first.
+        self._client_closed_first = False
         self._open_sides = 1
         self._connect_task: asyncio.Task[None] | None = None
         self._conversation: TcpConversation | None = None
@@ -244,6 +247,7 @@ class _Connection:
         if self.up.finished and self.down.finished:
             self.close()
             return
+        self._client_closed_first = pipe.to_upstream
         sink = pipe.sink
         assert sink is not None
         if sink.can_write_eof():
@@ -269,7 +273,9 @@ class _Connection:
                 transport.abort() if abort else transport.close()
         if self._conversation is not None:
             assert self.proxy.capture is not None
-            self.proxy.capture.tcp_close(self._conversation, self.proxy.wall_time())
+            self.proxy.capture.tcp_close(
+                self._conversation, self.proxy.wall_time(), client_first=self._client_closed_first
+            )
 
     def side_lost(self) -> None:
         self.close()
