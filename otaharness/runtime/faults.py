@@ -18,7 +18,10 @@ class LinkFaultError(ValueError):
 
 @dataclass(frozen=True)
 class Drop:
-    """Black hole: connections stay open, data in both directions is swallowed."""
+    """Black hole: connections stay open, data in both directions is swallowed.
+
+    A peer's orderly close (FIN) still passes, so connections do not pile up behind the hole.
+    """
 
 
 @dataclass(frozen=True)

@@ -230,7 +230,7 @@ async def test_delay_holds_each_direction_back_on_the_loop_clock(echo_proxy: Lin
     assert await asyncio.wait_for(reader.readexactly(11), 5) == b"firstsecond"
     round_trip = loop.time() - sent_at
     await hang_up(writer)
-    assert 0.3 <= round_trip < 1.0  # delayed on the way up and on the way down
+    assert 0.3 <= round_trip < 3.0  # delayed on the way up and on the way down
 
 
 async def test_throttle_limits_the_rate(blob_proxy: LinkProxy) -> None:
@@ -242,7 +242,7 @@ async def test_throttle_limits_the_rate(blob_proxy: LinkProxy) -> None:
     elapsed = loop.time() - started_at
     await hang_up(writer)
     assert received == BLOB
-    assert 0.25 <= elapsed < 1.0
+    assert 0.25 <= elapsed < 3.0
 
 
 async def test_drop_swallows_bytes_but_keeps_the_connection_open(echo_proxy: LinkProxy) -> None:
