@@ -73,6 +73,8 @@ FAULT_CODE_RANGES: tuple[tuple[int, int, str], ...] = (
 TRANSFER_COMPLETE_FAULT_CODES: frozenset[int] = frozenset(
     {9001, 9002, 9010, 9011, 9012, 9014, 9015, 9016, 9017, 9018, 9019, 9020}
 )
+# cwmp-1-0.xsd FaultStruct knows only these; 9014-9019 arrived with cwmp-1-1 (Amendment 2).
+CWMP_1_0_TRANSFER_COMPLETE_FAULT_CODES: frozenset[int] = frozenset({0, 9001, 9002, 9010, 9011, 9012})
 CPE_EXTENSION_FAULT_CODES = range(9033, 9800)
 CPE_VENDOR_FAULT_CODES = range(9800, 9900)
 

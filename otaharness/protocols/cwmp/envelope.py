@@ -22,7 +22,7 @@ from .errors import (
     UnknownNamespace,
 )
 from .fault import Fault, cwmp_fault_of
-from .namespaces import CWMP_1_0, CWMP_NAMESPACES, SCHEMA_LEVEL, SOAP_ENV, nsmap
+from .namespaces import CWMP_1_0, CWMP_NAMESPACES, SOAP_ENV, nsmap
 from .rpcs import (
     AutonomousTransferComplete,
     AutonomousTransferCompleteResponse,
@@ -125,9 +125,8 @@ def build_envelope(envelope: Envelope) -> bytes:
     if namespace not in CWMP_NAMESPACES:
         raise UnknownNamespace(f"not a CWMP namespace: {namespace!r}")
     body = envelope.body
-    if SCHEMA_LEVEL[namespace] < SCHEMA_LEVEL[body.SINCE]:
-        raise InvalidArguments(f"{body.TYPE_NAME} needs namespace {body.SINCE}, not {namespace}")
     body.validate()
+    body.check_namespace(namespace)
     root = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=nsmap(namespace))
     entries = [(e, getattr(envelope.header, e.attribute)) for e in _HEADER_ENTRIES]
     entries = [(e, value) for e, value in entries if value is not None]

@@ -14,6 +14,7 @@ from typing import ClassVar
 from lxml import etree
 
 from .codes import (
+    CWMP_1_0_TRANSFER_COMPLETE_FAULT_CODES,
     DOWNLOAD_FILE_TYPE_PATTERN,
     EVENT_CODE_PATTERN,
     OUI_PATTERN,
@@ -22,7 +23,7 @@ from .codes import (
     is_transfer_complete_fault_code,
 )
 from .errors import InvalidArguments
-from .namespaces import CWMP_1_0, CWMP_1_1, CWMP_1_2, SOAP_ENC, XSD, XSI
+from .namespaces import CWMP_1_0, CWMP_1_1, CWMP_1_2, SCHEMA_LEVEL, SOAP_ENC, XSD, XSI
 from .structs import Struct, element
 from .values import INT_RANGE, UNKNOWN_TIME, check_typed_value
 
@@ -33,6 +34,11 @@ class Rpc(Struct):
     """A message that is the single child of SOAP-ENV:Body."""
 
     SINCE: ClassVar[str] = CWMP_1_0
+
+    def check_namespace(self, namespace: str) -> None:
+        """Rules that differ between schema versions; raises if ``namespace`` cannot carry this."""
+        if SCHEMA_LEVEL[namespace] < SCHEMA_LEVEL[self.SINCE]:
+            raise InvalidArguments(f"{self.TYPE_NAME} needs namespace {self.SINCE}, not {namespace}")
 
     def to_body_element(self, body: etree._Element, cwmp_namespace: str) -> None:
         self.fill(etree.SubElement(body, f"{{{cwmp_namespace}}}{self.TYPE_NAME}"))
@@ -160,6 +166,14 @@ class TransferComplete(Rpc):
     )
     start_time: datetime = element("StartTime")
     complete_time: datetime = element("CompleteTime")
+
+    def check_namespace(self, namespace: str) -> None:
+        super().check_namespace(namespace)
+        code = self.fault_struct.fault_code
+        if namespace == CWMP_1_0 and code not in CWMP_1_0_TRANSFER_COMPLETE_FAULT_CODES:
+            raise InvalidArguments(
+                f"TransferComplete fault code {code} is not defined in {CWMP_1_0} (use 9010 there)"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
