@@ -38,8 +38,10 @@ UPDATE_INFO_PATH = "/update-info"
 NO_UPDATE = bytes(14)
 # Longest URI the station can use: sys_uri() drops a file whose length + 1 exceeds MAX_URI_LEN (128).
 STATION_MAX_URI_LENGTH = 127
+KEY_CRC_LENGTH = 4
 MAX_SIGNATURE_LENGTH = 128  # cups_sig_t.signature[128]
-MIN_SIGNATURE_LENGTH = 4  # segment must be >= 8 bytes including the key CRC
+MIN_SIGNATURE_LENGTH = 4  # the segment must be >= 8 bytes including the key CRC
+SIGNATURE_SEGMENT_LENGTHS = range(MIN_SIGNATURE_LENGTH + KEY_CRC_LENGTH, MAX_SIGNATURE_LENGTH + KEY_CRC_LENGTH + 1)
 MAX_UPDATE_LENGTH = (1 << 31) - 1  # the station reads the 4-byte length as signed
 
 
@@ -154,7 +156,11 @@ class FirmwareSignature:
 
 @dataclass(frozen=True)
 class UpdateInfoResponse:
-    """The binary reply. Empty/``None`` fields are sent as zero-length segments ("no change")."""
+    """The binary reply. Empty/``None`` fields are sent as zero-length segments ("no change").
+
+    URIs up to 255 bytes fit the segment, but the station drops a stored URI longer than
+    ``STATION_MAX_URI_LENGTH`` the next time it reads it, so only a fault scenario sends one.
+    """
 
     cups_uri: str | None = None
     tc_uri: str | None = None
@@ -173,6 +179,7 @@ class UpdateInfoResponse:
         return self.encode() == NO_UPDATE
 
     def encode(self) -> bytes:
+        """The reply body. Serve it with an explicit Content-Length, never chunked (module doc)."""
         signature = self.signature.encode_segment() if self.signature else b""
         return b"".join((
             _uri_segment(self.cups_uri, "cups_uri"),
@@ -195,18 +202,14 @@ class UpdateInfoResponse:
         tc_uri = reader.uri("tcUri")
         cups_credentials = reader.segment("cupsCred", 2)
         tc_credentials = reader.segment("tcCred", 2)
-        signature_segment = reader.segment("signature", 4)
+        signature_segment = reader.segment("signature", 4, SIGNATURE_SEGMENT_LENGTHS)
         update = reader.segment("update", 4)
         reader.expect_end()
         signature = None
         if signature_segment:
-            # Length check as cups.c: 8..132 including the CRC, else protocol error.
-            if not MIN_SIGNATURE_LENGTH + 4 <= len(signature_segment) <= MAX_SIGNATURE_LENGTH + 4:
-                raise BasicsStationCodecError(
-                    f"signature segment length must be 8..132 bytes, got {len(signature_segment)}"
-                )
             signature = FirmwareSignature(
-                key_crc=struct.unpack_from("<I", signature_segment)[0], der=signature_segment[4:]
+                key_crc=int.from_bytes(signature_segment[:KEY_CRC_LENGTH], "little"),
+                der=signature_segment[KEY_CRC_LENGTH:],
             )
         return cls(cups_uri, tc_uri, cups_credentials, tc_credentials, signature, update)
 
@@ -226,10 +229,15 @@ class _SegmentReader:
         self.offset += count
         return chunk
 
-    def segment(self, name: str, prefix_size: int) -> bytes:
+    def segment(self, name: str, prefix_size: int, allowed_lengths: range | None = None) -> bytes:
+        # Lengths are checked as soon as the prefix is read, before the content, as cups.c does.
         length = int.from_bytes(self._take(prefix_size, f"{name} length"), "little")
         if prefix_size == 4 and length > MAX_UPDATE_LENGTH:
             raise BasicsStationCodecError(f"{name} segment length 0x{length:08x} not allowed (must be < 2 GB)")
+        if length and allowed_lengths is not None and length not in allowed_lengths:
+            raise BasicsStationCodecError(
+                f"{name} segment length must be {allowed_lengths.start}..{allowed_lengths.stop - 1} bytes, got {length}"
+            )
         return self._take(length, f"{name} segment ({length} bytes)")
 
     def uri(self, name: str) -> str | None:

@@ -15,7 +15,6 @@ Sources (basicstation 2.0.6): ``tc_info_request`` and ``tc_muxs_connection`` in 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -284,10 +283,10 @@ def _uint_list(value: Any, key: str) -> list[int]:
 
 
 def _join_eui_ranges(value: Any, key: str) -> tuple[tuple[int, int], ...]:
-    ranges: Sequence[Any] = value if isinstance(value, list) else [None]
-    result = []
-    for entry in ranges:
-        if not isinstance(entry, list) or len(entry) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in entry):
-            raise BasicsStationCodecError(f"router_config {key!r} must be null or an array of [first, last] EUIs")
-        result.append((entry[0], entry[1]))
-    return tuple(result)
+    def is_range(entry: Any) -> bool:
+        return (isinstance(entry, list) and len(entry) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in entry))
+
+    if not isinstance(value, list) or not all(is_range(entry) for entry in value):
+        raise BasicsStationCodecError(f"router_config {key!r} must be null or an array of [first, last] EUIs")
+    return tuple((entry[0], entry[1]) for entry in value)
