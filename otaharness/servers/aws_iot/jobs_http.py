@@ -1,0 +1,136 @@
+"""The HTTPS data plane `iot-jobs-data` (what moto lacks), on its own loopback port: its REST
+paths collide with the IoT control plane's (`/things/{thing}/jobs/{jobId}`), so it cannot share
+moto's endpoint. Paths, shapes and errors from botocore's iot-jobs-data 2017-09-29 model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from otaharness.protocols.aws_iot_jobs import (
+    DescribeRequest,
+    JobsRejection,
+    RejectedCode,
+    StartNextRequest,
+    UpdateRequest,
+    decode_jobs_payload,
+    validate_thing_name,
+)
+from otaharness.servers.aws_iot.jobs import JobsService
+
+# MQTT rejection code -> (HTTP status, botocore error shape). The REST model has no
+# VersionMismatch error; AWS reports a stale expectedVersion as a conflict (409).
+_HTTP_ERRORS: dict[RejectedCode, tuple[int, str]] = {
+    RejectedCode.INVALID_JSON: (400, "InvalidRequestException"),
+    RejectedCode.INVALID_REQUEST: (400, "InvalidRequestException"),
+    RejectedCode.INVALID_TOPIC: (400, "InvalidRequestException"),
+    RejectedCode.RESOURCE_NOT_FOUND: (404, "ResourceNotFoundException"),
+    RejectedCode.INVALID_STATE_TRANSITION: (409, "InvalidStateTransitionException"),
+    RejectedCode.VERSION_MISMATCH: (409, "InvalidStateTransitionException"),
+    RejectedCode.TERMINAL_STATE_REACHED: (410, "TerminalStateException"),
+    RejectedCode.REQUEST_THROTTLED: (429, "ThrottlingException"),
+    RejectedCode.INTERNAL_ERROR: (503, "ServiceUnavailableException"),
+}
+
+
+def error_response(rejection: JobsRejection) -> web.Response:
+    """AWS rest-json error: botocore reads the shape name from x-amzn-ErrorType."""
+    status, error_type = _HTTP_ERRORS[rejection.code]
+    return web.json_response(
+        {"message": rejection.message}, status=status, headers={"x-amzn-ErrorType": error_type}
+    )
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    return decode_jobs_payload(await request.read())
+
+
+def _query_document(request: web.Request) -> dict[str, Any]:
+    """Query parameters as the JSON request fields they stand for."""
+    document: dict[str, Any] = {}
+    if "executionNumber" in request.query:
+        document["executionNumber"] = request.query["executionNumber"]
+    if "includeJobDocument" in request.query:
+        raw = request.query["includeJobDocument"].lower()
+        document["includeJobDocument"] = {"true": True, "false": False}.get(raw, raw)
+    return document
+
+
+class JobsHttpApi:
+    def __init__(self, jobs: JobsService) -> None:
+        self.jobs = jobs
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        app.router.add_get("/things/{thing}/jobs", self.get_pending_job_executions)
+        # `$next` must win over the `{job_id}` route.
+        app.router.add_put("/things/{thing}/jobs/$next", self.start_next_pending_job_execution)
+        app.router.add_get("/things/{thing}/jobs/{job_id}", self.describe_job_execution)
+        app.router.add_post("/things/{thing}/jobs/{job_id}", self.update_job_execution)
+        return app
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except JobsRejection as rejection:
+            return error_response(rejection)
+
+    @staticmethod
+    def _thing(request: web.Request) -> str:
+        return validate_thing_name(request.match_info["thing"])
+
+    async def get_pending_job_executions(self, request: web.Request) -> web.Response:
+        in_progress, queued = self.jobs.get_pending(self._thing(request))
+        return web.json_response(
+            {
+                "inProgressJobs": [view.summary_json() for view in in_progress],
+                "queuedJobs": [view.summary_json() for view in queued],
+            }
+        )
+
+    async def start_next_pending_job_execution(self, request: web.Request) -> web.Response:
+        thing = self._thing(request)
+        execution = self.jobs.start_next(thing, StartNextRequest.from_document(await _body(request)))
+        return web.json_response(
+            {} if execution is None else {"execution": execution.execution_json(True, document_as_object=False)}
+        )
+
+    async def describe_job_execution(self, request: web.Request) -> web.Response:
+        thing = self._thing(request)
+        describe = DescribeRequest.from_document(_query_document(request), request.match_info["job_id"])
+        execution = self.jobs.describe(thing, describe)
+        if execution is None:
+            return web.json_response({})
+        return web.json_response(
+            {"execution": execution.execution_json(describe.include_job_document, document_as_object=False)}
+        )
+
+    async def update_job_execution(self, request: web.Request) -> web.Response:
+        thing = self._thing(request)
+        update = UpdateRequest.from_document(await _body(request), request.match_info["job_id"])
+        execution = self.jobs.update(thing, update)
+        body: dict[str, Any] = {}
+        if update.include_job_execution_state:
+            body["executionState"] = execution.state.to_json()
+        if update.include_job_document and execution.job_document is not None:
+            body["jobDocument"] = execution.job_document
+        return web.json_response(body)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        await site.start()
+        bound_host, bound_port = self._runner.addresses[0][:2]
+        self.url = f"http://{bound_host}:{bound_port}"
+        return self.url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self.url = None

@@ -1,0 +1,209 @@
+"""Every place where otaharness changes moto's behaviour (moto pinned at 5.2.5).
+
+moto keeps things, jobs, documents, thing groups and shadows; where its IoT backend differs from
+AWS on the FOTA flow's path (shared/protocols/aws-iot-jobs.md §1.4, "Design consequences" 9), the
+methods below replace or wrap moto's, each naming the gap it closes. Job executions are delegated
+to `JobsService`, so the control plane and both data planes see one state. `apply()` installs the
+patches (class attributes: they survive moto's reset), `remove()` restores moto.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from moto.core.exceptions import JsonRESTError
+from moto.iot.exceptions import (
+    InvalidRequestException,
+    InvalidStateTransitionException,
+    ResourceAlreadyExistsException,
+    ResourceNotFoundException,
+)
+from moto.iot.models import FakeJob, IoTBackend
+from moto.iotdata.exceptions import ConflictException
+from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
+
+from otaharness.protocols.aws_iot_jobs import JobsRejection, RejectedCode
+from otaharness.servers.aws_iot.jobs import JobsService
+
+_service: JobsService | None = None
+_originals: dict[tuple[type, str], Callable[..., Any]] = {}
+
+
+def _jobs() -> JobsService:
+    if _service is None:
+        raise RuntimeError("moto_gaps patches are installed without a JobsService")
+    return _service
+
+
+def _original(cls: type, name: str) -> Callable[..., Any]:
+    return _originals[(cls, name)]
+
+
+def _control_plane_error(rejection: JobsRejection) -> JsonRESTError:
+    if rejection.code is RejectedCode.RESOURCE_NOT_FOUND:
+        return ResourceNotFoundException(rejection.message)
+    if rejection.code is RejectedCode.INVALID_STATE_TRANSITION:
+        return InvalidStateTransitionException(rejection.message)
+    return InvalidRequestException(rejection.message)
+
+
+@contextmanager
+def _locked_control_plane() -> Iterator[JobsService]:
+    """Serialise with the data planes; service errors become moto's REST exceptions."""
+    service = _jobs()
+    try:
+        with service.transaction():
+            yield service
+    except JobsRejection as rejection:
+        raise _control_plane_error(rejection) from None
+
+
+# --------------------------------------------------------------------------------------------
+# IoT control plane
+# --------------------------------------------------------------------------------------------
+
+
+def create_job(self: IoTBackend, job_id: str, targets: list[str], **kwargs: Any) -> tuple[str, str, str]:
+    """Gaps: an existing jobId is silently overwritten (AWS: ResourceAlreadyExistsException);
+    executions start at versionNumber/executionNumber 123 instead of 1; a thing-group target
+    yields one execution keyed by the group name instead of one per member thing."""
+    with _locked_control_plane() as service:
+        if job_id in self.jobs:
+            existing = self.jobs[job_id]
+            raise ResourceAlreadyExistsException(
+                f"Job with id {job_id} already exists", job_id, existing.job_arn
+            )
+        things = service.resolve_targets(self, targets or [])
+        result = _original(IoTBackend, "create_job")(self, job_id=job_id, targets=targets, **kwargs)
+        service.queue_job(self, self.jobs[job_id], things)
+        return result
+
+
+def cancel_job(self: IoTBackend, job_id: str, reason_code: str, comment: str, force: bool) -> FakeJob:
+    """Gaps: a missing job is a KeyError (HTTP 500); executions are not cancelled with the job;
+    the status is set to CANCELED before any check."""
+    with _locked_control_plane() as service:
+        return service.cancel_job(self, job_id, reason_code, comment, bool(force))
+
+
+def delete_job(self: IoTBackend, job_id: str, force: bool) -> None:
+    """Gaps: a missing job is a KeyError (HTTP 500); the job's executions survive it."""
+    with _locked_control_plane() as service:
+        service.delete_job(self, job_id, bool(force))
+
+
+def get_job_document(self: IoTBackend, job_id: str) -> FakeJob:
+    """Gap: a missing job is a KeyError (HTTP 500) instead of ResourceNotFoundException."""
+    job = self.jobs.get(job_id)
+    if job is None:
+        raise ResourceNotFoundException(f"Job {job_id} not found")
+    return job
+
+
+def cancel_job_execution(self: IoTBackend, job_id: str, thing_name: str, force: bool) -> None:
+    """Gaps: a missing execution is a KeyError (HTTP 500); a terminal execution can be
+    cancelled again; no notify/notify-next follows."""
+    with _locked_control_plane() as service:
+        service.cancel_execution(self, job_id, thing_name, bool(force))
+
+
+def delete_job_execution(
+    self: IoTBackend, job_id: str, thing_name: str, execution_number: int, force: bool
+) -> None:
+    """Gaps: a missing execution is a KeyError (HTTP 500); a QUEUED execution is deleted
+    without force (AWS: only terminal ones unless force)."""
+    with _locked_control_plane() as service:
+        service.delete_execution(self, job_id, thing_name, execution_number, bool(force))
+
+
+def add_thing_to_thing_group(
+    self: IoTBackend,
+    thing_group_name: str,
+    thing_group_arn: str | None,
+    thing_name: str,
+    thing_arn: str | None,
+) -> None:
+    """Gap: CONTINUOUS jobs never reach things added to their target group later."""
+    with _locked_control_plane() as service:
+        _original(IoTBackend, "add_thing_to_thing_group")(
+            self, thing_group_name, thing_group_arn, thing_name, thing_arn
+        )
+        service.things_joined_group(self, self._identify_thing(thing_name, thing_arn).thing_name)
+
+
+def remove_thing_from_thing_group(
+    self: IoTBackend,
+    thing_group_name: str,
+    thing_group_arn: str | None,
+    thing_name: str,
+    thing_arn: str | None,
+) -> None:
+    """Gap: a thing leaving a CONTINUOUS job's group keeps its execution (AWS: REMOVED)."""
+    with _locked_control_plane() as service:
+        _original(IoTBackend, "remove_thing_from_thing_group")(
+            self, thing_group_name, thing_group_arn, thing_name, thing_arn
+        )
+        service.things_left_group(self, self._identify_thing(thing_name, thing_arn).thing_name)
+
+
+# --------------------------------------------------------------------------------------------
+# iot-data shadows
+# --------------------------------------------------------------------------------------------
+
+
+def shadow_init(self: FakeShadow, *args: Any, **kwargs: Any) -> None:
+    """Gap: shadow timestamps come from time.time(); the harness runs on its (virtual) clock."""
+    _original(FakeShadow, "__init__")(self, *args, **kwargs)
+    self.timestamp = _jobs().now()
+    self.metadata_desired = self._create_metadata_from_state(self.desired, self.timestamp)
+    self.metadata_reported = self._create_metadata_from_state(self.reported, self.timestamp)
+
+
+def update_thing_shadow(
+    self: IoTDataPlaneBackend, thing_name: str, payload: str, shadow_name: str | None
+) -> FakeShadow:
+    """Gap: a `version` in the first update of a shadow is an AttributeError (HTTP 500);
+    AWS answers 409 version conflict."""
+    thing = self.iot_backend.describe_thing(thing_name)
+    try:
+        document = json.loads(payload)
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and "version" in document and thing.thing_shadows.get(shadow_name) is None:
+        raise ConflictException("Version conflict")
+    return _original(IoTDataPlaneBackend, "update_thing_shadow")(self, thing_name, payload, shadow_name)
+
+
+_PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
+    (IoTBackend, "create_job", create_job),
+    (IoTBackend, "cancel_job", cancel_job),
+    (IoTBackend, "delete_job", delete_job),
+    (IoTBackend, "get_job_document", get_job_document),
+    (IoTBackend, "cancel_job_execution", cancel_job_execution),
+    (IoTBackend, "delete_job_execution", delete_job_execution),
+    (IoTBackend, "add_thing_to_thing_group", add_thing_to_thing_group),
+    (IoTBackend, "remove_thing_from_thing_group", remove_thing_from_thing_group),
+    (FakeShadow, "__init__", shadow_init),
+    (IoTDataPlaneBackend, "update_thing_shadow", update_thing_shadow),
+]
+
+
+def apply(service: JobsService) -> None:
+    """Install the patches (idempotent) with `service` owning job executions."""
+    global _service
+    _service = service
+    for cls, name, replacement in _PATCHES:
+        if (cls, name) not in _originals:
+            _originals[(cls, name)] = cls.__dict__[name]
+            setattr(cls, name, replacement)
+
+
+def remove() -> None:
+    global _service
+    for (cls, name), original in _originals.items():
+        setattr(cls, name, original)
+    _originals.clear()
+    _service = None
