@@ -10,7 +10,7 @@ ACS's empty 200/204 ("session over") are for the transport to recognise before c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from lxml import etree
 
@@ -23,55 +23,9 @@ from .errors import (
 )
 from .fault import Fault, cwmp_fault_of
 from .namespaces import CWMP_1_0, CWMP_NAMESPACES, SOAP_ENV, nsmap
-from .rpcs import (
-    AutonomousTransferComplete,
-    AutonomousTransferCompleteResponse,
-    Download,
-    DownloadResponse,
-    GetParameterValues,
-    GetParameterValuesResponse,
-    GetRPCMethods,
-    GetRPCMethodsResponse,
-    Inform,
-    InformResponse,
-    Reboot,
-    RebootResponse,
-    Rpc,
-    ScheduleDownload,
-    ScheduleDownloadResponse,
-    SetParameterValues,
-    SetParameterValuesResponse,
-    TransferComplete,
-    TransferCompleteResponse,
-)
+from .rpcs import RPCS, Rpc
 from .safe_xml import DEFAULT_LIMITS, XmlLimits, parse_untrusted_xml
 from .values import format_boolean, parse_boolean, parse_integer
-
-# Dispatch by element name (one class per RPC, like genieacs-sim's methods.js).
-RPCS: dict[str, type[Rpc]] = {
-    rpc.TYPE_NAME: rpc
-    for rpc in (
-        Inform,
-        InformResponse,
-        TransferComplete,
-        TransferCompleteResponse,
-        AutonomousTransferComplete,
-        AutonomousTransferCompleteResponse,
-        GetRPCMethods,
-        GetRPCMethodsResponse,
-        Download,
-        DownloadResponse,
-        ScheduleDownload,
-        ScheduleDownloadResponse,
-        Reboot,
-        RebootResponse,
-        GetParameterValues,
-        GetParameterValuesResponse,
-        SetParameterValues,
-        SetParameterValuesResponse,
-    )
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class Header:
@@ -91,15 +45,15 @@ class _HeaderEntry:
     attribute: str
     tag: str
     must_understand: str  # the value we send; the schemas fix it per entry
-    encode: Callable[[object], str]
-    decode: Callable[[str], object]
+    encode: Callable[[Any], str]
+    decode: Callable[[str], Any]
 
 
 _HEADER_ENTRIES: tuple[_HeaderEntry, ...] = (
     _HeaderEntry("id", "ID", "1", str, str),
-    _HeaderEntry("hold_requests", "HoldRequests", "1", format_boolean, parse_boolean),  # type: ignore[arg-type]
+    _HeaderEntry("hold_requests", "HoldRequests", "1", format_boolean, parse_boolean),
     # NoMoreRequests: mustUnderstand 0 so that a receiver that dropped it may ignore it.
-    _HeaderEntry("no_more_requests", "NoMoreRequests", "0", format_boolean, parse_boolean),  # type: ignore[arg-type]
+    _HeaderEntry("no_more_requests", "NoMoreRequests", "0", format_boolean, parse_boolean),
     _HeaderEntry("session_timeout", "SessionTimeout", "0", str, parse_integer),
     _HeaderEntry("supported_cwmp_versions", "SupportedCWMPVersions", "0", str, str),
     _HeaderEntry("use_cwmp_version", "UseCWMPVersion", "1", str, str),
@@ -187,7 +141,7 @@ def _decode_body(node: etree._Element) -> tuple[Rpc, str]:
 
 
 def _decode_header(node: etree._Element) -> Header:
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for child in node:
         if not isinstance(child.tag, str):
             continue
@@ -203,4 +157,4 @@ def _decode_header(node: etree._Element) -> Header:
             values[entry.attribute] = entry.decode(child.text or "")
         except InvalidArguments as exc:
             raise InvalidArguments(f"Header/{entry.tag}: {exc}") from None
-    return Header(**values)  # type: ignore[arg-type]
+    return Header(**values)

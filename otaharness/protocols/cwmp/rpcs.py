@@ -24,7 +24,7 @@ from .codes import (
 )
 from .errors import InvalidArguments
 from .namespaces import CWMP_1_0, CWMP_1_1, CWMP_1_2, SCHEMA_LEVEL, SOAP_ENC, XSD, XSI
-from .structs import Struct, element
+from .structs import Struct, cwmp_children, element
 from .values import INT_RANGE, UNKNOWN_TIME, check_typed_value
 
 STATUS_VALUES = (0, 1)  # 0 = done/applied, 1 = not yet (committed later, or TransferComplete)
@@ -83,7 +83,7 @@ class ParameterValueStruct(Struct):
     @classmethod
     def read(cls, node: etree._Element, path: str = "") -> ParameterValueStruct:
         plain = super().read(node, path)
-        value_node = next(c for c in node if etree.QName(c).localname == "Value")
+        value_node = cwmp_children(node, "Value")[0]
         return replace(plain, value_type=_xsi_type(value_node))
 
 
@@ -314,3 +314,29 @@ class SetParameterValuesResponse(Rpc):
     """CPE -> ACS. Status 1: applied but not committed until a reboot."""
 
     status: int = element("Status", allowed=STATUS_VALUES)
+
+
+# Dispatch by element name (one class per RPC, like genieacs-sim's methods.js).
+RPCS: dict[str, type[Rpc]] = {
+    rpc.TYPE_NAME: rpc
+    for rpc in (
+        Inform,
+        InformResponse,
+        TransferComplete,
+        TransferCompleteResponse,
+        AutonomousTransferComplete,
+        AutonomousTransferCompleteResponse,
+        GetRPCMethods,
+        GetRPCMethodsResponse,
+        Download,
+        DownloadResponse,
+        ScheduleDownload,
+        ScheduleDownloadResponse,
+        Reboot,
+        RebootResponse,
+        GetParameterValues,
+        GetParameterValuesResponse,
+        SetParameterValues,
+        SetParameterValuesResponse,
+    )
+}

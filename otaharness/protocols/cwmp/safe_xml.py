@@ -11,6 +11,7 @@ nesting depth and element count are capped.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -62,7 +63,7 @@ def parse_untrusted_xml(data: bytes, limits: XmlLimits = DEFAULT_LIMITS) -> etre
         root = etree.fromstring(bytes(data), _hardened_parser())
     except etree.XMLSyntaxError as exc:
         raise XmlRejected(f"not well-formed XML: {exc}") from None
-    docinfo = root.getroottree().docinfo
+    docinfo: Any = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         # Unreachable while the byte search above holds; kept as a second line of defence.
         raise XmlRejected("document type declaration (DTD) present: refused")

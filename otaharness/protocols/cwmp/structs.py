@@ -74,6 +74,11 @@ def _is_cwmp_child(node: etree._Element) -> bool:
     return namespace is None or namespace in CWMP_NAMESPACES
 
 
+def cwmp_children(node: etree._Element, localname: str) -> list[etree._Element]:
+    """Children of ``node`` called ``localname``, unqualified or in a CWMP namespace."""
+    return [c for c in node if _is_cwmp_child(c) and etree.QName(c).localname == localname]
+
+
 class Struct:
     """Base of every CWMP struct and RPC dataclass."""
 
@@ -187,7 +192,7 @@ def _validate_value(spec: _FieldSpec, value: Any, where: str) -> None:
         value.validate(where)
     elif kind is int and value not in wire.allowed:
         raise InvalidArguments(f"{where}: {value} is out of range")
-    elif kind is str:
+    elif isinstance(value, str):
         if wire.max_length is not None and len(value) > wire.max_length:
             raise InvalidArguments(f"{where}: longer than {wire.max_length} characters")
         if wire.pattern is not None and not wire.pattern.fullmatch(value):
@@ -208,8 +213,7 @@ def _encode_value(kind: type, value: Any, node: etree._Element) -> None:
 def _decode_array(kind: type, node: etree._Element, where: str) -> tuple[Any, ...]:
     # The arrayType count is not checked: genieacs-sim claims [16] for 7 entries.
     if issubclass(kind, Struct):
-        items = [child for child in node if _is_cwmp_child(child)
-                 and etree.QName(child).localname == kind.TYPE_NAME]
+        items = cwmp_children(node, kind.TYPE_NAME)
     else:
         items = [child for child in node if isinstance(child.tag, str)]
     return tuple(_decode_value(kind, item, f"{where}[{index}]") for index, item in enumerate(items))
