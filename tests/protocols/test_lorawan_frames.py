@@ -42,7 +42,8 @@ LP_KEYS = SessionKeys(nwk_s_key=bytes.fromhex("44024241ed4ce9a68c6a8bc055233fd3"
                       app_s_key=bytes.fromhex("ec925802ae430ca77fd3dd73cb2cc588"))
 LP_UPLINK = bytes.fromhex("40F17DBE4900020001954378762B11FF0D")
 LP_LONG_UPLINK = bytes.fromhex(
-    "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e334263376affb8aa17ad30075293f28dea8a20af3c5e7")
+    "40f17dbe490004000155332de41a11adc072553544429ce7787707d1c316e027e7e5e3"
+    "34263376affb8aa17ad30075293f28dea8a20af3c5e7")
 LP_ACK_DOWNLINK = bytes.fromhex("60f17dbe4920020001f9d65d27")
 LP_APP_KEY = bytes.fromhex("98929b92c49edba9676d646d3b612456")
 LP_JOIN_REQUEST = bytes.fromhex("0039363463336913AA05693574323831330489C65B1304")
@@ -186,7 +187,7 @@ class TestFrameErrors:
 
     def test_payload_without_port(self) -> None:
         with pytest.raises(LoRaWANError, match="without FPort"):
-            DataFrame(mtype=MType.UNCONFIRMED_DATA_UP, dev_addr=1, fcnt16=0, frm_payload=b"x")
+            DataFrame(mtype=MType.UNCONFIRMED_DATA_UP, dev_addr=1, fcnt16=0, fctrl=UplinkFCtrl(), frm_payload=b"x")
 
     def test_fctrl_of_the_wrong_direction(self) -> None:
         with pytest.raises(LoRaWANError, match="DownlinkFCtrl"):

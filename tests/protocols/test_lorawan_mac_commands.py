@@ -105,10 +105,13 @@ def test_concatenated_commands_in_fopts() -> None:
 
 def test_fopts_limit_of_15_octets() -> None:
     keys = SessionKeys(nwk_s_key=bytes(16), app_s_key=bytes(16))
-    sixteen = encode_mac_commands([LinkADRReq(data_rate=0, tx_power=0, ch_mask=7)] * 3 + [DutyCycleReq(1)] * 2)
-    assert len(sixteen) == 19
+    commands = [LinkADRReq(data_rate=0, tx_power=0, ch_mask=7)] * 3 + [DevStatusReq()]
+    fopts = encode_mac_commands(commands)
+    assert len(fopts) == 16
     with pytest.raises(LoRaWANError, match="at most 15"):
-        build_data_frame(MType.UNCONFIRMED_DATA_DOWN, dev_addr=1, fcnt=0, keys=keys, fopts=sixteen)
+        build_data_frame(MType.UNCONFIRMED_DATA_DOWN, dev_addr=1, fcnt=0, keys=keys, fopts=fopts)
+    frame = build_data_frame(MType.UNCONFIRMED_DATA_DOWN, dev_addr=1, fcnt=0, keys=keys, fopts=fopts[:15])
+    assert decode_mac_commands(frame.fopts, uplink=False) == commands[:3]
 
 
 def test_unknown_cid() -> None:

@@ -112,6 +112,10 @@ class DownlinkFCtrl:
         return cls(adr=bool(octet & 0x80), ack=bool(octet & 0x20), f_pending=bool(octet & 0x10))
 
 
+def _fctrl_type(mtype: MType) -> type[UplinkFCtrl] | type[DownlinkFCtrl]:
+    return UplinkFCtrl if mtype.is_uplink else DownlinkFCtrl
+
+
 def _check_mic(mic: bytes) -> None:
     if not isinstance(mic, (bytes, bytearray)) or len(mic) != MIC_SIZE:
         raise LoRaWANError(f"MIC must be {MIC_SIZE} octets, got {mic!r}")
@@ -131,7 +135,7 @@ class DataFrame:
     mtype: MType
     dev_addr: int
     fcnt16: int
-    fctrl: UplinkFCtrl | DownlinkFCtrl | None = None  # None: all flags clear for the direction
+    fctrl: UplinkFCtrl | DownlinkFCtrl
     fopts: bytes = b""
     fport: int | None = None
     frm_payload: bytes = b""
@@ -140,10 +144,8 @@ class DataFrame:
     def __post_init__(self) -> None:
         if not isinstance(self.mtype, MType) or not self.mtype.is_data:
             raise LoRaWANError(f"{self.mtype!r} is not a data message MType")
-        expected_fctrl = UplinkFCtrl if self.mtype.is_uplink else DownlinkFCtrl
-        if self.fctrl is None:
-            object.__setattr__(self, "fctrl", expected_fctrl())
-        elif not isinstance(self.fctrl, expected_fctrl):
+        expected_fctrl = _fctrl_type(self.mtype)
+        if not isinstance(self.fctrl, expected_fctrl):
             raise LoRaWANError(f"{self.mtype.name} needs {expected_fctrl.__name__}, got {self.fctrl!r}")
         check_uint("DevAddr", self.dev_addr, 32)
         check_uint("FCnt (16 bits)", self.fcnt16, 16)
@@ -190,12 +192,11 @@ class DataFrame:
         if len(mac_payload) < fopts_end:
             raise FrameTooShortError(
                 f"FOptsLen {fctrl_octet & 0x0F} needs a MACPayload of {fopts_end} octets, got {len(mac_payload)}")
-        fctrl_type = UplinkFCtrl if mtype.is_uplink else DownlinkFCtrl
         has_port = len(mac_payload) > fopts_end
         return cls(
             mtype=mtype,
             dev_addr=int.from_bytes(mac_payload[0:4], "little"),
-            fctrl=fctrl_type.from_octet(fctrl_octet),
+            fctrl=_fctrl_type(mtype).from_octet(fctrl_octet),
             fcnt16=int.from_bytes(mac_payload[5:7], "little"),
             fopts=mac_payload[cls.FHDR_MIN_LENGTH:fopts_end],
             fport=mac_payload[fopts_end] if has_port else None,
@@ -238,8 +239,13 @@ def build_data_frame(
     fctrl: UplinkFCtrl | DownlinkFCtrl | None = None,
     fopts: bytes = b"",
 ) -> DataFrame:
-    """A data frame ready for the air: ``payload`` encrypted, MIC over the 32-bit ``fcnt``."""
+    """A data frame ready for the air: ``payload`` encrypted, MIC over the 32-bit ``fcnt``.
+
+    ``fctrl`` None: all flags clear for the frame's direction.
+    """
     check_uint("FCnt", fcnt, 32)
+    if fctrl is None:
+        fctrl = _fctrl_type(mtype)()
     plain = DataFrame(mtype=mtype, dev_addr=dev_addr, fcnt16=fcnt & 0xFFFF, fctrl=fctrl, fopts=bytes(fopts),
                       fport=fport, frm_payload=bytes(payload))
     # The cipher is an XOR keystream, so "decrypting" the plain payload encrypts it.
@@ -274,9 +280,7 @@ class JoinRequest:
     @classmethod
     def from_bytes(cls, data: bytes) -> JoinRequest:
         data = bytes(data)
-        _check_join_length("join-request", data, (cls.LENGTH,))
-        if decode_mhdr(data[0]) is not MType.JOIN_REQUEST:
-            raise LoRaWANError(f"MHDR 0x{data[0]:02x} is not a join-request")
+        _check_join_frame(data, MType.JOIN_REQUEST, (cls.LENGTH,))
         return cls(app_eui=int.from_bytes(data[1:9], "little"), dev_eui=int.from_bytes(data[9:17], "little"),
                    dev_nonce=int.from_bytes(data[17:19], "little"), mic=data[19:])
 
@@ -289,11 +293,15 @@ def build_join_request(*, app_eui: int, dev_eui: int, dev_nonce: int, app_key: b
     return replace(unsigned, mic=join_mic(app_key, unsigned.signed_part()))
 
 
-def _check_join_length(what: str, data: bytes, lengths: tuple[int, ...]) -> None:
+def _check_join_frame(data: bytes, mtype: MType, lengths: tuple[int, ...]) -> None:
+    """Join frames have fixed lengths (§6.2.4, §6.2.5) and their own MType."""
+    what = mtype.name.lower().replace("_", "-")
     need(what, data, min(lengths))
     if len(data) not in lengths:
         allowed = " or ".join(str(n) for n in lengths)
         raise LoRaWANError(f"{what} must be {allowed} octets, got {len(data)}")
+    if decode_mhdr(data[0]) is not mtype:
+        raise LoRaWANError(f"MHDR 0x{data[0]:02x} is not a {what}")
 
 
 CF_LIST_LENGTH = 16
@@ -344,9 +352,7 @@ class JoinAccept:
     def from_bytes(cls, data: bytes) -> JoinAccept:
         """Parse a clear-text join-accept PHYPayload."""
         data = bytes(data)
-        _check_join_length("join-accept", data, cls.LENGTHS)
-        if decode_mhdr(data[0]) is not MType.JOIN_ACCEPT:
-            raise LoRaWANError(f"MHDR 0x{data[0]:02x} is not a join-accept")
+        _check_join_frame(data, MType.JOIN_ACCEPT, cls.LENGTHS)
         dl_settings = data[11]
         return cls(
             join_nonce=int.from_bytes(data[1:4], "little"),
@@ -383,9 +389,7 @@ class EncryptedJoinAccept:
     @classmethod
     def from_bytes(cls, data: bytes) -> EncryptedJoinAccept:
         data = bytes(data)
-        _check_join_length("join-accept", data, JoinAccept.LENGTHS)
-        if decode_mhdr(data[0]) is not MType.JOIN_ACCEPT:
-            raise LoRaWANError(f"MHDR 0x{data[0]:02x} is not a join-accept")
+        _check_join_frame(data, MType.JOIN_ACCEPT, JoinAccept.LENGTHS)
         return cls(data[1:])
 
     def decrypt(self, app_key: bytes) -> JoinAccept:
