@@ -153,7 +153,7 @@ class JobsService:
         self._changed: dict[str, None] = {}  # ordered set of thing names
         self._notified: dict[str, tuple[tuple[tuple[str, str], ...], str | None]] = {}
         self._sequence = itertools.count(1)
-        self._timers: set[TimerHandle] = set()
+        self._timers: dict[int, TimerHandle] = {}  # id -> handle: handles need not be hashable
 
     def set_on_change(self, on_change: Callable[[str], None]) -> None:
         """`on_change(thing_name)`: something that notify/notify-next report may have changed."""
@@ -182,7 +182,7 @@ class JobsService:
     def reset(self) -> None:
         """Forget everything outside moto (timers, notification memory) between scenarios."""
         with self.lock:
-            for timer in self._timers:
+            for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
             self._notified.clear()
@@ -248,7 +248,7 @@ class JobsService:
 
         handle = self._scheduler.schedule(delay_s, fire)
         record.timers[kind] = (self._clock.epoch() + delay_s, handle)
-        self._timers.add(handle)
+        self._timers[id(handle)] = handle
 
     def _disarm(self, record: JobExecutionRecord, kind: str | None = None) -> None:
         kinds = list(record.timers) if kind is None else [kind]
@@ -256,7 +256,7 @@ class JobsService:
             entry = record.timers.pop(each, None)
             if entry is not None:
                 entry[1].cancel()
-                self._timers.discard(entry[1])
+                self._timers.pop(id(entry[1]), None)
 
     def _time_out(
         self, backend: IoTBackend, record: JobExecutionRecord, kind: str, handle: TimerHandle | None

@@ -92,12 +92,12 @@ class MqttBridge:
     def _handle_jobs(self, topic: str, thing_name: str, payload: bytes) -> Outgoing:
         client_token: str | None = None
         try:
+            document = decode_jobs_payload(payload)
+            client_token = client_token_of(document)
             try:
                 request_topic = parse_jobs_topic(topic)
             except TopicError as error:
                 raise JobsRejection(RejectedCode.INVALID_TOPIC, str(error)) from None
-            document = decode_jobs_payload(payload)
-            client_token = client_token_of(document)
             request = jobs_request(request_topic, document)
             body = self._serve_jobs(request_topic, request)
             out = [(accepted_topic(topic), encode(body))]
@@ -130,12 +130,12 @@ class MqttBridge:
     def _handle_shadow(self, topic: str, payload: bytes) -> Outgoing:
         client_token: str | None = None
         try:
+            document = decode_shadow_payload(payload)
+            client_token = client_token_of(document)
             try:
                 request_topic = parse_shadow_topic(topic)
             except TopicError as error:
                 raise ShadowRejection(400, str(error)) from None
-            document = decode_shadow_payload(payload)
-            client_token = client_token_of(document)
             return self._serve_shadow(request_topic, document, client_token)
         except ShadowRejection as rejection:
             body = shadow_rejected(rejection, self._now(), client_token)
