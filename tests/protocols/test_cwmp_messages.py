@@ -8,6 +8,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 
 from otaharness.protocols.cwmp import (
@@ -340,6 +342,29 @@ def test_header_entries_round_trip() -> None:
     flags = {etree.QName(node).localname: node.get(must) for node in root[0]}
     assert flags == {"ID": "1", "HoldRequests": "1", "NoMoreRequests": "0", "SessionTimeout": "0",
                      "SupportedCWMPVersions": "0", "UseCWMPVersion": "1"}
+
+
+XML_TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\t\r\n<>&'\""), max_size=40)
+
+
+@given(command_key=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=32),
+       url=XML_TEXT, username=XML_TEXT, password=XML_TEXT, file_size=st.integers(0, 2**32 - 1))
+def test_download_round_trips_any_text(command_key: str, url: str, username: str, password: str,
+                                       file_size: int) -> None:
+    download = Download(command_key=command_key, file_type=FIRMWARE_UPGRADE_IMAGE, url=url,
+                        username=username, password=password, file_size=file_size)
+    assert parse_envelope(build_envelope(Envelope(body=download))).body == download
+
+
+@given(value=XML_TEXT, name=XML_TEXT)
+def test_parameter_values_round_trip_any_text(value: str, name: str) -> None:
+    response = GetParameterValuesResponse(parameter_list=(ParameterValueStruct(name=name, value=value),))
+    assert parse_envelope(build_envelope(Envelope(body=response, namespace=CWMP_1_1))).body == response
+
+
+def test_control_characters_are_refused_as_invalid_arguments() -> None:
+    with pytest.raises(InvalidArguments, match="XML 1.0 cannot carry"):
+        build_envelope(Envelope(body=Reboot(command_key="a\x01")))
 
 
 # --- strict validation of what we send ----------------------------------------------------------

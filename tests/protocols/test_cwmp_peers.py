@@ -146,6 +146,13 @@ def test_qualified_children_and_other_prefix_for_xsd_types() -> None:
         ("A.b", "5", "xsd:unsignedInt"), ("A.c", "plain", "xsd:string"), ("A.d", "x", "xsd:string")]
 
 
+def test_body_before_header_is_fine() -> None:
+    data = (ENVELOPE_OPEN % CWMP_1_0.encode() + b"<SOAP-ENV:Body>" + DOWNLOAD_RESPONSE + b"</SOAP-ENV:Body>"
+            b'<SOAP-ENV:Header><cwmp:ID SOAP-ENV:mustUnderstand="1">late</cwmp:ID></SOAP-ENV:Header></SOAP-ENV:Envelope>')
+    message = parse_envelope(data)
+    assert (message.header.id, message.body.status) == ("late", 1)
+
+
 def test_unknown_header_without_must_understand_is_ignored() -> None:
     header = b'<v:Trace xmlns:v="urn:vendor">x</v:Trace><cwmp:HoldRequests SOAP-ENV:mustUnderstand="1">true</cwmp:HoldRequests>'
     assert parse_envelope(envelope(DOWNLOAD_RESPONSE, header=header)).header.hold_requests is True

@@ -27,6 +27,7 @@ from .rpcs import RPCS, Rpc
 from .safe_xml import DEFAULT_LIMITS, XmlLimits, parse_untrusted_xml
 from .values import format_boolean, parse_boolean, parse_integer
 
+
 @dataclass(frozen=True, kw_only=True)
 class Header:
     """CWMP SOAP header entries; None = absent."""

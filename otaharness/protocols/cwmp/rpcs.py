@@ -7,6 +7,7 @@ reverse. ``SINCE`` is the oldest namespace whose schema defines the RPC.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import ClassVar
@@ -72,7 +73,7 @@ class ParameterValueStruct(Struct):
     value_type: str = field(default="xsd:string")
 
     def check(self) -> None:
-        if not self.value_type.startswith("xsd:"):
+        if not re.fullmatch(r"xsd:[A-Za-z]+", self.value_type):
             raise InvalidArguments(f"Value type must be an xsd: type, got {self.value_type!r}")
         check_typed_value(self.value, self.value_type)
 

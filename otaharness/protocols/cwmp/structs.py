@@ -63,6 +63,8 @@ class _FieldSpec:
 
 
 _SCALAR_KINDS = (str, int, bool, datetime)
+# Complement of XML 1.0 §2.2 Char: control characters and surrogates cannot be sent at all.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _field_cache: dict[type, tuple[_FieldSpec, ...]] = {}
 
 
@@ -193,6 +195,8 @@ def _validate_value(spec: _FieldSpec, value: Any, where: str) -> None:
     elif kind is int and value not in wire.allowed:
         raise InvalidArguments(f"{where}: {value} is out of range")
     elif isinstance(value, str):
+        if _NOT_XML_CHAR.search(value):
+            raise InvalidArguments(f"{where}: {value!r} holds characters XML 1.0 cannot carry")
         if wire.max_length is not None and len(value) > wire.max_length:
             raise InvalidArguments(f"{where}: longer than {wire.max_length} characters")
         if wire.pattern is not None and not wire.pattern.fullmatch(value):
