@@ -54,6 +54,8 @@ DOWNLINK_CASES: list[tuple[MacCommand, str]] = [
     (TxParamSetupReq(downlink_dwell_time=True, uplink_dwell_time=False, max_eirp_index=5), "09 25"),
     (DlChannelReq(ch_index=1, frequency_hz=868_300_000), "0a 01 f87d84"),
     (DeviceTimeAns(gps_seconds=0x4D2F1E0A, fraction_256=0x80), "0d 0a1e2f4d 80"),
+    # LoRaWAN 1.0.3 §5.9 example: 2016-02-12 14:24:31 UTC = 1139322288 = 0x43E8ADB0 GPS seconds
+    (DeviceTimeAns(gps_seconds=1139322288), "0d b0ade843 00"),
 ]
 
 UPLINK_CASES: list[tuple[MacCommand, str]] = [

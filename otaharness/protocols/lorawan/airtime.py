@@ -1,4 +1,4 @@
-"""LoRa time on air (Semtech AN1200.13 / SX1276 datasheet §4.1.1.6).
+"""LoRa time on air (Semtech AN1200.13, LoRa Modem Designer's Guide).
 
 T_sym = 2^SF / BW; T_preamble = (n_preamble + 4.25) * T_sym;
 n_payload = 8 + max(ceil((8*PL - 4*SF + 28 + 16*CRC - 20*IH) / (4*(SF - 2*DE))) * (CR + 4), 0).

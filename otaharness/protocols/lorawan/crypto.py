@@ -1,4 +1,4 @@
-"""LoRaWAN 1.0.x cryptographic primitives (LoRaWAN 1.0.3 §4.3.3, §4.4, §6.2).
+"""LoRaWAN 1.0.x cryptographic primitives (LoRaWAN 1.0.3 §4.3.3, §4.4, §6.2.5, §6.2.6).
 
 Pure functions over bytes: AES-128 single blocks, AES-CMAC, the B0 block for
 data-frame MICs and the A_i keystream for FRMPayload encryption. Frame-level
@@ -70,7 +70,7 @@ def data_mic(nwk_s_key: bytes, message: bytes, *, dev_addr: int, fcnt: int, upli
 
 
 def join_mic(key: bytes, message: bytes) -> bytes:
-    """MIC of a join-request or join-accept: cmac(AppKey, MHDR | fields)[0:4] (§6.2.4, §6.2.5)."""
+    """MIC of a join-request or join-accept: cmac(AppKey, MHDR | fields)[0:4] (§6.2.5, §6.2.6)."""
     return aes_cmac(key, message)[:MIC_SIZE]
 
 

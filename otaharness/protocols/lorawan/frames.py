@@ -1,4 +1,4 @@
-"""LoRaWAN 1.0.x PHYPayload codec (LoRaWAN 1.0.3 §4 and §6.2).
+"""LoRaWAN 1.0.x PHYPayload codec (LoRaWAN 1.0.3 §4, §6.2.5, §6.2.6).
 
 ``PHYPayload = MHDR(1) | MACPayload | MIC(4)``; a join-accept's MACPayload and
 MIC travel encrypted. Dataclasses hold the fields as they are on the wire
@@ -157,7 +157,7 @@ class DataFrame:
         else:
             check_uint("FPort", self.fport, 8)
             if self.fport == 0 and self.fopts:
-                # §4.3.1.6: MAC commands go either in FOpts or in an FPort 0 payload, never both.
+                # §4.3.1.6, §5: MAC commands go either in FOpts or in an FPort 0 payload, never both.
                 raise LoRaWANError("FPort 0 (MAC commands in FRMPayload) with non-empty FOpts")
         _check_mic(self.mic)
 
@@ -255,7 +255,7 @@ def build_data_frame(
 
 @dataclass(frozen=True)
 class JoinRequest:
-    """Join-request (§6.2.4): MHDR | AppEUI(8, LE) | DevEUI(8, LE) | DevNonce(2, LE) | MIC."""
+    """Join-request (§6.2.5): MHDR | AppEUI(8, LE) | DevEUI(8, LE) | DevNonce(2, LE) | MIC."""
 
     LENGTH: ClassVar[int] = 1 + 8 + 8 + 2 + MIC_SIZE
 
@@ -294,7 +294,7 @@ def build_join_request(*, app_eui: int, dev_eui: int, dev_nonce: int, app_key: b
 
 
 def _check_join_frame(data: bytes, mtype: MType, lengths: tuple[int, ...]) -> None:
-    """Join frames have fixed lengths (§6.2.4, §6.2.5) and their own MType."""
+    """Join frames have fixed lengths (§6.2.5, §6.2.6) and their own MType."""
     what = mtype.name.lower().replace("_", "-")
     need(what, data, min(lengths))
     if len(data) not in lengths:
@@ -309,7 +309,7 @@ CF_LIST_LENGTH = 16
 
 @dataclass(frozen=True)
 class JoinAccept:
-    """Join-accept in clear (§6.2.5).
+    """Join-accept in clear (§6.2.6).
 
     MHDR | AppNonce(3, LE) | NetID(3, LE) | DevAddr(4, LE) | DLSettings(1) | RxDelay(1) | CFList(16, optional) | MIC.
     DLSettings: bit 7 RFU (OptNeg in 1.1, ignored here), 6:4 RX1DRoffset, 3:0 RX2DataRate.
@@ -369,7 +369,7 @@ class JoinAccept:
         return join_mic(app_key, self.signed_part()) == self.mic
 
     def encrypt(self, app_key: bytes) -> EncryptedJoinAccept:
-        """§6.2.5: the network encrypts with AES *decrypt* so the device only needs AES encrypt."""
+        """§6.2.6: the network encrypts with AES *decrypt* so the device only needs AES encrypt."""
         return EncryptedJoinAccept(aes128_decrypt(app_key, self.to_bytes()[1:]))
 
 

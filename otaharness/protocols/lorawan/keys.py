@@ -1,4 +1,4 @@
-"""Session key derivation: OTAA (LoRaWAN 1.0.3 §6.2.5) and multicast (TS005 v1.0.0 §3.x).
+"""Session key derivation: OTAA (LoRaWAN 1.0.3 §6.2.6) and multicast (TS005).
 
 All derivations are one AES-128-ECB encryption of a 16-octet block built as
 ``prefix | fields in wire (little-endian) order | zero padding``.
@@ -29,7 +29,7 @@ def _derive(key: bytes, prefix: int, fields: bytes) -> bytes:
 
 
 def derive_session_keys(app_key: bytes, *, join_nonce: int, net_id: int, dev_nonce: int) -> SessionKeys:
-    """OTAA keys (LoRaWAN 1.0.3 §6.2.5).
+    """OTAA keys (LoRaWAN 1.0.3 §6.2.6).
 
     NwkSKey = aes128_encrypt(AppKey, 0x01 | AppNonce | NetID | DevNonce | pad16)
     AppSKey = aes128_encrypt(AppKey, 0x02 | AppNonce | NetID | DevNonce | pad16)

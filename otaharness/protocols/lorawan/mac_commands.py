@@ -1,4 +1,4 @@
-"""LoRaWAN 1.0.x MAC commands for class A/C devices (LoRaWAN 1.0.3 §5, Table 4).
+"""LoRaWAN 1.0.x MAC commands for class A/C devices (LoRaWAN 1.0.3 §5, Table 5).
 
 A MAC command is ``CID(1) | payload``; several are concatenated in FOpts (at most
 15 octets) or in an FPort 0 FRMPayload. Request and answer share a CID, so the
@@ -59,7 +59,7 @@ def _check_fields(command: object, widths: dict[str, int]) -> None:
         check_uint(f"{type(command).__name__}.{name}", getattr(command, name), bits)
 
 
-# --- 0x02 LinkCheck (§5.2) ---
+# --- 0x02 LinkCheck (§5.1) ---
 
 @dataclass(frozen=True)
 class LinkCheckReq(MacCommand):
@@ -89,7 +89,7 @@ class LinkCheckAns(MacCommand):
         return cls(margin=payload[0], gw_cnt=payload[1])
 
 
-# --- 0x03 LinkADR (§5.3) ---
+# --- 0x03 LinkADR (§5.2) ---
 
 @dataclass(frozen=True)
 class LinkADRReq(MacCommand):
@@ -133,7 +133,7 @@ class LinkADRAns(_StatusAnswer):
     power_ack: bool = True
 
 
-# --- 0x04 DutyCycle (§5.4) ---
+# --- 0x04 DutyCycle (§5.3) ---
 
 @dataclass(frozen=True)
 class DutyCycleReq(MacCommand):
@@ -162,7 +162,7 @@ class DutyCycleAns(MacCommand):
     UPLINK = True
 
 
-# --- 0x05 RXParamSetup (§5.5) ---
+# --- 0x05 RXParamSetup (§5.4) ---
 
 @dataclass(frozen=True)
 class RXParamSetupReq(MacCommand):
@@ -202,7 +202,7 @@ class RXParamSetupAns(_StatusAnswer):
     rx1_dr_offset_ack: bool = True
 
 
-# --- 0x06 DevStatus (§5.6) ---
+# --- 0x06 DevStatus (§5.5) ---
 
 @dataclass(frozen=True)
 class DevStatusReq(MacCommand):
@@ -240,7 +240,7 @@ class DevStatusAns(MacCommand):
         return cls(battery=payload[0], margin=margin - 64 if margin >= 32 else margin)
 
 
-# --- 0x07 NewChannel (§5.7) ---
+# --- 0x07 NewChannel (§5.6) ---
 
 @dataclass(frozen=True)
 class NewChannelReq(MacCommand):
@@ -280,7 +280,7 @@ class NewChannelAns(_StatusAnswer):
     data_rate_range_ok: bool = True
 
 
-# --- 0x08 RXTimingSetup (§5.8) ---
+# --- 0x08 RXTimingSetup (§5.7) ---
 
 @dataclass(frozen=True)
 class RXTimingSetupReq(MacCommand):
@@ -313,9 +313,9 @@ class RXTimingSetupAns(MacCommand):
     UPLINK = True
 
 
-# --- 0x09 TxParamSetup (§5.9, LoRaWAN 1.0.2+) ---
+# --- 0x09 TxParamSetup (§5.8, LoRaWAN 1.0.2+) ---
 
-# MaxEIRP index → dBm (§5.9 table).
+# MaxEIRP index → dBm (§5.8).
 MAX_EIRP_DBM: tuple[int, ...] = (8, 10, 12, 13, 14, 16, 18, 20, 21, 24, 26, 27, 29, 30, 33, 36)
 
 
@@ -353,7 +353,7 @@ class TxParamSetupAns(MacCommand):
     UPLINK = True
 
 
-# --- 0x0A DlChannel (§5.10, LoRaWAN 1.0.2+) ---
+# --- 0x0A DlChannel (§5.6, LoRaWAN 1.0.2+) ---
 
 @dataclass(frozen=True)
 class DlChannelReq(MacCommand):
@@ -390,7 +390,7 @@ class DlChannelAns(_StatusAnswer):
     uplink_frequency_exists: bool = True
 
 
-# --- 0x0D DeviceTime (§5.12, LoRaWAN 1.0.3) ---
+# --- 0x0D DeviceTime (§5.9, LoRaWAN 1.0.3) ---
 
 @dataclass(frozen=True)
 class DeviceTimeReq(MacCommand):

@@ -164,7 +164,7 @@ EU868 = Region(
 )
 
 
-# --- Frequency fields: 24-bit little-endian, units of 100 Hz (LoRaWAN 1.0.3 §5.5, §5.7) ---
+# --- Frequency fields: 24-bit little-endian, units of 100 Hz (LoRaWAN 1.0.3 §5.4, §5.6) ---
 
 FREQUENCY_UNIT_HZ = 100
 
