@@ -12,6 +12,7 @@ malformed frames raise :class:`~.errors.LoRaWANError` subclasses.
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import ClassVar
@@ -216,7 +217,7 @@ class DataFrame:
 
     def mic_is_valid(self, nwk_s_key: bytes, fcnt: int) -> bool:
         """True if the MIC matches NwkSKey and the full 32-bit ``fcnt``."""
-        return self.compute_mic(nwk_s_key, fcnt) == self.mic
+        return hmac.compare_digest(self.compute_mic(nwk_s_key, fcnt), self.mic)
 
     def decrypt_payload(self, keys: SessionKeys, fcnt: int) -> bytes:
         """Plain FRMPayload: NwkSKey for FPort 0, AppSKey otherwise (§4.3.3)."""
@@ -285,7 +286,7 @@ class JoinRequest:
                    dev_nonce=int.from_bytes(data[17:19], "little"), mic=data[19:])
 
     def mic_is_valid(self, app_key: bytes) -> bool:
-        return join_mic(app_key, self.signed_part()) == self.mic
+        return hmac.compare_digest(join_mic(app_key, self.signed_part()), self.mic)
 
 
 def build_join_request(*, app_eui: int, dev_eui: int, dev_nonce: int, app_key: bytes) -> JoinRequest:
@@ -366,7 +367,7 @@ class JoinAccept:
         )
 
     def mic_is_valid(self, app_key: bytes) -> bool:
-        return join_mic(app_key, self.signed_part()) == self.mic
+        return hmac.compare_digest(join_mic(app_key, self.signed_part()), self.mic)
 
     def encrypt(self, app_key: bytes) -> EncryptedJoinAccept:
         """§6.2.6: the network encrypts with AES *decrypt* so the device only needs AES encrypt."""
