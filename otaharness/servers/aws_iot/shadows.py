@@ -3,6 +3,7 @@ get_thing_shadow sees what a tracker reported). Messages per AWS `device-shadow-
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Callable
@@ -24,8 +25,9 @@ class ShadowUpdateResult:
 
 
 def _document(shadow: FakeShadow) -> dict[str, Any]:
-    """state (without delta), metadata and version, as in `update/documents`."""
-    document = shadow.to_dict(include_delta=False)
+    """state (without delta), metadata and version, as in `update/documents`; a deep copy,
+    since moto's update merges into the previous shadow's nested dicts."""
+    document = copy.deepcopy(shadow.to_dict(include_delta=False))
     document.pop("timestamp", None)
     return document
 
