@@ -82,8 +82,16 @@ def octets(offset: int, size: int | None = None) -> Any:
     return dataclasses.field(metadata={"wire": _Wire("octets", offset, size)})
 
 
-def _wire_fields(cls: type) -> list[tuple[str, _Wire]]:
-    return [(f.name, f.metadata["wire"]) for f in dataclasses.fields(cls) if "wire" in f.metadata]
+_LAYOUTS: dict[type, tuple[tuple[str, _Wire], ...]] = {}
+
+
+def _wire_fields(cls: type) -> tuple[tuple[str, _Wire], ...]:
+    """The (name, wire position) pairs of a command class, in declaration order."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = tuple((f.name, f.metadata["wire"]) for f in dataclasses.fields(cls) if "wire" in f.metadata)
+        _LAYOUTS[cls] = layout
+    return layout
 
 
 def _read(spec: _Wire, body: bytes) -> Any:
@@ -157,12 +165,11 @@ class Command:
                 body[spec.offset : end] = value
                 continue
             body.extend(bytes(max(0, spec.end - len(body))))
-            if spec.kind == "sint":
-                body[spec.offset : spec.end] = value.to_bytes(spec.size, "little", signed=True)
-                continue
-            container = int.from_bytes(body[spec.offset : spec.end], "little")
-            container |= int(value) << spec.lsb
-            body[spec.offset : spec.end] = container.to_bytes(spec.size, "little")
+            size = spec.end - spec.offset
+            # sint: two's complement of the whole container; otherwise OR the bit field in
+            bits = value % (1 << 8 * size) if spec.kind == "sint" else int(value) << spec.lsb
+            container = int.from_bytes(body[spec.offset : spec.end], "little") | bits
+            body[spec.offset : spec.end] = container.to_bytes(size, "little")
         return bytes(body)
 
     def to_bytes(self) -> bytes:

@@ -7,7 +7,7 @@ every step is AES-128-ECB of one 16-octet block; `pad16` zero-fills to 16 octets
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Mapping, Self
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -169,7 +169,7 @@ class McClassBSessionReq(_McSessionReq):
     periodicity: int = uint(5, 1, lsb=4, width=3)
 
 
-def _session_accepted(fields: dict[str, Any]) -> bool:
+def _session_accepted(fields: Mapping[str, Any]) -> bool:
     return not (fields["dr_error"] or fields["freq_error"] or fields["mc_group_undefined"])
 
 
