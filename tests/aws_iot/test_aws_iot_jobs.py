@@ -8,7 +8,7 @@ import threading
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import START_EPOCH, Harness
+from aws_iot_harness import START_EPOCH, Harness
 
 T0 = int(START_EPOCH)
 JOBS = "$aws/things/{thing}/jobs"

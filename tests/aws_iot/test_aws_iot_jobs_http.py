@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import START_EPOCH, Harness
+from aws_iot_harness import START_EPOCH, Harness
 
 from otaharness.servers.aws_iot.jobs import LoopScheduler
 from otaharness.servers.aws_iot.jobs_http import JobsHttpApi

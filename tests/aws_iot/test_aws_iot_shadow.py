@@ -7,7 +7,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import START_EPOCH, Harness
+from aws_iot_harness import START_EPOCH, Harness
 
 T0 = int(START_EPOCH)
 SHADOW = "$aws/things/fota/shadow"

@@ -1,0 +1,120 @@
+"""End to end on a real mosquitto: AwsIotBackend (moto + bridge + iot-jobs-data) and a device on
+the runtime's MqttClient doing notify-next, start-next, update and a shadow report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from otaharness.servers.aws_iot import AwsIotBackend
+
+mqtt = pytest.importorskip("otaharness.runtime.mqtt")
+clock_module = pytest.importorskip("otaharness.runtime.clock")
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
+JOBS = "$aws/things/fota/jobs"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[int]:
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    process = subprocess.Popen([str(MOSQUITTO), "-c", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    pytest.fail("mosquitto exited at start")
+                time.sleep(0.02)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
+
+
+@pytest.fixture
+async def backend(mosquitto: int) -> AsyncIterator[AwsIotBackend]:
+    aws = AwsIotBackend(clock_module.RealClock())
+    await aws.start("127.0.0.1", mosquitto)
+    yield aws
+    aws.reset()
+    await aws.stop()
+
+
+class Device:
+    """A tracker on MqttClient: every received message goes to one queue per topic."""
+
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.MqttClient("fota", "127.0.0.1", port)
+        self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+
+    async def subscribe(self, *topics: str) -> None:
+        for topic in topics:
+            self.queues[topic] = asyncio.Queue()
+            self.client.add_handler(topic, self._receive)
+            await self.client.subscribe(topic, qos=1)
+
+    def _receive(self, topic: str, payload: bytes) -> None:
+        self.queues[topic].put_nowait(json.loads(payload))
+
+    async def next(self, topic: str) -> dict[str, Any]:
+        return await asyncio.wait_for(self.queues[topic].get(), 5)
+
+
+async def test_tracker_runs_a_fota_job_through_mosquitto(backend: AwsIotBackend, mosquitto: int) -> None:
+    iot = backend.client("iot")
+    assert set(backend.endpoints()) == {"aws", "iot-jobs-data", "mqtt"}
+    arn = (await asyncio.to_thread(iot.create_thing, thingName="fota"))["thingArn"]
+    device = Device(mosquitto)
+    await device.client.connect()
+    try:
+        await device.subscribe(f"{JOBS}/notify-next", f"{JOBS}/start-next/accepted",
+                               f"{JOBS}/job1/update/accepted", "$aws/things/fota/shadow/update/accepted")
+        await asyncio.to_thread(iot.create_job, jobId="job1", targets=[arn],
+                                document=json.dumps({"operation": "app_fw_update", "fwversion": "1.0.1"}))
+        announced = await device.next(f"{JOBS}/notify-next")  # published from moto's thread
+        assert announced["execution"]["jobId"] == "job1" and announced["execution"]["status"] == "QUEUED"
+
+        await device.client.publish(f"{JOBS}/start-next", {"clientToken": "tok-1"}, qos=1)
+        started = await device.next(f"{JOBS}/start-next/accepted")
+        assert started["clientToken"] == "tok-1"
+        assert (started["execution"]["status"], started["execution"]["versionNumber"]) == ("IN_PROGRESS", 2)
+
+        await device.client.publish(f"{JOBS}/job1/update",
+                                    {"status": "SUCCEEDED", "expectedVersion": "2", "clientToken": "tok-2",
+                                     "includeJobExecutionState": True}, qos=1)
+        updated = await device.next(f"{JOBS}/job1/update/accepted")
+        assert updated["executionState"]["status"] == "SUCCEEDED" and updated["clientToken"] == "tok-2"
+        assert await device.next(f"{JOBS}/notify-next") == {"timestamp": updated["timestamp"]}
+
+        execution = (await asyncio.to_thread(iot.describe_job_execution, jobId="job1", thingName="fota"))["execution"]
+        assert (execution["status"], execution["versionNumber"]) == ("SUCCEEDED", 3)
+
+        await device.client.publish("$aws/things/fota/shadow/update",
+                                    {"state": {"reported": {"dev": {"v": {"appV": "1.0.1"}}}}}, qos=1)
+        await device.next("$aws/things/fota/shadow/update/accepted")
+        shadow = await asyncio.to_thread(backend.client("iot-data").get_thing_shadow, thingName="fota")
+        assert json.loads(shadow["payload"].read())["state"]["reported"]["dev"]["v"]["appV"] == "1.0.1"
+    finally:
+        await device.client.disconnect()
