@@ -25,7 +25,7 @@ from otaharness.protocols.fuota.fec import (
     padding_for,
     prbs23,
 )
-from otaharness.protocols.fuota.fragmentation import FragSessionSetupReq, FragSessionStatusAns
+from otaharness.protocols.fuota.fragmentation import FragSessionSetupReq, FragSessionStatusAns, data_fragments
 
 M4_UNCODED = bytes.fromhex("01020304" "10203040" "0a0b0c0d" "a0b0c0d0")
 
@@ -139,15 +139,8 @@ def test_padding_fills_the_last_fragment_with_zeros_and_sets_up_the_session() ->
     block = encode_block(image, frag_size=48, redundancy=5)
     assert (block.nb_frag, block.padding) == (20, 13)
     assert block.fragments[19].endswith(bytes(13)) and block.fragments[19][:35] == image[-35:]
-    setup = FragSessionSetupReq(
-        mc_group_bit_mask=1,
-        frag_index=0,
-        nb_frag=block.nb_frag,
-        frag_size=block.frag_size,
-        block_ack_delay=3,
-        frag_algo=0,
-        padding=block.padding,
-        descriptor=bytes.fromhex("01020304"),
+    setup = FragSessionSetupReq.for_block(
+        block, frag_index=0, mc_group_bit_mask=1, block_ack_delay=3, descriptor=bytes.fromhex("01020304")
     )
     assert setup.to_bytes() == bytes.fromhex("02 01 1400 30 03 0d 01020304")  # sheet §2 example
     assert padding_for(960, 48) == 0 and padding_for(961, 48) == 47
@@ -261,14 +254,34 @@ def test_bad_session_parameters_raise(nb_frag: int, frag_size: int, padding: int
         FragmentDecoder(nb_frag, frag_size, padding)
 
 
-def test_fragments_from_parsed_data_fragment_frames() -> None:
-    block = encode_block(M4_UNCODED, 4, 2)
-    decoder = FragmentDecoder(4, 4)
+def test_data_fragment_frames_from_encoder_to_decoder() -> None:
+    block = encode_block(M4_UNCODED, 4, 6)
+    frames = [command.to_bytes() for command in data_fragments(block, frag_index=2)]
+    assert frames[4] == bytes.fromhex("08 0580 0b090f09")  # N = 5, FragIndex 2 in bits 15:14
+    request = FragSessionSetupReq.for_block(
+        block, frag_index=2, mc_group_bit_mask=1, block_ack_delay=0, descriptor=bytes(4)
+    )
+    (setup,) = FRAGMENTATION.parse_downlink(request.to_bytes())
+    decoder = setup.decoder(profile=LORAMAC_NODE_PROFILE)
     for n in (2, 4, 5, 6):  # one DataFragment per frame: its payload runs to the frame's end
-        frame = bytes([0x08]) + n.to_bytes(2, "little") + block.fragments[n - 1]
-        (fragment,) = FRAGMENTATION.parse_downlink(frame)
+        (fragment,) = FRAGMENTATION.parse_downlink(frames[n - 1])
         decoder.push(fragment.n, fragment.payload)
     assert decoder.state is DecoderState.RECEIVING and decoder.fragments_needed == 1
+    (fragment,) = FRAGMENTATION.parse_downlink(frames[7])
+    assert decoder.push(fragment.n, fragment.payload) is DecoderState.COMPLETE
+    assert decoder.block() == M4_UNCODED
+
+
+def test_loramac_node_notices_trailing_losses_only_at_the_first_coded_fragment() -> None:
+    block = encode_block(bytes(range(80)), 4, 3)
+    loramac = FragmentDecoder(20, 4, profile=LORAMAC_NODE_PROFILE)
+    specification = FragmentDecoder(20, 4)
+    feed(loramac, block.fragments, list(range(1, 19)))  # N = 19 and 20 lost
+    feed(specification, block.fragments, list(range(1, 19)))
+    assert (loramac.status().missing_frag, loramac.status().nb_frag_received) == (0, 18)
+    assert (specification.status().missing_frag, specification.status().nb_frag_received) == (2, 18)
+    loramac.push(21, block.fragments[20])
+    assert (loramac.status().missing_frag, loramac.status().nb_frag_received) == (2, 21)
 
 
 # --------------------------------------------------------------------------- decoder properties

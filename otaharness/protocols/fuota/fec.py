@@ -203,9 +203,11 @@ class FragmentDecoder:
     * block store M×F octets — also holds each pivot's partly reduced data in the slot of its
       leading unknown fragment, as FragDecoder does with its file;
     * per fragment: a known flag (1 octet) and a pivot index (4 octets);
-    * pivot equations P×⌈M/8⌉ octets bit-packed (+4 octets each for the leading column);
-      `max_missing` caps the number of lost uncoded fragments it will work on, like
-      FRAG_MAX_REDUNDANCY; beyond it the state becomes MATRIX_MEMORY_EXCEEDED;
+    * pivot equations bit-packed, ⌈M/8⌉ octets each (+4 for the leading column), allocated
+      in doubling steps: at most min(2·P, M) rows;
+    * `max_missing` caps the lost uncoded fragments it will work on, like LoRaMac-node's
+      FRAG_MAX_REDUNDANCY: if more are missing when a coded fragment arrives the state becomes
+      MATRIX_MEMORY_EXCEEDED (with out-of-order delivery, fragments not arrived yet count);
     * temporaries per fragment: one row of M bools, ⌈M/8⌉ and F octets.
 
     The block is only handed out once every fragment is known, and every answer it gives
@@ -383,7 +385,7 @@ class FragmentDecoder:
 
     def _add_pivot(self, row: np.ndarray, leading: int) -> int:
         if self._pivots == self._pivot_rows.shape[0]:
-            capacity = max(8, 2 * self._pivots)
+            capacity = min(max(8, 2 * self._pivots), self.nb_frag)
             grown = np.zeros((capacity, self._row_octets), dtype=np.uint8)
             grown[: self._pivots] = self._pivot_rows[: self._pivots]
             self._pivot_rows = grown

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ._codec import Command, Package, PackageVersionAns, PackageVersionReq, flag, octets, uint
-from .fec import FragmentDecoder
+from .fec import SPECIFICATION_PROFILE, DecoderProfile, EncodedBlock, FragmentDecoder
 
 FPORT = 201
 PACKAGE_IDENTIFIER = 3
@@ -63,6 +63,36 @@ class FragSessionSetupReq(Command):
     frag_algo: int = uint(4, 1, lsb=3, width=3)
     padding: int = uint(5, 1)  # filler octets at the end of the last uncoded fragment
     descriptor: bytes = octets(6, 4)  # free-form, e.g. a firmware identifier
+
+    @classmethod
+    def for_block(
+        cls,
+        block: EncodedBlock,
+        *,
+        frag_index: int,
+        mc_group_bit_mask: int,
+        block_ack_delay: int,
+        descriptor: bytes,
+    ) -> FragSessionSetupReq:
+        """The setup request announcing `block` (NbFrag, FragSize and Padding from it)."""
+        return cls(
+            mc_group_bit_mask=mc_group_bit_mask,
+            frag_index=frag_index,
+            nb_frag=block.nb_frag,
+            frag_size=block.frag_size,
+            block_ack_delay=block_ack_delay,
+            frag_algo=FRAG_ALGO_PARITY,
+            padding=block.padding,
+            descriptor=descriptor,
+        )
+
+    def decoder(
+        self, *, profile: DecoderProfile = SPECIFICATION_PROFILE, max_missing: int | None = None
+    ) -> FragmentDecoder:
+        """A receiver for the session this request sets up."""
+        return FragmentDecoder(
+            self.nb_frag, self.frag_size, self.padding, profile=profile, max_missing=max_missing
+        )
 
     @property
     def data_block_size(self) -> int:
@@ -123,6 +153,14 @@ class DataFragment(Command):
     n: int = uint(0, 2, width=14)
     frag_index: int = uint(0, 2, lsb=14, width=2)
     payload: bytes = octets(2)
+
+
+def data_fragments(block: EncodedBlock, frag_index: int) -> list[DataFragment]:
+    """Every fragment of `block` as the DataFragment command that carries it (N = 1, 2, …)."""
+    return [
+        DataFragment(n=n, frag_index=frag_index, payload=fragment)
+        for n, fragment in enumerate(block.fragments, start=1)
+    ]
 
 
 FRAGMENTATION = Package(
