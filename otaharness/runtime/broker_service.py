@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from otaharness.runtime.broker import choose_broker
 
@@ -16,6 +17,10 @@ class BrokerService:
 
     def endpoints(self) -> dict[str, str]:
         return {"mqtt": self.broker.url}
+
+    def log_files(self) -> dict[str, Path]:
+        path = getattr(self.broker, "log_path", None)
+        return {"broker": path} if path is not None else {}
 
     async def stop(self) -> None:
         remove = getattr(self.runtime.clock, "remove_quiet_probe", None)

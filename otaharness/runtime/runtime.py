@@ -57,10 +57,6 @@ class Device(Protocol):
     async def power_cut(self) -> None: ...
 
 
-class ScenarioSkipped(Exception):
-    """The scenario cannot run against the configured target (the reason says why)."""
-
-
 def raise_fd_limit() -> int:
     """Thousands of emulated clients need thousands of descriptors: lift the soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -153,10 +149,6 @@ class Runtime:
     def target(self, flow: str) -> Target:
         return self.config.target(flow)
 
-    def require_embedded(self, flow: str, why: str) -> None:
-        if not self.target(flow).embedded:
-            raise ScenarioSkipped(f"{flow} runs against an external target; {why}")
-
     async def service(self, name: str) -> Service:
         """The running service ``name``, started on first use."""
         service = self._services.get(name)
@@ -173,6 +165,24 @@ class Runtime:
         for name in names:
             result.update((await self.service(name)).endpoints())
         return result
+
+    def endpoint_url(self, name: str) -> str:
+        """The URL of a running service's endpoint, by name (case-insensitive)."""
+        known: dict[str, str] = {}
+        for service in self._services.values():
+            known.update((key.lower(), url) for key, url in service.endpoints().items())
+        try:
+            return known[name.lower()]
+        except KeyError:
+            raise LookupError(f"no running endpoint named {name!r} (running: "
+                              f"{', '.join(sorted(known)) or 'none'})") from None
+
+    def log_files(self) -> dict[str, Path]:
+        """Log files of the running services (e.g. the broker's), for a failed scenario."""
+        found: dict[str, Path] = {}
+        for service in self._services.values():
+            found.update(getattr(service, "log_files", dict)())
+        return found
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         self._cleanups.append(cleanup)

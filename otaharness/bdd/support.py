@@ -1,0 +1,92 @@
+"""What step modules share: the scenario runtime, ``${name}`` values, durations, JSON matching."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from otaharness.runtime.runtime import Runtime
+
+_DURATION = re.compile(
+    r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|milliseconds?|s|seconds?|min|minutes?|h|hours?|"
+    r"d|days?|weeks?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"ms": 0.001, "millisecond": 0.001, "s": 1, "second": 1, "min": 60, "minute": 60,
+                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400, "week": 604800}
+_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+def ota(context) -> Runtime:
+    runtime = getattr(context, "ota", None)
+    if runtime is None:
+        raise RuntimeError("no otaharness runtime: is otaharness.bdd.environment in environment.py?")
+    return runtime
+
+
+def parse_duration(text: str) -> float:
+    """'30 minutes', '1 hour', '2 days', '90 s', '250 ms' → seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"not a duration: {text!r} (try '30 minutes', '2 hours', '3 days')")
+    unit = match["unit"].lower()
+    unit = unit[:-1] if unit.endswith("s") and unit not in ("s", "ms") else unit
+    return float(match["n"]) * _UNIT_SECONDS[unit]
+
+
+def lookup(values: dict[str, Any], path: str) -> Any:
+    """``a.b.0.c`` in nested dicts and lists."""
+    current: Any = values
+    for part in path.split("."):
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            raise KeyError(f"no value `{path}` (known: {', '.join(sorted(values)) or 'none'})")
+    return current
+
+
+def substitute(text: str, values: dict[str, Any]) -> str:
+    """Replace ``${name}`` (dotted paths allowed) with scenario values."""
+
+    def value(match: re.Match) -> str:
+        found = lookup(values, match[1].strip())
+        return found if isinstance(found, str) else json.dumps(found)
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+def json_argument(context) -> Any:
+    """The step's doc string, with ``${name}`` substituted, parsed as JSON."""
+    if context.text is None:
+        raise ValueError("this step needs a JSON doc string")
+    text = substitute(context.text, ota(context).values)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"the step's doc string is not JSON ({exc}):\n{text}") from exc
+
+
+def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
+    """Where ``actual`` does not contain ``expected`` (objects match on the expected keys only)."""
+    here = path or "(top)"
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return [f"{here}: expected an object, got {actual!r}"]
+        found = []
+        for key, value in expected.items():
+            if key not in actual:
+                found.append(f"{path}.{key}".lstrip(".") + ": missing")
+            else:
+                found += mismatches(value, actual[key], f"{path}.{key}".lstrip("."))
+        return found
+    if isinstance(expected, list):
+        if not isinstance(actual, list) or len(actual) != len(expected):
+            return [f"{here}: expected {expected!r}, got {actual!r}"]
+        found = []
+        for index, (item, other) in enumerate(zip(expected, actual)):
+            found += mismatches(item, other, f"{path}.{index}".lstrip("."))
+        return found
+    if expected != actual or isinstance(expected, bool) != isinstance(actual, bool):
+        return [f"{here}: expected {expected!r}, got {actual!r}"]
+    return []
