@@ -6,6 +6,8 @@ examples, the LoRaMac-node transcript) or are written out by hand from its table
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -422,7 +424,7 @@ def test_error_messages_say_what_is_wrong() -> None:
         lambda: ts006.DevRebootCountdownReq(countdown=1 << 24),
     ],
 )
-def test_out_of_range_fields_are_refused(build) -> None:  # type: ignore[no-untyped-def]
+def test_out_of_range_fields_are_refused(build: Callable[[], object]) -> None:
     with pytest.raises(FuotaCodecError):
         build()
 

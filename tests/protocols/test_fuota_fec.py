@@ -7,6 +7,8 @@ written independently below with Python integers as bit sets.
 
 from __future__ import annotations
 
+from random import Random
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -16,6 +18,7 @@ from otaharness.protocols.fuota import FRAGMENTATION, FuotaCodecError
 from otaharness.protocols.fuota.fec import (
     LORAMAC_NODE_PROFILE,
     MAX_N,
+    DecoderProfile,
     SPECIFICATION_PROFILE,
     DecoderState,
     FecError,
@@ -299,7 +302,9 @@ def sessions(draw: st.DrawFn) -> tuple[bytes, int, int, list[int]]:
     return image, frag_size, redundancy, arrivals
 
 
-def check_decoding(image: bytes, frag_size: int, redundancy: int, arrivals: list[int], profile) -> None:  # type: ignore[no-untyped-def]
+def check_decoding(
+    image: bytes, frag_size: int, redundancy: int, arrivals: list[int], profile: DecoderProfile
+) -> None:
     block = encode_block(image, frag_size, redundancy)
     decoder = FragmentDecoder(block.nb_frag, frag_size, block.padding, profile=profile)
     equations: list[int] = []
@@ -330,7 +335,9 @@ def test_in_order_losses_decode_exactly_when_solvable(session: tuple[bytes, int,
 
 @settings(max_examples=250, deadline=None)
 @given(session=sessions(), random=st.randoms(use_true_random=False))
-def test_any_arrival_order_decodes_exactly_when_solvable(session, random) -> None:  # type: ignore[no-untyped-def]
+def test_any_arrival_order_decodes_exactly_when_solvable(
+    session: tuple[bytes, int, int, list[int]], random: Random
+) -> None:
     image, frag_size, redundancy, arrivals = session
     shuffled = list(arrivals)
     random.shuffle(shuffled)

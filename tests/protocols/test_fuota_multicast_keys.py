@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
 from otaharness.protocols.fuota import FuotaCodecError
@@ -63,6 +65,6 @@ def test_setup_request_carries_what_the_device_decrypts() -> None:
         lambda: ts005.McSessionKeys.derive(MC_KEY, -1),
     ],
 )
-def test_bad_key_material_raises_the_package_error(call) -> None:  # type: ignore[no-untyped-def]
+def test_bad_key_material_raises_the_package_error(call: Callable[[], object]) -> None:
     with pytest.raises(FuotaCodecError):
         call()
