@@ -112,9 +112,10 @@ class JobExecutionRecord(FakeJobExecution):
         self.thing_name = thing_name
         self.sequence = sequence  # creation order: the pending list is FIFO
         self.clock = clock
-        self.queued_at: int = queued_at
-        self.started_at: int | None = None
-        self.last_updated_at: int = queued_at
+        # Epoch seconds rather than moto's datetimes: its JSON serialiser sends either as a number.
+        self.queued_at: int = queued_at  # type: ignore[assignment]
+        self.started_at: int | None = None  # type: ignore[assignment]
+        self.last_updated_at: int = queued_at  # type: ignore[assignment]
         self.execution_number = 1
         self.version_number = 1
         self.status_details_map: dict[str, str] = {}
@@ -124,8 +125,8 @@ class JobExecutionRecord(FakeJobExecution):
     def execution_status(self) -> Status:
         return Status(self.status)
 
-    @property
-    def approximate_seconds_before_time_out(self) -> int | None:  # type: ignore[override]
+    @property  # type: ignore[override]
+    def approximate_seconds_before_time_out(self) -> int | None:
         if not self.timers:
             return None
         deadline = min(deadline for deadline, _ in self.timers.values())
@@ -561,5 +562,5 @@ class JobsService:
         done = statuses and all(Status(s).is_terminal for s in statuses)
         if job.status == "IN_PROGRESS" and job.target_selection != "CONTINUOUS" and done:
             job.status = "COMPLETED"
-            job.completed_at = self.now()
-        job.last_updated_at = self.now()
+            job.completed_at = self.now()  # type: ignore[assignment]
+        job.last_updated_at = self.now()  # type: ignore[assignment]

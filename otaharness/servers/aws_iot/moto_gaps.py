@@ -119,34 +119,35 @@ def delete_job_execution(
         service.delete_execution(self, job_id, thing_name, execution_number, bool(force))
 
 
+def _change_group_membership(
+    backend: IoTBackend,
+    method: str,
+    follow: Callable[[JobsService, IoTBackend, str], None],
+    args: tuple[str, str | None, str, str | None],
+) -> None:
+    """moto's add/remove, then let CONTINUOUS jobs `follow` the thing in or out."""
+    thing_name, thing_arn = args[2], args[3]
+    with _locked_control_plane() as service:
+        _original(IoTBackend, method)(backend, *args)
+        follow(service, backend, backend._identify_thing(thing_name, thing_arn).thing_name)
+
+
 def add_thing_to_thing_group(
-    self: IoTBackend,
-    thing_group_name: str,
-    thing_group_arn: str | None,
-    thing_name: str,
-    thing_arn: str | None,
+    self: IoTBackend, thing_group_name: str, thing_group_arn: str | None, thing_name: str, thing_arn: str | None
 ) -> None:
     """Gap: CONTINUOUS jobs never reach things added to their target group later."""
-    with _locked_control_plane() as service:
-        _original(IoTBackend, "add_thing_to_thing_group")(
-            self, thing_group_name, thing_group_arn, thing_name, thing_arn
-        )
-        service.things_joined_group(self, self._identify_thing(thing_name, thing_arn).thing_name)
+    _change_group_membership(
+        self, "add_thing_to_thing_group", JobsService.things_joined_group, (thing_group_name, thing_group_arn, thing_name, thing_arn)
+    )
 
 
 def remove_thing_from_thing_group(
-    self: IoTBackend,
-    thing_group_name: str,
-    thing_group_arn: str | None,
-    thing_name: str,
-    thing_arn: str | None,
+    self: IoTBackend, thing_group_name: str, thing_group_arn: str | None, thing_name: str, thing_arn: str | None
 ) -> None:
     """Gap: a thing leaving a CONTINUOUS job's group keeps its execution (AWS: REMOVED)."""
-    with _locked_control_plane() as service:
-        _original(IoTBackend, "remove_thing_from_thing_group")(
-            self, thing_group_name, thing_group_arn, thing_name, thing_arn
-        )
-        service.things_left_group(self, self._identify_thing(thing_name, thing_arn).thing_name)
+    _change_group_membership(
+        self, "remove_thing_from_thing_group", JobsService.things_left_group, (thing_group_name, thing_group_arn, thing_name, thing_arn)
+    )
 
 
 # --------------------------------------------------------------------------------------------
