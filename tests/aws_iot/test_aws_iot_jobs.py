@@ -398,7 +398,8 @@ def test_delete_job_removes_its_executions(harness: Harness) -> None:
 def test_job_completes_when_every_execution_ended(harness: Harness) -> None:
     arns = [harness.thing(name) for name in ("a", "b")]
     harness.job("job1", arns)
-    assert harness.iot.describe_job(jobId="job1")["job"]["status"] == "IN_PROGRESS"
+    created = harness.iot.describe_job(jobId="job1")["job"]
+    assert created["status"] == "IN_PROGRESS" and created["createdAt"].timestamp() == T0
     harness.reply(jobs_topic("a", "job1/update"), {"status": "SUCCEEDED"})
     job = harness.iot.describe_job(jobId="job1")["job"]
     assert job["status"] == "IN_PROGRESS"
@@ -407,6 +408,7 @@ def test_job_completes_when_every_execution_ended(harness: Harness) -> None:
     harness.reply(jobs_topic("b", "job1/update"), {"status": "FAILED"})
     job = harness.iot.describe_job(jobId="job1")["job"]
     assert job["status"] == "COMPLETED" and job["jobProcessDetails"]["numberOfFailedThings"] == 1
+    assert job["completedAt"].timestamp() == T0
     harness.iot.delete_job(jobId="job1")  # a completed job needs no force
 
 

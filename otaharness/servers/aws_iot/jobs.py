@@ -438,6 +438,7 @@ class JobsService:
             for key in [k for k in backend.job_executions if k[0] == job.job_id]:
                 del backend.job_executions[key]  # moto's own, keyed by group names
             job.status = "IN_PROGRESS"  # AWS: a job is IN_PROGRESS from creation
+            job.created_at = self.now()  # type: ignore[assignment]  # harness clock, not moto's utcnow
             for thing_name, thing_arn in things.items():
                 self._queue(backend, job.job_id, thing_name, thing_arn)
             self._refresh_job(backend, job.job_id)
