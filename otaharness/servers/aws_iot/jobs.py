@@ -60,11 +60,11 @@ class LoopScheduler:
     """Timers on the asyncio loop (virtual time in harness mode), armable from any thread."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        self.loop = loop
 
     def _on_loop(self) -> bool:
         try:
-            return asyncio.get_running_loop() is self._loop
+            return asyncio.get_running_loop() is self.loop
         except RuntimeError:
             return False
 
@@ -77,7 +77,7 @@ class LoopScheduler:
         if self._on_loop():
             fn()
         else:
-            self._loop.call_soon_threadsafe(fn)
+            self.loop.call_soon_threadsafe(fn)
 
 
 class _LoopTimer:
@@ -90,7 +90,7 @@ class _LoopTimer:
 
     def arm(self) -> None:
         if not self._cancelled:
-            self._handle = self._scheduler._loop.call_later(self._delay_s, self._fn)
+            self._handle = self._scheduler.loop.call_later(self._delay_s, self._fn)
 
     def cancel(self) -> None:
         self._cancelled = True
@@ -206,8 +206,11 @@ class JobsService:
         return record
 
     def _require_thing(self, backend: IoTBackend, thing_name: str) -> None:
-        known = any(t.thing_name == thing_name for t in backend.things.values()) or any(
-            r.thing_name == thing_name for r in self._records(backend)
+        arn = f"arn:aws:iot:{backend.region_name}:{backend.account_id}:thing/{thing_name}"
+        known = (
+            arn in backend.things  # moto keys things by ARN: the common case without a scan
+            or any(t.thing_name == thing_name for t in backend.things.values())
+            or any(name == thing_name for _, name in backend.job_executions)
         )
         if not known:
             raise JobsRejection(RejectedCode.RESOURCE_NOT_FOUND, f"Thing {thing_name!r} not found")

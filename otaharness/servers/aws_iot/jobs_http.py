@@ -4,6 +4,7 @@ moto's endpoint. Paths, shapes and errors from botocore's iot-jobs-data 2017-09-
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from otaharness.protocols.aws_iot_jobs import (
     validate_thing_name,
 )
 from otaharness.servers.aws_iot.jobs import JobsService
+
+log = logging.getLogger(__name__)
 
 # MQTT rejection code -> (HTTP status, botocore error shape). The REST model has no
 # VersionMismatch error; AWS reports a stale expectedVersion as a conflict (409).
@@ -78,6 +81,11 @@ class JobsHttpApi:
             return await handler(request)
         except JobsRejection as rejection:
             return error_response(rejection)
+        except web.HTTPException:
+            raise  # aiohttp's own 404/405 for paths the API does not have
+        except Exception:
+            log.exception("iot-jobs-data %s %s failed", request.method, request.path)
+            return error_response(JobsRejection(RejectedCode.INTERNAL_ERROR, "internal error"))
 
     @staticmethod
     def _thing(request: web.Request) -> str:
