@@ -100,6 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     runtime = Runtime(config, name="serve", virtual=False)
 
     async def serve() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         endpoints: dict[str, str] = {}
         for flow in ["broker", *args.flows]:
             endpoints.update((await runtime.service(flow)).endpoints())
@@ -108,9 +111,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             for name, url in endpoints.items():
                 print(f"{name:20} {url}", flush=True)
-        stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         await stop.wait()
 
     try:
@@ -140,16 +140,17 @@ def _run_module(module_name: str, args: argparse.Namespace) -> int:
 def cmd_steps(args: argparse.Namespace) -> int:
     from behave.step_registry import registry
 
-    import steps
+    from otaharness.bdd import load_step_library
 
-    steps.load_step_library()
+    load_step_library()
     for step_type in ("given", "when", "then", "step"):
         for matcher in registry.steps.get(step_type, []):
             doc = " ".join((matcher.func.__doc__ or "").split())
             print(f"{step_type.capitalize():5} {matcher.pattern}")
             if doc:
                 print(f"      {doc}")
-            print(f"      ({matcher.func.__module__}:{matcher.func.__code__.co_firstlineno})")
+            where = matcher.func.__module__.rsplit(".", 1)[-1]
+            print(f"      (steps/{where}.py:{matcher.func.__code__.co_firstlineno})")
     return 0
 
 

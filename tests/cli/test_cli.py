@@ -1,0 +1,91 @@
+"""The otaharness command and the step library as another repository uses it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from otaharness.cli import skipped_core_scenarios
+from otaharness.runtime.broker import find_mosquitto
+
+REPO = Path(__file__).resolve().parents[2]
+OTAHARNESS = [sys.executable, "-m", "otaharness.cli"]
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_serve_prints_one_json_object_and_stops_cleanly(tmp_path):
+    server = subprocess.Popen([*OTAHARNESS, "serve", "--json"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoints = json.loads(server.stdout.readline())
+        assert endpoints["mqtt"].startswith("mqtt://127.0.0.1:")
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=20) == 0
+    finally:
+        server.kill()
+    stderr = server.stderr.read()
+    assert "left running" not in stderr, stderr
+
+
+def test_serve_rejects_an_unknown_flow():
+    result = subprocess.run([*OTAHARNESS, "serve", "nonsense"], capture_output=True, text=True)
+    assert result.returncode != 0 and "unknown flow" in result.stderr
+
+
+def test_steps_lists_the_catalogue_with_docs():
+    result = subprocess.run([*OTAHARNESS, "steps"], capture_output=True, text=True, check=True)
+    assert "When  {duration} pass\n" in result.stdout
+    assert "Let scenario time pass" in result.stdout
+
+
+def test_emulate_help():
+    result = subprocess.run([*OTAHARNESS, "emulate", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "KIND" in result.stdout
+
+
+def test_skipped_core_scenarios_are_found_in_junit(tmp_path):
+    (tmp_path / "TESTS-harness.xml").write_text(textwrap.dedent("""\
+        <testsuite name="harness.clock.Feature">
+          <testcase classname="harness.clock.Feature" name="runs"/>
+          <testcase classname="harness.clock.Feature" name="skipped one"><skipped/></testcase>
+          <testcase classname="mine.extra.Feature" name="user skip"><skipped/></testcase>
+        </testsuite>"""))
+    assert skipped_core_scenarios(tmp_path) == ["harness.clock.Feature: skipped one"]
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_another_repository_uses_the_step_library(tmp_path):
+    """A repository with its own features/steps loads our library once: no ambiguous steps."""
+    features = tmp_path / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "environment.py").write_text(
+        "from otaharness.bdd.environment import *  # noqa\n")
+    (features / "steps" / "ota.py").write_text(
+        "from otaharness.bdd import load_step_library\nload_step_library()\n")
+    (features / "steps" / "own.py").write_text(textwrap.dedent("""\
+        from behave import then
+        from otaharness.bdd.support import ota
+
+        @then("our own step sees {n:d} seconds passed")
+        def own(context, n):
+            assert ota(context).clock.monotonic() == n
+        """))
+    (features / "mine.feature").write_text(textwrap.dedent("""\
+        Feature: a user's own feature
+          Scenario: library steps and own steps together
+            Given an MQTT client "a" connected to the broker
+            When 90 seconds pass
+            Then our own step sees 90 seconds passed
+        """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-m", "behave", "--no-capture", "features"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 scenario passed" in result.stdout
