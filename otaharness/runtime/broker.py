@@ -236,17 +236,27 @@ class TcpSocketState(NamedTuple):
     unsent: int  # written by the application, not yet transmitted (unacknowledged if unknown)
 
 
-def _port_bytecode(port: int, *, local: bool) -> bytes:
-    """inet_diag filter "port >= P and port <= P" (ops: code, yes, no; a port op carries P in the
-    following op's 'no' field); jumping past the end (length + 4) rejects the socket."""
-    at_least, at_most = (_INET_DIAG_BC_S_GE, _INET_DIAG_BC_S_LE) if local else (_INET_DIAG_BC_D_GE, _INET_DIAG_BC_D_LE)
-    return struct.pack("=BBHBBHBBHBBH", at_least, 8, 20, 0, 0, port, at_most, 8, 12, 0, 0, port)
+def _port_bytecode(port: int) -> bytes:
+    """inet_diag filter: local port == P or remote port == P.
+
+    Ops are (code, yes, no) with a port op's operand in the following op's 'no' field; each
+    jumps ahead by 'yes' or 'no' bytes; landing exactly on the end accepts, past it rejects. The
+    kernel only accepts 'no' targets that lie on the chain of 'yes' jumps, hence "local > P"
+    rather than "local <= P" for the second test.
+    """
+    return struct.pack(
+        "=" + "BBHBBH" * 4,
+        _INET_DIAG_BC_S_GE, 8, 16, 0, 0, port,      # local < P: go to the remote tests
+        _INET_DIAG_BC_S_GE, 8, 24, 0, 0, port + 1,  # local == P: accept (jump to the end)
+        _INET_DIAG_BC_D_GE, 8, 20, 0, 0, port,      # remote < P: reject
+        _INET_DIAG_BC_D_LE, 8, 12, 0, 0, port,      # remote <= P: accept, else reject
+    )
 
 
-def tcp_sockets(port: int, *, local: bool) -> list[TcpSocketState]:
-    """IPv4 TCP sockets whose local (or remote) port is ``port``, from the kernel (sock_diag)."""
+def tcp_sockets(port: int) -> list[TcpSocketState]:
+    """IPv4 TCP sockets with ``port`` at either end, from the kernel (sock_diag)."""
     states = 1 << _TCP_ESTABLISHED | 1 << _TCP_CLOSE_WAIT | 1 << _TCP_LISTEN
-    bytecode = _port_bytecode(port, local=local)
+    bytecode = _port_bytecode(port)
     body = (_INET_DIAG_REQUEST.pack(socket.AF_INET, socket.IPPROTO_TCP, 1 << (_INET_DIAG_INFO - 1), states)
             + _RTATTR.pack(_RTATTR.size + len(bytecode), _INET_DIAG_REQ_BYTECODE) + bytecode)
     request = _NLMSG_HEADER.pack(_NLMSG_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY,
@@ -289,8 +299,9 @@ def broker_backlog(port: int) -> int:
     """Bytes in transit through the kernel for the broker on local ``port`` that no selector can
     see yet: not yet transmitted by a client, not yet read by the broker, or written by the broker
     but not yet transmitted to a recipient that has nothing else to read."""
-    broker_side = tcp_sockets(port, local=True)
-    client_side = tcp_sockets(port, local=False)
+    sockets = tcp_sockets(port)
+    broker_side = [entry for entry in sockets if entry.local_port == port]
+    client_side = [entry for entry in sockets if entry.remote_port == port]
     inbound = sum(entry.unread for entry in broker_side) + sum(entry.unsent for entry in client_side)
     readable = {(entry.local_port, entry.local_address) for entry in client_side if entry.unread}
     outbound = sum(entry.unsent for entry in broker_side

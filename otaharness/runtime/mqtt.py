@@ -4,7 +4,7 @@ Built on paho-mqtt 2.x's external-loop API: paho reports its socket through the 
 callbacks and we drive ``loop_read``/``loop_write`` from ``loop.add_reader``/``add_writer``. Not
 paho's own thread loop (it stalls near 340 connections) and not aiomqtt (its misc loop wakes every
 second per client: millions of wake-ups for thousands of clients over simulated days). The only
-timer is ``loop_misc`` every keepalive/2 seconds of loop time.
+timer is ``loop_misc`` every keepalive/2 seconds of loop time (on a shared grid).
 
 Keepalive: paho measures keepalive in real time (``time.monotonic``) while the timer that calls
 ``loop_misc`` runs on loop time, which the virtual clock only ever moves faster than real time.
@@ -21,6 +21,7 @@ import asyncio
 import inspect
 import json
 import logging
+import math
 import socket
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -401,7 +402,12 @@ class MqttClient:
 
     def _schedule_misc(self) -> None:
         if self.keepalive > 0 and self._loop is not None:
-            self._misc_timer = self._loop.call_later(self.keepalive / 2, self._run_misc)
+            # On a grid of loop time, so that the timers of all clients with this keepalive fall
+            # on the same instants: one virtual-clock jump (and broker flush) per period, not one
+            # per client. Running loop_misc early is harmless: paho checks its own deadlines.
+            period = self.keepalive / 2
+            due = (math.floor(self._loop.time() / period) + 1) * period
+            self._misc_timer = self._loop.call_at(due, self._run_misc)
 
     def _run_misc(self) -> None:
         self._misc_timer = None

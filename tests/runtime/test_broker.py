@@ -151,8 +151,7 @@ def test_backlog_counts_bytes_no_selector_can_see_yet(monkeypatch):
             TcpSocketState(1, 40001, 1883, device, loopback, unread=device_unread, unsent=device_sends),
             TcpSocketState(1, 40002, 1883, loopback, loopback, unread=0, unsent=0),
         ]
-        monkeypatch.setattr(broker_module, "tcp_sockets",
-                            lambda port, local: broker_side if local else client_side)
+        monkeypatch.setattr(broker_module, "tcp_sockets", lambda port: broker_side + client_side)
         return broker_backlog(1883)
 
     assert sockets() == 0
