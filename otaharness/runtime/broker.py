@@ -289,8 +289,9 @@ def _parse_inet_diag_message(data: bytes, start: int, end: int) -> TcpSocketStat
         attribute_length, attribute_type = _RTATTR.unpack_from(data, attribute)
         if attribute_length < _RTATTR.size:
             break
-        if attribute_type == _INET_DIAG_INFO and attribute_length >= _RTATTR.size + _TCPI_NOTSENT_BYTES_OFFSET + 4:
-            unsent = struct.unpack_from("=I", data, attribute + _RTATTR.size + _TCPI_NOTSENT_BYTES_OFFSET)[0]
+        notsent_at = attribute + _RTATTR.size + _TCPI_NOTSENT_BYTES_OFFSET
+        if attribute_type == _INET_DIAG_INFO and notsent_at + 4 <= attribute + attribute_length:
+            unsent = struct.unpack_from("=I", data, notsent_at)[0]
         attribute += (attribute_length + 3) & ~3
     return TcpSocketState(state, local_port, remote_port, local_address, remote_address, unread, unsent)
 
@@ -304,8 +305,8 @@ def broker_backlog(port: int) -> int:
     client_side = [entry for entry in sockets if entry.remote_port == port]
     inbound = sum(entry.unread for entry in broker_side) + sum(entry.unsent for entry in client_side)
     readable = {(entry.local_port, entry.local_address) for entry in client_side if entry.unread}
-    outbound = sum(entry.unsent for entry in broker_side
-                   if entry.state != _TCP_LISTEN and (entry.remote_port, entry.remote_address) not in readable)
+    outbound = sum(entry.unsent for entry in broker_side if entry.state != _TCP_LISTEN
+                   and (entry.remote_port, entry.remote_address) not in readable)
     return inbound + outbound
 
 
@@ -318,12 +319,13 @@ class _RemoteFlush:
     A client that sent a burst therefore leaves packets in the broker's receive queue for later
     iterations, and written packets can wait in the kernel on either side (Nagle, congestion
     window, delayed ACKs: observed for up to ~50 ms on loopback). A fixed number of echoes proves
-    nothing about either. So: repeat echo round trips until two consecutive ones are each followed
-    by the kernel reporting (sock_diag) no :func:`broker_backlog`. Why two: the first "quiet" look may catch the broker after
-    reading a packet but before writing what it produces; our next echo is served by a later loop
-    iteration (its packet arrived after that iteration's snapshot), so the look after it sees
-    those writes. When flush() returns, every message sent before it sits in its recipient's
-    socket, where the caller's selector sees it.
+    nothing about either. So: repeat echo round trips until two consecutive ones are each
+    followed by the kernel reporting (sock_diag) no :func:`broker_backlog`. Why two: the first
+    quiet look may catch the broker after it read a packet but before it wrote what that
+    produces; our next echo is served by a later loop iteration (its packet arrived after that
+    iteration's epoll snapshot), so the look after it sees those writes. When flush() returns,
+    every message sent before it sits in its recipient's socket, where the caller's selector sees
+    it (or behind data the recipient can already read).
 
     Without sock_diag (not Linux) or for a broker on another host: two round trips, best effort.
     """
@@ -550,7 +552,8 @@ class AmqttBroker(Broker):
                         "the project pins amqtt==0.11.1", self.name)
 
     async def start(self) -> None:
-        from amqtt.broker import Broker as AmqttServer  # constructed inside the running loop
+        # Imported here: only the fallback needs it, and it must be constructed in a running loop.
+        from amqtt.broker import Broker as AmqttServer  # type: ignore[import-untyped]
 
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{LOCALHOST}:0"}},
@@ -563,7 +566,7 @@ class AmqttBroker(Broker):
         # amqtt 0.11.1 has no public accessor for the bound port of a listener.
         server = self._broker._servers["default"].instance
         self.port = server.sockets[0].getsockname()[1]
-        log.warning("MQTT broker fallback %s serves on %s", self.name, self.url)
+        log.info("%s serving in-process on %s", self.name, self.url)
 
     async def stop(self) -> None:
         broker, self._broker = self._broker, None

@@ -200,6 +200,7 @@ class MqttClient:
         self._require_connected("SUBSCRIBE")
         result, mid = self._paho.subscribe(topic_filter, qos)
         self._check(result, f"SUBSCRIBE {topic_filter}")
+        assert mid is not None  # paho gives one whenever result is success
         reason_codes: list[ReasonCode] = await self._await_ack("subscribe", mid, timeout)
         granted = reason_codes[0]
         if granted.is_failure:
@@ -211,6 +212,7 @@ class MqttClient:
         self._require_connected("UNSUBSCRIBE")
         result, mid = self._paho.unsubscribe(topic_filter)
         self._check(result, f"UNSUBSCRIBE {topic_filter}")
+        assert mid is not None
         reason_codes: list[ReasonCode] = await self._await_ack("unsubscribe", mid, timeout)
         failures = [code for code in reason_codes if code.is_failure]  # MQTT 5 only has codes
         if failures:
@@ -286,7 +288,7 @@ class MqttClient:
     def _abort_socket(self) -> None:
         """Close a connection whose peer does not answer; paho then reports the disconnect."""
         sock = self._paho.socket()
-        if sock is None:
+        if not isinstance(sock, socket.socket):
             return
         try:
             sock.shutdown(socket.SHUT_RDWR)

@@ -18,7 +18,8 @@ import pytest_asyncio
 from otaharness.runtime import broker as broker_module
 from otaharness.runtime.broker import (
     AmqttBroker, BrokerError, BrokerPreferenceError, BrokerUnavailable, ExternalBroker,
-    MosquittoBroker, TcpSocketState, _encode_connect, _encode_publish, _encode_subscribe, broker_backlog, choose_broker)
+    MosquittoBroker, TcpSocketState, _encode_connect, _encode_publish, _encode_subscribe,
+    broker_backlog, choose_broker)
 from otaharness.runtime.mqtt import MqttClient
 
 
@@ -231,8 +232,10 @@ def test_choose_broker_auto_prefers_mosquitto(monkeypatch):
 
 
 def test_choose_broker_finds_mosquitto_in_sbin(monkeypatch):
-    monkeypatch.setattr(shutil, "which",
-                        lambda name, path=None: "/usr/sbin/mosquitto" if path and "/usr/sbin" in path else None)
+    def which(name, path=None):
+        return "/usr/sbin/mosquitto" if path and "/usr/sbin" in path else None
+
+    monkeypatch.setattr(shutil, "which", which)
     assert choose_broker(ci=False).binary == "/usr/sbin/mosquitto"
 
 

@@ -51,7 +51,8 @@ async def test_publish_and_subscribe_qos0_qos1_including_aws_topics(any_broker):
     device = await connected(any_broker, "tracker-1")
     backend = await connected(any_broker, "jobs-bridge")
     received: list[Message] = []
-    backend.add_handler("$aws/things/+/jobs/#", lambda topic, payload: received.append(Message(topic, payload)))
+    backend.add_handler("$aws/things/+/jobs/#",
+                        lambda topic, payload: received.append(Message(topic, payload)))
     device_inbox = device.messages("$aws/things/tracker-1/jobs/start-next/accepted")
     assert await backend.subscribe("$aws/things/+/jobs/#", qos=1) == 1
     assert await device.subscribe("$aws/things/tracker-1/jobs/start-next/accepted", qos=0) == 0
@@ -251,6 +252,20 @@ async def test_disconnect_leaves_no_task_reader_writer_or_timer(mosquitto):
     assert asyncio.all_tasks() == {asyncio.current_task()}
     assert loop_resources(loop) == before
     assert [message async for message in stream] == [Message("slow", b"go")]
+
+
+async def test_unsubscribe_stops_delivery(mosquitto):
+    client = await connected(mosquitto, "fickle")
+    with pytest.raises(MqttError, match="already connected"):
+        await client.connect()
+    inbox = client.messages("#")
+    await client.subscribe("news/a")
+    await client.subscribe("news/b")
+    await client.unsubscribe("news/a")
+    await client.publish("news/a", "dropped", qos=1)
+    await client.publish("news/b", "kept", qos=1)  # same connection: delivered in order
+    assert await asyncio.wait_for(inbox.__anext__(), 5) == Message("news/b", b"kept")
+    await client.disconnect()
 
 
 async def test_client_can_reconnect_after_disconnect(mosquitto):
