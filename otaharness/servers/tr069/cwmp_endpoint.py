@@ -1,0 +1,256 @@
+"""The ACS's CWMP endpoint: HTTP POST sessions (TR-069 §3.4.5-3.4.7, fact sheet §1).
+
+One session = Inform, the CPE's requests, its empty POST, the ACS's RPCs, and an empty 204
+ending it. Each request finds its session by, in order: the ``session`` cookie (checked against
+the connection and identity, so a cookie taken from another CPE does not open its session), the
+TCP connection, then the client identity (authenticated user name, else source address) for
+CPEs that send no cookies and reconnect. Sessions expire after ``session_idle_timeout`` idle
+seconds and are ended after ``max_session_duration``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from otaharness.protocols.cwmp import (
+    AutonomousTransferComplete,
+    AutonomousTransferCompleteResponse,
+    CWMP_1_0,
+    CwmpError,
+    Envelope,
+    Fault,
+    GetRPCMethods,
+    GetRPCMethodsResponse,
+    Header,
+    Inform,
+    InformResponse,
+    MethodNotSupported,
+    Rpc,
+    TransferComplete,
+    TransferCompleteResponse,
+    build_envelope,
+    parse_envelope,
+)
+
+from .acs import Acs
+from .http_auth import ServerAuth
+
+log = logging.getLogger(__name__)
+
+SOAP_CONTENT_TYPE = 'text/xml; charset="utf-8"'
+ACS_METHODS = ("Inform", "TransferComplete", "AutonomousTransferComplete", "GetRPCMethods")
+# Requests a CPE may send to the ACS, and the answer to each.
+CPE_REQUESTS: dict[type[Rpc], Callable[[], Rpc]] = {
+    TransferComplete: TransferCompleteResponse,
+    AutonomousTransferComplete: AutonomousTransferCompleteResponse,
+    GetRPCMethods: lambda: GetRPCMethodsResponse(method_list=ACS_METHODS),
+}
+_COOKIE = re.compile(r'(?:^|[;,]\s*)session="?([^";,\s]+)')  # lenient, as GenieACS
+
+
+@dataclass(eq=False)
+class CwmpSession:
+    id: str
+    device_id: str
+    namespace: str
+    peer_host: str
+    connection: object
+    username: str
+    started: float
+    timer: asyncio.TimerHandle | None = None
+    in_flight: int | None = None  # task id of the RPC awaiting the CPE's answer
+    ended: bool = False
+    hold: bool = False
+
+
+class SessionRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class CwmpEndpoint:
+    def __init__(self, acs: Acs, trace: Callable[[str, bytes], None] | None = None) -> None:
+        self.acs = acs
+        config = acs.config
+        self.auth = ServerAuth(config.auth_mode, config.realm, config.users, acs.rng,
+                               strict_nc=config.strict_nc)
+        self.trace = trace
+        self.sessions: dict[str, CwmpSession] = {}
+        self._ids = itertools.count(1)
+
+    def application(self) -> web.Application:
+        app = web.Application(client_max_size=self.acs.config.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    def close(self) -> None:
+        for session in list(self.sessions.values()):
+            self._end(session)
+
+    # -- HTTP ------------------------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.method != "POST":
+            return web.Response(status=405, headers={"Allow": "POST"})
+        username = self.auth.check(request.headers.get("Authorization"), "POST")
+        if username is None:
+            await request.read()  # drain, keep the connection for the authenticated retry
+            return web.Response(status=401, headers={"WWW-Authenticate": self.auth.challenge()})
+        body = await request.read()  # raises 413 beyond client_max_size
+        try:
+            envelope = parse_envelope(body) if body.strip() else None
+        except CwmpError as error:
+            return self._refuse(request, error)
+        try:
+            if envelope is not None and isinstance(envelope.body, Inform):
+                return self._inform(request, envelope, username)
+            session = self._find(request, username)
+        except SessionRefused as refused:
+            return web.Response(status=refused.status, text=str(refused))
+        if session is None:
+            return web.Response(status=400, text="no CWMP session: a session opens with Inform")
+        self._touch(session)
+        if self._too_long(session):
+            self._end(session)
+            return web.Response(status=204, headers={"Connection": "close"})
+        if envelope is None:
+            return self._acs_turn(session, after_empty_post=True)
+        message = envelope.body
+        request_answer = CPE_REQUESTS.get(type(message))
+        if request_answer is not None:
+            if isinstance(message, TransferComplete):
+                self.acs.transfer_complete(session.device_id, message)
+            return self._send(envelope.reply(request_answer()))
+        if session.in_flight is None:
+            error = MethodNotSupported(message.TYPE_NAME)
+            return self._send(envelope.reply(Fault.from_error(error, "ACS")), status=500)
+        task_id, session.in_flight = session.in_flight, None
+        self.acs.task_answered(task_id, message)
+        return self._acs_turn(session, after_empty_post=False)
+
+    def _refuse(self, request: web.Request, error: CwmpError) -> web.Response:
+        if error.acs_fault_code is None:
+            return web.Response(status=error.http_status, text=f"not a CWMP message: {error}")
+        session = self._find_quietly(request)
+        namespace = session.namespace if session else CWMP_1_0
+        fault = Envelope(body=Fault.from_error(error, "ACS"), namespace=namespace)
+        return self._send(fault, status=500)
+
+    def _send(self, envelope: Envelope, *, status: int = 200,
+              cookie: str | None = None) -> web.Response:
+        data = build_envelope(envelope)
+        if self.trace is not None:
+            self.trace("acs", data)
+        response = web.Response(status=status, body=data,
+                                headers={"Content-Type": SOAP_CONTENT_TYPE, "SOAPServer": "otaharness"})
+        if cookie is not None:
+            response.set_cookie("session", cookie, path="/")
+        return response
+
+    # -- session steps ---------------------------------------------------------------------
+    def _inform(self, request: web.Request, envelope: Envelope, username: str) -> web.Response:
+        message = envelope.body
+        assert isinstance(message, Inform)
+        host = _peer_host(request)
+        device_id = self.acs.inform(message, host)
+        session = CwmpSession(id=f"{next(self._ids)}-{self.acs.rng.getrandbits(64):016x}",
+                              device_id=device_id, namespace=envelope.namespace, peer_host=host,
+                              connection=_connection(request), username=username,
+                              started=_loop_time())
+        self.sessions[session.id] = session
+        self._touch(session)
+        session.hold = self.acs.config.hold_requests and bool(self.acs.pending_tasks(device_id))
+        reply = Envelope(body=InformResponse(max_envelopes=1),
+                         header=Header(id=envelope.header.id,
+                                       hold_requests=True if session.hold else None),
+                         namespace=envelope.namespace)
+        return self._send(reply, cookie=session.id)
+
+    def _acs_turn(self, session: CwmpSession, *, after_empty_post: bool) -> web.Response:
+        """Send the next task's RPC, or end the session with an empty 204."""
+        planned = self.acs.next_rpc(session.device_id)
+        if planned is None:
+            if after_empty_post:
+                self._end(session)
+                return web.Response(status=204, headers={"Connection": "close"})
+            # The CPE may still hold requests back (HoldRequests): the session stays open.
+            return web.Response(status=204)
+        session.in_flight, rpc = planned
+        hold = None
+        if session.hold:
+            # Release the CPE's held requests with the last queued RPC.
+            session.hold = bool(self.acs.pending_tasks(session.device_id))
+            hold = session.hold
+        header = Header(id=f"acs-{session.in_flight}", hold_requests=hold)
+        return self._send(Envelope(body=rpc, header=header, namespace=session.namespace))
+
+    # -- finding sessions ------------------------------------------------------------------
+    def _find(self, request: web.Request, username: str) -> CwmpSession | None:
+        cookie = _COOKIE.search(request.headers.get("Cookie", ""))
+        if cookie is not None:
+            session = self.sessions.get(cookie.group(1))
+            if session is not None:
+                same_connection = session.connection == _connection(request)
+                same_client = (session.peer_host == _peer_host(request)
+                               and session.username == username)
+                if not (same_connection or same_client):
+                    raise SessionRefused(403, "that session cookie belongs to another client")
+                session.connection = _connection(request)
+                return session
+        by_connection = [s for s in self.sessions.values() if s.connection == _connection(request)]
+        if by_connection:
+            return by_connection[-1]
+        if username:
+            candidates = [s for s in self.sessions.values() if s.username == username]
+        else:
+            candidates = [s for s in self.sessions.values() if s.peer_host == _peer_host(request)]
+        if candidates:
+            candidates[-1].connection = _connection(request)
+            return candidates[-1]
+        return None
+
+    def _find_quietly(self, request: web.Request) -> CwmpSession | None:
+        try:
+            return self._find(request, "")
+        except SessionRefused:
+            return None
+
+    def _touch(self, session: CwmpSession) -> None:
+        if session.timer is not None:
+            session.timer.cancel()
+        session.timer = asyncio.get_running_loop().call_later(
+            self.acs.config.session_idle_timeout, self._end, session)
+
+    def _too_long(self, session: CwmpSession) -> bool:
+        return _loop_time() - session.started > self.acs.config.max_session_duration
+
+    def _end(self, session: CwmpSession) -> None:
+        if session.ended:
+            return
+        session.ended = True
+        if session.timer is not None:
+            session.timer.cancel()
+        if session.in_flight is not None:
+            self.acs.task_returned(session.in_flight)
+        self.sessions.pop(session.id, None)
+
+
+def _peer_host(request: web.Request) -> str:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer[0] if peer else ""
+
+
+def _connection(request: web.Request) -> object:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return tuple(peer) if peer else None
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()

@@ -1,0 +1,36 @@
+"""The file server CPEs download from (GenieACS's genieacs-fs, fact sheet §6.1): GET/HEAD
+``/<url-encoded name>`` with ETag, conditional requests and Range (206/416) — aiohttp's
+FileResponse implements those from the stored file — and optional Basic/Digest credentials."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .http_auth import ServerAuth
+from .store import Store
+
+
+class FileServer:
+    def __init__(self, store: Store, auth: ServerAuth) -> None:
+        self.store = store
+        self.auth = auth
+        self.downloads: list[tuple[str, str, str | None]] = []  # (name, peer, Range) for tests
+
+    def application(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{name:.+}", self.serve)
+        return app
+
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+        if self.auth.check(request.headers.get("Authorization"), request.method) is None:
+            return web.Response(status=401, headers={"WWW-Authenticate": self.auth.challenge()})
+        name = request.match_info["name"]
+        record = self.store.file(name)
+        if record is None:
+            return web.Response(status=404, text=f"no file {name!r}")
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        self.downloads.append((name, peer[0] if peer else "", request.headers.get("Range")))
+        return web.FileResponse(self.store.file_path(name), headers={
+            "Content-Type": "application/octet-stream", "ETag": f'"{record["md5"]}"'})

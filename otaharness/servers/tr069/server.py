@@ -1,0 +1,61 @@
+"""The ACS process: CWMP endpoint, file server and admin API on three loopback ports, over
+one SQLite state directory (so a restarted server, same directory, continues)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from aiohttp import web
+
+from .acs import Acs, AcsConfig, Clock
+from .admin import AdminApi
+from .cwmp_endpoint import CwmpEndpoint
+from .fileserver import FileServer
+from .http_auth import ServerAuth
+from .store import Store
+
+
+class AcsServer:
+    def __init__(self, state_dir: Path, clock: Clock, rng: random.Random,
+                 config: AcsConfig | None = None, *, host: str = "127.0.0.1",
+                 trace: Callable[[str, bytes], None] | None = None) -> None:
+        self.host = host
+        self.store = Store(state_dir)
+        self.acs = Acs(self.store, clock, replace(config or AcsConfig()), rng)
+        self.cwmp = CwmpEndpoint(self.acs, trace)
+        config = self.acs.config
+        self.files = FileServer(self.store, ServerAuth(config.file_auth_mode, "otaharness files",
+                                                       config.file_users, rng))
+        self.admin = AdminApi(self.acs)
+        self._runners: list[web.AppRunner] = []
+        self.ports: dict[str, int] = {}
+
+    async def start(self, ports: dict[str, int] | None = None) -> None:
+        """Listen on ``ports`` (name -> port; 0 or absent = a free port)."""
+        ports = ports or {}
+        for name, app in (("acs", self.cwmp.application()), ("files", self.files.application()),
+                          ("admin", self.admin.application())):
+            runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                                   shutdown_timeout=0.5)
+            await runner.setup()
+            site = web.TCPSite(runner, self.host, ports.get(name, 0), reuse_address=True)
+            await site.start()
+            self._runners.append(runner)
+            self.ports[name] = runner.addresses[0][1]
+        if not self.acs.config.files_url:
+            self.acs.config.files_url = self.endpoints()["files"]
+        self.acs.start()
+
+    def endpoints(self) -> dict[str, str]:
+        return {name: f"http://{self.host}:{port}" for name, port in self.ports.items()}
+
+    async def stop(self) -> None:
+        self.cwmp.close()
+        await self.acs.stop()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        self._runners.clear()
+        self.store.close()
