@@ -10,6 +10,8 @@ from otaharness.bdd.support import (
     json_argument, lookup, mismatches, ota, parse_duration, substitute)
 from otaharness.runtime.faults import parse_link_fault
 
+SOON_LIMIT = 3600.0  # scenario seconds a `soon` step keeps retrying
+
 # -- time ------------------------------------------------------------------------------------
 
 
@@ -35,6 +37,35 @@ def the_time_is(context, timestamp):
     expected = dt.datetime.fromisoformat(timestamp.strip().replace("Z", "+00:00"))
     actual = ota(context).clock.utcnow().replace(microsecond=0)
     assert actual == expected, f"the time is {actual.isoformat()}, expected {expected.isoformat()}"
+
+
+@then("soon {step_text}")
+@when("soon {step_text}")
+def soon(context, step_text):
+    """Retry another step with back-off on the scenario clock (1 s, 2 s, 4 s … then every 16 s)
+    until it passes, for at most an hour of scenario time, as the nRF Asset Tracker's `Soon`
+    does. The last failure is reported."""
+    from behave.model import Step
+    from behave.step_registry import registry
+
+    for step_type in ("then", "when", "given"):
+        match = registry.find_match(Step(context.ota_step.filename, context.ota_step.line,
+                                         step_type.capitalize(), step_type, step_text))
+        if match is not None and match.func is not soon:
+            break
+    else:
+        raise LookupError(f"no step matches {step_text!r}")
+    runtime = ota(context)
+    give_up, delay = runtime.clock.monotonic() + SOON_LIMIT, 1.0
+    while True:
+        try:
+            match.run(context)
+            return
+        except AssertionError:
+            if runtime.clock.monotonic() >= give_up:
+                raise
+        runtime.run_for(delay)
+        delay = min(delay * 2, 16.0)
 
 
 # -- values ----------------------------------------------------------------------------------

@@ -56,11 +56,35 @@ def substitute(text: str, values: dict[str, Any]) -> str:
     return _PLACEHOLDER.sub(value, text)
 
 
+def substitute_in_json(text: str, values: dict[str, Any]) -> str:
+    """Like :func:`substitute`, for JSON text: a value inside a string literal is escaped, so
+    ``"document": "${jobDocument}"`` holds a JSON-encoded document as one string."""
+    out, position, in_string, escaped = [], 0, False, False
+    for index, char in enumerate(text):
+        if in_string and escaped:
+            escaped = False
+        elif char == "\\" and in_string:
+            escaped = True
+        elif char == '"':
+            in_string = not in_string
+        elif char == "$" and text.startswith("${", index) and index >= position:
+            end = text.index("}", index)
+            found = lookup(values, text[index + 2:end].strip())
+            if in_string:
+                found = json.dumps(found if isinstance(found, str) else json.dumps(found))[1:-1]
+            else:
+                found = json.dumps(found)
+            out.append(text[position:index] + found)
+            position = end + 1
+    out.append(text[position:])
+    return "".join(out)
+
+
 def json_argument(context) -> Any:
     """The step's doc string, with ``${name}`` substituted, parsed as JSON."""
     if context.text is None:
         raise ValueError("this step needs a JSON doc string")
-    text = substitute(context.text, ota(context).values)
+    text = substitute_in_json(context.text, ota(context).values)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
