@@ -64,6 +64,8 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     argv = ["--junit", "--junit-directory", str(junit_dir), *behave_args]
     if args.capture:
         argv += ["-D", f"capture={args.capture}"]
+    if args.broker:
+        argv += ["-D", f"broker={args.broker}"]
     status = behave_main(argv)
     if args.no_skips if args.no_skips is not None else os.environ.get("CI") == "true":
         skipped = skipped_core_scenarios(junit_dir)
@@ -96,7 +98,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown flow(s) {', '.join(unknown)}; known: "
                          f"{', '.join(sorted(FLOW_SERVICES))}")
     raise_fd_limit()
-    config = load_config(_userdata(args.define))
+    settings = _userdata(args.define)
+    if args.broker:
+        settings["broker"] = args.broker
+    config = load_config(settings)
     runtime = Runtime(config, name="serve", virtual=False)
 
     async def serve() -> None:
@@ -167,6 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "JUnit XML goes to reports/junit; other arguments go to behave",
                          add_help=False)
     run.add_argument("--capture", metavar="DIR", help="write a pcap per scenario into DIR")
+    run.add_argument("--broker", metavar="URL|mosquitto|amqtt",
+                     help="the MQTT broker: an external mqtt://host:port, or which to spawn")
     run.add_argument("--no-skips", action=argparse.BooleanOptionalAction, default=None,
                      help="fail when a core-flow scenario is skipped (default: on under CI=true)")
 
@@ -176,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"flows to serve: {', '.join(f for f in FLOW_SERVICES if f != 'broker')}"
                        " (the broker always runs)")
     serve.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    serve.add_argument("--broker", metavar="URL|mosquitto|amqtt",
+                       help="the MQTT broker: an external mqtt://host:port, or which to spawn")
     serve.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",
                        help="harness setting, as with behave -D (e.g. broker=mqtt://host:1883)")
 
