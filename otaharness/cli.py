@@ -213,10 +213,11 @@ def _summary(module_name: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    if args.command == "run":
+        # behave captures the logs and shows them for failed scenarios (also in JUnit).
+        return cmd_run(args, rest)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "run":
-        return cmd_run(args, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
