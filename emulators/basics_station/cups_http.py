@@ -1,0 +1,74 @@
+"""The station's HTTP exchange with CUPS, byte for byte as ``src/net.c`` does it.
+
+The request is written raw (``encode_update_info_http_request``: fixed header order, 5-character
+Content-Length) because an HTTP library would add or reorder headers. The reply is read the way
+the station's client reads it: status line, headers, then exactly ``Content-Length`` bytes; there
+is no chunked decoding, and a reply without Content-Length has an empty body (which the CUPS
+reply decoder then reports as malformed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from otaharness.protocols.basics_station import encode_update_info_http_request
+
+MAX_HEADER_BYTES = 8192  # CUPS_BUFSZ: the station's whole HTTP buffer
+
+
+class CupsHttpError(Exception):
+    """The CUPS server's reply is not HTTP the station can read."""
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    reason: str
+    headers: dict[str, str]
+    body: bytes
+
+
+async def post_update_info(address: tuple[str, int], host_port: str, body: bytes,
+                           local_address: str | None = None) -> HttpReply:
+    """POST /update-info to ``address`` (the caller bounds the time with ``asyncio.timeout``)."""
+    reader, writer = await asyncio.open_connection(
+        *address, local_addr=(local_address, 0) if local_address else None, limit=MAX_HEADER_BYTES)
+    try:
+        writer.write(encode_update_info_http_request(host_port, body))
+        await writer.drain()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as error:
+            raise CupsHttpError(f"CUPS reply has no complete HTTP header: {error}") from error
+        status, reason, headers = _parse_head(head)
+        length_text = headers.get("content-length")
+        length = 0
+        if length_text is not None:
+            if not length_text.isdigit():
+                raise CupsHttpError(f"bad Content-Length {length_text!r}")
+            length = int(length_text)
+        try:
+            content = await reader.readexactly(length)
+        except asyncio.IncompleteReadError as error:
+            raise CupsHttpError(f"CUPS reply body cut short: {len(error.partial)} of {length} bytes") from error
+        return HttpReply(status, reason, headers, content)
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+def _parse_head(head: bytes) -> tuple[int, str, dict[str, str]]:
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+        raise CupsHttpError(f"bad HTTP status line {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), parts[2] if len(parts) > 2 else "", headers

@@ -1,0 +1,1 @@
+"""Provisioning tools: what an operator runs to prepare devices and roll out firmware."""

@@ -1,0 +1,188 @@
+"""Admin HTTP API of the Basics Station back end (served on the CUPS port): our stand-in for the
+Azure IoT Hub device twin and the firmware storage container that the provisioning CLI writes.
+
+All bodies are JSON unless noted; blobs and signatures are base64; ``{eui}`` is any EUI text the
+station understands (``AABBCCDDEEFF0011``, ``AA-BB-…``, ID6 ``::1``). Errors: 400 bad input,
+404 unknown station/firmware, 409 firmware name taken, each with ``{"error": "…"}``.
+
+=======  ==============================  =========================================================
+method   path                            effect
+=======  ==============================  =========================================================
+PUT      /admin/stations/{eui}           create the station or merge fields: ``cupsUri``, ``tcUri``,
+                                         ``cupsCredentials``, ``tcCredentials`` (base64 blobs;
+                                         their CRCs are derived) → 200 the twin
+GET      /admin/stations/{eui}           → 200 the twin (see ``StationRecord.to_dict``)
+PUT      /admin/stations/{eui}/cups      set the desired firmware: ``package``, ``fwUrl``,
+                                         ``fwKeyChecksum`` (uint or null), ``fwSignature`` (base64
+                                         or null) → 200 the twin
+PUT      /admin/stations/{eui}/reject    ``{"reason": "…"}``: the LNS rejects the station from
+                                         now on (discovery answers ``error``, a live connection
+                                         is closed) → 200 the twin
+DELETE   /admin/stations/{eui}/reject    accept the station again → 200 the twin
+PUT      /admin/firmware/{name}          body = the update file (octets); never overwrites
+                                         → 201 ``{"fwUrl": "<absolute URL>"}``
+GET      /admin/firmware/{name}          → 200 the file
+DELETE   /admin/firmware/{name}          → 204 (404 if absent)
+=======  ==============================  =========================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from otaharness.protocols.basics_station import BasicsStationCodecError, parse_eui
+from otaharness.servers.basics_station.cups import FIRMWARE_PATH
+from otaharness.servers.basics_station.registry import (
+    FirmwareExists,
+    FirmwareStore,
+    RegistryError,
+    StationRecord,
+    StationRegistry,
+    UnknownStation,
+)
+
+MAX_FIRMWARE_SIZE = 16 * 1024 * 1024
+
+
+class AdminInputError(ValueError):
+    """A field of an admin request is missing or malformed."""
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def _base64_field(document: dict[str, Any], key: str) -> bytes:
+    value = document.get(key)
+    if value is None:
+        return b""
+    if not isinstance(value, str):
+        raise AdminInputError(f"{key!r} must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as error:
+        raise AdminInputError(f"{key!r} is not base64: {error}") from error
+
+
+def _optional_str(document: dict[str, Any], key: str) -> str | None:
+    value = document.get(key)
+    if value is not None and not isinstance(value, str):
+        raise AdminInputError(f"{key!r} must be a string or null")
+    return value
+
+
+class AdminApi:
+    def __init__(self, registry: StationRegistry, store: FirmwareStore,
+                 on_reject: Callable[[int, str], Awaitable[None]]) -> None:
+        self.registry = registry
+        self.store = store
+        self.on_reject = on_reject
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_put("/admin/stations/{eui}", self.put_station)
+        app.router.add_get("/admin/stations/{eui}", self.get_station)
+        app.router.add_put("/admin/stations/{eui}/cups", self.put_desired_firmware)
+        app.router.add_put("/admin/stations/{eui}/reject", self.reject_station)
+        app.router.add_delete("/admin/stations/{eui}/reject", self.accept_station)
+        app.router.add_put(FIRMWARE_PATH + "{name}", self.put_firmware)
+        app.router.add_get(FIRMWARE_PATH + "{name}", self.get_firmware)
+        app.router.add_delete(FIRMWARE_PATH + "{name}", self.delete_firmware)
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        """Map input and registry errors of admin routes to JSON 4xx (other routes untouched)."""
+        try:
+            return await handler(request)
+        except UnknownStation as error:
+            return _error(404, str(error))
+        except FirmwareExists as error:
+            return _error(409, str(error))
+        except (AdminInputError, RegistryError, BasicsStationCodecError) as error:
+            return _error(400, str(error))
+
+    # -- stations -------------------------------------------------------------------------
+    @staticmethod
+    def _eui(request: web.Request) -> int:
+        return parse_eui(request.match_info["eui"])
+
+    @staticmethod
+    async def _document(request: web.Request) -> dict[str, Any]:
+        try:
+            document = json.loads(await request.read())
+        except ValueError as error:
+            raise AdminInputError(f"body is not JSON: {error}") from error
+        if not isinstance(document, dict):
+            raise AdminInputError("body must be a JSON object")
+        return document
+
+    async def put_station(self, request: web.Request) -> web.Response:
+        eui = self._eui(request)
+        document = await self._document(request)
+        record = self.registry.find(eui) or StationRecord(eui)
+        changes: dict[str, Any] = {}
+        for key, field in (("cupsUri", "cups_uri"), ("tcUri", "tc_uri")):
+            if key in document:
+                changes[field] = _optional_str(document, key)
+        for key, field in (("cupsCredentials", "cups_credentials"), ("tcCredentials", "tc_credentials")):
+            if key in document:
+                changes[field] = _base64_field(document, key)
+        self.registry.put(dataclasses.replace(record, **changes))
+        return web.json_response(self.registry.get(eui).to_dict())
+
+    async def get_station(self, request: web.Request) -> web.Response:
+        return web.json_response(self.registry.get(self._eui(request)).to_dict())
+
+    async def put_desired_firmware(self, request: web.Request) -> web.Response:
+        eui = self._eui(request)
+        document = await self._document(request)
+        self.registry.get(eui)  # 404 before validating the body
+        checksum = document.get("fwKeyChecksum")
+        if checksum is not None and (isinstance(checksum, bool) or not isinstance(checksum, int)
+                                     or not 0 <= checksum <= 0xFFFFFFFF):
+            raise AdminInputError(f"'fwKeyChecksum' must be an unsigned 32-bit int or null, got {checksum!r}")
+        package = _optional_str(document, "package")
+        if not package:
+            raise AdminInputError("'package' is required")
+        record = self.registry.update(
+            eui, package=package, fw_url=_optional_str(document, "fwUrl"),
+            fw_key_checksum=checksum, fw_signature=_base64_field(document, "fwSignature"))
+        return web.json_response(record.to_dict())
+
+    async def reject_station(self, request: web.Request) -> web.Response:
+        eui = self._eui(request)
+        reason = (await self._document(request)).get("reason") or "rejected by the operator"
+        if not isinstance(reason, str):
+            raise AdminInputError("'reason' must be a string")
+        record = self.registry.update(eui, lns_reject_reason=reason)
+        await self.on_reject(eui, reason)
+        return web.json_response(record.to_dict())
+
+    async def accept_station(self, request: web.Request) -> web.Response:
+        return web.json_response(self.registry.update(self._eui(request), lns_reject_reason=None).to_dict())
+
+    # -- firmware store -------------------------------------------------------------------------
+    async def put_firmware(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        content = await request.read()
+        if not content:
+            raise AdminInputError("firmware body is empty")
+        self.store.add(name, content)
+        return web.json_response({"fwUrl": str(request.url.with_path(FIRMWARE_PATH + name))}, status=201)
+
+    async def get_firmware(self, request: web.Request) -> web.Response:
+        content = self.store.read(request.match_info["name"])
+        if content is None:
+            return _error(404, f"no firmware {request.match_info['name']!r}")
+        return web.Response(body=content, content_type="application/octet-stream")
+
+    async def delete_firmware(self, request: web.Request) -> web.Response:
+        if not self.store.remove(request.match_info["name"]):
+            return _error(404, f"no firmware {request.match_info['name']!r}")
+        return web.Response(status=204)

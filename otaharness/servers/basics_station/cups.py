@@ -1,0 +1,128 @@
+"""The CUPS endpoint ``POST /update-info``: what a station is sent, and the HTTP rules around it.
+
+Decision (Azure ``CupsProtocolMessageProcessor`` and the reference test CUPS, fact sheet §8/§9.2),
+per segment of the reply:
+
+* ``cupsUri`` / ``tcUri``: sent when the twin has one and the request's differs.
+* credential blobs: sent when the twin has one and the request's ``cupsCredCrc``/``tcCredCrc``
+  differs from ``crc32(blob)``.
+* update: when the twin's ``package`` differs (case-insensitively, as Azure) from the request's.
+  With a ``fwKeyChecksum`` in the twin the station's ``keys`` must contain it, else no update is
+  sent (the reference CUPS sends no signature then; Azure throws) and the reason is logged. A twin
+  without key checksum and signature sends the update unsigned (the station runs it only if it
+  has no ``sig-0.key``).
+
+HTTP: the request needs ``Content-Length`` (411) of at most 2048 bytes (413, as Azure); bad JSON
+or fields → 400; unknown station → 404. The reply is ``application/octet-stream`` with an
+explicit Content-Length, never chunked (the station cannot read chunked bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from otaharness.protocols.basics_station import (
+    UPDATE_INFO_PATH,
+    BasicsStationCodecError,
+    FirmwareSignature,
+    UpdateInfoRequest,
+    UpdateInfoResponse,
+    format_eui,
+)
+from otaharness.servers.basics_station.registry import StationRecord, StationRegistry
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BODY = 2048  # Azure CupsEndpoint rejects longer bodies
+FIRMWARE_PATH = "/admin/firmware/"
+
+
+@dataclass(frozen=True)
+class CupsDecision:
+    response: UpdateInfoResponse
+    reason: str  # one line saying what was sent and why (the "logs why")
+
+
+def firmware_name(fw_url: str) -> str | None:
+    """The store name in a ``fwUrl`` this server issued (``…/admin/firmware/<name>``)."""
+    path = urlsplit(fw_url).path
+    return path[len(FIRMWARE_PATH):] if path.startswith(FIRMWARE_PATH) else None
+
+
+def decide_update_info(request: UpdateInfoRequest, twin: StationRecord,
+                       read_firmware: Callable[[str], bytes | None]) -> CupsDecision:
+    notes: list[str] = []
+    cups_uri = twin.cups_uri if twin.cups_uri and request.cups_uri != twin.cups_uri else None
+    tc_uri = twin.tc_uri if twin.tc_uri and request.tc_uri != twin.tc_uri else None
+    notes += [f"{name} {uri}" for name, uri in (("cupsUri", cups_uri), ("tcUri", tc_uri)) if uri]
+    cups_credentials = twin.cups_credentials if twin.cups_cred_crc not in (None, request.cups_cred_crc) else b""
+    tc_credentials = twin.tc_credentials if twin.tc_cred_crc not in (None, request.tc_cred_crc) else b""
+    notes += [f"{name} credentials" for name, blob in (("cups", cups_credentials), ("tc", tc_credentials)) if blob]
+    update, signature, update_note = _firmware_for(request, twin, read_firmware)
+    notes.append(update_note)
+    response = UpdateInfoResponse(cups_uri, tc_uri, cups_credentials, tc_credentials, signature, update)
+    return CupsDecision(response, "; ".join(notes))
+
+
+def _firmware_for(request: UpdateInfoRequest, twin: StationRecord, read_firmware: Callable[[str], bytes | None]
+                  ) -> tuple[bytes, FirmwareSignature | None, str]:
+    if twin.package is None:
+        return b"", None, "no update: no desired package"
+    if (request.package or "").casefold() == twin.package.casefold():
+        return b"", None, f"no update: station runs the desired package {twin.package!r}"
+    if twin.fw_key_checksum is not None and twin.fw_key_checksum not in request.keys:
+        return b"", None, (f"no update to {twin.package!r}: the station lacks the signing key "
+                           f"(fwKeyChecksum {twin.fw_key_checksum} not in keys {list(request.keys)})")
+    name = firmware_name(twin.fw_url or "")
+    firmware = read_firmware(name) if name else None
+    if not firmware:
+        return b"", None, f"no update to {twin.package!r}: firmware {twin.fw_url!r} not in the store"
+    if twin.fw_key_checksum is None or not twin.fw_signature:
+        return firmware, None, f"update to {twin.package!r} ({len(firmware)} bytes) UNSIGNED: the twin has no key/signature"
+    signature = FirmwareSignature(twin.fw_key_checksum, twin.fw_signature)
+    return firmware, signature, (f"update to {twin.package!r} ({len(firmware)} bytes) signed with key "
+                                 f"{twin.fw_key_checksum}")
+
+
+class CupsEndpoint:
+    """aiohttp handler of ``POST /update-info`` over the registry and the firmware store."""
+
+    def __init__(self, registry: StationRegistry, read_firmware: Callable[[str], bytes | None]) -> None:
+        self.registry = registry
+        self.read_firmware = read_firmware
+        self.requests: list[bytes] = []  # raw request bodies as received, for byte-exact checks
+        self.decisions: list[tuple[int, str]] = []  # (station EUI, reason) per answered request
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post(UPDATE_INFO_PATH, self.update_info)
+
+    async def update_info(self, http: web.Request) -> web.Response:
+        if http.content_length is None:
+            return _refuse(411, "Content-Length required (chunked requests are not accepted)")
+        if http.content_length > MAX_REQUEST_BODY:
+            return _refuse(413, f"request body of {http.content_length} bytes exceeds {MAX_REQUEST_BODY}")
+        body = await http.read()
+        self.requests.append(body)
+        try:
+            request = UpdateInfoRequest.decode(body)
+        except BasicsStationCodecError as error:
+            return _refuse(400, f"bad update-info request: {error}")
+        twin = self.registry.find(request.router)
+        if twin is None:
+            return _refuse(404, f"unknown station {format_eui(request.router)}")
+        decision = decide_update_info(request, twin, self.read_firmware)
+        self.registry.update(request.router, last_cups_decision=decision.reason)
+        self.decisions.append((request.router, decision.reason))
+        log.info("CUPS %s: %s", format_eui(request.router), decision.reason)
+        # bytes body: aiohttp sends Content-Length and no chunking.
+        return web.Response(body=decision.response.encode(), content_type="application/octet-stream")
+
+
+def _refuse(status: int, message: str) -> web.Response:
+    log.warning("CUPS refused a request (%d): %s", status, message)
+    return web.Response(status=status, text=message + "\n")

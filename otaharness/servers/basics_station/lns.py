@@ -1,0 +1,204 @@
+"""The LNS side of a Basics Station: discovery (``/router-info``) and the data websocket
+(``/router-data/<StationEui>``, Azure's path), fact sheet §7.
+
+Every message on the data connection goes through :meth:`LnsServer.dispatch`, which calls the
+handler registered for its ``msgtype`` — the hook-per-message shape of basicstation's
+``pysys/tcutils.py``. This module handles ``version`` (records the package the station reports,
+Azure's reported twin property ``Package``, and answers ``router_config``); a network server adds
+``updf``, ``jreq``, ``dntxed`` … with :meth:`LnsServer.on` or a ``handle_<msgtype>`` method in a
+subclass. Messages of an unknown ``msgtype`` are logged and kept, as the station does with ours.
+
+Bad input: a discovery request that is not a JSON object with ``router`` → websocket close 1007;
+an unknown or rejected station → discovery ``error`` reply (the station then asks CUPS) and 404/403
+on the data path; on the data websocket, non-JSON text or a message without ``msgtype`` → close
+1007, a binary frame → close 1003, a frame over ``MAX_MESSAGE_SIZE`` → close 1009.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from otaharness.protocols.basics_station import (
+    ROUTER_INFO_PATH,
+    BasicsStationCodecError,
+    RouterConfig,
+    RouterInfoRequest,
+    RouterInfoResponse,
+    VersionMessage,
+    format_eui,
+    parse_eui,
+)
+from otaharness.runtime.clock import Clock
+from otaharness.servers.basics_station.registry import StationRegistry
+
+log = logging.getLogger(__name__)
+
+ROUTER_DATA_PATH = "/router-data/"
+MAX_MESSAGE_SIZE = 64 * 1024
+DISCOVERY_TIMEOUT = 30.0  # seconds on the loop clock to wait for the router-info request
+
+
+@dataclass
+class LnsSession:
+    """One station's live data connection."""
+
+    eui: int
+    websocket: web.WebSocketResponse
+    version: VersionMessage | None = None
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    async def send(self, message: dict[str, Any] | str) -> None:
+        await self.websocket.send_str(message if isinstance(message, str) else json.dumps(message))
+
+
+Handler = Callable[[LnsSession, dict[str, Any]], Awaitable[None]]
+
+
+class LnsServer:
+    def __init__(self, registry: StationRegistry, router_config: dict[str, Any], clock: Clock,
+                 muxs_eui: int = 1) -> None:
+        self.registry = registry
+        self.router_config = RouterConfig.from_dict(router_config)
+        self.clock = clock
+        self.muxs_eui = muxs_eui
+        self.base_url = ""  # ws://host:port, set once the server listens
+        self.sessions: dict[int, LnsSession] = {}
+        self.handlers: dict[str, Handler] = {
+            name[len("handle_"):]: getattr(self, name) for name in dir(self) if name.startswith("handle_")
+        }
+
+    def on(self, msgtype: str, handler: Handler) -> None:
+        """Register (or replace) the handler of one message type."""
+        self.handlers[msgtype] = handler
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get(ROUTER_INFO_PATH, self.router_info)
+        app.router.add_get(ROUTER_DATA_PATH + "{eui}", self.router_data)
+
+    def data_uri(self, eui: int) -> str:
+        return f"{self.base_url}{ROUTER_DATA_PATH}{format_eui(eui, '')}"
+
+    # -- discovery --------------------------------------------------------------------------
+    async def router_info(self, request: web.Request) -> web.WebSocketResponse:
+        websocket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE)
+        await websocket.prepare(request)
+        try:
+            async with asyncio.timeout(DISCOVERY_TIMEOUT):
+                message = await websocket.receive()
+        except TimeoutError:
+            await websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"no router-info request")
+            return websocket
+        if message.type != WSMsgType.TEXT:
+            await _close_for(websocket, message)
+            return websocket
+        try:
+            eui = RouterInfoRequest.decode(message.data).router
+        except BasicsStationCodecError as error:
+            log.warning("router-info: bad request: %s", error)
+            await websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"bad router-info request: {error}"))
+            return websocket
+        await websocket.send_str(self.discover(eui).to_json())
+        await websocket.close()
+        return websocket
+
+    def discover(self, eui: int) -> RouterInfoResponse:
+        twin = self.registry.find(eui)
+        if twin is None:
+            log.warning("router-info: unknown router %s", format_eui(eui))
+            return RouterInfoResponse.reject(eui, f"unknown router {format_eui(eui)}")
+        if twin.lns_reject_reason:
+            log.info("router-info: rejecting %s: %s", format_eui(eui), twin.lns_reject_reason)
+            return RouterInfoResponse.reject(eui, twin.lns_reject_reason)
+        return RouterInfoResponse.accept(eui, self.muxs_eui, self.data_uri(eui))
+
+    # -- data connection ------------------------------------------------------------------------
+    async def router_data(self, request: web.Request) -> web.StreamResponse:
+        try:
+            eui = parse_eui(request.match_info["eui"])
+        except BasicsStationCodecError as error:
+            return web.Response(status=400, text=f"bad station EUI in path: {error}\n")
+        twin = self.registry.find(eui)
+        if twin is None:
+            return web.Response(status=404, text=f"unknown router {format_eui(eui)}\n")
+        if twin.lns_reject_reason:
+            return web.Response(status=403, text=f"router rejected: {twin.lns_reject_reason}\n")
+        websocket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE)
+        await websocket.prepare(request)
+        previous = self.sessions.get(eui)
+        if previous is not None:  # a station has one connection: the newer one wins
+            await previous.websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a new connection")
+        session = self.sessions[eui] = LnsSession(eui, websocket)
+        log.info("LNS: %s connected", format_eui(eui))
+        try:
+            async for message in websocket:
+                if message.type != WSMsgType.TEXT:
+                    await _close_for(websocket, message)
+                    break
+                await self.dispatch(session, message.data)
+        finally:
+            if self.sessions.get(eui) is session:
+                del self.sessions[eui]
+            log.info("LNS: %s disconnected (%s)", format_eui(eui), websocket.close_code)
+        return websocket
+
+    async def dispatch(self, session: LnsSession, text: str) -> None:
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"not JSON: {error}"))
+            return
+        if not isinstance(document, dict) or not isinstance(document.get("msgtype"), str):
+            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=b"expected a JSON object with 'msgtype'")
+            return
+        session.received.append(document)
+        handler = self.handlers.get(document["msgtype"])
+        if handler is None:
+            log.warning("LNS: %s sent unhandled msgtype %r", format_eui(session.eui), document["msgtype"])
+            return
+        try:
+            await handler(session, document)
+        except BasicsStationCodecError as error:
+            log.warning("LNS: bad %s from %s: %s", document["msgtype"], format_eui(session.eui), error)
+            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(str(error)))
+
+    async def reject(self, eui: int, reason: str) -> None:
+        """Close a rejected station's live connection (its next discovery gets ``error``)."""
+        session = self.sessions.get(eui)
+        if session is not None:
+            await session.websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=_reason(f"rejected: {reason}"))
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+    # -- handlers -------------------------------------------------------------------------------
+    async def handle_version(self, session: LnsSession, message: dict[str, Any]) -> None:
+        version = VersionMessage.decode(json.dumps(message))
+        session.version = version
+        if version.package:  # Azure writes reported `Package` only for a non-empty package
+            self.registry.update(session.eui, reported_package=version.package)
+        log.info("Received 'version' message for station %s with package '%s'",
+                 format_eui(session.eui), version.package)
+        config = dataclasses.replace(self.router_config, mux_time=self.clock.epoch())
+        await session.send(config.to_json())
+
+
+def _reason(text: str) -> bytes:
+    return text.encode("utf-8")[:120]  # a close frame's reason must fit 123 bytes
+
+
+async def _close_for(websocket: web.WebSocketResponse, message: Any) -> None:
+    if message.type == WSMsgType.BINARY:
+        await websocket.close(code=WSCloseCode.UNSUPPORTED_DATA, message=b"binary frames are not part of the protocol")
+    elif message.type == WSMsgType.ERROR:
+        error = websocket.exception()
+        code = getattr(error, "code", WSCloseCode.PROTOCOL_ERROR)
+        await websocket.close(code=code, message=_reason(f"websocket error: {error}"))
