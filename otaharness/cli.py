@@ -83,8 +83,9 @@ def skipped_core_scenarios(junit_dir: Path) -> list[str]:
         for case in ET.parse(report).getroot().iter("testcase"):
             if case.find("skipped") is None:
                 continue
-            classname = case.get("classname", "")  # e.g. "harness.clock_and_broker.Feature"
-            if classname.split(".", 1)[0] in CORE_FLOWS:
+            # e.g. "features.harness.clock_and_broker.<feature name>"
+            classname = case.get("classname", "")
+            if classname.removeprefix("features.").split(".", 1)[0] in CORE_FLOWS:
                 skipped.append(f"{classname}: {case.get('name')}")
     return skipped
 

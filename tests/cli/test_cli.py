@@ -51,12 +51,14 @@ def test_emulate_help():
 
 def test_skipped_core_scenarios_are_found_in_junit(tmp_path):
     (tmp_path / "TESTS-harness.xml").write_text(textwrap.dedent("""\
-        <testsuite name="harness.clock.Feature">
-          <testcase classname="harness.clock.Feature" name="runs"/>
-          <testcase classname="harness.clock.Feature" name="skipped one"><skipped/></testcase>
-          <testcase classname="mine.extra.Feature" name="user skip"><skipped/></testcase>
+        <testsuite name="features.harness.clock.Scenario time">
+          <testcase classname="features.harness.clock.Scenario time" name="runs"/>
+          <testcase classname="features.harness.clock.Scenario time" name="skipped one">
+            <skipped/></testcase>
+          <testcase classname="features.mine.extra.Mine" name="user skip"><skipped/></testcase>
         </testsuite>"""))
-    assert skipped_core_scenarios(tmp_path) == ["harness.clock.Feature: skipped one"]
+    assert skipped_core_scenarios(tmp_path) == [
+        "features.harness.clock.Scenario time: skipped one"]
 
 
 @pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
