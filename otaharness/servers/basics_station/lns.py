@@ -54,6 +54,7 @@ class LnsSession:
     websocket: web.WebSocketResponse
     version: VersionMessage | None = None
     received: list[dict[str, Any]] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # every text frame as received (byte-exact checks)
 
     async def send(self, message: dict[str, Any] | str) -> None:
         await self.websocket.send_str(message if isinstance(message, str) else json.dumps(message))
@@ -70,7 +71,8 @@ class LnsServer:
         self.clock = clock
         self.muxs_eui = muxs_eui
         self.base_url = ""  # ws://host:port, set once the server listens
-        self.sessions: dict[int, LnsSession] = {}
+        self.sessions: dict[int, LnsSession] = {}  # live connections
+        self.history: list[LnsSession] = []  # every connection so far, oldest first
         self.handlers: dict[str, Handler] = {
             name[len("handle_"):]: getattr(self, name) for name in dir(self) if name.startswith("handle_")
         }
@@ -136,6 +138,7 @@ class LnsServer:
         if previous is not None:  # a station has one connection: the newer one wins
             await previous.websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a new connection")
         session = self.sessions[eui] = LnsSession(eui, websocket)
+        self.history.append(session)
         log.info("LNS: %s connected", format_eui(eui))
         try:
             async for message in websocket:
@@ -150,6 +153,7 @@ class LnsServer:
         return websocket
 
     async def dispatch(self, session: LnsSession, text: str) -> None:
+        session.texts.append(text)
         try:
             document = json.loads(text)
         except ValueError as error:
