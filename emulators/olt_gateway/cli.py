@@ -1,0 +1,48 @@
+"""``otaharness emulate olt-gateway``: one gateway and its devices against any OLT-style API and
+MQTT broker, on real time, until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from urllib.parse import urlsplit
+
+from emulators.olt_gateway.api_client import OltApiClient
+from emulators.olt_gateway.device import FieldDevice
+from emulators.olt_gateway.gateway import OltGateway
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--api", required=True, help="API base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--mqtt", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    parser.add_argument("--gateway-id", required=True, help="the gateway's device id")
+    parser.add_argument("--client-id", required=True, help="the gateway's client credentials")
+    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--device", action="append", default=[], metavar="DEVICE_ID",
+                        help="a device behind the gateway (repeat for more)")
+    parser.add_argument("--bind-address", default=None, help="source address for connections")
+    parser.add_argument("--chunk-size", type=int, default=1024, help="field procedure chunk bytes")
+
+
+async def run(args: argparse.Namespace) -> int:
+    from otaharness.runtime.clock import RealClock
+    from otaharness.runtime.mqtt import MqttClient
+
+    broker = urlsplit(args.mqtt)
+    mqtt = MqttClient(f"olt-gateway-{args.gateway_id}", broker.hostname or "127.0.0.1",
+                      broker.port or 1883, bind_address=args.bind_address)
+    api = OltApiClient(args.api, args.client_id, args.client_secret, bind_address=args.bind_address)
+    gateway = OltGateway(args.gateway_id, api, mqtt, RealClock(),
+                         devices=[FieldDevice(device_id) for device_id in args.device],
+                         chunk_size=args.chunk_size)
+    await gateway.start()
+    log.info("olt-gateway %s up with devices %s", args.gateway_id, ", ".join(args.device))
+    try:
+        await asyncio.Event().wait()  # until the CLI cancels us (Ctrl-C)
+    finally:
+        await gateway.stop()
+        log.info("olt-gateway %s stopped; results %s", args.gateway_id, gateway.results)
+    return 0

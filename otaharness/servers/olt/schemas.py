@@ -1,0 +1,198 @@
+"""JSON Schemas: the device-type document (ours: OLT never published one), the request bodies,
+and the checks a type's own schema fragments impose on devices' configuration and attributes.
+
+One source: the same dicts validate requests here and appear in the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+
+from otaharness.servers.olt.errors import InvalidDocument
+
+SLOT_KINDS = ("firmware", "bootloader", "configuration")
+FRAGMENT_SECTIONS = ("configuration", "attributes", "events", "actions")
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+# A reporting rule names one declared configuration or attribute field, or a field inside it.
+REPORTING_PATH_PATTERN = r"^\$\.(configuration|attributes)(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,8}$"
+URN_PATTERN = r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:\S+$"
+TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+_TEXT = {"type": "string", "maxLength": 2000}
+_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+
+DEVICE_TYPE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$id": "urn:otaharness:olt:device-type",
+    "title": "OLT device type document",
+    "type": "object",
+    "required": ["name", "schema"],
+    "additionalProperties": False,
+    "properties": {
+        "name": _NAME,
+        "manufacturer": _NAME,
+        "model": _NAME,
+        "description": _TEXT,
+        "categories": {"type": "array", "maxItems": 100,
+                       "items": {"type": "string", "pattern": URN_PATTERN, "maxLength": 200}},
+        "reportingRules": {
+            "type": "array", "maxItems": 100,
+            "items": {
+                "type": "object", "required": ["path", "reportTo"], "additionalProperties": False,
+                "properties": {
+                    "path": {"type": "string", "pattern": REPORTING_PATH_PATTERN},
+                    "reportTo": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                 "items": {"enum": ["timeseries"]}},
+                },
+            },
+        },
+        "schema": {
+            "type": "object", "additionalProperties": False,
+            "properties": {section: {"$ref": "#/$defs/fragments"} for section in FRAGMENT_SECTIONS},
+        },
+        "slots": {
+            "type": "object",
+            "propertyNames": {"enum": list(SLOT_KINDS)},
+            "additionalProperties": {
+                "type": "object", "required": ["name"], "additionalProperties": False,
+                "properties": {"name": _NAME, "description": _TEXT,
+                               "maxSize": {"type": "integer", "minimum": 1}},
+            },
+        },
+    },
+    "$defs": {
+        # Each field is a JSON Schema fragment; `property` ties it to a semantic URN
+        # (e.g. an LwM2M resource). The fragments themselves are checked against the
+        # 2020-12 meta-schema in code (a $ref to the meta-schema would need a network fetch).
+        "fragments": {
+            "type": "object", "maxProperties": 200,
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"property": {"type": "string", "pattern": URN_PATTERN}},
+            },
+        },
+    },
+}
+
+FIRMWARE_CREATE = {
+    "type": "object", "required": ["name", "version"], "additionalProperties": False,
+    "properties": {"name": _NAME, "version": {"type": "string", "minLength": 1, "maxLength": 64},
+                   "description": _TEXT, "kind": {"enum": list(SLOT_KINDS)}},
+}
+
+_INFO_FIELDS = {"name": _NAME, "description": _TEXT,
+                "tags": {"type": "array", "maxItems": 50, "items": _NAME}}
+
+DEVICE_CREATE = {
+    "type": "object", "required": ["info"], "additionalProperties": False,
+    "properties": {
+        "info": {
+            "type": "object", "required": ["name", "deviceTypeId"], "additionalProperties": False,
+            "properties": {**_INFO_FIELDS, "deviceTypeId": {"type": "string", "minLength": 1},
+                           "connectedBy": {"type": "string", "minLength": 1}},
+        },
+        "configuration": {"type": "object"},
+        "attributes": {"type": "object"},
+    },
+}
+
+DEVICE_PATCH = {
+    "type": "object", "minProperties": 1, "additionalProperties": False,
+    "properties": {
+        "info": {"type": "object", "additionalProperties": False, "properties": _INFO_FIELDS},
+        "configuration": {"type": "object"},
+    },
+}
+
+ACTION_CREATE = {
+    "type": "object", "required": ["action"], "additionalProperties": False,
+    "properties": {"action": {"type": "string", "pattern": NAME_PATTERN}, "payload": {},
+                   "description": _TEXT},
+}
+
+INSTALLATION_CREATE = {
+    "type": "object", "required": ["firmwareId", "slot"], "additionalProperties": False,
+    "properties": {
+        "firmwareId": {"type": "string", "minLength": 1},
+        "slot": {"enum": list(SLOT_KINDS)},
+        "schedule": {"type": "object", "required": ["startAt"], "additionalProperties": False,
+                     "properties": {"startAt": {"type": "string", "format": "date-time"}}},
+        # A daily UTC window in which writing into the device may begin (hawkBit's
+        # maintenanceWindow, simplified to times of day). end < start spans midnight.
+        "maintenanceWindow": {
+            "type": "object", "required": ["start", "end"], "additionalProperties": False,
+            "properties": {"start": {"type": "string", "pattern": TIME_OF_DAY_PATTERN},
+                           "end": {"type": "string", "pattern": TIME_OF_DAY_PATTERN}},
+        },
+    },
+}
+
+REPORTED_STATUSES = ("downloading", "downloaded", "installing", "succeeded", "failed")
+
+INSTALLATION_PATCH = {
+    "type": "object", "required": ["status"], "additionalProperties": False,
+    "properties": {
+        "status": {"enum": list(REPORTED_STATUSES)},
+        "progress": {"type": "object", "required": ["cnt", "of"], "additionalProperties": False,
+                     "properties": {"cnt": {"type": "integer", "minimum": 0},
+                                    "of": {"type": "integer", "minimum": 1}}},
+        "details": {"type": "array", "maxItems": 50, "items": {"type": "string", "maxLength": 2000}},
+    },
+}
+
+_FORMATS = FormatChecker()
+
+
+def validate(document: Any, schema: dict[str, Any], what: str) -> None:
+    """Raise InvalidDocument naming the first offending place (deepest error first)."""
+    validator = Draft202012Validator(schema, format_checker=_FORMATS)
+    errors = sorted(validator.iter_errors(document), key=lambda e: (-len(e.absolute_path), e.message))
+    if errors:
+        error = errors[0]
+        pointer = "/" + "/".join(str(part) for part in error.absolute_path)
+        raise InvalidDocument(f"{what}: {error.message} (at {pointer})", extra={"pointer": pointer})
+
+
+def validate_device_type(document: Any) -> None:
+    """Our document schema, then each fragment against the JSON Schema 2020-12 meta-schema,
+    then the cross references (reporting paths must name declared fields)."""
+    validate(document, DEVICE_TYPE_SCHEMA, "device type")
+    sections = document["schema"]
+    for section, fragments in sections.items():
+        for name, fragment in fragments.items():
+            try:
+                Draft202012Validator.check_schema(fragment)
+            except SchemaError as exc:
+                pointer = f"/schema/{section}/{name}"
+                raise InvalidDocument(f"device type: {pointer} is not a JSON Schema: {exc.message}",
+                                      extra={"pointer": pointer}) from None
+    for index, rule in enumerate(document.get("reportingRules", [])):
+        _, section, field, *_ = rule["path"].split(".")
+        if field not in sections.get(section, {}):
+            raise InvalidDocument(
+                f"device type: reporting rule {rule['path']} names no declared {section} field",
+                extra={"pointer": f"/reportingRules/{index}/path"})
+
+
+def section_schema(type_document: dict[str, Any], section: str) -> dict[str, Any]:
+    """The object schema of a device's configuration or attributes: the declared fragments,
+    nothing else (unknown fields are refused, so a typo cannot pass silently)."""
+    return {"type": "object", "additionalProperties": False,
+            "properties": type_document["schema"].get(section, {})}
+
+
+def validate_report(type_document: dict[str, Any], section: str, values: Any, what: str) -> None:
+    validate(values, section_schema(type_document, section), what)
+
+
+def validate_named_payload(type_document: dict[str, Any], section: str, name: str,
+                           payload: Any, what: str) -> None:
+    """An action's or event's payload against the fragment declared under its name."""
+    fragment = type_document["schema"].get(section, {}).get(name)
+    if fragment is None:
+        raise InvalidDocument(f"{what}: the device type declares no {section[:-1]} {name!r}")
+    validate(payload, fragment, what)
