@@ -135,6 +135,7 @@ class BasicsStation:
         self._cups_task: asyncio.Task | None = None
         self._tc_task: asyncio.Task | None = None
         self._restart_task: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()  # every task of this life, also stopped TC ones finishing
         self._muxs: ClientConnection | None = None
         self._tc_connected = False
 
@@ -169,11 +170,15 @@ class BasicsStation:
             self.note("update-rerun", "update.bin left from before the restart")
             await self._run_update()
         self._ram.cups_due = asyncio.get_running_loop().time()
-        self._cups_task = asyncio.create_task(self._cups_loop(), name=f"{self.name} CUPS")
+        self._cups_task = self._spawn(self._cups_loop(), "CUPS")
         self._start_tc()
 
     async def stop(self) -> None:
-        """Orderly shutdown: connections closed with a close handshake."""
+        """Orderly shutdown: connections closed with a close handshake; a pending restart dropped."""
+        restart = self._restart_task
+        if restart is not None and restart is not asyncio.current_task() and not restart.done():
+            restart.cancel()
+            await asyncio.gather(restart, return_exceptions=True)
         await self._halt(graceful=True)
 
     async def reboot(self) -> None:
@@ -190,7 +195,7 @@ class BasicsStation:
         current = asyncio.current_task()
         if self._muxs is not None and not graceful:
             self._muxs.transport.abort()  # no close frame, no FIN handshake: the power is gone
-        tasks = [task for task in (self._cups_task, self._tc_task) if task is not None and task is not current]
+        tasks = [task for task in self._tasks if task is not current]
         self._cups_task = self._tc_task = None
         for task in tasks:
             task.cancel()
@@ -367,7 +372,13 @@ class BasicsStation:
     # -- TC ---------------------------------------------------------------------------------------
     def _start_tc(self) -> None:
         if self._tc_task is None or self._tc_task.done():
-            self._tc_task = asyncio.create_task(self._tc_loop(), name=f"{self.name} TC")
+            self._tc_task = self._spawn(self._tc_loop(), "TC")
+
+    def _spawn(self, coroutine, purpose: str) -> asyncio.Task:
+        task = asyncio.create_task(coroutine, name=f"{self.name} {purpose}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     def _stop_tc(self) -> None:
         if self._tc_task is not None and self._tc_task is not asyncio.current_task():

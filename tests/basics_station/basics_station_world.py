@@ -62,12 +62,16 @@ def run_world(tmp_path: Path, main: Callable[[World], Awaitable[Any]]) -> Any:
         world = World(tmp_path, clock)
         await world.server.start()
         try:
-            return await main(world)
+            result = await main(world)
         finally:
             for station in world.stations:
                 await station.wait_restart()
                 await station.stop()
             await world.server.stop()
+        await asyncio.sleep(0)
+        leftover = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        assert not leftover, f"tasks left behind: {leftover}"
+        return result
 
     try:
         return loop.run_until_complete(scenario())

@@ -7,7 +7,9 @@ import asyncio
 import struct
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
+import aiohttp
 from basics_station_world import World, run_world
 
 from emulators.basics_station import BasicsStation, StationHome, StationSettings
@@ -33,8 +35,6 @@ def test_cups_and_tc_uri_and_credential_rotation_byte_exact(tmp_path: Path) -> N
         station = world.station(STATION, register=False)
         world.register(STATION, cups_uri=new_cups, tc_uri=new_tc, cups_credentials=cups_blob,
                        tc_credentials=tc_blob)
-        import aiohttp
-
         async with aiohttp.ClientSession() as http:
             async with http.post(world.cups_url + "/update-info", data=station.update_info_request().encode()) as r:
                 first_reply = await r.read()
@@ -72,11 +72,14 @@ def test_lns_rejection_sends_the_station_back_to_cups(tmp_path: Path) -> None:
         await station.start()
         await world.until(lambda: station.tc_connected)
         rejected_at = world.clock.monotonic()
-        await world.server.admin.on_reject(STATION, "x")  # the admin API's hook closes the live connection
-        world.server.registry.update(STATION, lns_reject_reason="under maintenance")
-        await world.until(lambda: station.count("cups-done") == 2, timeout=600)
-        asked_again_after = world.clock.monotonic() - rejected_at
-        world.server.registry.update(STATION, lns_reject_reason=None)
+        reject_url = f"{world.cups_url}/admin/stations/{STATION:016X}/reject"
+        async with aiohttp.ClientSession() as http:
+            async with http.put(reject_url, json={"reason": "under maintenance"}) as response:
+                assert response.status == 200
+            await world.until(lambda: station.count("cups-done") == 2, timeout=600)
+            asked_again_after = world.clock.monotonic() - rejected_at
+            async with http.delete(reject_url) as response:
+                assert (await response.json())["lnsRejectReason"] is None
         await world.until(lambda: station.tc_connected, timeout=600)
         return station, asked_again_after
 
@@ -178,3 +181,37 @@ def test_version_message_byte_exact_and_the_emulator_on_real_time(tmp_path: Path
 
     assert asyncio.run(main()) == ('{"msgtype":"version","station":"2.0.6(linux/testsim)","firmware":null,'
                                    '"package":null,"model":"linux","protocol":2,"features":"rmtsh"}')
+
+
+def test_cli_builds_several_stations_with_their_own_homes(tmp_path: Path) -> None:
+    import argparse
+
+    from emulators.basics_station import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    args = parser.parse_args(["--home", str(tmp_path), "--cups-uri", "http://127.0.0.1:5002", "--eui", "::a",
+                              "--count", "2", "--package", "v0", "--cups-ok-interval", "3600"])
+    stations = cli.stations_from(args, RealClock())
+    assert [station.settings.eui for station in stations] == [10, 11]
+    assert [station.home.path.name for station in stations] == ["000000000000000A", "000000000000000B"]
+    assert all(station.home.uri("cups") == "http://127.0.0.1:5002" and station.home.version() == "v0"
+               and station.settings.cups_ok_interval == 3600 for station in stations)
+
+
+def test_service_module_starts_and_stops_the_back_end(tmp_path: Path) -> None:
+    from otaharness.servers.basics_station import service
+
+    async def main():
+        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock())
+        server = await service.start(runtime)
+        endpoints = server.endpoints()
+        async with aiohttp.ClientSession() as http:
+            async with http.get(endpoints["cups"] + "/admin/stations/::1") as response:
+                assert response.status == 404
+        await server.stop()
+        return endpoints
+
+    endpoints = asyncio.run(main())
+    assert endpoints["cups"].startswith("http://127.0.0.1:") and endpoints["lns"].startswith("ws://127.0.0.1:")
+    assert (tmp_path / "basics-station" / "stations.sqlite").is_file()

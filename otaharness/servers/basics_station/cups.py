@@ -20,6 +20,7 @@ explicit Content-Length, never chunked (the station cannot read chunked bodies).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -34,10 +35,11 @@ from otaharness.protocols.basics_station import (
     UpdateInfoResponse,
     format_eui,
 )
-from otaharness.servers.basics_station.registry import StationRecord, StationRegistry
+from otaharness.servers.basics_station.registry import RegistryError, StationRecord, StationRegistry
 
 log = logging.getLogger(__name__)
 
+RECENT = 10000  # how many requests/decisions are kept in memory for inspection
 MAX_REQUEST_BODY = 2048  # Azure CupsEndpoint rejects longer bodies
 FIRMWARE_PATH = "/admin/firmware/"
 
@@ -79,7 +81,10 @@ def _firmware_for(request: UpdateInfoRequest, twin: StationRecord, read_firmware
         return b"", None, (f"no update to {twin.package!r}: the station lacks the signing key "
                            f"(fwKeyChecksum {twin.fw_key_checksum} not in keys {list(request.keys)})")
     name = firmware_name(twin.fw_url or "")
-    firmware = read_firmware(name) if name else None
+    try:
+        firmware = read_firmware(name) if name else None
+    except RegistryError as error:  # a twin edited by hand can hold any URL
+        return b"", None, f"no update to {twin.package!r}: bad fwUrl {twin.fw_url!r}: {error}"
     if not firmware:
         return b"", None, f"no update to {twin.package!r}: firmware {twin.fw_url!r} not in the store"
     if twin.fw_key_checksum is None or not twin.fw_signature:
@@ -95,8 +100,9 @@ class CupsEndpoint:
     def __init__(self, registry: StationRegistry, read_firmware: Callable[[str], bytes | None]) -> None:
         self.registry = registry
         self.read_firmware = read_firmware
-        self.requests: list[bytes] = []  # raw request bodies as received, for byte-exact checks
-        self.decisions: list[tuple[int, str]] = []  # (station EUI, reason) per answered request
+        # The latest request bodies as received and (station EUI, reason) per answer, for checks.
+        self.requests: deque[bytes] = deque(maxlen=RECENT)
+        self.decisions: deque[tuple[int, str]] = deque(maxlen=RECENT)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(UPDATE_INFO_PATH, self.update_info)

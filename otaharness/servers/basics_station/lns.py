@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,7 +73,7 @@ class LnsServer:
         self.muxs_eui = muxs_eui
         self.base_url = ""  # ws://host:port, set once the server listens
         self.sessions: dict[int, LnsSession] = {}  # live connections
-        self.history: list[LnsSession] = []  # every connection so far, oldest first
+        self.history: deque[LnsSession] = deque(maxlen=10000)  # recent connections, oldest first
         self.handlers: dict[str, Handler] = {
             name[len("handle_"):]: getattr(self, name) for name in dir(self) if name.startswith("handle_")
         }

@@ -100,6 +100,9 @@ CREATE TABLE IF NOT EXISTS stations (
 class StationRegistry:
     def __init__(self, path: Path | str) -> None:
         self._db = sqlite3.connect(str(path))
+        # WAL + NORMAL: a commit survives a crash of this process without an fsync per CUPS request.
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
         self._db.commit()
 
