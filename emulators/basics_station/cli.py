@@ -16,7 +16,7 @@ from pathlib import Path
 from emulators.basics_station.home import StationHome
 from emulators.basics_station.station import BasicsStation, StationSettings
 from otaharness.protocols.basics_station import format_eui, parse_eui
-from otaharness.runtime.clock import RealClock
+from otaharness.runtime.clock import Clock, RealClock
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--update-time-limit", type=float, default=30.0, help="seconds an update may run")
 
 
-def stations_from(args: argparse.Namespace, clock) -> list[BasicsStation]:
+def stations_from(args: argparse.Namespace, clock: Clock) -> list[BasicsStation]:
     first_eui = parse_eui(args.eui)
     stations = []
     for offset in range(args.count):

@@ -73,7 +73,7 @@ class StationHome:
 
     def sig_key_files(self) -> list[bytes]:
         """``sig-0.key``, ``sig-1.key``, … up to the first missing one."""
-        keys = []
+        keys: list[bytes] = []
         while (content := self._read(self.path / f"sig-{len(keys)}.key")) is not None:
             keys.append(content)
         return keys

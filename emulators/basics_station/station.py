@@ -33,6 +33,7 @@ import os
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import websockets
@@ -60,6 +61,11 @@ from otaharness.protocols.basics_station import (
     station_key_crcs,
     station_update_decision,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+    from otaharness.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +126,7 @@ async def _dial_directly(url: str) -> tuple[str, int]:
 
 
 class BasicsStation:
-    def __init__(self, settings: StationSettings, home: StationHome, clock, *,
+    def __init__(self, settings: StationSettings, home: StationHome, clock: Clock, *,
                  bind_address: str | None = None, dial: Dial | None = None, name: str | None = None) -> None:
         self.settings = settings
         self.home = home
@@ -132,10 +138,10 @@ class BasicsStation:
         self.boots = 0
         self._ram = _Ram()
         self._cups_wake = asyncio.Event()
-        self._cups_task: asyncio.Task | None = None
-        self._tc_task: asyncio.Task | None = None
-        self._restart_task: asyncio.Task | None = None
-        self._tasks: set[asyncio.Task] = set()  # every task of this life, also stopped TC ones finishing
+        self._cups_task: asyncio.Task[Any] | None = None
+        self._tc_task: asyncio.Task[Any] | None = None
+        self._restart_task: asyncio.Task[Any] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()  # every task of this life, also stopped TC ones finishing
         self._muxs: ClientConnection | None = None
         self._tc_connected = False
 
@@ -355,8 +361,9 @@ class BasicsStation:
             finished = threading.Event()  # a real-time watchdog: the loop's clock does not move now
             watchdog = loop.run_in_executor(None, finished.wait, self.settings.update_time_limit)
             waiting = asyncio.ensure_future(process.wait())
+            either: set[asyncio.Future[Any]] = {waiting, watchdog}
             try:
-                await asyncio.wait({waiting, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
                 if not waiting.done():
                     process.kill()
                     self.note("update-failed", f"killed after {self.settings.update_time_limit:g} s")
@@ -374,7 +381,7 @@ class BasicsStation:
         if self._tc_task is None or self._tc_task.done():
             self._tc_task = self._spawn(self._tc_loop(), "TC")
 
-    def _spawn(self, coroutine, purpose: str) -> asyncio.Task:
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], purpose: str) -> asyncio.Task[Any]:
         task = asyncio.create_task(coroutine, name=f"{self.name} {purpose}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -92,7 +92,8 @@ async def upgrade_firmware(server: str, station_eui: str, package: str, firmware
         try:
             desired = {"package": package, "fwUrl": fw_url, "fwKeyChecksum": checksum, "fwSignature": digest}
             async with http.put(f"{server.rstrip('/')}/admin/stations/{eui}/cups", json=desired) as response:
-                return await _json_or_error(response, f"setting the desired firmware of station {eui}")
+                twin: dict[str, Any] = await _json_or_error(response, f"setting the desired firmware of station {eui}")
+                return twin
         except (ProvisioningError, aiohttp.ClientError) as error:
             async with http.delete(firmware_url) as response:
                 removal = "removed" if response.status in (204, 404) else f"NOT removed (HTTP {response.status})"

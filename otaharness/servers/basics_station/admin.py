@@ -96,10 +96,12 @@ class AdminApi:
         app.router.add_delete(FIRMWARE_PATH + "{name}", self.delete_firmware)
 
     @web.middleware
-    async def errors(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+    async def errors(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         """Map input and registry errors of admin routes to JSON 4xx (other routes untouched)."""
         try:
-            return await handler(request)
+            response: web.StreamResponse = await handler(request)
+            return response
         except UnknownStation as error:
             return _error(404, str(error))
         except FirmwareExists as error:

@@ -25,7 +25,8 @@ DEFAULT_ROUTER_CONFIG = FIXTURES / "eu868_router_config.json"
 
 
 def load_router_config(path: Path = DEFAULT_ROUTER_CONFIG) -> dict[str, Any]:
-    return json.loads(path.read_text())
+    config: dict[str, Any] = json.loads(path.read_text())
+    return config
 
 
 class BasicsStationServer:
@@ -58,7 +59,8 @@ class BasicsStationServer:
         site = web.TCPSite(runner, self.host, 0)
         await site.start()
         self._runners.append(runner)
-        return runner.addresses[0][1]
+        port: int = runner.addresses[0][1]
+        return port
 
     def endpoints(self) -> dict[str, str]:
         return dict(self._urls)

@@ -8,11 +8,13 @@ the scenario's artifacts (``basics-station/``), emptied when the service starts.
 from __future__ import annotations
 
 import shutil
+from typing import Any
 
 from otaharness.servers.basics_station.server import BasicsStationServer
 
 
-async def start(runtime) -> BasicsStationServer:
+async def start(runtime: Any) -> BasicsStationServer:
+    """``runtime``: the scenario's Runtime (its ``artifacts`` dir and ``clock`` are used)."""
     data_dir = runtime.artifacts / "basics-station"
     shutil.rmtree(data_dir, ignore_errors=True)  # a re-run of the scenario starts empty
     server = BasicsStationServer(data_dir, runtime.clock)
