@@ -1,0 +1,11 @@
+"""nRF9160 asset tracker emulator for the AWS IoT Jobs FOTA flow (see tracker.py)."""
+
+from emulators.aws_tracker.download import DownloadFailed, RangeDownload
+from emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
+from emulators.aws_tracker.tracker import (
+    Flash, JobRejected, RequestRejected, ShadowRejected, Tracker, TrackerError)
+
+__all__ = [
+    "DownloadFailed", "FirmwareJob", "Flash", "JobDocumentError", "JobRejected", "RangeDownload",
+    "RequestRejected", "ShadowRejected", "Tracker", "TrackerError",
+]

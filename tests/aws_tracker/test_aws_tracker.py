@@ -1,0 +1,195 @@
+"""The tracker emulator against mosquitto + the AWS IoT back end (moto, jobs bridge), on the
+virtual clock: the seed FOTA feature's device steps, the nRF autonomous upgrade and its faults."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from tracker_world import BUCKET, World, event, run_scenario, texts
+
+from emulators.aws_tracker import JobRejected, Tracker
+from otaharness.runtime.faults import CutAfter
+from otaharness.runtime.mqtt import MqttClient
+from otaharness.runtime.proxy import LinkProxy
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
+
+IMAGE = bytes(range(256)) * 20  # 5120 bytes: three 2 KiB fragments
+HEX = b"SOME HEX DATA"  # the seed feature's 13-byte object
+
+
+async def started(tracker: Tracker) -> Tracker:
+    await tracker.connect()
+    return tracker
+
+
+async def spy(world: World, topic_filter: str) -> tuple[MqttClient, list[tuple[str, dict]]]:
+    """A second client recording what trackers publish on `topic_filter`."""
+    seen: list[tuple[str, dict]] = []
+    client = MqttClient("spy", world.broker.host, world.broker.port)
+    client.add_handler(topic_filter, lambda topic, payload: seen.append((topic, json.loads(payload))))
+    await client.connect()
+    await client.subscribe(topic_filter)
+    return client, seen
+
+
+def test_step_driven_tracker_starts_the_next_job_as_in_the_seed_feature() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", HEX)
+        world.job("job1", [arn], "1.0.1", len(HEX))
+        tracker = await started(world.tracker("fota", autonomous=False))
+
+        job = await tracker.start_next_job(status_details={"progress": "0"})
+        assert job is not None
+        assert (job["jobId"], job["status"], job["versionNumber"]) == ("job1", "IN_PROGRESS", 2)
+        assert job["jobDocument"]["location"]["host"] == f"{BUCKET}.s3.amazonaws.com"
+        execution = world.execution("job1", "fota")
+        assert (execution["status"], execution["versionNumber"]) == ("IN_PROGRESS", 2)
+        assert (await tracker.describe_job("job1"))["statusDetails"] == {"progress": "0"}
+
+        with pytest.raises(JobRejected) as rejected:
+            await tracker.update_job("job1", "SUCCEEDED", expected_version=1)
+        assert rejected.value.code == "VersionMismatch"
+        assert rejected.value.payload["executionState"]["versionNumber"] == 2
+
+        accepted = await tracker.update_job("job1", "SUCCEEDED", expected_version="2")
+        assert accepted["executionState"] == {"status": "SUCCEEDED", "statusDetails": {"progress": "0"},
+                                              "versionNumber": 3}
+        assert await tracker.start_next_job() is None  # nothing pending any more
+        assert await tracker.describe_job() is None
+        reply = await tracker.report_state({"dev": tracker.device_info()})
+        assert reply["state"]["reported"]["dev"]["v"]["appV"] == "1.0.0"
+        assert world.reported("fota")["dev"]["v"]["imei"] == tracker.imei
+        assert tracker.events[0][1].startswith("connected")  # and no job handled by itself
+        assert not any("download" in text for text in texts(tracker))
+
+    run_scenario(body)
+
+
+def test_autonomous_tracker_upgrades_reboots_and_reports_the_new_version() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        spy_client, requests = await spy(world, "$aws/things/fota/jobs/+/update")
+        tracker = await started(world.tracker("fota", reboot_seconds=10.0))
+        world.job("job1", [arn], "1.0.1", len(IMAGE))  # announced on notify-next
+
+        await event(tracker, "reported appV")
+        execution = world.execution("job1", "fota")
+        assert (execution["status"], execution["versionNumber"]) == ("SUCCEEDED", 3)
+        assert world.reported("fota")["dev"]["v"]["appV"] == "1.0.1"
+        assert tracker.app_version == tracker.flash.installed_version == "1.0.1"
+        assert bytes(tracker.flash.slot) == IMAGE
+        assert tracker.flash.pending is None and tracker.flash.booted_job is None
+        # aws_fota's wire format: expectedVersion as a string, empty clientToken.
+        assert [body for _, body in requests] == [
+            {"status": "IN_PROGRESS", "expectedVersion": "1", "clientToken": ""},
+            {"status": "SUCCEEDED", "expectedVersion": "2", "clientToken": ""},
+        ]
+        down = next(at for at, text in tracker.events if text.startswith("rebooting into 1.0.1"))
+        booted = next(at for at, text in tracker.events if text == "booted 1.0.1")
+        assert booted - down == pytest.approx(10.0)
+        assert "download complete: 5120 bytes in 3 requests" in texts(tracker)
+        await spy_client.disconnect()
+
+    run_scenario(body)
+
+
+def test_missing_object_fails_the_job_with_the_reason_and_asks_for_the_next() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.job("job1", [arn], "1.0.1", 100)  # nothing uploaded
+        tracker = await started(world.tracker("fota"))
+        await event(tracker, "job job1 FAILED")
+        execution = world.execution("job1", "fota")
+        assert execution["status"] == "FAILED"
+        assert "HTTP 404" in execution["statusDetails"]["detailsMap"]["reason"]
+        assert tracker.app_version == "1.0.0" and tracker.flash.pending is None
+        assert tracker.current_job is None
+
+    run_scenario(body)
+
+
+def test_size_mismatch_fails_the_job_before_the_download_completes() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        world.job("job1", [arn], "1.0.1", len(IMAGE) + 1)
+        tracker = await started(world.tracker("fota"))
+        await event(tracker, "job job1 FAILED")
+        reason = world.execution("job1", "fota")["statusDetails"]["detailsMap"]["reason"]
+        assert reason == f"size mismatch: job document says {len(IMAGE) + 1} bytes, server has {len(IMAGE)}"
+        assert tracker.download is not None and tracker.download.requests == 1
+
+    run_scenario(body)
+
+
+def test_cut_download_resumes_from_the_last_byte_and_succeeds() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        address = "127.1.0.7"
+        proxy = LinkProxy("s3", world.moto_address, service_port=80,
+                          device_of=lambda ip: "fota" if ip == address else ip)
+        await proxy.start()
+        # The first fragment's request and response are about 1 KB of HTTP plus 2 KiB of body:
+        # 3 KB in, the second fragment's body is cut short.
+        proxy.set_fault("fota", CutAfter(4500))
+        tracker = await started(world.tracker("fota", s3_endpoint=proxy.address, bind_address=address))
+        world.job("job1", [arn], "1.0.1", len(IMAGE))
+        await event(tracker, "reported appV")
+        assert world.execution("job1", "fota")["status"] == "SUCCEEDED"
+        resumed = [text for text in texts(tracker) if text.startswith("download resumes at byte")]
+        assert len(resumed) == 1
+        offset = int(resumed[0].split()[4])
+        assert 2048 < offset < len(IMAGE)  # mid-fragment: the bytes received before the cut were kept
+        assert proxy.counters("fota").cuts == 1
+        assert bytes(tracker.flash.slot) == IMAGE
+        await proxy.close()
+
+    run_scenario(body)
+
+
+def test_power_cut_mid_download_restarts_the_in_progress_job_from_byte_zero() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        tracker = await started(world.tracker("fota", fragment_size=512, reboot_seconds=5.0))
+        world.job("job1", [arn], "1.0.1", len(IMAGE))
+        await event(tracker, "download 50%")
+        await tracker.power_cut()  # returns once booted and connected again
+        assert tracker.download_offset == 0  # RAM
+        assert len(tracker.flash.slot) >= len(IMAGE) // 2  # flash keeps what was written
+        assert tracker.app_version == "1.0.0"
+        await event(tracker, "reported appV")
+        execution = world.execution("job1", "fota")
+        # QUEUED 1 -> IN_PROGRESS 2 -> (after the power cut) IN_PROGRESS 3 -> SUCCEEDED 4
+        assert (execution["status"], execution["versionNumber"]) == ("SUCCEEDED", 4)
+        assert texts(tracker).count("download of fota-bucket.s3.amazonaws.com/job1 started") == 2
+        assert tracker.app_version == "1.0.1" and bytes(tracker.flash.slot) == IMAGE
+
+    run_scenario(body)
+
+
+def test_two_queued_jobs_run_in_creation_order() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        world.firmware("job2", IMAGE[::-1])
+        world.job("job1", [arn], "1.0.1", len(IMAGE))
+        world.job("job2", [arn], "1.0.2", len(IMAGE))
+        tracker = await started(world.tracker("fota"))
+        while tracker.app_version != "1.0.2" or not texts(tracker)[-1].startswith("reported appV"):
+            await event(tracker, "reported appV")
+        succeeded = [text for text in texts(tracker) if " SUCCEEDED " in text]
+        assert [text.split()[1] for text in succeeded] == ["job1", "job2"]
+        assert world.execution("job2", "fota")["status"] == "SUCCEEDED"
+        assert world.reported("fota")["dev"]["v"]["appV"] == "1.0.2"
+        assert bytes(tracker.flash.slot) == IMAGE[::-1]
+
+    run_scenario(body)

@@ -1,0 +1,123 @@
+"""Test helpers: one scenario on the virtual clock with a real mosquitto, the AWS IoT back end
+(moto + jobs bridge) and trackers; boto3 calls go to moto over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from emulators.aws_tracker import Tracker
+from otaharness.runtime.broker import MosquittoBroker
+from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.servers.aws_iot import AwsIotBackend
+
+BUCKET = "fota-bucket"
+T = TypeVar("T")
+
+
+@dataclass
+class World:
+    clock: VirtualClock
+    broker: MosquittoBroker
+    backend: AwsIotBackend
+    trackers: list[Tracker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.iot = self.backend.client("iot")
+        self.s3 = self.backend.client("s3")
+        self.s3.create_bucket(Bucket=BUCKET)
+        host, port = self.backend.endpoints()["aws"].rsplit("/", 1)[1].split(":")
+        self.moto_address = (host, int(port))
+
+    def thing(self, name: str) -> str:
+        return self.iot.create_thing(thingName=name)["thingArn"]
+
+    def firmware(self, key: str, data: bytes) -> None:
+        # The asset tracker's FOTA bucket serves its objects to anyone (the device sends no
+        # signature); moto refuses unsigned GETs of private objects with 403.
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=data, ContentType="text/x-hex", ACL="public-read")
+
+    def job(self, job_id: str, targets: list[str], version: str, size: int | None, path: str | None = None) -> None:
+        document: dict[str, Any] = {
+            "operation": "app_fw_update", "filename": f"{version}.hex", "fwversion": version,
+            "location": {"protocol": "https", "host": f"{BUCKET}.s3.amazonaws.com", "path": path or job_id},
+        }
+        if size is not None:
+            document["size"] = size
+        self.iot.create_job(jobId=job_id, targets=targets, document=json.dumps(document),
+                            description=f"Upgrade to version {version}.", targetSelection="SNAPSHOT")
+
+    def execution(self, job_id: str, thing: str) -> dict[str, Any]:
+        return self.iot.describe_job_execution(jobId=job_id, thingName=thing)["execution"]
+
+    def reported(self, thing: str) -> dict[str, Any]:
+        shadow = self.backend.client("iot-data").get_thing_shadow(thingName=thing)
+        return json.loads(shadow["payload"].read())["state"]["reported"]
+
+    def tracker(self, name: str, **options: Any) -> Tracker:
+        options.setdefault("s3_endpoint", self.moto_address)
+        tracker = Tracker(name, mqtt_host=self.broker.host, mqtt_port=self.broker.port,
+                          clock=self.clock, **options)
+        self.trackers.append(tracker)
+        return tracker
+
+
+async def event(tracker: Tracker, prefix: str, timeout: float = 3600.0) -> float:
+    """Wait (virtual time) for the tracker's next event starting with `prefix`; its epoch."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def listen(text: str) -> None:
+        if text.startswith(prefix) and not future.done():
+            future.set_result(None)
+
+    tracker.listeners.append(listen)
+    try:
+        async with asyncio.timeout(timeout):
+            await future
+    finally:
+        tracker.listeners.remove(listen)
+    return tracker.events[-1][0]
+
+
+def texts(tracker: Tracker) -> list[str]:
+    return [text for _, text in tracker.events]
+
+
+def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0) -> T:
+    """Run `body(world)` on a VirtualEventLoop, letting virtual time pass until it is done."""
+    clock = VirtualClock(real_time_limit=30.0)
+    loop = VirtualEventLoop(clock)
+
+    async def main() -> T:
+        broker = MosquittoBroker()
+        await broker.start()
+        clock.add_quiet_probe(broker.flush)
+        backend = AwsIotBackend(clock)
+        world: World | None = None
+        try:
+            await backend.start(broker.host, broker.port)
+            world = World(clock, broker, backend)
+            task = asyncio.ensure_future(body(world))
+            await clock.run_until(task.done, timeout=timeout)
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise TimeoutError(f"scenario not finished within {timeout:g} virtual seconds")
+            return task.result()
+        finally:
+            for tracker in world.trackers if world else []:
+                await tracker.disconnect()
+            backend.reset()
+            await backend.stop()
+            clock.remove_quiet_probe(broker.flush)
+            await broker.stop()
+
+    try:
+        return loop.run_until_complete(main())
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        clock.close()
