@@ -21,6 +21,9 @@ Behaviour follows ``src/cups.c``, ``src/tc.c``, ``src-linux/sys_linux.c`` (fact 
 
 Timers run on the loop (virtual under the harness); ``dial(url) -> (host, port)`` maps a server
 URL to the address to connect to (the runtime's link proxy), connections bind ``bind_address``.
+Under the harness: ``BasicsStation(settings, StationHome(dir), runtime.clock,
+bind_address=runtime.address_of(name), dial=runtime.link)``; standalone, ``dial`` defaults to the
+URL's own host and port.
 """
 
 from __future__ import annotations
@@ -337,7 +340,8 @@ class BasicsStation:
             update_file.unlink(missing_ok=True)
             self.note("update-aborted", decision.outcome.value)
             return
-        self.note("update-accepted", decision.outcome.value)
+        self.note("update-accepted", decision.outcome.value + (
+            f" (sig-{decision.key_index}.key)" if decision.key_index is not None else ""))
         await self._run_update()
         restart = self.home.path / RESTART_REQUEST
         if restart.exists():

@@ -69,7 +69,7 @@ def test_seed_flow_provision_upgrade_reconnect_report(tmp_path: Path) -> None:
 
     station, bystander, requests, twin = run_world(tmp_path, main)
     accepted = station.last("update-accepted")
-    assert accepted is not None and accepted.detail == UpdateOutcome.RUN_VERIFIED.value
+    assert accepted is not None and accepted.detail == UpdateOutcome.RUN_VERIFIED.value + " (sig-0.key)"
     assert station.last("update-run").detail == "exit 0"
     assert station.boots == 2 and station.count("restart-requested") == 1
     assert station.home.version() == "v1" and not (station.home.path / "update.bin").exists()
@@ -104,6 +104,25 @@ def test_signature_by_another_key_is_not_run(tmp_path: Path) -> None:
     assert station.last("update-aborted").detail == UpdateOutcome.ABORT_NOT_VERIFIED.value
     assert station.count("update-run") == 0
     assert station.home.version() == "v0" and not (station.home.path / "update.bin").exists()
+
+
+def test_every_64_byte_key_is_tried_until_one_verifies(tmp_path: Path) -> None:
+    keys, firmware = tmp_path / "keys", fixture_path("update_v1.sh")
+    stranger = prepare_signature_key(tmp_path / "other").key_file.read_bytes()
+    signer = prepare(keys, firmware, 0)
+
+    async def main(world: World):
+        # sig-0.key does not verify, sig-1.key is not 64 bytes, sig-2.key is the signer's.
+        station = world.station(STATION, sig_keys=(stranger, b"short", signer))
+        await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, keys / "fw.digest",
+                               keys / "sig-0.crc")
+        await station.start()
+        await world.until(lambda: world.reported(STATION) == "v1")
+        return station
+
+    station = run_world(tmp_path, main)
+    assert station.events[[e.kind for e in station.events].index("update-accepted")].detail == (
+        UpdateOutcome.RUN_VERIFIED.value + " (sig-2.key)")
 
 
 def test_station_without_the_key_gets_no_update_and_the_server_says_why(tmp_path: Path) -> None:
