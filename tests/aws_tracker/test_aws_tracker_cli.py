@@ -1,0 +1,89 @@
+"""`otaharness emulate aws-tracker` on real time: parsing, a small fleet upgrading, bad URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from emulators.aws_tracker import cli
+from otaharness.cli import build_parser
+from otaharness.runtime.broker import MosquittoBroker
+from otaharness.runtime.clock import RealClock
+from otaharness.runtime.mqtt import MqttClient
+from otaharness.servers.aws_iot import AwsIotBackend
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
+
+
+@pytest_asyncio.fixture
+async def backend() -> AsyncIterator[AwsIotBackend]:
+    async with MosquittoBroker() as broker:
+        aws = AwsIotBackend(RealClock())
+        await aws.start(broker.host, broker.port)
+        try:
+            yield aws
+        finally:
+            aws.reset()
+            await aws.stop()
+
+
+def test_arguments_through_the_otaharness_parser() -> None:
+    args = build_parser().parse_args(
+        ["emulate", "aws-tracker", "--mqtt", "mqtt://127.0.0.1:1884", "--count", "3", "--step-driven"])
+    trackers = cli.build_trackers(args, RealClock())
+    assert [t.thing_name for t in trackers] == ["tracker-1", "tracker-2", "tracker-3"]
+    assert {(t.mqtt_host, t.mqtt_port, t.autonomous, t.s3_endpoint) for t in trackers} == {
+        ("127.0.0.1", 1884, False, None)}
+
+
+@pytest.mark.parametrize("option, value", [("--mqtt", "http://127.0.0.1:1883"), ("--s3-endpoint", "s3://x")])
+async def test_bad_endpoint_urls_exit_with_2(option: str, value: str) -> None:
+    parser = build_parser()
+    argv = ["emulate", "aws-tracker", "--mqtt", "mqtt://127.0.0.1:1883", option, value]
+    assert await cli.run(parser.parse_args(argv)) == 2
+
+
+async def test_emulated_fleet_upgrades_until_interrupted(backend: AwsIotBackend) -> None:
+    mqtt_url, aws_url = backend.endpoints()["mqtt"], backend.endpoints()["aws"]
+    iot, s3 = backend.client("iot"), backend.client("s3")
+    arns = [(await asyncio.to_thread(iot.create_thing, thingName=f"cli-{i}"))["thingArn"] for i in (1, 2, 3)]
+    await asyncio.to_thread(s3.create_bucket, Bucket="fota-bucket")
+    await asyncio.to_thread(s3.put_object, Bucket="fota-bucket", Key="up", Body=b"SOME HEX DATA", ACL="public-read")
+
+    host, port = mqtt_url.removeprefix("mqtt://").split(":")
+    watcher = MqttClient("watcher", host, int(port))
+    asked: list[str] = []
+    watcher.add_handler("$aws/things/+/jobs/$next/get", lambda topic, _payload: asked.append(topic))
+    await watcher.connect()
+    await watcher.subscribe("$aws/things/+/jobs/$next/get")
+
+    args = build_parser().parse_args(["emulate", "aws-tracker", "--mqtt", mqtt_url, "--s3-endpoint", aws_url,
+                                      "--count", "3", "--prefix", "cli-", "--reboot-seconds", "0.05"])
+    fleet = asyncio.create_task(cli.run(args))
+    try:
+        async with asyncio.timeout(10):
+            while len(set(asked)) < 3:
+                await asyncio.sleep(0.02)
+        document = {"operation": "app_fw_update", "size": 13, "fwversion": "1.0.1",
+                    "location": {"protocol": "https", "host": "fota-bucket.s3.amazonaws.com", "path": "up"}}
+        await asyncio.to_thread(iot.create_job, jobId="up", targets=arns, document=json.dumps(document))
+
+        async def statuses() -> set[str]:
+            found = await asyncio.to_thread(iot.list_job_executions_for_job, jobId="up")
+            return {e["jobExecutionSummary"]["status"] for e in found["executionSummaries"]}
+
+        async with asyncio.timeout(10):
+            while await statuses() != {"SUCCEEDED"}:
+                await asyncio.sleep(0.05)
+    finally:
+        fleet.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await fleet
+        await watcher.disconnect()
