@@ -1,3 +1,3 @@
 """Fixtures of the OLT tests live in olt_world.py (tests import its helpers by name)."""
 
-from olt_world import broker, seed_type, world  # noqa: F401  (pytest fixtures)
+from olt_world import bare, broker, seed_type, world  # noqa: F401  (pytest fixtures)

@@ -93,6 +93,13 @@ async def fetch_token(session: aiohttp.ClientSession, base: str, client_id: str,
         return (await response.json())["access_token"]
 
 
+async def tenant_api(server: OltServer, session: aiohttp.ClientSession, name: str) -> Api:
+    """A new tenant and an Api holding its token."""
+    credentials = server.backend.create_tenant(name)
+    return Api(session, server.url, await fetch_token(session, server.url, credentials.client_id,
+                                                      credentials.client_secret))
+
+
 async def eventually(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -189,10 +196,7 @@ class World:
     extra: list[Callable[[], Any]] = field(default_factory=list)
 
     async def tenant_api(self, name: str) -> Api:
-        credentials = self.server.backend.create_tenant(name)
-        token = await fetch_token(self.session, self.server.url, credentials.client_id,
-                                  credentials.client_secret)
-        return Api(self.session, self.server.url, token)
+        return await tenant_api(self.server, self.session, name)
 
     async def device_api(self) -> Api:
         token = await fetch_token(self.session, self.server.url, self.gateway_credentials["clientId"],
@@ -277,3 +281,36 @@ async def world(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[World]
 @pytest.fixture
 def seed_type() -> dict[str, Any]:
     return fixture_json("osram_switch_type.json")
+
+
+@dataclass
+class Bare:
+    """The server alone (no broker: instructions are dropped), one tenant, one switch device."""
+
+    server: OltServer
+    clock: ShiftedClock
+    session: aiohttp.ClientSession
+    api: Api
+    device_type: dict[str, Any]
+    device: dict[str, Any]
+
+    async def tenant_api(self, name: str) -> Api:
+        return await tenant_api(self.server, self.session, name)
+
+
+@pytest_asyncio.fixture
+async def bare(tmp_path: Path) -> AsyncIterator[Bare]:
+    clock = ShiftedClock()
+    server = OltServer(tmp_path / "olt.sqlite3", clock, blob_limit=64 * 1024)
+    await server.start()
+    session = aiohttp.ClientSession()
+    try:
+        api = await tenant_api(server, session, "acme")
+        device_type = await api.ok("POST", "/v1/device-types",
+                                   fixture_json("osram_switch_all_slots_type.json"))
+        device = await api.ok("POST", "/v1/devices", {
+            "info": {"name": "switch 1", "deviceTypeId": device_type["id"]}})
+        yield Bare(server, clock, session, api, device_type, device)
+    finally:
+        await session.close()
+        await server.stop()

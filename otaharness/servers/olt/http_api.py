@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from urllib.parse import parse_qs
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -149,7 +150,15 @@ class OltHttpApi:
 
     async def token(self, request: web.Request) -> web.Response:
         """OAuth 2.0 token endpoint (RFC 6749 §4.4, errors per §5.2: not the data envelope)."""
-        form = await request.post()
+        if request.content_type != "application/x-www-form-urlencoded":
+            return web.json_response({"error": "invalid_request", "error_description":
+                                      "send application/x-www-form-urlencoded"}, status=400)
+        try:
+            form = {key: values[0] for key, values in parse_qs(
+                (await request.read()).decode(), keep_blank_values=True, strict_parsing=False).items()}
+        except (UnicodeDecodeError, web.HTTPRequestEntityTooLarge):
+            return web.json_response({"error": "invalid_request",
+                                      "error_description": "unreadable form"}, status=400)
         if form.get("grant_type") != "client_credentials":
             return web.json_response({"error": "unsupported_grant_type",
                                       "error_description": "only client_credentials"}, status=400)

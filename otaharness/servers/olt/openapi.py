@@ -256,3 +256,7 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
     if base_url:
         document["servers"] = [{"url": base_url}]
     return document
+
+
+if __name__ == "__main__":  # python -m otaharness.servers.olt.openapi > docs/olt-openapi.json
+    print(json.dumps(openapi_document(), indent=2))
