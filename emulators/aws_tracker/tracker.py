@@ -30,6 +30,7 @@ its download again from byte 0, as an nRF without saved DFU progress does.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import itertools
 import json
@@ -149,6 +150,8 @@ class Tracker:
         self.imei = imei_of(thing_name)
         self.flash = Flash(installed_version=app_version)
         self.events: list[tuple[float, str]] = []
+        # Emulator bookkeeping (not device state: survives reboots): range_requests, reboots.
+        self.counters: collections.Counter[str] = collections.Counter()
         # Called with each event's text as it happens (tests wait on these).
         self.listeners: list[Callable[[str], None]] = []
         self._jobs = f"$aws/things/{thing_name}/jobs"
@@ -279,6 +282,7 @@ class Tracker:
     async def _restart(self, why: str, *, graceful: bool) -> None:
         self._event(f"{why}: going down")
         await self._go_down(graceful=graceful)
+        self.counters["reboots"] += 1
         await asyncio.sleep(self.reboot_seconds)
         self._boot()
         self._event(f"booted {self.app_version}")
@@ -516,6 +520,9 @@ class Tracker:
             on_resume=lambda offset, why: self._event(f"download resumes at byte {offset} after: {why}"),
         )
         self._event(f"download of {firmware.host}/{firmware.path} started")
-        image = await self.download.run()
+        try:
+            image = await self.download.run()
+        finally:
+            self.counters["range_requests"] += self.download.requests
         self._event(f"download complete: {len(image)} bytes in {self.download.requests} requests")
         return image
