@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,7 +89,7 @@ class InstallJob:
 
 class OltGateway:
     def __init__(self, gateway_id: str, api: OltApiClient, mqtt: MqttLike, clock: Clock, *,
-                 devices: list[FieldDevice] = (), chunk_size: int = 1024,
+                 devices: Iterable[FieldDevice] = (), chunk_size: int = 1024,
                  retry_delay: float = 5.0, max_attempts: int = 8) -> None:
         self.gateway_id = gateway_id
         self.api = api
@@ -179,9 +180,9 @@ class OltGateway:
     def _on_instruction(self, message: dict[str, Any]) -> None:
         installation_id = message.get("installationId", "")
         if message.get("operation") == "cancel":
-            job = self._jobs.get(installation_id)
-            if job is not None:
-                job.cancel()
+            task = self._jobs.get(installation_id)
+            if task is not None:
+                task.cancel()
             self.flash.pop(installation_id, None)
             self.results[installation_id] = "canceled"
             return

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import secrets
+import sqlite3
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +75,7 @@ class TenantCredentials:
 
 
 def rfc3339(epoch: float) -> str:
+    """Milliseconds, truncated (so a stamp may read up to 1 ms before the moment it records)."""
     moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -101,7 +103,7 @@ class OltBackend:
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
-    def db(self):
+    def db(self) -> sqlite3.Connection:
         return self.store.db
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -133,7 +135,7 @@ class OltBackend:
     # -- tenants and tokens ------------------------------------------------------------------------
     def create_tenant(self, name: str) -> TenantCredentials:
         tenant_id = self.new_id()
-        client_id, secret = f"tenant-{self.new_id()}", secrets.token_urlsafe(24)
+        client_id, secret = f"tenant-{self.new_id()}", secrets.token_hex(24)
         with self.db:
             self.store.add_tenant(tenant_id, name)
             self.store.add_client(client_id, _sha256(secret), tenant_id, None)
@@ -163,7 +165,7 @@ class OltBackend:
     def create_device_credentials(self, who: Principal, device_id: str) -> dict[str, str]:
         self._tenant_only(who, "create device credentials")
         self.get_device(who, device_id)
-        client_id, secret = f"device-{self.new_id()}", secrets.token_urlsafe(24)
+        client_id, secret = f"device-{self.new_id()}", secrets.token_hex(24)
         with self.db:
             self.store.add_client(client_id, _sha256(secret), who.tenant_id, device_id)
         return {"clientId": client_id, "clientSecret": secret, "deviceId": device_id}
@@ -369,8 +371,8 @@ class OltBackend:
         with self.db:
             self.store.update("devices", device)
             for rule in device_type.get("reportingRules", []):
-                found, reported = _at_path(value, rule["path"], kind)
-                if found and "timeseries" in rule["reportTo"]:
+                present, reported = _at_path(value, rule["path"], kind)
+                if present and "timeseries" in rule["reportTo"]:
                     self.store.add_point(device_id, rule["path"], now, reported)
         return True
 
@@ -492,6 +494,9 @@ class OltBackend:
         self._timers.pop(installation_id, None)
         installation = self.store.get("installations", installation_id, tenant_id)
         if installation is None or installation["status"] != "scheduled":
+            return None
+        if self._start_at(installation) > self.clock.epoch():
+            self._arm(installation)  # a loop timer may fire a hair early against the epoch clock
             return None
         firmware = self.store.get("firmwares", installation["firmwareId"], tenant_id)
         assert firmware is not None  # deleting a firmware cancels its scheduled installations

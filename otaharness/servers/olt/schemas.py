@@ -21,8 +21,8 @@ REPORTING_PATH_PATTERN = r"^\$\.(configuration|attributes)(\.[A-Za-z_][A-Za-z0-9
 URN_PATTERN = r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:\S+$"
 TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
-_TEXT = {"type": "string", "maxLength": 2000}
-_NAME = {"type": "string", "minLength": 1, "maxLength": 200}
+_TEXT: dict[str, Any] = {"type": "string", "maxLength": 2000}
+_NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
 
 DEVICE_TYPE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -78,7 +78,7 @@ DEVICE_TYPE_SCHEMA: dict[str, Any] = {
     },
 }
 
-FIRMWARE_CREATE = {
+FIRMWARE_CREATE: dict[str, Any] = {
     "type": "object", "required": ["name", "version"], "additionalProperties": False,
     "properties": {"name": _NAME, "version": {"type": "string", "minLength": 1, "maxLength": 64},
                    "description": _TEXT, "kind": {"enum": list(SLOT_KINDS)}},
@@ -87,7 +87,7 @@ FIRMWARE_CREATE = {
 _INFO_FIELDS = {"name": _NAME, "description": _TEXT,
                 "tags": {"type": "array", "maxItems": 50, "items": _NAME}}
 
-DEVICE_CREATE = {
+DEVICE_CREATE: dict[str, Any] = {
     "type": "object", "required": ["info"], "additionalProperties": False,
     "properties": {
         "info": {
@@ -100,7 +100,7 @@ DEVICE_CREATE = {
     },
 }
 
-DEVICE_PATCH = {
+DEVICE_PATCH: dict[str, Any] = {
     "type": "object", "minProperties": 1, "additionalProperties": False,
     "properties": {
         "info": {"type": "object", "additionalProperties": False, "properties": _INFO_FIELDS},
@@ -108,13 +108,13 @@ DEVICE_PATCH = {
     },
 }
 
-ACTION_CREATE = {
+ACTION_CREATE: dict[str, Any] = {
     "type": "object", "required": ["action"], "additionalProperties": False,
     "properties": {"action": {"type": "string", "pattern": NAME_PATTERN}, "payload": {},
                    "description": _TEXT},
 }
 
-INSTALLATION_CREATE = {
+INSTALLATION_CREATE: dict[str, Any] = {
     "type": "object", "required": ["firmwareId", "slot"], "additionalProperties": False,
     "properties": {
         "firmwareId": {"type": "string", "minLength": 1},
@@ -133,7 +133,7 @@ INSTALLATION_CREATE = {
 
 REPORTED_STATUSES = ("downloading", "downloaded", "installing", "succeeded", "failed")
 
-INSTALLATION_PATCH = {
+INSTALLATION_PATCH: dict[str, Any] = {
     "type": "object", "required": ["status"], "additionalProperties": False,
     "properties": {
         "status": {"enum": list(REPORTED_STATUSES)},

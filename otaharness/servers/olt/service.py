@@ -8,6 +8,7 @@ HTTP API on a free loopback port; the SQLite file lives in the scenario's artifa
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 from otaharness.runtime.mqtt import MqttClient
@@ -32,7 +33,7 @@ class OltService:
         await self.mqtt.disconnect()
 
 
-async def start(runtime) -> OltService:
+async def start(runtime: Any) -> OltService:
     broker_url = (await runtime.service("broker")).endpoints()["mqtt"]
     broker = urlsplit(broker_url)
     mqtt = MqttClient("olt-backend", broker.hostname or "127.0.0.1", broker.port or 1883)

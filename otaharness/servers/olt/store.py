@@ -121,8 +121,10 @@ class Store:
                         (client_id, secret_sha256, tenant_id, device_id))
 
     def client(self, client_id: str) -> tuple[str, str, str | None] | None:
-        return self.db.execute("SELECT secret_sha256, tenant_id, device_id FROM clients "
-                               "WHERE client_id = ?", (client_id,)).fetchone()
+        row: tuple[str, str, str | None] | None = self.db.execute(
+            "SELECT secret_sha256, tenant_id, device_id FROM clients WHERE client_id = ?",
+            (client_id,)).fetchone()
+        return row
 
     def add_token(self, token_sha256: str, tenant_id: str, device_id: str | None,
                   expires_at: float) -> None:
@@ -130,8 +132,10 @@ class Store:
                         (token_sha256, tenant_id, device_id, expires_at))
 
     def token(self, token_sha256: str) -> tuple[str, str | None, float] | None:
-        return self.db.execute("SELECT tenant_id, device_id, expires_at FROM tokens "
-                               "WHERE token_sha256 = ?", (token_sha256,)).fetchone()
+        row: tuple[str, str | None, float] | None = self.db.execute(
+            "SELECT tenant_id, device_id, expires_at FROM tokens WHERE token_sha256 = ?",
+            (token_sha256,)).fetchone()
+        return row
 
     # -- time series -------------------------------------------------------------------------
     def add_point(self, device_id: str, path: str, time: float, value: Any) -> None:
