@@ -90,6 +90,20 @@ class MiniNetwork:
         tx = Transmission(frequency, EU868.data_rate(dr), payload, power_dbm=self.downlink_power)
         self.medium.loop.call_at(when, self.gateway.transmit, tx)
 
+    def send_class_a(self, reception: Reception, payload: bytes, *, join: bool = False) -> None:
+        """RX1 (same channel, RX1 DR offset 0) if the gateway's duty cycle allows it then, else RX2."""
+        delay1 = EU868.join_accept_delay1_s if join else EU868.receive_delay1_s
+        rx1_at = reception.end + delay1
+
+        def rx1_or_rx2() -> None:
+            if self.gateway.time_until_allowed(reception.frequency_hz) == 0:
+                self.send_at(rx1_at, reception.frequency_hz, EU868.rx1_data_rate(reception.data_rate.index, 0),
+                             payload)
+            else:
+                self.send_at(rx1_at + 1, RX2_FREQUENCY, EU868.rx2_data_rate, payload)
+
+        self.medium.loop.call_at(rx1_at, rx1_or_rx2)
+
     def on_uplink(self, reception: Reception) -> None:
         frame = decode_phy_payload(reception.phy_payload)
         if isinstance(frame, JoinRequest):
@@ -110,8 +124,7 @@ class MiniNetwork:
             derive_session_keys(app_key, join_nonce=join_nonce, net_id=NET_ID, dev_nonce=request.dev_nonce))
         accept = build_join_accept(join_nonce=join_nonce, net_id=NET_ID, dev_addr=dev_addr, app_key=app_key,
                                    cf_list=cf_list_from_frequencies(CF_LIST_FREQUENCIES))
-        self.send_at(reception.end + EU868.join_accept_delay1_s, reception.frequency_hz, reception.data_rate.index,
-                     accept.to_bytes())
+        self.send_class_a(reception, accept.to_bytes(), join=True)
 
     def _data(self, frame: DataFrame, reception: Reception) -> None:
         session = self.sessions.get(frame.dev_addr)
@@ -131,8 +144,7 @@ class MiniNetwork:
                                     keys=session.keys, fport=fport, payload=payload,
                                     fctrl=DownlinkFCtrl(ack=ack), fopts=fopts)
         session.fcnt_down += 1
-        self.send_at(reception.end + EU868.receive_delay1_s, reception.frequency_hz,
-                     EU868.rx1_data_rate(reception.data_rate.index, 0), downlink.to_bytes())
+        self.send_class_a(reception, downlink.to_bytes())
 
 
 def otaa_config(dev_eui: int = 0x0004A30B001C0530, **overrides: Any) -> DeviceConfig:
