@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,10 +224,13 @@ class World:
         return await self.installation(installation_id)
 
 
-@pytest_asyncio.fixture
-async def broker() -> AsyncIterator[MosquittoBroker]:
-    async with MosquittoBroker() as running:
-        yield running
+@pytest.fixture(scope="session")
+def broker() -> Iterator[MosquittoBroker]:
+    """One mosquitto for the session (a process; its start/stop need a loop only briefly)."""
+    running = MosquittoBroker()
+    asyncio.run(running.start())
+    yield running
+    asyncio.run(running.stop())
 
 
 async def start_server(database: Path, clock: ShiftedClock, broker: MosquittoBroker,

@@ -275,6 +275,34 @@ async def test_gateway_power_cut_mid_download_resumes_from_flash(world: World) -
     assert world.field_device.slots["firmware"].data == data
 
 
+async def test_instruction_missed_while_the_gateway_is_off_is_picked_up_at_boot(world: World) -> None:
+    await world.gateway.stop()
+    firmware = await world.firmware(image(6000, "offline"))
+    installation = await world.install(firmware["id"])  # published to nobody (clean session)
+    await asyncio.sleep(0.1)
+    assert world.link.blob_requests == []
+    await world.gateway.start()
+    done = await world.settled(installation["id"])
+    assert done["status"] == "succeeded"
+
+
+async def test_gateway_reboot_while_writing_the_device_restarts_the_transfer(world: World) -> None:
+    world.field_device.write_delay = 0.02
+    data = image(20 * 2048, "reboot")
+    firmware = await world.firmware(data)
+    installation = await world.install(firmware["id"])
+    await eventually(lambda: sum(type(r).__name__ == "Chunk" for r in world.field_device.log) >= 3)
+    await world.gateway.reboot()
+    world.field_device.write_delay = 0.0
+    done = await world.settled(installation["id"])
+    assert done["status"] == "succeeded", done
+    assert statuses(done) == ["scheduled", "downloading", "downloaded", "installing", "succeeded"]
+    begins = [r for r in world.field_device.log if type(r).__name__ == "Begin"]
+    assert len(begins) == 2  # the transfer started over after the reboot
+    assert len(world.link.blob_requests) == 1  # the image itself stayed in flash
+    assert world.field_device.slots["firmware"].data == data
+
+
 async def test_server_restart_loses_nothing(world: World, tmp_path) -> None:
     firmware = await world.firmware(image(7000, "restart"))
     start_at = dt.datetime.fromtimestamp(world.clock.epoch() + 0.6, dt.UTC).isoformat()

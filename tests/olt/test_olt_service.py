@@ -83,36 +83,35 @@ def test_scheduled_installation_a_day_ahead_on_the_virtual_clock(tmp_path: Path)
     assert leftovers == []
 
 
-async def test_cli_gateway_installs_firmware(tmp_path: Path) -> None:
-    async with MosquittoBroker() as broker:
-        server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", ShiftedClock(), broker)
-        session = aiohttp.ClientSession()
-        try:
-            tenant = server.backend.create_tenant("cli")
-            api = Api(session, server.url, await fetch_token(session, server.url, tenant.client_id,
-                                                              tenant.client_secret))
-            gateway_device, switch, credentials = await provision(api)
-            parser = argparse.ArgumentParser()
-            gateway_cli.add_arguments(parser)
-            args = parser.parse_args([
-                "--api", server.url, "--mqtt", f"mqtt://{broker.host}:{broker.port}",
-                "--gateway-id", gateway_device["id"], "--client-id", credentials["clientId"],
-                "--client-secret", credentials["clientSecret"], "--device", switch["id"]])
-            running = asyncio.create_task(gateway_cli.run(args))
-            await asyncio.sleep(0.3)  # connected and subscribed
-            firmware = await api.ok("POST", "/v1/firmwares", {"name": "fw", "version": "1.1"})
-            await api.ok("PUT", f"/v1/firmwares/{firmware['id']}/blob", raw=image(5000, "cli"))
-            path = f"/v1/devices/{switch['id']}/firmware-installations"
-            installation = await api.ok("POST", path, {"firmwareId": firmware["id"], "slot": "firmware"})
-            for _ in range(300):
-                current = await api.ok("GET", f"{path}/{installation['id']}")
-                if current["status"] == "succeeded":
-                    break
-                await asyncio.sleep(0.01)
-            assert current["status"] == "succeeded", current
-            running.cancel()
-            await asyncio.gather(running, return_exceptions=True)
-        finally:
-            await session.close()
-            await server.stop()
-            await server_mqtt.disconnect()
+async def test_cli_gateway_installs_firmware(tmp_path: Path, broker: MosquittoBroker) -> None:
+    server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", ShiftedClock(), broker)
+    session = aiohttp.ClientSession()
+    try:
+        tenant = server.backend.create_tenant("cli")
+        api = Api(session, server.url, await fetch_token(session, server.url, tenant.client_id,
+                                                          tenant.client_secret))
+        gateway_device, switch, credentials = await provision(api)
+        parser = argparse.ArgumentParser()
+        gateway_cli.add_arguments(parser)
+        args = parser.parse_args([
+            "--api", server.url, "--mqtt", f"mqtt://{broker.host}:{broker.port}",
+            "--gateway-id", gateway_device["id"], "--client-id", credentials["clientId"],
+            "--client-secret", credentials["clientSecret"], "--device", switch["id"]])
+        running = asyncio.create_task(gateway_cli.run(args))
+        await asyncio.sleep(0.3)  # connected and subscribed
+        firmware = await api.ok("POST", "/v1/firmwares", {"name": "fw", "version": "1.1"})
+        await api.ok("PUT", f"/v1/firmwares/{firmware['id']}/blob", raw=image(5000, "cli"))
+        path = f"/v1/devices/{switch['id']}/firmware-installations"
+        installation = await api.ok("POST", path, {"firmwareId": firmware["id"], "slot": "firmware"})
+        for _ in range(300):
+            current = await api.ok("GET", f"{path}/{installation['id']}")
+            if current["status"] == "succeeded":
+                break
+            await asyncio.sleep(0.01)
+        assert current["status"] == "succeeded", current
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    finally:
+        await session.close()
+        await server.stop()
+        await server_mqtt.disconnect()

@@ -184,6 +184,13 @@ class OltBackend:
                                (who.tenant_id, who.device_id)).fetchall()
         return {who.device_id, *(row[0] for row in rows)}
 
+    def _insert_new(self, table: str, who: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        """A new tenant document: the validated body plus id and createdAt."""
+        document = {"id": self.new_id(), **body, "createdAt": rfc3339(self.clock.epoch())}
+        with self.db:
+            self.store.insert(table, document, who.tenant_id)
+        return document
+
     def _page(self, table: str, who: Principal, page: int, page_size: int, **equal: Any) -> Page:
         items, total = self.store.page(table, who.tenant_id, page, page_size, **equal)
         return Page(items, page, page_size, total)
@@ -192,10 +199,7 @@ class OltBackend:
     def create_firmware(self, who: Principal, body: Any) -> dict[str, Any]:
         self._tenant_only(who, "create firmware")
         schemas.validate(body, schemas.FIRMWARE_CREATE, "firmware")
-        firmware = {"id": self.new_id(), **body, "createdAt": rfc3339(self.clock.epoch())}
-        with self.db:
-            self.store.insert("firmwares", firmware, who.tenant_id)
-        return firmware
+        return self._insert_new("firmwares", who, body)
 
     def list_firmwares(self, who: Principal, page: int, page_size: int) -> Page:
         self._tenant_only(who, "list firmware")
@@ -271,10 +275,7 @@ class OltBackend:
     def create_device_type(self, who: Principal, body: Any) -> dict[str, Any]:
         self._tenant_only(who, "create device types")
         schemas.validate_device_type(body)
-        device_type = {"id": self.new_id(), **body, "createdAt": rfc3339(self.clock.epoch())}
-        with self.db:
-            self.store.insert("device_types", device_type, who.tenant_id)
-        return device_type
+        return self._insert_new("device_types", who, body)
 
     def list_device_types(self, who: Principal, page: int, page_size: int) -> Page:
         self._tenant_only(who, "list device types")
