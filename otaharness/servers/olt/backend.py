@@ -34,6 +34,7 @@ BLOB_PATH = "/v1/firmwares/{id}/blob"
 # download → downloaded → proceeding → closed+success|failure; cancel → canceled).
 ACTIVE = ("scheduled", "downloading", "downloaded", "installing")
 TERMINAL = ("succeeded", "failed", "canceled")
+ACTIVE_SQL = ",".join(f"'{status}'" for status in ACTIVE)  # for `status IN (...)`
 TRANSITIONS: dict[str, frozenset[str]] = {
     "scheduled": frozenset({"downloading", "downloaded", "failed"}),
     "downloading": frozenset({"downloading", "downloaded", "failed"}),
@@ -213,7 +214,7 @@ class OltBackend:
             placeholders = ",".join("?" * len(scope))
             used = self.db.execute(
                 f"SELECT 1 FROM installations WHERE firmware_id = ? AND device_id IN ({placeholders})"
-                f" AND status IN ({','.join(repr(s) for s in ACTIVE)})",
+                f" AND status IN ({ACTIVE_SQL})",
                 (firmware_id, *scope)).fetchone()
             firmware = firmware if used else None
         if firmware is None:
@@ -260,7 +261,7 @@ class OltBackend:
         self._tenant_only(who, "delete firmware")
         self.get_firmware(who, firmware_id)
         users = self.store.select("installations", "firmware_id = ? AND status IN "
-                                  f"({','.join(repr(s) for s in ACTIVE)})", (firmware_id,))
+                                  f"({ACTIVE_SQL})", (firmware_id,))
         busy = [i["id"] for i in users if i["status"] == "installing"]
         if busy:
             raise Conflict(f"firmware {firmware_id} is being installed by {', '.join(busy)}; "
@@ -358,8 +359,9 @@ class OltBackend:
             return False
         tenant_id, device = found
         now = self.clock.epoch()
+        device_type = self._type_of(tenant_id, device)
         try:
-            schemas.validate_report(self._type_of(tenant_id, device), kind, value, f"{kind} report")
+            schemas.validate_report(device_type, kind, value, f"{kind} report")
         except InvalidDocument as exc:
             device["lastRejectedReport"] = {"type": kind, "detail": exc.detail, "at": rfc3339(now)}
             with self.db:
@@ -368,7 +370,6 @@ class OltBackend:
             return False
         device[kind] = {**device[kind], **value}
         device["updatedAt"] = rfc3339(now)
-        device_type = self._type_of(tenant_id, device)
         with self.db:
             self.store.update("devices", device)
             for rule in device_type.get("reportingRules", []):
@@ -457,7 +458,7 @@ class OltBackend:
             raise InvalidDocument(f"the {slot} slot holds at most {max_size} bytes, the firmware "
                                   f"has {firmware['blob']['size']}", extra={"pointer": "/firmwareId"})
         active = self.store.select("installations", "device_id = ? AND slot = ? AND status IN "
-                                   f"({','.join(repr(s) for s in ACTIVE)})", (device_id, slot))
+                                   f"({ACTIVE_SQL})", (device_id, slot))
         if active:
             raise Conflict(f"installation {active[0]['id']} into the {slot} slot of device "
                            f"{device_id} is still {active[0]['status']}; cancel it first")

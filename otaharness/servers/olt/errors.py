@@ -19,6 +19,10 @@ class OltError(Exception):
         error.update(self.extra)
         return {"errors": [error]}
 
+    def headers(self) -> dict[str, str]:
+        """Response headers the status calls for."""
+        return {}
+
 
 class OltInputError(OltError, ValueError):
     """The request itself is wrong (syntax, types, schema, size)."""
@@ -43,10 +47,21 @@ class RangeNotSatisfiable(OltInputError):
     status = 416
     title = "Range Not Satisfiable"
 
+    def __init__(self, size: int) -> None:
+        super().__init__(f"the blob has {size} bytes")
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}  # RFC 9110 §14.4
+
 
 class Unauthorized(OltError):
     status = 401
     title = "Unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        code = self.extra.get("code", "invalid_token")
+        return {"WWW-Authenticate": f'Bearer realm="olt", error="{code}"'}  # RFC 6750 §3
 
 
 class Forbidden(OltError):

@@ -129,19 +129,12 @@ class OltHttpApi:
                 request[PRINCIPAL] = self.backend.authenticate(_bearer(request))
             return await handler(request)
         except OltError as error:
-            headers = {}
-            if isinstance(error, Unauthorized):
-                code = error.extra.get("code", "invalid_token")
-                headers["WWW-Authenticate"] = f'Bearer realm="olt", error="{code}"'
-            if isinstance(error, RangeNotSatisfiable):
-                headers["Content-Range"] = error.extra.pop("contentRange")
-            return web.json_response(error.to_json(), status=error.status, headers=headers)
+            return web.json_response(error.to_json(), status=error.status, headers=error.headers())
         except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method
             if exc.status < 400:
                 raise
-            body = OltError(exc.reason)
-            body.status, body.title = exc.status, exc.reason
-            return web.json_response(body.to_json(), status=exc.status, headers={
+            body = {"errors": [{"status": exc.status, "title": exc.reason, "detail": exc.reason}]}
+            return web.json_response(body, status=exc.status, headers={
                 key: value for key, value in exc.headers.items() if key == "Allow"})
 
     # -- documents and tokens ------------------------------------------------------------------
@@ -244,8 +237,7 @@ class OltHttpApi:
             return max(0, size + wanted.start), size
         stop = size if wanted.stop is None else min(wanted.stop, size)
         if wanted.start >= size or wanted.start >= stop:
-            raise RangeNotSatisfiable(f"the blob has {size} bytes",
-                                      extra={"contentRange": f"bytes */{size}"})
+            raise RangeNotSatisfiable(size)
         return wanted.start, stop
 
     # -- device types and devices --------------------------------------------------------------
