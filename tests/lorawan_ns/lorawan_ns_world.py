@@ -161,7 +161,9 @@ class World:
     async def restart(self) -> NetworkServer:
         await self.server.close()
         self.seed += 1
-        return self.start_server()
+        server = self.start_server()
+        await server.start()
+        return server
 
     async def receive(self, phy: bytes, *gateways: tuple[int, RadioInfo]) -> None:
         """The frame heard by each gateway (default: gateway 1), then the de-dup window passes."""

@@ -231,7 +231,8 @@ def test_multicast_frames_go_through_every_gateway_one_after_the_other(tmp_path:
         # The second frame on the same gateway respects the 10 % band after the first.
         airtime = frame_time_on_air_s(len(expected), EU868.data_rate(5), uplink=False)
         assert world.port.sent[2].at - world.port.sent[0].at >= airtime / 0.10
-        assert world.server.registry.find_group(group.name).fcnt == 0x0001_0007
+        stored = world.server.registry.find_group(group.name)
+        assert stored is not None and stored.fcnt == 0x0001_0007
 
     run_world(tmp_path, main)
 
@@ -406,5 +407,37 @@ def test_gateway_not_connected_keeps_the_downlink_queued(tmp_path: Path, caplog:
         world.port.disconnected.clear()
         await world.receive(device.uplink(1, b"y"))
         assert device.take_downlink(world.port.sent[-1].message.pdu)[1] == b"later"
+
+    run_world(tmp_path, main)
+
+
+def test_class_c_queue_is_resumed_after_a_restart(tmp_path: Path) -> None:
+    async def main(world: World) -> None:
+        device = abp_device(world, DEV_EUI, 0x2601_1B01, "C")
+        await world.receive(device.uplink(1, b"hello"), (GATEWAY_2, radio()))
+        world.server.enqueue_downlink(DEV_EUI, 8, b"persisted")
+        await world.restart()  # before the class C sender ran
+        assert world.port.sent == []
+        await world.run_for(2)
+        [sent] = world.port.sent
+        assert sent.gateway == GATEWAY_2 and sent.message.device_class is DeviceClass.C
+        assert device.take_downlink(sent.message.pdu)[1] == b"persisted"
+        assert world.server.registry.queued(DEV_EUI, waiting_only=False) == []
+
+    run_world(tmp_path, main)
+
+
+def test_confirmed_downlink_without_ack_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def main(world: World) -> None:
+        device = abp_device(world, DEV_EUI, 0x2601_1B01)
+        handle = world.server.enqueue_downlink(DEV_EUI, 2, b"please ack", confirmed=True)
+        await world.receive(device.uplink(1, b"a"))
+        frame, payload, _ = device.take_downlink(world.port.sent[-1].message.pdu)
+        assert frame.confirmed and payload == b"please ack"
+        await world.run_for(3)
+        with caplog.at_level(logging.WARNING, NS_LOG):
+            await world.receive(device.uplink(1, b"b"))  # no ACK bit
+        assert handle.acknowledged.result() is None
+        assert "did not acknowledge confirmed downlink" in caplog.text
 
     run_world(tmp_path, main)

@@ -58,6 +58,7 @@ class Device:
     rx2_frequency: int = EU868.rx2_frequency_hz
     battery: int | None = None  # last DevStatusAns
     margin: int | None = None
+    last_gateway: int | None = None  # the best gateway of the last uplink (class C downlinks go there)
 
     @property
     def is_otaa(self) -> bool:
@@ -111,7 +112,7 @@ CREATE TABLE IF NOT EXISTS devices (
     dev_eui TEXT PRIMARY KEY, device_class TEXT NOT NULL, join_eui TEXT, app_key BLOB,
     dev_addr INTEGER, nwk_s_key BLOB, app_s_key BLOB, fcnt_up INTEGER, nfcnt_down INTEGER NOT NULL,
     rx1_dr_offset INTEGER NOT NULL, rx1_delay INTEGER NOT NULL, rx2_data_rate INTEGER NOT NULL,
-    rx2_frequency INTEGER NOT NULL, battery INTEGER, margin INTEGER);
+    rx2_frequency INTEGER NOT NULL, battery INTEGER, margin INTEGER, last_gateway TEXT);
 CREATE INDEX IF NOT EXISTS devices_by_addr ON devices (dev_addr);
 CREATE TABLE IF NOT EXISTS dev_nonces (
     dev_eui TEXT NOT NULL, dev_nonce INTEGER NOT NULL, PRIMARY KEY (dev_eui, dev_nonce));
@@ -123,7 +124,7 @@ CREATE TABLE IF NOT EXISTS downlink_queue (
     payload BLOB NOT NULL, confirmed INTEGER NOT NULL, in_flight_diid INTEGER);
 """
 
-_EUI_COLUMNS = ("dev_eui", "join_eui")
+_EUI_COLUMNS = ("dev_eui", "join_eui", "last_gateway")
 
 
 def _eui_text(eui: int | None) -> str | None:
@@ -271,6 +272,10 @@ class DeviceRegistry:
                 "INSERT INTO downlink_queue (dev_eui, fport, payload, confirmed) VALUES (?, ?, ?, ?)",
                 (_eui_text(dev_eui), fport, payload, int(confirmed)))
         return QueuedDownlink(int(cursor.lastrowid or 0), dev_eui, fport, payload, confirmed)
+
+    def devices_with_queued_downlinks(self) -> list[int]:
+        rows = self._db.execute("SELECT DISTINCT dev_eui FROM downlink_queue ORDER BY dev_eui").fetchall()
+        return [int(row[0], 16) for row in rows]
 
     def queued(self, dev_eui: int, *, waiting_only: bool = True) -> list[QueuedDownlink]:
         condition = " AND in_flight_diid IS NULL" if waiting_only else ""

@@ -135,13 +135,15 @@ class TxWindow:
 @dataclass
 class DownlinkHandle:
     """A queued application downlink: ``transmitted`` resolves with the ``dntxed`` of the frame
-    that carried it; for a confirmed downlink ``acknowledged`` resolves at the device's ACK."""
+    that carried it; for a confirmed downlink ``acknowledged`` resolves with the FCnt of the
+    device's next uplink if that carries the ACK bit, else with None (not acknowledged; the
+    server does not retransmit)."""
 
     queue_id: int
     dev_eui: int
     confirmed: bool
     transmitted: asyncio.Future[DownlinkTransmitted]
-    acknowledged: asyncio.Future[int]  # the uplink FCnt that carried the ACK
+    acknowledged: asyncio.Future[int | None]
 
 
 @dataclass
@@ -178,7 +180,6 @@ class NetworkServer:
         self.known_gateways: dict[int, None] = {}  # every gateway heard from, in order
         self._handlers: dict[int, UplinkHandler] = {}
         self._pending: dict[bytes, _PendingUplink] = {}
-        self._last_reception: dict[int, GatewayReception] = {}  # per DevEUI: best gateway of the last uplink
         self._pending_mac: dict[int, list[MacCommand]] = {}
         self._handles: dict[int, DownlinkHandle] = {}
         self._awaiting_ack: dict[int, DownlinkHandle] = {}
@@ -188,6 +189,13 @@ class NetworkServer:
         self._multicast_senders: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_diid = rng.randrange(1, 1 << 30)
+
+    async def start(self) -> None:
+        """Resume after a restart: class C downlinks still queued go out again (through the
+        gateway that last heard each device). Call once the event loop runs."""
+        for dev_eui in self.registry.devices_with_queued_downlinks():
+            if self.registry.get(dev_eui).device_class is DeviceClassName.C:
+                self._kick_class_c(dev_eui)
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -201,10 +209,11 @@ class NetworkServer:
                                         device_class=DeviceClassName(device_class)))
 
     def add_abp_device(self, dev_eui: int, dev_addr: int, nwk_s_key: bytes, app_s_key: bytes,
-                       device_class: str = "A", **counters: int) -> Device:
+                       device_class: str = "A", fcnt_up: int | None = None, nfcnt_down: int = 0) -> Device:
+        """An ABP device; ``fcnt_up`` is its last uplink counter if it has sent before."""
         return self.registry.add(Device(dev_eui=dev_eui, dev_addr=dev_addr, nwk_s_key=bytes(nwk_s_key),
                                         app_s_key=bytes(app_s_key), device_class=DeviceClassName(device_class),
-                                        **counters))
+                                        fcnt_up=fcnt_up, nfcnt_down=nfcnt_down))
 
     def device(self, dev_eui: int) -> Device:
         return self.registry.get(dev_eui)
@@ -328,14 +337,15 @@ class NetworkServer:
             log.warning("join-request dropped: %s", error)
             return
         device = self.registry.find(request.dev_eui)
-        if device is None or not device.is_otaa or device.app_key is None:
+        if device is None or device.app_key is None:
             log.warning("join-request dropped: unknown DevEUI %s", format_eui(request.dev_eui))
             return
+        app_key = device.app_key
         if device.join_eui != request.app_eui:
             log.warning("join-request from %s dropped: JoinEUI %s is not the device's", format_eui(device.dev_eui),
                         format_eui(request.app_eui))
             return
-        if not request.mic_is_valid(device.app_key):
+        if not request.mic_is_valid(app_key):
             log.warning("join-request from %s dropped: MIC check failed", format_eui(device.dev_eui))
             return
         if self.registry.dev_nonce_used(device.dev_eui, request.dev_nonce):
@@ -345,7 +355,7 @@ class NetworkServer:
         join_nonce = self.rng.randrange(1 << 24)
         net_id = self.registry.net_id
         dev_addr = self.registry.allocate_dev_addr()
-        keys = derive_session_keys(device.app_key, join_nonce=join_nonce, net_id=net_id, dev_nonce=request.dev_nonce)
+        keys = derive_session_keys(app_key, join_nonce=join_nonce, net_id=net_id, dev_nonce=request.dev_nonce)
         device = self.registry.record_join(device.dev_eui, request.dev_nonce, dev_addr=dev_addr,
                                            nwk_s_key=keys.nwk_s_key, app_s_key=keys.app_s_key, fcnt_up=None,
                                            nfcnt_down=0)
@@ -353,11 +363,13 @@ class NetworkServer:
         self._awaiting_ack.pop(device.dev_eui, None)
         log.info("device %s joined: DevAddr %08X, DevNonce %d", format_eui(device.dev_eui), dev_addr,
                  request.dev_nonce)
-        accept = build_join_accept(join_nonce=join_nonce, net_id=net_id, dev_addr=dev_addr, app_key=device.app_key,
+        accept = build_join_accept(join_nonce=join_nonce, net_id=net_id, dev_addr=dev_addr, app_key=app_key,
                                    rx1_dr_offset=device.rx1_dr_offset, rx2_data_rate=device.rx2_data_rate,
                                    rx_delay=device.rx1_delay).to_bytes()
         windows = self._class_a_windows(device, best, self.region.join_accept_delay1_s)
         for window in windows:
+            if window.start < self._now():
+                continue
             airtime = frame_time_on_air_s(len(accept), self.region.data_rate(window.data_rate), uplink=False)
             if self.airtime.is_free(best.gateway_id, window.frequency, airtime, window.start):
                 await self._send_class_a(device, best, self.region.join_accept_delay1_s, window, accept, airtime)
@@ -417,16 +429,14 @@ class NetworkServer:
             return
         keys = device.session_keys
         assert keys is not None
-        device = self.registry.update(device.dev_eui, fcnt_up=fcnt)
-        self._last_reception[device.dev_eui] = best
+        device = self.registry.update(device.dev_eui, fcnt_up=fcnt, last_gateway=best.gateway_id)
         payload = frame.decrypt_payload(keys, fcnt) if frame.fport is not None else b""
         gps_time = gps_seconds(self.clock.epoch() - (asyncio.get_running_loop().time() - best.received_at))
         meta = UplinkMeta(frame.dev_addr, fcnt, frame.confirmed, frame.fctrl.adr, best, receptions, gps_time)
         log.info("uplink from %s: FCnt %d, FPort %s, %d octets, via %d gateway(s), best %s",
                  format_eui(device.dev_eui), fcnt, frame.fport, len(payload), len(receptions),
                  format_eui(best.gateway_id))
-        if frame.fctrl.ack:
-            self._acknowledged(device.dev_eui, fcnt)
+        self._settle_confirmed(device.dev_eui, fcnt if frame.fctrl.ack else None)
         answers = self._answer_mac_commands(device, frame.fopts if frame.fport != 0 else payload, meta)
         if frame.fport:
             self._deliver(device.dev_eui, frame.fport, payload, meta)
@@ -458,7 +468,7 @@ class NetworkServer:
     def _link_check_answer(self, meta: UplinkMeta) -> LinkCheckAns:
         spreading_factor = self.region.data_rate(meta.data_rate).spreading_factor or 7
         margin = meta.best.radio.upinfo.snr - DEMODULATION_FLOOR_DB[spreading_factor]
-        return LinkCheckAns(margin=max(0, min(254, int(margin))), gw_cnt=min(255, len(meta.receptions)))
+        return LinkCheckAns(margin=max(0, min(254, int(margin))), gw_cnt=min(255, len({r.gateway_id for r in meta.receptions})))
 
     def _deliver(self, dev_eui: int, fport: int, payload: bytes, meta: UplinkMeta) -> None:
         handler = self._handlers.get(fport)
@@ -469,11 +479,16 @@ class NetworkServer:
         if inspect.isawaitable(result):
             self._spawn(result)
 
-    def _acknowledged(self, dev_eui: int, fcnt: int) -> None:
+    def _settle_confirmed(self, dev_eui: int, ack_fcnt: int | None) -> None:
+        """The first uplink after a confirmed downlink acknowledges it (ACK bit) or not."""
         handle = self._awaiting_ack.pop(dev_eui, None)
-        if handle is not None and not handle.acknowledged.done():
+        if handle is None or handle.acknowledged.done():
+            return
+        if ack_fcnt is None:
+            log.warning("device %s did not acknowledge confirmed downlink %d", format_eui(dev_eui), handle.queue_id)
+        else:
             log.info("device %s acknowledged downlink %d", format_eui(dev_eui), handle.queue_id)
-            handle.acknowledged.set_result(fcnt)
+        handle.acknowledged.set_result(ack_fcnt)
 
     # -- downlinks -------------------------------------------------------------------------
     def _class_a_windows(self, device: Device, best: GatewayReception, rx_delay: int) -> tuple[TxWindow, TxWindow]:
@@ -484,8 +499,10 @@ class NetworkServer:
         return (TxWindow("RX1", rx1_dr, best.radio.freq, rx1_start),
                 TxWindow("RX2", device.rx2_data_rate, device.rx2_frequency, rx1_start + RX2_AFTER_RX1_S))
 
-    def _frame_length(self, fopts: bytes, item: QueuedDownlink | None, mac_in_payload: bytes) -> int:
-        port_and_payload = 1 + len(item.payload) if item else (1 + len(mac_in_payload) if mac_in_payload else 0)
+    @staticmethod
+    def _frame_length(fopts: bytes, frm_payload: bytes | None) -> int:
+        """PHYPayload octets: MHDR | FHDR | FOpts | [FPort | FRMPayload] | MIC."""
+        port_and_payload = 0 if frm_payload is None else 1 + len(frm_payload)
         return 1 + FHDR_LENGTH + len(fopts) + port_and_payload + MIC_SIZE
 
     def _fits(self, item: QueuedDownlink, fopts: bytes, data_rate: int) -> bool:
@@ -502,8 +519,10 @@ class NetworkServer:
         if mac_in_payload:
             item = None  # an FPort 0 payload leaves no room for application data
         for window in self._class_a_windows(device, best, device.rx1_delay):
+            if window.start < self._now():
+                continue  # processed too late for this window
             carried = item if item is not None and self._fits(item, fopts, window.data_rate) else None
-            length = self._frame_length(fopts, carried, mac_in_payload)
+            length = self._frame_length(fopts, carried.payload if carried else (mac_in_payload or None))
             airtime = frame_time_on_air_s(length, self.region.data_rate(window.data_rate), uplink=False)
             if not self.airtime.is_free(best.gateway_id, window.frequency, airtime, window.start):
                 continue
@@ -638,11 +657,10 @@ class NetworkServer:
         try:
             while waiting := self.registry.queued(dev_eui):
                 item = waiting[0]
-                reception = self._last_reception.get(dev_eui)
-                if reception is None:
+                device = self.registry.get(dev_eui)
+                if device.last_gateway is None:
                     log.info("class C downlink for %s waits for an uplink (no gateway known)", format_eui(dev_eui))
                     return
-                device = self.registry.get(dev_eui)
                 fopts = encode_mac_commands(self._pending_mac.pop(dev_eui, []))
                 if not self._fits(item, fopts, device.rx2_data_rate):
                     log.warning("downlink %d for %s dropped: %d octets do not fit DR%d", item.queue_id,
@@ -651,9 +669,9 @@ class NetworkServer:
                     continue
                 more = len(waiting) > 1
                 dntxed = await self._transmit_class_c(
-                    reception.gateway_id, dev_eui, device.rx2_frequency, device.rx2_data_rate,
+                    device.last_gateway, dev_eui, device.rx2_frequency, device.rx2_data_rate,
                     lambda: self._build_unicast(self.registry.get(dev_eui), item, fopts, more=more),
-                    self._frame_length(fopts, item, b""), item)
+                    self._frame_length(fopts, item.payload), item)
                 if dntxed is None:
                     attempts[item.queue_id] = attempts.get(item.queue_id, 0) + 1
                     if attempts[item.queue_id] >= CLASS_C_ATTEMPTS:
