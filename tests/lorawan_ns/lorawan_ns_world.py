@@ -131,7 +131,8 @@ class EndDevice:
             self.fcnt_up += 1
         return frame.to_bytes()
 
-    def take_downlink(self, pdu: bytes, keys: SessionKeys | None = None, dev_addr: int | None = None) -> tuple[DataFrame, bytes, int]:
+    def take_downlink(self, pdu: bytes, keys: SessionKeys | None = None,
+                      dev_addr: int | None = None) -> tuple[DataFrame, bytes, int]:
         """Check and decrypt a downlink as the device would; returns (frame, payload, FCnt32)."""
         frame = DataFrame.from_bytes(pdu)
         keys = keys or self.keys

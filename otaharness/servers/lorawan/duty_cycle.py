@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from otaharness.protocols.lorawan import EU868, Region
+from otaharness.protocols.lorawan import EU868, LoRaWANError, Region
 
 DUTY_CYCLE_GUARD_S = 0.2
 MIN_GAP_S = 0.010
@@ -47,7 +47,10 @@ class GatewayAirtime:
         self._bookings: dict[int, list[Booking]] = defaultdict(list)
 
     def _band_limit(self, frequency: int) -> float:
-        return self.region.sub_band(frequency).duty_cycle
+        try:
+            return self.region.sub_band(frequency).duty_cycle
+        except LoRaWANError:  # between sub-bands: the station applies its strictest band (0.1 %)
+            return min(sub_band.duty_cycle for sub_band in self.region.sub_bands)
 
     def band_free_at(self, gateway: int, frequency: int) -> float:
         """When the duty-cycle budget of ``frequency``'s band opens again on ``gateway``."""

@@ -468,7 +468,8 @@ class NetworkServer:
     def _link_check_answer(self, meta: UplinkMeta) -> LinkCheckAns:
         spreading_factor = self.region.data_rate(meta.data_rate).spreading_factor or 7
         margin = meta.best.radio.upinfo.snr - DEMODULATION_FLOOR_DB[spreading_factor]
-        return LinkCheckAns(margin=max(0, min(254, int(margin))), gw_cnt=min(255, len({r.gateway_id for r in meta.receptions})))
+        gateways = len({reception.gateway_id for reception in meta.receptions})
+        return LinkCheckAns(margin=max(0, min(254, int(margin))), gw_cnt=min(255, gateways))
 
     def _deliver(self, dev_eui: int, fport: int, payload: bytes, meta: UplinkMeta) -> None:
         handler = self._handlers.get(fport)
@@ -539,7 +540,10 @@ class NetworkServer:
         assert keys is not None and device.dev_addr is not None
         confirmed = item is not None and item.confirmed
         mtype = MType.CONFIRMED_DATA_DOWN if confirmed else MType.UNCONFIRMED_DATA_DOWN
-        fport, payload = (item.fport, item.payload) if item else ((0, mac_in_payload) if mac_in_payload else (None, b""))
+        if item is not None:
+            fport, payload = item.fport, item.payload
+        else:
+            fport, payload = (0, mac_in_payload) if mac_in_payload else (None, b"")
         fcnt = self.registry.take_downlink_fcnt(device.dev_eui)
         frame = build_data_frame(mtype, dev_addr=device.dev_addr, fcnt=fcnt, keys=keys, fport=fport, payload=payload,
                                  fctrl=DownlinkFCtrl(ack=ack, f_pending=more), fopts=fopts)
@@ -593,7 +597,8 @@ class NetworkServer:
         if item is not None:
             self.registry.mark_in_flight(item.queue_id, None)
 
-    async def _await_dntxed(self, future: asyncio.Future[DownlinkTransmitted], until_end: float) -> DownlinkTransmitted | None:
+    async def _await_dntxed(self, future: asyncio.Future[DownlinkTransmitted],
+                            until_end: float) -> DownlinkTransmitted | None:
         try:
             async with asyncio.timeout(max(until_end, 0.0) + DNTXED_TIMEOUT_S):
                 return await asyncio.shield(future)
