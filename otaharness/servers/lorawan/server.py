@@ -540,6 +540,7 @@ class NetworkServer:
         assert keys is not None and device.dev_addr is not None
         confirmed = item is not None and item.confirmed
         mtype = MType.CONFIRMED_DATA_DOWN if confirmed else MType.UNCONFIRMED_DATA_DOWN
+        fport: int | None
         if item is not None:
             fport, payload = item.fport, item.payload
         else:
