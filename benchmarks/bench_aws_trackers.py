@@ -45,7 +45,9 @@ async def fleet_run(clock: VirtualClock, count: int, image_size: int, fragment_s
     await broker.start()
     clock.add_quiet_probe(broker.flush)
     backend = AwsIotBackend(clock)
+    moto_probe = backend.moto.wait_quiet  # holds the clock while moto's threads serve a request
     await backend.start(broker.host, broker.port)
+    clock.add_quiet_probe(moto_probe)
     trackers: list[Tracker] = []
     try:
         iot, s3 = backend.client("iot"), backend.client("s3")
@@ -116,6 +118,7 @@ async def fleet_run(clock: VirtualClock, count: int, image_size: int, fragment_s
     finally:
         for tracker in trackers:
             await tracker.disconnect()
+        clock.remove_quiet_probe(moto_probe)
         backend.reset()
         await backend.stop()
         clock.remove_quiet_probe(broker.flush)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import hashlib
 import itertools
 import json
@@ -96,6 +97,12 @@ class Flash:
     slot: bytearray = field(default_factory=bytearray)  # secondary slot: bytes written so far
     pending: FirmwareImage | None = None  # complete and checked: swapped in at the next boot
     booted_job: str | None = None  # the job whose image runs now, not yet confirmed SUCCEEDED
+
+
+class JobOutcome(enum.Enum):
+    ENDED = "ended"  # a terminal status was reported: ask for the next job
+    REBOOT = "reboot"  # a new image waits in flash
+    STALLED = "stalled"  # an update was rejected: wait for notify-next (aws_fota raises an error)
 
 
 @dataclass
@@ -435,46 +442,43 @@ class Tracker:
         self._job_task = self._spawn(self._handle_job(execution))
 
     async def _handle_job(self, execution: dict[str, Any]) -> None:
-        reboot = False
+        outcome = JobOutcome.STALLED
         try:
-            reboot = await self._run_job(execution)
+            outcome = await self._run_job(execution)
         except (TrackerError, MqttError, RequestRejected) as error:
             self._event(f"job {execution.get('jobId')} interrupted: {error}")
         finally:
             self._job_task = None
             self.current_job = None
-        if reboot:
-            await self._restart(f"rebooting into {self.flash.pending.version if self.flash.pending else '?'}",
-                                graceful=True)
-        elif self.connected:
+        if outcome is JobOutcome.REBOOT:
+            version = self.flash.pending.version if self.flash.pending else self.app_version
+            await self._restart(f"rebooting into {version}", graceful=True)
+        elif outcome is JobOutcome.ENDED and self.connected:
             await self._ask_next()
 
-    async def _run_job(self, execution: dict[str, Any]) -> bool:
-        """One execution, nRF style; True when a new image waits for a reboot."""
+    async def _run_job(self, execution: dict[str, Any]) -> JobOutcome:
+        """One execution, nRF style."""
         job = CurrentJob(str(execution.get("jobId")), int(execution.get("versionNumber", 0)),
                          execution.get("jobDocument"), str(execution.get("status")))
         self.current_job = job
         await self._subscribe(f"{self._jobs}/{job.job_id}/update/#")
         if self.flash.booted_job == job.job_id:
-            await self._confirm(job)
-            return False
+            return await self._confirm(job)
         try:
             firmware = FirmwareJob.from_document(job.document)
         except JobDocumentError as error:
-            await self._fail(job, f"invalid job document: {error}")
-            return False
+            return await self._fail(job, f"invalid job document: {error}")
         try:
             await self._update(job, "IN_PROGRESS")
         except JobRejected as rejection:
             self._event(f"job {job.job_id} update to IN_PROGRESS rejected: {rejection}")
-            return False
+            return JobOutcome.STALLED
         try:
             image = await self._download(job, firmware)
         except DownloadFailed as failure:
-            await self._fail(job, failure.reason)
-            return False
+            return await self._fail(job, failure.reason)
         self.flash.pending = FirmwareImage(job.job_id, firmware.fwversion, image)
-        return True
+        return JobOutcome.REBOOT
 
     async def _update(self, job: CurrentJob, status: str, details: dict[str, str] | None = None) -> None:
         """aws_jobs_update_job_execution: expectedVersion as a JSON string, clientToken ""."""
@@ -486,22 +490,26 @@ class Tracker:
         job.status = status
         self._event(f"job {job.job_id} {status} (version {job.version_number})")
 
-    async def _fail(self, job: CurrentJob, reason: str) -> None:
+    async def _fail(self, job: CurrentJob, reason: str) -> JobOutcome:
         self._event(f"job {job.job_id} failed: {reason}")
         try:
             await self._update(job, "FAILED", {"reason": reason[:MAX_STATUS_DETAIL_CHARS]})
         except JobRejected as rejection:
             self._event(f"job {job.job_id} update to FAILED rejected: {rejection}")
+        return JobOutcome.ENDED
 
-    async def _confirm(self, job: CurrentJob) -> None:
+    async def _confirm(self, job: CurrentJob) -> JobOutcome:
         """Running the job's image after the boot: SUCCEEDED, then the new version in the shadow."""
+        outcome = JobOutcome.ENDED
         try:
             await self._update(job, "SUCCEEDED")
         except JobRejected as rejection:
             self._event(f"job {job.job_id} update to SUCCEEDED rejected: {rejection}")
+            outcome = JobOutcome.STALLED
         self.flash.booted_job = None
         await self.report_state({"dev": self.device_info()})
         self._event(f"reported appV {self.app_version}")
+        return outcome
 
     async def _download(self, job: CurrentJob, firmware: FirmwareJob) -> bytes:
         endpoint = self.s3_endpoint or (firmware.host, 80)
@@ -515,7 +523,7 @@ class Tracker:
 
         self.download = RangeDownload(
             endpoint=endpoint, host=firmware.host, path=firmware.path, sink=self.flash.slot,
-            clock=self.clock, fragment_size=self.fragment_size, expected_size=firmware.size,
+            fragment_size=self.fragment_size, expected_size=firmware.size,
             timeout=self.download_timeout, bind_address=self.bind_address, on_progress=progress,
             on_resume=lambda offset, why: self._event(f"download resumes at byte {offset} after: {why}"),
         )

@@ -115,6 +115,24 @@ def test_missing_object_fails_the_job_with_the_reason_and_asks_for_the_next() ->
     run_scenario(body)
 
 
+def test_unusable_job_document_fails_the_job_without_a_download_and_the_next_job_runs() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.iot.create_job(jobId="reboot", targets=[arn], document=json.dumps({"operation": "reboot"}))
+        world.firmware("job2", HEX)
+        world.job("job2", [arn], "1.0.1", len(HEX))
+        tracker = await started(world.tracker("fota"))
+        await event(tracker, "reported appV")
+        execution = world.execution("reboot", "fota")
+        assert execution["status"] == "FAILED" and execution["versionNumber"] == 2  # straight from QUEUED
+        assert execution["statusDetails"]["detailsMap"]["reason"] == (
+            "invalid job document: operation must be 'app_fw_update', got 'reboot'")
+        assert world.execution("job2", "fota")["status"] == "SUCCEEDED"
+        assert texts(tracker).count("download of fota-bucket.s3.amazonaws.com/job2 started") == 1
+
+    run_scenario(body)
+
+
 def test_size_mismatch_fails_the_job_before_the_download_completes() -> None:
     async def body(world: World) -> None:
         arn = world.thing("fota")

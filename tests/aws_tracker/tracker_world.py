@@ -96,9 +96,11 @@ def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0)
         await broker.start()
         clock.add_quiet_probe(broker.flush)
         backend = AwsIotBackend(clock)
+        moto_probe = backend.moto.wait_quiet  # holds the clock while moto's threads serve a request
         world: World | None = None
         try:
             await backend.start(broker.host, broker.port)
+            clock.add_quiet_probe(moto_probe)
             world = World(clock, broker, backend)
             task = asyncio.ensure_future(body(world))
             await clock.run_until(task.done, timeout=timeout)
@@ -110,6 +112,7 @@ def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0)
         finally:
             for tracker in world.trackers if world else []:
                 await tracker.disconnect()
+            clock.remove_quiet_probe(moto_probe)
             backend.reset()
             await backend.stop()
             clock.remove_quiet_probe(broker.flush)
