@@ -189,3 +189,7 @@ def test_timesync_request_and_reply() -> None:
 def test_unknown_station_message_is_refused() -> None:
     with pytest.raises(BasicsStationCodecError, match="not a station data message"):
         decode_station_message('{"msgtype":"version"}')
+    with pytest.raises(BasicsStationCodecError, match="not a station data message"):
+        decode_station_message({"msgtype": ["updf"]})
+    with pytest.raises(BasicsStationCodecError, match="JSON"):
+        decode_station_message("{not json")

@@ -598,7 +598,8 @@ def decode_station_message(message: str | bytes | dict[str, Any]) -> StationData
     """A data message from the station (``updf``, ``jreq``/``rejoin``, ``propdf``, ``dntxed``,
     ``timesync``) as JSON text or an already parsed object."""
     document = message if isinstance(message, dict) else json_object(message, "station message")
-    kind = _STATION_MESSAGES.get(document.get("msgtype"))  # type: ignore[arg-type]
+    msgtype = document.get("msgtype")
+    kind = _STATION_MESSAGES.get(msgtype) if isinstance(msgtype, str) else None
     if kind is None:
         raise BasicsStationCodecError(f"not a station data message: msgtype {document.get('msgtype')!r}")
     return kind.from_dict(document)
