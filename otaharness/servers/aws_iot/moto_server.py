@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -15,12 +16,59 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iot.models import IoTBackend, iot_backends
 from moto.iotdata.models import IoTDataPlaneBackend, iotdata_backends
 from moto.moto_api._internal.models import moto_api_backend
-from moto.server import ThreadedMotoServer
+from moto.server import MotoRequestHandler, ThreadedMotoServer
+
+from otaharness.runtime.broker import broker_backlog
+
+log = logging.getLogger(__name__)
 
 ACCOUNT_ID = DEFAULT_ACCOUNT_ID
 REGION = "us-east-1"
 # moto accepts any credentials; botocore only needs some to sign.
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+QUIET_TIMEOUT = 10.0  # real seconds a quiet probe waits for moto to finish what it is doing
+
+
+class _RequestCounter:
+    """Requests moto's threads have read and not yet answered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.in_flight = 0
+
+    def enter(self) -> None:
+        with self._lock:
+            self.in_flight += 1
+
+    def exit(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+
+def _counting_handler(counter: _RequestCounter) -> type:
+    class CountingRequestHandler(MotoRequestHandler):
+        # Counted from when parse_request() has read the headers until the response is written:
+        # then the request is in moto's hands, out of the kernel's. Not earlier: a request whose
+        # bytes a throttled or delayed link still holds leaves moto waiting, not working, and
+        # only the passing of (virtual) time releases them. A request body held back that way
+        # still counts; the probe's timeout ends that wait.
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()
+            counter.enter()
+            self._counted = True
+            return parsed
+
+        def handle_one_request(self) -> None:
+            self._counted = False
+            try:
+                super().handle_one_request()
+            finally:
+                if self._counted:
+                    counter.exit()
+
+    return CountingRequestHandler
 
 
 class MotoServer:
@@ -37,6 +85,9 @@ class MotoServer:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address=self.host, port=0, verbose=False)
         self._server.start()
+        self._requests = _RequestCounter()
+        # moto 5.2.5 builds its werkzeug server in start(); nothing has connected yet.
+        self._server._server.RequestHandlerClass = _counting_handler(self._requests)
         host, port = self._server.get_host_and_port()
         self._url = f"http://{host}:{port}"
         return self._url
@@ -46,6 +97,29 @@ class MotoServer:
             self._server.stop()
             self._server = None
             self._url = None
+
+    def wait_quiet(self, timeout: float = QUIET_TIMEOUT) -> bool:
+        """Quiet probe for the virtual clock: block until moto handles no request and the kernel
+        holds no byte for or from it (a request not yet read, a response not yet sent, a
+        connection not yet accepted). Two quiet looks in a row, so that a request caught between
+        the kernel and the end of parse_request() on the first look is seen on the second."""
+        if self._server is None:
+            return True
+        port = self._server.get_host_and_port()[1]
+        deadline = time.perf_counter() + timeout
+        quiet_looks = 0
+        while quiet_looks < 2:
+            if self._requests.in_flight == 0 and broker_backlog(port) == 0:
+                quiet_looks += 1
+                if quiet_looks == 1:
+                    time.sleep(0.0002)
+            else:
+                quiet_looks = 0
+                if time.perf_counter() > deadline:
+                    log.warning("moto did not become quiet within %.0f s", timeout)
+                    return False
+                time.sleep(0.0002)
+        return True
 
     @property
     def url(self) -> str:

@@ -1,0 +1,57 @@
+"""The AWS IoT back end as a runtime service: moto plus our jobs data plane on the scenario broker.
+
+Against an external target (`[targets.aws-iot]` with `aws` and `mqtt` URLs) nothing is started:
+the endpoints are the user's.
+"""
+
+from __future__ import annotations
+
+from otaharness.servers.aws_iot import AwsIotBackend
+from otaharness.servers.aws_iot.moto_server import DUMMY_CREDENTIALS, REGION
+
+
+class AwsIotService:
+    def __init__(self, runtime, backend: AwsIotBackend | None, endpoints: dict[str, str]) -> None:
+        self.runtime = runtime
+        self.backend = backend
+        self._endpoints = endpoints
+
+    @property
+    def embedded(self) -> bool:
+        return self.backend is not None
+
+    def endpoints(self) -> dict[str, str]:
+        return dict(self._endpoints)
+
+    def client(self, service_name: str):
+        """A boto3 client for a service of this target (moto's, or the user's endpoint)."""
+        if self.backend is not None:
+            return self.backend.client(service_name)
+        import boto3
+
+        url = self._endpoints.get(service_name, self._endpoints["aws"])
+        return boto3.client(service_name, endpoint_url=url, region_name=REGION,
+                            **DUMMY_CREDENTIALS)
+
+    async def stop(self) -> None:
+        if self.backend is not None:
+            remove = getattr(self.runtime.clock, "remove_quiet_probe", None)
+            if remove is not None:
+                remove(self.backend.moto.wait_quiet)
+            # moto's backends are process-wide: wipe them so nothing leaks into the next scenario.
+            self.backend.reset()
+            await self.backend.stop()
+
+
+async def start(runtime) -> AwsIotService:
+    target = runtime.target("aws-iot")
+    if not target.embedded:
+        return AwsIotService(runtime, None, dict(target.endpoints))
+    broker = await runtime.service("broker")
+    backend = AwsIotBackend(runtime.clock)
+    await backend.start(broker.broker.host, broker.broker.port)
+    # moto answers from its own threads: time may jump only once it has answered.
+    add_probe = getattr(runtime.clock, "add_quiet_probe", None)
+    if add_probe is not None:
+        add_probe(backend.moto.wait_quiet)
+    return AwsIotService(runtime, backend, backend.endpoints())

@@ -1,0 +1,324 @@
+"""AWS IoT Jobs FOTA steps (seed 003): accounts, certificates, trackers, SDK calls, jobs, shadow."""
+
+import datetime as dt
+import json
+import re
+
+from behave import given, then, when
+
+from otaharness.bdd.support import json_argument, ota, substitute
+from emulators.aws_tracker.tracker import JobRejected, Tracker
+
+# The seed names AWS services by their JavaScript SDK v3 package; boto3 names work as well.
+SDK_PACKAGES = {
+    "@aws-sdk/client-s3": "s3",
+    "@aws-sdk/client-iot": "iot",
+    "@aws-sdk/client-iot-data-plane": "iot-data",
+    "@aws-sdk/client-iot-jobs-data-plane": "iot-jobs-data",
+    "@aws-sdk/client-cognito-identity-provider": "cognito-idp",
+}
+
+
+def _service(context):
+    runtime = ota(context)
+    return runtime.run(runtime.service("aws-iot"))
+
+
+def _call(context, service, operation, params):
+    """Call a boto3 operation in an executor (moto answers from its own threads)."""
+    runtime = ota(context)
+    client = _service(context).client(SDK_PACKAGES.get(service, service))
+    method = getattr(client, _snake_case(operation), None)
+    if method is None:
+        raise AttributeError(f"{service} has no operation {operation!r}")
+    if isinstance(params.get("Body"), str):
+        params["Body"] = params["Body"].encode()
+    return runtime.run(runtime.loop.run_in_executor(None, lambda: method(**params)))
+
+
+def _snake_case(operation: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", operation).lower()
+
+
+def _plain(value):
+    """An SDK response as JSON-like data: datetimes as ISO strings, bodies read."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if hasattr(value, "read"):
+        return value.read().decode(errors="replace")
+    return value
+
+
+def _sdk_result(context, result=None, error=None):
+    ota(context).values["awsSDK"] = {"res": _plain(result or {}), "error": error}
+
+
+# -- the generic SDK step ---------------------------------------------------------------------
+
+
+@when("I execute `{operation}` of `{service}` with")
+@given("I execute `{operation}` of `{service}` with")
+def execute_sdk(context, operation, service):
+    """Call an AWS operation on the flow's endpoint (moto, or yours) with the doc string's JSON
+    as parameters; the result is `awsSDK.res`. Operation names as in the JavaScript SDK
+    (`putObject`) or boto3 (`put_object`); services as `@aws-sdk/client-iot` or `iot`."""
+    _sdk_result(context, _call(context, service, operation, json_argument(context)))
+
+
+@when("I try to execute `{operation}` of `{service}` with")
+def try_execute_sdk(context, operation, service):
+    """Like `I execute`, but an AWS error is kept in `awsSDK.error` (code, message) instead of
+    failing the step."""
+    from botocore.exceptions import ClientError
+
+    try:
+        execute_sdk(context, operation, service)
+    except ClientError as exc:
+        _sdk_result(context, error={"code": exc.response["Error"]["Code"],
+                                    "message": exc.response["Error"].get("Message", "")})
+
+
+@then("the AWS call fails with `{code}`")
+def aws_call_failed(context, code):
+    """The last `I try to execute` failed with this error code."""
+    error = ota(context).values.get("awsSDK", {}).get("error")
+    assert error is not None, "the AWS call succeeded"
+    assert error["code"] == code, f"the AWS call failed with {error['code']}: {error['message']}"
+
+
+# -- accounts, buckets, certificates --------------------------------------------------------
+
+
+@given("I am authenticated with Cognito as `{email}` with password `{password}`")
+def cognito_login(context, email, password):
+    """Register the account in a Cognito user pool (if new) and sign in; the tokens are
+    `cognito.IdToken` / `cognito.AccessToken`."""
+    values = ota(context).values
+    email, password = substitute(email, values), substitute(password, values)
+    pool = values.get("cognito", {}).get("userPoolId")
+    if pool is None:
+        pool = _call(context, "cognito-idp", "create_user_pool",
+                     {"PoolName": "otaharness-users"})["UserPool"]["Id"]
+        client_id = _call(context, "cognito-idp", "create_user_pool_client", {
+            "UserPoolId": pool, "ClientName": "web",
+            "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+        })["UserPoolClient"]["ClientId"]
+        values["cognito"] = {"userPoolId": pool, "clientId": client_id}
+    client_id = values["cognito"]["clientId"]
+    _call(context, "cognito-idp", "sign_up",
+          {"ClientId": client_id, "Username": email, "Password": password})
+    _call(context, "cognito-idp", "admin_confirm_sign_up", {"UserPoolId": pool, "Username": email})
+    auth = _call(context, "cognito-idp", "initiate_auth", {
+        "ClientId": client_id, "AuthFlow": "USER_PASSWORD_AUTH",
+        "AuthParameters": {"USERNAME": email, "PASSWORD": password}})["AuthenticationResult"]
+    values["cognito"].update(IdToken=auth["IdToken"], AccessToken=auth["AccessToken"])
+
+
+@given("a FOTA bucket in `{name}`")
+def fota_bucket(context, name):
+    """Create the firmware bucket (its name in `${name}`). As in the nRF cloud stack, trackers
+    read it without signing: objects put through the FOTA steps are public-read."""
+    bucket = f"fota-{ota(context).rng('bucket').getrandbits(48):012x}"
+    _call(context, "s3", "create_bucket", {"Bucket": bucket})
+    ota(context).values[name] = bucket
+
+
+@given("I generate a certificate for the `{tracker}` tracker")
+def generate_certificate(context, tracker):
+    """Create the tracker's thing (an IMEI-like id), keys and certificate, attached to it. Its
+    id and ARN are `${tracker.<name>.id}` and `${tracker.<name>.arn}`."""
+    runtime = ota(context)
+    thing_id = "35" + "".join(str(runtime.rng(f"imei:{tracker}").randrange(10)) for _ in range(13))
+    thing = _call(context, "iot", "create_thing", {"thingName": thing_id})
+    cert = _call(context, "iot", "create_keys_and_certificate", {"setAsActive": True})
+    _call(context, "iot", "attach_thing_principal",
+          {"thingName": thing_id, "principal": cert["certificateArn"]})
+    runtime.values.setdefault("tracker", {})[tracker] = {
+        "id": thing_id, "arn": thing["thingArn"], "certificateArn": cert["certificateArn"],
+        "certificatePem": cert["certificatePem"], "privateKey": cert["keyPair"]["PrivateKey"]}
+
+
+# -- trackers ---------------------------------------------------------------------------------
+
+
+def _trackers(context) -> dict:
+    if not hasattr(context, "trackers"):
+        context.trackers = {}
+    return context.trackers
+
+
+def _tracker(context, name) -> Tracker:
+    try:
+        return _trackers(context)[name]
+    except KeyError:
+        raise KeyError(f"no tracker {name!r}: connect it first") from None
+
+
+def _start_tracker(context, name, *, autonomous, version="1.0.0"):
+    runtime = ota(context)
+    if name not in runtime.values.get("tracker", {}):
+        generate_certificate(context, name)
+    endpoints = _service(context).endpoints()
+
+    async def start():
+        mqtt_host, mqtt_port = await runtime.link(endpoints["mqtt"])
+        s3_endpoint = await runtime.link(endpoints["aws"])
+        tracker = Tracker(runtime.values["tracker"][name]["id"], mqtt_host=mqtt_host,
+                          mqtt_port=mqtt_port, clock=runtime.clock, s3_endpoint=s3_endpoint,
+                          bind_address=runtime.address_of(name), app_version=version,
+                          autonomous=autonomous, rng=runtime.rng(f"tracker:{name}"))
+        runtime.add_cleanup(tracker.disconnect)
+        await tracker.connect()
+        return tracker
+
+    tracker = runtime.run(start())
+    _trackers(context)[name] = runtime.devices[name] = tracker
+
+
+@given("I connect the `{name}` tracker")
+def connect_tracker(context, name):
+    """Connect the tracker's MQTT session; it acts only when a step tells it to (as the seed's
+    tracker does)."""
+    _start_tracker(context, name, autonomous=False)
+
+
+@given("the `{name}` tracker runs its firmware version `{version}`")
+@when("the `{name}` tracker runs its firmware version `{version}`")
+def run_tracker_firmware(context, name, version):
+    """Start the tracker as its firmware runs it: it takes the next job by itself, downloads
+    the image in 2 KiB ranges, reboots into it and reports the new version."""
+    _start_tracker(context, name, autonomous=True, version=version)
+
+
+@given("the `{name}` tracker stores the next started job into `{key}`")
+@when("the `{name}` tracker stores the next started job into `{key}`")
+@then("the `{name}` tracker stores the next started job into `{key}`")
+def store_next_started_job(context, name, key):
+    """The tracker asks for the next job (start-next); the execution it gets is stored."""
+    execution = ota(context).run(_tracker(context, name).start_next_job())
+    assert execution is not None, f"no job is pending for tracker {name}"
+    ota(context).values[key] = execution
+
+
+@when("the `{name}` tracker updates the job in `{key}` to {status} with expected version {version:d}")
+def update_job(context, name, key, status, version):
+    """The tracker updates the stored job's execution; a rejection is kept in
+    `jobUpdate.error`."""
+    runtime = ota(context)
+    job_id = runtime.values[key]["jobId"]
+    try:
+        result = runtime.run(_tracker(context, name).update_job(
+            job_id, status, expected_version=version))
+        runtime.values["jobUpdate"] = {"res": result, "error": None}
+    except JobRejected as rejected:
+        runtime.values["jobUpdate"] = {"res": None, "error": {
+            "code": rejected.code, "message": rejected.message}}
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+@given("the firmware `{version}` is in the FOTA bucket `{bucket}` as `{key}`")
+def firmware_in_bucket(context, version, bucket, key):
+    """Put an image for `version` (bytes derived from the version, 10 KiB) into the bucket,
+    public-read; its size is `${firmware.<version>.size}`."""
+    runtime = ota(context)
+    bucket, key = substitute(bucket, runtime.values), substitute(key, runtime.values)
+    image = (f"firmware {version}\n".encode() * 1024)[:10240]
+    _call(context, "s3", "put_object", {"Bucket": bucket, "Key": key, "Body": image,
+                                        "ContentType": "text/x-hex", "ACL": "public-read"})
+    runtime.values.setdefault("firmware", {})[version] = {"size": len(image), "bucket": bucket,
+                                                          "key": key}
+
+
+def _job_document(context, version, bucket, key, size=None):
+    firmware = ota(context).values.get("firmware", {}).get(version, {})
+    return {"operation": "app_fw_update", "size": size or firmware.get("size", 0),
+            "filename": f"{version}.hex", "fwversion": version,
+            "location": {"protocol": "https", "host": f"{bucket}.s3.amazonaws.com",
+                         "path": key}}
+
+
+@when("I create the job `{job}` upgrading the `{name}` tracker to `{version}` from `{key}`")
+@given("I create the job `{job}` upgrading the `{name}` tracker to `{version}` from `{key}`")
+def create_fota_job(context, job, name, version, key):
+    """createJob for one tracker with an nRF `app_fw_update` document pointing at the object
+    `key` of the FOTA bucket (`${fotaBucketName}`); the job id is stored as `${<job>}`."""
+    runtime = ota(context)
+    bucket = runtime.values["fotaBucketName"]
+    key = substitute(key, runtime.values)
+    job_id = runtime.values.setdefault(job, f"{job}-{runtime.rng('job').getrandbits(32):08x}")
+    document = _job_document(context, version, bucket, key)
+    _call(context, "iot", "create_job", {
+        "jobId": job_id, "targets": [runtime.values["tracker"][name]["arn"]],
+        "document": json.dumps(document), "targetSelection": "SNAPSHOT",
+        "description": f"Upgrade {runtime.values['tracker'][name]['id']} to version {version}."})
+
+
+def _describe_execution(context, job_id, thing_name):
+    """The execution as describeJobExecution shows it. On the embedded back end it is read from
+    moto's state in process: `soon` checks run at quiet moments and must not wait on HTTP."""
+    service = _service(context)
+    if service.embedded:
+        record = service.backend.moto.iot_backend().job_executions.get((job_id, thing_name))
+        return _plain(record.to_get_dict()) if record is not None else None
+    return _plain(service.client("iot").describe_job_execution(
+        jobId=job_id, thingName=thing_name)["execution"])
+
+
+def _execution_of(context, job, name):
+    runtime = ota(context)
+    execution = _describe_execution(context, runtime.values[job],
+                                    runtime.values["tracker"][name]["id"])
+    assert execution is not None, f"the `{name}` tracker has no execution of {job}"
+    return execution
+
+
+@then("the job `{job}` of the `{name}` tracker is {status}")
+def job_status(context, job, name, status):
+    """The tracker's execution of the job has this status now; it is stored as `execution`.
+    With `soon` in front, the step is retried until it holds."""
+    execution = ota(context).values["execution"] = _execution_of(context, job, name)
+    assert execution["status"] == status, (
+        f"the job is {execution['status']}, not {status}; tracker events: "
+        f"{_tracker(context, name).events[-8:]}")
+
+
+@then("the job `{first}` of the `{name}` tracker finished before the job `{second}`")
+def jobs_in_order(context, first, name, second):
+    """The first job's execution ended before the second one started."""
+    one, two = _execution_of(context, first, name), _execution_of(context, second, name)
+    assert one["status"] == "SUCCEEDED", f"{first} is {one['status']}"
+    assert one["lastUpdatedAt"] <= two["startedAt"], f"{first}: {one}; {second}: {two}"
+
+
+@given("the `{name}` tracker starts the next job with a step timeout of {minutes:d} minutes")
+def start_next_with_timeout(context, name, minutes):
+    """start-next with stepTimeoutInMinutes; the execution is stored as `job`."""
+    runtime = ota(context)
+    runtime.values["job"] = runtime.run(
+        _tracker(context, name).start_next_job(step_timeout_minutes=minutes))
+
+
+@then("the `{name}` tracker still runs firmware version `{version}`")
+def tracker_version(context, name, version):
+    """The tracker's running firmware version."""
+    actual = _tracker(context, name).app_version
+    assert actual == version, f"the `{name}` tracker runs {actual}"
+
+
+@then("the `{name}` tracker reports firmware version `{version}` in its shadow")
+def shadow_reports_version(context, name, version):
+    """The thing shadow (read with get_thing_shadow) has `state.reported.dev.v.appV`."""
+    runtime = ota(context)
+    shadow = _call(context, "iot-data", "get_thing_shadow",
+                   {"thingName": runtime.values["tracker"][name]["id"]})
+    document = json.loads(shadow["payload"].read())
+    reported = document.get("state", {}).get("reported", {})
+    assert reported.get("dev", {}).get("v", {}).get("appV") == version, (
+        f"the shadow reports {reported}")
+    assert _tracker(context, name).app_version == version
