@@ -26,8 +26,13 @@ EMULATORS: dict[str, str] = {
     "olt-gateway": "emulators.olt_gateway.cli",
 }
 
-# Flow commands (provisioning tools and the like): same module shape as emulators.
-COMMANDS: dict[str, str] = {}
+# Flow commands (provisioning tools and the like), `otaharness FLOW COMMAND`: same module shape.
+COMMANDS: dict[str, dict[str, str]] = {
+    "cups": {
+        "prepare": "otaharness.provision.basics_station_prepare",
+        "upgrade-firmware": "otaharness.provision.basics_station_upgrade_firmware",
+    },
+}
 
 # Feature folders of the core flows: under CI none of their scenarios may pass by skipping.
 CORE_FLOWS = ("harness", "aws_iot", "cups", "tr069", "olt", "lorawan", "fuota")
@@ -197,10 +202,17 @@ def build_parser() -> argparse.ArgumentParser:
         importlib.import_module(module).add_arguments(kind_parser)
         kind_parser.set_defaults(module=module)
 
-    for name, module in _available(COMMANDS).items():
-        command = sub.add_parser(name, help=_summary(module))
-        importlib.import_module(module).add_arguments(command)
-        command.set_defaults(module=module)
+    for flow, commands in COMMANDS.items():
+        available = _available(commands)
+        if not available:
+            continue
+        flow_parser = sub.add_parser(flow, help=f"{flow} tools: {', '.join(available)}")
+        flow_commands = flow_parser.add_subparsers(dest="flow_command", required=True,
+                                                   metavar="COMMAND")
+        for name, module in available.items():
+            command = flow_commands.add_parser(name, help=_summary(module))
+            importlib.import_module(module).add_arguments(command)
+            command.set_defaults(module=module)
 
     sub.add_parser("steps", help="list the step library: step text and what it does")
     return parser

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 FLOW_SERVICES: dict[str, str] = {
     "broker": "otaharness.runtime.broker_service",
     "aws-iot": "otaharness.servers.aws_iot.service",
+    "cups": "otaharness.servers.basics_station.service",
 }
 
 # Well-known ports under which captured traffic appears, so Wireshark dissects it unaided.
