@@ -6,7 +6,8 @@ handler registered for its ``msgtype`` — the hook-per-message shape of basicst
 ``pysys/tcutils.py``. This module handles ``version`` (records the package the station reports,
 Azure's reported twin property ``Package``, and answers ``router_config``); a network server adds
 ``updf``, ``jreq``, ``dntxed`` … with :meth:`LnsServer.on` or a ``handle_<msgtype>`` method in a
-subclass. Messages of an unknown ``msgtype`` are logged and kept, as the station does with ours.
+subclass; :meth:`LnsServer.attach_network_server` does so for the LoRaWAN network server, whose
+downlinks go out through :meth:`LnsServer.send_dnmsg`. Messages of an unknown ``msgtype`` are logged and kept, as the station does with ours.
 
 Bad input: a discovery request that is not a JSON object with ``router`` → websocket close 1007;
 an unknown or rejected station → discovery ``error`` reply (the station then asks CUPS) and 404/403
@@ -23,7 +24,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -62,6 +63,16 @@ class LnsSession:
 
 
 Handler = Callable[[LnsSession, dict[str, Any]], Awaitable[None]]
+
+
+class NetworkServerCore(Protocol):
+    """What :meth:`LnsServer.attach_network_server` needs (``otaharness.servers.lorawan``)."""
+
+    async def handle_uplink(self, gateway_id: int, message: dict[str, Any]) -> None: ...
+
+    async def handle_dntxed(self, gateway_id: int, message: dict[str, Any]) -> None: ...
+
+    def handle_timesync(self, gateway_id: int, message: dict[str, Any]) -> dict[str, Any]: ...
 
 
 class LnsServer:
@@ -183,6 +194,38 @@ class LnsServer:
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             await session.websocket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+    # -- a network server behind this LNS ---------------------------------------------------------
+    def attach_network_server(self, network_server: NetworkServerCore) -> None:
+        """Route the radio messages to a LoRaWAN network server (``otaharness.servers.lorawan``):
+        ``updf``/``jreq``/``rejoin`` → ``handle_uplink``, ``dntxed`` → ``handle_dntxed``,
+        ``timesync`` → ``handle_timesync`` (answered on the same connection). The network
+        server's downlinks come back through :meth:`send_dnmsg`. Bad messages are dropped by the
+        network server with a log line; the connection stays up."""
+
+        async def uplink(session: LnsSession, message: dict[str, Any]) -> None:
+            await network_server.handle_uplink(session.eui, message)
+
+        async def dntxed(session: LnsSession, message: dict[str, Any]) -> None:
+            await network_server.handle_dntxed(session.eui, message)
+
+        async def timesync(session: LnsSession, message: dict[str, Any]) -> None:
+            await session.send(network_server.handle_timesync(session.eui, message))
+
+        for msgtype in ("updf", "jreq", "rejoin"):
+            self.on(msgtype, uplink)
+        self.on("dntxed", dntxed)
+        self.on("timesync", timesync)
+
+    async def send_dnmsg(self, gateway_id: int, dnmsg: dict[str, Any]) -> None:
+        """``GatewayPort.send_dnmsg``: one ``dnmsg`` to a connected station."""
+        session = self.sessions.get(gateway_id)
+        if session is None or session.websocket.closed:
+            raise ConnectionError(f"station {format_eui(gateway_id)} is not connected")
+        try:
+            await session.send(dnmsg)
+        except (ConnectionResetError, RuntimeError) as error:  # closing under our feet
+            raise ConnectionError(f"station {format_eui(gateway_id)}: {error}") from error
 
     # -- handlers -------------------------------------------------------------------------------
     async def handle_version(self, session: LnsSession, message: dict[str, Any]) -> None:
