@@ -147,6 +147,10 @@ class BasicsStation:
         self._tasks: set[asyncio.Task[Any]] = set()  # every task of this life, also stopped TC ones finishing
         self._muxs: ClientConnection | None = None
         self._tc_connected = False
+        # Hooks for the radio side (emulators/basics_station/radio.py): a handler per LNS msgtype
+        # other than router_config, and the last MuxTime with the loop time it arrived at.
+        self.lns_handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        self.mux_time: tuple[float, float] | None = None
 
     # -- observation ----------------------------------------------------------------------------
     def note(self, kind: str, detail: str = "") -> None:
@@ -490,7 +494,12 @@ class BasicsStation:
             document = json.loads(message)
         except ValueError as error:
             raise BasicsStationCodecError(f"LNS message is not JSON: {error}") from error
-        if isinstance(document, dict) and document.get("msgtype") == "router_config":
+        if isinstance(document, dict) and isinstance(document.get("MuxTime"), (int, float)):
+            self.mux_time = (float(document["MuxTime"]), asyncio.get_running_loop().time())
+        handler = self.lns_handlers.get(document.get("msgtype")) if isinstance(document, dict) else None
+        if handler is not None and self._ram.router_config is not None:  # s2e drops these before router_config
+            handler(document)
+        elif isinstance(document, dict) and document.get("msgtype") == "router_config":
             self._ram.router_config = RouterConfig.from_dict(document)
             self.note("router-config", self._ram.router_config.region)
         else:
@@ -499,3 +508,22 @@ class BasicsStation:
     @property
     def router_config(self) -> RouterConfig | None:
         return self._ram.router_config
+
+    def ref_time(self) -> float:
+        """``RefTime`` of an uplink: the last MuxTime plus the time since it came (0.0 before)."""
+        if self.mux_time is None:
+            return 0.0
+        mux_time, received_at = self.mux_time
+        return mux_time + asyncio.get_running_loop().time() - received_at
+
+    def send_to_lns(self, message: dict[str, Any]) -> bool:
+        """Queue one JSON message for the LNS; False (dropped) when the muxs connection is down."""
+        websocket = self._muxs
+        if websocket is None or not self._tc_connected:
+            return False
+        self._spawn(self._send_quietly(websocket, json.dumps(message)), "LNS send")
+        return True
+
+    async def _send_quietly(self, websocket: ClientConnection, text: str) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await websocket.send(text)

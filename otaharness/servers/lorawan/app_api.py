@@ -1,0 +1,261 @@
+"""The network server's application interface: HTTP + JSON (documented in docs/lorawan.md).
+
+=======  ==========================================  ===============================================
+method   path                                        effect
+=======  ==========================================  ===============================================
+PUT      /api/devices/{devEui}                       register a device: OTAA ``joinEui``, ``appKey``
+                                                     or ABP ``devAddr``, ``nwkSKey``, ``appSKey``;
+                                                     ``class`` "A" (default) or "C" → 201 device
+GET      /api/devices/{devEui}                       → 200 the device (session, counters, gateway)
+POST     /api/devices/{devEui}/queue                 ``{"fPort", "payload" (hex), "confirmed"}``
+                                                     → 201 ``{"id"}``
+GET      /api/devices/{devEui}/queue                 → 200 ``{"queue": [...]}`` (not yet sent)
+GET      /api/uplinks/{fPort}?since=N                → 200 ``{"events": [...], "next": M}``: uplink
+                                                     events on that FPort with ``seq`` ≥ N
+PUT      /api/multicast-groups/{name}                ``mcAddr`` (8 hex digits), ``mcNwkSKey``,
+                                                     ``mcAppSKey``, ``frequency``, ``dr``, ``fCnt``
+                                                     → 201 the group
+POST     /api/multicast-groups/{name}/queue          ``{"fPort", "payload", "gateways"?}`` → 202
+                                                     ``{"id"}``; default gateways: every station
+                                                     connected to the LNS
+GET      /api/multicast-groups/{name}/queue          → 200 ``{"frames": [...]}``: each frame's
+                                                     ``fCnt`` and the gateways that sent it
+=======  ==========================================  ===============================================
+
+EUIs are 16 hex digits (``-`` allowed), keys 32 hex digits, payloads hex. Errors: 400 bad input,
+404 unknown device or group, 409 a device or group that exists, each ``{"error": "…"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from otaharness.protocols.basics_station import BasicsStationCodecError, format_eui, parse_eui
+
+from .registry import Device, MulticastGroup, RegistryError, UnknownDevice
+from .server import MulticastFrame, NetworkServer, UplinkMeta
+
+MAX_EVENTS = 100_000  # uplink events kept in memory
+
+
+class ApiInputError(ValueError):
+    """A field of an application API request is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class UplinkEvent:
+    seq: int
+    dev_eui: int
+    fport: int
+    payload: bytes
+    meta: UplinkMeta
+
+    def to_dict(self) -> dict[str, Any]:
+        radio = self.meta.best.radio
+        return {"seq": self.seq, "devEui": format_eui(self.dev_eui, ""), "fPort": self.fport,
+                "payload": self.payload.hex(), "fCnt": self.meta.fcnt, "confirmed": self.meta.confirmed,
+                "gateway": format_eui(self.meta.gateway_id, ""), "gateways": len(self.meta.receptions),
+                "rssi": radio.upinfo.rssi, "snr": radio.upinfo.snr, "dr": radio.dr, "frequency": radio.freq,
+                "gpsTime": self.meta.gps_time}
+
+
+def _hex_bytes(document: dict[str, Any], key: str, size: int | None = None, *, default: bytes | None = None) -> bytes:
+    value = document.get(key)
+    if value is None and default is not None:
+        return default
+    if not isinstance(value, str):
+        raise ApiInputError(f"{key!r} must be a hex string")
+    try:
+        data = bytes.fromhex(value)
+    except ValueError as error:
+        raise ApiInputError(f"{key!r} is not hex: {error}") from error
+    if size is not None and len(data) != size:
+        raise ApiInputError(f"{key!r} must be {size} octets, got {len(data)}")
+    return data
+
+
+def _int(document: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
+    value = document.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ApiInputError(f"{key!r} must be an integer in {low}..{high}, got {value!r}")
+    return value
+
+
+def _eui(text: str) -> int:
+    try:
+        return parse_eui(text)
+    except BasicsStationCodecError as error:
+        raise ApiInputError(str(error)) from error
+
+
+def device_to_dict(device: Device) -> dict[str, Any]:
+    return {"devEui": format_eui(device.dev_eui, ""), "class": device.device_class.value,
+            "activation": "OTAA" if device.is_otaa else "ABP", "joined": device.activated,
+            "devAddr": None if device.dev_addr is None else f"{device.dev_addr:08X}",
+            "fCntUp": device.fcnt_up, "nFCntDown": device.nfcnt_down,
+            "lastGateway": None if device.last_gateway is None else format_eui(device.last_gateway, "")}
+
+
+def group_to_dict(group: MulticastGroup) -> dict[str, Any]:
+    return {"name": group.name, "mcAddr": f"{group.mc_addr:08X}", "frequency": group.frequency,
+            "dr": group.data_rate, "fCnt": group.fcnt}
+
+
+class ApplicationApi:
+    """Routes over a :class:`NetworkServer`; ``connected_gateways()`` names the default gateways
+    of a multicast frame (the stations connected to the LNS)."""
+
+    def __init__(self, network_server: NetworkServer, connected_gateways: Callable[[], list[int]]) -> None:
+        self.ns = network_server
+        self.connected_gateways = connected_gateways
+        self.events: list[UplinkEvent] = []
+        self._dropped_events = 0
+        self.multicast_frames: dict[str, list[MulticastFrame]] = {}
+        for fport in range(1, 256):
+            network_server.on_uplink(fport, self._record)
+
+    def _record(self, dev_eui: int, fport: int, payload: bytes, meta: UplinkMeta) -> None:
+        seq = self._dropped_events + len(self.events)
+        self.events.append(UplinkEvent(seq, dev_eui, fport, payload, meta))
+        if len(self.events) > MAX_EVENTS:
+            del self.events[0]
+            self._dropped_events += 1
+
+    def uplinks(self, fport: int | None = None, dev_eui: int | None = None, since: int = 0) -> list[UplinkEvent]:
+        return [event for event in self.events[max(0, since - self._dropped_events):]
+                if (fport is None or event.fport == fport) and (dev_eui is None or event.dev_eui == dev_eui)]
+
+    def add_routes(self, app: web.Application) -> None:
+        app.middlewares.append(self.errors)
+        app.router.add_put("/api/devices/{eui}", self.put_device)
+        app.router.add_get("/api/devices/{eui}", self.get_device)
+        app.router.add_post("/api/devices/{eui}/queue", self.post_downlink)
+        app.router.add_get("/api/devices/{eui}/queue", self.get_queue)
+        app.router.add_get("/api/uplinks/{fport}", self.get_uplinks)
+        app.router.add_put("/api/multicast-groups/{name}", self.put_group)
+        app.router.add_post("/api/multicast-groups/{name}/queue", self.post_multicast)
+        app.router.add_get("/api/multicast-groups/{name}/queue", self.get_multicast)
+
+    @web.middleware
+    async def errors(self, request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except UnknownDevice as error:
+            return web.json_response({"error": str(error)}, status=404)
+        except RegistryError as error:
+            status = 409 if "exists" in str(error) or "already" in str(error) else 400
+            return web.json_response({"error": str(error)}, status=status)
+        except (ApiInputError, ValueError) as error:
+            return web.json_response({"error": str(error)}, status=400)
+
+    @staticmethod
+    async def _document(request: web.Request) -> dict[str, Any]:
+        try:
+            document = json.loads(await request.read())
+        except ValueError as error:
+            raise ApiInputError(f"body is not JSON: {error}") from error
+        if not isinstance(document, dict):
+            raise ApiInputError("body must be a JSON object")
+        return document
+
+    # -- devices ---------------------------------------------------------------------------------
+    async def put_device(self, request: web.Request) -> web.Response:
+        dev_eui = _eui(request.match_info["eui"])
+        document = await self._document(request)
+        device_class = document.get("class", "A")
+        if device_class not in ("A", "C"):
+            raise ApiInputError(f"'class' must be \"A\" or \"C\", got {device_class!r}")
+        if self.ns.registry.find(dev_eui) is not None:
+            raise RegistryError(f"device {format_eui(dev_eui)} already exists")
+        if "appKey" in document:
+            join_eui = _eui(document.get("joinEui", "0000000000000000"))
+            device = self.ns.add_otaa_device(dev_eui, join_eui, _hex_bytes(document, "appKey", 16), device_class)
+        else:
+            dev_addr = int.from_bytes(_hex_bytes(document, "devAddr", 4), "big")
+            device = self.ns.add_abp_device(dev_eui, dev_addr, _hex_bytes(document, "nwkSKey", 16),
+                                            _hex_bytes(document, "appSKey", 16), device_class)
+        return web.json_response(device_to_dict(device), status=201)
+
+    async def get_device(self, request: web.Request) -> web.Response:
+        return web.json_response(device_to_dict(self.ns.device(_eui(request.match_info["eui"]))))
+
+    async def post_downlink(self, request: web.Request) -> web.Response:
+        dev_eui = _eui(request.match_info["eui"])
+        document = await self._document(request)
+        self.ns.device(dev_eui)  # 404 first
+        confirmed = document.get("confirmed", False)
+        if not isinstance(confirmed, bool):
+            raise ApiInputError("'confirmed' must be true or false")
+        handle = self.ns.enqueue_downlink(dev_eui, _int(document, "fPort", 1, 255),
+                                          _hex_bytes(document, "payload"), confirmed)
+        return web.json_response({"id": handle.queue_id}, status=201)
+
+    async def get_queue(self, request: web.Request) -> web.Response:
+        dev_eui = _eui(request.match_info["eui"])
+        self.ns.device(dev_eui)
+        queue = [{"id": item.queue_id, "fPort": item.fport, "payload": item.payload.hex(), "confirmed": item.confirmed,
+                  "inFlight": item.in_flight_diid is not None}
+                 for item in self.ns.registry.queued(dev_eui, waiting_only=False)]
+        return web.json_response({"queue": queue})
+
+    async def get_uplinks(self, request: web.Request) -> web.Response:
+        fport = request.match_info["fport"]
+        if not fport.isdigit() or not 1 <= int(fport) <= 255:
+            raise ApiInputError(f"FPort must be 1..255, got {fport!r}")
+        since = request.query.get("since", "0")
+        if not since.isdigit():
+            raise ApiInputError(f"'since' must be a sequence number, got {since!r}")
+        events = self.uplinks(int(fport), since=int(since))
+        next_seq = self._dropped_events + len(self.events)
+        return web.json_response({"events": [event.to_dict() for event in events], "next": next_seq})
+
+    # -- multicast -------------------------------------------------------------------------------
+    async def put_group(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        document = await self._document(request)
+        if self.ns.registry.find_group(name) is not None:
+            raise RegistryError(f"multicast group {name!r} already exists")
+        group = self.ns.create_multicast_group(
+            int.from_bytes(_hex_bytes(document, "mcAddr", 4), "big"), _hex_bytes(document, "mcNwkSKey", 16),
+            _hex_bytes(document, "mcAppSKey", 16), _int(document, "frequency", 0, 0xFFFFFFFF),
+            _int(document, "dr", 0, 15), name=name, fcnt=_int(document, "fCnt", 0, 0xFFFFFFFF, 0))
+        return web.json_response(group_to_dict(group), status=201)
+
+    def _group(self, name: str) -> MulticastGroup:
+        group = self.ns.registry.find_group(name)
+        if group is None:
+            raise UnknownDevice(f"unknown multicast group {name!r}")
+        return group
+
+    async def post_multicast(self, request: web.Request) -> web.Response:
+        group = self._group(request.match_info["name"])
+        document = await self._document(request)
+        gateways = document.get("gateways")
+        if gateways is None:
+            chosen = self.connected_gateways()
+        elif isinstance(gateways, list) and all(isinstance(g, str) for g in gateways):
+            chosen = [_eui(g) for g in gateways]
+        else:
+            raise ApiInputError("'gateways' must be a list of EUIs")
+        frame = self.ns.enqueue_multicast(group, _int(document, "fPort", 1, 255), _hex_bytes(document, "payload"),
+                                          chosen)
+        frames = self.multicast_frames.setdefault(group.name, [])
+        frames.append(frame)
+        return web.json_response({"id": len(frames) - 1}, status=202)
+
+    async def get_multicast(self, request: web.Request) -> web.Response:
+        group = self._group(request.match_info["name"])
+        frames = []
+        for index, frame in enumerate(self.multicast_frames.get(group.name, [])):
+            sent = frame.transmitted.result() if frame.transmitted.done() else None
+            frames.append({"id": index, "fPort": frame.fport, "payload": frame.payload.hex(), "fCnt": frame.fcnt,
+                           "gateways": [format_eui(g, "") for g in frame.gateways],
+                           "transmittedBy": None if sent is None else
+                           [format_eui(g, "") for g, dntxed in sent.items() if dntxed is not None]})
+        return web.json_response({"group": group_to_dict(group), "frames": frames})
