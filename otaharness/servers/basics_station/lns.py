@@ -169,9 +169,11 @@ class LnsServer:
         try:
             document = json.loads(text)
         except ValueError as error:
+            log.warning("LNS: %s sent text that is not JSON (%s): closing", format_eui(session.eui), error)
             await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"not JSON: {error}"))
             return
         if not isinstance(document, dict) or not isinstance(document.get("msgtype"), str):
+            log.warning("LNS: %s sent JSON without 'msgtype': closing", format_eui(session.eui))
             await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=b"expected a JSON object with 'msgtype'")
             return
         session.received.append(document)
