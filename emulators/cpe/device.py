@@ -166,6 +166,7 @@ class Cpe:
         self.retry_count = 0
         self.last_session_error = ""
         self.informs: list[tuple[str, ...]] = []  # event codes of each Inform sent
+        self.session_attempts: list[float] = []  # clock.monotonic() of each session start
 
     # -- identity and parameters -----------------------------------------------------------
     @property
@@ -325,6 +326,7 @@ class Cpe:
     async def _run_session(self, events: list[EventStruct] | None) -> None:
         """One session. ``events`` None: the queued events (normal); else exactly these."""
         queued = events is None
+        self.session_attempts.append(self.clock.monotonic())
         inform_events = self._inform_events(list(self._events) if queued else events or [])
         client = AcsSession(self.model.get("ManagementServer.URL"), self.credentials,
                             self.bind_address, self.link)
@@ -477,9 +479,10 @@ class Cpe:
 
     # -- Download ------------------------------------------------------------------------------
     async def _download(self, request: Download) -> None:
+        # Accepted = owed a TransferComplete, even across a power cut (kept non-volatile).
+        self.nv.downloads_in_progress[request.command_key] = self.clock.utcnow()
         await asyncio.sleep(request.delay_seconds)
         started = self.clock.utcnow()
-        self.nv.downloads_in_progress[request.command_key] = started
         needs_reboot = False
         try:
             content = await self._fetch(request.url, request, request.file_size)

@@ -243,7 +243,8 @@ class Acs:
             command_key=key, file_type=file["file_type"] or FIRMWARE_UPGRADE_IMAGE,
             url=f"{self.config.files_url}/{quote(file['name'], safe='')}",
             username=self.config.download_username, password=self.config.download_password,
-            file_size=file["size"], target_file_name=file["name"], delay_seconds=0)
+            file_size=file["size"], target_file_name=file["name"],
+            delay_seconds=int(task["args"].get("delay_seconds", 0)))
 
     def task_returned(self, task_id: int) -> None:
         """A session ended before the CPE answered: send the task again next time."""
@@ -287,7 +288,9 @@ class Acs:
         task = self.store.task_by_key(message.command_key)
         with self.store.transaction():
             self.store.add_event(device_id, now, "transfer-complete",
-                                 command_key=message.command_key, **fault)
+                                 command_key=message.command_key, **fault,
+                                 start_time=message.start_time.isoformat(),
+                                 complete_time=message.complete_time.isoformat())
             if task is None or task["device_id"] != device_id or task["kind"] != "download":
                 self.store.add_event(device_id, now, "transfer-complete-unknown-key",
                                      command_key=message.command_key)
@@ -478,7 +481,8 @@ class Acs:
                 self.store.update_task(task["id"], state="cancelled")
 
     # -- actions outside batches -----------------------------------------------------------
-    async def upgrade_devices(self, device_ids: list[str], file_name: str) -> dict[str, bool]:
+    async def upgrade_devices(self, device_ids: list[str], file_name: str,
+                              delay_seconds: int = 0) -> dict[str, bool]:
         """The Devices page's mass "Upgrade" action: a Download of ``file_name`` to each."""
         if self.store.file(file_name) is None:
             raise AcsError(f"no file {file_name!r}")
@@ -486,7 +490,8 @@ class Acs:
         now = self.now()
         with self.store.transaction():
             for device_id in device_ids:
-                self.store.add_task(device_id, "download", {"file": file_name}, now)
+                self.store.add_task(device_id, "download",
+                                    {"file": file_name, "delay_seconds": delay_seconds}, now)
         self._changed()
         return await self._connection_requests(device_ids)
 

@@ -154,10 +154,12 @@ class AdminApi:
     async def upgrade_action(self, request: web.Request) -> web.Response:
         spec = await _json(request)
         devices, file_name = spec.get("devices"), spec.get("file")
-        if not isinstance(devices, list) or not devices or not isinstance(file_name, str):
-            raise AcsError('give {"devices": [device ids], "file": file name}')
+        delay = spec.get("delay_seconds", 0)
+        if (not isinstance(devices, list) or not devices or not isinstance(file_name, str)
+                or not isinstance(delay, int) or delay < 0):
+            raise AcsError('give {"devices": [device ids], "file": name, "delay_seconds": n}')
         return web.json_response({"connection_request": await self.acs.upgrade_devices(
-            devices, file_name)}, status=202)
+            devices, file_name, delay)}, status=202)
 
     @staticmethod
     def _found(record: dict[str, Any] | None, what: str) -> dict[str, Any]:

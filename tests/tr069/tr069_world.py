@@ -1,0 +1,244 @@
+"""A TR-069 world on the virtual clock: the ACS (three real loopback servers), emulated CPEs
+with a shared Connection Request listener, an admin client, and every CWMP message either
+side emitted, for schema validation."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from lxml import etree
+
+from emulators.cpe.connection_request import ConnectionRequestServer
+from emulators.cpe.device import Cpe
+from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.servers.tr069 import AcsConfig, AcsServer, device_id_of
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tr069"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "cwmp"
+MONDAY = dt.datetime(2026, 1, 5, 0, 0, tzinfo=dt.timezone.utc)  # a Monday, 00:00 UTC
+FIRMWARE = "1 Firmware Upgrade Image"
+
+
+class World:
+    def __init__(self, clock: VirtualClock, state_dir: Path) -> None:
+        self.clock = clock
+        self.state_dir = state_dir
+        self.acs: AcsServer | None = None
+        self.cpes: list[Cpe] = []
+        self.listener = ConnectionRequestServer()
+        self.messages: list[tuple[str, bytes]] = []  # (side, envelope) as emitted
+        self.http: aiohttp.ClientSession | None = None
+
+    def trace(self, side: str, data: bytes) -> None:
+        self.messages.append((side, data))
+
+    async def start(self, config: AcsConfig | None = None,
+                    ports: dict[str, int] | None = None) -> AcsServer:
+        self.acs = AcsServer(self.state_dir, self.clock, random.Random(1), config,
+                             trace=self.trace)
+        await self.acs.start(ports)
+        if self.http is None:
+            self.http = aiohttp.ClientSession()
+            await self.listener.start()
+        return self.acs
+
+    async def restart_acs(self) -> AcsServer:
+        """Stop the ACS and start a new one on the same ports and state directory."""
+        assert self.acs is not None
+        ports, config = dict(self.acs.ports), self.acs.acs.config
+        await self.acs.stop()
+        return await self.start(config, ports)
+
+    def url(self, name: str) -> str:
+        assert self.acs is not None
+        return self.acs.endpoints()[name]
+
+    async def add_cpe(self, serial: str, **options: Any) -> Cpe:
+        index = len(self.cpes) + 1
+        options.setdefault("connection_requests", self.listener)
+        options.setdefault("bind_address", f"127.1.{index // 250}.{index % 250 + 1}")
+        cpe = Cpe(serial, acs_url=self.url("acs"), clock=self.clock,
+                  rng=random.Random(f"cpe-{serial}"), trace=self.trace, **options)
+        self.cpes.append(cpe)
+        await cpe.start()
+        return cpe
+
+    async def admin(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
+                    headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        assert self.http is not None
+        async with self.http.request(method, self.url("admin") + path, json=json, data=data,
+                                     headers=headers) as response:
+            return response.status, await response.json()
+
+    async def upload(self, name: str, content: bytes, file_type: str = FIRMWARE, *,
+                     oui: str = "", product_class: str = "", version: str = "") -> None:
+        status, body = await self.admin("PUT", f"/files/{name}", data=content, headers={
+            "fileType": file_type, "oui": oui, "productClass": product_class, "version": version})
+        assert status == 201, body
+
+    async def upload_mikrotik_upgrade(self, version: str = "6.48.4") -> str:
+        """The seed's three files: two .npk packages and the XML naming them."""
+        for package in (f"routeros-x86-{version}.npk", f"tr069-client-{version}.npk"):
+            await self.upload(package, (FIXTURES / package).read_bytes(), oui="E48D8C",
+                              product_class="CHR", version=version)
+        xml = (FIXTURES / "upgrade_6.48.4.xml").read_bytes().replace(
+            b"https://splynx_domain:7567", self.url("files").encode())
+        name = f"upgrade_{version}.xml"
+        await self.upload(name, xml, oui="E48D8C", product_class="CHR", version=version)
+        return name
+
+    async def run_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        return await self.clock.run_until(predicate, timeout=timeout)
+
+    async def batch_states(self, batch_id: int) -> dict[str, str]:
+        status, batch = await self.admin("GET", f"/batches/{batch_id}")
+        assert status == 200, batch
+        return {entry["device_id"]: entry["state"] for entry in batch["devices"]}
+
+    def batch_state(self, batch_id: int, cpe: Cpe) -> str | None:
+        assert self.acs is not None
+        entry = self.acs.store.batch_device(batch_id, device_id(cpe))
+        return entry["state"] if entry else None
+
+    async def close(self) -> None:
+        for cpe in self.cpes:
+            await cpe.stop()
+        if self.acs is not None:
+            await self.acs.stop()
+        await self.listener.stop()
+        if self.http is not None:
+            await self.http.close()
+
+
+def device_id(cpe: Cpe) -> str:
+    ident = cpe.device_id
+    return device_id_of(ident.oui, ident.product_class, ident.serial_number)
+
+
+@pytest.fixture
+def run_world(tmp_path: Path) -> Callable[..., Any]:
+    """``run_world(main, start=MONDAY)`` runs ``await main(world)`` on a virtual clock."""
+
+    def run(main: Callable[[World], Awaitable[Any]], start: dt.datetime = MONDAY) -> Any:
+        clock = VirtualClock(start, real_time_limit=20)
+        loop = VirtualEventLoop(clock)
+        world = World(clock, tmp_path / "acs")
+
+        async def scenario() -> Any:
+            try:
+                return await main(world)
+            finally:
+                await world.close()
+
+        try:
+            result = loop.run_until_complete(scenario())
+            leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            assert not leftovers, f"tasks left running: {leftovers}"
+            return result
+        finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+    return run
+
+
+# --- BBF schema validation (loaded as tests/protocols/test_cwmp_messages.py does) -------------
+class _LocalSchemas(etree.Resolver):
+    def __init__(self, soap_dir: Path) -> None:
+        super().__init__()
+        self.files = {
+            "http://schemas.xmlsoap.org/soap/envelope/": soap_dir / "soap-envelope.xsd",
+            "http://schemas.xmlsoap.org/soap/encoding/": soap_dir / "soap-encoding.xsd",
+            "http://www.broadband-forum.org/cwmp/cwmp-1-2.xsd": SCHEMA_DIR / "cwmp-1-2.xsd",
+            "http://www.broadband-forum.org/cwmp/cwmp-1-3.xsd": SCHEMA_DIR / "cwmp-1-3.xsd",
+        }
+
+    def resolve(self, url, pubid, context):  # type: ignore[no-untyped-def]
+        path = self.files.get(url)
+        return None if path is None else self.resolve_filename(str(path), context)
+
+
+@pytest.fixture(scope="session")
+def cwmp_schemas() -> dict[str, etree.XMLSchema]:
+    """Validators by CWMP namespace (cwmp-1-2 traffic is checked against 1-2 and 1-4)."""
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"BBF CWMP schemas not found at {SCHEMA_DIR}")
+    xmlschema = pytest.importorskip("xmlschema")
+    soap_dir = Path(xmlschema.__file__).parent / "schemas" / "WSDL"
+    loaded = {}
+    for version in ("1-0", "1-1", "1-2", "1-4"):
+        parser = etree.XMLParser(no_network=True)
+        parser.resolvers.add(_LocalSchemas(soap_dir))
+        loaded[version] = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / f"cwmp-{version}.xsd"), parser))
+    return loaded
+
+
+def assert_schema_valid(schemas: dict[str, etree.XMLSchema],
+                        messages: list[tuple[str, bytes]], sides: tuple[str, ...] = ("acs", "cpe")) -> int:
+    """Validate every emitted envelope of ``sides``; returns how many were checked."""
+    checked = 0
+    for side, data in messages:
+        if side not in sides:
+            continue
+        document = etree.fromstring(data)
+        namespace = next(ns for ns in document.nsmap.values() if ns and "cwmp" in ns)
+        versions = {"urn:dslforum-org:cwmp-1-0": ("1-0",), "urn:dslforum-org:cwmp-1-1": ("1-1",),
+                    "urn:dslforum-org:cwmp-1-2": ("1-2", "1-4")}[namespace]
+        for version in versions:
+            schema = schemas[version]
+            assert schema.validate(document), f"{side} message invalid ({version}): " \
+                f"{schema.error_log}\n{data.decode()[:600]}"
+        checked += 1
+    return checked
+
+
+# --- shared scenario steps ------------------------------------------------------------------------
+HOUR = 3600.0
+DAY = 86400.0
+CHECK_DELAY = 1800.0
+
+
+async def run_to(world: World, when: dt.datetime) -> None:
+    """Let virtual time pass until the wall clock reads ``when``."""
+    await world.clock.run_for(when.timestamp() - world.clock.epoch())
+
+
+async def mikrotik_batch(world: World, **fields: Any) -> int:
+    """Upload the seed's files, a group of MikroTik CHRs, and a 6.48 -> 6.48.4 batch."""
+    xml = await world.upload_mikrotik_upgrade()
+    status, group = await world.admin("PUT", "/groups/mikrotik-chr",
+                                      json={"oui": "E48D8C", "product_class": "CHR"})
+    assert status == 200, group
+    spec = {"group": "mikrotik-chr", "original_version": "6.48", "file": xml,
+            "new_version": "6.48.4", **fields}
+    status, batch = await world.admin("POST", "/batches", json=spec)
+    assert status == 201, batch
+    return int(batch["id"])
+
+
+async def booted(world: World, *cpes: Cpe) -> None:
+    assert await world.run_until(lambda: all(c.sessions_completed for c in cpes), 600)
+
+
+def events_of(world: World, cpe: Cpe, kind: str) -> list[dict[str, Any]]:
+    assert world.acs is not None
+    return [e for e in world.acs.store.events(device_id(cpe)) if e["kind"] == kind]
+
+
+def starts_by_day(world: World, batch_id: int) -> list[int]:
+    """How many devices started an upgrade on each UTC day since MONDAY."""
+    assert world.acs is not None
+    rows = world.acs.store.db.execute(
+        "SELECT started FROM batch_starts WHERE batch_id=?", (batch_id,)).fetchall()
+    counts: dict[int, int] = {}
+    for (started,) in rows:
+        day = int((started - MONDAY.timestamp()) // DAY)
+        counts[day] = counts.get(day, 0) + 1
+    return [counts.get(day, 0) for day in range(max(counts, default=-1) + 1)]
