@@ -52,6 +52,7 @@ _LEAP_SECOND_DATES = [
 ]
 
 DEFAULT_START = dt.datetime(2026, 1, 1, tzinfo=UTC)
+FROZEN_WARNING_AFTER = 10.0  # real seconds
 
 
 def gps_seconds(unix_seconds: float) -> float:
@@ -157,6 +158,8 @@ class VirtualClock(Clock):
         self._advance: _Advance | None = None
         self.real_time_limit = real_time_limit
         self.stats = ClockStats()
+        self._frozen_since: float | None = None
+        self._frozen_warned = False
         self._traveller = None
         self._coordinates = None
         if follow_wall_clock:
@@ -240,7 +243,9 @@ class VirtualClock(Clock):
         if advance is None or advance.future.done():
             # Nobody lets time pass: wait for real I/O only (woken by call_soon_threadsafe too).
             self.stats.idle_waits += 1
+            self._warn_if_frozen_too_long(timeout)
             return real.select(0.05)
+        self._frozen_since = None
         if time.monotonic() > advance.real_deadline:
             advance.future.set_exception(ClockStuck(
                 f"not quiet after {self.real_time_limit:.0f} s of real time; busy: "
@@ -267,6 +272,20 @@ class VirtualClock(Clock):
             self._jump(advance.target)
             advance.future.set_result(advance.predicate is None)
         return []
+
+    def _warn_if_frozen_too_long(self, timeout: float | None) -> None:
+        """A loop that waits on a timer while nobody lets time pass waits forever: say so once."""
+        if timeout is None:
+            return
+        now = time.monotonic()
+        if self._frozen_since is None:
+            self._frozen_since = now
+        elif now - self._frozen_since > FROZEN_WARNING_AFTER and not self._frozen_warned:
+            self._frozen_warned = True
+            log.warning("the loop has waited %.0f s of real time for a timer due in %.1f s of "
+                        "scenario time, but nothing lets scenario time pass: run the coroutine "
+                        "with runtime.run() or clock.run_until()", now - self._frozen_since,
+                        timeout)
 
     def _jump(self, to: float) -> None:
         if to > self._now:

@@ -175,3 +175,21 @@ def test_wall_clock_reads_follow_the_virtual_clock_when_asked():
     finally:
         clock.close()
     assert time.time() > dt.datetime(2026, 11, 1, tzinfo=UTC).timestamp()
+
+
+def test_waiting_on_a_timer_while_nobody_lets_time_pass_is_reported(caplog, monkeypatch):
+    import otaharness.runtime.clock as clock_module
+
+    monkeypatch.setattr(clock_module, "FROZEN_WARNING_AFTER", 0.1)
+
+    async def main(clock):
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        loop.call_later(5, waiter.set_result, "late")
+        # A thread resolves it after 0.4 s of real time; meanwhile the timer can never fire.
+        threading.Timer(0.4, loop.call_soon_threadsafe, (
+            lambda: waiter.done() or waiter.set_result("woken"),)).start()
+        return await waiter
+
+    assert run_virtual(main) == "woken"
+    assert "nothing lets scenario time pass" in caplog.text
