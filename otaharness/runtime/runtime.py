@@ -36,6 +36,7 @@ FLOW_SERVICES: dict[str, str] = {
     "broker": "otaharness.runtime.broker_service",
     "aws-iot": "otaharness.servers.aws_iot.service",
     "cups": "otaharness.servers.basics_station.service",
+    "lorawan": "otaharness.servers.lorawan.service",
 }
 
 # Well-known ports under which captured traffic appears, so Wireshark dissects it unaided.
