@@ -1,0 +1,317 @@
+"""LoRaWAN steps: Basics Stations with radios, class A/C devices on one radio medium, the network
+server behind the LNS (service "lorawan"), its application interface over HTTP.
+
+Positions are metres on a plane (log-distance path loss: a few km reach at SF7, more at SF12).
+Payloads are hex. Every scenario's radio traffic is written as a LoRaTap pcap with the Wireshark
+key log beside it (``radio.pcap`` and ``radio.pcap.wireshark/`` in the scenario's artifacts, copied
+into the capture directory when capture is on).
+"""
+
+import asyncio
+import shutil
+from dataclasses import dataclass, field
+
+import aiohttp
+from behave import given, then, when
+
+from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
+from emulators.lorawan_field import LoRaWANField
+from emulators.radio import FixedLoss, Transmission
+from otaharness.bdd.support import ota, parse_duration
+from otaharness.protocols.basics_station import format_eui
+from otaharness.protocols.lorawan import EU868
+from otaharness.runtime.lora_capture import LoraCapture
+from otaharness.runtime.runtime import slug
+
+JOIN_EUI = "70B3D57ED0000001"
+FIRST_GATEWAY_EUI = 0x0016C001FF100001
+FIRST_DEV_EUI = 0x0004A30B00100001
+
+
+@dataclass
+class Received:
+    at: float  # scenario clock
+    fport: int
+    payload: bytes
+    multicast: bool
+
+
+@dataclass
+class LoRaWANWorld:
+    field: LoRaWANField
+    service: object
+    capture: LoraCapture
+    received: dict[str, list[Received]] = field(default_factory=dict)
+    uplinks: dict[str, list[bytes]] = field(default_factory=dict)  # PHYPayloads each device sent
+
+
+def _world(context) -> LoRaWANWorld:
+    world = getattr(context, "lorawan", None)
+    if world is not None:
+        return world
+    runtime = ota(context)
+    service = runtime.run(runtime.service("lorawan"))
+    urls = service.endpoints()
+    runtime.artifacts.mkdir(parents=True, exist_ok=True)
+    capture = LoraCapture(runtime.artifacts / "radio.pcap", runtime.clock)
+    lorawan_field = LoRaWANField(runtime.artifacts / "stations", runtime.clock, runtime.rng("radio"),
+                                 tc_uri=urls["lns"], cups_uri=urls["cups"], dial=runtime.link,
+                                 address_of=runtime.address_of, capture=capture)
+    world = context.lorawan = LoRaWANWorld(lorawan_field, service, capture)
+    lorawan_field.medium.add_monitor(lambda frame, receptions: world.uplinks.setdefault(frame.sender, []).append(
+        bytes(frame.transmission.phy_payload)) if frame.uplink else None)
+
+    async def close() -> None:
+        await lorawan_field.close()
+        capture.close()
+        capture_dir = runtime.config.capture_dir
+        if capture_dir is not None:
+            capture_dir.mkdir(parents=True, exist_ok=True)
+            name = f"{slug(runtime.name)}-radio.pcap"
+            shutil.copyfile(capture.path, capture_dir / name)
+            if capture.key_dir.exists():
+                shutil.copytree(capture.key_dir, capture_dir / f"{name}.wireshark", dirs_exist_ok=True)
+
+    runtime.add_cleanup(close)
+    return world
+
+
+async def _api(context, method: str, path: str, body: dict | None = None) -> dict:
+    url = _world(context).service.endpoints()["lorawan-app"] + path
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, url, json=body) as response:
+            document = await response.json()
+            assert response.status < 300, f"{method} {path}: HTTP {response.status} {document}"
+            return document
+
+
+def _api_call(context, method: str, path: str, body: dict | None = None) -> dict:
+    return ota(context).run(_api(context, method, path, body))
+
+
+def _device(context, name: str) -> LoRaWANDevice:
+    devices = _world(context).field.devices
+    assert name in devices, f"no LoRaWAN device {name!r} (known: {', '.join(devices) or 'none'})"
+    return devices[name]
+
+
+def _hex(text: str) -> bytes:
+    return bytes.fromhex(text.strip("`"))
+
+
+# -- the network -----------------------------------------------------------------------------------
+
+
+@given('a LoRaWAN gateway "{name}" at {x:g} m, {y:g} m')
+def a_gateway(context, name, x, y):
+    """A Basics Station with a radio at this position, registered with the LNS and connected."""
+    world, runtime = _world(context), ota(context)
+    eui = FIRST_GATEWAY_EUI + len(world.field.stations)
+    world.service.register_station(eui)
+    runtime.run(world.field.add_station(name, eui, (x, y)))
+    runtime.devices[name] = world.field.stations[name]
+    assert runtime.run_until(world.field.connected, timeout=600), f"gateway {name} did not connect to the LNS"
+
+
+@given('a class {device_class} LoRaWAN device "{name}" at {x:g} m, {y:g} m')
+def a_device(context, device_class, name, x, y):
+    """An OTAA end device (EU868), registered with the network server through the application API."""
+    world, runtime = _world(context), ota(context)
+    dev_eui = FIRST_DEV_EUI + len(world.field.devices)
+    app_key = runtime.rng(f"appkey:{name}").randbytes(16)
+    _api_call(context, "PUT", f"/api/devices/{dev_eui:016X}",
+              {"joinEui": JOIN_EUI, "appKey": app_key.hex(), "class": device_class})
+    config = DeviceConfig(dev_eui=dev_eui, app_eui=int(JOIN_EUI, 16), app_key=app_key,
+                          device_class=DeviceClass(device_class))
+    device = world.field.add_device(name, config, (x, y), runtime.rng(f"device:{name}"))
+    received = world.received.setdefault(name, [])
+    device.on_downlink = lambda fport, payload, multicast: received.append(
+        Received(runtime.clock.monotonic(), fport, payload, multicast))
+    runtime.devices[name] = device
+
+
+@given('the radio link of "{name}" loses {percent:g}% of frames')
+def radio_loss(context, name, percent):
+    """Every frame to or from the device is lost with this probability (the scenario's seeded rng)."""
+    _world(context).field.medium.set_loss(name, FixedLoss(percent / 100))
+
+
+# -- devices ---------------------------------------------------------------------------------------
+
+
+@given('"{name}" has joined the network')
+@when('"{name}" joins the network')
+def joins(context, name):
+    """OTAA join (join-request, join-accept in RX1/RX2 through the gateway)."""
+    assert ota(context).run(_device(context, name).join()), f"{name} did not join"
+
+
+@then('"{name}" cannot join the network')
+def cannot_join(context, name):
+    """Every join attempt of the device goes unanswered, and the network server has no session for it."""
+    device = _device(context, name)
+    assert not ota(context).run(device.join()), f"{name} joined"
+    document = _api_call(context, "GET", f"/api/devices/{device.config.dev_eui:016X}")
+    assert document["joined"] is False, document
+
+
+@given('"{name}" sends `{payload}` on FPort {fport:d}')
+@when('"{name}" sends `{payload}` on FPort {fport:d}')
+def sends(context, name, payload, fport):
+    """One unconfirmed uplink with its receive windows."""
+    ota(context).run(_device(context, name).send(fport, _hex(payload)))
+
+
+@when('"{name}" sends {count:d} uplinks on FPort {fport:d}')
+def sends_many(context, name, count, fport):
+    """``count`` unconfirmed uplinks one after the other (payload: the index as two octets)."""
+    device = _device(context, name)
+
+    async def send_all() -> None:
+        for index in range(count):
+            await device.send(fport, index.to_bytes(2, "big"))
+
+    ota(context).run(send_all())
+
+
+@when('someone replays the last uplink of "{name}"')
+def replay(context, name):
+    """A radio near the gateways sends the device's last frame again, bytes unchanged."""
+    world, runtime = _world(context), ota(context)
+    frame = world.uplinks[name][-1]
+    replayer = world.field.medium.attach_device(f"replayer-{name}", _device(context, name).position,
+                                                lambda reception: None, lambda *window: False)
+
+    async def replay_once() -> None:
+        sent = replayer.transmit(Transmission(EU868.default_channels_hz[0], EU868.data_rate(5), frame))
+        await asyncio.sleep(sent.airtime + 2.0)
+        world.field.medium.detach(replayer.name)
+
+    runtime.run(replay_once())
+
+
+@then('"{name}" received `{payload}` on FPort {fport:d}')
+def received_downlink(context, name, payload, fport):
+    """The device got this unicast downlink (MIC and counter checked by the device)."""
+    got = [(r.fport, r.payload.hex()) for r in _world(context).received.get(name, []) if not r.multicast]
+    assert (fport, _hex(payload).hex()) in got, f"{name} received {got}"
+
+
+@then('"{name}" received the multicast `{payload}` on FPort {fport:d}')
+def received_multicast(context, name, payload, fport):
+    got = [(r.fport, r.payload.hex()) for r in _world(context).received.get(name, []) if r.multicast]
+    assert (fport, _hex(payload).hex()) in got, f"{name} received multicast {got}"
+
+
+@then('"{name}" received no downlink')
+def received_nothing(context, name):
+    got = _world(context).received.get(name, [])
+    assert not got, f"{name} received {[(r.fport, r.payload.hex(), r.multicast) for r in got]}"
+
+
+@then('the downlinks to "{name}" arrived at least {duration} apart')
+def downlinks_apart(context, name, duration):
+    """Consecutive downlinks of the device are separated by at least this much scenario time."""
+    times = [r.at for r in _world(context).received.get(name, [])]
+    assert len(times) >= 2, f"{name} received {len(times)} downlink(s)"
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    assert min(gaps) >= parse_duration(duration), f"gaps between downlinks: {[round(g, 2) for g in gaps]} s"
+
+
+# -- the application -------------------------------------------------------------------------------
+
+
+def _uplink_events(context, name: str, fport: int) -> list[dict]:
+    dev_eui = f"{_device(context, name).config.dev_eui:016X}"
+    return [event for event in _api_call(context, "GET", f"/api/uplinks/{fport}")["events"]
+            if event["devEui"] == dev_eui]
+
+
+@then('the application received `{payload}` from "{name}" on FPort {fport:d}')
+def app_received(context, name, payload, fport):
+    payloads = [event["payload"] for event in _uplink_events(context, name, fport)]
+    assert _hex(payload).hex() in payloads, f"uplinks of {name} on FPort {fport}: {payloads}"
+
+
+@then('the application received {count:d} uplink from "{name}" on FPort {fport:d}')
+@then('the application received {count:d} uplinks from "{name}" on FPort {fport:d}')
+def app_received_count(context, name, count, fport):
+    events = _uplink_events(context, name, fport)
+    assert len(events) == count, f"{len(events)} uplinks of {name} on FPort {fport}: {events}"
+
+
+@then('the application received between {low:d} and {high:d} uplinks from "{name}" on FPort {fport:d}')
+def app_received_between(context, name, low, high, fport):
+    count = len(_uplink_events(context, name, fport))
+    assert low <= count <= high, f"{count} uplinks of {name} on FPort {fport}, expected {low}..{high}"
+
+
+@given('the application queues `{payload}` for "{name}" on FPort {fport:d}')
+@when('the application queues `{payload}` for "{name}" on FPort {fport:d}')
+def app_queues(context, name, payload, fport):
+    """A downlink in the device's queue: class A gets it after its next uplink, class C at once."""
+    dev_eui = _device(context, name).config.dev_eui
+    _api_call(context, "POST", f"/api/devices/{dev_eui:016X}/queue", {"fPort": fport, "payload": _hex(payload).hex()})
+
+
+@when('the application queues {count:d} downlinks of {size:d} octets for "{name}" on FPort {fport:d}')
+def app_queues_many(context, name, count, size, fport):
+    """``count`` downlinks, the i-th made of ``size`` octets of value i."""
+    dev_eui = _device(context, name).config.dev_eui
+    for index in range(count):
+        _api_call(context, "POST", f"/api/devices/{dev_eui:016X}/queue",
+                  {"fPort": fport, "payload": (bytes([index]) * size).hex()})
+
+
+@given('a multicast group "{group}" on {megahertz:g} MHz at DR{dr:d} with the members {members}')
+def multicast_group(context, group, megahertz, dr, members):
+    """A class C multicast group (McAddr and McKey from the scenario's rng) in the network server
+    and, with an open session, in each member (the TS005 setup is the FUOTA flow's business)."""
+    from otaharness.protocols.lorawan import derive_mc_session_keys
+
+    runtime = ota(context)
+    rng = runtime.rng(f"multicast:{group}")
+    mc_addr = rng.getrandbits(31) | 0x01000000
+    keys = derive_mc_session_keys(rng.randbytes(16), mc_addr)
+    frequency = round(megahertz * 1_000_000)
+    _api_call(context, "PUT", f"/api/multicast-groups/{group}",
+              {"mcAddr": f"{mc_addr:08X}", "mcNwkSKey": keys.nwk_s_key.hex(), "mcAppSKey": keys.app_s_key.hex(),
+               "frequency": frequency, "dr": dr})
+    for name in (member.strip().strip('"') for member in members.replace(" and ", ",").split(",")):
+        if not name:
+            continue
+        device = _device(context, name)
+        device.add_multicast_group(0, mc_addr, keys)
+        device.start_multicast_session(0, start_gps=device.clock.gps(), timeout_exponent=15,
+                                       frequency_hz=frequency, data_rate=dr)
+
+
+@when('the application sends `{payload}` to the multicast group "{group}" on FPort {fport:d}')
+def app_multicast(context, group, payload, fport):
+    """One multicast frame through every connected gateway; the step waits for its dntxed."""
+    _api_call(context, "POST", f"/api/multicast-groups/{group}/queue", {"fPort": fport, "payload": _hex(payload).hex()})
+    runtime = ota(context)
+
+    def sent() -> bool:
+        frames = _world(context).service.api.multicast_frames.get(group, [])
+        return bool(frames) and frames[-1].transmitted.done()
+
+    assert runtime.run_until(sent, timeout=120), f"multicast frame to {group} not transmitted"
+    runtime.run_for(5)  # the frame's airtime
+
+
+@then('the gateway "{name}" forwarded the frames as `updf` with the fields the real station sends')
+def updf_fields(context, name):
+    """Every updf on the LNS connection has the station's key order, signed DevAddr/MIC and upinfo."""
+    import json
+
+    world = _world(context)
+    eui = world.field.stations[name].settings.eui
+    texts = [t for session in world.service.stations.lns.history if session.eui == eui for t in session.texts]
+    updfs = [json.loads(text) for text in texts if '"msgtype": "updf"' in text or '"msgtype":"updf"' in text]
+    assert updfs, f"no updf from {format_eui(eui)}"
+    for message in updfs:
+        assert list(message)[:10] == ["msgtype", "MHdr", "DevAddr", "FCtrl", "FCnt", "FOpts", "FPort", "FRMPayload",
+                                      "MIC", "RefTime"], list(message)
+        assert -(1 << 31) <= message["DevAddr"] < (1 << 31) and -(1 << 31) <= message["MIC"] < (1 << 31)
+        assert set(message["upinfo"]) == {"rctx", "xtime", "gpstime", "fts", "rssi", "snr", "rxtime"}
