@@ -167,6 +167,7 @@ class Cpe:
         self.last_session_error = ""
         self.informs: list[tuple[str, ...]] = []  # event codes of each Inform sent
         self.session_attempts: list[float] = []  # clock.monotonic() of each session start
+        self.overlapping_sessions = 0  # sessions started beside another (quirk)
 
     # -- identity and parameters -----------------------------------------------------------
     @property
@@ -285,6 +286,7 @@ class Cpe:
             return False
         if self.quirks.overlapping_sessions and self._sessions_open:
             # cwmp-sim: a second session right away, beside the one in progress.
+            self.overlapping_sessions += 1
             self._spawn(self._run_session([EventStruct(event_code=EVENT_CONNECTION_REQUEST)]))
             return True
         self.queue_event(EVENT_CONNECTION_REQUEST)
@@ -498,8 +500,9 @@ class Cpe:
         self.nv.transfers.append(transfer)
         if needs_reboot and self.reboot_after_firmware:
             self._spawn_detached(self.reboot())
-        else:
+        elif self.quirks.transfer_complete_events != "none":
             self.queue_event(EVENT_TRANSFER_COMPLETE)
+        # else (genieacs-sim): the TransferComplete waits for the next session of any kind
 
     async def _fetch(self, url: str, request: Download, size: int = 0) -> bytes:
         return await download(url, request.username, request.password,

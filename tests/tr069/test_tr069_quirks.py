@@ -1,0 +1,117 @@
+"""Recorded quirks of real CPEs (fact sheet §7, §8, §11): each still completes a Download and
+its TransferComplete, correlated by CommandKey; what the ACS sends stays schema-valid."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lxml import etree
+from tr069_world import HOUR, World, assert_schema_valid, booted, device_id, events_of
+
+from otaharness.servers.tr069 import AcsConfig
+from emulators.cpe.quirks import Quirks
+
+CREDENTIALS = {"username": "cpe", "password": "secret"}
+QUIRKS = {
+    "times before FaultStruct": (Quirks(times_before_fault=True), AcsConfig()),
+    "TransferComplete without its events": (Quirks(transfer_complete_events="none"), AcsConfig()),
+    "M Download with an empty CommandKey": (Quirks(transfer_complete_events="empty-key"),
+                                            AcsConfig()),
+    "cookies echoed with attributes": (Quirks(cookies="echo-attributes"), AcsConfig()),
+    "no cookies at all": (Quirks(cookies="none"), AcsConfig()),
+    "preemptive Basic auth": (Quirks(preemptive_basic=True),
+                              AcsConfig(auth_mode="any", users={"cpe": "secret"})),
+    "Digest with a constant nonce count": (Quirks(fixed_nonce_count=True),
+                                           AcsConfig(auth_mode="digest", users={"cpe": "secret"})),
+    "overlapping sessions after a connection request": (Quirks(overlapping_sessions=True),
+                                                        AcsConfig()),
+}
+# Evidence that the quirk was really exercised.
+CHECKS = {
+    "TransferComplete without its events": lambda cpe, world: not any(
+        "7 TRANSFER COMPLETE" in inform for inform in cpe.informs),
+    "M Download with an empty CommandKey": lambda cpe, world: ["M Download", ""] in [
+        event for e in events_of(world, cpe, "inform") for event in e["detail"]["events"]],
+    "cookies echoed with attributes": lambda cpe, world: "Path=/" in cpe.credentials.cookie_header,
+    "no cookies at all": lambda cpe, world: cpe.credentials.cookie_header == "",
+    "preemptive Basic auth": lambda cpe, world: not cpe.credentials.digest.has_challenge,
+    "Digest with a constant nonce count": lambda cpe, world: cpe.credentials.digest.has_challenge,
+    "overlapping sessions after a connection request": lambda cpe, world: (
+        cpe.overlapping_sessions == 1),
+}
+SCHEMA_BREAKING = {"times before FaultStruct"}  # the CPE's own TransferComplete is invalid
+
+
+@pytest.mark.parametrize("name", QUIRKS)
+def test_quirky_cpe_completes_download_and_transfer_complete(run_world, cwmp_schemas, name):
+    quirks, config = QUIRKS[name]
+
+    tasks: list[asyncio.Future[bool]] = []
+
+    async def main(world: World) -> None:
+        await world.start(config)
+        cpe = await world.add_cpe("CHR0001", quirks=quirks, **(
+            CREDENTIALS if config.auth_mode != "none" else {}))
+        await booted(world, cpe)
+        await world.upload("branding.tar", b"web content " * 100, "2 Web Content")
+        status, answer = await world.admin("POST", "/actions/upgrade", json={
+            "devices": [device_id(cpe)], "file": "branding.tar"})
+        assert status == 202 and answer == {"connection_request": {device_id(cpe): True}}
+        if quirks.overlapping_sessions:
+            # A second Connection Request while the TransferComplete session runs.
+            acs = world.acs.acs
+            receive = acs.transfer_complete
+
+            def and_connection_request(device, message):  # type: ignore[no-untyped-def]
+                receive(device, message)
+                tasks.append(asyncio.ensure_future(acs.connection_request(device)))
+
+            acs.transfer_complete = and_connection_request  # type: ignore[method-assign]
+        # (genieacs-sim sends it with its next periodic Inform, up to an hour later)
+        assert await world.run_until(lambda: bool(events_of(world, cpe, "transfer-complete")),
+                                     2 * HOUR)
+        await world.clock.run_for(60)
+        (task,) = world.acs.store.tasks(device_id=device_id(cpe))
+        assert task["state"] == "done"
+        assert task["result"] == {"transfer_complete": {"code": 0, "string": ""}}
+        assert cpe.nv.files["2 Web Content"] == ("branding.tar", b"web content " * 100)
+        assert not cpe.nv.transfers  # acknowledged
+        assert await asyncio.gather(*tasks) == [True] * len(tasks)
+        check = CHECKS.get(name)
+        assert check is None or check(cpe, world), name
+        sides = ("acs",) if name in SCHEMA_BREAKING else ("acs", "cpe")
+        assert_schema_valid(cwmp_schemas, world.messages, sides)
+
+    run_world(main)
+
+
+def test_times_before_fault_struct_is_really_sent_out_of_order(run_world, cwmp_schemas):
+    """The quirk test above would prove nothing if the bytes were in schema order."""
+    sent: list[bytes] = []
+
+    async def main(world: World) -> None:
+        await world.start()
+        cpe = await world.add_cpe("CHR0001", quirks=Quirks(times_before_fault=True))
+        original = cpe.quirks
+        await booted(world, cpe)
+        await world.upload("tones.bin", b"\x01\x02", "4 Tone File")
+        emit = cpe._emit
+
+        def capture(envelope):  # type: ignore[no-untyped-def]
+            data = emit(envelope)
+            sent.append(data)
+            return data
+
+        cpe._emit = capture  # type: ignore[method-assign]
+        await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
+                                                            "file": "tones.bin"})
+        assert await world.run_until(lambda: bool(events_of(world, cpe, "transfer-complete")), HOUR)
+        assert original.times_before_fault
+
+    run_world(main)
+    (transfer_complete,) = [m for m in sent if b"TransferComplete>" in m and b"FaultStruct" in m]
+    node = next(n for n in etree.fromstring(transfer_complete).iter()
+                if etree.QName(n).localname == "TransferComplete")
+    assert [c.tag for c in node] == ["CommandKey", "StartTime", "CompleteTime", "FaultStruct"]
+    assert not cwmp_schemas["1-2"].validate(etree.fromstring(transfer_complete))
