@@ -355,7 +355,8 @@ class BasicsStation:
 
     async def _run_update(self) -> None:
         """Run ``update.bin`` in the sandbox within the time limit, virtual time standing still."""
-        update_file = self.home.path / UPDATE_FILE
+        # Absolute: the program runs with cwd = the home, so a relative home would be doubled.
+        update_file = (self.home.path / UPDATE_FILE).absolute()
         loop = asyncio.get_running_loop()
         with self.clock.busy("station update"), open(self.home.path / "update.log", "ab") as output:
             try:
