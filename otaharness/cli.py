@@ -23,6 +23,7 @@ EMULATORS: dict[str, str] = {
     "aws-tracker": "emulators.aws_tracker.cli",
     "basics-station": "emulators.basics_station.cli",
     "cpe": "emulators.cpe.cli",
+    "lorawan": "emulators.lorawan_cli",
     "olt-gateway": "emulators.olt_gateway.cli",
 }
 

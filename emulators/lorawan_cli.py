@@ -1,0 +1,128 @@
+"""CLI: ``otaharness emulate lorawan --tc-uri ws://HOST:PORT --home DIR`` on real time.
+
+Basics Stations (with radios) and OTAA end devices on one emulated radio medium, against any LNS
+that speaks the Basics Station protocol — ours (``otaharness serve lorawan``) or a user's. The
+stations stand on a line ``--spacing`` metres apart, the devices around them; each device joins,
+then sends an uplink every ``--interval`` seconds. Downlinks are logged. At the end (``--duration``
+or Ctrl-C) a JSON summary goes to stdout.
+
+Against our server, ``--register-cups URL`` registers the stations (CUPS admin API) and
+``--register-app URL`` the devices (the network server's application API, docs/lorawan.md);
+against another LNS, register them there (every device uses ``--app-key`` and ``--join-eui``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+from pathlib import Path
+
+import aiohttp
+
+from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
+from emulators.lorawan_field import LoRaWANField
+from emulators.radio import FixedLoss
+from otaharness.protocols.basics_station import format_eui, parse_eui
+from otaharness.runtime.clock import RealClock
+from otaharness.runtime.lora_capture import LoraCapture
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tc-uri", required=True, help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
+    parser.add_argument("--cups-uri", help="a CUPS URI for the stations (optional)")
+    parser.add_argument("--home", type=Path, required=True, help="directory for the stations' homes")
+    parser.add_argument("--stations", type=int, default=1, help="number of stations (default 1)")
+    parser.add_argument("--station-eui", default="0016C001FF100001", help="EUI of the first station")
+    parser.add_argument("--spacing", type=float, default=2000.0, help="metres between stations")
+    parser.add_argument("--devices", type=int, default=1, help="number of end devices (default 1)")
+    parser.add_argument("--class", dest="device_class", choices=("A", "C"), default="A")
+    parser.add_argument("--dev-eui", default="0004A30B00100001", help="DevEUI of the first device")
+    parser.add_argument("--join-eui", default="70B3D57ED0000001")
+    parser.add_argument("--app-key", default="2b7e151628aed2a6abf7158809cf4f3c", help="AppKey of every device (hex)")
+    parser.add_argument("--radius", type=float, default=1000.0, help="devices stand within this many metres")
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds between a device's uplinks")
+    parser.add_argument("--fport", type=int, default=2)
+    parser.add_argument("--loss", type=float, default=0.0, help="percent of frames lost on every device link")
+    parser.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until interrupted)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--capture", type=Path, help="write the radio traffic as LoRaTap pcap (+ key log)")
+    parser.add_argument("--register-cups", metavar="URL", help="register the stations with our CUPS admin API")
+    parser.add_argument("--register-app", metavar="URL", help="register the devices with our application API")
+
+
+async def _register(args: argparse.Namespace, station_euis: list[int], configs: list[DeviceConfig]) -> None:
+    async with aiohttp.ClientSession() as http:
+        if args.register_cups:
+            for eui in station_euis:
+                body = {"tcUri": args.tc_uri, **({"cupsUri": args.cups_uri} if args.cups_uri else {})}
+                async with http.put(f"{args.register_cups}/admin/stations/{format_eui(eui, '')}", json=body) as reply:
+                    reply.raise_for_status()
+        if args.register_app:
+            for config in configs:
+                body = {"joinEui": args.join_eui, "appKey": args.app_key, "class": args.device_class}
+                async with http.put(f"{args.register_app}/api/devices/{config.dev_eui:016X}", json=body) as reply:
+                    if reply.status != 409:  # already registered by an earlier run
+                        reply.raise_for_status()
+
+
+async def _device_life(device: LoRaWANDevice, args: argparse.Namespace, rng: random.Random,
+                       totals: dict[str, int]) -> None:
+    await asyncio.sleep(rng.uniform(0, min(args.interval, 30.0)))
+    while not await device.join():
+        totals["join_failures"] += 1
+        await asyncio.sleep(rng.uniform(10, 30))
+    totals["joined"] += 1
+    counter = 0
+    while True:
+        await device.send(args.fport, counter.to_bytes(4, "big"))
+        totals["uplinks"] += 1
+        counter += 1
+        await asyncio.sleep(args.interval * rng.uniform(0.9, 1.1))
+
+
+async def run(args: argparse.Namespace) -> int:
+    clock = RealClock()
+    rng = random.Random(args.seed)
+    capture = LoraCapture(args.capture, clock) if args.capture else None
+    field = LoRaWANField(args.home, clock, random.Random(args.seed + 1), tc_uri=args.tc_uri, cups_uri=args.cups_uri,
+                         capture=capture)
+    first_station, first_device = parse_eui(args.station_eui), parse_eui(args.dev_eui)
+    station_euis = [first_station + index for index in range(args.stations)]
+    configs = [DeviceConfig(dev_eui=first_device + index, app_eui=parse_eui(args.join_eui),
+                            app_key=bytes.fromhex(args.app_key), device_class=DeviceClass(args.device_class))
+               for index in range(args.devices)]
+    await _register(args, station_euis, configs)
+    totals = {"joined": 0, "join_failures": 0, "uplinks": 0, "downlinks": 0}
+    tasks = []
+    try:
+        for index, eui in enumerate(station_euis):
+            await field.add_station(f"gw{index + 1}", eui, (index * args.spacing, 0.0))
+        for index, config in enumerate(configs):
+            near = rng.randrange(args.stations) * args.spacing
+            position = (near + rng.uniform(-args.radius, args.radius), rng.uniform(-args.radius, args.radius))
+            device = field.add_device(f"dev{index + 1}", config, position, random.Random(args.seed * 1000 + index))
+            if args.loss:
+                field.medium.set_loss(device.name, FixedLoss(args.loss / 100))
+
+            def downlink(fport: int, payload: bytes, multicast: bool, name: str = device.name) -> None:
+                totals["downlinks"] += 1
+                log.info("%s: downlink on FPort %d%s: %s", name, fport, " (multicast)" if multicast else "",
+                         payload.hex())
+
+            device.on_downlink = downlink
+            tasks.append(asyncio.create_task(_device_life(device, args, random.Random(args.seed + index), totals)))
+        await (asyncio.sleep(args.duration) if args.duration > 0 else asyncio.Event().wait())
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await field.close(drain_s=0.0)
+        if capture is not None:
+            capture.close()
+        print(json.dumps({**totals, "radio": dict(field.medium.counters)}), flush=True)
+    return 0
