@@ -8,23 +8,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tracker_world import BUCKET, World, event, run_scenario, texts
+from tracker_world import BUCKET, World, event, run_scenario, started, texts
 
-from emulators.aws_tracker import JobRejected, Tracker
-from otaharness.runtime.faults import CutAfter
+from emulators.aws_tracker import JobRejected
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.runtime.proxy import LinkProxy
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 
 IMAGE = bytes(range(256)) * 20  # 5120 bytes: three 2 KiB fragments
 HEX = b"SOME HEX DATA"  # the seed feature's 13-byte object
-
-
-async def started(tracker: Tracker) -> Tracker:
-    await tracker.connect()
-    return tracker
 
 
 async def spy(world: World, topic_filter: str) -> tuple[MqttClient, list[tuple[str, dict]]]:
@@ -143,53 +136,6 @@ def test_size_mismatch_fails_the_job_before_the_download_completes() -> None:
         reason = world.execution("job1", "fota")["statusDetails"]["detailsMap"]["reason"]
         assert reason == f"size mismatch: job document says {len(IMAGE) + 1} bytes, server has {len(IMAGE)}"
         assert tracker.download is not None and tracker.download.requests == 1
-
-    run_scenario(body)
-
-
-def test_cut_download_resumes_from_the_last_byte_and_succeeds() -> None:
-    async def body(world: World) -> None:
-        arn = world.thing("fota")
-        world.firmware("job1", IMAGE)
-        address = "127.1.0.7"
-        proxy = LinkProxy("s3", world.moto_address, service_port=80,
-                          device_of=lambda ip: "fota" if ip == address else ip)
-        await proxy.start()
-        # The first fragment's request and response are about 1 KB of HTTP plus 2 KiB of body:
-        # 3 KB in, the second fragment's body is cut short.
-        proxy.set_fault("fota", CutAfter(4500))
-        tracker = await started(world.tracker("fota", s3_endpoint=proxy.address, bind_address=address))
-        world.job("job1", [arn], "1.0.1", len(IMAGE))
-        await event(tracker, "reported appV")
-        assert world.execution("job1", "fota")["status"] == "SUCCEEDED"
-        resumed = [text for text in texts(tracker) if text.startswith("download resumes at byte")]
-        assert len(resumed) == 1
-        offset = int(resumed[0].split()[4])
-        assert 2048 < offset < len(IMAGE)  # mid-fragment: the bytes received before the cut were kept
-        assert proxy.counters("fota").cuts == 1
-        assert bytes(tracker.flash.slot) == IMAGE
-        await proxy.close()
-
-    run_scenario(body)
-
-
-def test_power_cut_mid_download_restarts_the_in_progress_job_from_byte_zero() -> None:
-    async def body(world: World) -> None:
-        arn = world.thing("fota")
-        world.firmware("job1", IMAGE)
-        tracker = await started(world.tracker("fota", fragment_size=512, reboot_seconds=5.0))
-        world.job("job1", [arn], "1.0.1", len(IMAGE))
-        await event(tracker, "download 50%")
-        await tracker.power_cut()  # returns once booted and connected again
-        assert tracker.download_offset == 0  # RAM
-        assert len(tracker.flash.slot) >= len(IMAGE) // 2  # flash keeps what was written
-        assert tracker.app_version == "1.0.0"
-        await event(tracker, "reported appV")
-        execution = world.execution("job1", "fota")
-        # QUEUED 1 -> IN_PROGRESS 2 -> (after the power cut) IN_PROGRESS 3 -> SUCCEEDED 4
-        assert (execution["status"], execution["versionNumber"]) == ("SUCCEEDED", 4)
-        assert texts(tracker).count("download of fota-bucket.s3.amazonaws.com/job1 started") == 2
-        assert tracker.app_version == "1.0.1" and bytes(tracker.flash.slot) == IMAGE
 
     run_scenario(body)
 
