@@ -55,7 +55,11 @@ IN_PROGRESS = (DOWNLOADING, INSTALLED)
 
 
 class AcsError(ValueError):
-    """A request to the ACS that cannot be carried out (unknown device, file, batch, ...)."""
+    """A request to the ACS that cannot be carried out."""
+
+
+class NotFound(AcsError):
+    """The request names a device, file, group or batch the ACS does not have."""
 
 
 class Clock(Protocol):  # the part of otaharness.runtime.clock.Clock the ACS reads
@@ -387,10 +391,10 @@ class Acs:
         values: dict[str, Any] = {}
         if "group" in spec:
             if self.store.group(spec["group"]) is None:
-                raise AcsError(f"no group {spec['group']!r}")
+                raise NotFound(f"no group {spec['group']!r}")
             values["group_name"] = spec["group"]
         if "file" in spec and self.store.file(spec["file"]) is None:
-            raise AcsError(f"no file {spec['file']!r}")
+            raise NotFound(f"no file {spec['file']!r}")
         for name in ("original_version", "file", "new_version"):
             if name in spec:
                 values[name] = str(spec[name])
@@ -417,7 +421,7 @@ class Acs:
     def _batch(self, batch_id: int) -> dict[str, Any]:
         batch = self.store.batch(batch_id)
         if batch is None:
-            raise AcsError(f"no batch {batch_id}")
+            raise NotFound(f"no batch {batch_id}")
         return batch
 
     def find_new_devices(self, batch_id: int) -> list[str]:
@@ -448,7 +452,7 @@ class Acs:
         Connection Request reached the device (else it upgrades at its next Inform)."""
         batch = self._batch(batch_id)
         if self.store.batch_device(batch_id, device_id) is None:
-            raise AcsError(f"device {device_id!r} is not in batch {batch_id}")
+            raise NotFound(f"device {device_id!r} is not in batch {batch_id}")
         with self.store.transaction():
             self._cancel_open_batch_tasks(batch_id, device_id)
             self.store.update_batch_device(batch_id, device_id, forced=1)
@@ -459,7 +463,7 @@ class Acs:
     def discard_upgrade(self, batch_id: int, device_id: str) -> None:
         self._batch(batch_id)
         if self.store.batch_device(batch_id, device_id) is None:
-            raise AcsError(f"device {device_id!r} is not in batch {batch_id}")
+            raise NotFound(f"device {device_id!r} is not in batch {batch_id}")
         with self.store.transaction():
             self._cancel_open_batch_tasks(batch_id, device_id)
             self._cancel_check(batch_id, device_id)
@@ -485,7 +489,7 @@ class Acs:
                               delay_seconds: int = 0) -> dict[str, bool]:
         """The Devices page's mass "Upgrade" action: a Download of ``file_name`` to each."""
         if self.store.file(file_name) is None:
-            raise AcsError(f"no file {file_name!r}")
+            raise NotFound(f"no file {file_name!r}")
         self._known_devices(device_ids)
         now = self.now()
         with self.store.transaction():
@@ -507,7 +511,7 @@ class Acs:
     def _known_devices(self, device_ids: list[str]) -> None:
         unknown = [d for d in device_ids if self.store.device(d) is None]
         if unknown:
-            raise AcsError(f"unknown devices: {', '.join(unknown)}")
+            raise NotFound(f"unknown devices: {', '.join(unknown)}")
 
     def files_for_group(self, group: str | None) -> list[dict[str, Any]]:
         """Files whose OUI/ProductClass (empty = any) fit a device of the group."""
@@ -515,7 +519,7 @@ class Acs:
         if group is None:
             return files
         if self.store.group(group) is None:
-            raise AcsError(f"no group {group!r}")
+            raise NotFound(f"no group {group!r}")
         devices = [self.store.device(d) for d in self.store.group_devices(group)]
         kinds = {(d["oui"], d["product_class"]) for d in devices if d is not None}
         return [f for f in files if any(f["oui"] in ("", None, oui)

@@ -3,13 +3,12 @@ Documented in docs/tr069-acs.md; each handler is a thin call into :class:`Acs`."
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from .acs import Acs, AcsError
+from .acs import Acs, AcsError, NotFound
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -21,10 +20,9 @@ FILE_METADATA_HEADERS = {"fileType": "file_type", "oui": "oui", "productClass": 
 async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except AcsError as error:
-        status = 404 if str(error).startswith(("no ", "unknown")) else 400
-        return web.json_response({"error": str(error)}, status=status)
-    except (ValueError, json.JSONDecodeError) as error:
+    except NotFound as error:
+        return web.json_response({"error": str(error)}, status=404)
+    except ValueError as error:  # AcsError, ScheduleError, bad JSON
         return web.json_response({"error": str(error)}, status=400)
 
 
@@ -79,7 +77,7 @@ class AdminApi:
 
     async def delete_file(self, request: web.Request) -> web.Response:
         if not self.store.delete_file(request.match_info["name"]):
-            raise AcsError(f"no file {request.match_info['name']!r}")
+            raise NotFound(f"no file {request.match_info['name']!r}")
         return web.json_response({})
 
     # -- groups --------------------------------------------------------------------------------
@@ -164,7 +162,7 @@ class AdminApi:
     @staticmethod
     def _found(record: dict[str, Any] | None, what: str) -> dict[str, Any]:
         if record is None:
-            raise AcsError(f"no {what}")
+            raise NotFound(f"no {what}")
         return record
 
 
@@ -179,4 +177,4 @@ def _batch_id(request: web.Request) -> int:
     try:
         return int(request.match_info["batch"])
     except ValueError:
-        raise AcsError(f"no batch {request.match_info['batch']!r}") from None
+        raise NotFound(f"no batch {request.match_info['batch']!r}") from None

@@ -1,0 +1,259 @@
+"""Actions outside batches (mass Upgrade, every FileType, Reboot), HoldRequests, the session
+retry back-off, the file server, the admin API's validation, and many CPEs per process."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from tr069_world import (
+    DAY, FIXTURES, HOUR, World, assert_schema_valid, booted, device_id, events_of)
+
+from emulators.cpe.device import retry_wait
+from emulators.cpe.profiles import MIKROTIK_FACTORY_CONFIGURATION
+from otaharness.protocols.cwmp import parse_envelope
+from otaharness.servers.tr069 import AcsConfig
+from otaharness.servers.tr069.http_auth import basic_authorization
+
+
+def test_mass_upgrade_action_upgrades_only_the_selected_devices(run_world, cwmp_schemas):
+    async def main(world: World) -> None:
+        await world.start()
+        cpes = [await world.add_cpe(f"CHR{n:04d}") for n in range(4)]
+        await booted(world, *cpes)
+        xml = await world.upload_mikrotik_upgrade()
+        selected = [device_id(cpe) for cpe in cpes[:2]]
+        status, answer = await world.admin("POST", "/actions/upgrade",
+                                           json={"devices": selected, "file": xml})
+        assert (status, answer) == (202, {"connection_request": {d: True for d in selected}})
+        assert await world.run_until(
+            lambda: [c.software_version for c in cpes] == ["6.48.4", "6.48.4", "6.48", "6.48"],
+            HOUR)
+        for cpe in cpes[:2]:
+            (task,) = world.acs.store.tasks(device_id=device_id(cpe))
+            assert (task["state"], task["batch_id"]) == ("done", None)
+        assert_schema_valid(cwmp_schemas, world.messages)
+
+    run_world(main)
+
+
+FILE_TYPES = {
+    "2 Web Content": ("webui.tar", b"<html>ui</html>" * 10),
+    "4 Tone File": ("tones.bin", bytes(range(200))),
+    "5 Ringer File": ("ring.bin", b"\x07" * 300),
+    MIKROTIK_FACTORY_CONFIGURATION: ("defconf.rsc", b"/system identity set name=factory\n"),
+    "X E48D8C Custom Blob": ("blob.bin", b"vendor specific"),
+}
+
+
+@pytest.mark.parametrize("file_type", FILE_TYPES)
+def test_every_file_type_is_downloaded_after_its_delay(run_world, cwmp_schemas, file_type):
+    name, content = FILE_TYPES[file_type]
+
+    async def main(world: World) -> None:
+        await world.start()
+        cpe = await world.add_cpe("CHR0001")
+        await booted(world, cpe)
+        await world.upload(name, content, file_type)
+        await world.admin("POST", "/actions/upgrade",
+                          json={"devices": [device_id(cpe)], "file": name, "delay_seconds": 90})
+        sent_at = world.clock.epoch()
+        assert await world.run_until(lambda: bool(events_of(world, cpe, "transfer-complete")), HOUR)
+        detail = events_of(world, cpe, "transfer-complete")[0]["detail"]
+        assert detail["code"] == 0
+        started = world.clock.utcnow().fromisoformat(detail["start_time"]).timestamp()
+        assert started - sent_at >= 90  # DelaySeconds honoured
+        assert cpe.nv.files[file_type] == (name, content)
+        assert cpe.software_version == "6.48"  # no firmware, no reboot
+        assert_schema_valid(cwmp_schemas, world.messages)
+
+    run_world(main)
+
+
+def test_vendor_configuration_alter_runs_a_script_and_other_files_replace(run_world, cwmp_schemas):
+    async def main(world: World) -> None:
+        await world.start()
+        cpe = await world.add_cpe("CHR0001")
+        await booted(world, cpe)
+        script = (FIXTURES / "set-identity.alter").read_bytes()
+        await world.upload("set-identity.alter", script, "3 Vendor Configuration File")
+        await world.upload("full.rsc", b"/interface print\n", "3 Vendor Configuration File")
+        await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
+                                                            "file": "set-identity.alter"})
+        assert await world.run_until(lambda: bool(cpe.nv.scripts_applied), HOUR)
+        assert cpe.model.get("DeviceInfo.X_MIKROTIK_SystemIdentity") == "branch-office-7"
+        assert cpe.model.get("ManagementServer.PeriodicInformInterval") == "600"
+        assert cpe.nv.configuration == ""  # altered, not replaced
+        assert await world.run_until(lambda: "4 VALUE CHANGE" in cpe.informs[-1], HOUR)
+        await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
+                                                            "file": "full.rsc"})
+        assert await world.run_until(lambda: cpe.nv.configuration == "/interface print\n", HOUR)
+        assert cpe.nv.scripts_applied == []
+        await world.clock.run_for(60)
+        codes = [e["detail"]["code"] for e in events_of(world, cpe, "transfer-complete")]
+        assert codes == [0, 0]
+        assert_schema_valid(cwmp_schemas, world.messages)
+
+    run_world(main)
+
+
+def test_unsupported_protocol_is_a_soap_fault_9013_on_the_download(run_world):
+    async def main(world: World) -> None:
+        await world.start(AcsConfig(files_url="ftp://files.example"))
+        cpe = await world.add_cpe("CHR0001")
+        await booted(world, cpe)
+        await world.upload("webui.tar", b"x", "2 Web Content")
+        await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
+                                                            "file": "webui.tar"})
+        assert await world.run_until(lambda: bool(events_of(world, cpe, "rpc-fault")), HOUR)
+        assert events_of(world, cpe, "rpc-fault")[0]["detail"]["code"] == 9013
+        assert world.acs.store.tasks(device_id=device_id(cpe))[0]["state"] == "failed"
+
+    run_world(main)
+
+
+def test_hold_requests_makes_the_cpe_wait_with_its_transfer_complete(run_world, cwmp_schemas):
+    async def main(world: World) -> None:
+        await world.start(AcsConfig(hold_requests=True))
+        cpe = await world.add_cpe("CHR0001")
+        await booted(world, cpe)
+        await world.upload("webui.tar", b"ui", "2 Web Content")
+        await world.admin("POST", "/actions/upgrade", json={
+            "devices": [device_id(cpe)], "file": "webui.tar", "delay_seconds": 60})
+        (download,) = world.acs.store.tasks(device_id=device_id(cpe))
+        assert await world.run_until(
+            lambda: world.acs.store.task(download["id"])["state"] == "transferring", 30)
+        # A reboot is waiting at the ACS when the TransferComplete session starts.
+        world.acs.store.add_task(device_id(cpe), "reboot", {}, world.clock.epoch())
+        assert await world.run_until(lambda: ("1 BOOT", "M Reboot") in cpe.informs, HOUR)
+        bodies = [parse_envelope(data) for _, data in world.messages]
+        names = [e.body.TYPE_NAME for e in bodies]
+        last_inform = max(i for i, n in enumerate(names[:names.index("Reboot")]) if n == "Inform")
+        assert names[last_inform:last_inform + 5] == [
+            "Inform", "InformResponse", "Reboot", "RebootResponse", "TransferComplete"]
+        assert bodies[last_inform + 1].header.hold_requests is True
+        assert bodies[last_inform + 2].header.hold_requests is False  # released with the last RPC
+        assert_schema_valid(cwmp_schemas, world.messages)
+
+    run_world(main)
+
+
+def test_retry_backoff_follows_the_spec_ranges_and_retry_count_is_reported(run_world):
+    async def main(world: World) -> None:
+        await world.start()
+        ports = dict(world.acs.ports)
+        await world.acs.stop()
+        cpe = await world.add_cpe("CHR0001")
+        await world.clock.run_for(700)
+        attempts = cpe.session_attempts
+        gaps = [b - a for a, b in zip(attempts, attempts[1:])]
+        assert len(gaps) >= 5
+        for retry, gap in enumerate(gaps[:6], start=1):  # 5-10, 10-20, 20-40, 40-80, ...
+            assert 5 * 2 ** (retry - 1) <= gap <= 5 * 2 ** retry, (retry, gap)
+        failed_retries = cpe.retry_count
+        await world.start(world.acs.acs.config, ports)
+        await world.clock.run_for(5 * 2 ** (failed_retries + 1))
+        assert cpe.sessions_completed == 1 and cpe.retry_count == 0
+        (inform,) = events_of(world, cpe, "inform")
+        assert inform["detail"]["retry_count"] == failed_retries
+        assert inform["detail"]["events"] == [["0 BOOTSTRAP", ""], ["1 BOOT", ""]]
+
+    run_world(main)
+
+
+def test_retry_wait_range_stops_growing_at_retry_ten():
+    rng = random.Random(7)
+    waits = {n: [retry_wait(n, 5, 2000, rng) for _ in range(200)] for n in (1, 10, 11, 30)}
+    assert 5 <= min(waits[1]) and max(waits[1]) <= 10
+    for n in (10, 11, 30):
+        assert 2560 <= min(waits[n]) and max(waits[n]) <= 5120
+    assert max(waits[1]) - min(waits[1]) > 3  # really random, not a constant
+    slow = [retry_wait(2, 30, 1500, rng) for _ in range(100)]
+    assert 45 <= min(slow) and max(slow) <= 67.5
+
+
+def test_file_server_ranges_credentials_and_errors(run_world):
+    async def main(world: World) -> None:
+        await world.start(AcsConfig(file_auth_mode="basic", file_users={"fs": "pw"}))
+        content = (FIXTURES / "routeros-x86-6.48.4.npk").read_bytes()
+        await world.upload("pkg.npk", content)
+        url = world.url("files") + "/pkg.npk"
+        async with world.http.get(url) as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Basic")
+        auth = {"Authorization": basic_authorization("fs", "pw")}
+        async with world.http.get(url, headers={**auth, "Range": "bytes=100-199"}) as response:
+            assert response.status == 206
+            assert await response.read() == content[100:200]
+        async with world.http.get(url, headers={**auth, "Range": f"bytes={len(content) + 5}-"}) as response:
+            assert response.status == 416
+        async with world.http.head(url, headers=auth) as response:
+            assert (response.status, int(response.headers["Content-Length"])) == (200, len(content))
+        async with world.http.get(world.url("files") + "/nothing.bin", headers=auth) as response:
+            assert response.status == 404
+        async with world.http.put(url, headers=auth, data=b"x") as response:
+            assert response.status == 405
+
+    run_world(main)
+
+
+@pytest.mark.parametrize("spec, status, complaint", [
+    ({"group": "g", "original_version": "1", "file": "f"}, 400, "new_version"),
+    ({"group": "nope", "original_version": "1", "file": "f", "new_version": "2"}, 404, "group"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2", "hours": ["25"]},
+     400, "0-23"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2", "days": ["Funday"]},
+     400, "day"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2", "event": "Reboot"},
+     400, "Boot or Inform"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2",
+      "timezone": "Mars/Olympus"}, 400, "time zone"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2",
+      "max_attempts": 0}, 400, "max_attempts"),
+    ({"group": "g", "original_version": "1", "file": "f", "new_version": "2", "colour": "red"},
+     400, "unknown"),
+])
+def test_admin_api_refuses_bad_batches(run_world, spec, status, complaint):
+    async def main(world: World) -> None:
+        await world.start()
+        await world.upload("f", b"x")
+        await world.admin("PUT", "/groups/g", json={})
+        got, body = await world.admin("POST", "/batches", json=spec)
+        assert got == status and complaint in body["error"], body
+        assert (await world.admin("GET", "/batches"))[1] == []
+
+    run_world(main)
+
+
+def test_admin_api_unknowns_are_404(run_world):
+    async def main(world: World) -> None:
+        await world.start()
+        assert (await world.admin("GET", "/devices/none"))[0] == 404
+        assert (await world.admin("GET", "/batches/9"))[0] == 404
+        assert (await world.admin("POST", "/devices/none/reboot"))[0] == 404
+        assert (await world.admin("DELETE", "/files/none"))[0] == 404
+        assert (await world.admin("POST", "/actions/upgrade", json={"devices": ["x"],
+                                                                    "file": "none"}))[0] == 404
+
+    run_world(main)
+
+
+def test_hundreds_of_cpes_share_one_connection_request_listener(run_world):
+    count = 400  # a benchmark-sized run: `otaharness emulate cpe --count 5000`
+
+    async def main(world: World) -> None:
+        await world.start()
+        cpes = [await world.add_cpe(f"S{n:05d}", periodic_interval=DAY) for n in range(count)]
+        await booted(world, *cpes)
+        assert len(world.acs.store.devices()) == count
+        urls = {cpe.model.get("ManagementServer.ConnectionRequestURL") for cpe in cpes}
+        listeners = {url.rsplit("/", 1)[0] for url in urls}
+        assert len(urls) == count and listeners == {f"http://127.0.0.1:{world.listener.port}"}
+        sample = cpes[::100]
+        results = await asyncio.gather(*(world.acs.acs.reboot(device_id(c)) for c in sample))
+        assert results == [True] * len(sample)
+        assert await world.run_until(
+            lambda: all(("1 BOOT", "M Reboot") in c.informs for c in sample), HOUR)
+
+    run_world(main)
