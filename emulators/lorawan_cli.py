@@ -88,6 +88,8 @@ async def _device_life(device: LoRaWANDevice, args: argparse.Namespace, rng: ran
 async def run(args: argparse.Namespace) -> int:
     clock = RealClock()
     rng = random.Random(args.seed)
+    if args.capture:
+        args.capture.parent.mkdir(parents=True, exist_ok=True)
     capture = LoraCapture(args.capture, clock) if args.capture else None
     field = LoRaWANField(args.home, clock, random.Random(args.seed + 1), tc_uri=args.tc_uri, cups_uri=args.cups_uri,
                          capture=capture)
