@@ -1,5 +1,5 @@
-"""Faults around the tracker on the virtual clock: a cut download link, a power cut mid-download,
-a lost MQTT connection (link faults through the runtime's LinkProxy)."""
+"""Faults around the tracker on the virtual clock: a cut download link, a black hole, a power cut
+mid-download, a lost MQTT connection (link faults through the runtime's LinkProxy)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from tracker_world import World, event, run_scenario, started, texts
 
-from otaharness.runtime.faults import CutAfter
+from otaharness.runtime.faults import CutAfter, Drop
 from otaharness.runtime.proxy import LinkProxy
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
@@ -89,3 +89,28 @@ def test_lost_mqtt_connection_is_reestablished_after_a_backoff_and_the_job_still
         await proxy.close()
 
     run_scenario(body)
+
+
+def test_download_into_a_black_hole_times_out_and_fails_the_job() -> None:
+    async def body(world: World) -> None:
+        arn = world.thing("fota")
+        world.firmware("job1", IMAGE)
+        address = "127.1.0.9"
+        proxy = LinkProxy("s3", world.moto_address, service_port=80,
+                          device_of=lambda ip: "fota" if ip == address else ip)
+        await proxy.start()
+        proxy.set_fault("fota", Drop())
+        tracker = await started(world.tracker("fota", s3_endpoint=proxy.address, bind_address=address,
+                                              download_timeout=30.0))
+        world.job("job1", [arn], "1.0.1", len(IMAGE))
+        began = await event(tracker, "download of")
+        failed = await event(tracker, "job job1 FAILED")
+        assert failed - began == pytest.approx(30.0)
+        execution = world.execution("job1", "fota")
+        assert execution["status"] == "FAILED"
+        assert execution["statusDetails"]["detailsMap"]["reason"] == "download timed out after 30 s at byte 0"
+        assert proxy.counters("fota").bytes_swallowed > 0 and tracker.app_version == "1.0.0"
+        await proxy.close()
+
+    run_scenario(body)
+
