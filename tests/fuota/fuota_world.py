@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
 from emulators.lorawan_device.fuota import SPECIFICATION, FuotaAgent, FuotaProfile, build_image
-from emulators.radio import RadioMedium
+from emulators.radio import FixedLoss, RadioMedium
 from otaharness.protocols.lorawan import SessionKeys
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
-from otaharness.servers.fuota import CampaignConfig, CampaignDevice, FuotaServer, Stage
+from otaharness.servers.fuota import CampaignConfig, CampaignDevice, CampaignState, FuotaServer, Stage
 from otaharness.servers.fuota.radio_link import RadioGatewayPort
 from otaharness.servers.lorawan import NetworkServer
 
@@ -46,6 +46,7 @@ class FuotaWorld:
     network: NetworkServer = field(init=False)
     fuota: FuotaServer = field(init=False)
     agents: dict[str, FuotaAgent] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.medium = RadioMedium(rng=random.Random(self.seed))
@@ -105,6 +106,16 @@ class FuotaWorld:
         return [e.detail["command"] for e in self.fuota.store.events(campaign, "request")
                 if dev_eui is None or e.dev_eui == dev_eui]
 
+    def lossy_during_fragments(self, campaign: int, name: str, rate: float, rounds: tuple[int, ...] = (1,)) -> None:
+        """``name`` loses ``rate`` of the frames while stage 5 of the given rounds runs."""
+        async def watch() -> None:
+            run = self.fuota.runs[campaign]
+            while run.state is CampaignState.RUNNING:
+                lossy = run.stage is Stage.DL_FRAGMENT and run.round in rounds
+                self.medium.set_loss(name, FixedLoss(rate) if lossy else None)
+                await asyncio.sleep(1.0)
+        self._tasks.append(asyncio.ensure_future(watch()))
+
     async def restart_fuota(self) -> FuotaServer:
         await self.fuota.close()
         self.fuota = FuotaServer(self.network, self.tmp_path / "fuota.sqlite", self.clock, random.Random(self.seed + 1))
@@ -112,6 +123,8 @@ class FuotaWorld:
         return self.fuota
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         for agent in self.agents.values():
             await agent.stop()
         await self.fuota.close()

@@ -63,6 +63,10 @@ def fragments_complete(profile: str, answer: ts004.FragSessionStatusAns, nb_frag
     return answer.missing_frag == 0
 
 
+class _NobodyLeft(Exception):
+    """No device takes part any more: the remaining stages are skipped."""
+
+
 class CampaignRun:
     """One campaign being carried out (or resumed) by the server."""
 
@@ -181,6 +185,9 @@ class CampaignRun:
 
     # -- stages ------------------------------------------------------------------------------
     def _enter(self, stage: Stage) -> None:
+        wanted = DeviceStatus.READY if stage is Stage.COMPLETION_VERIFICATION else DeviceStatus.ACTIVE
+        if not any(device.status is wanted for device in self.devices.values()):
+            raise _NobodyLeft(stage)
         self.progress["stage"] = int(stage)
         self._save()
         self.log("stage", stage=int(stage), name=stage.name, round=self.round, event="start")
@@ -195,6 +202,21 @@ class CampaignRun:
             self._save_device(device)
 
     async def run(self) -> None:
+        try:
+            await self._run_stages()
+        except _NobodyLeft as nobody:
+            self.log("note", text=f"no device left for stage {int(nobody.args[0])}")
+        firmware = self.config.kind is CampaignKind.FIRMWARE
+        for device in self.devices.values():
+            if device.status is DeviceStatus.READY and not firmware:
+                device.status = DeviceStatus.PASSED
+            device.fail("did not complete")
+            self._save_device(device)
+        self.state = CampaignState.FINISHED
+        self._save()
+        self.log("finished", passed=sum(d.status is DeviceStatus.PASSED for d in self.devices.values()))
+
+    async def _run_stages(self) -> None:
         config = self.config
         firmware = config.kind is CampaignKind.FIRMWARE
         resume_at = self.stage
@@ -233,14 +255,6 @@ class CampaignRun:
             self._enter(Stage.COMPLETION_VERIFICATION)
             await self.stage_verification()
             self._leave(Stage.COMPLETION_VERIFICATION)
-        for device in self.devices.values():
-            if device.status is DeviceStatus.READY and not firmware:
-                device.status = DeviceStatus.PASSED
-            device.fail("did not complete")
-            self._save_device(device)
-        self.state = CampaignState.FINISHED
-        self._save()
-        self.log("finished", passed=sum(d.status is DeviceStatus.PASSED for d in self.devices.values()))
 
     async def stage_group_setup(self) -> None:
         config = self.config
