@@ -10,7 +10,6 @@ import pytest
 from tracker_world import World, event, run_scenario, started, texts
 
 from otaharness.runtime.faults import CutAfter, Drop
-from otaharness.runtime.proxy import LinkProxy
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
@@ -24,9 +23,7 @@ def test_cut_download_resumes_from_the_last_byte_and_succeeds() -> None:
         arn = world.thing("fota")
         world.firmware("job1", IMAGE)
         address = "127.1.0.7"
-        proxy = LinkProxy("s3", world.moto_address, service_port=80,
-                          device_of=lambda ip: "fota" if ip == address else ip)
-        await proxy.start()
+        proxy = await world.link(world.moto_address, "fota", address, service_port=80)
         # The first fragment's request and response are about 1 KB of HTTP plus 2 KiB of body:
         # 3 KB in, the second fragment's body is cut short.
         proxy.set_fault("fota", CutAfter(4500))
@@ -40,7 +37,6 @@ def test_cut_download_resumes_from_the_last_byte_and_succeeds() -> None:
         assert 2048 < offset < len(IMAGE)  # mid-fragment: the bytes received before the cut were kept
         assert proxy.counters("fota").cuts == 1
         assert bytes(tracker.flash.slot) == IMAGE
-        await proxy.close()
 
     run_scenario(body)
 
@@ -71,9 +67,7 @@ def test_lost_mqtt_connection_is_reestablished_after_a_backoff_and_the_job_still
         arn = world.thing("fota")
         world.firmware("job1", HEX)
         address = "127.1.0.8"
-        proxy = LinkProxy("mqtt", (world.broker.host, world.broker.port), service_port=1883,
-                          device_of=lambda ip: "fota" if ip == address else ip)
-        await proxy.start()
+        proxy = await world.link((world.broker.host, world.broker.port), "fota", address, service_port=1883)
         tracker = world.tracker("fota", bind_address=address)
         tracker.mqtt_host, tracker.mqtt_port = proxy.address
         await tracker.connect()
@@ -85,8 +79,6 @@ def test_lost_mqtt_connection_is_reestablished_after_a_backoff_and_the_job_still
         await event(tracker, "reported appV")
         assert world.execution("job1", "fota")["status"] == "SUCCEEDED"
         assert proxy.counters("fota").connections == 3  # first, after the loss, after the reboot
-        await tracker.disconnect()
-        await proxy.close()
 
     run_scenario(body)
 
@@ -96,9 +88,7 @@ def test_download_into_a_black_hole_times_out_and_fails_the_job() -> None:
         arn = world.thing("fota")
         world.firmware("job1", IMAGE)
         address = "127.1.0.9"
-        proxy = LinkProxy("s3", world.moto_address, service_port=80,
-                          device_of=lambda ip: "fota" if ip == address else ip)
-        await proxy.start()
+        proxy = await world.link(world.moto_address, "fota", address, service_port=80)
         proxy.set_fault("fota", Drop())
         tracker = await started(world.tracker("fota", s3_endpoint=proxy.address, bind_address=address,
                                               download_timeout=30.0))
@@ -110,7 +100,6 @@ def test_download_into_a_black_hole_times_out_and_fails_the_job() -> None:
         assert execution["status"] == "FAILED"
         assert execution["statusDetails"]["detailsMap"]["reason"] == "download timed out after 30 s at byte 0"
         assert proxy.counters("fota").bytes_swallowed > 0 and tracker.app_version == "1.0.0"
-        await proxy.close()
 
     run_scenario(body)
 

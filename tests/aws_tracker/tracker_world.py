@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from emulators.aws_tracker import Tracker
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.proxy import LinkProxy
 from otaharness.servers.aws_iot import AwsIotBackend
 
 BUCKET = "fota-bucket"
@@ -24,6 +25,7 @@ class World:
     broker: MosquittoBroker
     backend: AwsIotBackend
     trackers: list[Tracker] = field(default_factory=list)
+    proxies: list[LinkProxy] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.iot = self.backend.client("iot")
@@ -56,6 +58,14 @@ class World:
     def reported(self, thing: str) -> dict[str, Any]:
         shadow = self.backend.client("iot-data").get_thing_shadow(thingName=thing)
         return json.loads(shadow["payload"].read())["state"]["reported"]
+
+    async def link(self, upstream: tuple[str, int], device: str, address: str, service_port: int) -> LinkProxy:
+        """A runtime link proxy in front of `upstream` that knows `device` by its source `address`."""
+        proxy = LinkProxy(f"{device}->{upstream[1]}", upstream, service_port=service_port,
+                          device_of=lambda ip: device if ip == address else ip)
+        await proxy.start()
+        self.proxies.append(proxy)
+        return proxy
 
     def tracker(self, name: str, **options: Any) -> Tracker:
         options.setdefault("s3_endpoint", self.moto_address)
@@ -126,6 +136,8 @@ def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0)
         finally:
             for tracker in world.trackers if world else []:
                 await tracker.disconnect()
+            for proxy in world.proxies if world else []:
+                await proxy.close()
             clock.remove_quiet_probe(moto_probe)
             backend.reset()
             await backend.stop()
