@@ -21,6 +21,16 @@ class CupsHttpError(Exception):
     """The CUPS server's reply is not HTTP the station can read."""
 
 
+class CupsReplyCut(CupsHttpError):
+    """The connection ended inside the reply body; what had arrived is kept, because the
+    station acts on the segments it read before the cut (see ``BasicsStation``)."""
+
+    def __init__(self, message: str, status: int, partial: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.partial = partial
+
+
 @dataclass(frozen=True)
 class HttpReply:
     status: int
@@ -51,7 +61,8 @@ async def post_update_info(address: tuple[str, int], host_port: str, body: bytes
         try:
             content = await reader.readexactly(length)
         except asyncio.IncompleteReadError as error:
-            raise CupsHttpError(f"CUPS reply body cut short: {len(error.partial)} of {length} bytes") from error
+            raise CupsReplyCut(f"CUPS reply body cut short: {len(error.partial)} of {length} bytes",
+                               status, error.partial) from error
         return HttpReply(status, reason, headers, content)
     finally:
         writer.close()

@@ -14,6 +14,8 @@ Behaviour follows ``src/cups.c``, ``src/tc.c``, ``src-linux/sys_linux.c`` (fact 
   decision table says. Running: a program with cwd = the home dir, its output in ``update.log``,
   within ``update_time_limit`` real seconds, under ``clock.busy`` so virtual time stands still.
   A program that created ``station.restart`` gets the station restarted (its supervisor's job).
+* A reply cut inside its update segment fails the session, but the URIs and credentials before
+  the update stay committed (``sys_commitConfigUpdate()`` runs when the update segment starts).
 * TC (``tc_continue``): discovery on ``/router-info`` of ``tc.uri``; ``version`` then
   ``router_config`` on the muxs URI. Rejected or no ``tc.uri`` or 10 retries → TC stops and CUPS
   is triggered (in ``cups_resync_interval``); CUPS restarts TC when its session ends. Muxs
@@ -43,7 +45,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 
-from emulators.basics_station.cups_http import CupsHttpError, post_update_info
+from emulators.basics_station.cups_http import CupsHttpError, CupsReplyCut, post_update_info
 from emulators.basics_station.home import (
     RESTART_REQUEST,
     UPDATE_FILE,
@@ -121,6 +123,30 @@ class _CupsOutcome:
     state: str  # "done", "failed", "rejected" (HTTP status not 200), "no-uri"
     detail: str = ""
     changes: list[str] = field(default_factory=list)
+
+
+CONFIG_PREFIX_SIZES = (1, 1, 2, 2, 4)  # length prefixes of cupsUri, tcUri, cupsCred, tcCred, signature
+
+
+def config_before_update(partial: bytes) -> UpdateInfoResponse | None:
+    """The segments before the update of a reply cut inside its update segment (the update left
+    empty), or None when the cut came before the update's length."""
+    offset = 0
+    for size in CONFIG_PREFIX_SIZES:
+        if offset + size > len(partial):
+            return None
+        offset += size + int.from_bytes(partial[offset:offset + size], "little")
+    if offset + 4 > len(partial):
+        return None
+    try:
+        return UpdateInfoResponse.decode(partial[:offset] + bytes(4))
+    except BasicsStationCodecError:
+        return None
+
+
+def _credentials_of(response: UpdateInfoResponse) -> dict[str, Credentials | None]:
+    return {category: Credentials.decode(blob) if blob else None for category, blob in
+            (("cups", response.cups_credentials), ("tc", response.tc_credentials))}
 
 
 async def _dial_directly(url: str) -> tuple[str, int]:
@@ -287,20 +313,23 @@ class BasicsStation:
                 address = await self.dial(url)
                 reply = await post_update_info(
                     address, f"{parts.hostname}:{parts.port or 80}", request.encode(), self.bind_address)
+        except CupsReplyCut as cut:
+            kept = self._keep_before_cut(cut, credential_set)
+            return _CupsOutcome("failed", f"{url}: {type(cut).__name__}: {cut}" + (
+                f" (kept {', '.join(kept)})" if kept else ""))
         except (OSError, TimeoutError, CupsHttpError) as error:
             return _CupsOutcome("failed", f"{url}: {type(error).__name__}: {error}")
         if reply.status != 200:
             return _CupsOutcome("rejected", f"HTTP {reply.status} {reply.reason}: {reply.body[:200]!r}")
-        if credential_set == CredentialSet.REG and "cups" not in self._ram.backed_up:
-            self.home.backup("cups")
-            self._ram.backed_up.add("cups")
+        self._backup_cups(credential_set)
         try:
             response = UpdateInfoResponse.decode(reply.body)
-            credentials = {category: Credentials.decode(blob) if blob else None for category, blob in
-                           (("cups", response.cups_credentials), ("tc", response.tc_credentials))}
+            credentials = _credentials_of(response)
         except BasicsStationCodecError as error:
             return _CupsOutcome("failed", f"malformed CUPS reply: {error}")
-        changes = self._apply(response, credentials)
+        changes = self._commit_config(response, credentials)
+        if any(change.startswith("tc") for change in changes):
+            self._stop_tc()  # restarted when this CUPS session ends
         self.note("cups-done", ", ".join(changes + ["update"] * bool(response.update)) or "no updates")
         if response.update:
             await self._take_update(response)
@@ -320,7 +349,13 @@ class BasicsStation:
             keys=tuple(station_key_crcs(home.sig_key_files())),
         )
 
-    def _apply(self, response: UpdateInfoResponse, credentials: dict[str, Credentials | None]) -> list[str]:
+    def _backup_cups(self, credential_set: CredentialSet) -> None:
+        """``sys_backupConfig``: on the first 200 reply to a REG session, REG is copied to BAK."""
+        if credential_set == CredentialSet.REG and "cups" not in self._ram.backed_up:
+            self.home.backup("cups")
+            self._ram.backed_up.add("cups")
+
+    def _commit_config(self, response: UpdateInfoResponse, credentials: dict[str, Credentials | None]) -> list[str]:
         """Commit URIs/credentials (CUPS first: a CUPS change makes the station call back at once)."""
         changes = []
         for category, uri in (("cups", response.cups_uri), ("tc", response.tc_uri)):
@@ -328,9 +363,23 @@ class BasicsStation:
                 continue
             self.home.commit(category, uri, credentials[category])
             changes += [f"{category} uri"] * (uri is not None) + [f"{category} credentials"] * (credentials[category] is not None)
-        if any(change.startswith("tc") for change in changes):
-            self._stop_tc()  # restarted when this CUPS session ends
         return changes
+
+    def _keep_before_cut(self, cut: CupsReplyCut, credential_set: CredentialSet) -> list[str]:
+        """A reply cut inside its update segment: the station has already committed the URIs and
+        credentials before it (``cups.c`` calls ``sys_commitConfigUpdate()`` when the update
+        segment starts), so they stay, though the session failed and TC is not restarted."""
+        if cut.status != 200:
+            return []
+        self._backup_cups(credential_set)  # done when the 200 header arrived
+        response = config_before_update(cut.partial)
+        if response is None:
+            return []
+        try:
+            credentials = _credentials_of(response)
+        except BasicsStationCodecError:
+            return []
+        return self._commit_config(response, credentials)
 
     # -- update ---------------------------------------------------------------------------------
     async def _take_update(self, response: UpdateInfoResponse) -> None:
@@ -497,7 +546,8 @@ class BasicsStation:
             raise BasicsStationCodecError(f"LNS message is not JSON: {error}") from error
         if isinstance(document, dict) and isinstance(document.get("MuxTime"), (int, float)):
             self.mux_time = (float(document["MuxTime"]), asyncio.get_running_loop().time())
-        handler = self.lns_handlers.get(document.get("msgtype")) if isinstance(document, dict) else None
+        msgtype = document.get("msgtype") if isinstance(document, dict) else None
+        handler = self.lns_handlers.get(msgtype) if isinstance(msgtype, str) else None
         if handler is not None and self._ram.router_config is not None:  # s2e drops these before router_config
             handler(document)
         elif isinstance(document, dict) and document.get("msgtype") == "router_config":
