@@ -22,6 +22,21 @@ Feature: A Basics Station recovers from interrupted upgrades and LNS trouble
     When the link between "gw1" and the lns endpoint is restored
     Then soon the registry shows package "v1" reported by station "gw1" to the LNS
 
+  Scenario: A new station whose first download is cut joins the LNS on its old package
+    Given an update file "v1.bin" of 64 KiB that installs package "v1"
+    And the firmware team signs "v1.bin" with the key "release"
+    And the operator uploads "v1.bin" as package "v1" for station "gw1"
+    And the link between "gw1" and the cups endpoint is cut after 16 KiB
+    When station "gw1" is switched on
+    # The LNS address arrived before the cut and is kept; once on the LNS, the station leaves
+    # CUPS to its regular check.
+    Then soon station "gw1" is connected to the LNS
+    And the CUPS download of station "gw1" was cut off
+    And station "gw1" still runs package "v0"
+    When 1 day passes
+    Then soon station "gw1" runs package "v1"
+    And station "gw1" asked CUPS again 1 day after the cut download
+
   Scenario: A download cut while the station is on the LNS waits for the next regular check
     Given an update file "v1.bin" of 64 KiB that installs package "v1"
     And the firmware team signs "v1.bin" with the key "release"
