@@ -158,7 +158,7 @@ class Cpe:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()  # cancelled at power off
         self._lifecycle: set[asyncio.Task[Any]] = set()  # reboots: outlive the power off
-        self._after_session: list[Callable[[], None]] = []
+        self._after_session: list[Callable[[], object]] = []  # run when the session ends
         self._sessions_open = 0
         self._boot_time = 0.0
         # observations for tests and logs
@@ -257,7 +257,7 @@ class Cpe:
         self._sessions_open = 0
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coroutine)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

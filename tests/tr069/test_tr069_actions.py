@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aiohttp
+
 import pytest
 from tr069_world import (
     DAY, FIXTURES, HOUR, World, assert_schema_valid, booted, device_id, events_of)
@@ -98,17 +100,43 @@ def test_vendor_configuration_alter_runs_a_script_and_other_files_replace(run_wo
     run_world(main)
 
 
-def test_unsupported_protocol_is_a_soap_fault_9013_on_the_download(run_world):
+@pytest.mark.parametrize("files_url, event, fault_code", [
+    ("ftp://files.example", "rpc-fault", 9013),  # a SOAP fault on the Download itself
+    ("http://127.0.0.1:9", "transfer-complete", 9015),  # nobody listens on the discard port
+])
+def test_unreachable_file_server_faults(run_world, files_url, event, fault_code):
     async def main(world: World) -> None:
-        await world.start(AcsConfig(files_url="ftp://files.example"))
+        await world.start(AcsConfig(files_url=files_url))
         cpe = await world.add_cpe("CHR0001")
         await booted(world, cpe)
         await world.upload("webui.tar", b"x", "2 Web Content")
         await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
                                                             "file": "webui.tar"})
-        assert await world.run_until(lambda: bool(events_of(world, cpe, "rpc-fault")), HOUR)
-        assert events_of(world, cpe, "rpc-fault")[0]["detail"]["code"] == 9013
+        assert await world.run_until(lambda: bool(events_of(world, cpe, event)), HOUR)
+        assert events_of(world, cpe, event)[0]["detail"]["code"] == fault_code
         assert world.acs.store.tasks(device_id=device_id(cpe))[0]["state"] == "failed"
+
+    run_world(main)
+
+
+def test_service_module_starts_the_three_endpoints_for_a_runtime(run_world, tmp_path):
+    from types import SimpleNamespace
+
+    from otaharness.servers.tr069 import service
+
+    async def main(world: World) -> None:
+        runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
+                                  rng=lambda purpose: random.Random(purpose))
+        started = await service.start(runtime)
+        try:
+            endpoints = started.endpoints()
+            assert sorted(endpoints) == ["acs", "admin", "files"]
+            async with aiohttp.ClientSession() as http, \
+                    http.get(endpoints["admin"] + "/devices") as response:
+                assert (response.status, await response.json()) == (200, [])
+            assert (runtime.artifacts / "tr069-acs" / "acs.sqlite3").exists()
+        finally:
+            await started.stop()
 
     run_world(main)
 
@@ -240,7 +268,7 @@ def test_admin_api_unknowns_are_404(run_world):
 
 
 def test_hundreds_of_cpes_share_one_connection_request_listener(run_world):
-    count = 400  # a benchmark-sized run: `otaharness emulate cpe --count 5000`
+    count = 300  # a test-sized run: `otaharness emulate cpe --count 5000`
 
     async def main(world: World) -> None:
         await world.start()

@@ -280,7 +280,9 @@ def test_restarted_acs_keeps_its_state_and_runs_the_pending_check(run_world):
         batch = await mikrotik_batch(world, event="Inform")
         await world.admin("POST", f"/batches/{batch}/devices/{device_id(cpe)}/force")
         assert await world.run_until(lambda: world.batch_state(batch, cpe) == "installed", HOUR)
-        await world.restart_acs()
+        old_acs = world.acs.acs
+        await world.acs.restart()
+        assert world.acs.acs is not old_acs
         status, devices = await world.admin("GET", "/devices")
         assert [d["id"] for d in devices] == [device_id(cpe)]
         assert len((await world.admin("GET", "/files"))[1]) == 3

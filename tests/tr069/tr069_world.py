@@ -49,12 +49,6 @@ class World:
             await self.listener.start()
         return self.acs
 
-    async def restart_acs(self) -> AcsServer:
-        """Stop the ACS and start a new one on the same ports and state directory."""
-        assert self.acs is not None
-        ports, config = dict(self.acs.ports), self.acs.acs.config
-        await self.acs.stop()
-        return await self.start(config, ports)
 
     def url(self, name: str) -> str:
         assert self.acs is not None

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from otaharness.protocols.cwmp import (
     EVENT_BOOT,
@@ -545,7 +546,7 @@ class Acs:
                     headers = {}
                     if digest.has_challenge:
                         headers["Authorization"] = digest.authorization(
-                            "GET", aiohttp.client.URL(url).raw_path_qs)
+                            "GET", URL(url).raw_path_qs)
                     async with self._http.get(url, headers=headers) as response:
                         await response.read()
                         if response.status in (200, 204):

@@ -129,8 +129,8 @@ class CwmpEndpoint:
                 self.acs.transfer_complete(session.device_id, message)
             return self._send(envelope.reply(request_answer()))
         if session.in_flight is None:
-            error = MethodNotSupported(message.TYPE_NAME)
-            return self._send(envelope.reply(Fault.from_error(error, "ACS")), status=500)
+            unexpected = MethodNotSupported(message.TYPE_NAME)  # not a request, no RPC pending
+            return self._send(envelope.reply(Fault.from_error(unexpected, "ACS")), status=500)
         task_id, session.in_flight = session.in_flight, None
         self.acs.task_answered(task_id, message)
         return self._acs_turn(session, after_empty_post=False)

@@ -23,6 +23,15 @@ class AcsServer:
                  config: AcsConfig | None = None, *, host: str = "127.0.0.1",
                  trace: Callable[[str, bytes], None] | None = None) -> None:
         self.host = host
+        self.state_dir = state_dir
+        self.clock = clock
+        self.rng = rng
+        self.trace = trace
+        self._build(config)
+        self.ports: dict[str, int] = {}
+
+    def _build(self, config: AcsConfig | None) -> None:
+        state_dir, clock, rng, trace = self.state_dir, self.clock, self.rng, self.trace
         self.store = Store(state_dir)
         self.acs = Acs(self.store, clock, replace(config or AcsConfig()), rng)
         self.cwmp = CwmpEndpoint(self.acs, trace)
@@ -31,7 +40,6 @@ class AcsServer:
                                                        config.file_users, rng))
         self.admin = AdminApi(self.acs)
         self._runners: list[web.AppRunner] = []
-        self.ports: dict[str, int] = {}
 
     async def start(self, ports: dict[str, int] | None = None) -> None:
         """Listen on ``ports`` (name -> port; 0 or absent = a free port)."""
@@ -51,6 +59,13 @@ class AcsServer:
 
     def endpoints(self) -> dict[str, str]:
         return {name: f"http://{self.host}:{port}" for name, port in self.ports.items()}
+
+    async def restart(self) -> None:
+        """Stop and start again on the same ports over the same state (a process restart)."""
+        ports, config = dict(self.ports), self.acs.config
+        await self.stop()
+        self._build(config)
+        await self.start(ports)
 
     async def stop(self) -> None:
         self.cwmp.close()

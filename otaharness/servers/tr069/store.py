@@ -71,6 +71,10 @@ class Store:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.state_dir / "acs.sqlite3", isolation_level=None)
         self.db.row_factory = sqlite3.Row
+        # WAL + NORMAL: a crashed process loses nothing committed; only an OS crash may lose
+        # the last commits, and thousands of small commits stay cheap.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
 
     def close(self) -> None:
@@ -204,7 +208,7 @@ class Store:
         return self._one("SELECT * FROM tasks WHERE command_key=?", command_key)
 
     def tasks(self, device_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM tasks WHERE 1=1", []
+        sql, args = "SELECT * FROM tasks WHERE 1=1", list[Any]()
         if device_id is not None:
             sql, args = sql + " AND device_id=?", [*args, device_id]
         if state is not None:
@@ -242,7 +246,7 @@ class Store:
 
     def batch_devices(self, batch_id: int | None = None,
                       device_id: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM batch_devices WHERE 1=1", []
+        sql, args = "SELECT * FROM batch_devices WHERE 1=1", list[Any]()
         if batch_id is not None:
             sql, args = sql + " AND batch_id=?", [*args, batch_id]
         if device_id is not None:
