@@ -9,6 +9,7 @@ server and gateway see, so schedules and maintenance windows can be placed a mom
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import time
@@ -244,41 +245,45 @@ async def start_server(database: Path, clock: ShiftedClock, broker: MosquittoBro
 
 @pytest_asyncio.fixture
 async def world(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[World]:
-    clock = ShiftedClock()
-    server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", clock, broker,
-                                             blob_limit=256 * 1024)
-    session = aiohttp.ClientSession()
-    tenant = server.backend.create_tenant("acme")
-    api = Api(session, server.url, await fetch_token(session, server.url, tenant.client_id,
-                                                      tenant.client_secret))
-    device_type = await api.ok("POST", "/v1/device-types", fixture_json("osram_switch_all_slots_type.json"))
-    gateway_type = await api.ok("POST", "/v1/device-types", fixture_json("gateway_type.json"))
-    gateway_device = await api.ok("POST", "/v1/devices", {
-        "info": {"name": "gateway 1", "deviceTypeId": gateway_type["id"]}})
-    device = await api.ok("POST", "/v1/devices", {
-        "info": {"name": "switch 1", "deviceTypeId": device_type["id"],
-                 "connectedBy": gateway_device["id"]},
-        "configuration": {"brightness": 40}})
-    credentials = await api.ok("POST", f"/v1/devices/{gateway_device['id']}/credentials")
-    link = BlobLink(server.url)
-    await link.start()
-    field_device = FieldDevice(device["id"], slot_sizes={"bootloader": 65536},
-                               attributes={"temperature": 21.5})
-    gateway_mqtt = MqttClient("gateway-1", broker.host, broker.port)
-    gateway = OltGateway(gateway_device["id"],
-                         OltApiClient(link.url, credentials["clientId"], credentials["clientSecret"]),
-                         gateway_mqtt, clock, devices=[field_device], chunk_size=2048, retry_delay=0.05)
-    await gateway.start()
-    world = World(server, broker, clock, session, tenant, api, device_type, gateway_device, device,
-                  field_device, gateway, link, credentials)
-    yield world
-    await gateway.stop()
-    await link.stop()
-    await session.close()
-    await world.server.stop()
-    await server_mqtt.disconnect()
-    for cleanup in world.extra:
-        await cleanup()
+    async with contextlib.AsyncExitStack() as stack:  # each part stops even if a later one fails
+        clock = ShiftedClock()
+        server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", clock, broker,
+                                                 blob_limit=256 * 1024)
+        stack.push_async_callback(server_mqtt.disconnect)
+        servers = [server]  # a test may restart the server: stop the one running at the end
+        stack.push_async_callback(lambda: servers[-1].stop())
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        tenant = server.backend.create_tenant("acme")
+        api = Api(session, server.url, await fetch_token(session, server.url, tenant.client_id,
+                                                          tenant.client_secret))
+        device_type = await api.ok("POST", "/v1/device-types",
+                                   fixture_json("osram_switch_all_slots_type.json"))
+        gateway_type = await api.ok("POST", "/v1/device-types", fixture_json("gateway_type.json"))
+        gateway_device = await api.ok("POST", "/v1/devices", {
+            "info": {"name": "gateway 1", "deviceTypeId": gateway_type["id"]}})
+        device = await api.ok("POST", "/v1/devices", {
+            "info": {"name": "switch 1", "deviceTypeId": device_type["id"],
+                     "connectedBy": gateway_device["id"]},
+            "configuration": {"brightness": 40}})
+        credentials = await api.ok("POST", f"/v1/devices/{gateway_device['id']}/credentials")
+        link = BlobLink(server.url)
+        await link.start()
+        stack.push_async_callback(link.stop)
+        field_device = FieldDevice(device["id"], slot_sizes={"bootloader": 65536},
+                                   attributes={"temperature": 21.5})
+        gateway = OltGateway(
+            gateway_device["id"],
+            OltApiClient(link.url, credentials["clientId"], credentials["clientSecret"]),
+            MqttClient("gateway-1", broker.host, broker.port), clock, devices=[field_device],
+            chunk_size=2048, retry_delay=0.05)
+        await gateway.start()
+        stack.push_async_callback(gateway.stop)
+        world = World(server, broker, clock, session, tenant, api, device_type, gateway_device,
+                      device, field_device, gateway, link, credentials)
+        yield world
+        servers.append(world.server)
+        for cleanup in world.extra:
+            await cleanup()
 
 
 @pytest.fixture
