@@ -28,6 +28,7 @@ REGION = "us-east-1"
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
+LISTEN_BACKLOG = 4096
 QUIET_TIMEOUT = 10.0  # real seconds a quiet probe waits for moto to finish what it is doing
 
 
@@ -88,6 +89,10 @@ class MotoServer:
         self._requests = _RequestCounter()
         # moto 5.2.5 builds its werkzeug server in start(); nothing has connected yet.
         self._server._server.RequestHandlerClass = _counting_handler(self._requests)
+        # werkzeug listens with a backlog of 128: a fleet's simultaneous range GETs overflow it,
+        # and a dropped SYN is retried a real second later, long after virtual time moved on.
+        # Linux takes a second listen() as the new backlog.
+        self._server._server.socket.listen(LISTEN_BACKLOG)
         host, port = self._server.get_host_and_port()
         self._url = f"http://{host}:{port}"
         return self._url
