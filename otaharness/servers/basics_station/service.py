@@ -1,4 +1,4 @@
-"""The Basics Station flow's back ends as a runtime service (``FLOW_SERVICES["basics-station"]``).
+"""The Basics Station flow's back ends as a runtime service (``FLOW_SERVICES["cups"]``).
 
 Endpoints: ``{"cups": "http://127.0.0.1:P", "lns": "ws://127.0.0.1:Q"}``; the admin API
 (:mod:`otaharness.servers.basics_station.admin`) is served on the CUPS URL. State is kept under
