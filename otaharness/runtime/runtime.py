@@ -37,6 +37,7 @@ FLOW_SERVICES: dict[str, str] = {
     "aws-iot": "otaharness.servers.aws_iot.service",
     "cups": "otaharness.servers.basics_station.service",
     "lorawan": "otaharness.servers.lorawan.service",
+    "olt": "otaharness.servers.olt.service",
 }
 
 # Well-known ports under which captured traffic appears, so Wireshark dissects it unaided.
