@@ -29,6 +29,10 @@ Which Basics Station message carries what (basicstation 2.0.6, fact sheet §7):
   and the next frame of a multicast group are sent only after it (or a timeout).
 * ``timesync`` → :meth:`NetworkServer.handle_timesync` returns the reply.
 
+Hosting: :mod:`.service` (``FLOW_SERVICES["lorawan"]``) attaches the core to the Basics Station
+service's LNS (``LnsServer.attach_network_server``; the LNS is the gateway port) and serves the
+HTTP application interface of :mod:`.app_api` (docs/lorawan.md).
+
 Duty cycle: every frame handed to a gateway is booked per gateway and sub-band
 (:mod:`.duty_cycle`, EU868 limits); the server never asks for a transmission the station would
 refuse — class A falls back from RX1 to RX2 or keeps the payload queued for the next uplink,
