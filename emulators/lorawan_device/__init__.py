@@ -47,7 +47,8 @@ Behaviour:
   settings, the frame counters and the multicast groups.
 - Scale: no per-device timers while idle; an uplink cycle is one coroutine waiting on a future
   with a deadline; windows are data the medium's ``listening`` question reads.
-- Standalone use needs a medium; there is no bridge to a real gateway, so no ``emulate`` CLI kind.
+- Standalone use needs a medium: ``otaharness emulate lorawan`` (emulators/lorawan_cli.py) puts
+  devices on one with Basics Station emulators as gateways, which talk to any LNS.
 """
 
 from .device import DeviceClock, LoRaWANDevice, RxWindow
