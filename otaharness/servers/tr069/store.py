@@ -97,6 +97,12 @@ class Store:
     def _all(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [_row(r) for r in self.db.execute(sql, args).fetchall()]  # type: ignore[misc]
 
+    def _select(self, table: str, order: str, **equal: Any) -> list[dict[str, Any]]:
+        """Rows whose columns equal the given values (None = any)."""
+        wanted = {column: value for column, value in equal.items() if value is not None}
+        where = " AND ".join(f"{column}=?" for column in wanted) or "1=1"
+        return self._all(f"SELECT * FROM {table} WHERE {where} ORDER BY {order}", *wanted.values())
+
     def _upsert(self, table: str, key: dict[str, Any], values: dict[str, Any]) -> None:
         columns = {**key, **values}
         names = ", ".join(columns)
@@ -208,12 +214,7 @@ class Store:
         return self._one("SELECT * FROM tasks WHERE command_key=?", command_key)
 
     def tasks(self, device_id: str | None = None, state: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM tasks WHERE 1=1", list[Any]()
-        if device_id is not None:
-            sql, args = sql + " AND device_id=?", [*args, device_id]
-        if state is not None:
-            sql, args = sql + " AND state=?", [*args, state]
-        return self._all(sql + " ORDER BY id", *args)
+        return self._select("tasks", "id", device_id=device_id, state=state)
 
     def update_task(self, task_id: int, **values: Any) -> None:
         self._update("tasks", {"id": task_id}, values)
@@ -246,12 +247,8 @@ class Store:
 
     def batch_devices(self, batch_id: int | None = None,
                       device_id: str | None = None) -> list[dict[str, Any]]:
-        sql, args = "SELECT * FROM batch_devices WHERE 1=1", list[Any]()
-        if batch_id is not None:
-            sql, args = sql + " AND batch_id=?", [*args, batch_id]
-        if device_id is not None:
-            sql, args = sql + " AND device_id=?", [*args, device_id]
-        return self._all(sql + " ORDER BY batch_id, device_id", *args)
+        return self._select("batch_devices", "batch_id, device_id", batch_id=batch_id,
+                            device_id=device_id)
 
     def add_batch_device(self, batch_id: int, device_id: str, now: float) -> None:
         self._upsert("batch_devices", {"batch_id": batch_id, "device_id": device_id},
