@@ -18,7 +18,6 @@ the end. Every station's registry entry is checked to report v1 before a result 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import multiprocessing
 import tempfile
 import time

@@ -19,6 +19,7 @@ import shlex
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 from behave import given, then, when
@@ -133,9 +134,9 @@ def _decisions(context, name: str) -> list[str]:
     return [reason for station, reason in _server(context).cups.decisions if station == eui]
 
 
-def _events(station: BasicsStation, kinds: tuple[str, ...] = ()) -> str:
-    shown = [e for e in station.events if not kinds or e.kind in kinds][-12:]
-    return "; ".join(f"{e.at:.0f} s {e.kind} {e.detail}".strip() for e in shown)
+def _events(station: BasicsStation) -> str:
+    """The station's latest events, for failure messages."""
+    return "; ".join(f"{e.at:.0f} s {e.kind} {e.detail}".strip() for e in station.events[-12:])
 
 
 # -- the firmware team ---------------------------------------------------------------------------
@@ -331,7 +332,8 @@ def reran_leftover(context, name):
 # -- the operator ----------------------------------------------------------------------------------
 
 
-@when('the operator uploads "{file}" as package "{package}" for station "{name}" with the checksum of the key "{key}"')
+@when('the operator uploads "{file}" as package "{package}" for station "{name}"'
+      ' with the checksum of the key "{key}"')
 def upload_with_checksum(context, file, package, name, key):
     """The same upload, naming the checksum file of this key (whichever key signed the file)."""
     _upgrade_firmware(context, file, package, name, key)
@@ -371,7 +373,8 @@ def upload_unsigned(context, package, name, file):
         "package": package, "fwUrl": stored["fwUrl"], "fwKeyChecksum": None, "fwSignature": None})
 
 
-@when('the operator moves station "{name}" to the {category} URI "{uri}" with a trust certificate and the token "{token}"')
+@when('the operator moves station "{name}" to the {category} URI "{uri}"'
+      ' with a trust certificate and the token "{token}"')
 def move_with_token(context, name, category, uri, token):
     """Set the station's twin to a new CUPS or TC URI and a credential set of a trust
     certificate (DER), no client certificate, and an auth token header line. CUPS sends them at
@@ -380,7 +383,8 @@ def move_with_token(context, name, category, uri, token):
         trust=_certificate(context, f"{category} trust"), auth_token=f"{token}\r\n".encode()))
 
 
-@when('the operator moves station "{name}" to the {category} URI "{uri}" with a trust certificate, a client certificate and its key')
+@when('the operator moves station "{name}" to the {category} URI "{uri}"'
+      ' with a trust certificate, a client certificate and its key')
 def move_with_client_certificate(context, name, category, uri):
     """Set the twin to a new CUPS or TC URI and a credential set of a trust certificate, a
     client certificate and its private key (all DER)."""
@@ -506,7 +510,7 @@ def fourteen_bytes(context, name):
     done = station.last("cups-done")
     assert done is not None and done.detail == "no updates", _events(station)
     url = station.home.uri("cups")
-    host_port = url.split("://", 1)[1].split("/", 1)[0]
+    host_port = urlsplit(url).netloc
 
     async def ask():
         return await post_update_info(await runtime.link(url), host_port, station.update_info_request().encode(),
