@@ -47,9 +47,6 @@ async def fleet_run(clock: VirtualClock, count: int, image_size: int, fragment_s
     backend = AwsIotBackend(clock)
     moto_probe = backend.moto.wait_quiet  # holds the clock while moto's threads serve a request
     await backend.start(broker.host, broker.port)
-    # werkzeug's listen backlog of 128 overflows with thousands of simultaneous range GETs: the
-    # dropped SYNs cost real seconds and let the virtual clock time downloads out (see the tests).
-    backend.moto._server._server.socket.listen(4096)
     clock.add_quiet_probe(moto_probe)
     trackers: list[Tracker] = []
     try:

@@ -101,14 +101,6 @@ def texts(tracker: Tracker) -> list[str]:
     return [text for _, text in tracker.events]
 
 
-def widen_listen_backlog(backend: AwsIotBackend) -> None:
-    """werkzeug listens with a backlog of 128: a fleet's simultaneous range GETs overflow it, the
-    kernel drops SYNs (TcpExtListenOverflows), and while the client waits a real second to send
-    its SYN again nothing is queued anywhere, so the virtual clock jumps and downloads time out.
-    Workaround until MotoServer does this itself: Linux takes a second listen() as a new backlog."""
-    backend.moto._server._server.socket.listen(4096)
-
-
 def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0) -> T:
     """Run `body(world)` on a VirtualEventLoop, letting virtual time pass until it is done."""
     clock = VirtualClock(real_time_limit=30.0)
@@ -123,7 +115,6 @@ def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0)
         world: World | None = None
         try:
             await backend.start(broker.host, broker.port)
-            widen_listen_backlog(backend)
             clock.add_quiet_probe(moto_probe)
             world = World(clock, broker, backend)
             task = asyncio.ensure_future(body(world))
