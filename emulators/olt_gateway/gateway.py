@@ -28,7 +28,7 @@ import aiohttp
 
 from emulators.olt_gateway.api_client import InstallationGone, OltApiClient, OltApiError
 from emulators.olt_gateway.device import Ack, Begin, Chunk, Commit, FieldDevice
-from otaharness.servers.olt import topics
+from otaharness.protocols import olt
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class OltGateway:
         await self.api.open()
         await self.mqtt.connect()
         for device_id in self.devices:
-            await self.mqtt.subscribe(topics.device_filter(device_id), qos=1)
+            await self.mqtt.subscribe(olt.device_filter(device_id), qos=1)
         self._running = True
         await self._recover()
 
@@ -144,7 +144,7 @@ class OltGateway:
 
     # -- device → cloud ------------------------------------------------------------------------------
     async def report(self, device_id: str, kind: str, value: dict[str, Any]) -> None:
-        await self.mqtt.publish(topics.DATA_INGEST, {"deviceId": device_id, "type": kind,
+        await self.mqtt.publish(olt.DATA_INGEST, {"deviceId": device_id, "type": kind,
                                                      "value": value}, qos=1)
 
     async def send_event(self, device_id: str, event: str, payload: dict[str, Any],
@@ -152,7 +152,7 @@ class OltGateway:
         message: dict[str, Any] = {"deviceId": device_id, "event": event, "payload": payload}
         if action_id is not None:
             message["actionId"] = action_id
-        await self.mqtt.publish(topics.EVENT_INGEST, message, qos=1)
+        await self.mqtt.publish(olt.EVENT_INGEST, message, qos=1)
 
     # -- cloud → device ------------------------------------------------------------------------------
     async def _on_message(self, topic: str, payload: bytes) -> None:
@@ -161,8 +161,8 @@ class OltGateway:
         if device is None or not self._running:
             return
         try:
-            message = topics.decode_json_object(payload, topic)
-        except topics.TopicError as exc:
+            message = olt.decode_json_object(payload, topic)
+        except olt.TopicError as exc:
             log.warning("%s: %s", self.gateway_id, exc)
             return
         if kind == "firmware-installations":
@@ -296,7 +296,7 @@ class OltGateway:
                 raise InstallFailed(f"{name} mismatch: expected {job.hashes[name]}, got {digest}")
 
     async def _wait_for_window(self, job: InstallJob) -> None:
-        while wait := topics.seconds_until_window(self.clock.epoch(), job.maintenance_window):
+        while wait := olt.seconds_until_window(self.clock.epoch(), job.maintenance_window):
             await asyncio.sleep(wait)
 
     async def _push(self, job: InstallJob, image: bytes) -> None:

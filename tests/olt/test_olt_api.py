@@ -12,7 +12,7 @@ from olt_world import Api, Bare, fetch_token, fixture_json, image
 
 from otaharness.servers.olt.backend import TRANSITIONS
 from otaharness.servers.olt.openapi import openapi_document
-from otaharness.servers.olt.topics import seconds_until_window
+from otaharness.protocols.olt import seconds_until_window
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

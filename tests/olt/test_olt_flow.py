@@ -10,7 +10,7 @@ import hashlib
 
 import pytest
 
-from otaharness.servers.olt import topics
+from otaharness.protocols import olt
 
 from olt_world import World, eventually, image, start_server
 
@@ -411,8 +411,8 @@ async def test_instruction_payload_and_topic(world: World) -> None:
     finally:
         await spy.disconnect()
     topic, payload = received[0]
-    assert topic == topics.installations_topic(world.device["id"])
-    assert topics.decode_json_object(payload, topic) == {
+    assert topic == olt.installations_topic(world.device["id"])
+    assert olt.decode_json_object(payload, topic) == {
         "operation": "install", "installationId": installation["id"], "deviceId": world.device["id"],
         "slot": "firmware", "maintenanceWindow": {"start": "00:00", "end": "23:59"},
         "firmware": {"id": firmware["id"], "name": "switch firmware", "version": "9.9", "size": 1000,

@@ -7,4 +7,5 @@ harness's own definite choice, anchored on Eclipse hawkBit DDI.
 
 ``store`` keeps state in SQLite, ``backend`` holds the rules, ``http_api`` maps HTTP onto the
 backend, ``messaging`` maps MQTT onto it, ``openapi`` describes the HTTP side.
+The MQTT topics and payloads both sides speak are the pure codec ``otaharness.protocols.olt``.
 """

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from otaharness.servers.olt import schemas, topics
+from otaharness.protocols import olt
+from otaharness.servers.olt import schemas
 from otaharness.servers.olt.errors import (
     Conflict, Forbidden, Gone, InvalidDocument, Locked, NotFound, Unauthorized)
 from otaharness.servers.olt.store import Store
@@ -296,7 +297,7 @@ class OltBackend:
         gateway_id = info.get("connectedBy")
         if gateway_id is not None:
             self.get_device(who, gateway_id)
-        for section in topics.REPORT_TYPES:
+        for section in olt.REPORT_TYPES:
             schemas.validate_report(device_type, section, body.get(section, {}), f"device {section}")
         now = rfc3339(self.clock.epoch())
         device = {"id": self.new_id(), "info": info, "configuration": body.get("configuration", {}),
@@ -339,7 +340,7 @@ class OltBackend:
         with self.db:
             self.store.update("devices", device)
         if configuration is not None:
-            await self._publish(topics.configuration_topic(device_id), configuration)
+            await self._publish(olt.configuration_topic(device_id), configuration)
         return device
 
     def _device_anywhere(self, device_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -366,7 +367,7 @@ class OltBackend:
             device["lastRejectedReport"] = {"type": kind, "detail": exc.detail, "at": rfc3339(now)}
             with self.db:
                 self.store.update("devices", device)
-            await self._publish(topics.errors_topic(device_id), {"type": kind, "detail": exc.detail})
+            await self._publish(olt.errors_topic(device_id), {"type": kind, "detail": exc.detail})
             return False
         device[kind] = {**device[kind], **value}
         device["updatedAt"] = rfc3339(now)
@@ -389,7 +390,7 @@ class OltBackend:
             schemas.validate_named_payload(self._type_of(tenant_id, device), "events",
                                            message["event"], payload, "event")
         except InvalidDocument as exc:
-            await self._publish(topics.errors_topic(device["id"]), {"type": "event", "detail": exc.detail})
+            await self._publish(olt.errors_topic(device["id"]), {"type": "event", "detail": exc.detail})
             return False
         event = {"id": self.new_id(), "deviceId": device["id"], "event": message["event"],
                  "payload": payload, "time": rfc3339(self.clock.epoch())}
@@ -426,7 +427,7 @@ class OltBackend:
                   "status": "sent", "createdAt": rfc3339(self.clock.epoch())}
         with self.db:
             self.store.insert("actions", action, who.tenant_id, device_id=device_id)
-        await self._publish(topics.actions_topic(device_id),
+        await self._publish(olt.actions_topic(device_id),
                             {"actionId": action["id"], "action": action["action"], "payload": payload})
         return action
 
@@ -505,7 +506,7 @@ class OltBackend:
         installation["instructedAt"] = rfc3339(self.clock.epoch())
         with self.db:
             self.store.update("installations", installation)
-        await self._publish(topics.installations_topic(installation["deviceId"]),
+        await self._publish(olt.installations_topic(installation["deviceId"]),
                             self.instruction(installation, firmware))
         return installation
 
@@ -552,7 +553,7 @@ class OltBackend:
                 raise Conflict(f"installation {installation_id} has not been instructed yet "
                                "(its schedule starts later)", extra={"currentStatus": current})
             now = self.clock.epoch()
-            if wanted == "installing" and current != "installing" and topics.seconds_until_window(
+            if wanted == "installing" and current != "installing" and olt.seconds_until_window(
                     now, installation.get("maintenanceWindow")):
                 raise Conflict(f"installation {installation_id}: outside its maintenance window",
                                extra={"currentStatus": current})
@@ -609,7 +610,7 @@ class OltBackend:
         if timer is not None:
             timer.cancel()
         if instructed:
-            self._spawn(self._publish(topics.installations_topic(installation["deviceId"]), {
+            self._spawn(self._publish(olt.installations_topic(installation["deviceId"]), {
                 "operation": "cancel", "installationId": installation["id"],
                 "deviceId": installation["deviceId"], "reason": reason}))
 

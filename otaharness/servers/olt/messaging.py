@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from otaharness.servers.olt import topics
+from otaharness.protocols import olt
 from otaharness.servers.olt.backend import OltBackend
 
 log = logging.getLogger(__name__)
@@ -32,23 +32,23 @@ class OltMessaging:
 
     async def start(self) -> None:
         self.backend.publisher = self.client
-        self.client.add_handler(topics.DATA_INGEST, self.on_data)
-        self.client.add_handler(topics.EVENT_INGEST, self.on_event)
-        await self.client.subscribe(topics.DATA_INGEST, qos=1)
-        await self.client.subscribe(topics.EVENT_INGEST, qos=1)
+        self.client.add_handler(olt.DATA_INGEST, self.on_data)
+        self.client.add_handler(olt.EVENT_INGEST, self.on_event)
+        await self.client.subscribe(olt.DATA_INGEST, qos=1)
+        await self.client.subscribe(olt.EVENT_INGEST, qos=1)
 
     async def on_data(self, topic: str, payload: bytes) -> None:
         try:
-            device_id, kind, value = topics.decode_data_report(payload)
-        except topics.TopicError as exc:
+            device_id, kind, value = olt.decode_data_report(payload)
+        except olt.TopicError as exc:
             self._drop(str(exc))
             return
         await self.backend.ingest_report(device_id, kind, value)
 
     async def on_event(self, topic: str, payload: bytes) -> None:
         try:
-            event = topics.decode_event(payload)
-        except topics.TopicError as exc:
+            event = olt.decode_event(payload)
+        except olt.TopicError as exc:
             self._drop(str(exc))
             return
         await self.backend.ingest_event(event)

@@ -1,4 +1,5 @@
-"""The MQTT topic layout and payload shapes between the OLT back end and devices/gateways.
+"""OLT wire codec: the MQTT topic layout and payload shapes between the OLT back end
+(``otaharness/servers/olt``) and devices/gateways (``emulators/olt_gateway``), shared by both.
 
 OLT documents ``data-ingest``/``event-ingest`` (device → cloud) and ``devices/{id}/actions``,
 ``devices/{id}/configuration`` (cloud → device). Identity there comes from the device's TLS
