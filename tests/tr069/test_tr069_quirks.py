@@ -9,6 +9,7 @@ import pytest
 from lxml import etree
 from tr069_world import HOUR, World, assert_schema_valid, booted, device_id, events_of
 
+from otaharness.protocols.cwmp import CWMP_1_0
 from otaharness.servers.tr069 import AcsConfig
 from emulators.cpe.quirks import Quirks
 
@@ -80,6 +81,9 @@ def test_quirky_cpe_completes_download_and_transfer_complete(run_world, cwmp_sch
         assert await asyncio.gather(*tasks) == [True] * len(tasks)
         check = CHECKS.get(name)
         assert check is None or check(cpe, world), name
+        # Every session kept to one keep-alive connection and ended with the empty 204.
+        ends = [e["detail"] for e in events_of(world, cpe, "session-end")]
+        assert ends and all(e["reason"] == "done" and e["connections"] == 1 for e in ends), ends
         sides = ("acs",) if name in SCHEMA_BREAKING else ("acs", "cpe")
         assert_schema_valid(cwmp_schemas, world.messages, sides)
 
@@ -115,3 +119,23 @@ def test_times_before_fault_struct_is_really_sent_out_of_order(run_world, cwmp_s
                 if etree.QName(n).localname == "TransferComplete")
     assert [c.tag for c in node] == ["CommandKey", "StartTime", "CompleteTime", "FaultStruct"]
     assert not cwmp_schemas["1-2"].validate(etree.fromstring(transfer_complete))
+
+
+def test_cwmp_1_0_cpe_reports_a_corrupt_file_as_9010(run_world, cwmp_schemas):
+    """cwmp-1-0.xsd allows only 9001/9002/9010-9012 in TransferComplete: 9018 becomes 9010."""
+
+    async def main(world: World) -> None:
+        await world.start()
+        cpe = await world.add_cpe("CHR0001", namespace=CWMP_1_0)
+        await booted(world, cpe)
+        xml = await world.upload_mikrotik_upgrade()
+        await world.upload("routeros-x86-6.48.4.npk", b"not a package")
+        await world.admin("POST", "/actions/upgrade", json={"devices": [device_id(cpe)],
+                                                            "file": xml})
+        assert await world.run_until(lambda: bool(events_of(world, cpe, "transfer-complete")), HOUR)
+        detail = events_of(world, cpe, "transfer-complete")[0]["detail"]
+        assert detail["code"] == 9010 and "File corrupted" in detail["string"]
+        assert world.messages and all(CWMP_1_0.encode() in data for _, data in world.messages)
+        assert_schema_valid(cwmp_schemas, world.messages)
+
+    run_world(main)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -100,9 +99,7 @@ class Acs:
         self.config = config
         self.rng = rng
         self._checks: dict[tuple[int, str], asyncio.TimerHandle] = {}
-        self._background: set[asyncio.Task[Any]] = set()
         self._http: aiohttp.ClientSession | None = None
-        self.on_change: list[Callable[[], None]] = []  # test hooks: state changed
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,19 +114,12 @@ class Acs:
         for handle in self._checks.values():
             handle.cancel()
         self._checks.clear()
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
         if self._http is not None:
             await self._http.close()
             self._http = None
 
     def now(self) -> float:
         return self.clock.epoch()
-
-    def _changed(self) -> None:
-        for callback in self.on_change:
-            callback()
 
     # -- Inform --------------------------------------------------------------------------------
     def inform(self, inform: Inform, peer_host: str) -> str:
@@ -159,7 +149,6 @@ class Acs:
                                  software_version=values.get("software_version"),
                                  peer=peer_host, retry_count=inform.retry_count)
             self._start_due_batch_upgrade(device_id, inform.event_codes, now)
-        self._changed()
         return device_id
 
     def _start_due_batch_upgrade(self, device_id: str, events: tuple[str, ...], now: float) -> None:
@@ -281,7 +270,6 @@ class Acs:
             else:
                 self.store.update_task(task_id, state="done", result={"answer": answer.TYPE_NAME})
                 self.store.add_event(device_id, now, f"{answer.TYPE_NAME}", task=task_id)
-        self._changed()
 
     # -- TransferComplete ----------------------------------------------------------------------
     def transfer_complete(self, device_id: str, message: TransferComplete) -> None:
@@ -308,7 +296,6 @@ class Acs:
                         self._batch_failed(task["batch_id"], device_id, fault)
                     else:
                         self._batch_installed(task["batch_id"], device_id, now)
-        self._changed()
 
     # -- batch transitions ---------------------------------------------------------------------
     def _batch_installed(self, batch_id: int, device_id: str, now: float) -> None:
@@ -363,7 +350,6 @@ class Acs:
                         self.store.update_task(task["id"], state="failed",
                                                result={"error": "version check failed"})
             self.store.add_event(device_id, now, "batch-check", batch=batch_id, version=version)
-        self._changed()
 
     # -- batches (admin) -----------------------------------------------------------------------
     def create_batch(self, spec: dict[str, Any]) -> int:
@@ -372,7 +358,6 @@ class Acs:
         with self.store.transaction():
             batch_id = self.store.add_batch(**values)
             self._find_new_devices(batch_id)
-        self._changed()
         return batch_id
 
     def update_batch(self, batch_id: int, spec: dict[str, Any]) -> None:
@@ -428,7 +413,6 @@ class Acs:
     def find_new_devices(self, batch_id: int) -> list[str]:
         with self.store.transaction():
             added = self._find_new_devices(batch_id)
-        self._changed()
         return added
 
     def _find_new_devices(self, batch_id: int) -> list[str]:
@@ -458,7 +442,6 @@ class Acs:
             self._cancel_open_batch_tasks(batch_id, device_id)
             self.store.update_batch_device(batch_id, device_id, forced=1)
             self._start_batch_download(batch, device_id, self.now())
-        self._changed()
         return await self.connection_request(device_id)
 
     def discard_upgrade(self, batch_id: int, device_id: str) -> None:
@@ -470,7 +453,6 @@ class Acs:
             self._cancel_check(batch_id, device_id)
             self.store.update_batch_device(batch_id, device_id, state=DISCARDED, check_due=None,
                                            updated=self.now())
-        self._changed()
 
     def delete_batch(self, batch_id: int) -> None:
         self._batch(batch_id)
@@ -497,7 +479,6 @@ class Acs:
             for device_id in device_ids:
                 self.store.add_task(device_id, "download",
                                     {"file": file_name, "delay_seconds": delay_seconds}, now)
-        self._changed()
         return await self._connection_requests(device_ids)
 
     async def reboot(self, device_id: str) -> bool:

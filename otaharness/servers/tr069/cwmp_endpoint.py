@@ -15,7 +15,7 @@ import itertools
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -67,7 +67,10 @@ class CwmpSession:
     timer: asyncio.TimerHandle | None = None
     in_flight: int | None = None  # task id of the RPC awaiting the CPE's answer
     ended: bool = False
-    hold: bool = False
+    hold: bool = False  # the CPE must hold its requests (we sent HoldRequests=1 last)
+    held: bool = False  # HoldRequests=1 was sent in this session
+    requests: int = 0
+    connections: set[object] = field(default_factory=set)  # keep-alive: one, normally
 
 
 class SessionRefused(Exception):
@@ -93,7 +96,7 @@ class CwmpEndpoint:
 
     def close(self) -> None:
         for session in list(self.sessions.values()):
-            self._end(session)
+            self._end(session, "ACS stopped")
 
     # -- HTTP ------------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -117,8 +120,10 @@ class CwmpEndpoint:
         if session is None:
             return web.Response(status=400, text="no CWMP session: a session opens with Inform")
         self._touch(session)
+        session.requests += 1
+        session.connections.add(_connection(request))
         if self._too_long(session):
-            self._end(session)
+            self._end(session, "maximum duration")
             return web.Response(status=204, headers={"Connection": "close"})
         if envelope is None:
             return self._acs_turn(session, after_empty_post=True)
@@ -159,14 +164,18 @@ class CwmpEndpoint:
         message = envelope.body
         assert isinstance(message, Inform)
         host = _peer_host(request)
+        for earlier in [s for s in self.sessions.values() if s.connection == _connection(request)]:
+            self._end(earlier, "superseded by an Inform")  # a new session on this connection
         device_id = self.acs.inform(message, host)
         session = CwmpSession(id=f"{next(self._ids)}-{self.acs.rng.getrandbits(64):016x}",
                               device_id=device_id, namespace=envelope.namespace, peer_host=host,
                               connection=_connection(request), username=username,
-                              started=_loop_time())
+                              started=_loop_time(), requests=1,
+                              connections={_connection(request)})
         self.sessions[session.id] = session
         self._touch(session)
         session.hold = self.acs.config.hold_requests and bool(self.acs.pending_tasks(device_id))
+        session.held = session.hold
         reply = Envelope(body=InformResponse(max_envelopes=1),
                          header=Header(id=envelope.header.id,
                                        hold_requests=True if session.hold else None),
@@ -177,10 +186,10 @@ class CwmpEndpoint:
         """Send the next task's RPC, or end the session with an empty 204."""
         planned = self.acs.next_rpc(session.device_id)
         if planned is None:
-            if after_empty_post:
-                self._end(session)
+            if after_empty_post or not session.held:
+                self._end(session, "done")
                 return web.Response(status=204, headers={"Connection": "close"})
-            # The CPE may still hold requests back (HoldRequests): the session stays open.
+            # The CPE held its requests back (HoldRequests) and may send them now.
             return web.Response(status=204)
         session.in_flight, rpc = planned
         hold = None
@@ -207,10 +216,9 @@ class CwmpEndpoint:
         by_connection = [s for s in self.sessions.values() if s.connection == _connection(request)]
         if by_connection:
             return by_connection[-1]
-        if username:
-            candidates = [s for s in self.sessions.values() if s.username == username]
-        else:
-            candidates = [s for s in self.sessions.values() if s.peer_host == _peer_host(request)]
+        # CPEs often share credentials: the identity is the user name *and* the address.
+        candidates = [s for s in self.sessions.values()
+                      if s.username == username and s.peer_host == _peer_host(request)]
         if candidates:
             candidates[-1].connection = _connection(request)
             return candidates[-1]
@@ -226,15 +234,18 @@ class CwmpEndpoint:
         if session.timer is not None:
             session.timer.cancel()
         session.timer = asyncio.get_running_loop().call_later(
-            self.acs.config.session_idle_timeout, self._end, session)
+            self.acs.config.session_idle_timeout, self._end, session, "idle timeout")
 
     def _too_long(self, session: CwmpSession) -> bool:
         return _loop_time() - session.started > self.acs.config.max_session_duration
 
-    def _end(self, session: CwmpSession) -> None:
+    def _end(self, session: CwmpSession, reason: str) -> None:
         if session.ended:
             return
         session.ended = True
+        self.acs.store.add_event(session.device_id, self.acs.now(), "session-end", reason=reason,
+                                 requests=session.requests,
+                                 connections=len(session.connections))
         if session.timer is not None:
             session.timer.cancel()
         if session.in_flight is not None:
