@@ -62,7 +62,7 @@ from otaharness.protocols.cwmp.codes import CWMP_1_0_TRANSFER_COMPLETE_FAULT_COD
 from .connection_request import ConnectionRequestServer
 from .datamodel import DataModel
 from .firmware import CorruptFile, parse_alter_script, parse_dummy_npk, parse_image, parse_upgrade_xml
-from .profiles import MIKROTIK_FACTORY_CONFIGURATION, PROFILES, Profile
+from .profiles import PROFILES, Profile
 from .quirks import Quirks, move_fault_struct_last
 from .transport import AcsSession, Credentials, Link, SessionFailed, TransferFailed, download
 
@@ -525,9 +525,7 @@ class Cpe:
             return True
         if file_type == VENDOR_CONFIGURATION_FILE:
             self._apply_configuration(request.url, content)
-        elif file_type == MIKROTIK_FACTORY_CONFIGURATION:
-            self.nv.files[file_type] = (name, content)
-        else:  # web content, tone, ringer, other vendor types: stored as given
+        else:  # web content, tone, ringer, MikroTik factory configuration, other vendor types
             self.nv.files[file_type] = (name, content)
         return False
 

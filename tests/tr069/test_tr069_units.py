@@ -178,3 +178,38 @@ def test_data_models_have_the_forced_inform_parameters():
     assert tr098.matching(("InternetGatewayDevice.Nope",)) is None
     with pytest.raises(ValueError, match="root"):
         DataModel("Device", {})
+
+
+# --- the CPE's answers to ACS requests ----------------------------------------------------------
+def _cpe():  # type: ignore[no-untyped-def]
+    from otaharness.runtime.clock import VirtualClock
+    from emulators.cpe import Cpe
+
+    return Cpe("S1", acs_url="http://127.0.0.1:1/", clock=VirtualClock(), rng=random.Random(1))
+
+
+def test_cpe_parameter_rpcs():
+    from otaharness.protocols.cwmp import (
+        Fault, GetParameterValues, ParameterValueStruct, SetParameterValues)
+
+    cpe = _cpe()
+    values = cpe._rpc_GetParameterValues(GetParameterValues(parameter_names=("Device.DeviceInfo.",)))
+    names = {item.name: item.value for item in values.parameter_list}
+    assert names["Device.DeviceInfo.SoftwareVersion"] == "6.48"
+    assert names["Device.DeviceInfo.SerialNumber"] == "S1"
+    unknown = cpe._rpc_GetParameterValues(GetParameterValues(parameter_names=("Device.Nope",)))
+    assert isinstance(unknown, Fault) and unknown.fault_code == 9005
+    refused = cpe._rpc_SetParameterValues(SetParameterValues(parameter_list=(
+        ParameterValueStruct(name="Device.DeviceInfo.SoftwareVersion", value="9"),
+        ParameterValueStruct(name="Device.DeviceInfo.ProvisioningCode", value="x")),
+        parameter_key="k1"))
+    assert isinstance(refused, Fault) and refused.fault_code == 9003
+    assert [(f.parameter_name, f.fault_code) for f in refused.set_parameter_values_fault] == [
+        ("Device.DeviceInfo.SoftwareVersion", 9008)]
+    assert cpe.software_version == "6.48"  # nothing applied from a refused request
+    done = cpe._rpc_SetParameterValues(SetParameterValues(parameter_list=(
+        ParameterValueStruct(name="Device.DeviceInfo.ProvisioningCode", value="x"),),
+        parameter_key="k2"))
+    assert done.status == 0
+    assert cpe.model.get("ManagementServer.ParameterKey") == "k2"
+    assert cpe.model.get("DeviceInfo.ProvisioningCode") == "x"
