@@ -120,10 +120,14 @@ def cognito_login(context, email, password):
 
 @given("a FOTA bucket in `{name}`")
 def fota_bucket(context, name):
-    """Create the firmware bucket (its name in `${name}`). As in the nRF cloud stack, trackers
-    read it without signing: objects put through the FOTA steps are public-read."""
+    """Create the firmware bucket (its name in `${name}`). As in the nRF cloud stack, its
+    policy lets anyone read its objects: trackers download without signing."""
     bucket = f"fota-{ota(context).rng('bucket').getrandbits(48):012x}"
     _call(context, "s3", "create_bucket", {"Bucket": bucket})
+    _call(context, "s3", "put_bucket_policy", {"Bucket": bucket, "Policy": json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                       "Resource": f"arn:aws:s3:::{bucket}/*"}]})})
     ota(context).values[name] = bucket
 
 
@@ -224,13 +228,13 @@ def update_job(context, name, key, status, version):
 
 @given("the firmware `{version}` is in the FOTA bucket `{bucket}` as `{key}`")
 def firmware_in_bucket(context, version, bucket, key):
-    """Put an image for `version` (bytes derived from the version, 10 KiB) into the bucket,
-    public-read; its size is `${firmware.<version>.size}`."""
+    """Put an image for `version` (bytes derived from the version, 10 KiB) into the bucket; its
+    size is `${firmware.<version>.size}`."""
     runtime = ota(context)
     bucket, key = substitute(bucket, runtime.values), substitute(key, runtime.values)
     image = (f"firmware {version}\n".encode() * 1024)[:10240]
     _call(context, "s3", "put_object", {"Bucket": bucket, "Key": key, "Body": image,
-                                        "ContentType": "text/x-hex", "ACL": "public-read"})
+                                        "ContentType": "text/x-hex"})
     runtime.values.setdefault("firmware", {})[version] = {"size": len(image), "bucket": bucket,
                                                           "key": key}
 

@@ -310,7 +310,7 @@ class Tracker:
         if client is not None:
             client.on_disconnect = None
             if not graceful:
-                client._abort_socket()  # no DISCONNECT: the broker just sees the socket close
+                client.abort()
             await client.disconnect()
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:

@@ -161,7 +161,7 @@ class MqttClient:
             async with asyncio.timeout(timeout):
                 await self._connack
         except TimeoutError:
-            self._abort_socket()
+            self.abort()
             raise MqttError(f"{self.client_id}: no CONNACK from {self.host}:{self.port} "
                             f"within {timeout} s") from None
         finally:
@@ -180,7 +180,7 @@ class MqttClient:
                 async with asyncio.timeout(timeout):
                     await self._socket_closed
             except TimeoutError:
-                self._abort_socket()
+                self.abort()
             finally:
                 self._socket_closed = None
         else:
@@ -285,8 +285,9 @@ class MqttClient:
         assert self._loop is not None
         self._loop.remove_writer(sock)
 
-    def _abort_socket(self) -> None:
-        """Close a connection whose peer does not answer; paho then reports the disconnect."""
+    def abort(self) -> None:
+        """Drop the connection without DISCONNECT, as a device losing power or a peer that does
+        not answer: the broker just sees the socket close (and publishes any will)."""
         sock = self._paho.socket()
         if not isinstance(sock, socket.socket):
             return
