@@ -103,6 +103,7 @@ class OltGateway:
         self.results: dict[str, str] = {}  # installation id -> final status reported
         self.errors: list[dict[str, Any]] = []  # what arrived on devices/{id}/errors
         self.download_requests: list[dict[str, str]] = []  # headers of each blob GET, for tests
+        self.instructions: list[dict[str, Any]] = []  # install/cancel instructions received
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._running = False
         mqtt.add_handler("devices/+/+", self._on_message)
@@ -125,6 +126,12 @@ class OltGateway:
         self._jobs.clear()
         await self.mqtt.disconnect()
         await self.api.close()
+
+    async def add_device(self, device: FieldDevice) -> None:
+        """Connect one more field device (listening for its instructions at once if running)."""
+        self.devices[device.device_id] = device
+        if self._running:
+            await self.mqtt.subscribe(olt.device_filter(device.device_id), qos=1)
 
     async def reboot(self) -> None:
         await self.stop()
@@ -178,6 +185,7 @@ class OltGateway:
             self.errors.append(message)
 
     def _on_instruction(self, message: dict[str, Any]) -> None:
+        self.instructions.append(message)
         installation_id = message.get("installationId", "")
         if message.get("operation") == "cancel":
             task = self._jobs.get(installation_id)
@@ -248,7 +256,16 @@ class OltGateway:
             body["progress"] = {"cnt": progress[0], "of": progress[1]}
         if details:
             body["details"] = details
-        await self.api.call("PATCH", job.path, body)
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                await self.api.call("PATCH", job.path, body)
+                return
+            except (aiohttp.ClientError, ConnectionError, asyncio.TimeoutError) as exc:
+                # The connection broke before the answer. Usually the request never arrived; if it
+                # did, the repeat of a status change is refused (409/410) and the job ends there.
+                if attempt == self.max_attempts:
+                    raise InstallFailed(f"cannot report {status}: {exc!r}") from None
+                await asyncio.sleep(self.retry_delay)
 
     async def _download(self, job: InstallJob) -> None:
         flash = self.flash.setdefault(job.installation_id, bytearray())
