@@ -11,8 +11,9 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from fixtures import fixture_path
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tr069"
+FIXTURES = fixture_path("tr069")
 
 
 @dataclass

@@ -404,10 +404,10 @@ class Cpe:
 
     def _emit(self, envelope: Envelope) -> bytes:
         data = build_envelope(envelope)
-        if self.trace is not None:
-            self.trace("cpe", data)
         if self.quirks.times_before_fault and isinstance(envelope.body, TransferComplete):
             data = move_fault_struct_last(data)
+        if self.trace is not None:
+            self.trace("cpe", data)  # what goes on the wire, quirks included
         return data
 
     def _transfer_complete(self, transfer: PendingTransfer, namespace: str) -> Envelope:

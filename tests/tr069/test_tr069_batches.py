@@ -136,7 +136,7 @@ def test_max_devices_per_day_counts_devices_started_each_day(run_world):
     run_world(main)
 
 
-def test_force_upgrade_ignores_window_and_uses_a_connection_request(run_world, cwmp_schemas):
+def test_force_upgrade_ignores_window_and_uses_a_connection_request(run_world):
     async def main(world: World) -> None:
         await world.start()
         cpe = await world.add_cpe("CHR0001")
@@ -148,7 +148,6 @@ def test_force_upgrade_ignores_window_and_uses_a_connection_request(run_world, c
         assert ("6 CONNECTION REQUEST",) in cpe.informs
         await world.clock.run_for(CHECK_DELAY + 1)
         assert world.batch_state(batch, cpe) == "ready"
-        assert_schema_valid(cwmp_schemas, world.messages)
 
     run_world(main)
 
@@ -292,7 +291,7 @@ def test_restarted_acs_keeps_its_state_and_runs_the_pending_check(run_world):
     run_world(main)
 
 
-def test_generic_tr098_gateway_takes_a_binary_image(run_world, cwmp_schemas):
+def test_generic_tr098_gateway_takes_a_binary_image(run_world):
     async def main(world: World) -> None:
         await world.start()
         gateway = await world.add_cpe("GW0001", profile="generic")
@@ -310,7 +309,6 @@ def test_generic_tr098_gateway_takes_a_binary_image(run_world, cwmp_schemas):
         device = (await world.admin("GET", f"/devices/{device_id(gateway)}"))[1]
         assert device["software_version"] == "1.1.0" and device["groups"] == ["gateways"]
         assert "InternetGatewayDevice.DeviceSummary" in device["parameters"]
-        assert_schema_valid(cwmp_schemas, world.messages)
 
     run_world(main)
 
