@@ -11,6 +11,7 @@ import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
 from fixtures import fixture_path
 
 FIXTURES = fixture_path("tr069")

@@ -14,13 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
+from fixtures import fixture_path
 from otaharness.runtime.clock import Clock
 from otaharness.servers.basics_station.admin import MAX_FIRMWARE_SIZE, AdminApi
 from otaharness.servers.basics_station.cups import CupsEndpoint
 from otaharness.servers.basics_station.lns import LnsServer
 from otaharness.servers.basics_station.registry import FirmwareStore, StationRegistry
 
-FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "basics_station"
+FIXTURES = fixture_path("basics_station")
 DEFAULT_ROUTER_CONFIG = FIXTURES / "eu868_router_config.json"
 
 
