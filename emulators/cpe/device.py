@@ -287,7 +287,7 @@ class Cpe:
         if self.quirks.overlapping_sessions and self._sessions_open:
             # cwmp-sim: a second session right away, beside the one in progress.
             self.overlapping_sessions += 1
-            self._spawn(self._run_session([EventStruct(event_code=EVENT_CONNECTION_REQUEST)]))
+            self._spawn(self._overlapping_session())
             return True
         self.queue_event(EVENT_CONNECTION_REQUEST)
         return True
@@ -321,9 +321,12 @@ class Cpe:
                 self._wake.set()
                 continue
             self.retry_count = 0
-            actions, self._after_session = self._after_session, []
-            for action in actions:
-                action()
+
+    async def _overlapping_session(self) -> None:
+        try:
+            await self._run_session([EventStruct(event_code=EVENT_CONNECTION_REQUEST)])
+        except SessionFailed as failure:  # no retry: the queued events keep their own session
+            self.last_session_error = str(failure)
 
     async def _run_session(self, events: list[EventStruct] | None) -> None:
         """One session. ``events`` None: the queued events (normal); else exactly these."""
@@ -339,6 +342,10 @@ class Cpe:
         finally:
             self._sessions_open -= 1
             await client.close()
+        # What the ACS asked for (reboot, downloads) starts once the session is over.
+        actions, self._after_session = self._after_session, []
+        for action in actions:
+            action()
 
     def _inform_events(self, base: list[EventStruct]) -> list[EventStruct]:
         events = list(base)
