@@ -281,3 +281,23 @@ def test_hundreds_of_cpes_share_one_connection_request_listener(run_world):
             lambda: all(("1 BOOT", "M Reboot") in c.informs for c in sample), HOUR)
 
     run_world(main)
+
+
+def test_batch_can_be_edited_and_removed(run_world):
+    async def main(world: World) -> None:
+        await world.start()
+        await world.upload("f", b"x")
+        await world.admin("PUT", "/groups/g", json={})
+        status, batch = await world.admin("POST", "/batches", json={
+            "group": "g", "original_version": "1", "file": "f", "new_version": "2"})
+        assert status == 201 and batch["hours"] == list(range(24)) and batch["event"] == "Inform"
+        status, edited = await world.admin("PATCH", f"/batches/{batch['id']}", json={
+            "hours": ["1-2"], "event": "boot", "max_devices_per_day": 5})
+        assert status == 200
+        assert (edited["hours"], edited["event"], edited["max_devices_per_day"]) == ([1, 2], "Boot", 5)
+        assert edited["new_version"] == "2"  # untouched fields stay
+        assert (await world.admin("PATCH", f"/batches/{batch['id']}", json={"hours": []}))[0] == 400
+        assert (await world.admin("DELETE", f"/batches/{batch['id']}"))[0] == 200
+        assert (await world.admin("GET", f"/batches/{batch['id']}"))[0] == 404
+
+    run_world(main)
