@@ -38,6 +38,7 @@ FLOW_SERVICES: dict[str, str] = {
     "cups": "otaharness.servers.basics_station.service",
     "lorawan": "otaharness.servers.lorawan.service",
     "olt": "otaharness.servers.olt.service",
+    "tr069": "otaharness.servers.tr069.service",
 }
 
 # Well-known ports under which captured traffic appears, so Wireshark dissects it unaided.
