@@ -68,16 +68,24 @@ class Platform:
 
     async def request(self, method: str, path: str, body: Any = None, *,
                       raw: bytes | None = None) -> tuple[int, Any]:
-        """One call as the current tenant; the answer is also kept as `${response}`."""
-        headers = {"Authorization": f"Bearer {await self.token()}"}
+        """One call as the current tenant; the answer is also kept as `${response}`. A token
+        that expired while scenario hours passed is renewed once, as a client does."""
         options: dict[str, Any] = {"data": raw} if raw is not None else (
             {"json": body} if body is not None else {})
-        async with self.session.request(method, self.service.endpoints()["olt"] + path,
-                                        headers=headers, **options) as response:
-            content = await response.read()
-            answer = json.loads(content) if response.content_type == "application/json" else content
-            self.runtime.values["response"] = {"status": response.status, "body": answer}
-            return response.status, answer
+        for renew in (False, True):
+            if renew:
+                self.tokens.pop(self.tenant, None)
+            headers = {"Authorization": f"Bearer {await self.token()}"}
+            async with self.session.request(method, self.service.endpoints()["olt"] + path,
+                                            headers=headers, **options) as response:
+                content = await response.read()
+                status = response.status
+                json_body = response.content_type == "application/json"
+            if status != 401:
+                break
+        answer = json.loads(content) if json_body else content
+        self.runtime.values["response"] = {"status": status, "body": answer}
+        return status, answer
 
     async def ok(self, method: str, path: str, body: Any = None, **options: Any) -> Any:
         """A call that must succeed; its `data`."""
