@@ -119,11 +119,13 @@ def test_unreachable_file_server_faults(run_world, files_url, event, fault_code)
 def test_service_module_starts_the_three_endpoints_for_a_runtime(run_world, tmp_path):
     from types import SimpleNamespace
 
+    from otaharness.runtime.targets import Target
     from otaharness.servers.tr069 import service
 
     async def main(world: World) -> None:
         runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
-                                  rng=lambda purpose: random.Random(purpose))
+                                  rng=lambda purpose: random.Random(purpose),
+                                  target=lambda flow: Target(flow))
         started = await service.start(runtime)
         try:
             endpoints = started.endpoints()
@@ -136,6 +138,49 @@ def test_service_module_starts_the_three_endpoints_for_a_runtime(run_world, tmp_
             await started.stop()
 
     run_world(main)
+
+
+def test_service_settings_keep_a_given_state_dir_and_configure_the_acs(run_world, tmp_path):
+    from types import SimpleNamespace
+
+    from otaharness.runtime.targets import Target
+    from otaharness.servers.tr069 import service
+
+    state_dir = tmp_path / "served"
+    settings = {"state_dir": str(state_dir), "auth": "digest", "users": "cpe:secret,b:2",
+                "cr_username": "acs"}
+
+    async def main(world: World) -> None:
+        runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
+                                  rng=lambda purpose: random.Random(purpose),
+                                  target=lambda flow: Target(flow, endpoints=settings))
+        for _ in range(2):  # the second start finds the first one's upload
+            started = await service.start(runtime)
+            try:
+                assert started.acs.config.users == {"cpe": "secret", "b": "2"}
+                assert started.acs.config.auth_mode == "digest"
+                assert started.acs.config.connection_request_username == "acs"
+                if started.store.file("kept.bin") is None:
+                    started.store.save_file("kept.bin", b"x", uploaded=0.0)
+                    first = True
+                else:
+                    first = False
+            finally:
+                await started.stop()
+        assert not first and (state_dir / "acs.sqlite3").exists()
+
+    run_world(main)
+
+
+def test_service_settings_refuse_what_they_do_not_know():
+    from otaharness.servers.tr069.service import SettingsError, config_from_settings
+
+    with pytest.raises(SettingsError, match="unknown tr069 settings port"):
+        config_from_settings({"port": "1"})
+    with pytest.raises(SettingsError, match="expected name:password"):
+        config_from_settings({"users": "nobody"})
+    with pytest.raises(SettingsError, match="auth must be"):
+        config_from_settings({"auth": "kerberos"})
 
 
 def test_hold_requests_makes_the_cpe_wait_with_its_transfer_complete(run_world):
