@@ -22,6 +22,7 @@ Feature: Trackers running their firmware take FOTA jobs by themselves
     Given the `t1` tracker runs its firmware version `1.0.0`
     When I create the job `jobId` upgrading the `t1` tracker to `1.0.1` from `no-such-image.hex`
     Then soon the job `jobId` of the `t1` tracker is FAILED
+    And `execution.statusDetails.detailsMap.reason` should equal `HTTP 404 NOT FOUND for ${fotaBucketName}.s3.amazonaws.com/no-such-image.hex`
     And the `t1` tracker still runs firmware version `1.0.0`
 
   Scenario: A download cut mid-way resumes where it stopped
