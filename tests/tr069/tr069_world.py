@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import os
 import random
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from lxml import etree
 
 from emulators.cpe.connection_request import ConnectionRequestServer
 from emulators.cpe.device import Cpe
+from otaharness.protocols.cwmp.schemas import SchemasUnavailable, load_schemas, validation_errors
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.servers.tr069 import AcsConfig, AcsServer, device_id_of
 
@@ -150,45 +150,20 @@ def run_world(tmp_path: Path) -> Callable[..., Any]:
     return run
 
 
-# --- BBF schema validation (loaded as tests/protocols/test_cwmp_messages.py does) -------------
-class _LocalSchemas(etree.Resolver):
-    def __init__(self, soap_dir: Path) -> None:
-        super().__init__()
-        self.files = {
-            "http://schemas.xmlsoap.org/soap/envelope/": soap_dir / "soap-envelope.xsd",
-            "http://schemas.xmlsoap.org/soap/encoding/": soap_dir / "soap-encoding.xsd",
-            "http://www.broadband-forum.org/cwmp/cwmp-1-2.xsd": SCHEMA_DIR / "cwmp-1-2.xsd",
-            "http://www.broadband-forum.org/cwmp/cwmp-1-3.xsd": SCHEMA_DIR / "cwmp-1-3.xsd",
-        }
-
-    def resolve(self, url, pubid, context):  # type: ignore[no-untyped-def]
-        path = self.files.get(url)
-        return None if path is None else self.resolve_filename(str(path), context)
-
-
-@functools.cache
+# --- BBF schema validation (otaharness.protocols.cwmp.schemas) -------------------------------
 def load_cwmp_schemas() -> dict[str, etree.XMLSchema] | None:
-    """Validators by schema file, or None without the schemas (CI must have them)."""
+    """Validators by schema version, or None without the schemas (CI must have them)."""
     try:
-        import xmlschema
-    except ImportError:
-        xmlschema = None
-    if not SCHEMA_DIR.is_dir() or xmlschema is None:
+        return load_schemas(SCHEMA_DIR)
+    except SchemasUnavailable as missing:
         if os.environ.get("CI") == "true":
-            pytest.fail("BBF CWMP schemas or xmlschema missing; CI must provide them")
+            pytest.fail(f"{missing}; CI must provide it")
         return None
-    soap_dir = Path(xmlschema.__file__).parent / "schemas" / "WSDL"
-    loaded = {}
-    for version in ("1-0", "1-1", "1-2", "1-4"):
-        parser = etree.XMLParser(no_network=True)
-        parser.resolvers.add(_LocalSchemas(soap_dir))
-        loaded[version] = etree.XMLSchema(etree.parse(str(SCHEMA_DIR / f"cwmp-{version}.xsd"), parser))
-    return loaded
 
 
 @pytest.fixture(scope="session")
 def cwmp_schemas() -> dict[str, etree.XMLSchema]:
-    """Validators by schema file (cwmp-1-2 traffic is checked against 1-2 and 1-4)."""
+    """Validators by schema version (cwmp-1-2 traffic is checked against 1-2 and 1-4)."""
     schemas = load_cwmp_schemas()
     if schemas is None:
         pytest.skip(f"BBF CWMP schemas ({SCHEMA_DIR}) or xmlschema not available")
@@ -202,14 +177,8 @@ def assert_schema_valid(schemas: dict[str, etree.XMLSchema],
     for side, data in messages:
         if side not in sides:
             continue
-        document = etree.fromstring(data)
-        namespace = next(ns for ns in document.nsmap.values() if ns and "cwmp" in ns)
-        versions = {"urn:dslforum-org:cwmp-1-0": ("1-0",), "urn:dslforum-org:cwmp-1-1": ("1-1",),
-                    "urn:dslforum-org:cwmp-1-2": ("1-2", "1-4")}[namespace]
-        for version in versions:
-            schema = schemas[version]
-            assert schema.validate(document), f"{side} message invalid ({version}): " \
-                f"{schema.error_log}\n{data.decode()[:600]}"
+        problems = validation_errors(schemas, etree.fromstring(data))
+        assert not problems, f"{side} message invalid: {problems}\n{data.decode()[:600]}"
         checked += 1
     return checked
 
