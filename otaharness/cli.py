@@ -73,7 +73,7 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     if args.broker:
         argv += ["-D", f"broker={args.broker}"]
     status = behave_main(argv)
-    if args.no_skips if args.no_skips is not None else os.environ.get("CI") == "true":
+    if args.fail_on_skip if args.fail_on_skip is not None else os.environ.get("CI") == "true":
         skipped = skipped_core_scenarios(junit_dir)
         if skipped:
             print("core-flow scenarios were skipped (not allowed under CI):", *skipped,
@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--capture", metavar="DIR", help="write a pcap per scenario into DIR")
     run.add_argument("--broker", metavar="URL|mosquitto|amqtt",
                      help="the MQTT broker: an external mqtt://host:port, or which to spawn")
-    run.add_argument("--no-skips", action=argparse.BooleanOptionalAction, default=None,
+    run.add_argument("--fail-on-skip", action=argparse.BooleanOptionalAction, default=None,
                      help="fail when a core-flow scenario is skipped (default: on under CI=true)")
 
     serve = sub.add_parser("serve", help="start embedded back ends on loopback (real time) and "

@@ -91,3 +91,21 @@ def test_another_repository_uses_the_step_library(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 scenario passed" in result.stdout
+
+
+def test_under_ci_a_skipped_core_scenario_fails_the_run(tmp_path):
+    """Against an external AWS target the seed scenario (server control needed) is skipped:
+    fine for a user, a failure under CI=true."""
+    feature = REPO / "features" / "aws_iot" / "fota.feature"
+    external = ["-D", "target.aws-iot=external", "-D", "target.aws-iot.aws=http://127.0.0.1:9",
+                "-D", "target.aws-iot.mqtt=mqtt://127.0.0.1:9"]
+    env = {**os.environ, "CI": "true"}
+    result = subprocess.run([*OTAHARNESS, "run", str(feature), *external, "-f", "progress"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "core-flow scenarios were skipped" in result.stderr
+    assert "1 skipped" in result.stdout
+    relaxed = subprocess.run([*OTAHARNESS, "run", "--no-fail-on-skip", str(feature), *external,
+                              "-f", "progress"], cwd=tmp_path, capture_output=True, text=True,
+                             env=env)
+    assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
