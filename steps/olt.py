@@ -109,6 +109,10 @@ class Platform:
             raise KeyError(f"nothing called {name!r} (known: {', '.join(sorted(self.ids)) or 'none'})")
         return self.ids[name]
 
+    def name_of(self, resource_id: str) -> str:
+        """The feature's name for a resource id."""
+        return next(name for name, known in self.ids.items() if known == resource_id)
+
     def gateway(self, name: str) -> OltGateway:
         if name not in self.gateways:
             raise KeyError(f"no gateway {name!r}: connect it first")
@@ -561,7 +565,7 @@ def gateway_got_instruction(context, gateway):
                 and message.get("operation") == "install"]
     assert received, f"gateway {gateway} got no instruction for {installation['id']}"
     firmware = received[0]["firmware"]
-    name = next(name for name, id_ in platform.ids.items() if id_ == installation["firmwareId"])
+    name = platform.name_of(installation["firmwareId"])
     data = platform.images[name]
     assert received[0]["slot"] == installation["slot"], received[0]
     assert firmware["version"] == platform.versions[name], firmware
@@ -589,19 +593,29 @@ def gateway_dropped(context, gateway):
 
 
 @then('gateway "{gateway}" resumed the cut download where it stopped')
-def gateway_resumed(context, gateway):
+def gateway_resumed_cut(context, gateway):
     """The link cut the blob download once; the gateway asked again for the rest only
     (`Range: bytes=<what it had>-` with `If-Range` on the blob's sha256)."""
     platform = _platform(context)
-    emulator = platform.gateway(gateway)
-    runtime = ota(context)
-    cuts = runtime.proxy_for(platform.service.endpoints()["olt"]).counters(gateway).cuts
+    cuts = ota(context).proxy_for(platform.service.endpoints()["olt"]).counters(gateway).cuts
     assert cuts == 1, f"the link was cut {cuts} times"
-    requests = emulator.download_requests
+    _assert_resumed_once(context, gateway)
+
+
+@then('gateway "{gateway}" resumed the download from its flash')
+def gateway_resumed_from_flash(context, gateway):
+    """After coming back, the gateway kept the bytes it had in flash and asked for the rest only
+    (`Range: bytes=<what it had>-` with `If-Range` on the blob's sha256)."""
+    _assert_resumed_once(context, gateway)
+
+
+def _assert_resumed_once(context, gateway: str) -> None:
+    platform = _platform(context)
+    requests = platform.gateway(gateway).download_requests
     assert len(requests) == 2 and requests[0] == {}, f"blob requests: {requests}"
     resumed_at = int(requests[1]["Range"].removeprefix("bytes=").rstrip("-"))
-    name = next(name for name, id_ in platform.ids.items()
-                if id_ == runtime.values["installation"]["firmwareId"])
+    installation = ota(context).values["installation"]
+    name = platform.name_of(installation["firmwareId"])
     sha256 = hashlib.sha256(platform.images[name]).hexdigest()
     assert 0 < resumed_at < len(platform.images[name]), requests
     assert requests[1]["If-Range"] == f'"{sha256}"', requests

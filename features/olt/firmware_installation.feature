@@ -70,3 +70,15 @@ Feature: Deploying binaries to devices through their gateway
     Then soon the installation is succeeded
     And gateway "gw1" resumed the cut download where it stopped
     And device "lamp1" reports version "2.1.0" in its firmware slot
+
+  Scenario: A gateway that loses power mid-download carries on from its flash
+    Given firmware "lamp app" version "2.1.0" with a 64 KiB image
+    And the link between "gw1" and the OLT endpoint is throttled to 2 KiB/s
+    When I install firmware "lamp app" into the firmware slot of device "lamp1"
+    And 10 seconds pass
+    Then the installation is downloading
+    When device "gw1" loses power
+    Then soon the installation is succeeded
+    And gateway "gw1" resumed the download from its flash
+    And the installation went through scheduled, downloading, downloaded, installing and succeeded
+    And device "lamp1" reports version "2.1.0" in its firmware slot
