@@ -287,10 +287,17 @@ def _image(context, name: str, size: int) -> bytes:
     return ota(context).rng(f"olt image {name} {size}").randbytes(size)
 
 
-def _attach(context, name: str, data: bytes) -> tuple[int, Any]:
+def _on_firmware(context, method: str, name: str, below: str = "", *, raw: bytes | None = None,
+                 must_succeed: bool = False) -> Any:
+    """A call on the named firmware (or `below` it, e.g. `/blob`): (status, answer), or only the
+    data of an answer that `must_succeed`."""
     platform = _platform(context)
-    return _run(context, platform.request("PUT", f"/v1/firmwares/{platform.id_of(name)}/blob",
-                                          raw=data))
+    call = platform.ok if must_succeed else platform.request
+    return _run(context, call(method, f"/v1/firmwares/{platform.id_of(name)}{below}", raw=raw))
+
+
+def _attach(context, name: str, data: bytes) -> tuple[int, Any]:
+    return _on_firmware(context, "PUT", name, "/blob", raw=data)
 
 
 @given('firmware "{name}" version "{version}" for the {slot} slot')
@@ -341,9 +348,8 @@ def firmware_offers_image(context, name):
 @then('firmware "{name}" still serves its first image')
 def firmware_serves_first_image(context, name):
     """The blob download gives the bytes attached first."""
-    platform = _platform(context)
-    downloaded = _run(context, platform.ok("GET", f"/v1/firmwares/{platform.id_of(name)}/blob"))
-    assert downloaded == platform.images[name], "the firmware serves other bytes than attached"
+    downloaded = _on_firmware(context, "GET", name, "/blob", must_succeed=True)
+    assert downloaded == _platform(context).images[name], "the firmware serves other bytes than attached"
 
 
 @given('the stored image of firmware "{name}" is corrupted at byte {offset:d}')
@@ -364,15 +370,13 @@ def corrupt_stored_image(context, name, offset):
 @when('I delete firmware "{name}"')
 def delete_firmware(context, name):
     """DELETE the firmware; it must be accepted (204)."""
-    platform = _platform(context)
-    _run(context, platform.ok("DELETE", f"/v1/firmwares/{platform.id_of(name)}"))
+    _on_firmware(context, "DELETE", name, must_succeed=True)
 
 
 @when('I try to delete firmware "{name}"')
 def try_delete_firmware(context, name):
     """DELETE the firmware; the answer is `${response}`."""
-    platform = _platform(context)
-    _run(context, platform.request("DELETE", f"/v1/firmwares/{platform.id_of(name)}"))
+    _on_firmware(context, "DELETE", name)
 
 
 @then('firmware "{name}" is gone')
@@ -387,15 +391,13 @@ def firmware_is_gone(context, name):
 @when('I try to read firmware "{name}"')
 def try_read_firmware(context, name):
     """GET the firmware's details; the answer is `${response}`."""
-    platform = _platform(context)
-    _run(context, platform.request("GET", f"/v1/firmwares/{platform.id_of(name)}"))
+    _on_firmware(context, "GET", name)
 
 
 @when('I try to download firmware "{name}"')
 def try_download_firmware(context, name):
     """GET the firmware's blob; the answer is `${response}`."""
-    platform = _platform(context)
-    _run(context, platform.request("GET", f"/v1/firmwares/{platform.id_of(name)}/blob"))
+    _on_firmware(context, "GET", name, "/blob")
 
 
 @then("my firmware list is empty")
