@@ -44,6 +44,7 @@ from typing import Any
 from emulators.aws_tracker.download import DownloadFailed, RangeDownload
 from emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
 from otaharness.runtime.mqtt import MqttClient, MqttError
+from otaharness.runtime.tasks import BackgroundTasks
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class Tracker:
         self._want_connected = False
         self._reconnect_delay = RECONNECT_FIRST_DELAY
         self._reconnect_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(thing_name, on_error=self._task_failed)
         self._job_task: asyncio.Task[Any] | None = None
         self._boot()
 
@@ -258,7 +259,7 @@ class Tracker:
 
     def _reconnect(self) -> None:
         self._reconnect_timer = None
-        self._spawn(self._try_connect())
+        self._tasks.spawn(self._try_connect())
 
     async def _try_connect(self) -> None:
         if self._client is not None:
@@ -300,11 +301,7 @@ class Tracker:
         if self._reconnect_timer is not None:
             self._reconnect_timer.cancel()
             self._reconnect_timer = None
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)  # closes any HTTP session too
+        await self._tasks.cancel_all()  # closes any HTTP session too
         self._fail_pending(TrackerError(f"{self.thing_name} went down"))
         client, self._client = self._client, None
         if client is not None:
@@ -313,17 +310,9 @@ class Tracker:
                 client.abort()
             await client.disconnect()
 
-    def _spawn(self, coroutine: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("%s: task failed", self.thing_name, exc_info=task.exception())
-            self._event(f"internal error: {task.exception()!r}")
+    def _task_failed(self, error: BaseException) -> None:
+        log.error("%s: task failed", self.thing_name, exc_info=error)
+        self._event(f"internal error: {error!r}")
 
     # ------------------------------------------------------------------ requests and responses
 
@@ -439,7 +428,7 @@ class Tracker:
             return  # "No queued jobs for this device"
         if self._job_task is not None:
             return  # aws_fota: "Job already being handled, ignore message"
-        self._job_task = self._spawn(self._handle_job(execution))
+        self._job_task = self._tasks.spawn(self._handle_job(execution))
 
     async def _handle_job(self, execution: dict[str, Any]) -> None:
         outcome = JobOutcome.STALLED

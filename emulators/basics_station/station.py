@@ -66,10 +66,9 @@ from otaharness.protocols.basics_station import (
     station_key_crcs,
     station_update_decision,
 )
+from otaharness.runtime.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
-
     from otaharness.runtime.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -170,7 +169,7 @@ class BasicsStation:
         self._cups_task: asyncio.Task[Any] | None = None
         self._tc_task: asyncio.Task[Any] | None = None
         self._restart_task: asyncio.Task[Any] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()  # every task of this life, also stopped TC ones finishing
+        self._tasks = BackgroundTasks(self.name)  # every task of this life, also stopped TC ones finishing
         self._muxs: ClientConnection | None = None
         self._tc_connected = False
         # Hooks for the radio side (emulators/basics_station/radio.py): a handler per LNS msgtype
@@ -209,7 +208,7 @@ class BasicsStation:
             self.note("update-rerun", "update.bin left from before the restart")
             await self._run_update()
         self._ram.cups_due = asyncio.get_running_loop().time()
-        self._cups_task = self._spawn(self._cups_loop(), "CUPS")
+        self._cups_task = self._tasks.spawn(self._cups_loop(), name="CUPS")
         self._start_tc()
 
     async def stop(self) -> None:
@@ -231,14 +230,10 @@ class BasicsStation:
         await self.start()
 
     async def _halt(self, graceful: bool) -> None:
-        current = asyncio.current_task()
         if self._muxs is not None and not graceful:
             self._muxs.transport.abort()  # no close frame, no FIN handshake: the power is gone
-        tasks = [task for task in self._tasks if task is not current]
         self._cups_task = self._tc_task = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         self._tc_connected = False
         self.note("halt", "orderly" if graceful else "power cut")
 
@@ -437,13 +432,8 @@ class BasicsStation:
     # -- TC ---------------------------------------------------------------------------------------
     def _start_tc(self) -> None:
         if self._tc_task is None or self._tc_task.done():
-            self._tc_task = self._spawn(self._tc_loop(), "TC")
+            self._tc_task = self._tasks.spawn(self._tc_loop(), name="TC")
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, Any], purpose: str) -> asyncio.Task[Any]:
-        task = asyncio.create_task(coroutine, name=f"{self.name} {purpose}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _stop_tc(self) -> None:
         if self._tc_task is not None and self._tc_task is not asyncio.current_task():
@@ -572,7 +562,7 @@ class BasicsStation:
         websocket = self._muxs
         if websocket is None or not self._tc_connected:
             return False
-        self._spawn(self._send_quietly(websocket, json.dumps(message)), "LNS send")
+        self._tasks.spawn(self._send_quietly(websocket, json.dumps(message)), name="LNS send")
         return True
 
     async def _send_quietly(self, websocket: ClientConnection, text: str) -> None:

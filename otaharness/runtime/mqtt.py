@@ -31,6 +31,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.reasoncodes import ReasonCode
 
+from otaharness.runtime.tasks import BackgroundTasks
+
 log = logging.getLogger(__name__)
 
 # Loop-time seconds. Safe on a virtual clock: time only jumps once the broker has been flushed,
@@ -126,7 +128,7 @@ class MqttClient:
         self._socket_closed: asyncio.Future[None] | None = None
         self._acks: dict[tuple[str, int], asyncio.Future[Any]] = {}  # (kind, mid) -> future
         self._misc_timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks(f"MQTT client {client_id}")
         self._streams: set[MessageStream] = set()
         self._established = False
         self._disconnecting = False
@@ -188,11 +190,7 @@ class MqttClient:
         self._cancel_misc()
         for stream in list(self._streams):
             stream.close()
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
 
     async def subscribe(self, topic_filter: str, qos: int = 1, timeout: float = ACK_TIMEOUT) -> int:
         """Subscribe and return the QoS the broker granted."""
@@ -362,14 +360,7 @@ class MqttClient:
             self._handler_failed(callback, exc)
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda done: self._task_done(callback, done))
-
-    def _task_done(self, callback: Callable[..., Any], task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._handler_failed(callback, task.exception())
+            self._tasks.spawn(result, on_error=lambda exc: self._handler_failed(callback, exc))
 
     def _handler_failed(self, callback: Callable[..., Any], exc: BaseException | None) -> None:
         assert exc is not None

@@ -47,6 +47,7 @@ from otaharness.protocols.aws_iot_jobs import (
     split_thing_topic,
     update_accepted,
 )
+from otaharness.runtime.tasks import BackgroundTasks
 from otaharness.servers.aws_iot.jobs import Clock, JobsService
 from otaharness.servers.aws_iot.shadows import ShadowService
 
@@ -62,7 +63,7 @@ class MqttBridge:
         self._clock = clock
         self._client: Any = None  # otaharness.runtime.mqtt.MqttClient once started
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = BackgroundTasks("AWS IoT MQTT bridge")
 
     def _now(self) -> int:
         return int(self._clock.epoch())
@@ -174,10 +175,7 @@ class MqttBridge:
             await self._client.subscribe(topic_filter, qos=1)
 
     async def stop(self) -> None:
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         if self._client is not None:
             await self._client.disconnect()
             self._client = None
@@ -190,9 +188,7 @@ class MqttBridge:
     def _publish_notifications(self, thing_name: str) -> None:
         messages = self.notifications(thing_name)
         if messages and self._loop is not None:
-            task = self._loop.create_task(self._publish(messages))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._publish(messages))
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
         await self._publish(self.handle(topic, payload))

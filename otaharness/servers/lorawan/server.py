@@ -57,6 +57,7 @@ from otaharness.protocols.lorawan.mac_commands import (
     MacCommand,
 )
 from otaharness.runtime.clock import Clock, gps_seconds
+from otaharness.runtime.tasks import BackgroundTasks
 
 from .duty_cycle import Booking, GatewayAirtime
 from .registry import Device, DeviceClassName, DeviceRegistry, MulticastGroup, QueuedDownlink, RegistryError
@@ -187,7 +188,7 @@ class NetworkServer:
         self._class_c_senders: dict[int, asyncio.Task[None]] = {}
         self._multicast_queues: dict[str, list[MulticastFrame]] = {}
         self._multicast_senders: dict[str, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = BackgroundTasks("network server")
         self._next_diid = rng.randrange(1, 1 << 30)
 
     async def start(self) -> None:
@@ -198,9 +199,7 @@ class NetworkServer:
                 self._kick_class_c(dev_eui)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         self.registry.close()
 
     # -- devices -----------------------------------------------------------------------------
@@ -270,7 +269,7 @@ class NetworkServer:
         frame = MulticastFrame(name, fport, bytes(payload), chosen, asyncio.get_running_loop().create_future())
         self._multicast_queues.setdefault(name, []).append(frame)
         if name not in self._multicast_senders:
-            self._multicast_senders[name] = self._spawn(self._multicast_sender(name))
+            self._multicast_senders[name] = self._tasks.spawn(self._multicast_sender(name))
         return frame
 
     # -- station messages ------------------------------------------------------------------
@@ -299,7 +298,7 @@ class NetworkServer:
             pending.receptions.append(reception)
             return
         self._pending[key] = _PendingUplink(decoded, [reception])
-        loop.call_later(self.dedup_window_s, lambda: self._spawn(self._process_uplink(key)))
+        loop.call_later(self.dedup_window_s, lambda: self._tasks.spawn(self._process_uplink(key)))
 
     async def handle_dntxed(self, gateway_id: int, message: dict[str, Any] | DownlinkTransmitted) -> None:
         try:
@@ -478,7 +477,7 @@ class NetworkServer:
             return
         result = handler(dev_eui, fport, payload, meta)
         if inspect.isawaitable(result):
-            self._spawn(result)
+            self._tasks.spawn(result)
 
     def _settle_confirmed(self, dev_eui: int, ack_fcnt: int | None) -> None:
         """The first uplink after a confirmed downlink acknowledges it (ACK bit) or not."""
@@ -567,7 +566,7 @@ class NetworkServer:
             xtime=best.radio.upinfo.xtime, rctx=best.radio.upinfo.rctx, priority=0, mux_time=self.clock.epoch())
         transmitted = await self._send(best.gateway_id, dnmsg, window, airtime, item)
         if transmitted is not None:
-            self._spawn(self._settle(item, transmitted, window.start + airtime - self._now()))
+            self._tasks.spawn(self._settle(item, transmitted, window.start + airtime - self._now()))
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
@@ -633,7 +632,7 @@ class NetworkServer:
     # -- class C ---------------------------------------------------------------------------
     def _kick_class_c(self, dev_eui: int) -> None:
         if dev_eui not in self._class_c_senders and self.registry.queued(dev_eui):
-            self._class_c_senders[dev_eui] = self._spawn(self._class_c_sender(dev_eui))
+            self._class_c_senders[dev_eui] = self._tasks.spawn(self._class_c_sender(dev_eui))
 
     async def _transmit_class_c(self, gateway_id: int, dev_eui: int, frequency: int, data_rate: int,
                                 build: Callable[[], bytes], length: int,
@@ -716,14 +715,3 @@ class NetworkServer:
         finally:
             self._multicast_senders.pop(name, None)
 
-    # -- tasks -----------------------------------------------------------------------------
-    def _spawn(self, coroutine: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("network server task failed", exc_info=task.exception())
