@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from lorawan_e2e_world import World, run_world
 from scapy.utils import RawPcapReader
 
@@ -25,13 +23,6 @@ ABP_KEYS = SessionKeys(nwk_s_key=bytes.fromhex("44024241ed4ce9a68c6a8bc055233fd3
 MC_ADDR = 0x01AB0001
 
 
-def _tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is required under CI (apt-get install -y tshark)")
-        pytest.skip("tshark not installed (apt-get install -y tshark)")
-    return path
 
 
 def _scenario(tmp_path: Path) -> tuple[Path, Path, int]:
@@ -65,8 +56,7 @@ def _scenario(tmp_path: Path) -> tuple[Path, Path, int]:
     return run_world(tmp_path, main, capture=True)
 
 
-def test_scenario_capture_read_by_tshark_with_correct_mics(tmp_path: Path) -> None:
-    tshark = _tshark()
+def test_scenario_capture_read_by_tshark_with_correct_mics(tshark: str, tmp_path: Path) -> None:
     path, key_dir, frames = _scenario(tmp_path)
     rows = (key_dir / KEY_TABLE).read_text().splitlines()
     sessions = {int.from_bytes(bytes.fromhex(row.split(",")[0].strip('"')), "little"):

@@ -12,11 +12,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 from lorawan_radio_world import APP_KEY, RX2_FREQUENCY, MiniNetwork, NetworkSession, make_device, otaa_config, run_virtual
 from scapy.utils import RawPcapReader
 
@@ -57,13 +55,6 @@ def test_key_table_row_has_devaddr_in_wire_order() -> None:
     assert row.startswith('"04030201","44024241ed4ce9a68c6a8bc055233fd3","ec925802ae430ca77fd3dd73cb2cc588",')
 
 
-def _tshark() -> str:
-    path = shutil.which("tshark")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is required under CI (apt-get install -y tshark)")
-        pytest.skip("tshark not installed (apt-get install -y tshark)")
-    return path
 
 
 def _record_traffic(path: Path) -> LoraCapture:
@@ -98,8 +89,7 @@ def _record_traffic(path: Path) -> LoraCapture:
     return run_virtual(main)
 
 
-def test_capture_is_dissected_by_tshark_with_every_verifiable_mic_correct(tmp_path: Path) -> None:
-    tshark = _tshark()
+def test_capture_is_dissected_by_tshark_with_every_verifiable_mic_correct(tshark: str, tmp_path: Path) -> None:
     path = tmp_path / "radio.pcap"
     capture = _record_traffic(path)
     key_rows = (capture.key_dir / KEY_TABLE).read_text().splitlines()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import shutil
 import struct
 import subprocess
 from collections import defaultdict
@@ -258,14 +256,6 @@ async def test_capture_checksums_and_timestamps(recorded: RecordedExchanges) -> 
         assert (packet[IP].chksum, packet[TCP].chksum) == (rebuilt[IP].chksum, rebuilt[TCP].chksum)
 
 
-def _tshark_or_skip() -> str:
-    tshark = shutil.which("tshark")
-    if tshark is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("tshark is required in CI (Debian package 'tshark')")
-        pytest.skip("tshark is not installed (Debian package 'tshark')")
-    return tshark
-
 
 def _tshark_fields(tshark: str, path: Path, display_filter: str, *fields: str) -> list[str]:
     command = [tshark, "-n", "-r", str(path), "-Y", display_filter, "-T", "fields"]
@@ -276,8 +266,7 @@ def _tshark_fields(tshark: str, path: Path, display_filter: str, *fields: str) -
 
 
 @pytest.mark.interop
-async def test_tshark_dissects_the_capture(recorded: RecordedExchanges) -> None:
-    tshark = _tshark_or_skip()
+async def test_tshark_dissects_the_capture(tshark: str, recorded: RecordedExchanges) -> None:
     path = recorded.path
     assert _tshark_fields(tshark, path, "http.request", "ip.src", "tcp.srcport",
                           "http.request.method", "http.request.uri") == [
