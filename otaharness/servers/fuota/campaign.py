@@ -164,6 +164,7 @@ class DeviceState:
     round: int = 1
     done: dict[str, float] = field(default_factory=dict)  # exchange step -> Unix time of its answer
     answers: dict[str, Any] = field(default_factory=dict)  # last answer per command name
+    reboot_requested: bool = False  # a DevRebootTimeReq/DevRebootCountdownReq programming a reboot went out
     reboot_programmed: bool = False
     rebooted: bool = False  # a DevVersionAns came after the reboot time
     frag_session_set_up: bool = False

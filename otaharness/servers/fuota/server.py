@@ -272,8 +272,11 @@ class CampaignRun:
     async def stage_reboot_time(self) -> None:
         assert self.config.reboot_time is not None
         gps = int(gps_seconds(self.config.reboot_time)) % GPS_MODULO
-        silent = await self.exchange("DevRebootTime", self.participants(),
-                                     lambda device: ts006.DevRebootTimeReq(reboot_time=gps))
+
+        def request(device: DeviceState) -> Command:
+            device.reboot_requested = True
+            return ts006.DevRebootTimeReq(reboot_time=gps)
+        silent = await self.exchange("DevRebootTime", self.participants(), request)
         self._fail_silent(silent, "DevRebootTimeAns")
 
     async def stage_frag_session_setup(self) -> None:
@@ -357,8 +360,10 @@ class CampaignRun:
         if config.reboot_time is not None:
             reboot_at = config.reboot_time
         else:
-            silent = await self.exchange("DevRebootCountdown", ready,
-                                         lambda device: ts006.DevRebootCountdownReq(countdown=config.reboot_countdown_s))
+            def request(device: DeviceState) -> Command:
+                device.reboot_requested = True
+                return ts006.DevRebootCountdownReq(countdown=config.reboot_countdown_s)
+            silent = await self.exchange("DevRebootCountdown", ready, request)
             self._fail_silent(silent, "DevRebootCountdownAns")
             reboot_at = max([d.done["DevRebootCountdown"] for d in ready if "DevRebootCountdown" in d.done],
                             default=self._now()) + config.reboot_countdown_s
@@ -379,7 +384,8 @@ class CampaignRun:
         stage = Stage(self.progress.get("stopped_in", self.stage))
         version = self.config.firmware_version
         open_devices = [d for d in self.devices.values() if d.status is not DeviceStatus.PASSED and not d.rebooted]
-        cancel = [d for d in open_devices if d.reboot_programmed]
+        # a request still queued at the network server may program a reboot after the stop
+        cancel = [d for d in open_devices if d.reboot_programmed or d.reboot_requested]
         delete: list[DeviceState] = []
         if stage >= Stage.DL_FRAGMENT and self.config.kind is CampaignKind.FIRMWARE:
             delete = [d for d in open_devices if d.frag_session_set_up]
@@ -389,11 +395,15 @@ class CampaignRun:
                                   "(TS006 has no rollback); the others' reboot is cancelled and image deleted")
         self.log("cleanup", stage=int(stage), cancel_reboot=[f"{d.dev_eui:016X}" for d in cancel],
                  delete_image=[f"{d.dev_eui:016X}" for d in delete])
+        # devices in a class C session poll again only after it: wait for them that long
+        extra = 0.0
+        if "session_time_gps" in self.progress:
+            extra = max(self.session_window()[1] - asyncio.get_running_loop().time(), 0.0)
         await asyncio.gather(
             self.exchange("CancelReboot", cancel,
-                          lambda device: ts006.DevRebootTimeReq(reboot_time=ts006.REBOOT_TIME_CANCEL)),
+                          lambda device: ts006.DevRebootTimeReq(reboot_time=ts006.REBOOT_TIME_CANCEL), extra),
             self.exchange("DeleteImage", delete,
-                          lambda device: ts006.DevDeleteImageReq(firmware_to_delete_version=version)))
+                          lambda device: ts006.DevDeleteImageReq(firmware_to_delete_version=version), extra))
         for device in self.devices.values():
             device.fail(f"campaign stopped in stage {int(stage)}")
             self._save_device(device)
