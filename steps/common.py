@@ -7,8 +7,9 @@ import uuid
 from behave import given, then, when
 
 from otaharness.bdd.support import (
-    json_argument, lookup, mismatches, ota, parse_duration, substitute)
+    json_argument, lookup, mismatches, ota, substitute)
 from otaharness.runtime.faults import parse_link_fault
+from otaharness.units import parse_duration
 
 SOON_LIMIT = 3600.0  # scenario seconds a `soon` step keeps retrying
 
@@ -46,11 +47,14 @@ def soon(context, step_text):
     until it passes, for at most an hour of scenario time, as the nRF Asset Tracker's `Soon`
     does. The last failure is reported."""
     keyword = context.ota_step.step_type.capitalize()  # "Then soon …" retries a Then step
+    step = f"{keyword} {step_text}"
+    if context.text is not None:  # the doc string belongs to the retried step
+        step += '\n"""\n' + context.text + '\n"""'
     runtime = ota(context)
     give_up, delay = runtime.clock.monotonic() + SOON_LIMIT, 1.0
     while True:
         try:
-            context.execute_steps(f"{keyword} {step_text}")
+            context.execute_steps(step)
             return
         except AssertionError as failure:
             # behave reports a sub-step that raised (not asserted) as "ERROR SUB-STEP": a broken

@@ -30,10 +30,11 @@ from cryptography.x509.oid import NameOID
 
 from emulators.basics_station import BasicsStation, CredentialSet, StationHome, StationSettings
 from emulators.basics_station.cups_http import post_update_info
-from otaharness.bdd.support import ota, parse_duration, substitute
+from otaharness.bdd.support import ota, substitute
 from otaharness.cli import COMMANDS
 from otaharness.protocols.basics_station import NO_UPDATE, Credentials, UpdateInfoRequest, format_eui
 from otaharness.provision.basics_station import write_firmware_digest
+from otaharness.units import parse_duration
 
 FIRST_STATION_EUI = 0x0016C001FF10A235  # stations get consecutive EUIs from here, in order of appearance
 CONNECT_LIMIT = 600.0  # scenario seconds a step waits for a station to come up

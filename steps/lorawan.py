@@ -17,11 +17,12 @@ from behave import given, then, when
 from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from emulators.lorawan_field import LoRaWANField
 from emulators.radio import FixedLoss, Transmission
-from otaharness.bdd.support import ota, parse_duration
+from otaharness.bdd.support import ota
 from otaharness.protocols.basics_station import format_eui
 from otaharness.protocols.lorawan import EU868
 from otaharness.runtime.lora_capture import LoraCapture
 from otaharness.runtime.runtime import slug
+from otaharness.units import parse_duration
 
 JOIN_EUI = "70B3D57ED0000001"
 FIRST_GATEWAY_EUI = 0x0016C001FF100001

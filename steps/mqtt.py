@@ -4,8 +4,9 @@ import json
 
 from behave import given, then, when
 
-from otaharness.bdd.support import ota, parse_duration, substitute
+from otaharness.bdd.support import ota, substitute
 from otaharness.runtime.mqtt import MqttClient, MqttError
+from otaharness.units import parse_duration
 
 RECEIVE_TIMEOUT = 60.0
 

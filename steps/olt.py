@@ -26,18 +26,9 @@ from fixtures import fixture_path
 from otaharness.bdd.support import json_argument, mismatches, ota
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.servers.olt.http_api import TOKEN_PATH
+from otaharness.units import parse_size
 
-_SIZE = re.compile(r"^\s*(\d+)\s*(bytes?|B|KiB|MiB)\s*$")
-_SIZE_UNITS = {"byte": 1, "bytes": 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 FIELD_CHUNK = 1024  # bytes per field-procedure chunk the gateways send
-
-
-def _size(text: str) -> int:
-    """'48 KiB', '700 bytes' → bytes."""
-    match = _SIZE.match(text)
-    if match is None:
-        raise ValueError(f"not a size: {text!r} (try '700 bytes', '48 KiB', '1 MiB')")
-    return int(match[1]) * _SIZE_UNITS[match[2]]
 
 
 def _names(text: str) -> list[str]:
@@ -317,7 +308,7 @@ def firmware_with_image(context, name, version, size):
 @when('I attach a {size} image to firmware "{name}"')
 def attach_image(context, size, name):
     """Upload the blob (step 2 of the seed's hosting procedure); it must be accepted."""
-    data = _image(context, name, _size(size))
+    data = _image(context, name, parse_size(size))
     status, answer = _attach(context, name, data)
     assert status == 200, f"attaching the blob answered {status}: {answer}"
     _platform(context).images[name] = data
@@ -326,7 +317,7 @@ def attach_image(context, size, name):
 @when('I try to attach another {size} image to firmware "{name}"')
 def attach_another_image(context, size, name):
     """Upload other bytes to a firmware that has its blob; the answer is `${response}`."""
-    _attach(context, name, _image(context, f"{name} again", _size(size)))
+    _attach(context, name, _image(context, f"{name} again", parse_size(size)))
 
 
 @then('firmware "{name}" offers its image for download with its size and hashes')

@@ -138,9 +138,11 @@ class OltGateway:
         await self.start()
 
     async def power_cut(self) -> None:
-        """RAM is lost (jobs, token, transfers into devices); flash and device slots remain."""
+        """RAM is lost (jobs, token, transfers into devices); flash and device slots remain. The
+        broker sees the connection drop, with no DISCONNECT."""
         for device in self.devices.values():
             device.power_cut()
+        self.mqtt.abort()
         await self.stop()
         await self.start()
 

@@ -36,3 +36,18 @@ Feature: Scenario time, the broker and link faults
       """
       {"site": "plant-7", "state": "up"}
       """
+
+  Scenario: A delayed link holds a message back until its time has come
+    Given an MQTT client "sender" connected to the broker
+    And an MQTT client "receiver" connected to the broker
+    And "receiver" subscribes to "slow/#"
+    And the link between "receiver" and the MQTT endpoint is delayed by 90 seconds
+    When "sender" publishes to "slow/reading"
+      """
+      {"value": 42}
+      """
+    Then "receiver" receives nothing on "slow/reading" for 80 seconds
+    And soon "receiver" receives on "slow/reading"
+      """
+      {"value": 42}
+      """

@@ -8,11 +8,6 @@ from typing import Any
 
 from otaharness.runtime.runtime import Runtime
 
-_DURATION = re.compile(
-    r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|milliseconds?|s|seconds?|min|minutes?|h|hours?|"
-    r"d|days?|weeks?)\s*$", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "millisecond": 0.001, "s": 1, "second": 1, "min": 60, "minute": 60,
-                 "h": 3600, "hour": 3600, "d": 86400, "day": 86400, "week": 604800}
 _PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -21,16 +16,6 @@ def ota(context) -> Runtime:
     if runtime is None:
         raise RuntimeError("no otaharness runtime: is otaharness.bdd.environment in environment.py?")
     return runtime
-
-
-def parse_duration(text: str) -> float:
-    """'30 minutes', '1 hour', '2 days', '90 s', '250 ms' → seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"not a duration: {text!r} (try '30 minutes', '2 hours', '3 days')")
-    unit = match["unit"].lower()
-    unit = unit[:-1] if unit.endswith("s") and unit not in ("s", "ms") else unit
-    return float(match["n"]) * _UNIT_SECONDS[unit]
 
 
 def lookup(values: dict[str, Any], path: str) -> Any:

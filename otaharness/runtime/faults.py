@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from otaharness.units import parse_duration, parse_rate, parse_size
+
 
 class LinkFaultError(ValueError):
     """A link fault that cannot exist, or a step phrase that names none."""
@@ -71,30 +73,13 @@ class Refuse:
 
 LinkFault = Drop | Delay | Throttle | CutAfter | Refuse
 
-_BYTE_UNITS: dict[str, int] = {
-    "b": 1, "byte": 1, "bytes": 1,
-    "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3,
-}
-_SECOND_UNITS: dict[str, float] = {
-    "ms": 0.001, "millisecond": 0.001, "milliseconds": 0.001,
-    "s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0,
-    "min": 60.0, "minute": 60.0, "minutes": 60.0,
-}
-_NUMBER = r"(\d+(?:\.\d+)?)"
-_CUT = re.compile(rf"cut after {_NUMBER} ?([a-z]+)( every time)?")
-_DELAY = re.compile(rf"delayed by {_NUMBER} ?([a-z]+)")
-_THROTTLE = re.compile(rf"throttled to {_NUMBER} ?([a-z]+)(?:/s| per second)")
+_CUT = re.compile(r"cut after (.+?)( every time)?")
+_DELAY = re.compile(r"delayed by (.+)")
+_THROTTLE = re.compile(r"throttled to (.+)")
 _PHRASES_HELP = (
     "'cut after 4 KiB', 'cut after 100 bytes every time', 'delayed by 2 seconds', "
     "'throttled to 1 KiB/s', 'dropped' or 'refused'"
 )
-
-
-def _scaled(number: str, unit: str, units: dict[str, float] | dict[str, int], text: str) -> float:
-    if unit not in units:
-        raise LinkFaultError(f"unknown unit {unit!r} in link fault {text!r}")
-    return float(number) * units[unit]
 
 
 def parse_link_fault(text: str) -> LinkFault:
@@ -104,13 +89,15 @@ def parse_link_fault(text: str) -> LinkFault:
         return Drop()
     if phrase in ("refused", "refuse"):
         return Refuse()
-    if match := _CUT.fullmatch(phrase):
-        nbytes = _scaled(match[1], match[2], _BYTE_UNITS, text)
-        if nbytes != int(nbytes):
-            raise LinkFaultError(f"a cut must fall on a whole byte, not {nbytes} in {text!r}")
-        return CutAfter(int(nbytes), once=match[3] is None)
-    if match := _DELAY.fullmatch(phrase):
-        return Delay(_scaled(match[1], match[2], _SECOND_UNITS, text))
-    if match := _THROTTLE.fullmatch(phrase):
-        return Throttle(_scaled(match[1], match[2], _BYTE_UNITS, text))
+    try:
+        if match := _CUT.fullmatch(phrase):
+            return CutAfter(parse_size(match[1]), once=match[2] is None)
+        if match := _DELAY.fullmatch(phrase):
+            return Delay(parse_duration(match[1]))
+        if match := _THROTTLE.fullmatch(phrase):
+            return Throttle(parse_rate(match[1]))
+    except LinkFaultError:
+        raise
+    except ValueError as exc:
+        raise LinkFaultError(f"in link fault {text!r}: {exc}") from exc
     raise LinkFaultError(f"not a link fault: {text!r}; expected one of {_PHRASES_HELP}")

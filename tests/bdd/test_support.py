@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from otaharness.bdd.support import (
-    lookup, mismatches, parse_duration, substitute, substitute_in_json)
+from otaharness.bdd.support import lookup, mismatches, substitute, substitute_in_json
+from otaharness.units import parse_duration, parse_rate, parse_size
 
 
 @pytest.mark.parametrize("text, seconds", [
@@ -18,6 +18,18 @@ def test_durations(text, seconds):
 def test_a_bad_duration_says_what_works():
     with pytest.raises(ValueError, match="30 minutes"):
         parse_duration("soon-ish")
+    with pytest.raises(ValueError, match="unknown unit 'fortnights'"):
+        parse_duration("2 fortnights")
+
+
+def test_sizes_and_rates():
+    assert parse_size("4 KiB") == 4096 and parse_size("700 bytes") == 700
+    assert parse_size("1 MB") == 1_000_000
+    assert parse_rate("1 KiB/s") == 1024 and parse_rate("10 kB per second") == 10_000
+    with pytest.raises(ValueError, match="whole byte"):
+        parse_size("1.5 bytes")
+    with pytest.raises(ValueError, match="not a rate"):
+        parse_rate("1 KiB")
 
 
 def test_dotted_lookup_and_errors():
