@@ -12,6 +12,7 @@ TS003 clock sync answers; campaigns persisted in SQLite, an HTTP API, a CLI and 
 See docs/fuota.md.
 """
 
+from . import cli
 from .campaign import (
     CampaignConfig,
     CampaignDevice,
@@ -27,5 +28,5 @@ from .store import CampaignStore, Event
 
 __all__ = [
     "CampaignConfig", "CampaignDevice", "CampaignError", "CampaignKind", "CampaignRun", "CampaignState",
-    "CampaignStore", "DeviceState", "DeviceStatus", "Event", "FuotaServer", "Stage", "fragments_complete",
+    "CampaignStore", "DeviceState", "DeviceStatus", "Event", "FuotaServer", "Stage", "cli", "fragments_complete",
 ]

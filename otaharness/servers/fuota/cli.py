@@ -1,0 +1,84 @@
+"""FUOTA campaigns through the server's HTTP API: create, start, stop, show, report.
+
+::
+
+    otaharness fuota campaign --url http://127.0.0.1:8070 create campaign.json firmware.bin
+    otaharness fuota campaign --url ... start 1 | stop 1 | show 1 [--watch 5] | report 1 out.png
+
+``campaign.json`` holds the campaign configuration (see docs/fuota.md), devices as
+``{"dev_eui": "70B3D57ED0050001", "gen_app_key": "<32 hex>", "profile": "loramac-node"}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default="http://127.0.0.1:8070", help="FUOTA server API base URL")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="create a campaign from a JSON configuration and an image")
+    create.add_argument("config", type=Path)
+    create.add_argument("image", type=Path)
+    for name, text in (("start", "start a created campaign"), ("stop", "stop a running campaign (with cleanup)")):
+        actions.add_parser(name, help=text).add_argument("campaign", type=int)
+    show = actions.add_parser("show", help="progress of a campaign (all campaigns without an id)")
+    show.add_argument("campaign", type=int, nargs="?")
+    show.add_argument("--watch", type=float, metavar="SECONDS", help="repeat until the campaign ends")
+    report = actions.add_parser("report", help="write the timeline plot (PNG) and print the summary")
+    report.add_argument("campaign", type=int)
+    report.add_argument("png", type=Path)
+
+
+def _line(status: dict[str, Any]) -> str:
+    devices = ", ".join(f"{count} {name}" for name, count in status["devices"].items() if count)
+    return (f"campaign {status['id']} {status['name']!r} ({status['kind']}): {status['state']}, stage "
+            f"{status['stage']}, round {status['round']}, fragments {status['fragments_sent']}/"
+            f"{status['fragments_total']}, devices: {devices}")
+
+
+async def _call(session: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Any:
+    async with session.request(method, url, **kwargs) as response:
+        body = await response.read()
+        if response.status >= 400:
+            raise SystemExit(f"{method} {url}: {response.status} {body.decode(errors='replace')}")
+        return body if response.content_type == "image/png" else json.loads(body)
+
+
+async def run(args: argparse.Namespace) -> int:
+    base = args.url.rstrip("/")
+    async with aiohttp.ClientSession() as session:
+        if args.action == "create":
+            document = {"config": json.loads(args.config.read_text()),
+                        "image": base64.b64encode(args.image.read_bytes()).decode()}
+            created = await _call(session, "POST", f"{base}/campaigns", json=document)
+            print(created["id"])
+        elif args.action in ("start", "stop"):
+            await _call(session, "POST", f"{base}/campaigns/{args.campaign}/{args.action}")
+            print(f"campaign {args.campaign}: {args.action} requested")
+        elif args.action == "show":
+            if args.campaign is None:
+                for status in await _call(session, "GET", f"{base}/campaigns"):
+                    print(_line(status))
+                return 0
+            while True:
+                status = await _call(session, "GET", f"{base}/campaigns/{args.campaign}")
+                print(_line(status))
+                if not args.watch or status["state"] in ("finished", "stopped"):
+                    break
+                await asyncio.sleep(args.watch)
+            for device in status["device_states"]:
+                print(f"  {device['dev_eui']} {device['status']:7} {device['reason']}")
+        elif args.action == "report":
+            args.png.write_bytes(await _call(session, "GET", f"{base}/campaigns/{args.campaign}/report.png"))
+            json.dump(await _call(session, "GET", f"{base}/campaigns/{args.campaign}/report"), sys.stdout, indent=1)
+            print()
+    return 0
