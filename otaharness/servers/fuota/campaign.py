@@ -73,7 +73,8 @@ class CampaignConfig:
     frequency: int = 869_525_000
     session_class: str = "C"  # "B": commands only, beacon-synchronised reception out of scope
     ping_slot_periodicity: int = 0  # class B only
-    session_start_delay_s: float = 60.0  # class C session start: this long after stage 4 begins
+    # class C session start this long after stage 4 begins; None: every unicast attempt fits before it
+    session_start_delay_s: float | None = None
     session_timeout_exponent: int | None = None  # None: from the fragment count and duty cycle
     frag_size: int | None = None  # None: the largest DataFragment the data rate carries
     mc_group_id: int = 0
@@ -102,6 +103,11 @@ class CampaignConfig:
             raise CampaignError("mc_group_id and frag_index are 0..3")
         if self.redundancy < 0:
             raise CampaignError("redundancy must not be negative")
+
+    def session_start_delay(self) -> float:
+        if self.session_start_delay_s is not None:
+            return self.session_start_delay_s
+        return self.unicast_timeout_s * self.unicast_attempts + 60.0
 
     def fragment_size(self, region: Region = EU868) -> int:
         limit = region.data_rate(self.data_rate).max_frm_payload_size() - DATA_FRAGMENT_OVERHEAD

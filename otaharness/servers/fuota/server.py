@@ -296,7 +296,7 @@ class CampaignRun:
     async def stage_session_setup(self) -> None:
         config = self.config
         if "session_time_gps" not in self.progress:
-            self.progress["session_time_gps"] = int(self.server.clock.gps() + config.session_start_delay_s)
+            self.progress["session_time_gps"] = int(self.server.clock.gps() + config.session_start_delay())
             self.progress["session_timeout_exponent"] = config.timeout_exponent(len(self.block().fragments),
                                                                                 self.server.region)
             self._save()
