@@ -375,12 +375,15 @@ class FuotaAgent:
 
     def _on_fragment(self, command: ts004.DataFragment) -> None:
         session = self._sessions.get(command.frag_index)
-        if session is None or session.decoder.state is not DecoderState.RECEIVING:
+        if session is None:
             return
-        try:
+        receiving = session.decoder.state is DecoderState.RECEIVING
+        try:  # fragments after the end still count in NbFragReceived (TS004 §3.2)
             state = session.decoder.push(command.n, command.payload)
         except FuotaCodecError as error:
             self._note(f"fragment N={command.n} ignored: {error}")
+            return
+        if not receiving:
             return
         if state is DecoderState.COMPLETE:
             try:
