@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 GPS_MODULO = 1 << 32
 SESSION_GUARD_S = 5.0  # no uplink this long before a multicast session starts
+POLL_JITTER = 0.2  # each poll interval is drawn from poll_interval_s × (1 ± this)
 BOOT_JITTER_S = 10.0  # the clock sync request after boot comes this long after it at most
 
 
@@ -131,6 +132,7 @@ class FuotaAgent:
         self._reboot_timer: asyncio.TimerHandle | None = None
         self._token = 0
         self._last_uplink = -float("inf")
+        self._poll_gap = self.poll_interval_s
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -213,11 +215,14 @@ class FuotaAgent:
         while True:
             now = self._now()
             due = [item for item in self._outbox if item.not_before <= now]
-            if self.device.joined and not self._quiet() and (due or now - self._last_uplink >= self.poll_interval_s):
+            if self.device.joined and not self._quiet() and (due or now - self._last_uplink >= self._poll_gap):
                 await self._send(due)
+                # jittered, so that devices polling at one period do not keep meeting in the same
+                # gateway RX1 slots (where the duty cycle would starve the same ones every time)
+                self._poll_gap = self.poll_interval_s * self.rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
                 continue
             waits = [item.not_before - now for item in self._outbox if item.not_before > now]
-            waits.append(max(self._last_uplink + self.poll_interval_s - now, 0.0))
+            waits.append(max(self._last_uplink + self._poll_gap - now, 0.0))
             if self._quiet():
                 waits.append(1.0 + max(0.0, min(
                     self.device.clock.loop_time_of(group.session.end_gps) - now
