@@ -17,6 +17,8 @@ from .fileserver import FileServer
 from .http_auth import ServerAuth
 from .store import Store
 
+LISTEN_BACKLOG = 4096  # Linux caps it at net.core.somaxconn (4096 by default since 5.4)
+
 
 class AcsServer:
     def __init__(self, state_dir: Path, clock: Clock, rng: random.Random,
@@ -49,7 +51,10 @@ class AcsServer:
             runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                    shutdown_timeout=0.5)
             await runner.setup()
-            site = web.TCPSite(runner, self.host, ports.get(name, 0), reuse_address=True)
+            # A fleet's simultaneous Informs or downloads overflow the default backlog of 128;
+            # the kernel then retransmits SYNs on real time while a virtual clock jumps ahead.
+            site = web.TCPSite(runner, self.host, ports.get(name, 0), reuse_address=True,
+                               backlog=LISTEN_BACKLOG)
             await site.start()
             self._runners.append(runner)
             self.ports[name] = runner.addresses[0][1]
