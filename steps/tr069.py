@@ -24,7 +24,8 @@ from emulators.cpe.connection_request import ConnectionRequestServer
 from emulators.cpe.device import Cpe
 from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
-from otaharness.bdd.support import ota, parse_duration
+from otaharness.bdd.support import ota
+from otaharness.units import parse_duration
 from otaharness.servers.tr069 import device_id_of
 from otaharness.servers.tr069.http_auth import ServerAuth
 
@@ -518,14 +519,6 @@ def transfer_complete_fault(context, name, code):
     detail = received[-1]["detail"]
     assert detail["code"] == code, f"the last TransferComplete of {name} says " \
         f"{detail['code']} {detail['string']!r}"
-
-
-@then('the ACS could not reach "{name}" with a Connection Request')
-def connection_request_failed(context, name):
-    """The ACS's last Connection Request to the device did not get through."""
-    requests = _events(context, name, "connection-request")
-    assert requests and requests[-1]["detail"]["outcome"] != "accepted", \
-        f"Connection Requests to {name}: {[r['detail'] for r in requests]}"
 
 
 @then('the last Inform of "{name}" carried the events {events}')
