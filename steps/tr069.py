@@ -190,13 +190,19 @@ def routers_switched_on_informing(context, names, interval):
     _switch_on(context, _names(names), "mikrotik", interval=interval)
 
 
-@given('the MikroTik CHR router "{name}" is switched on')
-@given('the MikroTik CHR routers {name} are switched on')
-def routers_switched_on(context, name):
+@given('the MikroTik CHR routers {names} are switched on')
+def routers_switched_on(context, names):
     """Switch on emulated MikroTik RouterOS CHRs (TR-181, OUI E48D8C, product class CHR,
     RouterOS and tr069-client 6.48, informing every hour) and wait until the ACS has registered
     them, e.g. `"cpe1" and "cpe2"` or `"cpe1" to "cpe10"`."""
-    _switch_on(context, _names(f'"{name}"' if '"' not in name else name), "mikrotik")
+    _switch_on(context, _names(names), "mikrotik")
+
+
+@given('the MikroTik CHR router "{name}" is switched on')
+def router_switched_on(context, name):
+    """Switch on one emulated MikroTik RouterOS CHR (as `the MikroTik CHR routers ... are
+    switched on`) and wait until the ACS has registered it."""
+    _switch_on(context, [name], "mikrotik")
 
 
 @given('the TR-098 gateway "{name}" is switched on')
