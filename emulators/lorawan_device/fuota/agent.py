@@ -221,12 +221,12 @@ class FuotaAgent:
                 # gateway RX1 slots (where the duty cycle would starve the same ones every time)
                 self._poll_gap = self.poll_interval_s * self.rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
                 continue
-            waits = [item.not_before - now for item in self._outbox if item.not_before > now]
-            waits.append(max(self._last_uplink + self._poll_gap - now, 0.0))
-            if self._quiet():
-                waits.append(1.0 + max(0.0, min(
-                    self.device.clock.loop_time_of(group.session.end_gps) - now
-                    for group in self.device.multicast.values() if group.session is not None)))
+            if self._quiet():  # nothing goes out before the session ends
+                waits = [self.device.clock.loop_time_of(group.session.end_gps) - now + 1.0
+                         for group in self.device.multicast.values() if group.session is not None]
+            else:
+                waits = [item.not_before - now for item in self._outbox if item.not_before > now]
+                waits.append(self._last_uplink + self._poll_gap - now)
             self._wake.clear()
             try:
                 async with asyncio.timeout(max(min(waits), 0.05)):
