@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--redundancy", type=float, default=0.3)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
-    clock = VirtualClock()
+    clock = VirtualClock(real_time_limit=6 * 3600.0)  # one run_until spans the whole campaign
     loop = VirtualEventLoop(clock)
     asyncio.set_event_loop(loop)
     wall = time.perf_counter()

@@ -123,10 +123,8 @@ def build_app(server: FuotaServer) -> web.Application:
 
 async def serve(server: FuotaServer, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
     """Start the API; returns the runner (``await runner.cleanup()`` to stop) and its base URL."""
-    runner = web.AppRunner(build_app(server))
+    runner = web.AppRunner(build_app(server), handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
-    bound = sockets[0].getsockname()[1] if sockets else port
+    await web.TCPSite(runner, host, port).start()
+    bound: int = runner.addresses[0][1]
     return runner, f"http://{host}:{bound}"

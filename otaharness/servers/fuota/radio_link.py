@@ -68,7 +68,7 @@ class RadioGatewayPort:
         except ValueError as error:
             log.info("gateway %x: frame not forwarded: %s", gateway_id, error)
             return
-        self._spawn(self.server.handle_uplink(gateway_id, message))
+        self._spawn(self.server.handle_uplink(gateway_id, message.to_dict()))
 
     async def send_dnmsg(self, gateway_id: int, dnmsg: dict[str, Any]) -> None:
         if gateway_id not in self.radios:

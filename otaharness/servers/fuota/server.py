@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from enum import Enum
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -259,13 +260,15 @@ class CampaignRun:
     async def stage_group_setup(self) -> None:
         config = self.config
         mc_key = bytes.fromhex(self.progress["mc_key"])
+        group = self.server.network.registry.find_group(self.group_name)
+        assert group is not None  # created in _setup_multicast
 
         def request(device: DeviceState) -> Command:
             gen_app_key = bytes.fromhex(self.server.device_keys[device.dev_eui])
             ke_key = ts005.mc_ke_key(ts005.mc_root_key_lorawan10(gen_app_key))
             return ts005.McGroupSetupReq(mc_group_id=config.mc_group_id, mc_addr=self.progress["mc_addr"],
                                          mc_key_encrypted=ts005.encrypt_mc_key(ke_key, mc_key),
-                                         min_mc_fcount=self.server.network.registry.find_group(self.group_name).fcnt,
+                                         min_mc_fcount=group.fcnt,
                                          max_mc_fcount=GPS_MODULO - 1)
         self._fail_silent(await self.exchange("McGroupSetup", self.participants(), request), "McGroupSetupAns")
 
@@ -504,8 +507,10 @@ class CampaignRun:
 def _json_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, (bool, int, float, str)) or value is None:
-        return value.value if hasattr(value, "value") else value
+        return value
     return str(value)
 
 
