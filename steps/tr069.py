@@ -25,9 +25,9 @@ from emulators.cpe.device import Cpe
 from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
 from otaharness.bdd.support import ota
-from otaharness.units import parse_duration
 from otaharness.servers.tr069 import device_id_of
 from otaharness.servers.tr069.http_auth import ServerAuth
+from otaharness.units import parse_duration
 
 BOOT_LIMIT = 600.0  # scenario seconds a router gets to finish its first session
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -46,14 +46,14 @@ _NAME_RANGE = re.compile(r"^(?P<prefix>\D*)(?P<number>\d+)$")
 
 @dataclass
 class _Flow:
-    """What the scenario's operator and field hold: routers, files written, batches by name."""
+    """What the scenario's operator and field hold: routers, the operator's own copies of
+    files (workspace), batches by name."""
 
     workspace: Path
     routers: dict[str, Cpe] = field(default_factory=dict)
     batches: dict[str, int] = field(default_factory=dict)
     listener: ConnectionRequestServer | None = None
     server: object = None  # the flow's back end once started (an AcsServer)
-    last_action: dict = field(default_factory=dict)  # the last mass action's answer
 
 
 def _flow(context) -> _Flow:
@@ -495,8 +495,7 @@ def mass_upgrade(context, file, names):
     """Networking → TR-069 (ACS) → Devices, the mass `Actions` → `Upgrade`: a Download of the
     file to each selected device, each pushed by a Connection Request."""
     devices = [_device_id(context, name) for name in _names(names)]
-    _flow(context).last_action = _admin(context, "POST", "/actions/upgrade",
-                                        json={"devices": devices, "file": file})
+    _admin(context, "POST", "/actions/upgrade", json={"devices": devices, "file": file})
 
 
 @then('the ACS shows software version "{version}" for {names}')
