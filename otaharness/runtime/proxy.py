@@ -11,6 +11,7 @@ Every open, forwarded chunk and close is written to the optional capture.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 from collections import deque
@@ -179,6 +180,13 @@ class _Pipe:
         self._held_bytes = 0
 
 
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
 class _Connection:
     """A device's connection through the proxy: the device side, the upstream side, two pipes."""
 
@@ -188,6 +196,7 @@ class _Connection:
         self.device = device
         self.link = proxy._link(device)
         self.device_transport: asyncio.Transport | None = device_transport
+        self.device_address: str = device_transport.get_extra_info("peername")[0]
         self.upstream_transport: asyncio.Transport | None = None
         self.up = _Pipe(self, to_upstream=True)
         self.down = _Pipe(self, to_upstream=False)
@@ -213,8 +222,13 @@ class _Connection:
 
     async def _connect(self) -> None:
         host, port = self.proxy.upstream
+        # Transparent on loopback: the server sees the device's own address (127.1.x.y), as it
+        # would without the proxy (an ACS tells cookie-less CPEs apart by it).
+        local = (self.device_address, 0) if _loopback(host) and _loopback(self.device_address) \
+            else None
         try:
-            await self.loop.create_connection(lambda: _UpstreamSide(self), host, port)
+            await self.loop.create_connection(lambda: _UpstreamSide(self), host, port,
+                                              local_addr=local)
         except OSError as exc:
             log.warning("%s: upstream %s:%s unreachable for %s: %s",
                         self.proxy.name, host, port, self.device, exc)

@@ -250,3 +250,31 @@ def test_targets_from_toml_and_defines(tmp_path):
         load_config({"target.olt": "remote"}, path=toml)
     with pytest.raises(ConfigError, match="seed must be an integer"):
         load_config({"seed": "abc"}, path=toml)
+
+
+def test_servers_see_each_device_s_own_address_through_the_link(runtime):
+    """The proxy is transparent on loopback: upstream, a device's connection comes from its own
+    127.1.x.y address, as it would without the proxy."""
+    rt = runtime()
+
+    async def peers():
+        seen = []
+
+        async def accept(reader, writer):
+            seen.append(writer.get_extra_info("peername")[0])
+            writer.close()
+
+        server = await asyncio.start_server(accept, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        for name in ("cpe1", "cpe2"):
+            host, port = await rt.link(url)
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(rt.address_of(name), 0))
+            await reader.read()
+            writer.close()
+        server.close()
+        await server.wait_closed()
+        return seen
+
+    assert rt.run(peers()) == [rt.address_of("cpe1"), rt.address_of("cpe2")]
+    assert rt.close() == []
