@@ -367,7 +367,9 @@ class CampaignRun:
                 device.reboot_requested = True
                 return ts006.DevRebootCountdownReq(countdown=config.reboot_countdown_s)
             silent = await self.exchange("DevRebootCountdown", ready, request)
-            self._fail_silent(silent, "DevRebootCountdownAns")
+            # a lost answer does not mean a lost request: the version check below decides
+            for device in silent:
+                self.log("note", device.dev_eui, text="no DevRebootCountdownAns; verified by its version")
             reboot_at = max([d.done["DevRebootCountdown"] for d in ready if "DevRebootCountdown" in d.done],
                             default=self._now()) + config.reboot_countdown_s
         self.progress["reboot_at"] = reboot_at
