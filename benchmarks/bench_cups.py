@@ -13,36 +13,34 @@ again (14-byte no-update) and reports v1 to the LNS. Timed in real seconds: conn
 uploads; the upgrade cycle from the start of the 24-hour wait to the last LNS report of v1.
 Memory per station: growth of this process's resident set divided by N, after connecting and at
 the end. Every station's registry entry is checked to report v1 before a result is printed.
+
+Baseline, in the same process against the same CUPS server once every station is connected:
+each station's own /update-info request (its current credential CRCs, package v0 and key CRCs)
+POSTed bare, byte for byte as the station does (``post_update_info``), all N at once, answered
+with the no-update reply. The ratio "upgrade cycle / bare CUPS round trips" (upgrade_s /
+baseline_s) is the cost of a full signed upgrade in units of one plain CUPS check.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import tempfile
-import time
+import asyncio
+from functools import partial
 from pathlib import Path
-from typing import Any
+from urllib.parse import urlsplit
 
+from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, on_virtual_clock, run_sizes
 from emulators.basics_station import BasicsStation, StationHome, StationSettings
+from emulators.basics_station.cups_http import post_update_info
 from otaharness.protocols.basics_station import format_eui
 from otaharness.provision.basics_station import prepare_signature_key, upgrade_firmware, write_firmware_digest
-from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
-from otaharness.runtime.runtime import raise_fd_limit
+from otaharness.runtime.clock import VirtualClock
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
 
 FIRST_EUI = 0x0016C001FF100000
 DAY = 86400.0
 UPDATE_PROGRAM = "#!/bin/sh\nprintf 'v1\\n' > version.txt\nrm -f update.bin\n: > station.restart\n"
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def write_update(directory: Path, size: int) -> Path:
@@ -55,7 +53,18 @@ def write_update(directory: Path, size: int) -> Path:
     return path
 
 
-async def fleet_run(clock: VirtualClock, count: int, update_size: int, workdir: Path) -> dict[str, Any]:
+async def bare_update_info(cups_url: str, stations: list[BasicsStation]) -> None:
+    """The baseline: every station's /update-info request POSTed once, all at once."""
+    parts = urlsplit(cups_url)
+    assert parts.hostname is not None and parts.port is not None
+    replies = await asyncio.gather(*(
+        post_update_info((parts.hostname, parts.port), f"{parts.hostname}:{parts.port}",
+                         station.update_info_request().encode()) for station in stations))
+    if any(reply.status != 200 for reply in replies):
+        raise AssertionError(f"bare /update-info answered {sorted({reply.status for reply in replies})}")
+
+
+async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_size: int) -> Figures:
     server = BasicsStationServer(workdir / "server", clock)
     await server.start()
     cups_url, lns_url = server.endpoints()["cups"], server.endpoints()["lns"]
@@ -68,7 +77,7 @@ async def fleet_run(clock: VirtualClock, count: int, update_size: int, workdir: 
         euis = [FIRST_EUI + index for index in range(count)]
         for eui in euis:
             server.registry.put(StationRecord(eui, cups_uri=cups_url, tc_uri=lns_url))
-        rss_before = rss_bytes()
+        memory = MemoryGrowth()
         for eui in euis:
             home = StationHome(workdir / "stations" / format_eui(eui, "")).provision(
                 cups_uri=cups_url, version="v0", sig_keys=(key.key_file.read_bytes(),))
@@ -79,37 +88,38 @@ async def fleet_run(clock: VirtualClock, count: int, update_size: int, workdir: 
             return all((session := sessions.get(eui)) is not None and session.version is not None
                        and session.version.package == package for eui in euis)
 
-        started = time.perf_counter()
-        for station in stations:
-            await station.start()
-        assert await clock.run_until(lambda: all_report("v0"), timeout=3600), "not every station connected"
-        connect_s = time.perf_counter() - started
-        rss_connected = rss_bytes()
+        with Stopwatch() as connecting:
+            for station in stations:
+                await station.start()
+            assert await clock.run_until(lambda: all_report("v0"), timeout=3600), "not every station connected"
+        rss_connected = memory.per_unit_kib(count)
 
-        started = time.perf_counter()
-        for eui in euis:
-            await upgrade_firmware(cups_url, format_eui(eui, ""), "v1", firmware, digest, key.checksum_file)
-        upload_s = time.perf_counter() - started
+        with Stopwatch() as baseline:
+            await bare_update_info(cups_url, stations)
 
-        virtual_start = clock.monotonic()
-        started = time.perf_counter()
-        assert await clock.run_until(lambda: all_report("v1"), timeout=2 * DAY), "not every station upgraded"
-        upgrade_s = time.perf_counter() - started
-        virtual_s = clock.monotonic() - virtual_start
-        rss_after = rss_bytes()
+        with Stopwatch() as uploads:
+            for eui in euis:
+                await upgrade_firmware(cups_url, format_eui(eui, ""), "v1", firmware, digest, key.checksum_file)
+
+        with Stopwatch(clock) as upgrade:
+            assert await clock.run_until(lambda: all_report("v1"), timeout=2 * DAY), "not every station upgraded"
+        rss_after = memory.per_unit_kib(count)
 
         reported = {server.registry.get(eui).reported_package for eui in euis}
         if reported != {"v1"} or any(station.boots != 2 for station in stations):
             raise AssertionError(f"not every station upgraded once: {reported}")
         return {
             "stations": count,
-            "connect_s": connect_s,
-            "upload_s": upload_s,
-            "upgrade_s": upgrade_s,
-            "stations_per_s": count / upgrade_s,
-            "virtual_s": virtual_s,
-            "rss_per_station_connected_kib": (rss_connected - rss_before) / count / 1024,
-            "rss_per_station_after_kib": (rss_after - rss_before) / count / 1024,
+            "connect_s": connecting.seconds,
+            "upload_s": uploads.seconds,
+            "upgrade_s": upgrade.seconds,
+            "stations_per_s": count / upgrade.seconds,
+            "virtual_s": upgrade.virtual_seconds,
+            "baseline_s": baseline.seconds,
+            "baseline_posts_per_s": count / baseline.seconds,
+            "cycle_per_post": upgrade.seconds / baseline.seconds,
+            "rss_per_station_connected_kib": rss_connected,
+            "rss_per_station_after_kib": rss_after,
         }
     finally:
         for station in stations:
@@ -118,17 +128,18 @@ async def fleet_run(clock: VirtualClock, count: int, update_size: int, workdir: 
         await server.stop()
 
 
-def measure(count: int, update_size: int) -> dict[str, Any]:
-    raise_fd_limit()
-    clock = VirtualClock(real_time_limit=120.0)
-    loop = VirtualEventLoop(clock)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-cups-") as workdir:
-            return loop.run_until_complete(fleet_run(clock, count, update_size, Path(workdir)))
-    finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
-        clock.close()
+def measure(count: int, update_size: int) -> Figures:
+    return on_virtual_clock(partial(fleet_run, count=count, update_size=update_size))
+
+
+def describe(result: Figures) -> str:
+    return (f"N={result['stations']:>4}  connect {result['connect_s']:6.2f} s  uploads {result['upload_s']:6.2f} s"
+            f"  upgrade cycle {result['upgrade_s']:6.2f} s ({result['stations_per_s']:6.1f} stations/s,"
+            f" {result['virtual_s']:.0f} virtual s)"
+            f"  baseline {result['baseline_posts_per_s']:.0f} bare /update-info POSTs/s,"
+            f" cycle = {result['cycle_per_post']:.1f} POSTs"
+            f"  RSS/station {result['rss_per_station_connected_kib']:.0f} KiB connected,"
+            f" {result['rss_per_station_after_kib']:.0f} KiB after")
 
 
 def main() -> None:
@@ -136,16 +147,7 @@ def main() -> None:
     parser.add_argument("--counts", type=int, nargs="+", default=[10, 200])
     parser.add_argument("--update-size", type=int, default=4096, help="bytes of the update file")
     arguments = parser.parse_args()
-    # A fresh process per N, so that one run's freed memory does not hide the next one's growth.
-    context = multiprocessing.get_context("spawn")
-    for count in arguments.counts:
-        with context.Pool(1) as pool:
-            result = pool.apply(measure, (count, arguments.update_size))
-        print(f"N={result['stations']:>4}  connect {result['connect_s']:6.2f} s  uploads {result['upload_s']:6.2f} s"
-              f"  upgrade cycle {result['upgrade_s']:6.2f} s ({result['stations_per_s']:6.1f} stations/s,"
-              f" {result['virtual_s']:.0f} virtual s)"
-              f"  RSS/station {result['rss_per_station_connected_kib']:.0f} KiB connected,"
-              f" {result['rss_per_station_after_kib']:.0f} KiB after")
+    run_sizes("bench_cups", measure, ((count, arguments.update_size) for count in arguments.counts), describe)
 
 
 if __name__ == "__main__":

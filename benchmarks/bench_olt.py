@@ -14,6 +14,11 @@ downloading → downloaded → installing (with progress) → succeeded. Timed i
 POSTs, and from the first POST to the last `succeeded`; the rate is N over the latter. Every
 installation is checked `succeeded` in the database and every device's slot to hold the image
 before a result is printed.
+
+Baseline, in the same process against the same REST API with the same tenant token and the same
+50 requests at a time, just before the installations: one bare authenticated
+`GET /v1/devices/{id}` per device. The ratio "installation cycle / bare GETs" (total_s /
+baseline_s) is the cost of one firmware installation in units of one plain API request.
 """
 
 from __future__ import annotations
@@ -21,20 +26,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import tempfile
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from benchmarks.measure import Figures, Stopwatch, gather_limited, on_virtual_clock, run_sizes
 from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
 from fixtures import fixture_path
 from otaharness.runtime.broker import MosquittoBroker
-from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.runtime.runtime import raise_fd_limit
 from otaharness.servers.olt.backend import Principal
 from otaharness.servers.olt.http_api import TOKEN_PATH
 from otaharness.servers.olt.server import OltServer
@@ -53,8 +56,8 @@ async def _tenant_token(session: aiohttp.ClientSession, url: str, client_id: str
         return (await response.json())["access_token"]
 
 
-async def fleet_run(clock: VirtualClock, devices: int, gateways: int, image_size: int,
-                    chunk_size: int, workdir: Path) -> dict[str, Any]:
+async def fleet_run(clock: VirtualClock, workdir: Path, *, devices: int, gateways: int,
+                    image_size: int, chunk_size: int) -> Figures:
     broker = MosquittoBroker()
     await broker.start()
     clock.add_quiet_probe(broker.flush)
@@ -99,10 +102,14 @@ async def fleet_run(clock: VirtualClock, devices: int, gateways: int, image_size
                                data=image) as response:
             response.raise_for_status()
 
-        gate = asyncio.Semaphore(REQUESTS_AT_A_TIME)
+        async def bare_get(device: FieldDevice) -> None:
+            async with session.get(server.url + f"/v1/devices/{device.device_id}",
+                                   headers=headers) as response:
+                assert response.status == 200, await response.text()
+                await response.read()
 
         async def install(device: FieldDevice) -> None:
-            async with gate, session.post(
+            async with session.post(
                     server.url + f"/v1/devices/{device.device_id}/firmware-installations",
                     headers=headers, json={"firmwareId": firmware_id, "slot": "firmware"}) as response:
                 assert response.status == 201, await response.text()
@@ -110,13 +117,13 @@ async def fleet_run(clock: VirtualClock, devices: int, gateways: int, image_size
         def all_finished() -> bool:
             return sum(len(emulator.results) for emulator in emulators) >= devices
 
-        virtual_start = clock.monotonic()
-        started = time.perf_counter()
-        await asyncio.gather(*(install(device) for device in field_devices))
-        posts_s = time.perf_counter() - started
-        assert await clock.run_until(all_finished, timeout=3600), "not every installation finished"
-        total_s = time.perf_counter() - started
-        virtual_s = clock.monotonic() - virtual_start
+        with Stopwatch() as baseline:
+            await gather_limited(REQUESTS_AT_A_TIME, (bare_get(device) for device in field_devices))
+
+        with Stopwatch(clock) as total:
+            with Stopwatch() as posts:
+                await gather_limited(REQUESTS_AT_A_TIME, (install(device) for device in field_devices))
+            assert await clock.run_until(all_finished, timeout=3600), "not every installation finished"
 
         succeeded = server.store.db.execute(
             "SELECT COUNT(*) FROM installations WHERE status = 'succeeded'").fetchone()[0]
@@ -125,8 +132,11 @@ async def fleet_run(clock: VirtualClock, devices: int, gateways: int, image_size
         if succeeded != devices or written != devices:
             raise AssertionError(f"{succeeded} installations succeeded, {written} slots written, "
                                  f"of {devices}")
-        return {"devices": devices, "gateways": gateways, "posts_s": posts_s, "total_s": total_s,
-                "per_s": devices / total_s, "virtual_s": virtual_s}
+        return {"devices": devices, "gateways": gateways, "posts_s": posts.seconds,
+                "total_s": total.seconds, "per_s": devices / total.seconds,
+                "virtual_s": total.virtual_seconds, "baseline_s": baseline.seconds,
+                "baseline_gets_per_s": devices / baseline.seconds,
+                "installation_per_get": total.seconds / baseline.seconds}
     finally:
         await session.close()
         for emulator in emulators:
@@ -137,18 +147,9 @@ async def fleet_run(clock: VirtualClock, devices: int, gateways: int, image_size
         await broker.stop()
 
 
-def measure(devices: int, gateways: int, image_size: int, chunk_size: int) -> dict[str, Any]:
-    raise_fd_limit()
-    clock = VirtualClock(real_time_limit=120.0)
-    loop = VirtualEventLoop(clock)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-olt-") as workdir:
-            return loop.run_until_complete(
-                fleet_run(clock, devices, gateways, image_size, chunk_size, Path(workdir)))
-    finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
-        clock.close()
+def measure(devices: int, gateways: int, image_size: int, chunk_size: int) -> Figures:
+    return on_virtual_clock(partial(fleet_run, devices=devices, gateways=gateways,
+                                    image_size=image_size, chunk_size=chunk_size))
 
 
 def _fleet(text: str) -> tuple[int, int]:
@@ -158,6 +159,14 @@ def _fleet(text: str) -> tuple[int, int]:
     return int(devices), int(gateways)
 
 
+def describe(result: Figures) -> str:
+    return (f"N={result['devices']:>5} devices / M={result['gateways']:>3} gateways  "
+            f"POSTs {result['posts_s']:6.2f} s  all succeeded after {result['total_s']:6.2f} s  "
+            f"{result['per_s']:7.1f} installations/s  ({result['virtual_s']:.1f} virtual s)  "
+            f"baseline {result['baseline_gets_per_s']:.0f} bare GETs/s, "
+            f"installation = {result['installation_per_get']:.1f} GETs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fleets", type=_fleet, nargs="+", default=[(100, 5), (1000, 20)],
@@ -165,14 +174,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=16384, help="bytes of the firmware")
     parser.add_argument("--chunk-size", type=int, default=1024, help="bytes per field chunk")
     arguments = parser.parse_args()
-    context = multiprocessing.get_context("spawn")  # a fresh process per fleet
-    for devices, gateways in arguments.fleets:
-        with context.Pool(1) as pool:
-            result = pool.apply(measure, (devices, gateways, arguments.image_size,
-                                          arguments.chunk_size))
-        print(f"N={result['devices']:>5} devices / M={result['gateways']:>3} gateways  "
-              f"POSTs {result['posts_s']:6.2f} s  all succeeded after {result['total_s']:6.2f} s  "
-              f"{result['per_s']:7.1f} installations/s  ({result['virtual_s']:.1f} virtual s)")
+    run_sizes("bench_olt", measure, ((devices, gateways, arguments.image_size, arguments.chunk_size)
+                                     for devices, gateways in arguments.fleets), describe)
 
 
 if __name__ == "__main__":

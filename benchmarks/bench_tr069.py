@@ -14,26 +14,30 @@ TransferComplete, and the ACS's version check 30 minutes later: Ready.
 Timed in real seconds: booting; the upgrade cycle from the batch's creation to the last Ready.
 Memory per CPE: growth of this process's resident set (ACS included) divided by N, after the
 boot and at the end. Every CPE must run 6.48.4 and be Ready before a result is printed.
+
+Baseline, in the same process against the same ACS once every CPE has booted (before the batch
+exists): every CPE runs one bare CWMP session, a 2 PERIODIC Inform -> InformResponse, the empty
+POST -> 204, all N at once. The ratio "upgrade cycle / bare Inform sessions" (upgrade_s /
+baseline_s) is the cost of the batch upgrade in units of one plain periodic session.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import multiprocessing
 import random
-import tempfile
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, on_virtual_clock, run_sizes
 from emulators.cpe.connection_request import ConnectionRequestServer
 from emulators.cpe.device import Cpe
 from fixtures import fixture_path
-from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
-from otaharness.runtime.runtime import raise_fd_limit
+from otaharness.protocols.cwmp.codes import EVENT_PERIODIC
+from otaharness.runtime.clock import VirtualClock
 from otaharness.servers.tr069 import AcsServer
 
 HOUR = 3600.0
@@ -42,14 +46,6 @@ PACKAGES = ("routeros-x86-6.48.4.npk", "tr069-client-6.48.4.npk")
 XML = "upgrade_6.48.4.xml"
 SEED_FILE_SERVER = b"https://splynx_domain:7567"
 POLL = 60.0  # virtual seconds between progress checks (the SQL count is not free at N=5000)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 async def operator_adds_batch(admin_url: str, files_url: str) -> int:
@@ -88,52 +84,65 @@ def states(server: AcsServer, batch_id: int) -> dict[str, Any]:
     return {state: (number, fault) for state, number, fault in rows}
 
 
-async def fleet_run(clock: VirtualClock, count: int, workdir: Path) -> dict[str, Any]:
+async def bare_sessions(clock: VirtualClock, cpes: list[Cpe]) -> None:
+    """The baseline: one 2 PERIODIC session per CPE, all queued at once."""
+    done_before = [cpe.sessions_completed for cpe in cpes]
+    for cpe in cpes:
+        cpe.queue_event(EVENT_PERIODIC)
+    finished = await clock.run_until(
+        lambda: all(cpe.sessions_completed > before for cpe, before in zip(cpes, done_before)),
+        timeout=HOUR / 2)
+    assert finished, "not every CPE finished its bare Inform session"
+
+
+async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int) -> Figures:
     server = AcsServer(workdir / "acs", clock, random.Random(1))
     await server.start()
     listener = ConnectionRequestServer()
     await listener.start()
     cpes: list[Cpe] = []
     try:
-        rss_before = rss_bytes()
+        memory = MemoryGrowth()
         first_address = ipaddress.IPv4Address("127.1.0.1")
         for index in range(count):
             cpes.append(Cpe(f"CHR{index:06d}", acs_url=server.endpoints()["acs"], clock=clock,
                             rng=random.Random(index), connection_requests=listener,
                             bind_address=str(first_address + index)))
-        started = time.perf_counter()
-        for cpe in cpes:
-            await cpe.start()
-        booted = await clock.run_until(lambda: all(c.sessions_completed for c in cpes),
-                                       timeout=HOUR / 2)
-        assert booted, "not every CPE finished its first session"
-        boot_s = time.perf_counter() - started
-        rss_booted = rss_bytes()
+        with Stopwatch() as booting:
+            for cpe in cpes:
+                await cpe.start()
+            booted = await clock.run_until(lambda: all(c.sessions_completed for c in cpes),
+                                           timeout=HOUR / 2)
+            assert booted, "not every CPE finished its first session"
+        rss_booted = memory.per_unit_kib(count)
 
-        started = time.perf_counter()
-        virtual_start = clock.monotonic()
-        batch_id = await operator_adds_batch(server.endpoints()["admin"],
-                                             server.endpoints()["files"])
-        while count_in_state(server, batch_id, "ready") < count:
-            if clock.monotonic() - virtual_start > 3 * HOUR:
-                raise AssertionError(f"not every CPE Ready after 3 h: {states(server, batch_id)}")
-            await clock.run_for(POLL)
-        upgrade_s = time.perf_counter() - started
-        virtual_s = clock.monotonic() - virtual_start
-        rss_after = rss_bytes()
+        with Stopwatch() as baseline:
+            await bare_sessions(clock, cpes)
+
+        with Stopwatch(clock) as upgrade:
+            batch_id = await operator_adds_batch(server.endpoints()["admin"],
+                                                 server.endpoints()["files"])
+            while count_in_state(server, batch_id, "ready") < count:
+                if upgrade.virtual_so_far() > 3 * HOUR:
+                    raise AssertionError(f"not every CPE Ready after 3 h: {states(server, batch_id)}")
+                await clock.run_for(POLL)
+        rss_after = memory.per_unit_kib(count)
 
         versions = {cpe.software_version for cpe in cpes}
         if versions != {"6.48.4"}:
             raise AssertionError(f"not every CPE runs 6.48.4: {versions}")
         return {
             "cpes": count,
-            "boot_s": boot_s,
-            "upgrade_s": upgrade_s,
-            "cpes_per_s": count / upgrade_s,
-            "virtual_s": virtual_s,
+            "boot_s": booting.seconds,
+            "upgrade_s": upgrade.seconds,
+            "cpes_per_s": count / upgrade.seconds,
+            "virtual_s": upgrade.virtual_seconds,
             "downloads": len(server.files.downloads),
-            "rss_per_cpe_booted_kib": (rss_booted - rss_before) / count / 1024,
-            "rss_per_cpe_after_kib": (rss_after - rss_before) / count / 1024,
+            "baseline_s": baseline.seconds,
+            "baseline_sessions_per_s": count / baseline.seconds,
+            "cycle_per_session": upgrade.seconds / baseline.seconds,
+            "rss_per_cpe_booted_kib": rss_booted,
+            "rss_per_cpe_after_kib": rss_after,
         }
     finally:
         for cpe in cpes:
@@ -142,33 +151,25 @@ async def fleet_run(clock: VirtualClock, count: int, workdir: Path) -> dict[str,
         await server.stop()
 
 
-def measure(count: int) -> dict[str, Any]:
-    raise_fd_limit()
-    clock = VirtualClock(real_time_limit=1800.0)
-    loop = VirtualEventLoop(clock)
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-tr069-") as workdir:
-            return loop.run_until_complete(fleet_run(clock, count, Path(workdir)))
-    finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
-        clock.close()
+def measure(count: int) -> Figures:
+    return on_virtual_clock(partial(fleet_run, count=count), real_time_limit=1800.0)
+
+
+def describe(result: Figures) -> str:
+    return (f"N={result['cpes']:>5}  boot {result['boot_s']:7.2f} s  upgrade cycle "
+            f"{result['upgrade_s']:7.2f} s ({result['cpes_per_s']:6.1f} CPEs/s, "
+            f"{result['virtual_s']:.0f} virtual s, {result['downloads']} file downloads)  "
+            f"baseline {result['baseline_sessions_per_s']:.0f} bare Inform sessions/s, "
+            f"cycle = {result['cycle_per_session']:.1f} sessions  "
+            f"RSS/CPE {result['rss_per_cpe_booted_kib']:.0f} KiB booted, "
+            f"{result['rss_per_cpe_after_kib']:.0f} KiB after")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--counts", type=int, nargs="+", default=[100, 5000])
     arguments = parser.parse_args()
-    # A fresh process per N, so that one run's freed memory does not hide the next one's growth.
-    context = multiprocessing.get_context("spawn")
-    for count in arguments.counts:
-        with context.Pool(1) as pool:
-            result = pool.apply(measure, (count,))
-        print(f"N={result['cpes']:>5}  boot {result['boot_s']:7.2f} s  upgrade cycle "
-              f"{result['upgrade_s']:7.2f} s ({result['cpes_per_s']:6.1f} CPEs/s, "
-              f"{result['virtual_s']:.0f} virtual s, {result['downloads']} file downloads)  "
-              f"RSS/CPE {result['rss_per_cpe_booted_kib']:.0f} KiB booted, "
-              f"{result['rss_per_cpe_after_kib']:.0f} KiB after", flush=True)
+    run_sizes("bench_tr069", measure, ((count,) for count in arguments.counts), describe)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,129 @@
+"""What every benchmark does the same way: memory, timing, the per-size fresh process, reporting.
+
+Figures are reported twice: absolute (rates on this machine) and as a ratio against a baseline
+measured in the same run (same process, same servers), because only the ratio travels between
+machines and survives other work running meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.runtime import raise_fd_limit
+
+T = TypeVar("T")
+Figures = dict[str, Any]
+
+
+def rss_bytes() -> int:
+    """This process's resident set size (Linux)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+class MemoryGrowth:
+    """Growth of the resident set since construction, per unit (emulated device) in KiB."""
+
+    def __init__(self) -> None:
+        self.before = rss_bytes()
+
+    def per_unit_kib(self, units: int) -> float:
+        return (rss_bytes() - self.before) / units / 1024
+
+
+class Stopwatch:
+    """Real seconds (and, given the virtual clock, simulated seconds) spent inside ``with``."""
+
+    def __init__(self, clock: VirtualClock | None = None) -> None:
+        self.clock = clock
+        self.seconds = 0.0
+        self.virtual_seconds = 0.0
+
+    def __enter__(self) -> Stopwatch:
+        self._started = time.perf_counter()
+        self._virtual_started = self.clock.monotonic() if self.clock is not None else 0.0
+        return self
+
+    def virtual_so_far(self) -> float:
+        """Simulated seconds since the start (inside the ``with``)."""
+        assert self.clock is not None, "a Stopwatch without a clock counts no simulated time"
+        return self.clock.monotonic() - self._virtual_started
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.seconds = time.perf_counter() - self._started
+        if self.clock is not None:
+            self.virtual_seconds = self.virtual_so_far()
+
+
+async def gather_limited(limit: int, coroutines: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all, at most ``limit`` at a time (as a fleet would not open everything at once)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def gated(coroutine: Awaitable[T]) -> T:
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(gated(coroutine) for coroutine in coroutines))
+
+
+async def run_until_done(clock: VirtualClock, awaitable: Awaitable[T], timeout: float = 24 * 3600) -> T:
+    """Drive the virtual clock until ``awaitable`` is done (``timeout`` in virtual seconds)."""
+    task = asyncio.ensure_future(awaitable)
+    if not await clock.run_until(task.done, timeout=timeout):
+        task.cancel()
+        raise AssertionError(f"not done after {timeout:g} virtual seconds")
+    return task.result()
+
+
+def on_virtual_clock(scenario: Callable[[VirtualClock, Path], Awaitable[T]], *,
+                     real_time_limit: float = 120.0) -> T:
+    """Run ``scenario(clock, workdir)`` on a fresh virtual-clock loop with a temporary directory."""
+    raise_fd_limit()
+    clock = VirtualClock(real_time_limit=real_time_limit)
+    loop = VirtualEventLoop(clock)
+    asyncio.set_event_loop(loop)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
+            return loop.run_until_complete(scenario(clock, Path(workdir)))
+    finally:
+        loop.run_until_complete(loop.shutdown_default_executor())
+        loop.close()
+        asyncio.set_event_loop(None)
+        clock.close()
+
+
+def in_fresh_process(function: Callable[..., T], *arguments: Any) -> T:
+    """``function(*arguments)`` in a new interpreter, so that one size's freed memory does not
+    hide the next one's growth (``function`` must be importable: a module-level name)."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, arguments)
+
+
+def report(benchmark: str, figures: Figures, human: str) -> None:
+    """One JSON line (for tools) and one line for people."""
+    print(json.dumps({"benchmark": benchmark, **figures}, sort_keys=False), flush=True)
+    print(human, flush=True)
+
+
+def run_sizes(benchmark: str, measure: Callable[..., Figures], sizes: Iterable[tuple[Any, ...]],
+              describe: Callable[[Figures], str]) -> list[Figures]:
+    """``measure(*size)`` in a fresh process per size, each reported as it finishes."""
+    results = []
+    for size in sizes:
+        figures = in_fresh_process(measure, *size)
+        report(benchmark, figures, describe(figures))
+        results.append(figures)
+    return results
