@@ -134,7 +134,7 @@ class _Advance:
     target: float
     predicate: Callable[[], bool] | None
     future: asyncio.Future
-    real_deadline: float
+    real_deadline: float  # ClockStuck when no quiet moment came before this (real) time
 
 
 @dataclass
@@ -261,7 +261,9 @@ class VirtualClock(Clock):
         events = real.select(0)
         if events:
             return events
-        # Quiet: decide.
+        # Quiet: decide. The stuck limit counts from the last quiet moment, so a long run that
+        # keeps reaching quiet moments (a campaign of hours) is not stuck.
+        advance.real_deadline = time.monotonic() + self.real_time_limit
         if advance.predicate is not None and advance.predicate():
             advance.future.set_result(True)
             return []

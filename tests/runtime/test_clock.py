@@ -193,3 +193,24 @@ def test_waiting_on_a_timer_while_nobody_lets_time_pass_is_reported(caplog, monk
 
     assert run_virtual(main) == "woken"
     assert "nothing lets scenario time pass" in caplog.text
+
+
+def test_a_long_run_that_keeps_reaching_quiet_moments_is_not_stuck():
+    """The stuck limit counts real time without a quiet moment, not the length of the run."""
+
+    async def main(clock):
+        loop = asyncio.get_running_loop()
+
+        async def worker():
+            while True:
+                with clock.busy("a slow step"):
+                    await loop.run_in_executor(None, time.sleep, 0.05)
+                await asyncio.sleep(1)
+
+        task = asyncio.ensure_future(worker())
+        await clock.run_for(12)  # about 0.6 s of real time, over a 0.3 s limit
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return clock.monotonic()
+
+    assert run_virtual(main, VirtualClock(real_time_limit=0.3)) == 12
