@@ -33,6 +33,9 @@ COMMANDS: dict[str, dict[str, str]] = {
         "prepare": "otaharness.provision.basics_station_prepare",
         "upgrade-firmware": "otaharness.provision.basics_station_upgrade_firmware",
     },
+    "fuota": {
+        "campaign": "otaharness.servers.fuota.cli",
+    },
 }
 
 # Feature folders of the core flows: under CI none of their scenarios may pass by skipping.
@@ -115,9 +118,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        endpoints: dict[str, str] = {}
         for flow in ["broker", *args.flows]:
-            endpoints.update((await runtime.service(flow)).endpoints())
+            await runtime.service(flow)
+        endpoints = runtime.running_endpoints()
         if args.json:
             print(json.dumps(endpoints), flush=True)
         else:

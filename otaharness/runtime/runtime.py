@@ -39,6 +39,7 @@ FLOW_SERVICES: dict[str, str] = {
     "lorawan": "otaharness.servers.lorawan.service",
     "olt": "otaharness.servers.olt.service",
     "tr069": "otaharness.servers.tr069.service",
+    "fuota": "otaharness.servers.fuota.service",
 }
 
 # Well-known ports under which captured traffic appears, so Wireshark dissects it unaided.
@@ -170,11 +171,16 @@ class Runtime:
             result.update((await self.service(name)).endpoints())
         return result
 
-    def endpoint_url(self, name: str) -> str:
-        """The URL of a running service's endpoint, by name (case-insensitive)."""
+    def running_endpoints(self) -> dict[str, str]:
+        """Every endpoint of every running service (a flow's and those it started)."""
         known: dict[str, str] = {}
         for service in self._services.values():
-            known.update((key.lower(), url) for key, url in service.endpoints().items())
+            known.update(service.endpoints())
+        return known
+
+    def endpoint_url(self, name: str) -> str:
+        """The URL of a running service's endpoint, by name (case-insensitive)."""
+        known = {key.lower(): url for key, url in self.running_endpoints().items()}
         try:
             return known[name.lower()]
         except KeyError:
