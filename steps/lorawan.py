@@ -8,20 +8,16 @@ into the capture directory when capture is on).
 """
 
 import asyncio
-import shutil
-from dataclasses import dataclass, field
 
 import aiohttp
 from behave import given, then, when
 
 from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
-from emulators.lorawan_field import LoRaWANField
 from emulators.radio import FixedLoss, Transmission
+from otaharness.bdd.lorawan_world import LoRaWANWorld, Received, lorawan_world
 from otaharness.bdd.support import ota
 from otaharness.protocols.basics_station import format_eui
 from otaharness.protocols.lorawan import EU868
-from otaharness.runtime.lora_capture import LoraCapture
-from otaharness.runtime.runtime import slug
 from otaharness.units import parse_duration
 
 JOIN_EUI = "70B3D57ED0000001"
@@ -29,52 +25,8 @@ FIRST_GATEWAY_EUI = 0x0016C001FF100001
 FIRST_DEV_EUI = 0x0004A30B00100001
 
 
-@dataclass
-class Received:
-    at: float  # scenario clock
-    fport: int
-    payload: bytes
-    multicast: bool
-
-
-@dataclass
-class LoRaWANWorld:
-    field: LoRaWANField
-    service: object
-    capture: LoraCapture
-    received: dict[str, list[Received]] = field(default_factory=dict)
-    uplinks: dict[str, list[bytes]] = field(default_factory=dict)  # PHYPayloads each device sent
-
-
 def _world(context) -> LoRaWANWorld:
-    world = getattr(context, "lorawan", None)
-    if world is not None:
-        return world
-    runtime = ota(context)
-    service = runtime.run(runtime.service("lorawan"))
-    urls = service.endpoints()
-    runtime.artifacts.mkdir(parents=True, exist_ok=True)
-    capture = LoraCapture(runtime.artifacts / "radio.pcap", runtime.clock)
-    lorawan_field = LoRaWANField(runtime.artifacts / "stations", runtime.clock, runtime.rng("radio"),
-                                 tc_uri=urls["lns"], cups_uri=urls["cups"], dial=runtime.link,
-                                 address_of=runtime.address_of, capture=capture)
-    world = context.lorawan = LoRaWANWorld(lorawan_field, service, capture)
-    lorawan_field.medium.add_monitor(lambda frame, receptions: world.uplinks.setdefault(frame.sender, []).append(
-        bytes(frame.transmission.phy_payload)) if frame.uplink else None)
-
-    async def close() -> None:
-        await lorawan_field.close()
-        capture.close()
-        capture_dir = runtime.config.capture_dir
-        if capture_dir is not None:
-            capture_dir.mkdir(parents=True, exist_ok=True)
-            name = f"{slug(runtime.name)}-radio.pcap"
-            shutil.copyfile(capture.path, capture_dir / name)
-            if capture.key_dir.exists():
-                shutil.copytree(capture.key_dir, capture_dir / f"{name}.wireshark", dirs_exist_ok=True)
-
-    runtime.add_cleanup(close)
-    return world
+    return lorawan_world(context)
 
 
 async def _api(context, method: str, path: str, body: dict | None = None) -> dict:
