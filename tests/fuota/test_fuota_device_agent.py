@@ -17,6 +17,7 @@ from otaharness.protocols.fuota import clock_sync as ts003
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
+from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.protocols.fuota.fec import encode_block
 from otaharness.protocols.lorawan import EU868, SessionKeys
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
@@ -98,9 +99,9 @@ def run(main: Callable[[StandInDevice, FuotaAgent, VirtualClock], Coroutine[Any,
 
 def test_group_setup_derives_the_fact_sheet_keys_and_is_unicast_only() -> None:
     async def main(device: StandInDevice, agent: FuotaAgent, clock: VirtualClock) -> None:
-        ke_key = ts005.mc_ke_key(ts005.mc_root_key_lorawan10(GEN_APP_KEY))
+        ke_key = lorawan_keys.derive_mc_ke_key(lorawan_keys.mc_root_key_from_gen_app_key(GEN_APP_KEY))
         request = ts005.McGroupSetupReq(mc_group_id=1, mc_addr=MC_ADDR,
-                                        mc_key_encrypted=ts005.encrypt_mc_key(ke_key, MC_KEY),
+                                        mc_key_encrypted=lorawan_keys.encrypt_mc_key(ke_key, MC_KEY),
                                         min_mc_fcount=0, max_mc_fcount=0xFFFFFFFF)
         device.deliver(request, multicast=True)  # TS005 is unicast only: dropped
         await clock.run_for(5)

@@ -39,6 +39,7 @@ from otaharness.protocols.fuota import clock_sync as ts003
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
+from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.protocols.fuota.fec import (
     LORAMAC_NODE_PROFILE,
     SPECIFICATION_PROFILE,
@@ -46,7 +47,7 @@ from otaharness.protocols.fuota.fec import (
     DecoderState,
     FragmentDecoder,
 )
-from otaharness.protocols.lorawan import LoRaWANError, SessionKeys
+from otaharness.protocols.lorawan import LoRaWANError
 
 from ..device import LoRaWANDevice
 from ..state import DeviceError
@@ -287,11 +288,11 @@ class FuotaAgent:
                 self._queue(MULTICAST_SETUP, lambda: ts005.McGroupSetupAns(mc_group_id=command.mc_group_id,
                                                                            id_error=True))
                 return
-            ke_key = ts005.mc_ke_key(ts005.mc_root_key_lorawan10(gen_app_key))
-            mc_key = ts005.decrypt_mc_key(ke_key, command.mc_key_encrypted)
-            derived = ts005.McSessionKeys.derive(mc_key, command.mc_addr)
+            ke_key = lorawan_keys.derive_mc_ke_key(lorawan_keys.mc_root_key_from_gen_app_key(gen_app_key))
+            mc_key = lorawan_keys.decrypt_mc_key(ke_key, command.mc_key_encrypted)
+            session_keys = lorawan_keys.derive_mc_session_keys(mc_key, command.mc_addr)
             device.add_multicast_group(command.mc_group_id, command.mc_addr,
-                                       SessionKeys(nwk_s_key=derived.mc_nwk_s_key, app_s_key=derived.mc_app_s_key),
+                                       session_keys,
                                        min_fcnt=command.min_mc_fcount, max_fcnt=command.max_mc_fcount)
             self._note(f"multicast group {command.mc_group_id} McAddr {command.mc_addr:08X}")
             self._queue(MULTICAST_SETUP, lambda: ts005.McGroupSetupAns(mc_group_id=command.mc_group_id,

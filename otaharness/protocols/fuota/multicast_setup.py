@@ -1,15 +1,14 @@
-"""TS005 Remote Multicast Setup v1 (FPort 200, PackageIdentifier 2) and its key derivation.
+"""TS005 Remote Multicast Setup v1 (FPort 200, PackageIdentifier 2).
 
-Unicast only (TS005 §3 Table 1). Key derivation (TS005-2.0.0 pp.10–11, unchanged from v1):
-every step is AES-128-ECB of one 16-octet block; `pad16` zero-fills to 16 octets.
+Unicast only (TS005 §3 Table 1). The key derivation of TS005 (McRootKey, McKEKey, McKey
+encryption, McAppSKey/McNwkSKey) lives with the other LoRaWAN keys in
+`otaharness.protocols.lorawan.keys`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Mapping, Self
-
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ._codec import (
     Command,
@@ -224,66 +223,3 @@ MULTICAST_SETUP = Package(
         McClassBSessionAns,
     ),
 )
-
-# --------------------------------------------------------------------------- keys
-
-KEY_SIZE = 16
-
-
-def _aes_block(key: bytes, block: bytes, *, decrypt: bool = False) -> bytes:
-    if len(key) != KEY_SIZE or len(block) != KEY_SIZE:
-        raise FuotaCodecError(
-            f"AES-128 needs a 16-octet key and block, got {len(key)} and {len(block)}"
-        )
-    cipher = Cipher(algorithms.AES(key), modes.ECB())
-    operation = cipher.decryptor() if decrypt else cipher.encryptor()
-    return operation.update(block) + operation.finalize()
-
-
-def _pad16(prefix: bytes) -> bytes:
-    return prefix + bytes(KEY_SIZE - len(prefix))
-
-
-def mc_root_key_lorawan10(gen_app_key: bytes) -> bytes:
-    """McRootKey for LoRaWAN 1.0.x devices: aes128_encrypt(GenAppKey, 0x00×16)."""
-    return _aes_block(gen_app_key, bytes(KEY_SIZE))
-
-
-def mc_root_key_lorawan11(app_key: bytes) -> bytes:
-    """McRootKey for LoRaWAN 1.1.x devices: aes128_encrypt(AppKey, 0x20 | pad16)."""
-    return _aes_block(app_key, _pad16(b"\x20"))
-
-
-def mc_ke_key(mc_root_key: bytes) -> bytes:
-    """McKEKey = aes128_encrypt(McRootKey, 0x00×16)."""
-    return _aes_block(mc_root_key, bytes(KEY_SIZE))
-
-
-def encrypt_mc_key(mc_ke_key_: bytes, mc_key: bytes) -> bytes:
-    """Server side: McKey_encrypted = aes128_decrypt(McKEKey, McKey), so that a device needs
-    only the AES encrypt direction to recover it."""
-    return _aes_block(mc_ke_key_, mc_key, decrypt=True)
-
-
-def decrypt_mc_key(mc_ke_key_: bytes, mc_key_encrypted: bytes) -> bytes:
-    """Device side: McKey = aes128_encrypt(McKEKey, McKey_encrypted)."""
-    return _aes_block(mc_ke_key_, mc_key_encrypted)
-
-
-@dataclass(frozen=True)
-class McSessionKeys:
-    """The per-group session keys used for multicast frames (Dir = 1, DevAddr = McAddr)."""
-
-    mc_app_s_key: bytes
-    mc_nwk_s_key: bytes
-
-    @classmethod
-    def derive(cls, mc_key: bytes, mc_addr: int) -> McSessionKeys:
-        """McAppSKey = aes128_encrypt(McKey, 0x01 | McAddr(LE) | pad16); McNwkSKey with 0x02."""
-        if not 0 <= mc_addr < 1 << 32:
-            raise FuotaCodecError(f"McAddr {mc_addr} is not a 32-bit value")
-        address = mc_addr.to_bytes(4, "little")
-        return cls(
-            mc_app_s_key=_aes_block(mc_key, _pad16(b"\x01" + address)),
-            mc_nwk_s_key=_aes_block(mc_key, _pad16(b"\x02" + address)),
-        )

@@ -25,6 +25,7 @@ from otaharness.protocols.fuota import clock_sync as ts003
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
+from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.protocols.fuota.fec import EncodedBlock, encode_block
 from otaharness.protocols.lorawan import EU868, Region
 from otaharness.runtime.clock import Clock, gps_seconds
@@ -129,8 +130,8 @@ class CampaignRun:
             self._save()
         network = self.server.network
         if network.registry.find_group(self.group_name) is None:
-            keys = ts005.McSessionKeys.derive(bytes.fromhex(self.progress["mc_key"]), self.progress["mc_addr"])
-            network.create_multicast_group(self.progress["mc_addr"], keys.mc_nwk_s_key, keys.mc_app_s_key,
+            keys = lorawan_keys.derive_mc_session_keys(bytes.fromhex(self.progress["mc_key"]), self.progress["mc_addr"])
+            network.create_multicast_group(self.progress["mc_addr"], keys.nwk_s_key, keys.app_s_key,
                                            self.config.frequency, self.config.data_rate, name=self.group_name)
 
     def _step(self, name: str) -> str:
@@ -265,9 +266,9 @@ class CampaignRun:
 
         def request(device: DeviceState) -> Command:
             gen_app_key = bytes.fromhex(self.server.device_keys[device.dev_eui])
-            ke_key = ts005.mc_ke_key(ts005.mc_root_key_lorawan10(gen_app_key))
+            ke_key = lorawan_keys.derive_mc_ke_key(lorawan_keys.mc_root_key_from_gen_app_key(gen_app_key))
             return ts005.McGroupSetupReq(mc_group_id=config.mc_group_id, mc_addr=self.progress["mc_addr"],
-                                         mc_key_encrypted=ts005.encrypt_mc_key(ke_key, mc_key),
+                                         mc_key_encrypted=lorawan_keys.encrypt_mc_key(ke_key, mc_key),
                                          min_mc_fcount=group.fcnt,
                                          max_mc_fcount=GPS_MODULO - 1)
         self._fail_silent(await self.exchange("McGroupSetup", self.participants(), request), "McGroupSetupAns")
