@@ -10,7 +10,6 @@ import signal
 import socket
 import struct
 import termios
-import time
 
 import pytest
 import pytest_asyncio
