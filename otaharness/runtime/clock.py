@@ -154,7 +154,7 @@ class VirtualClock(Clock):
         self._now = 0.0
         self._epoch_offset = start.timestamp()
         self._busy: collections.Counter[str] = collections.Counter()
-        self._probes: list[Callable[[], None]] = []
+        self._probes: list[Callable[[], object]] = []
         self._advance: _Advance | None = None
         self.real_time_limit = real_time_limit
         self.stats = ClockStats()
@@ -203,11 +203,11 @@ class VirtualClock(Clock):
     def busy_reasons(self) -> dict[str, int]:
         return dict(self._busy)
 
-    def add_quiet_probe(self, probe: Callable[[], None]) -> None:
+    def add_quiet_probe(self, probe: Callable[[], object]) -> None:
         """``probe()`` blocks until a component outside the loop has flushed what it holds."""
         self._probes.append(probe)
 
-    def remove_quiet_probe(self, probe: Callable[[], None]) -> None:
+    def remove_quiet_probe(self, probe: Callable[[], object]) -> None:
         with contextlib.suppress(ValueError):
             self._probes.remove(probe)
 
