@@ -24,6 +24,7 @@ from emulators.lorawan_device.fuota import PROFILES, FuotaAgent, build_image
 from emulators.radio import FixedLoss
 from otaharness.bdd.lorawan_world import lorawan_world
 from otaharness.bdd.support import ota
+from otaharness.protocols.fuota import PACKAGES_BY_FPORT
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.lorawan import SessionKeys
@@ -49,7 +50,6 @@ class FuotaScenario:
     image_version: int = 0
     campaign: int | None = None
     reboot_time: float | None = None  # Unix seconds, when the campaign programs one
-    stopped_at: float | None = None  # loop time of the stop request
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -124,16 +124,23 @@ def _names(text: str) -> list[str]:
     return [name.strip().strip('"') for name in text.replace(" and ", ",").split(",") if name.strip()]
 
 
+def _stop_time(context) -> float:
+    """Loop time of the server's stop (its ``stop`` event; the API call itself takes a moment)."""
+    events = _api_call(context, "GET", f"{_campaign_path(context)}/events?kind=stop")
+    assert events, "the FUOTA campaign was not stopped"
+    clock = ota(context).clock
+    return events[0]["at"] - (clock.epoch() - clock.monotonic())
+
+
 def _heard_since_stop(context, name: str) -> list[tuple[float, object, bool]]:
-    stopped_at = _fuota(context).stopped_at
-    assert stopped_at is not None, "the FUOTA campaign was not stopped"
-    return [entry for entry in _agent(context, name).received if entry[0] >= stopped_at]
+    since = _stop_time(context) + 0.001  # what ended with the stop's instant came before it (float epochs)
+    return [entry for entry in _agent(context, name).received if entry[0] >= since]
 
 
 def _describe(command: object) -> str:
     """A command as the scenarios write it: its name, and the time of a DevRebootTimeReq."""
     if isinstance(command, ts006.DevRebootTimeReq):
-        return f"{type(command).__name__} {command.reboot_time:#010X}"
+        return f"{type(command).__name__} 0x{command.reboot_time:08X}"
     return type(command).__name__
 
 
@@ -262,10 +269,17 @@ def fragments_out(context, count):
                              timeout=CAMPAIGN_LIMIT_S), "fragments did not go out"
 
 
+@when('every FUOTA device has a reboot programmed')
+def reboots_programmed(context):
+    """Time passes until each device has taken the DevRebootTimeReq of stage 2."""
+    agents = _fuota(context).agents.values()
+    assert ota(context).run_until(lambda: all(agent.reboot_programmed for agent in agents), timeout=CAMPAIGN_LIMIT_S), \
+        f"reboot programmed: {[(agent.name, agent.reboot_programmed) for agent in agents]}"
+
+
 @when('the FUOTA campaign is stopped')
 def stopped(context):
     """``POST /campaigns/{id}/stop``: no further stage or fragment; the cleanup traffic starts."""
-    _fuota(context).stopped_at = ota(context).clock.monotonic()
     _api_call(context, "POST", f"{_campaign_path(context)}/stop")
 
 
@@ -407,23 +421,41 @@ def rebooted(context, name, count):
     assert agent.reboots == count, f"{name} rebooted {agent.reboots} time(s)"
 
 
-@then('after the stop the devices heard exactly these unicast commands')
-def heard_after_stop(context):
-    """What each FUOTA device decoded from the air on its unicast session since the stop request,
-    one row per command: ``| device | command |`` (a DevRebootTimeReq with its RebootTime, e.g.
-    ``DevRebootTimeReq 0xFFFFFFFF``). Devices without rows heard nothing."""
+@then('after the stop the FUOTA server sent exactly these unicast commands and the devices heard them')
+def cleanup_after_stop(context):
+    """The cleanup traffic, one row per command: ``| device | command |`` (a DevRebootTimeReq with
+    its RebootTime, e.g. ``DevRebootTimeReq 0xFFFFFFFF``). The server's requests after its stop
+    event are exactly these, and each device decoded them from the air. Anything else a device
+    heard after the stop must be a request queued at the network server before it (still delivered:
+    the network server has no way to withdraw it; docs/fuota.md)."""
+    scenario = _fuota(context)
     expected = sorted((row["device"], row["command"]) for row in context.table)
-    heard = sorted((name, _describe(command)) for name in _fuota(context).agents
-                   for _, command, multicast in _heard_since_stop(context, name) if not multicast)
-    assert heard == expected, f"heard after the stop: {heard}"
+    names = {f"{agent.device.config.dev_eui:016X}": name for name, agent in scenario.agents.items()}
+    events = _api_call(context, "GET", f"{_campaign_path(context)}/events")
+    stop = next(index for index, event in enumerate(events) if event["kind"] == "stop")
+    requests = [e for e in events if e["kind"] == "request"]
+    sent = sorted((names[e["dev_eui"]], _describe(command)) for e in events[stop:] if e["kind"] == "request"
+                  for command in PACKAGES_BY_FPORT[e["fport"]].parse_downlink(bytes.fromhex(e["payload"])))
+    assert sent == expected, f"the server sent after the stop: {sent}"
+    queued_before = {(names[e["dev_eui"]], e["payload"]) for e in requests if events.index(e) < stop}
+    for name in scenario.agents:
+        heard = [command for _, command, multicast in _heard_since_stop(context, name) if not multicast]
+        described = [_describe(command) for command in heard]
+        for row in (row for row in expected if row[0] == name):
+            assert row[1] in described, f"{name} did not hear {row[1]}; heard {described}"
+        others = [command for command in heard if (name, _describe(command)) not in expected]
+        stray = [_describe(c) for c in others if (name, c.to_bytes().hex()) not in queued_before]
+        assert not stray, f"{name} heard after the stop, neither cleanup nor queued before it: {stray}"
 
 
 @then('at most {count:d} fragment went out after the stop')
 @then('at most {count:d} fragments went out after the stop')
 def fragments_after_stop(context, count):
-    """Multicast DataFragments the devices heard after the stop request (one may be on its way)."""
+    """DataFragments the devices heard after the server's stop (one already handed to the network
+    server still goes out)."""
     for name in _fuota(context).agents:
-        fragments = [c for _, c, multicast in _heard_since_stop(context, name) if multicast]
+        fragments = [c for _, c, multicast in _heard_since_stop(context, name)
+                     if multicast and isinstance(c, ts004.DataFragment)]
         assert len(fragments) <= count, f"{name} heard {len(fragments)} fragments after the stop"
 
 
