@@ -425,7 +425,8 @@ def rebooted(context, name, count):
 def cleanup_after_stop(context):
     """The cleanup traffic, one row per command: ``| device | command |`` (a DevRebootTimeReq with
     its RebootTime, e.g. ``DevRebootTimeReq 0xFFFFFFFF``). The server's requests after its stop
-    event are exactly these, and each device decoded them from the air. Anything else a device
+    event are exactly these (a retry of a request whose answer was late counts once), and each
+    device decoded them from the air. Anything else a device
     heard after the stop must be a request queued at the network server before it (still delivered:
     the network server has no way to withdraw it; docs/fuota.md)."""
     scenario = _fuota(context)
@@ -434,8 +435,8 @@ def cleanup_after_stop(context):
     events = _api_call(context, "GET", f"{_campaign_path(context)}/events")
     stop = next(index for index, event in enumerate(events) if event["kind"] == "stop")
     requests = [e for e in events if e["kind"] == "request"]
-    sent = sorted((names[e["dev_eui"]], _describe(command)) for e in events[stop:] if e["kind"] == "request"
-                  for command in PACKAGES_BY_FPORT[e["fport"]].parse_downlink(bytes.fromhex(e["payload"])))
+    sent = sorted({(names[e["dev_eui"]], _describe(command)) for e in events[stop:] if e["kind"] == "request"
+                   for command in PACKAGES_BY_FPORT[e["fport"]].parse_downlink(bytes.fromhex(e["payload"]))})
     assert sent == expected, f"the server sent after the stop: {sent}"
     queued_before = {(names[e["dev_eui"]], e["payload"]) for e in requests if events.index(e) < stop}
     for name in scenario.agents:
