@@ -393,7 +393,10 @@ def fec_rebuilt(context, name):
     uncoded = {c.n for _, c, multicast in agent.received
                if multicast and isinstance(c, ts004.DataFragment) and c.n <= nb_frag}
     assert len(uncoded) < nb_frag, f"{name} heard all {nb_frag} uncoded fragments: nothing for FEC to do"
-    assert _device_state(context, name)["status"] in ("ready", "passed")
+    state = _device_state(context, name)
+    coded = sorted(c.n for _, c, multicast in agent.received
+                   if multicast and isinstance(c, ts004.DataFragment) and c.n > nb_frag)
+    assert state["status"] in ("ready", "passed"), f"{name}: {state}; heard {sorted(uncoded)} + coded {coded}"
 
 
 def _fragments_heard(context, name: str) -> list[object]:
