@@ -9,8 +9,9 @@ directory when capture is on.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from emulators.lorawan_field import LoRaWANField
@@ -32,8 +33,9 @@ class LoRaWANWorld:
     field: LoRaWANField
     service: Any  # the "lorawan" service (network server, LNS, application API)
     capture: LoraCapture
-    received: dict[str, list[Received]] = field(default_factory=dict)
-    uplinks: dict[str, list[bytes]] = field(default_factory=dict)  # PHYPayloads each device sent
+    # (dataclasses.field: the attribute "field" shadows the bare name inside the class)
+    received: dict[str, list[Received]] = dataclasses.field(default_factory=dict)
+    uplinks: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)  # PHYPayloads each device sent
 
 
 def lorawan_world(context: Any) -> LoRaWANWorld:
