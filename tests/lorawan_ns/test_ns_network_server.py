@@ -137,6 +137,23 @@ def test_class_a_downlink_goes_in_rx1_with_the_uplink_timing(tmp_path: Path) -> 
     run_world(tmp_path, main)
 
 
+def test_withdrawn_downlinks_never_go_out(tmp_path: Path) -> None:
+    async def main(world: World) -> None:
+        device = abp_device(world, DEV_EUI, 0x2601_1B01)
+        withdrawn = world.server.enqueue_downlink(DEV_EUI, 201, b"setup")
+        kept = world.server.enqueue_downlink(DEV_EUI, 5, b"config")
+        assert world.server.withdraw_downlinks(DEV_EUI, {200, 201, 202, 203}) == 1
+        assert withdrawn.transmitted.cancelled()
+        await world.receive(device.uplink(1, b"x"), (GATEWAY_1, radio(xtime=XTIME_BASE + 7)))
+        [sent] = world.port.sent
+        frame, payload, _ = device.take_downlink(sent.message.pdu)
+        assert (frame.fport, payload) == (5, b"config")
+        await world.run_for(2)
+        assert kept.transmitted.done() and world.server.registry.queued(DEV_EUI, waiting_only=False) == []
+
+    run_world(tmp_path, main)
+
+
 def test_class_a_falls_back_to_rx2_when_rx1_has_no_duty_cycle(tmp_path: Path) -> None:
     async def main(world: World) -> None:
         device = abp_device(world, DEV_EUI, 0x2601_1B01)

@@ -399,8 +399,12 @@ class CampaignRun:
             upgraded = sum(d.status is DeviceStatus.PASSED or d.rebooted for d in self.devices.values())
             self.log("note", text=f"stopped during verification: {upgraded} device(s) already run the new firmware "
                                   "(TS006 has no rollback); the others' reboot is cancelled and image deleted")
+        # Requests the campaign queued before the stop and the network has not sent yet are
+        # withdrawn: after a stop only the cleanup goes out.
+        withdrawn = sum(self.server.network.withdraw_downlinks(d.dev_eui, FUOTA_FPORTS)
+                        for d in self.devices.values())
         self.log("cleanup", stage=int(stage), cancel_reboot=[f"{d.dev_eui:016X}" for d in cancel],
-                 delete_image=[f"{d.dev_eui:016X}" for d in delete])
+                 delete_image=[f"{d.dev_eui:016X}" for d in delete], withdrawn=withdrawn)
         # devices in a class C session poll again only after it: wait for them that long
         extra = 0.0
         if "session_time_gps" in self.progress:

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -237,6 +237,22 @@ class NetworkServer:
         if self.registry.get(dev_eui).device_class is DeviceClassName.C:
             self._kick_class_c(dev_eui)
         return handle
+
+    def withdraw_downlinks(self, dev_eui: int, fports: Collection[int]) -> int:
+        """Withdraw a device's queued application downlinks on these FPorts that have not gone
+        out yet (one already handed to a gateway still goes); their handles are cancelled.
+        Returns how many were withdrawn."""
+        withdrawn = 0
+        for item in self.registry.queued(dev_eui):
+            if item.fport not in fports:
+                continue
+            self.registry.remove_queued(item.queue_id)
+            handle = self._handles.pop(item.queue_id, None)
+            if handle is not None:
+                handle.transmitted.cancel()
+                handle.acknowledged.cancel()
+            withdrawn += 1
+        return withdrawn
 
     def request_dev_status(self, dev_eui: int) -> None:
         """Ask for a DevStatusAns in the next downlink; the answer lands in the registry."""
