@@ -429,9 +429,9 @@ def cleanup_after_stop(context):
     """The cleanup traffic, one row per command: ``| device | command |`` (a DevRebootTimeReq with
     its RebootTime, e.g. ``DevRebootTimeReq 0xFFFFFFFF``). The server's requests after its stop
     event are exactly these (a retry of a request whose answer was late counts once), and each
-    device decoded them from the air. Anything else a device
-    heard after the stop must be a request queued at the network server before it (still delivered:
-    the network server has no way to withdraw it; docs/fuota.md)."""
+    device decoded them from the air. Anything else a device heard after the stop must be a request
+    made before it and already handed to a gateway (still delivered; requests still queued at the
+    network server are withdrawn at the stop: docs/fuota.md)."""
     scenario = _fuota(context)
     expected = sorted((row["device"], row["command"]) for row in context.table)
     names = {f"{agent.device.config.dev_eui:016X}": name for name, agent in scenario.agents.items()}
