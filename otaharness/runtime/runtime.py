@@ -75,8 +75,13 @@ def scenario_seed(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:80] or "scenario"
+def slug(text: str, limit: int = 80) -> str:
+    """A file name for a scenario: its words, cut to ``limit`` characters with a short hash of the
+    whole name when cut, so that scenarios with a long common beginning keep apart."""
+    words = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or "scenario"
+    if len(words) <= limit:
+        return words
+    return f"{words[:limit - 9].rstrip('-')}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 class Runtime:

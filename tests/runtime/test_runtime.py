@@ -278,3 +278,12 @@ def test_servers_see_each_device_s_own_address_through_the_link(runtime):
 
     assert rt.run(peers()) == [rt.address_of("cpe1"), rt.address_of("cpe2")]
     assert rt.close() == []
+
+
+def test_scenarios_with_a_long_common_beginning_keep_their_own_artifacts():
+    from otaharness.runtime.runtime import slug
+
+    common = "A Basics Station recovers from interrupted upgrades and LNS trouble -- A download cut "
+    first, second = slug(common + "while on the LNS"), slug(common + "before it ever joined")
+    assert first != second and len(first) == len(second) == 80
+    assert slug("test scenario") == "test-scenario"
