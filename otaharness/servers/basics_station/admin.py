@@ -31,7 +31,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -47,6 +46,7 @@ from otaharness.servers.basics_station.registry import (
     StationRegistry,
     UnknownStation,
 )
+from otaharness.servers.json_body import read_json_object
 
 MAX_FIRMWARE_SIZE = 16 * 1024 * 1024
 
@@ -114,19 +114,9 @@ class AdminApi:
     def _eui(request: web.Request) -> int:
         return parse_eui(request.match_info["eui"])
 
-    @staticmethod
-    async def _document(request: web.Request) -> dict[str, Any]:
-        try:
-            document = json.loads(await request.read())
-        except ValueError as error:
-            raise AdminInputError(f"body is not JSON: {error}") from error
-        if not isinstance(document, dict):
-            raise AdminInputError("body must be a JSON object")
-        return document
-
     async def put_station(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
-        document = await self._document(request)
+        document = await read_json_object(request, AdminInputError)
         record = self.registry.find(eui) or StationRecord(eui)
         changes: dict[str, Any] = {}
         for key, field in (("cupsUri", "cups_uri"), ("tcUri", "tc_uri")):
@@ -143,7 +133,7 @@ class AdminApi:
 
     async def put_desired_firmware(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
-        document = await self._document(request)
+        document = await read_json_object(request, AdminInputError)
         self.registry.get(eui)  # 404 before validating the body
         checksum = document.get("fwKeyChecksum")
         if checksum is not None and (isinstance(checksum, bool) or not isinstance(checksum, int)
@@ -159,7 +149,7 @@ class AdminApi:
 
     async def reject_station(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
-        reason = (await self._document(request)).get("reason") or "rejected by the operator"
+        reason = (await read_json_object(request, AdminInputError)).get("reason") or "rejected by the operator"
         if not isinstance(reason, str):
             raise AdminInputError("'reason' must be a string")
         record = self.registry.update(eui, lns_reject_reason=reason)

@@ -28,7 +28,6 @@ EUIs are 16 hex digits (``-`` allowed), keys 32 hex digits, payloads hex. Errors
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.protocols.basics_station import BasicsStationCodecError, format_eui, parse_eui
+from otaharness.servers.json_body import read_json_object
 
 from .registry import Device, MulticastGroup, RegistryError, UnknownDevice
 from .server import MulticastFrame, NetworkServer, UplinkMeta
@@ -154,20 +154,10 @@ class ApplicationApi:
         except (ApiInputError, ValueError) as error:
             return web.json_response({"error": str(error)}, status=400)
 
-    @staticmethod
-    async def _document(request: web.Request) -> dict[str, Any]:
-        try:
-            document = json.loads(await request.read())
-        except ValueError as error:
-            raise ApiInputError(f"body is not JSON: {error}") from error
-        if not isinstance(document, dict):
-            raise ApiInputError("body must be a JSON object")
-        return document
-
     # -- devices ---------------------------------------------------------------------------------
     async def put_device(self, request: web.Request) -> web.Response:
         dev_eui = _eui(request.match_info["eui"])
-        document = await self._document(request)
+        document = await read_json_object(request, ApiInputError)
         device_class = document.get("class", "A")
         if device_class not in ("A", "C"):
             raise ApiInputError(f"'class' must be \"A\" or \"C\", got {device_class!r}")
@@ -187,7 +177,7 @@ class ApplicationApi:
 
     async def post_downlink(self, request: web.Request) -> web.Response:
         dev_eui = _eui(request.match_info["eui"])
-        document = await self._document(request)
+        document = await read_json_object(request, ApiInputError)
         self.ns.device(dev_eui)  # 404 first
         confirmed = document.get("confirmed", False)
         if not isinstance(confirmed, bool):
@@ -218,7 +208,7 @@ class ApplicationApi:
     # -- multicast -------------------------------------------------------------------------------
     async def put_group(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        document = await self._document(request)
+        document = await read_json_object(request, ApiInputError)
         if self.ns.registry.find_group(name) is not None:
             raise RegistryError(f"multicast group {name!r} already exists")
         group = self.ns.create_multicast_group(
@@ -235,7 +225,7 @@ class ApplicationApi:
 
     async def post_multicast(self, request: web.Request) -> web.Response:
         group = self._group(request.match_info["name"])
-        document = await self._document(request)
+        document = await read_json_object(request, ApiInputError)
         gateways = document.get("gateways")
         if gateways is None:
             chosen = self.connected_gateways()
