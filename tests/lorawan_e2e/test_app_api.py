@@ -37,6 +37,11 @@ def test_api_round_trip_and_errors(tmp_path: Path) -> None:
                 assert (await call("PUT", "/api/devices/zz", otaa))[0] == 400
                 assert (await call("PUT", "/api/devices/01", {**otaa, "appKey": "00"}))[0] == 400
                 assert (await call("PUT", "/api/devices/02", {**otaa, "class": "B"}))[0] == 400
+                for raw in (b"{not json", b"[1, 2]"):
+                    async with http.put(base + "/api/devices/04", data=raw) as reply:
+                        assert reply.status == 400
+                        assert "body" in (await reply.json())["error"]
+                assert (await call("GET", "/api/devices/04"))[0] == 404  # nothing stored
                 abp = {"devAddr": "26011B01", "nwkSKey": "00" * 16, "appSKey": "11" * 16}
                 status, body = await call("PUT", "/api/devices/03", abp)
                 assert status == 201 and body["devAddr"] == "26011B01" and body["joined"] and body["class"] == "A"
