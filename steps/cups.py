@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from emulators.basics_station import BasicsStation, CredentialSet, StationHome, StationSettings
 from emulators.basics_station.cups_http import post_update_info
-from otaharness.bdd.support import ota, substitute
+from otaharness.bdd.support import ota, start_flow, substitute
 from otaharness.cli import COMMANDS
 from otaharness.protocols.basics_station import NO_UPDATE, Credentials, UpdateInfoRequest, format_eui
 from otaharness.provision.basics_station import write_firmware_digest
@@ -66,9 +66,7 @@ def _server(context):
     """The flow's back end (started on first use); its URLs become `${endpoint.cups|lns}`."""
     flow = _flow(context)
     if flow.server is None:
-        runtime = ota(context)
-        flow.server = runtime.run(runtime.service("cups"))
-        runtime.values.setdefault("endpoint", {}).update(flow.server.endpoints())
+        flow.server = start_flow(context, "cups")
     return flow.server
 
 

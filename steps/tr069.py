@@ -24,7 +24,7 @@ from emulators.cpe.connection_request import ConnectionRequestServer
 from emulators.cpe.device import Cpe
 from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
-from otaharness.bdd.support import ota
+from otaharness.bdd.support import ota, start_flow
 from otaharness.servers.tr069 import device_id_of
 from otaharness.servers.tr069.http_auth import ServerAuth
 from otaharness.units import parse_duration
@@ -66,9 +66,7 @@ def _server(context):
     """The ACS (started on first use); its URLs become `${endpoint.acs|files|admin}`."""
     flow = _flow(context)
     if flow.server is None:
-        runtime = ota(context)
-        flow.server = runtime.run(runtime.service("tr069"))
-        runtime.values.setdefault("endpoint", {}).update(flow.server.endpoints())
+        flow.server = start_flow(context, "tr069")
     return flow.server
 
 

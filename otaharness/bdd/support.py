@@ -18,6 +18,15 @@ def ota(context) -> Runtime:
     return runtime
 
 
+def start_flow(context, flow: str):
+    """The flow's back end (started on first use); its endpoint URLs become
+    `${endpoint.<name>}` for the scenario's steps."""
+    runtime = ota(context)
+    service = runtime.run(runtime.service(flow))
+    runtime.values.setdefault("endpoint", {}).update(service.endpoints())
+    return service
+
+
 def lookup(values: dict[str, Any], path: str) -> Any:
     """``a.b.0.c`` in nested dicts and lists."""
     current: Any = values
