@@ -152,12 +152,14 @@ def received_downlink(context, name, payload, fport):
 
 @then('"{name}" received the multicast `{payload}` on FPort {fport:d}')
 def received_multicast(context, name, payload, fport):
+    """The device decoded this payload (hex) from a multicast frame on the FPort."""
     got = [(r.fport, r.payload.hex()) for r in _world(context).received.get(name, []) if r.multicast]
     assert (fport, _hex(payload).hex()) in got, f"{name} received multicast {got}"
 
 
 @then('"{name}" received no downlink')
 def received_nothing(context, name):
+    """The device decoded no downlink at all (unicast or multicast)."""
     got = _world(context).received.get(name, [])
     assert not got, f"{name} received {[(r.fport, r.payload.hex(), r.multicast) for r in got]}"
 
@@ -182,6 +184,7 @@ def _uplink_events(context, name: str, fport: int) -> list[dict]:
 
 @then('the application received `{payload}` from "{name}" on FPort {fport:d}')
 def app_received(context, name, payload, fport):
+    """The application API holds an uplink event with this payload (hex) from the device."""
     payloads = [event["payload"] for event in _uplink_events(context, name, fport)]
     assert _hex(payload).hex() in payloads, f"uplinks of {name} on FPort {fport}: {payloads}"
 
@@ -189,12 +192,14 @@ def app_received(context, name, payload, fport):
 @then('the application received {count:d} uplink from "{name}" on FPort {fport:d}')
 @then('the application received {count:d} uplinks from "{name}" on FPort {fport:d}')
 def app_received_count(context, name, count, fport):
+    """Exactly this many uplink events from the device on the FPort reached the application API."""
     events = _uplink_events(context, name, fport)
     assert len(events) == count, f"{len(events)} uplinks of {name} on FPort {fport}: {events}"
 
 
 @then('the application received between {low:d} and {high:d} uplinks from "{name}" on FPort {fport:d}')
 def app_received_between(context, name, low, high, fport):
+    """The number of uplink events from the device on the FPort lies in this range (radio loss)."""
     count = len(_uplink_events(context, name, fport))
     assert low <= count <= high, f"{count} uplinks of {name} on FPort {fport}, expected {low}..{high}"
 

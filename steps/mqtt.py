@@ -55,6 +55,7 @@ def mqtt_client_tries(context, name):
 
 @then('the connection of "{name}" is refused')
 def mqtt_refused(context, name):
+    """The last `tries to connect` of this client was refused (no CONNACK or the link refused)."""
     error = getattr(context, "mqtt_connect_error", None)
     assert error is not None, f"{name} connected, but a refusal was expected"
 
