@@ -109,3 +109,14 @@ def test_under_ci_a_skipped_core_scenario_fails_the_run(tmp_path):
                               "-f", "progress"], cwd=tmp_path, capture_output=True, text=True,
                              env=env)
     assert relaxed.returncode == 0, relaxed.stdout + relaxed.stderr
+
+
+def test_every_step_says_what_it_does():
+    """`otaharness steps` is the catalogue scenario writers read: no step without a docstring."""
+    code = ("from otaharness.bdd import load_step_library\n"
+            "from behave.step_registry import registry\n"
+            "load_step_library()\n"
+            "print('\\n'.join(m.pattern for t in registry.steps for m in registry.steps[t]"
+            " if not (m.func.__doc__ or '').strip()))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "", f"steps without a docstring:\n{result.stdout}"
