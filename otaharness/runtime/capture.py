@@ -4,12 +4,14 @@ The runtime proxy relays byte streams, not packets, so the capture re-creates th
 sniffer on the link would have seen: handshake, data segments with consistent sequence and
 acknowledgement numbers and checksums, and the closing FIN exchange (RFC 9293 section 3.5). The
 server appears on the protocol's well-known port so Wireshark/tshark dissect without settings.
-Other link types (LoRaTap, 270) go through ``write_raw``.
+Other link types (LoRaTap, 270) go through ``write_raw``. ``embed_tls_secrets`` turns a finished
+capture and a TLS key log into a pcapng file Wireshark decrypts without settings.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from types import TracebackType
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
-from scapy.utils import RawPcapWriter
+from scapy.utils import RawPcapNgReader, RawPcapReader, RawPcapWriter
 
 # Link-layer header types, https://www.tcpdump.org/linktypes.html
 LINKTYPE_ETHERNET = 1
@@ -30,6 +32,15 @@ MAX_SEGMENT_SIZE = _ETHERNET_MSS - 12
 _WINDOW = 65535
 
 Endpoint = tuple[str, int]
+
+# pcapng, draft-ietf-opsawg-pcapng: block type codes (section 10.1), the byte-order magic of the
+# Section Header Block (section 4.1) and the TLS Key Log secrets type of the DSB (section 4.7).
+PCAPNG_SHB = 0x0A0D0D0A
+PCAPNG_IDB = 0x00000001
+PCAPNG_EPB = 0x00000006
+PCAPNG_DSB = 0x0000000A
+PCAPNG_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+SECRETS_TYPE_TLS_KEY_LOG = 0x544C534B  # "TLSK"
 
 
 class CaptureError(ValueError):
@@ -153,3 +164,64 @@ class PcapWriter:
             / payload
         )
         self.write_raw(bytes(frame), ts)
+
+
+def _pcapng_block(block_type: int, body: bytes) -> bytes:
+    """One block in the general structure of draft-ietf-opsawg-pcapng section 3.1: type, total
+    length, the body padded to 32 bits, the total length again (little-endian throughout)."""
+    body += bytes(-len(body) % 4)
+    total = 12 + len(body)
+    return struct.pack("<II", block_type, total) + body + struct.pack("<I", total)
+
+
+def embed_tls_secrets(pcap_path: Path, keylog_path: Path, pcapng_path: Path) -> Path:
+    """Write ``pcapng_path``: the classic pcap ``pcap_path`` with the TLS key log
+    ``keylog_path`` (NSS/SSLKEYLOGFILE format) embedded, so Wireshark and tshark decrypt the TLS
+    in it with no preference set. Returns ``pcapng_path``.
+
+    The file is one section (draft-ietf-opsawg-pcapng, "PCAP Now Generic (pcapng) Capture File
+    Format"; blocks as in section 3.1, little-endian, all 32-bit aligned):
+
+    * a Section Header Block (section 4.1), version 1.0, section length -1 (not given);
+    * one Interface Description Block (section 4.2) with the pcap's link type and snaplen and no
+      options, so timestamps are in the default if_tsresol of microseconds;
+    * a Decryption Secrets Block (section 4.7) of secrets type TLS Key Log (0x544c534b) whose
+      data is the key log file byte for byte (Wireshark parses the raw lines itself; comments
+      and line endings are kept). It comes before any packet: the section says DSBs SHOULD
+      precede the packets that need them and tools MAY only use secrets read so far, which is
+      what single-pass tshark does. A missing or empty (or all-whitespace) key log gives no DSB
+      and the file is still valid;
+    * one Enhanced Packet Block (section 4.3) per packet of the pcap, in order, on interface 0,
+      with the pcap's timestamp (nanosecond pcaps are cut to microseconds), captured bytes and
+      original length. A pcap with no packet gives a file with no EPB.
+
+    The blocks are packed here with ``struct``: scapy's pcapng writer (``RawPcapNgWriter``)
+    writes SHB, IDB, SPB and EPB but has no Decryption Secrets Block (scapy only reads DSBs),
+    and ``editcap --inject-secrets`` would make the capture depend on an installed Wireshark.
+    The pcap is read with scapy's ``RawPcapReader``; a pcapng input is refused (CaptureError).
+    """
+    pcap_path, keylog_path, pcapng_path = Path(pcap_path), Path(keylog_path), Path(pcapng_path)
+    secrets = keylog_path.read_bytes() if keylog_path.is_file() else b""
+    reader = RawPcapReader(str(pcap_path))
+    try:
+        if isinstance(reader, RawPcapNgReader):
+            raise CaptureError(f"{pcap_path} is already pcapng, expected a classic pcap")
+        with pcapng_path.open("wb") as out:
+            shb = struct.pack("<IHHq", PCAPNG_BYTE_ORDER_MAGIC, 1, 0, -1)
+            out.write(_pcapng_block(PCAPNG_SHB, shb))
+            idb = struct.pack("<HHI", reader.linktype, 0, reader.snaplen)
+            out.write(_pcapng_block(PCAPNG_IDB, idb))
+            if secrets.strip():
+                dsb = struct.pack("<II", SECRETS_TYPE_TLS_KEY_LOG, len(secrets)) + secrets
+                out.write(_pcapng_block(PCAPNG_DSB, dsb))
+            for data, meta in reader:
+                fraction = meta.usec // 1000 if reader.nano else meta.usec
+                micros = meta.sec * 1_000_000 + fraction
+                epb = struct.pack(
+                    "<IIIII", 0, micros >> 32, micros & 0xFFFFFFFF, len(data),
+                    max(meta.wirelen, len(data)),
+                )
+                out.write(_pcapng_block(PCAPNG_EPB, epb + data))
+    finally:
+        reader.close()
+    return pcapng_path
