@@ -3,11 +3,13 @@
 import datetime as dt
 import json
 import re
+from urllib.parse import urlsplit
 
 from behave import given, then, when
 
 from otaharness.bdd.support import json_argument, ota, substitute
 from emulators.aws_tracker.tracker import JobRejected, Tracker
+from otaharness.servers.aws_iot import DATA_ENDPOINT
 
 # The seed names AWS services by their JavaScript SDK v3 package; boto3 names work as well.
 SDK_PACKAGES = {
@@ -143,7 +145,23 @@ def generate_certificate(context, tracker):
           {"thingName": thing_id, "principal": cert["certificateArn"]})
     runtime.values.setdefault("tracker", {})[tracker] = {
         "id": thing_id, "arn": thing["thingArn"], "certificateArn": cert["certificateArn"],
-        "certificatePem": cert["certificatePem"], "privateKey": cert["keyPair"]["PrivateKey"]}
+        "certificateId": cert["certificateId"], "certificatePem": cert["certificatePem"]}
+    # The private key stays out of the scenario values (they may be printed): the device has it.
+    _credentials(context)[tracker] = (cert["certificatePem"], cert["keyPair"]["PrivateKey"])
+
+
+def _credentials(context) -> dict:
+    """Each tracker's (certificate PEM, private key PEM), as its flash holds them."""
+    if not hasattr(context, "tracker_credentials"):
+        context.tracker_credentials = {}
+    return context.tracker_credentials
+
+
+def _tls_options(context) -> dict:
+    """TLS choices a step made for the next tracker start (trusted CA, host name it dials)."""
+    if not hasattr(context, "tracker_tls_options"):
+        context.tracker_tls_options = {}
+    return context.tracker_tls_options
 
 
 # -- trackers ---------------------------------------------------------------------------------
@@ -162,25 +180,44 @@ def _tracker(context, name) -> Tracker:
         raise KeyError(f"no tracker {name!r}: connect it first") from None
 
 
-def _start_tracker(context, name, *, autonomous, version="1.0.0"):
+def _start_tracker(context, name, *, autonomous, version="1.0.0", must_connect=True):
     runtime = ota(context)
     if name not in runtime.values.get("tracker", {}):
         generate_certificate(context, name)
-    endpoints = _service(context).endpoints()
+    service = _service(context)
+    endpoints = service.endpoints()
+    tls, server_name = _tracker_tls(context, name, service, endpoints)
+    mqtt_url = endpoints["mqtts"] if tls is not None else endpoints["mqtt"]
 
     async def start():
-        mqtt_host, mqtt_port = await runtime.link(endpoints["mqtt"])
+        mqtt_host, mqtt_port = await runtime.link(mqtt_url)
         s3_endpoint = await runtime.link(endpoints["aws"])
         tracker = Tracker(runtime.values["tracker"][name]["id"], mqtt_host=mqtt_host,
                           mqtt_port=mqtt_port, clock=runtime.clock, s3_endpoint=s3_endpoint,
                           bind_address=runtime.address_of(name), app_version=version,
-                          autonomous=autonomous, rng=runtime.rng(f"tracker:{name}"))
+                          autonomous=autonomous, rng=runtime.rng(f"tracker:{name}"),
+                          tls=tls, mqtt_server_name=server_name)
         runtime.add_cleanup(tracker.disconnect)
-        await tracker.connect()
+        if must_connect:
+            await tracker.connect()
+        else:
+            await tracker.power_on()
         return tracker
 
     tracker = runtime.run(start())
     _trackers(context)[name] = runtime.devices[name] = tracker
+
+
+def _tracker_tls(context, name, service, endpoints):
+    """The tracker's TLS context and the MQTT host name it checks, or (None, None) when the
+    target serves plain MQTT only."""
+    if "mqtts" not in endpoints:
+        return None, None
+    certificate, key = _credentials(context)[name]
+    options = _tls_options(context).get(name, {})
+    tls = service.device_tls(certificate, key, ca_file=options.get("ca_file"))
+    default_name = urlsplit(endpoints["mqtts"]).hostname if not service.embedded else DATA_ENDPOINT
+    return tls, options.get("server_name", default_name)
 
 
 @given("I connect the `{name}` tracker")

@@ -6,7 +6,8 @@ nRF Connect SDK `download_client/src/http.c` (shared/protocols/aws-iot-jobs.md Â
 After a broken connection it connects again and asks for the range from the last byte it
 received. The S3 bucket is addressed virtual-host style: the request goes to `endpoint`
 (moto on loopback, or the runtime's link proxy in front of it) with `Host: <location.host>`.
-Plain HTTP only for now (TLS is a later issue).
+With a TLS context (an `https` location), the server's certificate is checked for
+`<location.host>`, which is also sent as SNI, as the nRF modem's TLS stack does.
 
 The offset lives in RAM (`RangeDownload.offset`); the bytes go to the caller's `sink` (the
 tracker's flash slot). Nothing here marks the clock busy: the bytes may sit in the runtime's link
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 from collections.abc import Callable
 
 import aiohttp
@@ -76,10 +78,12 @@ class RangeDownload:
         bind_address: str | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         on_resume: Callable[[int, str], None] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not 1 <= fragment_size:
             raise ValueError(f"fragment_size must be at least 1 byte, not {fragment_size}")
-        self.url = URL.build(scheme="http", host=endpoint[0], port=endpoint[1],
+        self.tls = tls
+        self.url = URL.build(scheme="https" if tls is not None else "http", host=endpoint[0], port=endpoint[1],
                              path="/" + path.lstrip("/"), encoded=True)
         self.host = host
         self.sink = sink
@@ -111,6 +115,9 @@ class RangeDownload:
                 except TimeoutError:
                     raise DownloadFailed(
                         f"download timed out after {self.timeout:g} s at byte {self.offset}") from None
+                except aiohttp.ClientSSLError as error:
+                    # A certificate we cannot trust is no glitch to retry.
+                    raise DownloadFailed(f"TLS with {self.host} failed: {error}") from None
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
                     if self.offset > before:
                         retries = SOCKET_RETRIES
@@ -130,7 +137,8 @@ class RangeDownload:
             "Connection": "keep-alive",
         }
         self.requests += 1
-        async with session.get(self.url, headers=headers, allow_redirects=False) as response:
+        tls = {"ssl": self.tls, "server_hostname": self.host} if self.tls is not None else {}
+        async with session.get(self.url, headers=headers, allow_redirects=False, **tls) as response:
             if response.status != 206:
                 raise DownloadFailed(self._status_reason(response.status, response.reason))
             first, _last, size = self._content_range(response.headers.get("Content-Range"))

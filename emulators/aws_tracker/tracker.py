@@ -37,6 +37,7 @@ import itertools
 import json
 import logging
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,8 +144,15 @@ class Tracker:
         reboot_seconds: float = 10.0,
         download_timeout: float = 60.0,
         rng: random.Random | None = None,
+        tls: ssl.SSLContext | None = None,
+        mqtt_server_name: str | None = None,
     ) -> None:
+        """``tls``: the tracker's TLS context (its certificate and key, the CA it trusts) for
+        MQTT over mutual TLS and HTTPS downloads; ``mqtt_server_name``: the host name the
+        broker's certificate is checked for (the account's ATS endpoint)."""
         self.thing_name = thing_name
+        self.tls = tls
+        self.mqtt_server_name = mqtt_server_name
         self.mqtt_host = mqtt_host
         self.mqtt_port = mqtt_port
         self.clock = clock
@@ -213,13 +221,20 @@ class Tracker:
         self._want_connected = True
         await self._connect_now()
 
+    async def power_on(self) -> None:
+        """As a device switched on: try to connect; a refused or failed connection is an event,
+        and the tracker tries again with backoff (as it does after losing a connection)."""
+        self._want_connected = True
+        await self._try_connect()
+
     async def disconnect(self) -> None:
         """Leave cleanly: no task, timer or connection left behind."""
         self._want_connected = False
         await self._go_down(graceful=True)
 
     async def _connect_now(self) -> None:
-        client = MqttClient(self.thing_name, self.mqtt_host, self.mqtt_port, bind_address=self.bind_address)
+        client = MqttClient(self.thing_name, self.mqtt_host, self.mqtt_port, bind_address=self.bind_address,
+                            tls=self.tls, server_hostname=self.mqtt_server_name)
         client.add_handler(f"$aws/things/{self.thing_name}/#", self._on_message)
         client.on_disconnect = self._on_connection_lost
         self._client = client
@@ -501,7 +516,8 @@ class Tracker:
         return outcome
 
     async def _download(self, job: CurrentJob, firmware: FirmwareJob) -> bytes:
-        endpoint = self.s3_endpoint or (firmware.host, 80)
+        secure = self.tls is not None and firmware.protocol == "https"
+        endpoint = self.s3_endpoint or (firmware.host, 443 if secure else 80)
         marks = {25, 50, 75}
 
         def progress(offset: int, size: int) -> None:
@@ -515,6 +531,7 @@ class Tracker:
             fragment_size=self.fragment_size, expected_size=firmware.size,
             timeout=self.download_timeout, bind_address=self.bind_address, on_progress=progress,
             on_resume=lambda offset, why: self._event(f"download resumes at byte {offset} after: {why}"),
+            tls=self.tls if secure else None,
         )
         self._event(f"download of {firmware.host}/{firmware.path} started")
         try:

@@ -49,6 +49,11 @@ class BrokerPreferenceError(ValueError):
     """A broker preference that is neither auto, mosquitto, amqtt nor an mqtt:// URL."""
 
 
+# The harness's own server-side components (the AWS IoT gateway and jobs data plane) log in as
+# this user; anonymous clients are kept off `$`-topics (`$aws/...`), where identity matters.
+SERVICE_USERNAME = "otaharness-service"
+
+
 class Broker:
     """What the runtime needs from any broker."""
 
@@ -56,6 +61,9 @@ class Broker:
     host: str = LOCALHOST
     port: int | None = None
     log_path: Path | None = None
+    # (username, password) of the service user, when this broker keeps anonymous clients off
+    # `$`-topics; None when it does not (the fallback, a user's broker).
+    service_credentials: tuple[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -402,10 +410,21 @@ def free_port(host: str = LOCALHOST) -> int:
         return probe.getsockname()[1]
 
 
-def mosquitto_config(port: int) -> str:
+def mosquitto_acl() -> str:
+    """Anonymous clients may use every topic but `$`-topics (a `#` rule does not match them,
+    MQTT 3.1.1 §4.7.2); the service user may use all."""
+    return "\n".join(["topic readwrite #", f"user {SERVICE_USERNAME}", "topic readwrite #",
+                      "topic readwrite $aws/#", ""])
+
+
+def mosquitto_config(port: int, *, password_file: Path | None = None,
+                     acl_file: Path | None = None) -> str:
+    access = ([f"password_file {password_file}", f"acl_file {acl_file}"]
+              if password_file is not None and acl_file is not None else [])
     return "\n".join([
         f"listener {port} {LOCALHOST}",
         "allow_anonymous true",
+        *access,
         "persistence false",
         # Run as whoever we are: as root mosquitto would otherwise drop to 'mosquitto'/'nobody',
         # who cannot write into our private temp dir. Has no effect when not root.
@@ -471,6 +490,7 @@ class MosquittoBroker(Broker):
         self.name = f"mosquitto {mosquitto_version(self.binary)}"
         self._directory = Path(tempfile.mkdtemp(prefix="otaharness-mosquitto-"))
         self.log_path = self._directory / "mosquitto.log"
+        self._write_access_files()
         try:
             # The free port can be taken between our probe and mosquitto's bind: try a few.
             for _attempt in range(3):
@@ -481,11 +501,29 @@ class MosquittoBroker(Broker):
             self._stop_blocking()
             raise
 
+    def _write_access_files(self) -> None:
+        """The service user's password (hashed by mosquitto_passwd) and the ACL. Without
+        mosquitto_passwd every client is anonymous and `$`-topics stay open (logged)."""
+        assert self._directory is not None
+        tool = shutil.which("mosquitto_passwd") or shutil.which(
+            "mosquitto_passwd", path=str(Path(self.binary).parent) + ":/usr/bin:/usr/sbin")
+        if tool is None:
+            log.warning("mosquitto_passwd not found: anonymous clients can reach $aws/ topics")
+            return
+        password = secrets.token_urlsafe(24)
+        password_file = self._directory / "passwords"
+        subprocess.run([tool, "-b", "-c", str(password_file), SERVICE_USERNAME, password],
+                       check=True, capture_output=True, timeout=START_TIMEOUT)
+        (self._directory / "acl").write_text(mosquitto_acl())
+        self.service_credentials = (SERVICE_USERNAME, password)
+
     def _spawn_and_wait(self, port: int) -> bool:
         """Start mosquitto on ``port``; True once it accepts connections, False if the port was taken."""
         assert self._directory is not None and self.log_path is not None
         config_path = self._directory / "mosquitto.conf"
-        config_path.write_text(mosquitto_config(port))
+        access = {"password_file": self._directory / "passwords", "acl_file": self._directory / "acl"}
+        config_path.write_text(mosquitto_config(port, **access) if self.service_credentials
+                               else mosquitto_config(port))
         with open(self.log_path, "wb") as log_file:  # a retry starts a fresh log
             self._process = subprocess.Popen(
                 [self.binary, "-c", str(config_path)],
@@ -522,6 +560,7 @@ class MosquittoBroker(Broker):
             shutil.rmtree(self._directory, ignore_errors=True)
             self._directory = None
         self.port = None
+        self.service_credentials = None
 
 
 def _raise_open_files_limit(pid: int) -> None:

@@ -10,6 +10,12 @@ Keepalive: paho measures keepalive in real time (``time.monotonic``) while the t
 ``loop_misc`` runs on loop time, which the virtual clock only ever moves faster than real time.
 So PINGREQs still go out before the broker's real-time keepalive deadline (1.5 × keepalive).
 
+TLS (``tls=`` an SSLContext): we open the TCP connection and shake hands ourselves, without
+blocking the loop (paho's own TLS setup blocks in ``do_handshake()``, which would deadlock with a
+server in the same loop), then hand paho the ready socket. A handshake refused by the server —
+also one refused after the client's Finished, as TLS 1.3 servers do with a bad client
+certificate — fails ``connect()`` with the TLS library's reason.
+
 A lost connection surfaces: pending connect/subscribe/publish calls fail with :class:`MqttError`,
 ``messages()`` iterators raise it, and the ``on_disconnect`` hook is called. Reconnecting is the
 caller's business (``await client.connect()`` again; subscriptions of a clean session are gone).
@@ -23,6 +29,7 @@ import json
 import logging
 import math
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -86,10 +93,33 @@ _TCP_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 _PROTOCOLS = {4: MQTTProtocolVersion.MQTTv311, 5: MQTTProtocolVersion.MQTTv5}
 
 
+class _PahoClient(paho.Client):
+    """paho with a socket we opened (and secured) ourselves, remembering why a read failed."""
+
+    prepared_socket: socket.socket | None = None
+    last_socket_error: OSError | None = None
+
+    def _create_socket(self) -> Any:
+        sock, self.prepared_socket = self.prepared_socket, None
+        return sock if sock is not None else super()._create_socket()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        try:
+            return super()._sock_recv(bufsize)
+        except BlockingIOError:
+            raise
+        except OSError as error:
+            self.last_socket_error = error
+            raise
+
+
 class MqttClient:
     def __init__(self, client_id: str, host: str, port: int, *, bind_address: str | None = None,
                  keepalive: int = 600, clean_session: bool = True, protocol: int = 4,
-                 username: str | None = None, password: str | None = None) -> None:
+                 username: str | None = None, password: str | None = None,
+                 tls: ssl.SSLContext | None = None, server_hostname: str | None = None) -> None:
+        """``tls``: connect over TLS with this context, checking the server's certificate for
+        ``server_hostname`` (default: ``host``), also sent as SNI when it is a name."""
         if protocol not in _PROTOCOLS:
             raise MqttArgumentError(f"protocol must be 4 (MQTT 3.1.1) or 5 (MQTT 5), not {protocol!r}")
         self.client_id = client_id
@@ -99,12 +129,14 @@ class MqttClient:
         self.keepalive = keepalive
         self.clean_session = clean_session
         self.protocol = protocol
+        self.tls = tls
+        self.server_hostname = server_hostname
         # Called with the MqttError when an established connection is lost (not on disconnect()).
         self.on_disconnect: DisconnectHook | None = None
         # Exceptions raised by handlers and hooks (also logged), for an after-scenario check.
         self.handler_errors: list[BaseException] = []
 
-        self._paho = paho.Client(
+        self._paho = _PahoClient(
             CallbackAPIVersion.VERSION2, client_id=client_id,
             clean_session=clean_session if protocol == 4 else None,  # MQTT 5: clean_start instead
             protocol=_PROTOCOLS[protocol], reconnect_on_failure=False)
@@ -152,6 +184,18 @@ class MqttClient:
         self._established = False
         self._connack = self._loop.create_future()
         options: dict[str, Any] = {"clean_start": self.clean_session} if self.protocol == 5 else {}
+        self._paho.last_socket_error = None
+        if self.tls is not None:
+            try:
+                self._paho.prepared_socket = await asyncio.wait_for(self._open_tls(), timeout)
+            except TimeoutError:
+                self._connack = None
+                raise MqttError(f"{self.client_id}: TLS handshake with {self.host}:{self.port} "
+                                f"did not finish within {timeout} s") from None
+            except OSError as exc:  # ssl.SSLError included
+                self._connack = None
+                raise MqttError(f"{self.client_id}: TLS with {self.host}:{self.port} failed: "
+                                f"{_tls_reason(exc)}") from exc
         try:
             # A blocking TCP connect; on loopback it completes (or is refused) at once.
             self._paho.connect(self.host, self.port, keepalive=self.keepalive,
@@ -170,6 +214,36 @@ class MqttClient:
             self._connack = None
         self._established = True
         self._schedule_misc()
+
+    async def _open_tls(self) -> ssl.SSLSocket:
+        assert self._loop is not None and self.tls is not None
+        loop = self._loop
+        family, kind, proto, _name, address = (await loop.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_STREAM))[0]
+        raw = socket.socket(family, kind, proto)
+        try:
+            raw.setblocking(False)
+            if self.bind_address:
+                raw.bind((self.bind_address, 0))
+            await loop.sock_connect(raw, address)
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = self.tls.wrap_socket(raw, server_hostname=self.server_hostname or self.host,
+                                        do_handshake_on_connect=False)
+        except BaseException:
+            raw.close()
+            raise
+        try:
+            while True:
+                try:
+                    sock.do_handshake()
+                    return sock
+                except ssl.SSLWantReadError:
+                    await _ready(loop, sock, loop.add_reader, loop.remove_reader)
+                except ssl.SSLWantWriteError:
+                    await _ready(loop, sock, loop.add_writer, loop.remove_writer)
+        except BaseException:
+            sock.close()
+            raise
 
     async def disconnect(self, timeout: float = DISCONNECT_TIMEOUT) -> None:
         """Send DISCONNECT (if still connected) and leave no reader, writer, timer or task behind."""
@@ -265,6 +339,9 @@ class MqttClient:
 
     def _on_readable(self, sock: socket.socket) -> None:
         self._paho.loop_read()
+        # TLS: records already decrypted wait inside the SSL object, where no selector sees them.
+        while isinstance(sock, ssl.SSLSocket) and self._paho.socket() is sock and sock.pending():
+            self._paho.loop_read()
         if _TCP_QUICKACK is not None and self._paho.socket() is sock:
             # Acknowledge at once, so that the broker's congestion window never waits for our
             # delayed ACK with more packets for us queued behind it.
@@ -313,7 +390,10 @@ class MqttClient:
         if self._disconnecting:
             error = MqttError(f"{self.client_id}: disconnected")
         else:
-            error = MqttError(f"{self.client_id}: connection to {self.host}:{self.port} lost ({reason})")
+            why = str(reason)
+            if self._paho.last_socket_error is not None:
+                why = _tls_reason(self._paho.last_socket_error)
+            error = MqttError(f"{self.client_id}: connection to {self.host}:{self.port} lost ({why})")
         pending = list(self._acks.values())
         self._acks.clear()
         if self._connack is not None:
@@ -412,6 +492,27 @@ class MqttClient:
         if self._misc_timer is not None:
             self._misc_timer.cancel()
             self._misc_timer = None
+
+
+def _tls_reason(error: OSError) -> str:
+    """The TLS library's own words: 'certificate verify failed: certificate has expired',
+    'tlsv13 alert certificate required', 'sslv3 alert certificate revoked', ..."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return error.reason.lower().replace("_", " ")
+    return str(error) or type(error).__name__
+
+
+async def _ready(loop: asyncio.AbstractEventLoop, sock: socket.socket, add: Callable[..., Any],
+                 remove: Callable[..., Any]) -> None:
+    """Wait until ``sock`` is readable (add_reader) or writable (add_writer)."""
+    waiter = loop.create_future()
+    add(sock, lambda: waiter.done() or waiter.set_result(None))
+    try:
+        await waiter
+    finally:
+        remove(sock)
 
 
 class _End(NamedTuple):

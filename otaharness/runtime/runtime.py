@@ -109,6 +109,7 @@ class Runtime:
         self._devices_by_address: dict[str, str] = {}
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
         self._capture = None
+        self._pki = None
         self._threads_before = set(threading.enumerate())
         self._children_before = _child_pids()
         self.values: dict[str, Any] = {}  # scenario variables for ${name} substitution
@@ -197,6 +198,8 @@ class Runtime:
         found: dict[str, Path] = {}
         for service in self._services.values():
             found.update(getattr(service, "log_files", dict)())
+        if self._pki is not None and self._pki.keylog is not None and self._pki.keylog.exists():
+            found["tls-keys"] = self._pki.keylog  # session secrets (no private key): for Wireshark
         return found
 
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
@@ -240,12 +243,36 @@ class Runtime:
             proxy.set_fault(device, fault)
 
     def capture(self):
+        """The scenario's TCP/IP capture, written as it goes; at close it becomes
+        ``<scenario>.pcapng`` with the TLS key log embedded (Wireshark decrypts unaided)."""
         if self._capture is None and self.config.capture_dir is not None:
             from otaharness.runtime.capture import PcapWriter
 
             self.config.capture_dir.mkdir(parents=True, exist_ok=True)
-            self._capture = PcapWriter(self.config.capture_dir / f"{slug(self.name)}.pcap")
+            self._capture = PcapWriter(self.config.capture_dir / f".{slug(self.name)}.pcap")
         return self._capture
+
+    def pki(self):
+        """The scenario's PKI (CAs, certificates, TLS contexts), made on first use; every TLS
+        context it makes logs session secrets to the scenario's key log."""
+        if self._pki is None:
+            from otaharness.runtime.pki import Pki
+
+            self._pki = Pki()
+            self._pki.keylog = self._pki.directory / "tls-keys.log"
+        return self._pki
+
+    def _finish_capture(self) -> None:
+        if self._capture is None:
+            return
+        from otaharness.runtime.capture import embed_tls_secrets
+
+        self._capture.close()
+        pcap = self._capture.path
+        keylog = self._pki.keylog if self._pki is not None else None
+        embed_tls_secrets(pcap, keylog or pcap.with_suffix(".no-keys"),
+                          pcap.with_name(pcap.name.lstrip(".") + "ng"))
+        pcap.unlink(missing_ok=True)
 
     # -- teardown -----------------------------------------------------------------------------------
     async def _shutdown(self) -> None:
@@ -266,8 +293,11 @@ class Runtime:
             self.run(self._shutdown(), timeout=600)
             leftovers += self._lingering_in_loop()
         finally:
-            if self._capture is not None:
-                self._capture.close()
+            try:
+                self._finish_capture()
+            finally:
+                if self._pki is not None:
+                    self._pki.close()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.run_until_complete(self.loop.shutdown_default_executor())
             self.loop.close()

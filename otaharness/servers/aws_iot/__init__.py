@@ -1,9 +1,10 @@
 """AWS IoT back end for the Jobs FOTA flow: moto's control plane (S3, IoT, iot-data,
 cognito-idp) plus what moto lacks: the job-execution state machine, the Jobs MQTT API and
-notifications, the iot-jobs-data HTTPS API and shadow-over-MQTT.
+notifications, the iot-jobs-data HTTPS API, shadow-over-MQTT, and AWS IoT's device identity
+(mutual TLS on the MQTT gateway and the jobs HTTPS API, HTTPS for moto's S3).
 
-    backend = AwsIotBackend(clock)
-    await backend.start(broker_host, broker_port)
+    backend = AwsIotBackend(clock, pki=pki)          # pki: the scenario's (or its own)
+    await backend.start(broker_host, broker_port, broker.service_credentials)
     iot = backend.client("iot"); jobs = backend.client("iot-jobs-data")
     backend.reset()        # between scenarios
     await backend.stop()
@@ -12,53 +13,117 @@ notifications, the iot-jobs-data HTTPS API and shadow-over-MQTT.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+from otaharness.runtime.pki import Pki
 from otaharness.servers.aws_iot import moto_gaps
+from otaharness.servers.aws_iot.identities import Identities, Principal
 from otaharness.servers.aws_iot.jobs import Clock, JobsService, LoopScheduler
 from otaharness.servers.aws_iot.jobs_http import JobsHttpApi
-from otaharness.servers.aws_iot.moto_server import MotoServer
+from otaharness.servers.aws_iot.moto_server import REGION, MotoServer
 from otaharness.servers.aws_iot.mqtt_bridge import MqttBridge
+from otaharness.servers.aws_iot.mqtt_gateway import MqttGateway
 from otaharness.servers.aws_iot.shadows import ShadowService
 
-__all__ = ["AwsIotBackend", "JobsService", "MotoServer", "MqttBridge", "JobsHttpApi", "ShadowService"]
+__all__ = ["AwsIotBackend", "JobsService", "MotoServer", "MqttBridge", "JobsHttpApi", "ShadowService",
+           "MqttGateway", "SERVER_NAMES"]
+
+log = logging.getLogger(__name__)
+
+# The host names a device resolves to us: the account's ATS data endpoint, S3 virtual-host
+# buckets, and the service endpoints SDKs build.
+SERVER_NAMES = (
+    f"*.iot.{REGION}.amazonaws.com", f"iot.{REGION}.amazonaws.com",
+    f"data.jobs.iot.{REGION}.amazonaws.com", "*.s3.amazonaws.com", "s3.amazonaws.com",
+    f"*.s3.{REGION}.amazonaws.com", f"s3.{REGION}.amazonaws.com",
+)
+# What an SDK reaches us as when it verifies host names: the ATS endpoint of the account.
+DATA_ENDPOINT = f"a1b2c3d4e5f6g7-ats.iot.{REGION}.amazonaws.com"
 
 
 class AwsIotBackend:
-    def __init__(self, clock: Clock, host: str = "127.0.0.1") -> None:
+    """``plain_mqtt``: also serve MQTT without TLS on the gateway (identity not enforced there),
+    for users who need it and for measuring what TLS costs."""
+
+    def __init__(self, clock: Clock, host: str = "127.0.0.1", *, pki: Pki | None = None,
+                 plain_mqtt: bool = False) -> None:
         self.clock = clock
         self.host = host
-        self.moto = MotoServer(host)
+        self._owns_pki = pki is None
+        self.pki = pki or Pki()
+        self.plain_mqtt = plain_mqtt
+        self.moto = MotoServer(host, tls_context=self.pki.server_context(SERVER_NAMES))
+        self.identities = Identities(self.moto.iot_backend)
         self.jobs: JobsService | None = None
         self.bridge: MqttBridge | None = None
         self.http: JobsHttpApi | None = None
-        self._broker_url: str | None = None
+        self.gateway: MqttGateway | None = None
+        self.plain_gateway: MqttGateway | None = None
 
-    async def start(self, broker_host: str, broker_port: int) -> None:
+    async def start(self, broker_host: str, broker_port: int,
+                    service_credentials: tuple[str, str] | None = None) -> None:
         loop = asyncio.get_running_loop()
         # ThreadedMotoServer.start() blocks until its socket listens: a few milliseconds.
         self.moto.start()
         self.jobs = JobsService(self.moto.iot_backend, self.clock, LoopScheduler(loop))
-        moto_gaps.apply(self.jobs)
+        device_cas = [self.pki.device_ca.certificate_pem]
+        gateway_context = self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
+                                                  require_client_certificate=True)
+        http_context = self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
+                                               require_client_certificate=True)
+        username, password = service_credentials if service_credentials else (None, None)
+        self.gateway = MqttGateway(self.identities, gateway_context, broker_host=broker_host,
+                                   broker_port=broker_port, service_username=username,
+                                   service_password=password, host=self.host)
+        self.http = JobsHttpApi(self.jobs, self.identities, ssl_context=http_context)
+        moto_gaps.apply(self.jobs, device_ca=self.pki.device_ca, on_identity_change=self._identity_changed)
+        self._trust_registered_cas()
         shadows = ShadowService(self.moto.iotdata_backend, self.clock, self.jobs.lock)
         self.bridge = MqttBridge(self.jobs, shadows, self.clock)
         self.jobs.set_on_change(self.bridge.on_change)
-        self.http = JobsHttpApi(self.jobs)
         await self.http.start(self.host)
-        await self.bridge.start(broker_host, broker_port)
-        self._broker_url = f"mqtt://{broker_host}:{broker_port}"
+        await self.gateway.start()
+        if self.plain_mqtt:
+            self.plain_gateway = MqttGateway(
+                self.identities, None, broker_host=broker_host, broker_port=broker_port,
+                service_username=username, service_password=password, host=self.host,
+                plain_principal=Principal("", None, service=True))
+            await self.plain_gateway.start()
+        await self.bridge.start(broker_host, broker_port, credentials=service_credentials)
+        if service_credentials is None:
+            log.warning("the broker lets anonymous clients on $aws/ topics (the amqtt fallback or "
+                        "a user's broker): identity is enforced only on the mqtts endpoint")
+
+    def _identity_changed(self) -> None:
+        """From moto's threads, after a certificate, CA or thing principal changed."""
+        self._trust_registered_cas()
+        for gateway in (self.gateway,):
+            if gateway is not None:
+                gateway.recheck_threadsafe()
+
+    def _trust_registered_cas(self) -> None:
+        cas = self.identities.trust_anchors()
+        if self.gateway is not None:
+            self.gateway.trust(cas)
+        if self.http is not None:
+            self.http.trust(cas)
 
     async def stop(self) -> None:
         if self.bridge is not None:
             await self.bridge.stop()
+        for gateway in (self.gateway, self.plain_gateway):
+            if gateway is not None:
+                await gateway.stop()
         if self.http is not None:
             await self.http.stop()
         if self.jobs is not None:
             self.jobs.reset()
         moto_gaps.remove()
         self.moto.stop()
-        self.jobs = self.bridge = self.http = None
-        self._broker_url = None
+        self.jobs = self.bridge = self.http = self.gateway = self.plain_gateway = None
+        if self._owns_pki:
+            self.pki.close()
 
     def reset(self) -> None:
         """Between scenarios: every moto backend wiped, timers and notification memory gone."""
@@ -67,11 +132,19 @@ class AwsIotBackend:
         self.moto.reset()
 
     def endpoints(self) -> dict[str, str]:
-        if self.http is None or self.http.url is None or self._broker_url is None:
+        """mqtts (the gateway), aws (moto over HTTPS), iot-jobs-data (HTTPS, client
+        certificates), ca (the PEM file a client trusts); mqtt only with ``plain_mqtt``."""
+        if self.http is None or self.http.url is None or self.gateway is None:
             raise RuntimeError("AwsIotBackend is not started")
-        return {"aws": self.moto.url, "iot-jobs-data": self.http.url, "mqtt": self._broker_url}
+        found = {"aws": self.moto.url, "iot-jobs-data": self.http.url, "mqtts": self.gateway.url,
+                 "ca": str(self.pki.ca_file)}
+        if self.plain_gateway is not None:
+            found["mqtt"] = self.plain_gateway.url
+        return found
 
-    def client(self, service_name: str) -> Any:
-        """boto3 client (dummy credentials, us-east-1) for moto, or for our iot-jobs-data API."""
+    def client(self, service_name: str, *, certificate: tuple[str, str] | None = None) -> Any:
+        """boto3 client (dummy credentials, us-east-1) for moto, or for our iot-jobs-data API
+        (which needs a device's ``certificate``: (certificate file, key file))."""
         endpoint = self.endpoints()["iot-jobs-data"] if service_name == "iot-jobs-data" else None
-        return self.moto.client(service_name, endpoint)
+        return self.moto.client(service_name, endpoint, ca_file=str(self.pki.ca_file),
+                                client_certificate=certificate)

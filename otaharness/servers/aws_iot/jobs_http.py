@@ -1,10 +1,14 @@
 """The HTTPS data plane `iot-jobs-data` (what moto lacks), on its own loopback port: its REST
 paths collide with the IoT control plane's (`/things/{thing}/jobs/{jobId}`), so it cannot share
-moto's endpoint. Paths, shapes and errors from botocore's iot-jobs-data 2017-09-29 model."""
+moto's endpoint. Paths, shapes and errors from botocore's iot-jobs-data 2017-09-29 model.
+
+As AWS serves it (a device's data plane): TLS with a client certificate; the certificate must be
+registered and ACTIVE, and the thing in the path attached to it, else 403 ForbiddenException."""
 
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +22,8 @@ from otaharness.protocols.aws_iot_jobs import (
     decode_jobs_payload,
     validate_thing_name,
 )
+from otaharness.runtime.pki import ClientTrust
+from otaharness.servers.aws_iot.identities import Identities, IdentityRefused
 from otaharness.servers.aws_iot.jobs import JobsService
 
 log = logging.getLogger(__name__)
@@ -60,11 +66,42 @@ def _query_document(request: web.Request) -> dict[str, Any]:
     return document
 
 
+def _forbidden(message: str) -> web.Response:
+    return web.json_response({"message": message}, status=403,
+                             headers={"x-amzn-ErrorType": "ForbiddenException"})
+
+
 class JobsHttpApi:
-    def __init__(self, jobs: JobsService) -> None:
+    """With ``identities`` and ``ssl_context``: HTTPS, each request authorized by its
+    connection's client certificate. Without: plain HTTP for in-process tests."""
+
+    def __init__(self, jobs: JobsService, identities: Identities | None = None, *,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.jobs = jobs
+        self.identities = identities
+        self.ssl_context = ssl_context
+        self._trust = ClientTrust(ssl_context) if ssl_context is not None else None
         self._runner: web.AppRunner | None = None
         self.url: str | None = None
+
+    def trust(self, ca_pems: list[str]) -> None:
+        """Accept client certificates of these (registered) CAs from now on."""
+        if self._trust is not None:
+            self._trust.add(ca_pems)
+
+    def _authorize(self, request: web.Request) -> web.Response | None:
+        if self.identities is None:
+            return None
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        try:
+            principal = self.identities.authenticate(der)
+        except IdentityRefused as refused:
+            return _forbidden(str(refused))
+        thing = request.match_info.get("thing", "")
+        if not principal.service and self.identities.thing_of(principal, thing) is None:
+            return _forbidden(f"thing {thing!r} is not attached to {principal.describe()}")
+        return None
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
@@ -77,6 +114,9 @@ class JobsHttpApi:
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        refusal = self._authorize(request)
+        if refusal is not None:
+            return refusal
         try:
             return await handler(request)
         except JobsRejection as rejection:
@@ -131,10 +171,10 @@ class JobsHttpApi:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
         await site.start()
         bound_host, bound_port = self._runner.addresses[0][:2]
-        self.url = f"http://{bound_host}:{bound_port}"
+        self.url = f"{'https' if self.ssl_context is not None else 'http'}://{bound_host}:{bound_port}"
         return self.url
 
     async def stop(self) -> None:

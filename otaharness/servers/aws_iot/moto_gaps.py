@@ -15,20 +15,29 @@ from contextlib import contextmanager
 from typing import Any
 
 from moto.core.exceptions import JsonRESTError
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from moto.iot.exceptions import (
+    IoTClientError,
     InvalidRequestException,
     InvalidStateTransitionException,
     ResourceAlreadyExistsException,
     ResourceNotFoundException,
 )
-from moto.iot.models import FakeJob, IoTBackend
+from moto.iot.models import FakeCertificate, FakeJob, IoTBackend
 from moto.iotdata.exceptions import ConflictException
 from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
 
 from otaharness.protocols.aws_iot_jobs import JobsRejection, RejectedCode
+from otaharness.runtime.pki import CertificateAuthority, certificate_id
 from otaharness.servers.aws_iot.jobs import JobsService
 
 _service: JobsService | None = None
+_device_ca: CertificateAuthority | None = None
+_on_identity_change: Callable[[], None] | None = None
+# update-certificate's newStatus values (AWS IoT API reference, UpdateCertificate).
+CERTIFICATE_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE",
+                        "PENDING_ACTIVATION"}
 _originals: dict[tuple[type, str], Callable[..., Any]] = {}
 
 
@@ -178,7 +187,107 @@ def update_thing_shadow(
     return _original(IoTDataPlaneBackend, "update_thing_shadow")(self, thing_name, payload, shadow_name)
 
 
+# --------------------------------------------------------------------------------------------
+# certificates: device identity
+# --------------------------------------------------------------------------------------------
+
+
+class CertificateValidationException(IoTClientError):
+    def __init__(self, message: str) -> None:
+        super().__init__("CertificateValidationException", message)
+
+
+def _identity_changed() -> None:
+    if _on_identity_change is not None:
+        _on_identity_change()
+
+
+def compute_cert_id(self: FakeCertificate, certificate_pem: str) -> str:
+    """Gap: moto hashes the PEM text unless configured otherwise; AWS's certificate id is the
+    SHA-256 of the DER bytes, which is what a TLS server sees."""
+    try:
+        return certificate_id(certificate_pem)
+    except ValueError:
+        raise CertificateValidationException("The certificate is not a valid PEM X.509 certificate") from None
+
+
+def create_keys_and_certificate(self: IoTBackend, set_as_active: bool) -> tuple[FakeCertificate, dict[str, str]]:
+    """Gap: moto's certificate is self-signed by "Moto" with a validity on the virtual clock;
+    AWS issues it from its own CA, valid on the real clock. Here the scenario PKI's device CA
+    issues it (ECDSA P-256), so the MQTT gateway can verify it."""
+    if _device_ca is None:
+        return _original(IoTBackend, "create_keys_and_certificate")(self, set_as_active)
+    issued = _device_ca.issue("AWS IoT Certificate")
+    key = serialization.load_pem_private_key(issued.key_pem.encode(), password=None)
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    certificate = FakeCertificate(issued.certificate_pem, "ACTIVE" if set_as_active else "INACTIVE",
+                                  self.account_id, self.region_name)
+    certificate.validity_not_before = issued.certificate.not_valid_before_utc
+    certificate.validity_not_after = issued.certificate.not_valid_after_utc
+    self.certificates[certificate.certificate_id] = certificate
+    return certificate, {"PublicKey": public_pem, "PrivateKey": issued.key_pem}
+
+
+def register_certificate(self: IoTBackend, certificate_pem: str, ca_certificate_pem: str | None,
+                         set_as_active: bool, status: str) -> FakeCertificate:
+    """Gap: moto registers any text under any CA; AWS checks that the CA signed it and that the
+    CA is registered (CertificateValidationException)."""
+    if ca_certificate_pem:
+        try:
+            issuer = x509.load_pem_x509_certificate(ca_certificate_pem.encode())
+            x509.load_pem_x509_certificate(certificate_pem.encode()).verify_directly_issued_by(issuer)
+        except (ValueError, TypeError) as error:
+            raise CertificateValidationException(f"The certificate is not signed by the given CA: {error}") from None
+        if all(ca.certificate_pem.strip() != ca_certificate_pem.strip() for ca in self.ca_certificates.values()):
+            raise CertificateValidationException("The CA certificate is not registered")
+    result = _original(IoTBackend, "register_certificate")(
+        self, certificate_pem, ca_certificate_pem, set_as_active, status)
+    _identity_changed()
+    return result
+
+
+def update_certificate(self: IoTBackend, certificate_id: str, new_status: str) -> None:
+    """Gaps: any status is accepted; nothing happens to the connections of a certificate made
+    INACTIVE or REVOKED (AWS closes them)."""
+    if new_status not in CERTIFICATE_STATUSES:
+        raise InvalidRequestException(f"newStatus {new_status!r} is not one of {sorted(CERTIFICATE_STATUSES)}")
+    _original(IoTBackend, "update_certificate")(self, certificate_id, new_status)
+    _identity_changed()
+
+
+def register_certificate_without_ca(self: IoTBackend, certificate_pem: str, status: str) -> FakeCertificate:
+    """Gap: nothing marks such a certificate; a TLS server must trust it as it is (AWS's
+    multi-account registration: no CA registered)."""
+    certificate = _original(IoTBackend, "register_certificate_without_ca")(self, certificate_pem, status)
+    certificate.registered_without_ca = True
+    _identity_changed()
+    return certificate
+
+
+def _notifying(cls: type, name: str) -> Callable[..., Any]:
+    """moto's method, then the identity listeners (the gateways re-check open connections)."""
+
+    def notifying(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = _original(cls, name)(self, *args, **kwargs)
+        _identity_changed()
+        return result
+
+    notifying.__doc__ = f"Gap: the gateways must learn of {name} (trusted CAs, open connections)."
+    return notifying
+
+
 _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
+    (FakeCertificate, "compute_cert_id", compute_cert_id),
+    (IoTBackend, "create_keys_and_certificate", create_keys_and_certificate),
+    (IoTBackend, "register_certificate", register_certificate),
+    (IoTBackend, "update_certificate", update_certificate),
+    (IoTBackend, "register_ca_certificate", _notifying(IoTBackend, "register_ca_certificate")),
+    (IoTBackend, "update_ca_certificate", _notifying(IoTBackend, "update_ca_certificate")),
+    (IoTBackend, "delete_certificate", _notifying(IoTBackend, "delete_certificate")),
+    (IoTBackend, "delete_ca_certificate", _notifying(IoTBackend, "delete_ca_certificate")),
+    (IoTBackend, "register_certificate_without_ca", register_certificate_without_ca),
+    (IoTBackend, "detach_thing_principal", _notifying(IoTBackend, "detach_thing_principal")),
     (IoTBackend, "create_job", create_job),
     (IoTBackend, "cancel_job", cancel_job),
     (IoTBackend, "delete_job", delete_job),
@@ -192,10 +301,13 @@ _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
 ]
 
 
-def apply(service: JobsService) -> None:
-    """Install the patches (idempotent) with `service` owning job executions."""
-    global _service
-    _service = service
+def apply(service: JobsService, *, device_ca: CertificateAuthority | None = None,
+          on_identity_change: Callable[[], None] | None = None) -> None:
+    """Install the patches (idempotent) with `service` owning job executions, `device_ca`
+    issuing `create_keys_and_certificate`'s certificates, and `on_identity_change` called
+    (from moto's threads) after any change to certificates, CAs or thing principals."""
+    global _service, _device_ca, _on_identity_change
+    _service, _device_ca, _on_identity_change = service, device_ca, on_identity_change
     for cls, name, replacement in _PATCHES:
         if (cls, name) not in _originals:
             _originals[(cls, name)] = cls.__dict__[name]
@@ -203,8 +315,8 @@ def apply(service: JobsService) -> None:
 
 
 def remove() -> None:
-    global _service
+    global _service, _device_ca, _on_identity_change
     for (cls, name), original in _originals.items():
         setattr(cls, name, original)
     _originals.clear()
-    _service = None
+    _service = _device_ca = _on_identity_change = None

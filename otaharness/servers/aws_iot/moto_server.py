@@ -6,6 +6,7 @@ jobs service and the shadow bridge act on them directly)."""
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from typing import Any
@@ -61,6 +62,12 @@ def _counting_handler(counter: _RequestCounter) -> type:
             self._counted = True
             return parsed
 
+        def handle(self) -> None:
+            try:
+                super().handle()
+            except ssl.SSLError as error:  # a client that refused our certificate, or spoke no TLS
+                log.info("TLS with %s failed: %s", self.client_address[0], error)
+
         def handle_one_request(self) -> None:
             self._counted = False
             try:
@@ -73,9 +80,14 @@ def _counting_handler(counter: _RequestCounter) -> type:
 
 
 class MotoServer:
-    def __init__(self, host: str = "127.0.0.1", region: str = REGION) -> None:
+    """``tls_context``: serve HTTPS with it (the handshake happens in the request's own thread,
+    not in the accepting one, so a slow or faulted client holds up nobody else)."""
+
+    def __init__(self, host: str = "127.0.0.1", region: str = REGION,
+                 tls_context: ssl.SSLContext | None = None) -> None:
         self.host = host
         self.region = region
+        self.tls_context = tls_context
         self._server: ThreadedMotoServer | None = None
         self._url: str | None = None
         self._session = boto3.session.Session()
@@ -93,8 +105,14 @@ class MotoServer:
         # and a dropped SYN is retried a real second later, long after virtual time moved on.
         # Linux takes a second listen() as the new backlog.
         self._server._server.socket.listen(LISTEN_BACKLOG)
+        if self.tls_context is not None:
+            # werkzeug's own ssl_context would shake hands inside accept(), in its only
+            # accepting thread: wrap the listening socket so each connection does it lazily.
+            werkzeug_server = self._server._server
+            werkzeug_server.socket = self.tls_context.wrap_socket(
+                werkzeug_server.socket, server_side=True, do_handshake_on_connect=False)
         host, port = self._server.get_host_and_port()
-        self._url = f"http://{host}:{port}"
+        self._url = f"{'https' if self.tls_context is not None else 'http'}://{host}:{port}"
         return self._url
 
     def stop(self) -> None:
@@ -144,14 +162,17 @@ class MotoServer:
     def iotdata_backend(self) -> IoTDataPlaneBackend:
         return iotdata_backends[ACCOUNT_ID][self.region]
 
-    def client(self, service_name: str, endpoint_url: str | None = None) -> Any:
-        """A boto3 client for this server (or another loopback endpoint, e.g. iot-jobs-data).
-        No retries: a loopback server that fails should fail the step at once."""
+    def client(self, service_name: str, endpoint_url: str | None = None, *,
+               ca_file: str | None = None, client_certificate: tuple[str, str] | None = None) -> Any:
+        """A boto3 client for this server (or another loopback endpoint, e.g. iot-jobs-data),
+        verifying its certificate against ``ca_file``. No retries: a loopback server that fails
+        should fail the step at once."""
         with self._session_lock:  # boto3 sessions are not thread-safe
             return self._session.client(
                 service_name,
                 endpoint_url=endpoint_url or self.url,
                 region_name=self.region,
-                config=Config(retries={"total_max_attempts": 1}),
+                verify=ca_file if ca_file is not None else True,
+                config=Config(retries={"total_max_attempts": 1}, client_cert=client_certificate),
                 **DUMMY_CREDENTIALS,
             )

@@ -163,11 +163,16 @@ class MqttBridge:
 
     # ------------------------------------------------------------------ MQTT wiring
 
-    async def start(self, broker_host: str, broker_port: int, client_id: str = "otaharness-aws-iot") -> None:
+    async def start(self, broker_host: str, broker_port: int, client_id: str = "otaharness-aws-iot",
+                    credentials: tuple[str, str] | None = None) -> None:
+        """Connect to the broker as the service user (``credentials``), the only one the broker
+        lets on `$aws/...` topics besides the gateway."""
         from otaharness.runtime.mqtt import MqttClient  # the runtime's asyncio client
 
         self._loop = asyncio.get_running_loop()
-        self._client = MqttClient(client_id, broker_host, broker_port)
+        username, password = credentials if credentials is not None else (None, None)
+        self._client = MqttClient(client_id, broker_host, broker_port, username=username,
+                                  password=password)
         for topic_filter in (JOBS_SUBSCRIPTION, SHADOW_SUBSCRIPTION):
             self._client.add_handler(topic_filter, self._on_message)
         await self._client.connect()

@@ -1,7 +1,9 @@
-"""The AWS IoT back end as a runtime service: moto plus our jobs data plane on the scenario broker.
+"""The AWS IoT back end as a runtime service: moto plus our jobs data plane on the scenario broker,
+devices on mutual TLS with the scenario's PKI.
 
-Against an external target (`[targets.aws-iot]` with `aws` and `mqtt` URLs) nothing is started:
-the endpoints are the user's.
+Against an external target (`[targets.aws-iot]` with `aws` and `mqtts` (or `mqtt`) URLs, and
+optionally `ca`, the PEM file its servers chain to) nothing is started: the endpoints are the
+user's. `-D target.aws-iot.plain_mqtt=true` (embedded) also serves MQTT without TLS.
 """
 
 from __future__ import annotations
@@ -22,6 +24,19 @@ class AwsIotService:
 
     def endpoints(self) -> dict[str, str]:
         return dict(self._endpoints)
+
+    def device_tls(self, certificate: str, key: str, *, ca_file=None):
+        """A device's client TLS context for this target: it trusts the target's `ca` (the
+        scenario PKI's, or the user's file; none given: the system's trust store, as for a
+        real AWS account) and presents ``certificate`` / ``key`` (PEM texts)."""
+        from otaharness.runtime.pki import client_context
+
+        pki = self.runtime.pki()
+        name = f"device-{len(list(pki.directory.glob('device-*.crt'))) + 1}"
+        cert_file = pki.write(f"{name}.crt", certificate)
+        key_file = pki.write(f"{name}.key", key, secret=True)
+        return client_context(ca_file or self._endpoints.get("ca"), cert_file, key_file,
+                              keylog=pki.keylog)
 
     def client(self, service_name: str):
         """A boto3 client for a service of this target (moto's, or the user's endpoint)."""
@@ -48,8 +63,9 @@ async def start(runtime) -> AwsIotService:
     if not target.embedded:
         return AwsIotService(runtime, None, dict(target.endpoints))
     broker = await runtime.service("broker")
-    backend = AwsIotBackend(runtime.clock)
-    await backend.start(broker.broker.host, broker.broker.port)
+    plain = str(target.endpoints.get("plain_mqtt", "")).lower() in ("1", "true", "yes", "on")
+    backend = AwsIotBackend(runtime.clock, pki=runtime.pki(), plain_mqtt=plain)
+    await backend.start(broker.broker.host, broker.broker.port, broker.broker.service_credentials)
     # moto answers from its own threads: time may jump only once it has answered.
     add_probe = getattr(runtime.clock, "add_quiet_probe", None)
     if add_probe is not None:
