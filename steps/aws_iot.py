@@ -363,3 +363,151 @@ def shadow_reports_version(context, name, version):
     assert reported.get("dev", {}).get("v", {}).get("appV") == version, (
         f"the shadow reports {reported}")
     assert _tracker(context, name).app_version == version
+
+
+# -- device identity: certificates, trust, TLS faults ------------------------------------------
+
+
+def _embedded_backend(context, what):
+    service = _service(context)
+    if not service.embedded:
+        raise NotImplementedError(f"{what} needs the embedded AWS IoT back end (its device CA)")
+    return service.backend
+
+
+def _give_certificate(context, name, issued, *, ca_pem=None):
+    """Register ``issued`` in the account (under ``ca_pem`` when given, else as issued by
+    AWS's own CA), attach it to the tracker's thing and store it in the tracker's flash."""
+    runtime = ota(context)
+    if name not in runtime.values.get("tracker", {}):
+        generate_certificate(context, name)
+    entry = runtime.values["tracker"][name]
+    if ca_pem is not None:
+        registered = _call(context, "iot", "register_certificate", {
+            "certificatePem": issued.certificate_pem, "caCertificatePem": ca_pem, "setAsActive": True})
+    else:
+        registered = _embedded_backend(context, "a certificate from AWS's CA").register_issued_certificate(issued)
+    _call(context, "iot", "attach_thing_principal",
+          {"thingName": entry["id"], "principal": registered["certificateArn"]})
+    entry.update(certificateArn=registered["certificateArn"], certificateId=registered["certificateId"],
+                 certificatePem=issued.certificate_pem)
+    _credentials(context)[name] = (issued.certificate_pem, issued.key_pem)
+
+
+@given("the `{name}` tracker has an expired certificate")
+def expired_certificate(context, name):
+    """The tracker's certificate (registered, ACTIVE, attached) expired two days ago on the real
+    clock, where TLS checks it."""
+    pki = ota(context).pki()
+    _give_certificate(context, name, pki.device_ca.issue_expired("AWS IoT Certificate"))
+
+
+@given("the `{name}` tracker has a certificate that is not yet valid")
+def future_certificate(context, name):
+    """The tracker's certificate (registered, ACTIVE, attached) becomes valid in two days."""
+    pki = ota(context).pki()
+    _give_certificate(context, name, pki.device_ca.issue_not_yet_valid("AWS IoT Certificate"))
+
+
+@given("my CA `{ca}` is registered in AWS IoT")
+@when("my CA `{ca}` is registered in AWS IoT")
+def register_my_ca(context, ca):
+    """A CA of the user's own (bring your own CA), registered ACTIVE with
+    `register_ca_certificate`; its id is `${ca.<name>.id}`."""
+    from otaharness.runtime.pki import CertificateAuthority
+
+    authority = CertificateAuthority(f"{ca} (device CA of the user)")
+    result = _call(context, "iot", "register_ca_certificate", {
+        "caCertificate": authority.certificate_pem, "setAsActive": True})
+    _authorities(context)[ca] = authority
+    ota(context).values.setdefault("ca", {})[ca] = {"id": result["certificateId"],
+                                                    "arn": result["certificateArn"]}
+
+
+def _authorities(context) -> dict:
+    if not hasattr(context, "user_authorities"):
+        context.user_authorities = {}
+    return context.user_authorities
+
+
+@given("the `{name}` tracker has a certificate from my CA `{ca}`")
+@when("the `{name}` tracker gets a certificate from my CA `{ca}`")
+def certificate_from_my_ca(context, name, ca):
+    """Issue the tracker a certificate from the user's CA, register it under that CA
+    (`register_certificate`), attach it to the tracker's thing and store it in the tracker's
+    flash; the next connection uses it. The previous certificate stays as it is."""
+    authority = _authorities(context)[ca]
+    _give_certificate(context, name, authority.issue("AWS IoT Certificate"), ca_pem=authority.certificate_pem)
+
+
+@given("the `{name}` tracker trusts only an unrelated CA")
+def trusts_unrelated_ca(context, name):
+    """The tracker's trust store holds a CA that did not sign the server's certificate (an old
+    or wrong root CA baked into the firmware)."""
+    pki = ota(context).pki()
+    path = pki.write("unrelated-ca.pem", pki.rogue_ca.certificate_pem)
+    _tls_options(context).setdefault(name, {})["ca_file"] = path
+
+
+@given("the `{name}` tracker dials the MQTT endpoint as `{host}`")
+def dials_as(context, name, host):
+    """The host name the tracker checks the broker's certificate for (and sends as SNI)."""
+    _tls_options(context).setdefault(name, {})["server_name"] = host
+
+
+@when("the `{name}` tracker is switched on running its firmware version `{version}`")
+@given("the `{name}` tracker is switched on running its firmware version `{version}`")
+def switched_on(context, name, version):
+    """Start the tracker as its firmware runs it, without requiring the connection to succeed:
+    a refused connection is an event in the tracker's log, and it tries again with backoff."""
+    _start_tracker(context, name, autonomous=True, version=version, must_connect=False)
+
+
+def _failures(context, name):
+    return [(t, text) for t, text in _tracker(context, name).events
+            if text.startswith("connection failed") or text.startswith("MQTT connection lost")]
+
+
+@then("the `{name}` tracker is refused with `{reason}`")
+def tracker_refused(context, name, reason):
+    """The tracker's own log: a connection attempt failed (or was cut) with ``reason`` in the
+    error the TLS library or the MQTT client reported. With `soon`, retried until it holds."""
+    failures = _failures(context, name)
+    assert any(reason in text for _t, text in failures), (
+        f"no failure with {reason!r}; the tracker's failures: {[t for _, t in failures[-4:]]}")
+    assert not _tracker(context, name).connected, f"the `{name}` tracker is connected"
+
+
+@then("the `{name}` tracker's log shows a failed connection with `{reason}`")
+def tracker_failed_once(context, name, reason):
+    """Some connection attempt of the tracker failed with ``reason`` (it may be connected now)."""
+    failures = _failures(context, name)
+    assert any(reason in text for _t, text in failures), (
+        f"no failure with {reason!r}; the tracker's failures: {[t for _, t in failures[-4:]]}")
+
+
+@then("the `{name}` tracker has tried {count:d} times with growing intervals")
+def retried_with_backoff(context, name, count):
+    """At least ``count`` failed connection attempts, each after a longer wait than the one
+    before (the tracker's backoff, seen in its own log)."""
+    times = [t for t, _text in _failures(context, name)]
+    assert len(times) >= count, f"{len(times)} failed attempts: {_failures(context, name)}"
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:])), f"waits between attempts: {gaps}"
+
+
+@then("the `{name}` tracker is connected")
+def tracker_connected(context, name):
+    """The tracker holds an MQTT connection (after a CONNACK) now."""
+    tracker = _tracker(context, name)
+    assert tracker.connected, f"the `{name}` tracker is not connected; events: {tracker.events[-5:]}"
+
+
+@then("the gateway refused the `{name}` tracker because `{reason}`")
+def gateway_refused(context, name, reason):
+    """The MQTT gateway's own log of its decisions (after the TLS handshake) names the reason."""
+    backend = _embedded_backend(context, "the gateway's log")
+    client_id = ota(context).values["tracker"][name]["id"]
+    address = ota(context).address_of(name)
+    events = [e.what for e in backend.gateway.events if e.client_id == client_id or e.peer.startswith(f"{address}:")]
+    assert any(reason in what for what in events), f"the gateway's decisions on {name}: {events[-6:]}"

@@ -77,5 +77,7 @@ def _keep_artifacts(runtime: Runtime) -> None:
     for name, log_path in runtime.log_files().items():
         if log_path.exists():
             shutil.copy(log_path, runtime.artifacts / f"{name}.log")
+            if name == "tls-keys":
+                continue  # session secrets are for Wireshark, not for the report
             tail = log_path.read_text(errors="replace").splitlines()[-40:]
             print(f"--- last lines of the {name} log ---\n" + "\n".join(tail))

@@ -112,6 +112,15 @@ class _PahoClient(paho.Client):
             self.last_socket_error = error
             raise
 
+    def _sock_send(self, buf: bytes | bytearray) -> int:
+        try:
+            return super()._sock_send(buf)
+        except BlockingIOError:
+            raise
+        except OSError as error:
+            self.last_socket_error = error
+            raise
+
 
 class MqttClient:
     def __init__(self, client_id: str, host: str, port: int, *, bind_address: str | None = None,

@@ -54,11 +54,11 @@ EXPIRED_BY = dt.timedelta(days=2)
 
 def real_now() -> dt.datetime:
     """The real UTC time, also inside a scenario whose Python clocks follow the virtual clock."""
-    try:
-        from time_machine import escape_hatch
-    except ImportError:  # pragma: no cover - time-machine is a dependency
-        return dt.datetime.now(dt.timezone.utc)
-    return escape_hatch.datetime.datetime.now(dt.timezone.utc)
+    from time_machine import escape_hatch
+
+    if escape_hatch.is_travelling():
+        return escape_hatch.datetime.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def certificate_id(certificate: x509.Certificate | bytes | str) -> str:
@@ -302,3 +302,31 @@ def client_context(ca_file: Path | str | None, certificate: Path | str | None = 
     if keylog is not None:
         context.keylog_filename = str(keylog)
     return context
+
+
+def send_handshake_alerts() -> None:
+    """Make asyncio's TLS servers send the alert a failed handshake produces.
+
+    CPython's asyncio (sslproto ``SSLProtocol._do_handshake``, 3.11) drops the connection when
+    the handshake fails without writing the alert OpenSSL has queued, so a client refused for an
+    expired or unknown certificate sees only the connection close; real TLS servers (AWS IoT's
+    among them) send the alert (``certificate expired``, ``unknown ca``, ...). Installed once,
+    process-wide; it changes nothing but that flush."""
+    from asyncio import sslproto
+
+    if getattr(sslproto.SSLProtocol._do_handshake, "sends_alerts", False):
+        return
+
+    def do_handshake(self) -> None:
+        try:
+            self._sslobj.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            self._process_outgoing()
+        except ssl.SSLError as error:
+            self._process_outgoing()  # the alert, then the failure as before
+            self._on_handshake_complete(error)
+        else:
+            self._on_handshake_complete(None)
+
+    do_handshake.sends_alerts = True  # type: ignore[attr-defined]
+    sslproto.SSLProtocol._do_handshake = do_handshake

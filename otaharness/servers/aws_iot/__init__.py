@@ -142,6 +142,16 @@ class AwsIotBackend:
             found["mqtt"] = self.plain_gateway.url
         return found
 
+    def register_issued_certificate(self, issued) -> dict[str, str]:
+        """Register a device certificate as if AWS's own CA (the PKI's device CA) had issued it
+        through CreateKeysAndCertificate, ACTIVE — e.g. one issued already expired."""
+        from moto.iot.models import FakeCertificate
+
+        backend = self.moto.iot_backend()
+        record = FakeCertificate(issued.certificate_pem, "ACTIVE", backend.account_id, backend.region_name)
+        backend.certificates[record.certificate_id] = record
+        return {"certificateArn": record.arn, "certificateId": record.certificate_id}
+
     def client(self, service_name: str, *, certificate: tuple[str, str] | None = None) -> Any:
         """boto3 client (dummy credentials, us-east-1) for moto, or for our iot-jobs-data API
         (which needs a device's ``certificate``: (certificate file, key file))."""
