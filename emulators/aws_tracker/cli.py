@@ -1,8 +1,19 @@
 """`otaharness emulate aws-tracker`: N nRF asset trackers on real time against any broker and S3
 endpoint, until interrupted. Every tracker event is logged (logger `emulators.aws_tracker`).
 
-    otaharness emulate aws-tracker --mqtt mqtt://127.0.0.1:1883 \\
-        --s3-endpoint http://127.0.0.1:5000 --count 100 --prefix tracker-
+A real AWS IoT account (mutual TLS on 8883; the thing's certificate and key as downloaded from
+AWS, Amazon Root CA 1 from the system's trust store unless --ca names a file)::
+
+    otaharness emulate aws-tracker --mqtt mqtts://xxxx-ats.iot.eu-west-1.amazonaws.com:8883 \\
+        --cert tracker-1.cert.pem --key tracker-1.private.key --prefix tracker- --count 1
+
+Many trackers, each with its own certificate: ``--credentials-dir DIR`` holding
+``<thing>.cert.pem`` and ``<thing>.private.key`` per thing. Against ``otaharness serve aws-iot``::
+
+    otaharness emulate aws-tracker --mqtt mqtts://127.0.0.1:P --ca CA --credentials-dir creds \\
+        --s3-endpoint https://127.0.0.1:Q --server-name a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com
+
+Plain MQTT (``mqtt://``) and HTTP stay available for back ends without TLS.
 """
 
 from __future__ import annotations
@@ -10,11 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from emulators.aws_tracker.tracker import Tracker, TrackerError
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttError
+from otaharness.runtime.pki import client_context
 
 log = logging.getLogger("emulators.aws_tracker")
 
@@ -34,10 +47,19 @@ def endpoint(url: str, schemes: tuple[str, ...], default_port: int) -> tuple[str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mqtt", required=True, metavar="URL", help="broker, mqtt://host:port")
+    parser.add_argument("--mqtt", required=True, metavar="URL",
+                        help="broker: mqtts://host:8883 (mutual TLS, as AWS IoT) or mqtt://host:port")
     parser.add_argument("--s3-endpoint", metavar="URL",
-                        help="where <bucket>.s3.amazonaws.com is dialled, http://host:port "
-                             "(default: the job document's host on port 80)")
+                        help="where <bucket>.s3.amazonaws.com is dialled, https://host:port or "
+                             "http://host:port (default: the job document's host)")
+    parser.add_argument("--ca", metavar="FILE", help="PEM file of the CA the servers chain to "
+                        "(default: the system's trust store, which holds Amazon Root CA 1)")
+    parser.add_argument("--cert", metavar="FILE", help="the tracker's certificate (PEM); with --count 1")
+    parser.add_argument("--key", metavar="FILE", help="the tracker's private key (PEM)")
+    parser.add_argument("--credentials-dir", metavar="DIR", help="per tracker <thing>.cert.pem and "
+                        "<thing>.private.key")
+    parser.add_argument("--server-name", metavar="HOST", help="host name the broker's certificate "
+                        "is checked for (default: the --mqtt host)")
     parser.add_argument("--count", type=int, default=1, help="number of trackers (default 1)")
     parser.add_argument("--prefix", default="tracker-", help="thing name prefix; names are "
                         "<prefix>1 ... <prefix>N (default tracker-)")
@@ -49,18 +71,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind-address", help="local address the trackers' connections bind to")
 
 
+def _credentials(args: argparse.Namespace, thing: str) -> tuple[str, str]:
+    if args.credentials_dir:
+        folder = Path(args.credentials_dir)
+        cert, key = folder / f"{thing}.cert.pem", folder / f"{thing}.private.key"
+    elif args.cert and args.key:
+        cert, key = Path(args.cert), Path(args.key)
+    else:
+        raise EndpointError("mqtts:// needs --cert and --key, or --credentials-dir")
+    for path in (cert, key):
+        if not path.is_file():
+            raise EndpointError(f"{path} does not exist")
+    return str(cert), str(key)
+
+
 def build_trackers(args: argparse.Namespace, clock: RealClock) -> list[Tracker]:
     if args.count < 1:
         raise EndpointError(f"--count must be at least 1, not {args.count}")
-    mqtt_host, mqtt_port = endpoint(args.mqtt, ("mqtt", "tcp"), 1883)
-    s3 = endpoint(args.s3_endpoint, ("http",), 80) if args.s3_endpoint else None
-    return [
-        Tracker(f"{args.prefix}{index}", mqtt_host=mqtt_host, mqtt_port=mqtt_port, clock=clock,
-                s3_endpoint=s3, bind_address=args.bind_address, app_version=args.app_version,
-                autonomous=not args.step_driven, fragment_size=args.fragment_size,
-                reboot_seconds=args.reboot_seconds)
-        for index in range(1, args.count + 1)
-    ]
+    secure = urlsplit(args.mqtt).scheme == "mqtts"
+    mqtt_host, mqtt_port = endpoint(args.mqtt, ("mqtts",) if secure else ("mqtt", "tcp"),
+                                    8883 if secure else 1883)
+    s3 = None
+    if args.s3_endpoint:
+        s3 = endpoint(args.s3_endpoint, ("https",) if secure else ("http",), 443 if secure else 80)
+    if args.cert and args.count != 1 and not args.credentials_dir:
+        raise EndpointError("--cert/--key are one tracker's identity: use --count 1 or --credentials-dir")
+    trackers = []
+    for index in range(1, args.count + 1):
+        thing = f"{args.prefix}{index}"
+        tls = None
+        if secure:
+            cert, key = _credentials(args, thing)
+            try:
+                tls = client_context(args.ca, cert, key)
+            except (OSError, ValueError) as error:  # ssl.SSLError included
+                raise EndpointError(f"{thing}: cannot use {cert} / {key}: {error}") from None
+        trackers.append(Tracker(
+            thing, mqtt_host=mqtt_host, mqtt_port=mqtt_port, clock=clock, s3_endpoint=s3,
+            bind_address=args.bind_address, app_version=args.app_version,
+            autonomous=not args.step_driven, fragment_size=args.fragment_size,
+            reboot_seconds=args.reboot_seconds, tls=tls,
+            mqtt_server_name=args.server_name or mqtt_host))
+    return trackers
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -115,8 +115,8 @@ class RangeDownload:
                 except TimeoutError:
                     raise DownloadFailed(
                         f"download timed out after {self.timeout:g} s at byte {self.offset}") from None
-                except aiohttp.ClientSSLError as error:
-                    # A certificate we cannot trust is no glitch to retry.
+                except aiohttp.ClientConnectorCertificateError as error:
+                    # A certificate we cannot trust is no glitch to retry (a cut handshake is).
                     raise DownloadFailed(f"TLS with {self.host} failed: {error}") from None
                 except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as error:
                     if self.offset > before:

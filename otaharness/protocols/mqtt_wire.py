@@ -131,7 +131,8 @@ class _Reader:
 
     def properties(self) -> dict[int, object]:
         """An MQTT 5 property list (the last value of a repeated identifier wins)."""
-        end = self.position + self.varint()
+        length = self.varint()
+        end = self.position + length
         found: dict[int, object] = {}
         while self.position < end:
             identifier = self.varint()

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from otaharness.runtime.pki import client_context
+
 from otaharness.servers.aws_iot import AwsIotBackend
 
 mqtt = pytest.importorskip("otaharness.runtime.mqtt")
@@ -63,10 +65,10 @@ async def backend(mosquitto: int) -> AsyncIterator[AwsIotBackend]:
 
 
 class Device:
-    """A tracker on MqttClient: every received message goes to one queue per topic."""
+    """A tracker on MqttClient over mutual TLS: every received message goes to one queue per topic."""
 
-    def __init__(self, port: int) -> None:
-        self.client = mqtt.MqttClient("fota", "127.0.0.1", port)
+    def __init__(self, port: int, tls: Any) -> None:
+        self.client = mqtt.MqttClient("fota", "127.0.0.1", port, tls=tls)
         self.queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
 
     async def subscribe(self, *topics: str) -> None:
@@ -84,9 +86,15 @@ class Device:
 
 async def test_tracker_runs_a_fota_job_through_mosquitto(backend: AwsIotBackend, mosquitto: int) -> None:
     iot = backend.client("iot")
-    assert set(backend.endpoints()) == {"aws", "iot-jobs-data", "mqtt"}
+    endpoints = backend.endpoints()
+    assert set(endpoints) == {"aws", "iot-jobs-data", "mqtts", "ca"}
     arn = (await asyncio.to_thread(iot.create_thing, thingName="fota"))["thingArn"]
-    device = Device(mosquitto)
+    cert = await asyncio.to_thread(iot.create_keys_and_certificate, setAsActive=True)
+    await asyncio.to_thread(iot.attach_thing_principal, thingName="fota", principal=cert["certificateArn"])
+    pki = backend.pki
+    tls = client_context(endpoints["ca"], pki.write("fota.crt", cert["certificatePem"]),
+                         pki.write("fota.key", cert["keyPair"]["PrivateKey"], secret=True))
+    device = Device(int(endpoints["mqtts"].rsplit(":", 1)[1]), tls)
     await device.client.connect()
     try:
         await device.subscribe(f"{JOBS}/notify-next", f"{JOBS}/start-next/accepted",

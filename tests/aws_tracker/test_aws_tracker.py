@@ -23,7 +23,8 @@ HEX = b"SOME HEX DATA"  # the seed feature's 13-byte object
 async def spy(world: World, topic_filter: str) -> tuple[MqttClient, list[tuple[str, dict]]]:
     """A second client recording what trackers publish on `topic_filter`."""
     seen: list[tuple[str, dict]] = []
-    client = MqttClient("spy", world.broker.host, world.broker.port)
+    username, password = world.broker.service_credentials  # the harness's own view of the broker
+    client = MqttClient("spy", world.broker.host, world.broker.port, username=username, password=password)
     client.add_handler(topic_filter, lambda topic, payload: seen.append((topic, json.loads(payload))))
     await client.connect()
     await client.subscribe(topic_filter)

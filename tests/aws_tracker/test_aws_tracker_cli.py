@@ -16,19 +16,19 @@ from otaharness.cli import build_parser
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.servers.aws_iot import AwsIotBackend
+from otaharness.servers.aws_iot import DATA_ENDPOINT, AwsIotBackend
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not installed")
 
 
 @pytest_asyncio.fixture
-async def backend() -> AsyncIterator[AwsIotBackend]:
+async def backend() -> AsyncIterator[tuple[AwsIotBackend, MosquittoBroker]]:
     async with MosquittoBroker() as broker:
         aws = AwsIotBackend(RealClock())
-        await aws.start(broker.host, broker.port)
+        await aws.start(broker.host, broker.port, broker.service_credentials)
         try:
-            yield aws
+            yield aws, broker
         finally:
             aws.reset()
             await aws.stop()
@@ -43,6 +43,16 @@ def test_arguments_through_the_otaharness_parser() -> None:
         ("127.0.0.1", 1884, False, None)}
 
 
+def test_mqtts_needs_the_trackers_credentials(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["emulate", "aws-tracker", "--mqtt", "mqtts://127.0.0.1:8883",
+                                      "--count", "2", "--credentials-dir", str(tmp_path)])
+    with pytest.raises(cli.EndpointError, match="tracker-1.cert.pem does not exist"):
+        cli.build_trackers(args, RealClock())
+    args = build_parser().parse_args(["emulate", "aws-tracker", "--mqtt", "mqtts://127.0.0.1:8883"])
+    with pytest.raises(cli.EndpointError, match="--cert and --key"):
+        cli.build_trackers(args, RealClock())
+
+
 @pytest.mark.parametrize("option, value", [("--mqtt", "http://127.0.0.1:1883"), ("--s3-endpoint", "s3://x")])
 async def test_bad_endpoint_urls_exit_with_2(option: str, value: str) -> None:
     parser = build_parser()
@@ -50,22 +60,35 @@ async def test_bad_endpoint_urls_exit_with_2(option: str, value: str) -> None:
     assert await cli.run(parser.parse_args(argv)) == 2
 
 
-async def test_emulated_fleet_upgrades_until_interrupted(backend: AwsIotBackend) -> None:
-    mqtt_url, aws_url = backend.endpoints()["mqtt"], backend.endpoints()["aws"]
-    iot, s3 = backend.client("iot"), backend.client("s3")
-    arns = [(await asyncio.to_thread(iot.create_thing, thingName=f"cli-{i}"))["thingArn"] for i in (1, 2, 3)]
+async def test_emulated_fleet_upgrades_over_mutual_tls_until_interrupted(
+        backend: tuple[AwsIotBackend, MosquittoBroker], tmp_path: Path) -> None:
+    """Each tracker with its own certificate from create_keys_and_certificate, as a user would
+    download them from AWS, in a credentials folder."""
+    aws, broker = backend
+    endpoints = aws.endpoints()
+    iot, s3 = aws.client("iot"), aws.client("s3")
+    arns = []
+    for i in (1, 2, 3):
+        arns.append((await asyncio.to_thread(iot.create_thing, thingName=f"cli-{i}"))["thingArn"])
+        cert = await asyncio.to_thread(iot.create_keys_and_certificate, setAsActive=True)
+        await asyncio.to_thread(iot.attach_thing_principal, thingName=f"cli-{i}", principal=cert["certificateArn"])
+        (tmp_path / f"cli-{i}.cert.pem").write_text(cert["certificatePem"])
+        (tmp_path / f"cli-{i}.private.key").write_text(cert["keyPair"]["PrivateKey"])
     await asyncio.to_thread(s3.create_bucket, Bucket="fota-bucket")
     await asyncio.to_thread(s3.put_object, Bucket="fota-bucket", Key="up", Body=b"SOME HEX DATA", ACL="public-read")
 
-    host, port = mqtt_url.removeprefix("mqtt://").split(":")
-    watcher = MqttClient("watcher", host, int(port))
+    # The harness's own view of the broker, as its service user.
+    username, password = broker.service_credentials
+    watcher = MqttClient("watcher", broker.host, broker.port, username=username, password=password)
     asked: list[str] = []
     watcher.add_handler("$aws/things/+/jobs/$next/get", lambda topic, _payload: asked.append(topic))
     await watcher.connect()
     await watcher.subscribe("$aws/things/+/jobs/$next/get")
 
-    args = build_parser().parse_args(["emulate", "aws-tracker", "--mqtt", mqtt_url, "--s3-endpoint", aws_url,
-                                      "--count", "3", "--prefix", "cli-", "--reboot-seconds", "0.05"])
+    args = build_parser().parse_args([
+        "emulate", "aws-tracker", "--mqtt", endpoints["mqtts"], "--s3-endpoint", endpoints["aws"],
+        "--ca", endpoints["ca"], "--credentials-dir", str(tmp_path), "--server-name", DATA_ENDPOINT,
+        "--count", "3", "--prefix", "cli-", "--reboot-seconds", "0.05"])
     fleet = asyncio.create_task(cli.run(args))
     try:
         async with asyncio.timeout(10):

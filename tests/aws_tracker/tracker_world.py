@@ -1,5 +1,6 @@
 """Test helpers: one scenario on the virtual clock with a real mosquitto, the AWS IoT back end
-(moto + jobs bridge) and trackers; boto3 calls go to moto over HTTP."""
+(moto + jobs bridge + MQTT gateway) and trackers on mutual TLS, each with its own certificate;
+boto3 calls go to moto over HTTPS."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from typing import Any, TypeVar
 from emulators.aws_tracker import Tracker
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.pki import client_context
 from otaharness.runtime.proxy import LinkProxy
-from otaharness.servers.aws_iot import AwsIotBackend
+from otaharness.servers.aws_iot import DATA_ENDPOINT, AwsIotBackend
 
 BUCKET = "fota-bucket"
 T = TypeVar("T")
@@ -67,10 +69,31 @@ class World:
         self.proxies.append(proxy)
         return proxy
 
+    @property
+    def gateway_address(self) -> tuple[str, int]:
+        gateway = self.backend.gateway
+        assert gateway is not None and gateway.port is not None
+        return gateway.host, gateway.port
+
+    def identity(self, thing: str) -> Any:
+        """A certificate for the thing (created if need be), registered, attached, as the
+        tracker's TLS context."""
+        iot = self.backend.moto.iot_backend()
+        if thing not in {t.thing_name for t in iot.things.values()}:
+            self.thing(thing)
+        pki = self.backend.pki
+        issued = pki.device_ca.issue("AWS IoT Certificate")
+        arn = self.backend.register_issued_certificate(issued)["certificateArn"]
+        iot.attach_thing_principal(thing, arn)
+        certificate, key = pki.write_identity(f"tracker-{thing}", issued)
+        return client_context(pki.ca_file, certificate, key)
+
     def tracker(self, name: str, **options: Any) -> Tracker:
         options.setdefault("s3_endpoint", self.moto_address)
-        tracker = Tracker(name, mqtt_host=self.broker.host, mqtt_port=self.broker.port,
-                          clock=self.clock, **options)
+        options.setdefault("tls", self.identity(name))
+        host, port = self.gateway_address
+        tracker = Tracker(name, mqtt_host=host, mqtt_port=port, clock=self.clock,
+                          mqtt_server_name=DATA_ENDPOINT, **options)
         self.trackers.append(tracker)
         return tracker
 
@@ -114,7 +137,7 @@ def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0)
         moto_probe = backend.moto.wait_quiet  # holds the clock while moto's threads serve a request
         world: World | None = None
         try:
-            await backend.start(broker.host, broker.port)
+            await backend.start(broker.host, broker.port, broker.service_credentials)
             clock.add_quiet_probe(moto_probe)
             world = World(clock, broker, backend)
             task = asyncio.ensure_future(body(world))

@@ -27,6 +27,10 @@ async def any_broker(request):
 
 
 async def connected(broker, client_id: str, **options) -> MqttClient:
+    # As the service user where the broker has one: anonymous clients are kept off $-topics.
+    if broker.service_credentials is not None:
+        options.setdefault("username", broker.service_credentials[0])
+        options.setdefault("password", broker.service_credentials[1])
     client = MqttClient(client_id, broker.host, broker.port, **options)
     await client.connect()
     return client

@@ -206,7 +206,7 @@ def test_capture_holds_the_scenario_mqtt_traffic(runtime, tmp_path):
 
     rt.run(exchange())
     assert rt.close() == []
-    packets = rdpcap(str(tmp_path / "captures" / "test-scenario.pcap"))
+    packets = rdpcap(str(tmp_path / "captures" / "test-scenario.pcapng"))
     mqtt = [p for p in packets if TCP in p and 1883 in (p[TCP].sport, p[TCP].dport)]
     assert mqtt, "no MQTT packets on port 1883"
     sources = {p["IP"].src for p in mqtt if p[TCP].dport == 1883}
