@@ -121,6 +121,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for flow in ["broker", *args.flows]:
             await runtime.service(flow)
         endpoints = runtime.running_endpoints()
+        for name in runtime.internal_endpoints():
+            endpoints.pop(name, None)
         if args.json:
             print(json.dumps(endpoints), flush=True)
         else:

@@ -184,6 +184,14 @@ class Runtime:
             known.update(service.endpoints())
         return known
 
+    def internal_endpoints(self) -> set[str]:
+        """Endpoint names a running service keeps to itself (not for devices: e.g. the broker
+        behind the AWS IoT gateway), left out of what ``serve`` prints."""
+        hidden: set[str] = set()
+        for service in self._services.values():
+            hidden |= getattr(service, "internal_endpoints", set)()
+        return hidden
+
     def endpoint_url(self, name: str) -> str:
         """The URL of a running service's endpoint, by name (case-insensitive)."""
         known = {key.lower(): url for key, url in self.running_endpoints().items()}

@@ -25,6 +25,11 @@ class AwsIotService:
     def endpoints(self) -> dict[str, str]:
         return dict(self._endpoints)
 
+    def internal_endpoints(self) -> set[str]:
+        """The broker's own plain port is behind the gateway: devices use `mqtts` (or the
+        gateway's plain `mqtt` when that setting is on, which then replaces it)."""
+        return {"mqtt"} if self.embedded and "mqtt" not in self._endpoints else set()
+
     def device_tls(self, certificate: str, key: str, *, ca_file=None):
         """A device's client TLS context for this target: it trusts the target's `ca` (the
         scenario PKI's, or the user's file; none given: the system's trust store, as for a
