@@ -1,6 +1,9 @@
 """Our jobs data plane against the AWS IoT Device SDK for Python (awsiotsdk 1.31.0, awscrt 0.36.1):
-the v1 IotJobsClient over MQTT 3.1.1 and the request/response IotJobsClientV2 over MQTT 5, on
-plain TCP to a real mosquitto (shared/protocols/aws-iot-jobs.md §3), real time.
+the v1 IotJobsClient over MQTT 3.1.1 and the request/response IotJobsClientV2 over MQTT 5, each
+built by the SDK's own ``mtls_from_path`` builder and connected over mutual TLS to our MQTT gateway
+(``endpoints()["mqtts"]``) with a certificate from ``create_keys_and_certificate`` attached to the
+thing it connects as; the gateway forwards to a real mosquitto (shared/protocols/aws-iot-jobs.md
+§3). Real time.
 
 The SDK parses every reply into its model classes (epoch-second timestamps, jobDocument object,
 integer versions) and the V2 client correlates replies by clientToken alone, so a reply we got
@@ -16,13 +19,15 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
 
 iotjobs = pytest.importorskip("awsiot.iotjobs")
 awsiot = pytest.importorskip("awsiot")
-from awscrt import io, mqtt, mqtt5, mqtt_request_response  # noqa: E402
+from awscrt import io, mqtt, mqtt_request_response  # noqa: E402
+from awsiot import mqtt5_client_builder, mqtt_connection_builder  # noqa: E402
 
 from otaharness.runtime.broker import MosquittoBroker  # noqa: E402
 from otaharness.runtime.clock import RealClock  # noqa: E402
@@ -40,12 +45,15 @@ QOS1 = mqtt.QoS.AT_LEAST_ONCE
 
 @pytest_asyncio.fixture
 async def backend() -> AsyncIterator[tuple[AwsIotBackend, int]]:
+    """The back end, and the port of its MQTT gateway (mutual TLS) on 127.0.0.1."""
     threads_before = set(threading.enumerate())
     async with MosquittoBroker() as broker:
         aws = AwsIotBackend(RealClock())
-        await aws.start(broker.host, broker.port)
+        await aws.start(broker.host, broker.port, broker.service_credentials)
         try:
-            yield aws, broker.port
+            mqtts = urlsplit(aws.endpoints()["mqtts"])
+            assert (mqtts.scheme, mqtts.hostname) == ("mqtts", "127.0.0.1")
+            yield aws, mqtts.port
         finally:
             aws.reset()
             await aws.stop()
@@ -66,10 +74,25 @@ async def done(future: concurrent.futures.Future) -> Any:
     return await asyncio.wait_for(asyncio.wrap_future(future), TIMEOUT)
 
 
-async def queue_job(aws: AwsIotBackend, thing: str, job_id: str = "job1") -> None:
+async def queue_job(aws: AwsIotBackend, thing: str, job_id: str = "job1") -> tuple[str, str]:
+    """Create the thing with its own certificate (ACTIVE, attached) and queue a job for it;
+    returns the certificate and private key files, as a device holds them."""
     iot = aws.client("iot")
     arn = (await asyncio.to_thread(iot.create_thing, thingName=thing))["thingArn"]
+    certificate = await asyncio.to_thread(iot.create_keys_and_certificate, setAsActive=True)
+    await asyncio.to_thread(iot.attach_thing_principal, thingName=thing,
+                            principal=certificate["certificateArn"])
+    cert_file = aws.pki.write(f"{thing}.crt", certificate["certificatePem"])
+    key_file = aws.pki.write(f"{thing}.key", certificate["keyPair"]["PrivateKey"], secret=True)
     await asyncio.to_thread(iot.create_job, jobId=job_id, targets=[arn], document=json.dumps(DOCUMENT))
+    return str(cert_file), str(key_file)
+
+
+def connected_over_mtls(aws: AwsIotBackend, thing: str) -> bool:
+    """The gateway let ``thing`` in on its certificate (not as a plain-MQTT stand-in)."""
+    assert aws.gateway is not None
+    return any(event.client_id == thing and event.what.startswith(f"connected as {thing} (certificate ")
+               for event in aws.gateway.events)
 
 
 def deliver(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Callable[[Any], None]:
@@ -79,12 +102,15 @@ def deliver(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any]) -> Calla
 
 async def test_v1_jobs_client_over_mqtt311(backend: tuple[AwsIotBackend, int], bootstrap: io.ClientBootstrap) -> None:
     aws, port = backend
-    await queue_job(aws, "tracker1")
+    cert_file, key_file = await queue_job(aws, "tracker1")
     loop = asyncio.get_running_loop()
-    connection = mqtt.Connection(client=mqtt.Client(bootstrap, None), host_name="127.0.0.1", port=port,
-                                 client_id="tracker1", clean_session=True, keep_alive_secs=30)
+    connection = mqtt_connection_builder.mtls_from_path(
+        endpoint="127.0.0.1", port=port, cert_filepath=cert_file, pri_key_filepath=key_file,
+        ca_filepath=aws.endpoints()["ca"], client_bootstrap=bootstrap, client_id="tracker1",
+        clean_session=True, keep_alive_secs=30)
     await done(connection.connect())
     try:
+        assert connected_over_mtls(aws, "tracker1")
         jobs = iotjobs.IotJobsClient(connection)
         inbox: dict[str, asyncio.Queue[Any]] = {name: asyncio.Queue() for name in
                                                 ("started", "start_rejected", "updated", "update_rejected")}
@@ -134,17 +160,19 @@ async def test_v1_jobs_client_over_mqtt311(backend: tuple[AwsIotBackend, int], b
 
 async def test_v2_jobs_client_over_mqtt5(backend: tuple[AwsIotBackend, int], bootstrap: io.ClientBootstrap) -> None:
     aws, port = backend
-    await queue_job(aws, "tracker2")
+    cert_file, key_file = await queue_job(aws, "tracker2")
     connected: concurrent.futures.Future[None] = concurrent.futures.Future()
     stopped: concurrent.futures.Future[None] = concurrent.futures.Future()
-    client = mqtt5.Client(mqtt5.ClientOptions(
-        host_name="127.0.0.1", port=port, bootstrap=bootstrap,
-        connect_options=mqtt5.ConnectPacket(client_id="tracker2", keep_alive_interval_sec=30),
-        on_lifecycle_event_connection_success_fn=lambda _data: connected.done() or connected.set_result(None),
-        on_lifecycle_event_stopped_fn=lambda _data: stopped.done() or stopped.set_result(None)))
+    client = mqtt5_client_builder.mtls_from_path(
+        endpoint="127.0.0.1", port=port, cert_filepath=cert_file, pri_key_filepath=key_file,
+        ca_filepath=aws.endpoints()["ca"], client_bootstrap=bootstrap, client_id="tracker2",
+        keep_alive_interval_sec=30,
+        on_lifecycle_connection_success=lambda _data: connected.done() or connected.set_result(None),
+        on_lifecycle_stopped=lambda _data: stopped.done() or stopped.set_result(None))
     client.start()
     try:
         await done(connected)
+        assert connected_over_mtls(aws, "tracker2")
         jobs = iotjobs.IotJobsClientV2(client, mqtt_request_response.ClientOptions(
             max_request_response_subscriptions=4, max_streaming_subscriptions=2,
             operation_timeout_in_seconds=int(TIMEOUT)))
