@@ -392,6 +392,10 @@ def _give_certificate(context, name, issued, *, ca_pem=None):
     entry.update(certificateArn=registered["certificateArn"], certificateId=registered["certificateId"],
                  certificatePem=issued.certificate_pem)
     _credentials(context)[name] = (issued.certificate_pem, issued.key_pem)
+    tracker = _trackers(context).get(name)
+    if tracker is not None:  # a running tracker keeps it in flash: its next connection uses it
+        service = _service(context)
+        tracker.tls, _server_name = _tracker_tls(context, name, service, service.endpoints())
 
 
 @given("the `{name}` tracker has an expired certificate")

@@ -40,7 +40,7 @@ Feature: Trackers prove who they are over mutual TLS
       {"certificateId": "${tracker.t1.certificateId}", "newStatus": "REVOKED"}
       """
     And 1 minute passes
-    Then the `t1` tracker is refused with `connection to`
+    Then the `t1` tracker is refused with `closed by the server before CONNACK`
     And the gateway refused the `t1` tracker because `is REVOKED`
     When I create the job `jobId` upgrading the `t1` tracker to `1.0.1` from `fw-1.0.1.hex`
     And 30 minutes pass
@@ -62,20 +62,37 @@ Feature: Trackers prove who they are over mutual TLS
     And I create the job `jobId` upgrading the `t1` tracker to `1.0.1` from `fw-1.0.1.hex`
     Then soon the job `jobId` of the `t1` tracker is SUCCEEDED
 
-  Scenario: Rotating the device CA: a tracker with a certificate from the new CA carries on, the old certificate is revoked
+  Scenario: Rotating the device CA: the tracker moves to a certificate from the new CA, the old one is revoked
     Given my CA `ca-2025` is registered in AWS IoT
     And the `t1` tracker has a certificate from my CA `ca-2025`
+    And `oldCertificate` is `${tracker.t1.certificateId}`
     And the `t1` tracker runs its firmware version `1.0.0`
     When my CA `ca-2026` is registered in AWS IoT
     And the `t1` tracker gets a certificate from my CA `ca-2026`
     And device "t1" reboots
     And I execute `updateCertificate` of `@aws-sdk/client-iot` with
       """
-      {"certificateId": "${tracker.t1.certificateId}", "newStatus": "ACTIVE"}
+      {"certificateId": "${oldCertificate}", "newStatus": "REVOKED"}
+      """
+    And I execute `updateCaCertificate` of `@aws-sdk/client-iot` with
+      """
+      {"certificateId": "${ca.ca-2025.id}", "newStatus": "INACTIVE"}
       """
     And I create the job `jobId` upgrading the `t1` tracker to `1.0.1` from `fw-1.0.1.hex`
     Then soon the job `jobId` of the `t1` tracker is SUCCEEDED
     And the `t1` tracker is connected
+
+  Scenario: A tracker still on the certificate of a rotated-out CA is refused once that certificate is revoked
+    Given my CA `ca-2025` is registered in AWS IoT
+    And the `t1` tracker has a certificate from my CA `ca-2025`
+    And the `t1` tracker runs its firmware version `1.0.0`
+    When I execute `updateCertificate` of `@aws-sdk/client-iot` with
+      """
+      {"certificateId": "${tracker.t1.certificateId}", "newStatus": "REVOKED"}
+      """
+    And 10 minutes pass
+    Then the `t1` tracker is refused with `closed by the server before CONNACK`
+    And the gateway refused the `t1` tracker because `is REVOKED`
 
   Scenario: A link cut during the TLS handshake is retried
     Given I generate a certificate for the `t1` tracker

@@ -399,9 +399,12 @@ class MqttClient:
         if self._disconnecting:
             error = MqttError(f"{self.client_id}: disconnected")
         else:
-            why = str(reason)
             if self._paho.last_socket_error is not None:
                 why = _tls_reason(self._paho.last_socket_error)
+            elif not self._established:
+                why = "closed by the server before CONNACK"
+            else:
+                why = str(reason)
             error = MqttError(f"{self.client_id}: connection to {self.host}:{self.port} lost ({why})")
         pending = list(self._acks.values())
         self._acks.clear()
