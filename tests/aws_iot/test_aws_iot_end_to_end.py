@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import urllib.parse
+
 import pytest
 
 from otaharness.runtime.pki import client_context
@@ -126,3 +128,43 @@ async def test_tracker_runs_a_fota_job_through_mosquitto(backend: AwsIotBackend,
         assert json.loads(shadow["payload"].read())["state"]["reported"]["dev"]["v"]["appV"] == "1.0.1"
     finally:
         await device.client.disconnect()
+
+
+async def test_presigned_s3_urls_work_over_https_and_the_server_name_is_checked(backend: AwsIotBackend) -> None:
+    """A presigned GET of a private object, over TLS verified against the scenario CA, addressed
+    virtual-host style by name (SNI and certificate check for <bucket>.s3.amazonaws.com)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    s3 = backend.client("s3")
+    await asyncio.to_thread(s3.create_bucket, Bucket="private-fw")
+    await asyncio.to_thread(s3.put_object, Bucket="private-fw", Key="fw.bin", Body=b"IMAGE")
+    url = await asyncio.to_thread(s3.generate_presigned_url, "get_object",
+                                  Params={"Bucket": "private-fw", "Key": "fw.bin"}, ExpiresIn=300)
+    context = ssl.create_default_context(cafile=backend.endpoints()["ca"])
+
+    def fetch(address: str, host: str) -> tuple[int, bytes]:
+        request = urllib.request.Request(address, headers={"Host": host})
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    status, body = await asyncio.to_thread(fetch, url, urllib.parse.urlsplit(url).netloc)
+    assert (status, body) == (200, b"IMAGE")
+    unsigned = url.split("?", 1)[0]  # moto checks that a private GET is signed (not the signature)
+    assert (await asyncio.to_thread(fetch, unsigned, urllib.parse.urlsplit(url).netloc))[0] == 403
+
+    # The same server, dialled by a host name its certificate does not name, is refused.
+    wrong = ssl.create_default_context(cafile=backend.endpoints()["ca"])
+    host, port = urllib.parse.urlsplit(backend.endpoints()["aws"]).netloc.split(":")
+
+    def dial_as(name: str) -> None:
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            wrong.wrap_socket(raw, server_hostname=name).close()
+
+    await asyncio.to_thread(dial_as, "fw.s3.amazonaws.com")  # named by the certificate
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        await asyncio.to_thread(dial_as, "storage.example.com")
