@@ -1,19 +1,29 @@
-"""Request bodies that must be one JSON object, as the admin and application APIs take them."""
+"""Request bodies that must be one JSON object, as the admin and application APIs take them,
+read with the one JSON reader (otaharness/protocols/json_input.py): size, nesting, NaN and number
+limits, then an optional JSON Schema."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
+from otaharness.protocols.json_input import MAX_BYTES, JsonInputError, parse_json_object, validate
 
-async def read_json_object(request: web.Request, error: type[ValueError]) -> dict[str, Any]:
-    """The body as a JSON object; anything else raises ``error`` (the API's 400) saying why."""
+
+async def read_json_object(request: web.Request, error: type[ValueError], *,
+                           schema: Mapping[str, Any] | None = None,
+                           max_bytes: int = MAX_BYTES) -> dict[str, Any]:
+    """The body as a JSON object (valid against ``schema`` when given); anything else raises
+    ``error`` (the API's 400) saying why and where."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise error(f"body of {request.content_length} bytes exceeds the limit of {max_bytes}")
     try:
-        document = json.loads(await request.read())
-    except ValueError as exc:
-        raise error(f"body is not JSON: {exc}") from exc
-    if not isinstance(document, dict):
-        raise error("body must be a JSON object")
+        body = await request.content.read(max_bytes + 1)
+        document = parse_json_object(body, max_bytes=max_bytes)
+        if schema is not None:
+            validate(document, schema)
+    except JsonInputError as exc:
+        raise error(f"body {exc}" if exc.path == "$" else str(exc)) from exc
     return document
