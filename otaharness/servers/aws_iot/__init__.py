@@ -95,12 +95,12 @@ class AwsIotBackend:
             log.warning("the broker lets anonymous clients on $aws/ topics (the amqtt fallback or "
                         "a user's broker): identity is enforced only on the mqtts endpoint")
 
-    def _identity_changed(self) -> None:
-        """From moto's threads, after a certificate, CA or thing principal changed."""
+    def _identity_changed(self, status: bool) -> None:
+        """From moto's threads, after a certificate, CA or thing principal changed; ``status``:
+        something may have lost the right to connect."""
         self._trust_registered_cas()
-        for gateway in (self.gateway,):
-            if gateway is not None:
-                gateway.recheck_threadsafe()
+        if status and self.gateway is not None:
+            self.gateway.recheck_threadsafe()
 
     def _trust_registered_cas(self) -> None:
         cas = self.identities.trust_anchors()

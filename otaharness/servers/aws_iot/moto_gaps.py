@@ -34,7 +34,7 @@ from otaharness.servers.aws_iot.jobs import JobsService
 
 _service: JobsService | None = None
 _device_ca: CertificateAuthority | None = None
-_on_identity_change: Callable[[], None] | None = None
+_on_identity_change: Callable[[bool], None] | None = None
 # update-certificate's newStatus values (AWS IoT API reference, UpdateCertificate).
 CERTIFICATE_STATUSES = {"ACTIVE", "INACTIVE", "REVOKED", "PENDING_TRANSFER", "REGISTER_INACTIVE",
                         "PENDING_ACTIVATION"}
@@ -197,9 +197,11 @@ class CertificateValidationException(IoTClientError):
         super().__init__("CertificateValidationException", message)
 
 
-def _identity_changed() -> None:
+def _identity_changed(*, status: bool) -> None:
+    """Tell the gateways: new trust anchors may exist; with ``status``, a certificate or CA may
+    have lost the right to connect (open connections are checked again)."""
     if _on_identity_change is not None:
-        _on_identity_change()
+        _on_identity_change(status)
 
 
 def compute_cert_id(self: FakeCertificate, certificate_pem: str) -> str:
@@ -243,7 +245,7 @@ def register_certificate(self: IoTBackend, certificate_pem: str, ca_certificate_
             raise CertificateValidationException("The CA certificate is not registered")
     result = _original(IoTBackend, "register_certificate")(
         self, certificate_pem, ca_certificate_pem, set_as_active, status)
-    _identity_changed()
+    _identity_changed(status=False)
     return result
 
 
@@ -253,7 +255,7 @@ def update_certificate(self: IoTBackend, certificate_id: str, new_status: str) -
     if new_status not in CERTIFICATE_STATUSES:
         raise InvalidRequestException(f"newStatus {new_status!r} is not one of {sorted(CERTIFICATE_STATUSES)}")
     _original(IoTBackend, "update_certificate")(self, certificate_id, new_status)
-    _identity_changed()
+    _identity_changed(status=True)
 
 
 def register_certificate_without_ca(self: IoTBackend, certificate_pem: str, status: str) -> FakeCertificate:
@@ -261,16 +263,17 @@ def register_certificate_without_ca(self: IoTBackend, certificate_pem: str, stat
     multi-account registration: no CA registered)."""
     certificate = _original(IoTBackend, "register_certificate_without_ca")(self, certificate_pem, status)
     certificate.registered_without_ca = True
-    _identity_changed()
+    _identity_changed(status=False)
     return certificate
 
 
-def _notifying(cls: type, name: str) -> Callable[..., Any]:
-    """moto's method, then the identity listeners (the gateways re-check open connections)."""
+def _notifying(cls: type, name: str, *, status: bool) -> Callable[..., Any]:
+    """moto's method, then the identity listeners (with ``status``: open connections are
+    checked again)."""
 
     def notifying(self: Any, *args: Any, **kwargs: Any) -> Any:
         result = _original(cls, name)(self, *args, **kwargs)
-        _identity_changed()
+        _identity_changed(status=status)
         return result
 
     notifying.__doc__ = f"Gap: the gateways must learn of {name} (trusted CAs, open connections)."
@@ -282,12 +285,12 @@ _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
     (IoTBackend, "create_keys_and_certificate", create_keys_and_certificate),
     (IoTBackend, "register_certificate", register_certificate),
     (IoTBackend, "update_certificate", update_certificate),
-    (IoTBackend, "register_ca_certificate", _notifying(IoTBackend, "register_ca_certificate")),
-    (IoTBackend, "update_ca_certificate", _notifying(IoTBackend, "update_ca_certificate")),
-    (IoTBackend, "delete_certificate", _notifying(IoTBackend, "delete_certificate")),
-    (IoTBackend, "delete_ca_certificate", _notifying(IoTBackend, "delete_ca_certificate")),
+    (IoTBackend, "register_ca_certificate", _notifying(IoTBackend, "register_ca_certificate", status=False)),
+    (IoTBackend, "update_ca_certificate", _notifying(IoTBackend, "update_ca_certificate", status=True)),
+    (IoTBackend, "delete_certificate", _notifying(IoTBackend, "delete_certificate", status=True)),
+    (IoTBackend, "delete_ca_certificate", _notifying(IoTBackend, "delete_ca_certificate", status=True)),
     (IoTBackend, "register_certificate_without_ca", register_certificate_without_ca),
-    (IoTBackend, "detach_thing_principal", _notifying(IoTBackend, "detach_thing_principal")),
+    (IoTBackend, "detach_thing_principal", _notifying(IoTBackend, "detach_thing_principal", status=False)),
     (IoTBackend, "create_job", create_job),
     (IoTBackend, "cancel_job", cancel_job),
     (IoTBackend, "delete_job", delete_job),
@@ -302,7 +305,7 @@ _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
 
 
 def apply(service: JobsService, *, device_ca: CertificateAuthority | None = None,
-          on_identity_change: Callable[[], None] | None = None) -> None:
+          on_identity_change: Callable[[bool], None] | None = None) -> None:
     """Install the patches (idempotent) with `service` owning job executions, `device_ca`
     issuing `create_keys_and_certificate`'s certificates, and `on_identity_change` called
     (from moto's threads) after any change to certificates, CAs or thing principals."""
