@@ -1,24 +1,41 @@
-"""Fleet throughput of the AWS IoT Jobs FOTA flow: N autonomous trackers each take one job end to end.
+"""Fleet throughput of the AWS IoT Jobs FOTA flow, over mutual TLS and over plain MQTT/HTTP:
+N autonomous trackers each take one job end to end.
 
-Run from the repository root: python -m benchmarks.bench_aws_trackers [--counts 100 2000]
-[--image-size 5120] [--fragment-size 2048]
+Run from the repository root: python -m benchmarks.bench_aws_trackers [--counts 100 500]
+[--modes plain mtls] [--repeat 3] [--image-size 5120] [--fragment-size 2048]
 
-Per N, in one process on the virtual clock (reboots cost no real time): a mosquitto broker, the
-AWS IoT back end (moto + jobs bridge), N things and one public S3 image. The N trackers connect
-(each subscribes and asks `$next/get`), then ONE job targets all N: every tracker goes IN_PROGRESS,
-downloads the image in range requests from moto, reboots (10 virtual seconds), updates SUCCEEDED
-and reports `appV` in its shadow. Timed: connecting, and job creation -> the last shadow report.
-Memory per thing: growth of this process's resident set (trackers, their MQTT clients and
-sockets, and the back end's per-thing state) divided by N, measured after connecting and at the
-end, in a fresh process per N. Every execution is checked SUCCEEDED in moto before a result is printed.
+Per N and per mode, in a fresh process on the virtual clock (reboots cost no real time): a
+mosquitto broker, the AWS IoT back end (moto + jobs bridge + MQTT gateway), N things and one
+public S3 image. The N trackers connect (each subscribes and asks `$next/get`), then ONE job
+targets all N: every tracker goes IN_PROGRESS, downloads the image in range requests from moto,
+reboots (10 virtual seconds), connects again, updates SUCCEEDED and reports `appV` in its shadow.
+Timed: connecting, and job creation -> the last shadow report (the FOTA cycle).
+
+The two modes differ only in the transport, every hop being the same:
+
+* ``mtls`` — what AWS IoT devices do: each thing has its own certificate from the device CA
+  (issued and registered directly in moto, attached to the thing: provisioning is timed apart and
+  not part of either figure) and its own TLS context; MQTT over TLS with the client certificate
+  through the gateway's mqtts listener (identity and policy enforced), the image over HTTPS from
+  moto (the S3 host name checked against the server certificate).
+* ``plain`` — the same gateway's plain MQTT listener (``AwsIotBackend(plain_mqtt=True)``, identity
+  not enforced) and the image over plain HTTP from moto (moto started without its TLS context).
+
+Reported per N: each run's figures, then the ratio mTLS / plain of the FOTA cycle (the target:
+at most 1.3) and of connecting, from the medians of ``--repeat`` runs per mode (the modes
+alternate which runs first, so that neither always meets the other's leftovers or a quieter
+machine). Memory per thing: growth of the process's resident set (trackers, their TLS contexts,
+MQTT clients and sockets, and the back end's per-connection state) divided by N, after connecting
+and at the end. Every execution is checked SUCCEEDED in moto before a result is printed.
 
 Baseline, in the same process against the same broker and moto (before the job exists): N bare
-exchanges, each one MqttClient request/response round trip through the jobs bridge
-(`$aws/things/<thing>/jobs/get` -> `.../get/accepted`, answered from moto) plus one HTTP range GET
-of the first fragment of the image from moto; as many at a time as trackers connect. It is the
-transport a tracker's FOTA cycle rides on without the tracker; the ratio "full FOTA cycle per
-tracker / bare MQTT+HTTP exchange" (upgrade_s / baseline_s) is the cost of the flow in units of
-that exchange, comparable between machines.
+exchanges, each one MqttClient request/response round trip through the jobs bridge straight on
+the broker as its service user (`$aws/things/<thing>/jobs/get` -> `.../get/accepted`, answered
+from moto) plus one range GET of the first fragment of the image from moto — over HTTPS in the
+mtls mode, HTTP in the plain one, on a pool of kept-alive connections; as many at a time as
+trackers connect. It is the transport a tracker's FOTA cycle rides on without the tracker; the
+ratio "full FOTA cycle per tracker / bare MQTT+HTTP exchange" (upgrade_s / baseline_s) is the
+cost of the flow in units of that exchange, comparable between machines.
 """
 
 from __future__ import annotations
@@ -27,28 +44,42 @@ import argparse
 import asyncio
 import itertools
 import json
+import ssl
+import statistics
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock,
-                                run_sizes, run_until_done)
+                                report, run_sizes, run_until_done)
 from emulators.aws_tracker import Tracker
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.servers.aws_iot import AwsIotBackend
+from otaharness.runtime.pki import client_context
+from otaharness.servers.aws_iot import DATA_ENDPOINT, AwsIotBackend
 
 BUCKET = "fota-bucket"
+S3_HOST = f"{BUCKET}.s3.amazonaws.com"
 CONNECT_CONCURRENCY = 100
+MODES = ("plain", "mtls")
+TARGET_RATIO = 1.3  # mTLS FOTA cycle / plain FOTA cycle
+
+
+def host_and_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    assert parts.hostname is not None and parts.port is not None, url
+    return parts.hostname, parts.port
 
 
 async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], count: int,
-                         fragment_size: int) -> None:
+                         fragment_size: int, https: ssl.SSLContext | None) -> None:
     """The baseline: per thing, one jobs/get round trip over MQTT and one range GET from moto."""
-    client = MqttClient("bench-baseline", broker.host, broker.port)
+    username, password = broker.service_credentials or (None, None)
+    client = MqttClient("bench-baseline", broker.host, broker.port, username=username, password=password)
     await client.connect()
     waiting: dict[str, asyncio.Future[None]] = {}
     tokens = itertools.count()
@@ -60,8 +91,10 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
 
     client.add_handler("$aws/things/+/jobs/get/accepted", on_reply)
     await client.subscribe("$aws/things/+/jobs/get/accepted")
-    url = f"http://{s3_endpoint[0]}:{s3_endpoint[1]}/fleet"
-    range_headers = {"Host": f"{BUCKET}.s3.amazonaws.com", "Range": f"bytes=0-{fragment_size - 1}"}
+    scheme = "https" if https is not None else "http"
+    url = f"{scheme}://{s3_endpoint[0]}:{s3_endpoint[1]}/fleet"
+    range_headers = {"Host": S3_HOST, "Range": f"bytes=0-{fragment_size - 1}"}
+    tls: dict[str, Any] = {"ssl": https, "server_hostname": S3_HOST} if https is not None else {}
     connector = aiohttp.TCPConnector(limit=CONNECT_CONCURRENCY)
 
     async def exchange(http: aiohttp.ClientSession, index: int) -> None:
@@ -69,7 +102,7 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
         reply = waiting[token] = asyncio.get_running_loop().create_future()
         await client.publish(f"$aws/things/bench-{index}/jobs/get", {"clientToken": token}, qos=1)
         await reply  # it may have come before the PUBACK
-        async with http.get(url, headers=range_headers) as response:
+        async with http.get(url, headers=range_headers, **tls) as response:
             assert response.status == 206, response.status
             await response.read()
 
@@ -80,38 +113,63 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
         await client.disconnect()
 
 
-async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, image_size: int,
+def provision_certificates(backend: AwsIotBackend, names: list[str]) -> list[tuple[Path, Path]]:
+    """Per thing: a certificate from the device CA, registered ACTIVE and attached to the thing
+    (what create_keys_and_certificate + attach_thing_principal do, without N HTTPS calls)."""
+    iot_backend = backend.moto.iot_backend()
+    files = []
+    for name in names:
+        issued = backend.pki.device_ca.issue("AWS IoT Certificate")
+        registered = backend.register_issued_certificate(issued)
+        iot_backend.attach_thing_principal(name, registered["certificateArn"])
+        files.append(backend.pki.write_identity(name, issued))
+    return files
+
+
+async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int, image_size: int,
                     fragment_size: int) -> Figures:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    mtls = mode == "mtls"
     broker = MosquittoBroker()
     await broker.start()
     clock.add_quiet_probe(broker.flush)
-    backend = AwsIotBackend(clock)
+    backend = AwsIotBackend(clock, plain_mqtt=not mtls, https=mtls)
     moto_probe = backend.moto.wait_quiet  # holds the clock while moto's threads serve a request
-    await backend.start(broker.host, broker.port)
+    await backend.start(broker.host, broker.port, broker.service_credentials)
     clock.add_quiet_probe(moto_probe)
     trackers: list[Tracker] = []
     try:
+        endpoints = backend.endpoints()
         iot, s3 = backend.client("iot"), backend.client("s3")
-        arns = [iot.create_thing(thingName=f"bench-{i}")["thingArn"] for i in range(count)]
+        names = [f"bench-{i}" for i in range(count)]
+        arns = [iot.create_thing(thingName=name)["thingArn"] for name in names]
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="fleet", Body=bytes(range(256)) * (image_size // 256) +
                       bytes(image_size % 256), ACL="public-read")
-        host, port = backend.endpoints()["aws"].rsplit("/", 1)[1].split(":")
-        s3_endpoint = (host, int(port))
+        s3_endpoint = host_and_port(endpoints["aws"])
+        mqtt_host, mqtt_port = host_and_port(endpoints["mqtts" if mtls else "mqtt"])
+        ca_file = Path(endpoints["ca"])
+        with Stopwatch() as provisioning:
+            identities = provision_certificates(backend, names) if mtls else []
 
         with Stopwatch() as baseline:
-            await run_until_done(clock, bare_exchanges(broker, s3_endpoint, count, fragment_size))
+            await run_until_done(clock, bare_exchanges(broker, s3_endpoint, count, fragment_size,
+                                                       client_context(ca_file) if mtls else None))
 
         memory = MemoryGrowth()
-        trackers = [Tracker(f"bench-{i}", mqtt_host=broker.host, mqtt_port=broker.port, clock=clock,
-                            s3_endpoint=s3_endpoint, fragment_size=fragment_size, reboot_seconds=10.0)
-                    for i in range(count)]
+        with Stopwatch() as contexts:
+            tls = [client_context(ca_file, certificate, key) for certificate, key in identities]
+        trackers = [Tracker(name, mqtt_host=mqtt_host, mqtt_port=mqtt_port, clock=clock,
+                            s3_endpoint=s3_endpoint, fragment_size=fragment_size, reboot_seconds=10.0,
+                            tls=tls[i] if mtls else None, mqtt_server_name=DATA_ENDPOINT if mtls else None)
+                    for i, name in enumerate(names)]
         with Stopwatch() as connecting:
             await run_until_done(clock, gather_limited(CONNECT_CONCURRENCY, (t.connect() for t in trackers)))
         rss_connected = memory.per_unit_kib(count)
 
         finished = asyncio.get_running_loop().create_future()
-        remaining = {tracker.thing_name for tracker in trackers}
+        remaining = set(names)
 
         def watch(tracker: Tracker) -> None:
             def listener(text: str) -> None:
@@ -123,8 +181,9 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, image_siz
 
         for tracker in trackers:
             watch(tracker)
+        # "https" either way: without a TLS context the tracker downloads over plain HTTP.
         document = {"operation": "app_fw_update", "size": image_size, "fwversion": "1.0.1",
-                    "location": {"protocol": "https", "host": f"{BUCKET}.s3.amazonaws.com", "path": "fleet"}}
+                    "location": {"protocol": "https", "host": S3_HOST, "path": "fleet"}}
         with Stopwatch(clock) as upgrade:
             iot.create_job(jobId="fleet", targets=arns, document=json.dumps(document), targetSelection="SNAPSHOT")
             await run_until_done(clock, finished)
@@ -138,8 +197,14 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, image_siz
             statuses += [s["jobExecutionSummary"]["status"] for s in summaries["executionSummaries"]]
         if len(statuses) != count or set(statuses) != {"SUCCEEDED"}:
             raise AssertionError(f"not every execution SUCCEEDED: {len(statuses)} {set(statuses)}")
+        secure = sum(tracker.tls is not None for tracker in trackers)
+        if secure != (count if mtls else 0):
+            raise AssertionError(f"{secure} of {count} trackers on TLS in mode {mode}")
         return {
+            "mode": mode,
             "trackers": count,
+            "provision_s": provisioning.seconds,
+            "tls_contexts_s": contexts.seconds,
             "connect_s": connecting.seconds,
             "connects_per_s": count / connecting.seconds,
             "upgrade_s": upgrade.seconds,
@@ -162,12 +227,14 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, image_siz
         await broker.stop()
 
 
-def measure(count: int, image_size: int, fragment_size: int) -> Figures:
-    return on_virtual_clock(partial(fleet_run, count=count, image_size=image_size, fragment_size=fragment_size))
+def measure(count: int, image_size: int, fragment_size: int, mode: str) -> Figures:
+    return on_virtual_clock(partial(fleet_run, mode=mode, count=count, image_size=image_size,
+                                    fragment_size=fragment_size))
 
 
 def describe(result: dict[str, Any]) -> str:
-    return (f"N={result['trackers']:>5}  connect {result['connect_s']:6.2f} s ({result['connects_per_s']:7.1f}/s)"
+    return (f"N={result['trackers']:>5} {result['mode']:>5}  connect {result['connect_s']:6.2f} s"
+            f" ({result['connects_per_s']:7.1f}/s)"
             f"  upgrade {result['upgrade_s']:6.2f} s ({result['things_per_s']:6.1f} things/s,"
             f" {result['virtual_s']:.0f} virtual s, {result['http_requests']} range GETs)"
             f"  baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTP exchanges/s,"
@@ -176,14 +243,64 @@ def describe(result: dict[str, Any]) -> str:
             f" {result['rss_per_thing_after_kib']:.0f} KiB after")
 
 
+def compare(by_mode: dict[str, list[Figures]]) -> Figures:
+    """mTLS against plain for one N: medians over the repeats."""
+    def median(mode: str, key: str) -> float:
+        return statistics.median(result[key] for result in by_mode[mode])
+
+    ratio = median("mtls", "upgrade_s") / median("plain", "upgrade_s")
+    return {
+        "trackers": by_mode["mtls"][0]["trackers"],
+        "comparison": "mtls/plain",
+        "repeats": min(len(by_mode["mtls"]), len(by_mode["plain"])),
+        "mtls_upgrade_s": median("mtls", "upgrade_s"),
+        "plain_upgrade_s": median("plain", "upgrade_s"),
+        "mtls_upgrade_runs_s": [result["upgrade_s"] for result in by_mode["mtls"]],
+        "plain_upgrade_runs_s": [result["upgrade_s"] for result in by_mode["plain"]],
+        "upgrade_ratio": ratio,
+        "mtls_connect_s": median("mtls", "connect_s"),
+        "plain_connect_s": median("plain", "connect_s"),
+        "connect_ratio": median("mtls", "connect_s") / median("plain", "connect_s"),
+        "baseline_ratio": median("mtls", "baseline_s") / median("plain", "baseline_s"),
+        "mtls_rss_per_thing_after_kib": median("mtls", "rss_per_thing_after_kib"),
+        "plain_rss_per_thing_after_kib": median("plain", "rss_per_thing_after_kib"),
+        "target_ratio": TARGET_RATIO,
+        "within_target": ratio <= TARGET_RATIO,
+    }
+
+
+def describe_comparison(result: dict[str, Any]) -> str:
+    verdict = "within" if result["within_target"] else "OVER"
+    return (f"N={result['trackers']:>5}  mTLS/plain (median of {result['repeats']}): FOTA cycle"
+            f" {result['mtls_upgrade_s']:.2f} s / {result['plain_upgrade_s']:.2f} s ="
+            f" {result['upgrade_ratio']:.2f}x ({verdict} the {result['target_ratio']}x target),"
+            f" connect {result['mtls_connect_s']:.2f} s / {result['plain_connect_s']:.2f} s ="
+            f" {result['connect_ratio']:.2f}x, baseline {result['baseline_ratio']:.2f}x,"
+            f" RSS/thing {result['mtls_rss_per_thing_after_kib']:.0f} / "
+            f"{result['plain_rss_per_thing_after_kib']:.0f} KiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[100, 2000])
+    parser.add_argument("--counts", type=int, nargs="+", default=[100, 500])
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per mode and N, the modes alternating; the comparison takes medians")
     parser.add_argument("--image-size", type=int, default=5120)
     parser.add_argument("--fragment-size", type=int, default=2048)
     arguments = parser.parse_args()
-    run_sizes("bench_aws_trackers", measure,
-              ((count, arguments.image_size, arguments.fragment_size) for count in arguments.counts), describe)
+    modes = list(dict.fromkeys(arguments.modes))
+    for count in arguments.counts:
+        by_mode: dict[str, list[Figures]] = {mode: [] for mode in modes}
+        for run in range(arguments.repeat):
+            order = modes if run % 2 == 0 else modes[::-1]  # neither mode always runs first
+            for result in run_sizes("bench_aws_trackers", measure,
+                                    ((count, arguments.image_size, arguments.fragment_size, mode)
+                                     for mode in order), describe):
+                by_mode[result["mode"]].append(result)
+        if set(modes) == set(MODES):
+            comparison = compare(by_mode)
+            report("bench_aws_trackers", comparison, describe_comparison(comparison))
 
 
 if __name__ == "__main__":

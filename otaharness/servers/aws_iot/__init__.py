@@ -44,16 +44,17 @@ DATA_ENDPOINT = f"a1b2c3d4e5f6g7-ats.iot.{REGION}.amazonaws.com"
 
 class AwsIotBackend:
     """``plain_mqtt``: also serve MQTT without TLS on the gateway (identity not enforced there),
-    for users who need it and for measuring what TLS costs."""
+    for users who need it and for measuring what TLS costs; ``https=False``: moto (S3) over plain
+    HTTP, for devices without TLS."""
 
     def __init__(self, clock: Clock, host: str = "127.0.0.1", *, pki: Pki | None = None,
-                 plain_mqtt: bool = False) -> None:
+                 plain_mqtt: bool = False, https: bool = True) -> None:
         self.clock = clock
         self.host = host
         self._owns_pki = pki is None
         self.pki = pki or Pki()
         self.plain_mqtt = plain_mqtt
-        self.moto = MotoServer(host, tls_context=self.pki.server_context(SERVER_NAMES))
+        self.moto = MotoServer(host, tls_context=self.pki.server_context(SERVER_NAMES) if https else None)
         self.identities = Identities(self.moto.iot_backend)
         self.jobs: JobsService | None = None
         self.bridge: MqttBridge | None = None

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otaharness.protocols import mqtt_wire as wire
-from otaharness.runtime.pki import ClientTrust, send_handshake_alerts
+from otaharness.runtime.pki import ClientTrust, tune_asyncio_tls
 from otaharness.runtime.tasks import BackgroundTasks
 from otaharness.servers.aws_iot.identities import Identities, IdentityRefused, Principal
 
@@ -279,7 +279,7 @@ class MqttGateway:
 
     async def start(self, port: int = 0) -> str:
         self._loop = asyncio.get_running_loop()
-        send_handshake_alerts()
+        tune_asyncio_tls()
         self._server = await asyncio.start_server(
             self._accept, self.host, port, ssl=self.context, backlog=4096,
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.context is not None else None,
