@@ -51,6 +51,8 @@ class FuotaScenario:
     campaign: int | None = None
     reboot_time: float | None = None  # Unix seconds, when the campaign programs one
     tasks: list[asyncio.Task] = field(default_factory=list)
+    answer: tuple[int, object] | None = None  # the last raw API answer (status, JSON or None)
+    deleted_at: float | None = None  # loop time just before DELETE /campaigns/{id}
 
 
 def version(text: str) -> int:
@@ -105,6 +107,21 @@ async def _api(url: str, method: str, path: str, body: dict | None = None) -> ob
 def _api_call(context, method: str, path: str, body: dict | None = None) -> object:
     url = _service(context).endpoints()["fuota"]
     return ota(context).run(_api(url, method, path, body))
+
+
+async def _raw(url: str, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
+    """Any answer, as (status, JSON document or None for an empty body)."""
+    async with aiohttp.ClientSession() as http:
+        async with http.request(method, url + path, data=data,
+                                headers={"Content-Type": "application/json"} if data is not None else None) as response:
+            body = await response.read()
+            return response.status, (json.loads(body) if body else None)
+
+
+def _raw_call(context, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
+    url = _service(context).endpoints()["fuota"]
+    answer = _fuota(context).answer = ota(context).run(_raw(url, method, path, data))
+    return answer
 
 
 def _campaign_path(context) -> str:
@@ -243,14 +260,73 @@ def campaign_starts(context, names):
             settings["reboot_time"] = scenario.reboot_time
         else:
             settings[key] = json.loads(value)
-    devices = [{"dev_eui": f"{agent.device.config.dev_eui:016X}", "gen_app_key": agent.device.config.gen_app_key.hex(),
-                "profile": agent.profile.name} for agent in (_agent(context, n) for n in _names(names.removesuffix(" with")))]
-    config = {"name": context.scenario.name, "devices": devices, "firmware_version": scenario.image_version,
-              **settings}
-    created = _api_call(context, "POST", "/campaigns",
-                        {"config": config, "image": base64.b64encode(scenario.image).decode()})
+    created = _api_call(context, "POST", "/campaigns", _campaign_body(context, names.removesuffix(" with"), settings))
     scenario.campaign = created["id"]
     _api_call(context, "POST", f"/campaigns/{scenario.campaign}/start")
+
+
+def _campaign_body(context, names: str, settings: dict) -> dict:
+    scenario = _fuota(context)
+    devices = [{"dev_eui": f"{agent.device.config.dev_eui:016X}", "gen_app_key": agent.device.config.gen_app_key.hex(),
+                "profile": agent.profile.name} for agent in (_agent(context, n) for n in _names(names))]
+    config = {"name": context.scenario.name, "devices": devices, "firmware_version": scenario.image_version,
+              **settings}
+    return {"config": config, "image": base64.b64encode(scenario.image).decode()}
+
+
+@when('a FUOTA campaign is created for {names} with {setting} set to {value}')
+def campaign_created_with(context, names, setting, value):
+    """``POST /campaigns`` (no start) whose configuration has ``setting`` written as the JSON text
+    ``value`` — which need not be JSON (``NaN``): the body is sent as it is written."""
+    assert _fuota(context).image, "no firmware image"
+    body = _campaign_body(context, names, {**DEFAULT_SETTINGS, setting: "__value__"})
+    text = json.dumps(body)
+    assert text.count('"__value__"') == 1
+    _raw_call(context, "POST", "/campaigns", text.replace('"__value__"', value).encode())
+
+
+@given('a FUOTA campaign is created for {names}')
+@when('a FUOTA campaign is created for {names}')
+def campaign_created(context, names):
+    """``POST /campaigns`` with the scenario's image and the default settings; not started."""
+    assert _fuota(context).image, "no firmware image"
+    status, document = _raw_call(context, "POST", "/campaigns", json.dumps(
+        _campaign_body(context, names, dict(DEFAULT_SETTINGS))).encode())
+    assert status == 201, f"HTTP {status} {document}"
+    _fuota(context).campaign = document["id"]
+
+
+@when('the FUOTA API is asked for campaign "{text}"')
+def asked_for_campaign(context, text):
+    """``GET /campaigns/<text>`` with the text as it is written (not an id, an id out of range)."""
+    _raw_call(context, "GET", f"/campaigns/{text}")
+
+
+@then('the FUOTA server refused it with {status:d} naming "{field_name}"')
+def refused_naming(context, status, field_name):
+    """The last answer is this status with a JSON error whose ``field`` and text name the field."""
+    answer = _fuota(context).answer
+    assert answer is not None, "no request was made"
+    assert answer[0] == status and isinstance(answer[1], dict), answer
+    assert answer[1].get("field") == field_name and field_name in answer[1]["error"], answer
+
+
+@then('the FUOTA server refused it with {status:d}')
+def refused(context, status):
+    answer = _fuota(context).answer
+    assert answer is not None and answer[0] == status and isinstance(answer[1], dict) and answer[1]["error"], answer
+
+
+@then('the FUOTA server lists {count:d} campaign and shows it')
+@then('the FUOTA server lists {count:d} campaigns and shows each')
+def lists_campaigns(context, count):
+    """``GET /campaigns`` answers with this many, and ``GET /campaigns/{id}`` answers for each one
+    (a refused campaign was not stored; nothing stored breaks a read)."""
+    status, listed = _raw_call(context, "GET", "/campaigns")
+    assert status == 200 and isinstance(listed, list) and len(listed) == count, (status, listed)
+    for campaign in listed:
+        status, shown = _raw_call(context, "GET", f"/campaigns/{campaign['id']}")
+        assert status == 200 and shown["state"] != "unreadable", (status, shown)
 
 
 @when('the FUOTA campaign reaches stage {stage:d}')
@@ -281,6 +357,40 @@ def reboots_programmed(context):
 def stopped(context):
     """``POST /campaigns/{id}/stop``: no further stage or fragment; the cleanup traffic starts."""
     _api_call(context, "POST", f"{_campaign_path(context)}/stop")
+
+
+@when('the FUOTA campaign is deleted')
+def deleted(context):
+    """``DELETE /campaigns/{id}``: a running campaign is stopped with the stop cleanup of its stage
+    and removed when that is over (202); any other is removed at once (204)."""
+    _fuota(context).deleted_at = ota(context).clock.monotonic()
+    status, document = _raw_call(context, "DELETE", _campaign_path(context))
+    assert status in (202, 204), f"DELETE: HTTP {status} {document}"
+
+
+@then('the FUOTA campaign is gone once its stop cleanup is over')
+def gone_after_cleanup(context):
+    """The DELETE was accepted as pending (202: the campaign was running), time passes until the
+    server has removed it, and ``GET /campaigns/{id}`` answers 404."""
+    scenario, runtime = _fuota(context), ota(context)
+    assert scenario.answer is not None and scenario.answer[0] == 202, scenario.answer
+    store = _service(context).server.store
+    assert runtime.run_until(lambda: not store.exists(scenario.campaign), timeout=CAMPAIGN_LIMIT_S), \
+        "the campaign was not removed"
+    status, document = _raw_call(context, "GET", _campaign_path(context))
+    assert status == 404, (status, document)
+
+
+@then('after the deletion the devices heard these unicast commands')
+def heard_after_deletion(context):
+    """``| device | command |`` (as in the stop tables): each device decoded each of its commands from
+    the air after the DELETE request (the stop cleanup the DELETE ran)."""
+    since = _fuota(context).deleted_at
+    assert since is not None, "the FUOTA campaign was not deleted"
+    for row in context.table:
+        heard = [_describe(command) for at, command, multicast in _agent(context, row["device"]).received
+                 if at >= since and not multicast]
+        assert row["command"] in heard, f"{row['device']} did not hear {row['command']}; heard {heard}"
 
 
 @when('the FUOTA server restarts')

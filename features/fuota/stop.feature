@@ -91,3 +91,20 @@ Feature: Stopping a FUOTA campaign cleans up as the seed says
     Then "a" and "b" run firmware 1.0.0
     And "a" and "b" hold no firmware image
     And "b" rebooted 0 times
+
+  Scenario: Deleting a running campaign stops it with the same cleanup, then removes it
+    DELETE /campaigns/{id} on a running campaign is a stop first: the cleanup of the stage it was
+    in goes out, and the campaign is removed once that is over.
+    When 2 fragments have gone out
+    And the FUOTA campaign is deleted
+    Then the FUOTA campaign is gone once its stop cleanup is over
+    And after the deletion the devices heard these unicast commands
+      | device | command                      |
+      | a      | DevRebootTimeReq 0xFFFFFFFF  |
+      | a      | DevDeleteImageReq            |
+      | b      | DevRebootTimeReq 0xFFFFFFFF  |
+      | b      | DevDeleteImageReq            |
+    When the clock goes past the programmed reboot time
+    Then "a" and "b" run firmware 1.0.0
+    And "a" and "b" hold no firmware image
+    And "a" rebooted 0 times

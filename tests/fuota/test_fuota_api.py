@@ -94,6 +94,8 @@ def test_cli_creates_starts_stops_and_reports(tmp_path: Path, capsys: pytest.Cap
             await world.finish(1)
             assert await command("show", "1") == 0
             assert await command("report", "1", str(tmp_path / "t.png")) == 0
+            assert await command("delete", "1") == 0
+            assert not world.fuota.store.exists(1)
         finally:
             await runner.cleanup()
         assert (tmp_path / "t.png").read_bytes().startswith(PNG_MAGIC)
@@ -101,13 +103,14 @@ def test_cli_creates_starts_stops_and_reports(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "campaign 1 'test' (firmware): stopped, stage 3" in out
     assert "failed  campaign stopped in stage 3" in out
+    assert "campaign 1: removed" in out
 
 
 def test_configuration_is_checked() -> None:
     device = {"dev_eui": "0102030405060708", "gen_app_key": "00" * 16}
     with pytest.raises(CampaignError, match="gen_app_key"):
         CampaignConfig.from_json({"name": "x", "firmware_version": 1, "devices": [dict(device, gen_app_key="00")]})
-    with pytest.raises(CampaignError, match="at least one device"):
+    with pytest.raises(CampaignError, match=r"\$\.devices: \[\] should be non-empty"):
         CampaignConfig.from_json({"name": "x", "firmware_version": 1, "devices": []})
     with pytest.raises(CampaignError, match="frag_size"):
         CampaignConfig.from_json({"name": "x", "firmware_version": 1, "devices": [device], "frag_size": 300,

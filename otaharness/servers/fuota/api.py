@@ -1,17 +1,25 @@
-"""HTTP API of the FUOTA server (aiohttp).
+"""HTTP API of the FUOTA server (aiohttp). Its OpenAPI 3.1 document is ``openapi.py``, served
+at ``/openapi.json``.
 
 =======  =================================  ==================================================
 POST     /campaigns                         ``{"config": {...}, "image": "<base64>"}`` → 201 ``{"id"}``
 GET      /campaigns                         every campaign's progress
 GET      /campaigns/{id}                    progress: state, stage, round, fragments, devices
+DELETE   /campaigns/{id}                    204 removed; 202 a running campaign: stopped (with
+                                            the stop cleanup), removed when the cleanup is over
 POST     /campaigns/{id}/start              202
 POST     /campaigns/{id}/stop               202 (cleanup traffic continues in the background)
 GET      /campaigns/{id}/events[?kind=K]    the event log (stage, fragment, request, answer, ...)
 GET      /campaigns/{id}/report             summary (stage intervals, fragments, outcomes)
 GET      /campaigns/{id}/report.png         timeline plot
+GET      /openapi.json                      the OpenAPI document of this API
 =======  =================================  ==================================================
 
-Errors are JSON ``{"error": "..."}``: 400 bad input, 404 unknown campaign, 409 wrong state.
+Bodies are read with the project's one JSON reader (``otaharness.protocols.json_input``: size,
+nesting, NaN/Infinity and integer limits) and checked against ``schemas.CREATE_SCHEMA``.
+Errors are JSON ``{"error": "...", "field": "$.config.redundancy"}`` (``field`` when one field is
+at fault): 400 bad input (also an id that is not a decimal integer), 404 unknown campaign (also
+an id out of range), 409 wrong state, or a stored campaign that cannot be read.
 """
 
 from __future__ import annotations
@@ -20,46 +28,143 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
+import re
 from typing import Any
 
 from aiohttp import web
 
-from .campaign import CampaignConfig, CampaignError
+from otaharness.protocols.json_input import MAX_BYTES, MAX_INTEGER, JsonInputError, parse_json_object, validate
+
+from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
+from .openapi import openapi_document
 from .report import summary, timeline_png
+from .schemas import CREATE_SCHEMA
 from .server import FuotaServer
+from .store import EVENT_KINDS
+
+log = logging.getLogger(__name__)
 
 SERVER_KEY = web.AppKey("fuota", FuotaServer)
+_DECIMAL = re.compile(r"[0-9]+")
 
 
-def _error(status: type[web.HTTPException], message: str) -> web.HTTPException:
-    return status(text=json.dumps({"error": message}), content_type="application/json")
+def _json_error(status: int, message: str, field: str | None = None,
+                headers: dict[str, str] | None = None) -> web.Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return web.json_response(body, status=status, headers=headers)
+
+
+class ApiError(Exception):
+    """Raised by the handlers; the middleware answers it as JSON."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error is JSON ``{"error": ...}``: the handlers' ApiError, aiohttp's own 404/405, and
+    (logged) anything unexpected."""
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return _json_error(error.status, error.message, error.field)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return _json_error(error.status, error.reason, headers=headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return _json_error(500, "internal error")
 
 
 def _campaign_id(request: web.Request) -> int:
-    server = request.app[SERVER_KEY]
-    try:
-        campaign_id = int(request.match_info["id"])
-        server.store.get(campaign_id)
-    except (ValueError, CampaignError):
-        raise _error(web.HTTPNotFound, f"no campaign {request.match_info['id']}") from None
+    """The path's campaign id: a decimal integer (else 400) of a stored campaign (else 404)."""
+    text = request.match_info["id"]
+    if not _DECIMAL.fullmatch(text):
+        raise ApiError(400, f"campaign id {text[:40]!r} is not a decimal integer", "id")
+    campaign_id = int(text) if len(text) <= 20 else MAX_INTEGER + 1
+    if not 1 <= campaign_id <= MAX_INTEGER or not request.app[SERVER_KEY].store.exists(campaign_id):
+        raise ApiError(404, f"no campaign {text[:40]}")
     return campaign_id
 
 
+class _Refused:
+    """A value the JSON reader refuses (NaN, Infinity, a number out of range), as ``_locate`` marks it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _integer_or_refused(text: str) -> int | _Refused:
+    if len(text.lstrip("-")) > len(str(MAX_INTEGER)):
+        return _Refused(text)
+    value = int(text)
+    return value if -MAX_INTEGER - 1 <= value <= MAX_INTEGER else _Refused(text)
+
+
+def _float_or_refused(text: str) -> float | _Refused:
+    value = float(text)
+    return _Refused(text) if value in (float("inf"), float("-inf")) else value
+
+
+def _locate(body: bytes) -> str | None:
+    """Where in ``body`` the first value sits that the JSON reader refused without a place
+    (its number hooks see no position): ``$.config.redundancy`` for ``"redundancy": NaN``."""
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_Refused, parse_int=_integer_or_refused,
+                              parse_float=_float_or_refused)
+    except (ValueError, RecursionError):
+        return None
+    stack: list[tuple[Any, str]] = [(document, "$")]
+    while stack:  # depth first, in document order
+        value, path = stack.pop()
+        if isinstance(value, _Refused):
+            return path
+        if isinstance(value, dict):
+            stack.extend(reversed([(child, f"{path}.{key}") for key, child in value.items()]))
+        elif isinstance(value, list):
+            stack.extend(reversed([(child, f"{path}[{index}]") for index, child in enumerate(value)]))
+    return None
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    """The body with the project's JSON reader (otaharness/protocols/json_input.py), checked
+    against CREATE_SCHEMA; a refusal is a 400 naming the field where there is one."""
+    if request.content_length is not None and request.content_length > MAX_BYTES:
+        raise ApiError(400, f"body of {request.content_length} bytes exceeds the limit of {MAX_BYTES}")
+    body = await request.content.read(MAX_BYTES + 1)
+    try:
+        document = parse_json_object(body)
+        validate(document, CREATE_SCHEMA)
+    except JsonInputError as error:
+        if error.path != "$":
+            raise ApiError(400, str(error), error.path) from None
+        field = _locate(body) if len(body) <= MAX_BYTES else None
+        raise ApiError(400, f"{field}: {error.reason}" if field else f"body {error.reason}", field) from None
+    return document
+
+
 async def create(request: web.Request) -> web.Response:
+    document = await _read_body(request)
     try:
-        document: Any = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise _error(web.HTTPBadRequest, "the body is not JSON") from None
-    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
-        raise _error(web.HTTPBadRequest, "expected {\"config\": {...}, \"image\": \"<base64>\"}")
+        image = base64.b64decode(document["image"], validate=True)
+    except binascii.Error as error:
+        raise ApiError(400, f"$.image: not base64 ({error})", "$.image") from None
     try:
-        image = base64.b64decode(document.get("image", ""), validate=True)
-        config = CampaignConfig.from_json(document["config"])
+        config = CampaignConfig.from_json(document["config"], "$.config")
         campaign_id = request.app[SERVER_KEY].create_campaign(config, image)
-    except (binascii.Error, TypeError):
-        raise _error(web.HTTPBadRequest, "image must be base64") from None
     except ValueError as error:  # CampaignError, UnknownDevice
-        raise _error(web.HTTPBadRequest, str(error)) from None
+        raise ApiError(400, str(error), getattr(error, "field", None)) from None
     return web.json_response({"id": campaign_id}, status=201)
 
 
@@ -72,12 +177,25 @@ async def show(request: web.Request) -> web.Response:
     return web.json_response(request.app[SERVER_KEY].status(_campaign_id(request)))
 
 
+async def delete(request: web.Request) -> web.Response:
+    campaign_id = _campaign_id(request)
+    try:
+        removed = await request.app[SERVER_KEY].delete_campaign(campaign_id)
+    except UnknownCampaign as error:  # removed while this request waited for a stop
+        raise ApiError(404, str(error)) from None
+    except CampaignError as error:
+        raise ApiError(409, str(error)) from None
+    if removed:
+        return web.Response(status=204)
+    return web.json_response({"id": campaign_id, "state": "stopping", "delete_requested": True}, status=202)
+
+
 async def start(request: web.Request) -> web.Response:
     campaign_id = _campaign_id(request)
     try:
         request.app[SERVER_KEY].start_campaign(campaign_id)
-    except CampaignError as error:
-        raise _error(web.HTTPConflict, str(error)) from None
+    except CampaignError as error:  # wrong state, busy devices, unreadable rows
+        raise ApiError(409, str(error)) from None
     return web.json_response({"id": campaign_id, "state": "running"}, status=202)
 
 
@@ -86,37 +204,57 @@ async def stop(request: web.Request) -> web.Response:
     try:
         await request.app[SERVER_KEY].stop_campaign(campaign_id)
     except CampaignError as error:
-        raise _error(web.HTTPConflict, str(error)) from None
+        raise ApiError(409, str(error)) from None
     return web.json_response({"id": campaign_id, "state": "stopping"}, status=202)
+
+
+def _summary(server: FuotaServer, campaign_id: int) -> dict[str, Any]:
+    try:
+        return summary(server.store, campaign_id)
+    except UnknownCampaign as error:
+        raise ApiError(404, str(error)) from None
+    except CorruptCampaign as error:
+        raise ApiError(409, str(error)) from None
+    except (KeyError, TypeError, ValueError) as error:  # stage events that do not read back
+        raise ApiError(409, f"stored events of campaign {campaign_id} cannot be read: {error!r}") from None
 
 
 async def events(request: web.Request) -> web.Response:
     campaign_id = _campaign_id(request)
     kind = request.query.get("kind")
-    rows = request.app[SERVER_KEY].store.events(campaign_id, kind)
-    return web.json_response([{"at": e.at, "dev_eui": None if e.dev_eui is None else f"{e.dev_eui:016X}",
-                               "kind": e.kind, **e.detail} for e in rows])
+    if kind is not None and kind not in EVENT_KINDS:
+        raise ApiError(400, f"kind {kind[:40]!r} is not one of {', '.join(EVENT_KINDS)}", "kind")
+    try:
+        rows = request.app[SERVER_KEY].store.events(campaign_id, kind)
+    except CorruptCampaign as error:
+        raise ApiError(409, str(error)) from None
+    return web.json_response([{**e.detail, "at": e.at, "kind": e.kind,
+                               "dev_eui": None if e.dev_eui is None else f"{e.dev_eui:016X}"} for e in rows])
 
 
 async def report(request: web.Request) -> web.Response:
-    return web.json_response(summary(request.app[SERVER_KEY].store, _campaign_id(request)))
+    return web.json_response(_summary(request.app[SERVER_KEY], _campaign_id(request)))
 
 
 async def report_png(request: web.Request) -> web.Response:
-    campaign_id = _campaign_id(request)
-    data = summary(request.app[SERVER_KEY].store, campaign_id)
+    data = _summary(request.app[SERVER_KEY], _campaign_id(request))
     png = await asyncio.get_running_loop().run_in_executor(None, timeline_png, data)
     return web.Response(body=png, content_type="image/png")
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
 def build_app(server: FuotaServer) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors])
     app[SERVER_KEY] = server
     app.add_routes([
         web.post("/campaigns", create), web.get("/campaigns", list_campaigns), web.get("/campaigns/{id}", show),
+        web.delete("/campaigns/{id}", delete),
         web.post("/campaigns/{id}/start", start), web.post("/campaigns/{id}/stop", stop),
         web.get("/campaigns/{id}/events", events), web.get("/campaigns/{id}/report", report),
-        web.get("/campaigns/{id}/report.png", report_png),
+        web.get("/campaigns/{id}/report.png", report_png), web.get("/openapi.json", openapi),
     ])
     return app
 

@@ -8,7 +8,10 @@ from enum import Enum, IntEnum
 from typing import Any
 
 from otaharness.protocols.fuota.fec import MAX_N
+from otaharness.protocols.json_input import JsonInputError
 from otaharness.protocols.lorawan import EU868, Region, frame_time_on_air_s
+
+from .schemas import check_config
 
 DATA_FRAGMENT_OVERHEAD = 3  # CID + IndexAndN (TS004 §3.6)
 FRAME_OVERHEAD = 13  # MHDR, FHDR without FOpts, FPort, MIC
@@ -16,7 +19,20 @@ MAX_TIMEOUT_EXPONENT = 15  # TimeOut is 4 bits: at most 2^15 s
 
 
 class CampaignError(ValueError):
-    """A campaign request that cannot be carried out (bad configuration, wrong state)."""
+    """A campaign request that cannot be carried out (bad configuration, wrong state); ``field``
+    names the offending configuration field where one is (``$.config.redundancy``)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownCampaign(CampaignError):
+    """No campaign with this id."""
+
+
+class CorruptCampaign(CampaignError):
+    """A stored campaign whose rows cannot be read back (reported per campaign, never a crash)."""
 
 
 class CampaignKind(str, Enum):
@@ -89,6 +105,10 @@ class CampaignConfig:
     verification_timeout_s: float = 300.0  # wait for DevVersionAns after the reboot before asking
 
     def __post_init__(self) -> None:
+        try:
+            self.kind = CampaignKind(self.kind)
+        except ValueError:
+            raise CampaignError(f"kind is one of {[k.value for k in CampaignKind]}") from None
         if not self.devices:
             raise CampaignError("a campaign needs at least one device")
         if len({device.dev_eui for device in self.devices}) != len(self.devices):
@@ -136,26 +156,32 @@ class CampaignConfig:
         document["kind"] = self.kind.value
         return document
 
-    @classmethod
-    def from_json(cls, document: dict[str, Any]) -> CampaignConfig:
+    def check(self) -> None:
+        """The configuration as :data:`~.schemas.CONFIG_SCHEMA` wants it (types, ranges, finite
+        numbers, enums): a configuration built in Python passes the same rules as one sent."""
         try:
-            values = dict(document)
-            values["devices"] = [CampaignDevice(**_device_fields(d)) for d in values["devices"]]
-            values["kind"] = CampaignKind(values.get("kind", "firmware"))
-            return cls(**values)
-        except (KeyError, TypeError, ValueError) as error:
+            check_config(self.to_json())
+        except JsonInputError as error:
             raise CampaignError(f"bad campaign configuration: {error}") from None
 
+    @classmethod
+    def from_json(cls, document: Any, where: str = "$") -> CampaignConfig:
+        """A configuration from its JSON form, checked against :data:`~.schemas.CONFIG_SCHEMA`
+        (``where``: its place in the request, for the error message)."""
+        try:
+            values = check_config(document, where)
+        except JsonInputError as error:
+            raise CampaignError(f"bad campaign configuration: {error}", error.path) from None
+        values["devices"] = [CampaignDevice(**_device_fields(d)) for d in values["devices"]]
+        values["kind"] = CampaignKind(values.get("kind", "firmware"))
+        return cls(**values)
 
-def _device_fields(document: Any) -> dict[str, Any]:
-    if not isinstance(document, dict):
-        raise CampaignError("each device is an object with dev_eui and gen_app_key")
+
+def _device_fields(document: dict[str, Any]) -> dict[str, Any]:
+    """A device of a checked configuration: a hex DevEUI becomes its integer."""
     values = dict(document)
-    if isinstance(values.get("dev_eui"), str):
+    if isinstance(values["dev_eui"], str):
         values["dev_eui"] = int(values["dev_eui"], 16)
-    key = values.get("gen_app_key")
-    if not isinstance(key, str) or len(bytes.fromhex(key)) != 16:
-        raise CampaignError("gen_app_key must be 32 hex digits")
     return values
 
 

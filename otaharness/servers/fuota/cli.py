@@ -3,7 +3,7 @@
 ::
 
     otaharness fuota campaign --url http://127.0.0.1:8070 create campaign.json firmware.bin
-    otaharness fuota campaign --url ... start 1 | stop 1 | show 1 [--watch 5] | report 1 out.png
+    otaharness fuota campaign --url ... start 1 | stop 1 | delete 1 | show 1 [--watch 5] | report 1 out.png
 
 ``campaign.json`` holds the campaign configuration (see docs/fuota.md), devices as
 ``{"dev_eui": "70B3D57ED0050001", "gen_app_key": "<32 hex>", "profile": "loramac-node"}``.
@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     create = actions.add_parser("create", help="create a campaign from a JSON configuration and an image")
     create.add_argument("config", type=Path)
     create.add_argument("image", type=Path)
-    for name, text in (("start", "start a created campaign"), ("stop", "stop a running campaign (with cleanup)")):
+    for name, text in (("start", "start a created campaign"), ("stop", "stop a running campaign (with cleanup)"),
+                       ("delete", "remove a campaign (a running one is stopped with cleanup first)")):
         actions.add_parser(name, help=text).add_argument("campaign", type=int)
     show = actions.add_parser("show", help="progress of a campaign (all campaigns without an id)")
     show.add_argument("campaign", type=int, nargs="?")
@@ -50,7 +51,9 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, **kwargs:
         body = await response.read()
         if response.status >= 400:
             raise SystemExit(f"{method} {url}: {response.status} {body.decode(errors='replace')}")
-        return body if response.content_type == "image/png" else json.loads(body)
+        if response.content_type == "image/png":
+            return body
+        return json.loads(body) if body else None
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -61,6 +64,10 @@ async def run(args: argparse.Namespace) -> int:
                         "image": base64.b64encode(args.image.read_bytes()).decode()}
             created = await _call(session, "POST", f"{base}/campaigns", json=document)
             print(created["id"])
+        elif args.action == "delete":
+            answer = await _call(session, "DELETE", f"{base}/campaigns/{args.campaign}")
+            print(f"campaign {args.campaign}: " + ("removed" if answer is None else
+                                                   "stopping; removed when the stop cleanup is over"))
         elif args.action in ("start", "stop"):
             await _call(session, "POST", f"{base}/campaigns/{args.campaign}/{args.action}")
             print(f"campaign {args.campaign}: {args.action} requested")

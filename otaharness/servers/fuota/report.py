@@ -60,7 +60,8 @@ def timeline_png(data: dict[str, Any]) -> bytes:
     axes.invert_yaxis()
     axes.set_xlabel("seconds since the campaign was created")
     axes.set_title(f"FUOTA campaign {data['id']} {data['name']!r}: {data['state']}, "
-                   f"{sum(d['status'] == 'passed' for d in devices)}/{len(devices)} passed", fontsize=9)
+                   f"{sum(d['status'] == 'passed' for d in devices)}/{len(devices)} passed", fontsize=9,
+                   parse_math=False)  # the name is the client's: "$...$" is text, not mathtext
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)

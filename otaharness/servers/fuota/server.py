@@ -27,7 +27,7 @@ from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
 from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.protocols.fuota.fec import EncodedBlock, encode_block
-from otaharness.protocols.lorawan import EU868, Region
+from otaharness.protocols.lorawan import EU868, LoRaWANError, Region
 from otaharness.runtime.clock import Clock, gps_seconds
 from otaharness.servers.lorawan import DownlinkHandle, NetworkServer, UplinkMeta
 
@@ -37,9 +37,11 @@ from .campaign import (
     CampaignError,
     CampaignKind,
     CampaignState,
+    CorruptCampaign,
     DeviceState,
     DeviceStatus,
     Stage,
+    UnknownCampaign,
 )
 from .store import CampaignStore
 
@@ -420,6 +422,8 @@ class CampaignRun:
         self.state = CampaignState.STOPPED
         self._save()
         self.log("stopped", stage=int(stage))
+        if self.progress.get("delete_requested"):
+            self.server.remove(self.id)
 
     # -- answers -----------------------------------------------------------------------------
     def on_answer(self, device: DeviceState, command: Command) -> None:
@@ -538,9 +542,14 @@ class FuotaServer:
             network.on_uplink(fport, self._on_uplink)
 
     async def start(self) -> None:
-        """Resume campaigns that were running (or stopping) when the server went down."""
+        """Resume campaigns that were running (or stopping) when the server went down. A campaign
+        whose stored rows cannot be read is left as it is (``status`` reports it)."""
         for campaign_id in self.store.ids(CampaignState.RUNNING, CampaignState.STOPPING):
-            run = self._load(campaign_id)
+            try:
+                run = self._load(campaign_id)
+            except CorruptCampaign as error:
+                log.error("campaign %d not resumed: %s", campaign_id, error)
+                continue
             if run.state is CampaignState.RUNNING:
                 log.info("campaign %d: resumed in stage %d round %d", campaign_id, run.stage, run.round)
                 run.log("resumed", stage=int(run.stage), round=run.round)
@@ -557,23 +566,42 @@ class FuotaServer:
         self.store.close()
 
     def _load(self, campaign_id: int) -> CampaignRun:
+        """The campaign's run (loaded from SQLite once); :class:`UnknownCampaign`, or
+        :class:`CorruptCampaign` when what is stored cannot be carried out."""
         run = self.runs.get(campaign_id)
         if run is None:
             record = self.store.get(campaign_id)
+            try:
+                run = CampaignRun(self, campaign_id)
+                _ = (run.stage, run.round)  # both come from the stored progress
+            except CampaignError:
+                raise
+            except (TypeError, ValueError, KeyError, AttributeError) as error:
+                raise CorruptCampaign(f"stored campaign {campaign_id} cannot be carried out: {error!r}") from None
             for device in record.config.devices:
                 self.device_keys[device.dev_eui] = device.gen_app_key
-            run = self.runs[campaign_id] = CampaignRun(self, campaign_id)
+            self.runs[campaign_id] = run
         return run
 
     # -- campaign API ------------------------------------------------------------------------
     def create_campaign(self, config: CampaignConfig, image: bytes) -> int:
-        if not image:
+        """Check and store a campaign (state ``created``). Everything about it that can be wrong is
+        found here, :class:`CampaignError` saying what: the configuration against the schema
+        (docs/fuota.md), then what depends on the region and the image."""
+        config.check()
+        if not isinstance(image, (bytes, bytearray)) or not image:
             raise CampaignError("the image is empty")
-        config.fragment_size(self.region)
         try:
-            encode_block(image, config.fragment_size(self.region), 0)
+            data_rate = self.region.data_rate(config.data_rate)
+            self.region.sub_band(config.frequency)
+            if data_rate.spreading_factor is None:
+                raise CampaignError(f"DR{config.data_rate} is not a LoRa data rate: no multicast session on it")
+            block = encode_block(bytes(image), config.fragment_size(self.region), 0)
+            config.timeout_exponent(len(block.fragments), self.region)
         except FuotaCodecError as error:
             raise CampaignError(f"image cannot be fragmented: {error}") from None
+        except LoRaWANError as error:
+            raise CampaignError(f"{error} ({self.region.name})") from None
         for device in config.devices:
             self.network.device(device.dev_eui)  # raises UnknownDevice for a device the network lacks
         devices = [DeviceState(d.dev_eui, d.profile) for d in config.devices]
@@ -596,14 +624,49 @@ class FuotaServer:
         run = self._load(campaign_id)
         if run.state is not CampaignState.RUNNING:
             raise CampaignError(f"campaign {campaign_id} is {run.state.value}, not running")
+        run.state = CampaignState.STOPPING  # at once: a second stop while this one waits is refused
         if run.task is not None:
             run.task.cancel()
             await asyncio.gather(run.task, return_exceptions=True)
         run.progress["stopped_in"] = int(run.stage)
-        run.state = CampaignState.STOPPING
         run._save()
         run.log("stop", stage=int(run.stage))
         run.cleanup_task = asyncio.ensure_future(run.cleanup())
+
+    async def delete_campaign(self, campaign_id: int) -> bool:
+        """Remove a campaign. A running one is stopped first (:meth:`stop_campaign`: the seed's
+        stop processing for its stage) and removed when that cleanup is over, as is one already
+        stopping: returns False then (the removal is pending, and survives a restart). Otherwise
+        it is removed at once (True). A campaign whose rows cannot be read is removed at once."""
+        if not self.store.exists(campaign_id):
+            raise UnknownCampaign(f"no campaign {campaign_id}")
+        run = self.runs.get(campaign_id)
+        if run is None:
+            try:
+                state = self.store.get(campaign_id).state
+                if state in (CampaignState.RUNNING, CampaignState.STOPPING):
+                    run = self._load(campaign_id)
+            except CorruptCampaign as error:
+                log.warning("campaign %d: removing it unread: %s", campaign_id, error)
+        if run is not None and run.state is CampaignState.RUNNING:
+            await self.stop_campaign(campaign_id)
+        if run is not None and run.state is CampaignState.STOPPING:
+            run.progress["delete_requested"] = True
+            run._save()
+            run.log("delete", text="removed when the stop cleanup is over")
+            stop_under_way = run.task is not None and not run.task.done()  # stop_campaign still waits
+            if not stop_under_way and (run.cleanup_task is None or run.cleanup_task.done()):
+                run.cleanup_task = asyncio.ensure_future(run.cleanup())  # loaded, never resumed by start()
+            return False
+        self.remove(campaign_id)
+        return True
+
+    def remove(self, campaign_id: int) -> None:
+        """Forget a campaign: its rows and its run (its multicast group stays in the network
+        server's registry under its never reused name ``fuota-<id>``)."""
+        self.runs.pop(campaign_id, None)
+        self.store.delete(campaign_id)
+        log.info("campaign %d removed", campaign_id)
 
     async def wait(self, campaign_id: int) -> CampaignState:
         run = self._load(campaign_id)
@@ -615,7 +678,20 @@ class FuotaServer:
         return run.state
 
     def status(self, campaign_id: int) -> dict[str, Any]:
-        """Progress for the API: state, stage, round, fragments sent, devices by status."""
+        """Progress for the API: state, stage, round, fragments sent, devices by status. A
+        campaign whose stored rows cannot be read is ``{"id", "state": "unreadable", "error"}``:
+        one bad campaign never breaks the list. :class:`UnknownCampaign` if there is none."""
+        try:
+            return self._status(campaign_id)
+        except UnknownCampaign:
+            raise
+        except (TypeError, ValueError, KeyError, AttributeError) as error:  # CorruptCampaign included
+            log.error("campaign %d: status unreadable: %s", campaign_id, error)
+            message = (str(error) if isinstance(error, CorruptCampaign)
+                       else f"stored campaign {campaign_id} cannot be read: {error!r}")
+            return {"id": campaign_id, "state": "unreadable", "error": message}
+
+    def _status(self, campaign_id: int) -> dict[str, Any]:
         record = self.store.get(campaign_id)
         run = self.runs.get(campaign_id)
         devices = list(run.devices.values()) if run else self.store.devices(campaign_id)
@@ -626,7 +702,7 @@ class FuotaServer:
         return {"id": campaign_id, "name": record.config.name, "kind": record.config.kind.value,
                 "state": state.value, "stage": progress.get("stage"), "round": progress.get("round", 1),
                 "fragments_sent": progress.get("next_fragment", 0), "fragments_total": fragments,
-                "devices": counts,
+                "delete_requested": bool(progress.get("delete_requested", False)), "devices": counts,
                 "device_states": [{"dev_eui": f"{d.dev_eui:016X}", "status": d.status.value, "reason": d.reason,
                                    "done": d.done} for d in devices]}
 

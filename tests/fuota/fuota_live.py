@@ -1,0 +1,102 @@
+"""A FUOTA server and its HTTP API on real time, on a private event loop in a thread, for tests
+that call it synchronously (schemathesis, hypothesis): a network server that knows a few ABP
+devices and has no gateway, so a started campaign waits in stage 1 (its requests stay queued)
+and ends when its unicast attempts are used up."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import random
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from emulators.radio import RadioMedium
+from otaharness.runtime.clock import RealClock
+from otaharness.servers.fuota import FuotaServer
+from otaharness.servers.fuota.api import serve
+from otaharness.servers.fuota.radio_link import RadioGatewayPort
+from otaharness.servers.lorawan import NetworkServer
+
+DEV_EUIS = [0x70B3D57ED0060001 + index for index in range(6)]
+GEN_APP_KEY = "2B7E151628AED2A6ABF7158809CF4F3C"
+IMAGE = base64.b64encode(bytes(range(256)) * 4).decode()
+
+
+def device(index: int) -> dict[str, Any]:
+    return {"dev_eui": f"{DEV_EUIS[index]:016X}", "gen_app_key": GEN_APP_KEY}
+
+
+def good_config(name: str = "good", devices: tuple[int, ...] = (0,), **overrides: Any) -> dict[str, Any]:
+    """A configuration the server accepts (devices by index into DEV_EUIS)."""
+    return {"name": name, "devices": [device(index) for index in devices], "firmware_version": 0x01010000,
+            "unicast_timeout_s": 30.0, "unicast_attempts": 1, **overrides}
+
+
+class LiveFuota(threading.Thread):
+    def __init__(self, directory: Path) -> None:
+        super().__init__(name="fuota-live", daemon=True)
+        self.directory = directory
+        self.database = directory / "fuota.sqlite"
+        self.ready = threading.Event()
+        self.url = ""
+        self.loop = asyncio.new_event_loop()
+        self.server: FuotaServer | None = None
+        self._stopped: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+        self.http = requests.Session()
+
+    def run(self) -> None:
+        try:
+            self.loop.run_until_complete(self._serve())
+        except BaseException as error:  # reported by start_and_wait
+            self._failure = error
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        network = NetworkServer(self.directory / "ns.sqlite", RealClock(), random.Random(1),
+                                RadioGatewayPort(RadioMedium(rng=random.Random(1))))
+        for index, dev_eui in enumerate(DEV_EUIS, start=1):
+            network.add_abp_device(dev_eui, 0x26030000 + index, bytes([index]) * 16, bytes([index + 50]) * 16)
+        self.server = FuotaServer(network, self.database, RealClock(), random.Random(2))
+        await self.server.start()
+        runner, self.url = await serve(self.server)
+        self.ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            await runner.cleanup()
+            await self.server.close()
+            await network.close()
+
+    def start_and_wait(self) -> LiveFuota:
+        self.start()
+        assert self.ready.wait(20), "the FUOTA server did not come up"
+        if self._failure is not None:
+            raise self._failure
+        return self
+
+    def stop(self) -> None:
+        assert self._stopped is not None
+        self.loop.call_soon_threadsafe(self._stopped.set)
+        self.join(20)
+        self.loop.close()
+        self.http.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.request(method, self.url + path, timeout=30, **kwargs)
+
+    def create(self, config: dict[str, Any], image: str = IMAGE) -> int:
+        response = self.request("POST", "/campaigns", json={"config": config, "image": image})
+        assert response.status_code == 201, response.text
+        return int(response.json()["id"])
+
+    def sql(self, statement: str, *parameters: Any) -> None:
+        """Change the server's SQLite file behind its back (a corrupt row)."""
+        with sqlite3.connect(self.database) as db:
+            db.execute(statement, parameters)
