@@ -15,6 +15,7 @@ Each server maps :class:`JsonInputError` to its protocol's own answer: HTTP 400,
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,7 @@ MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 MAX_INTEGER = 2**63 - 1
 _MAX_INTEGER_DIGITS = len(str(MAX_INTEGER))
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonInputError(ValueError):
@@ -55,21 +57,29 @@ def _constant(name: str) -> Any:
     raise JsonInputError(f"{name} is not JSON")
 
 
-def _deeper_than(document: Any, limit: int) -> bool:
-    """Whether arrays/objects nest more than ``limit`` levels (iterative: no recursion)."""
-    stack: list[tuple[Any, int]] = [(document, 1)]
+def _structure_problem(document: Any, limit: int) -> JsonInputError | None:
+    """Nesting deeper than ``limit``, or a string (or key) with a lone UTF-16 surrogate (``"\\ud800"``
+    is valid JSON text but no Unicode string: it breaks UTF-8 encoding, SQLite, logs) — found
+    iteratively, with its path."""
+    stack: list[tuple[Any, int, str]] = [(document, 1, "$")]
     while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            children = value.values()
-        elif isinstance(value, list):
-            children = value
-        else:
+        value, depth, path = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return JsonInputError("string with a lone surrogate", path)
             continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return False
+        if isinstance(value, dict):
+            if depth > limit:
+                return JsonInputError(f"nested deeper than {limit} levels", path)
+            for key, child in value.items():
+                if _SURROGATE.search(key):
+                    return JsonInputError("key with a lone surrogate", path)
+                stack.append((child, depth + 1, f"{path}.{key}"))
+        elif isinstance(value, list):
+            if depth > limit:
+                return JsonInputError(f"nested deeper than {limit} levels", path)
+            stack.extend((child, depth + 1, f"{path}[{index}]") for index, child in enumerate(value))
+    return None
 
 
 def parse_json(data: bytes | bytearray | str, *, max_bytes: int = MAX_BYTES,
@@ -90,8 +100,9 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int = MAX_BYTES,
         raise
     except ValueError as error:
         raise JsonInputError(f"not JSON: {error}") from None
-    if _deeper_than(document, max_depth):
-        raise JsonInputError(f"nested deeper than {max_depth} levels")
+    problem = _structure_problem(document, max_depth)
+    if problem is not None:
+        raise problem
     return document
 
 

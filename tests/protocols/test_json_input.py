@@ -40,6 +40,15 @@ def test_size_utf8_and_object_limits():
         parse_json_object(b"[1]")
 
 
+def test_lone_surrogates_are_refused_with_their_path():
+    with pytest.raises(JsonInputError) as refused:
+        parse_json('{"name": ["ok", "\\ud800"]}')
+    assert refused.value.path == "$.name[1]"
+    with pytest.raises(JsonInputError, match="key with a lone surrogate"):
+        parse_json('{"\\udfff": 1}')
+    assert parse_json('"\\ud83d\\ude00"') == "\U0001f600"  # a proper pair is one character
+
+
 def test_limits_are_inclusive_and_values_kept():
     nested = "[" * 32 + "]" * 32
     assert parse_json(nested, max_depth=32) is not None
@@ -59,8 +68,9 @@ def test_schema_errors_name_the_field():
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-MAX_INTEGER - 1, MAX_INTEGER)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(alphabet=st.characters(blacklist_categories=["Cs"])),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=["Cs"])), inner, max_size=4),
     max_leaves=20)
 
 
