@@ -327,9 +327,11 @@ class CampaignRun:
                 self.log("note", text=f"session ended: fragments {index + 1}..{len(fragments)} not sent")
                 break
             frame = self.server.network.enqueue_multicast(self.group_name, ts004.FPORT, fragments[index].to_bytes())
-            results = await frame.transmitted
+            # Handed to the network server, the fragment goes out even if this server stops now:
+            # a restarted server must go on from the next one, or the air carries it twice.
             self.progress["next_fragment"] = index + 1
             self._save()
+            results = await frame.transmitted
             self.log("fragment", n=index + 1, fcnt=frame.fcnt, gateways=sum(r is not None for r in results.values()),
                      round=self.round)
 
