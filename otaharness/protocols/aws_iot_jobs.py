@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from otaharness.protocols.json_input import JsonInputError, parse_json, parse_json_object
+
 # AWS IoT message broker limit for one MQTT payload.
 MAX_PAYLOAD_BYTES = 128 * 1024
 # jobs-comm-notifications: a JobExecutionsChanged message lists at most 15 executions.
@@ -223,17 +225,24 @@ def parse_shadow_topic(topic: str) -> ShadowTopic:
 
 
 def _load_object(payload: bytes) -> dict[str, Any]:
-    """Raises ValueError (not JSON) or TypeError (JSON but not an object). Empty means `{}`:
-    AWS documents an empty message as a valid shadow get/delete request."""
+    """The request object, read with the project's JSON reader (otaharness.protocols.json_input);
+    raises JsonInputError. Empty means `{}`: AWS documents an empty message as a valid shadow
+    get/delete request."""
     if not payload.strip():
         return {}
-    document = json.loads(payload.decode("utf-8"))
-    if not isinstance(document, dict):
-        raise TypeError(f"request must be a JSON object, not {type(document).__name__}")
-    return document
+    return parse_json_object(payload, max_bytes=MAX_PAYLOAD_BYTES)
+
+
+def _is_syntax(error: JsonInputError) -> bool:
+    """Not UTF-8 or not JSON at all (InvalidJson), as opposed to JSON beyond the reader's limits
+    or not an object (InvalidRequest)."""
+    return error.syntax
 
 
 def decode_jobs_payload(payload: bytes) -> dict[str, Any]:
+    """jobs-mqtt-api: "InvalidJson: the contents of the request could not be interpreted as valid
+    UTF-8-encoded JSON"; valid JSON the service refuses (not an object, nested too deep, a number
+    out of range) is "InvalidRequest: ... the request contains invalid data"."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise JobsRejection(
             RejectedCode.INVALID_REQUEST,
@@ -241,10 +250,10 @@ def decode_jobs_payload(payload: bytes) -> dict[str, Any]:
         )
     try:
         return _load_object(payload)
-    except TypeError as exc:
-        raise JobsRejection(RejectedCode.INVALID_REQUEST, str(exc)) from exc
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise JobsRejection(RejectedCode.INVALID_JSON, f"payload is not JSON: {exc}") from exc
+    except JsonInputError as exc:
+        if _is_syntax(exc):
+            raise JobsRejection(RejectedCode.INVALID_JSON, f"payload is not JSON: {exc}") from None
+        raise JobsRejection(RejectedCode.INVALID_REQUEST, f"payload refused: {exc}") from None
 
 
 def client_token_of(document: Any) -> str | None:
@@ -405,7 +414,7 @@ class UpdateRequest:
         raw_status = document.get("status")
         if raw_status is None:
             raise _invalid("status is required")
-        if raw_status not in DEVICE_SETTABLE_STATUSES:
+        if not isinstance(raw_status, str) or raw_status not in DEVICE_SETTABLE_STATUSES:
             allowed = ", ".join(sorted(DEVICE_SETTABLE_STATUSES))
             raise _invalid(f"status must be one of {allowed}, got {raw_status!r}")
         return cls(
@@ -516,10 +525,11 @@ class JobExecutionView:
 
 
 def job_document_object(document: str) -> Any:
-    """The stored document parsed; AWS requires JSON job documents, anything else stays a string."""
+    """The stored document parsed (with the project's JSON reader: it came from a client of the
+    control plane); AWS requires JSON job documents, anything else stays a string."""
     try:
-        return json.loads(document)
-    except ValueError:
+        return parse_json(document)
+    except JsonInputError:
         return document
 
 
@@ -609,12 +619,14 @@ SHADOW_STATE_SECTIONS = ("desired", "reported")
 
 
 def decode_shadow_payload(payload: bytes) -> dict[str, Any]:
+    """device-shadow-mqtt: 413 beyond the size limit; anything the JSON reader refuses (not
+    UTF-8 or JSON, not an object, nested too deep, a number out of range) is 400."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ShadowRejection(413, "The payload exceeds the maximum size allowed")
     try:
         return _load_object(payload)
-    except (TypeError, ValueError) as exc:
-        raise ShadowRejection(400, f"Invalid JSON: {exc}") from exc
+    except JsonInputError as exc:
+        raise ShadowRejection(400, f"Invalid JSON: {exc}") from None
 
 
 @dataclass(frozen=True)

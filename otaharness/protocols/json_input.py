@@ -29,12 +29,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class JsonInputError(ValueError):
-    """JSON input refused; ``path`` is where in the document (``$`` is the whole)."""
+    """JSON input refused; ``path`` is where in the document (``$`` is the whole); ``syntax``:
+    the input is not JSON text at all (not UTF-8, malformed, NaN/Infinity), as opposed to JSON
+    beyond the limits or against the schema."""
 
-    def __init__(self, message: str, path: str = "$") -> None:
+    def __init__(self, message: str, path: str = "$", *, syntax: bool = False) -> None:
         super().__init__(message if path == "$" else f"{path}: {message}")
         self.path = path
         self.reason = message
+        self.syntax = syntax
 
 
 def _integer(text: str) -> int:
@@ -54,7 +57,7 @@ def _float(text: str) -> float:
 
 
 def _constant(name: str) -> Any:
-    raise JsonInputError(f"{name} is not JSON")
+    raise JsonInputError(f"{name} is not JSON", syntax=True)
 
 
 def _structure_problem(document: Any, limit: int) -> JsonInputError | None:
@@ -91,7 +94,7 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int = MAX_BYTES,
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as error:
-            raise JsonInputError(f"not UTF-8: {error.reason} at byte {error.start}") from None
+            raise JsonInputError(f"not UTF-8: {error.reason} at byte {error.start}", syntax=True) from None
     try:
         document = json.loads(data, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except RecursionError:
@@ -99,7 +102,7 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int = MAX_BYTES,
     except JsonInputError:
         raise
     except ValueError as error:
-        raise JsonInputError(f"not JSON: {error}") from None
+        raise JsonInputError(f"not JSON: {error}", syntax=True) from None
     problem = _structure_problem(document, max_depth)
     if problem is not None:
         raise problem

@@ -11,8 +11,9 @@ harness's choice (OLT never specified them). Pure functions: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
+
+from otaharness.protocols.json_input import JsonInputError, parse_json_object
 
 DATA_INGEST = "data-ingest"
 EVENT_INGEST = "event-ingest"
@@ -45,13 +46,13 @@ def device_filter(device_id: str) -> str:
 
 
 def decode_json_object(payload: bytes, topic: str) -> dict[str, Any]:
+    """The payload as a JSON object, read with the project's JSON reader (size, nesting,
+    NaN/Infinity, 64-bit integers, lone surrogates: otaharness.protocols.json_input); TopicError
+    else."""
     try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TopicError(f"{topic}: payload is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise TopicError(f"{topic}: payload must be a JSON object")
-    return document
+        return parse_json_object(payload)
+    except JsonInputError as exc:
+        raise TopicError(f"{topic}: payload refused: {exc}") from None
 
 
 def decode_data_report(payload: bytes) -> tuple[str, str, dict[str, Any]]:
@@ -82,8 +83,9 @@ def decode_event(payload: bytes) -> dict[str, Any]:
 def seconds_until_window(epoch: float, window: dict[str, str] | None) -> float:
     """How long until a daily UTC maintenance window ``{"start": "HH:MM", "end": "HH:MM"}``
     (as in an installation instruction) is open: 0 inside it; no window is always open.
-    ``end`` before ``start`` spans midnight."""
-    if window is None:
+    ``end`` before ``start`` spans midnight; ``end`` equal to ``start`` is the whole day (a
+    window of no time would never open, and a gateway told to wait for it would wait forever)."""
+    if window is None or window["start"] == window["end"]:
         return 0.0
     moment = dt.datetime.fromtimestamp(epoch, dt.UTC)
     now = moment.hour * 3600 + moment.minute * 60 + moment.second + moment.microsecond / 1e6

@@ -4,6 +4,8 @@ behind it (of the seed's OSRAM switch type, extended to declare all three slot k
 
 Everything runs on real sockets and real time (short waits); ``ShiftedClock`` moves the epoch the
 server and gateway see, so schedules and maintenance windows can be placed a moment ahead.
+``LiveServer`` (``live_server()``) runs a seeded server on a loop in a thread, for synchronous
+clients: schemathesis and the hypothesis tests of the API.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,7 +30,7 @@ from aiohttp import web
 from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.servers.olt.backend import TenantCredentials
+from otaharness.servers.olt.backend import Principal, TenantCredentials
 from otaharness.servers.olt.http_api import TOKEN_PATH
 from otaharness.servers.olt.server import OltServer
 
@@ -322,3 +326,68 @@ async def bare(tmp_path: Path) -> AsyncIterator[Bare]:
     finally:
         await session.close()
         await server.stop()
+
+
+class LiveServer(threading.Thread):
+    """An OltServer on a private loop in a thread, for synchronous clients (schemathesis,
+    hypothesis): one tenant holding a type, a device, a firmware with its blob and an
+    installation. ``ids`` maps path prefixes (and ``installationId``) to those resources."""
+
+    def __init__(self, database: Path, name: str = "olt-live") -> None:
+        super().__init__(name=name, daemon=True)
+        self.database = database
+        self.ready = threading.Event()
+        self.ids: dict[str, list[str]] = {}
+        self.token = ""
+        self.url = ""
+        self.server: OltServer | None = None
+        self.loop = asyncio.new_event_loop()
+        self._stopped: asyncio.Event | None = None
+
+    def run(self) -> None:
+        self.loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        server = self.server = OltServer(self.database, ShiftedClock(), blob_limit=64 * 1024)
+        await server.start()
+        backend = server.backend
+        tenant = backend.create_tenant("fuzz")
+        who = Principal(tenant.tenant_id)
+        self.token = backend.issue_token(tenant.client_id, tenant.client_secret)["access_token"]
+        device_type = backend.create_device_type(who, fixture_json("osram_switch_all_slots_type.json"))
+        device = backend.create_device(who, {"info": {"name": "d", "deviceTypeId": device_type["id"]}})
+        firmware = backend.create_firmware(who, {"name": "fw", "version": "1"})
+        backend.attach_blob(who, firmware["id"], image(3000, "fuzz"), "application/octet-stream")
+        installation = await backend.create_installation(
+            who, device["id"], {"firmwareId": firmware["id"], "slot": "firmware"})
+        self.ids = {"/v1/devices": [device["id"]], "/v1/device-types": [device_type["id"]],
+                    "/v1/firmwares": [firmware["id"]], "installationId": [installation["id"]]}
+        self.url = server.url
+        self.ready.set()
+        await self._stopped.wait()
+        await server.stop()
+
+    def call(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the server's loop (its SQLite connection belongs to that thread)."""
+        async def run() -> Any:
+            return fn()
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+
+    def stop(self) -> None:
+        assert self._stopped is not None
+        self.loop.call_soon_threadsafe(self._stopped.set)
+        self.join(10)
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def live_server(name: str = "olt-live") -> Iterator[LiveServer]:
+    with tempfile.TemporaryDirectory() as directory:
+        server = LiveServer(Path(directory) / "olt.sqlite3", name)
+        server.start()
+        assert server.ready.wait(10)
+        try:
+            yield server
+        finally:
+            server.stop()

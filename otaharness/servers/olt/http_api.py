@@ -3,26 +3,35 @@
 
 Body limits: JSON bodies up to ``json_limit`` bytes, blobs up to ``blob_limit``; beyond → 413,
 and nothing is stored. A blob upload is read completely before anything is written.
+
+Validation at the door: JSON bodies are read with the project's one JSON reader
+(``otaharness.protocols.json_input``: nesting, NaN/Infinity, 64-bit integers, lone surrogates);
+query parameters are checked against what ``/openapi.json`` declares for them. Both
+refusals are 400 before any resource is looked up; a schema or rule broken by a well-formed body
+is 422 (``backend``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import math
+import re
 from urllib.parse import parse_qs
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from otaharness.protocols.json_input import JsonInputError, parse_json
 from otaharness.servers.olt.backend import OltBackend, Page, Principal, parse_rfc3339
 from otaharness.servers.olt.errors import (
     BodyTooLarge, OltError, OltInputError, RangeNotSatisfiable, Unauthorized)
 from otaharness.servers.olt.openapi import openapi_document
+from otaharness.servers.olt.schemas import (
+    FORMATS, INSTALLATION_STATUSES, JSON_LIMIT, MAX_PAGE, MAX_PAGE_SIZE, REPORTING_PATH_PATTERN)
 
 log = logging.getLogger(__name__)
 
-JSON_LIMIT = 64 * 1024
 BLOB_LIMIT = 16 * 1024 * 1024
 CHUNK = 64 * 1024
 TOKEN_PATH = "/v1/id/auth/realms/olt/protocol/openid-connect/token"
@@ -41,26 +50,54 @@ def page_response(page: Page, render: Callable[[dict[str, Any]], dict[str, Any]]
                                        "itemsTotal": page.total}})
 
 
+_INTEGER = re.compile(r"-?[0-9]+", re.ASCII)
+_TIMESERIES_PATH = re.compile(REPORTING_PATH_PATTERN)
+# A JSON number (RFC 8259 §6), as a query parameter's text: what the document's "number" allows.
+_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise OltInputError(f"query parameter {name} must be an integer, not {raw!r}") from None
+    if not _INTEGER.fullmatch(raw):  # int() would take " 1", "1_0" and other scripts' digits
+        raise OltInputError(f"query parameter {name} must be an integer, not {raw[:40]!r}")
+    value = int(raw) if len(raw) <= 20 else (low - 1 if raw.startswith("-") else high + 1)
     if not low <= value <= high:
         raise OltInputError(f"query parameter {name} must be between {low} and {high}")
     return value
 
 
 def paging(request: web.Request) -> tuple[int, int]:
-    """OLT paging: ``page`` from 0, ``pageSize`` 1..100 (default 10)."""
-    return (_int_query(request, "page", 0, 0, 1_000_000),
-            _int_query(request, "pageSize", 10, 1, 100))
+    """OLT paging: ``page`` from 0 (at most MAX_PAGE), ``pageSize`` 1..100 (default 10)."""
+    return (_int_query(request, "page", 0, 0, MAX_PAGE),
+            _int_query(request, "pageSize", 10, 1, MAX_PAGE_SIZE))
+
+
+def _time_query(request: web.Request, name: str, default: float) -> float:
+    """A time bound: unix seconds (a JSON number; beyond a float's range it is ±infinity, which
+    as a bound means "no bound") or an RFC 3339 date-time."""
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if _NUMBER.fullmatch(raw):
+        return float(raw)
+    if FORMATS.conforms(raw, "date-time"):
+        try:
+            moment = parse_rfc3339(raw)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            if math.isfinite(moment):
+                return moment
+    raise OltInputError(f"query parameter {name} must be unix seconds or an RFC 3339 date-time, "
+                        f"not {raw[:40]!r}")
 
 
 async def json_body(request: web.Request) -> Any:
+    """The body's JSON value, read with the project's JSON reader (any JSON value: the schema
+    says what must be an object, with a 422). Over JSON_LIMIT → 413; not JSON or beyond the
+    reader's limits (nesting, numbers, lone surrogates) → 400, naming where."""
     if request.content_length is not None and request.content_length > JSON_LIMIT:
         raise BodyTooLarge(f"JSON bodies are limited to {JSON_LIMIT} bytes")
     try:
@@ -68,9 +105,15 @@ async def json_body(request: web.Request) -> Any:
     except web.HTTPRequestEntityTooLarge:
         raise BodyTooLarge(f"JSON bodies are limited to {JSON_LIMIT} bytes") from None
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OltInputError(f"the body is not valid JSON: {exc}") from None
+        return parse_json(raw, max_bytes=JSON_LIMIT)
+    except JsonInputError as exc:
+        raise OltInputError(f"the body is not valid JSON: {exc}" if exc.syntax
+                            else f"the body exceeds a JSON limit: {exc}") from None
+
+
+# RFC 6750 §2.1 b64token: what a bearer token can be (aiohttp hands other header bytes over as
+# lone surrogates, which no token hash could encode).
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*", re.ASCII)
 
 
 def _bearer(request: web.Request) -> str:
@@ -79,6 +122,8 @@ def _bearer(request: web.Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("an Authorization: Bearer token is required",
                            extra={"code": "invalid_request"})
+    if not _B64TOKEN.fullmatch(token.strip()):
+        raise Unauthorized("malformed bearer token", extra={"code": "invalid_token"})
     return token.strip()
 
 
@@ -281,9 +326,12 @@ class OltHttpApi:
 
     async def timeseries(self, request: web.Request) -> web.Response:
         path = request.query.get("path")
-        if not path:
+        if path is None:
             raise OltInputError("query parameter path (a reporting rule's path) is required")
-        start, end = (_float_query(request, name, default)
+        if not _TIMESERIES_PATH.search(path):
+            raise OltInputError(f"query parameter path must be a reporting rule's path "
+                                f"($.configuration.<field>… or $.attributes.<field>…), not {path[:80]!r}")
+        start, end = (_time_query(request, name, default)
                       for name, default in (("from", float("-inf")), ("to", float("inf"))))
         return page_response(self.backend.timeseries(request[PRINCIPAL], request.match_info["id"],
                                                      path, start, end, *paging(request)))
@@ -295,6 +343,9 @@ class OltHttpApi:
 
     async def list_installations(self, request: web.Request) -> web.Response:
         status = request.query.get("status")
+        if status is not None and status not in INSTALLATION_STATUSES:
+            raise OltInputError(f"query parameter status must be one of "
+                                f"{', '.join(INSTALLATION_STATUSES)}, not {status[:40]!r}")
         return page_response(self.backend.list_installations(
             request[PRINCIPAL], request.match_info["id"], *paging(request), status=status))
 
@@ -310,18 +361,3 @@ class OltHttpApi:
     async def cancel_installation(self, request: web.Request) -> web.Response:
         return data(await self.backend.cancel_installation(
             request[PRINCIPAL], request.match_info["id"], request.match_info["installationId"]))
-
-
-def _float_query(request: web.Request, name: str, default: float) -> float:
-    """A time bound: RFC 3339 or unix seconds."""
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        return parse_rfc3339(raw)
-    except ValueError:
-        raise OltInputError(f"query parameter {name} must be RFC 3339 or unix seconds") from None

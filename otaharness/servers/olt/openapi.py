@@ -7,6 +7,7 @@ import copy
 import json
 from typing import Any
 
+from otaharness.protocols.json_input import MAX_DEPTH
 from otaharness.servers.olt import schemas
 
 _STR = {"type": "string"}
@@ -34,8 +35,7 @@ HASHES = _object(["sha256", "sha1", "md5"], **{
     name: {"type": "string", "pattern": f"^[0-9a-f]{{{length}}}$"}
     for name, length in (("sha256", 64), ("sha1", 40), ("md5", 32))})
 
-STATUS = {"enum": ["scheduled", "downloading", "downloaded", "installing", "succeeded", "failed",
-                   "canceled"]}
+STATUS = {"enum": list(schemas.INSTALLATION_STATUSES)}
 
 
 def _component_schemas() -> dict[str, Any]:
@@ -52,8 +52,9 @@ def _component_schemas() -> dict[str, Any]:
         "OAuthError": _object(["error"], error=_STR, error_description=_STR),
         "Token": _object(["access_token", "token_type", "expires_in"], access_token=_STR,
                          token_type={"enum": ["Bearer"]}, expires_in={"type": "integer"}),
-        "PageMeta": _object(["page", "pageSize", "itemsTotal"], page={"type": "integer", "minimum": 0},
-                            pageSize={"type": "integer", "minimum": 1, "maximum": 100},
+        "PageMeta": _object(["page", "pageSize", "itemsTotal"],
+                            page={"type": "integer", "minimum": 0, "maximum": schemas.MAX_PAGE},
+                            pageSize={"type": "integer", "minimum": 1, "maximum": schemas.MAX_PAGE_SIZE},
                             itemsTotal={"type": "integer", "minimum": 0}),
         "FirmwareCreate": schemas.FIRMWARE_CREATE,
         "Firmware": _object(
@@ -107,7 +108,8 @@ def _component_schemas() -> dict[str, Any]:
 
 
 _ERROR_TEXT = {
-    400: "bad syntax: not JSON, bad query parameter",
+    400: ("bad syntax: a body that is not JSON, not valid Unicode or beyond the JSON limits "
+          "(see info.description); a query parameter outside its schema"),
     401: "missing, unknown or expired bearer token",
     403: "a device-scoped token cannot do this",
     404: "not found, or another tenant's (OLT answers both alike)",
@@ -152,8 +154,7 @@ def _query(name: str, schema: dict[str, Any], required: bool = False) -> dict[st
     return {"name": name, "in": "query", "required": required, "schema": schema}
 
 
-PAGING = (_query("page", {"type": "integer", "minimum": 0, "default": 0}),
-          _query("pageSize", {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}))
+PAGING = (_query("page", schemas.PAGE_QUERY), _query("pageSize", schemas.PAGE_SIZE_QUERY))
 ID, INSTALLATION_ID, ACTION_ID = _path_param("id"), _path_param("installationId"), _path_param("actionId")
 
 
@@ -223,14 +224,15 @@ def _paths() -> dict[str, Any]:
             "events the device sent", _paged("Event"), (404,), params=PAGING)},
         "/v1/devices/{id}/timeseries": {"parameters": [ID], "get": _operation(
             "time series of one reporting rule's path", _paged("TimeseriesPoint"), (404,),
-            params=(_query("path", _STR, required=True), _query("from", _STR), _query("to", _STR),
+            params=(_query("path", schemas.TIMESERIES_PATH_QUERY, required=True),
+                    _query("from", schemas.TIME_BOUND_QUERY), _query("to", schemas.TIME_BOUND_QUERY),
                     *PAGING))},
         installations: {
             "parameters": [ID],
             "post": _operation("install a firmware into a slot", _ok(201, "Installation", "created"),
                                (403, 404, 409), body="InstallationCreate"),
             "get": _operation("the device's installations", _paged("Installation"), (404,),
-                              params=(*PAGING, _query("status", STATUS)))},
+                              params=(*PAGING, _query("status", schemas.INSTALLATION_STATUS_QUERY)))},
         installations + "/{installationId}": {
             "parameters": [ID, INSTALLATION_ID],
             "get": _operation("installation status", _ok(200, "Installation"), (404,)),
@@ -247,7 +249,10 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "otaharness OLT-style firmware API", "version": "1.0.0",
                  "description": "See docs/olt-api.md. OLT conventions where documented; "
-                                "installation states, resources and MQTT layout are harness choices."},
+                                "installation states, resources and MQTT layout are harness choices. "
+                                f"JSON bodies: at most {schemas.JSON_LIMIT} bytes (else 413), nested at most "
+                                f"{MAX_DEPTH} levels, integers within the signed 64-bit range, strings "
+                                "valid Unicode (no lone surrogate escapes), no NaN/Infinity (else 400)."},
         "paths": _paths(),
         "components": {"schemas": _component_schemas(),
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -10,16 +10,39 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
+from jsonschema_specifications import REGISTRY as SPECIFICATIONS
+from referencing import Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from otaharness.servers.olt.errors import InvalidDocument
 
 SLOT_KINDS = ("firmware", "bootloader", "configuration")
 FRAGMENT_SECTIONS = ("configuration", "attributes", "events", "actions")
+# Fragments of these sections are applied inside one object schema (section_schema); those of
+# events and actions each on its own (validate_named_payload).
+APPLIED_AS_SECTION = ("configuration", "attributes")
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 # A reporting rule names one declared configuration or attribute field, or a field inside it.
 REPORTING_PATH_PATTERN = r"^\$\.(configuration|attributes)(\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,8}$"
 URN_PATTERN = r"^urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:\S+$"
 TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+INSTALLATION_STATUSES = ("scheduled", "downloading", "downloaded", "installing", "succeeded",
+                         "failed", "canceled")
+JSON_LIMIT = 64 * 1024  # bytes of a JSON request body
+MAX_PAGE = 1_000_000
+MAX_PAGE_SIZE = 100
+
+# Query parameters (the server checks each before looking anything up; 400 otherwise).
+PAGE_QUERY: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": MAX_PAGE, "default": 0}
+PAGE_SIZE_QUERY: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE,
+                                   "default": 10}
+TIMESERIES_PATH_QUERY: dict[str, Any] = {"type": "string", "pattern": REPORTING_PATH_PATTERN}
+TIME_BOUND_QUERY: dict[str, Any] = {
+    "description": "unix seconds (beyond a float's range: no bound) or an RFC 3339 date-time",
+    "anyOf": [{"type": "number"}, {"type": "string", "format": "date-time"}]}
+INSTALLATION_STATUS_QUERY: dict[str, Any] = {"enum": list(INSTALLATION_STATUSES)}
 
 _TEXT: dict[str, Any] = {"type": "string", "maxLength": 2000}
 _NAME: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
@@ -144,32 +167,77 @@ INSTALLATION_PATCH: dict[str, Any] = {
     },
 }
 
-_FORMATS = FormatChecker()
+FORMATS = FormatChecker()
 
 
 def validate(document: Any, schema: dict[str, Any], what: str) -> None:
-    """Raise InvalidDocument naming the first offending place (deepest error first)."""
-    validator = Draft202012Validator(schema, format_checker=_FORMATS)
-    errors = sorted(validator.iter_errors(document), key=lambda e: (-len(e.absolute_path), e.message))
+    """Raise InvalidDocument naming the first offending place (deepest error first).
+
+    ``$ref`` resolves only inside ``schema`` and to the JSON Schema meta-schemas: nothing is ever
+    retrieved (jsonschema's default registry would fetch http:// and file:// URIs a tenant's
+    device type names). A reference that does not resolve is the type's fault: 422, not 500
+    (device types are checked for them when created; this covers any stored before)."""
+    validator = Draft202012Validator(schema, format_checker=FORMATS, registry=SPECIFICATIONS)
+    try:
+        errors = sorted(validator.iter_errors(document),
+                        key=lambda e: (-len(e.absolute_path), e.message))
+    except Unresolvable as exc:
+        raise InvalidDocument(f"{what}: the device type's schema has a reference that does not "
+                              f"resolve ({type(exc).__name__})") from None
     if errors:
         error = errors[0]
         pointer = "/" + "/".join(str(part) for part in error.absolute_path)
         raise InvalidDocument(f"{what}: {error.message} (at {pointer})", extra={"pointer": pointer})
 
 
+def dangling_reference(root: dict[str, Any], schema: Any) -> str | None:
+    """The first ``$ref``/``$dynamicRef`` in ``schema`` (``root`` itself or a subschema of it)
+    that does not resolve against ``root`` and the meta-schemas to a schema, else None (a
+    reference to, say, ``#/properties/x/enum`` resolves to a list, which validation would trip
+    on). Nothing is retrieved."""
+    resolver = SPECIFICATIONS.resolver_with_root(DRAFT202012.create_resource(root))
+    start: Resource[Any] = DRAFT202012.create_resource(schema)
+    stack = [(start, resolver.in_subresource(start) if schema is not root else resolver)]
+    while stack:
+        resource, scope = stack.pop()
+        contents = resource.contents
+        if isinstance(contents, dict):
+            for keyword in ("$ref", "$dynamicRef"):
+                reference = contents.get(keyword)
+                if isinstance(reference, str):
+                    try:
+                        target = scope.lookup(reference).contents
+                        if not isinstance(target, (dict, bool)):
+                            return reference
+                        Draft202012Validator.check_schema(target)
+                    except Exception:  # Unresolvable, a URI it cannot parse, not a schema
+                        return reference
+        stack.extend((child, scope.in_subresource(child)) for child in resource.subresources())
+    return None
+
+
 def validate_device_type(document: Any) -> None:
     """Our document schema, then each fragment against the JSON Schema 2020-12 meta-schema,
-    then the cross references (reporting paths must name declared fields)."""
+    then each fragment's references (they must resolve where the fragment is applied: inside
+    the section's object schema for configuration and attributes, on its own for events and
+    actions), then the cross references (reporting paths must name declared fields)."""
     validate(document, DEVICE_TYPE_SCHEMA, "device type")
     sections = document["schema"]
     for section, fragments in sections.items():
         for name, fragment in fragments.items():
+            pointer = f"/schema/{section}/{name}"
             try:
                 Draft202012Validator.check_schema(fragment)
             except SchemaError as exc:
-                pointer = f"/schema/{section}/{name}"
                 raise InvalidDocument(f"device type: {pointer} is not a JSON Schema: {exc.message}",
                                       extra={"pointer": pointer}) from None
+            root = section_schema(document, section) if section in APPLIED_AS_SECTION else fragment
+            reference = dangling_reference(root, fragment)
+            if reference is not None:
+                raise InvalidDocument(
+                    f"device type: {pointer} refers to {reference[:200]!r}, which does not resolve "
+                    "to a schema (references stay inside the document; nothing is fetched)",
+                    extra={"pointer": pointer})
     for index, rule in enumerate(document.get("reportingRules", [])):
         _, section, field, *_ = rule["path"].split(".")
         if field not in sections.get(section, {}):
