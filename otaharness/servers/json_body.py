@@ -19,9 +19,13 @@ async def read_json_object(request: web.Request, error: type[ValueError], *,
     ``error`` (the API's 400) saying why and where."""
     if request.content_length is not None and request.content_length > max_bytes:
         raise error(f"body of {request.content_length} bytes exceeds the limit of {max_bytes}")
+    body = bytearray()
+    while chunk := await request.content.read(65536):  # to the end: a body comes in pieces
+        body += chunk
+        if len(body) > max_bytes:
+            raise error(f"body exceeds the limit of {max_bytes} bytes")
     try:
-        body = await request.content.read(max_bytes + 1)
-        document = parse_json_object(body, max_bytes=max_bytes)
+        document = parse_json_object(bytes(body), max_bytes=max_bytes)
         if schema is not None:
             validate(document, schema)
     except JsonInputError as exc:

@@ -44,6 +44,23 @@ _HEX_GROUP = re.compile(r"[0-9A-Fa-f]{1,4}")
 _HEX_DIGITS = "0123456789abcdefABCDEF"
 
 
+def _eui_text_pattern() -> str:
+    """A regular expression (ECMA 262 and Python alike) of exactly the texts ``parse_eui`` reads,
+    for JSON Schema and OpenAPI documents: 1..16 hex digits with at most 7 ``-`` (never mixed with
+    ``:``) or with 0, 1 or 4..7 ``:`` anywhere; or ID6 (2 or 3 colons, groups of 1..4 digits)."""
+    hex_digit, other = "[0-9A-Fa-f]", "[^0-9A-Fa-f]"
+    digits = f"(?=(?:{other}*{hex_digit}){{1,16}}{other}*$)"
+    dashed = f"{digits}(?=(?:[^-]*-){{0,7}}[^-]*$)[0-9A-Fa-f-]+"
+    coloned = f"{digits}(?=[^:]*(?::[^:]*)?$|(?:[^:]*:){{4,7}}[^:]*$)[0-9A-Fa-f:]+"
+    g = "[0-9A-Fa-f]{1,4}"
+    id6 = "|".join((f"{g}:{g}:{g}", f"::{g}", f"{g}::", f"{g}::{g}", f"{g}:{g}:{g}:{g}", f"::{g}:{g}",
+                    f"{g}:{g}::", f"{g}::{g}:{g}", f"{g}:{g}::{g}"))
+    return f"^(?:{dashed}|{coloned}|{id6})$"
+
+
+EUI_TEXT_PATTERN = _eui_text_pattern()
+
+
 def _check_eui(eui: int) -> int:
     if isinstance(eui, bool) or not isinstance(eui, int) or not 0 <= eui <= EUI_MASK:
         raise BasicsStationCodecError(f"EUI must be an int in 0..2**64-1, got {eui!r}")

@@ -40,12 +40,16 @@ def check_muxs_uri(uri: str) -> str:
         raise BasicsStationCodecError(f"muxs URI must be ws://.. or wss://..: {uri!r}")
     if len(uri) > MAX_MUXS_URI_LENGTH:
         raise BasicsStationCodecError(f"muxs URI too long ({len(uri)} > {MAX_MUXS_URI_LENGTH}): {uri!r}")
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        hostname = parts.hostname
+    except ValueError as error:  # e.g. "ws://[::1:80/x": an unclosed IPv6 bracket
+        raise BasicsStationCodecError(f"muxs URI is malformed ({error}): {uri!r}") from error
     try:
         port = parts.port
     except ValueError as error:
         raise BasicsStationCodecError(f"muxs URI has a bad port: {uri!r}") from error
-    if not parts.hostname or port is None or not parts.path:
+    if not hostname or port is None or not parts.path:
         raise BasicsStationCodecError(f"muxs URI needs a host, a port and a path: {uri!r}")
     return uri
 
@@ -142,7 +146,11 @@ class VersionMessage:
 
     @classmethod
     def decode(cls, text: bytes | str) -> VersionMessage:
-        document = json_object(text, "version message")
+        return cls.from_dict(json_object(text, "version message"))
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> VersionMessage:
+        """An already parsed ``version`` message (the LNS reads each frame once)."""
         if document.get("msgtype") != "version":
             raise BasicsStationCodecError(f"expected msgtype 'version', got {document.get('msgtype')!r}")
         return cls(

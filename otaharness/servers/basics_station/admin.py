@@ -2,8 +2,12 @@
 Azure IoT Hub device twin and the firmware storage container that the provisioning CLI writes.
 
 All bodies are JSON unless noted; blobs and signatures are base64; ``{eui}`` is any EUI text the
-station understands (``AABBCCDDEEFF0011``, ``AA-BB-…``, ID6 ``::1``). Errors: 400 bad input,
-404 unknown station/firmware, 409 firmware name taken, each with ``{"error": "…"}``.
+station understands (``AABBCCDDEEFF0011``, ``AA-BB-…``, ID6 ``::1``). JSON bodies are read with
+the project's one JSON reader and checked against the schemas of :mod:`.schemas` before anything
+is stored (unknown fields, wrong types, values out of range or too long: 400 naming the field).
+Errors: 400 bad input, 404 unknown station/firmware, 409 firmware name taken, 413 firmware over
+16 MiB, each with ``{"error": "…"}``. ``GET /openapi.json`` serves the OpenAPI 3.1 document of
+this port (:mod:`.openapi`).
 
 =======  ==============================  =========================================================
 method   path                            effect
@@ -29,15 +33,19 @@ DELETE   /admin/firmware/{name}          → 204 (404 if absent)
 from __future__ import annotations
 
 import base64
-import binascii
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from otaharness.protocols.basics_station import BasicsStationCodecError, parse_eui
+from otaharness.protocols.basics_station import UPDATE_INFO_PATH, BasicsStationCodecError, parse_eui
+from otaharness.protocols.basics_station.validation import integral
+from otaharness.protocols.json_input import JsonInputError, validate
+from otaharness.servers.basics_station import schemas
 from otaharness.servers.basics_station.cups import FIRMWARE_PATH
+from otaharness.servers.basics_station.openapi import openapi_document
 from otaharness.servers.basics_station.registry import (
     FirmwareExists,
     FirmwareStore,
@@ -49,6 +57,7 @@ from otaharness.servers.basics_station.registry import (
 from otaharness.servers.json_body import read_json_object
 
 MAX_FIRMWARE_SIZE = 16 * 1024 * 1024
+_BASE64 = re.compile(schemas.BASE64_PATTERN.removeprefix("^").removesuffix("$"))  # fullmatch: no final newline
 
 
 class AdminInputError(ValueError):
@@ -59,22 +68,42 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def _base64_field(document: dict[str, Any], key: str) -> bytes:
+def _base64_field(document: dict[str, Any], key: str, max_bytes: int, min_bytes: int = 0) -> bytes:
+    """A base64 field, padded as the schema's pattern says; null or "" is empty."""
     value = document.get(key)
     if value is None:
         return b""
-    if not isinstance(value, str):
-        raise AdminInputError(f"{key!r} must be a base64 string")
+    if not isinstance(value, str) or not _BASE64.fullmatch(value):
+        raise AdminInputError(f"{key!r} is not base64 (padded, A-Z a-z 0-9 + /): {str(value)[:40]!r}")
     try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as error:
+        blob = base64.b64decode(value, validate=True)
+    except ValueError as error:  # binascii.Error, or a non-ASCII character
         raise AdminInputError(f"{key!r} is not base64: {error}") from error
+    if blob and not min_bytes <= len(blob) <= max_bytes:
+        raise AdminInputError(f"{key!r} holds {len(blob)} bytes; {min_bytes}..{max_bytes} fit")
+    return blob
 
 
 def _optional_str(document: dict[str, Any], key: str) -> str | None:
     value = document.get(key)
     if value is not None and not isinstance(value, str):
         raise AdminInputError(f"{key!r} must be a string or null")
+    return value
+
+
+def _validate(document: dict[str, Any], schema: dict[str, Any]) -> None:
+    try:
+        validate(document, schema)
+    except JsonInputError as error:
+        raise AdminInputError(str(error)) from error
+
+
+def _printable(document: dict[str, Any], key: str) -> str | None:
+    """A URI field: printable ASCII only (Python's reading of the schema's ``$`` lets a final
+    newline through)."""
+    value = _optional_str(document, key)
+    if value is not None and not all("!" <= char <= "~" for char in value):
+        raise AdminInputError(f"{key!r} must be printable ASCII without spaces, got {value[:80]!r}")
     return value
 
 
@@ -86,6 +115,7 @@ class AdminApi:
         self.on_reject = on_reject
 
     def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/openapi.json", self.get_openapi)
         app.router.add_put("/admin/stations/{eui}", self.put_station)
         app.router.add_get("/admin/stations/{eui}", self.get_station)
         app.router.add_put("/admin/stations/{eui}/cups", self.put_desired_firmware)
@@ -98,10 +128,16 @@ class AdminApi:
     @web.middleware
     async def errors(self, request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        """Map input and registry errors of admin routes to JSON 4xx (other routes untouched)."""
+        """Map input and registry errors of admin routes to JSON 4xx, and so aiohttp's own 4xx
+        (no such route, method not allowed, body too large) on every path but the station's
+        ``/update-info`` (which answers in plain text, as the reference CUPS)."""
         try:
             response: web.StreamResponse = await handler(request)
             return response
+        except web.HTTPException as error:
+            if error.status < 400 or request.path == UPDATE_INFO_PATH:
+                raise
+            return _error(error.status, error.reason if error.text is None else error.text.strip())
         except UnknownStation as error:
             return _error(404, str(error))
         except FirmwareExists as error:
@@ -114,17 +150,21 @@ class AdminApi:
     def _eui(request: web.Request) -> int:
         return parse_eui(request.match_info["eui"])
 
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(f"{request.scheme}://{request.host}"))
+
     async def put_station(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
         document = await read_json_object(request, AdminInputError)
-        record = self.registry.find(eui) or StationRecord(eui)
         changes: dict[str, Any] = {}
         for key, field in (("cupsUri", "cups_uri"), ("tcUri", "tc_uri")):
             if key in document:
-                changes[field] = _optional_str(document, key)
+                changes[field] = _printable(document, key)
         for key, field in (("cupsCredentials", "cups_credentials"), ("tcCredentials", "tc_credentials")):
             if key in document:
-                changes[field] = _base64_field(document, key)
+                changes[field] = _base64_field(document, key, schemas.MAX_CREDENTIALS)
+        _validate(document, schemas.STATION_PUT)  # the rest: unknown fields, lengths
+        record = self.registry.find(eui) or StationRecord(eui)
         self.registry.put(dataclasses.replace(record, **changes))
         return web.json_response(self.registry.get(eui).to_dict())
 
@@ -133,23 +173,26 @@ class AdminApi:
 
     async def put_desired_firmware(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
-        document = await read_json_object(request, AdminInputError)
         self.registry.get(eui)  # 404 before validating the body
-        checksum = document.get("fwKeyChecksum")
+        document = await read_json_object(request, AdminInputError)
+        checksum = integral(document.get("fwKeyChecksum"))
         if checksum is not None and (isinstance(checksum, bool) or not isinstance(checksum, int)
                                      or not 0 <= checksum <= 0xFFFFFFFF):
             raise AdminInputError(f"'fwKeyChecksum' must be an unsigned 32-bit int or null, got {checksum!r}")
         package = _optional_str(document, "package")
         if not package:
             raise AdminInputError("'package' is required")
-        record = self.registry.update(
-            eui, package=package, fw_url=_optional_str(document, "fwUrl"),
-            fw_key_checksum=checksum, fw_signature=_base64_field(document, "fwSignature"))
+        _validate(document, schemas.DESIRED_FIRMWARE_PUT)  # the rest: unknown fields, lengths
+        signature = _base64_field(document, "fwSignature", schemas.MAX_SIGNATURE, schemas.MIN_SIGNATURE)
+        record = self.registry.update(eui, package=package, fw_url=_printable(document, "fwUrl"),
+                                      fw_key_checksum=checksum, fw_signature=signature)
         return web.json_response(record.to_dict())
 
     async def reject_station(self, request: web.Request) -> web.Response:
         eui = self._eui(request)
-        reason = (await read_json_object(request, AdminInputError)).get("reason") or "rejected by the operator"
+        self.registry.get(eui)
+        document = await read_json_object(request, AdminInputError, schema=schemas.REJECT_PUT)
+        reason = document.get("reason") or "rejected by the operator"
         if not isinstance(reason, str):
             raise AdminInputError("'reason' must be a string")
         record = self.registry.update(eui, lns_reject_reason=reason)
@@ -161,7 +204,7 @@ class AdminApi:
 
     # -- firmware store -------------------------------------------------------------------------
     async def put_firmware(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
+        name = self.store.check_name(request.match_info["name"])  # before reading up to 16 MiB
         content = await request.read()
         if not content:
             raise AdminInputError("firmware body is empty")

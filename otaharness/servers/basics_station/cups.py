@@ -13,7 +13,9 @@ per segment of the reply:
   has no ``sig-0.key``).
 
 HTTP: the request needs ``Content-Length`` (411) of at most 2048 bytes (413, as Azure); bad JSON
-or fields → 400; unknown station → 404. The reply is ``application/octet-stream`` with an
+or fields → 400 naming the field (the body is read with the project's one JSON reader: nesting,
+NaN/Infinity and out-of-range numbers are refused like any other malformed body); unknown
+station → 404. Errors are plain text. The reply is ``application/octet-stream`` with an
 explicit Content-Length, never chunked (the station cannot read chunked bodies).
 """
 
@@ -35,7 +37,7 @@ from otaharness.protocols.basics_station import (
     UpdateInfoResponse,
     format_eui,
 )
-from otaharness.servers.basics_station.registry import RegistryError, StationRecord, StationRegistry
+from otaharness.servers.basics_station.registry import StationRecord, StationRegistry
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ class CupsDecision:
 
 
 def firmware_name(fw_url: str) -> str | None:
-    """The store name in a ``fwUrl`` this server issued (``…/admin/firmware/<name>``)."""
+    """The store name in a ``fwUrl`` this server issued (``…/admin/firmware/<name>``); a text
+    that is no URL at all (an unclosed ``[``) raises ValueError."""
     path = urlsplit(fw_url).path
     return path[len(FIRMWARE_PATH):] if path.startswith(FIRMWARE_PATH) else None
 
@@ -80,10 +83,10 @@ def _firmware_for(request: UpdateInfoRequest, twin: StationRecord, read_firmware
     if twin.fw_key_checksum is not None and twin.fw_key_checksum not in request.keys:
         return b"", None, (f"no update to {twin.package!r}: the station lacks the signing key "
                            f"(fwKeyChecksum {twin.fw_key_checksum} not in keys {list(request.keys)})")
-    name = firmware_name(twin.fw_url or "")
     try:
+        name = firmware_name(twin.fw_url or "")
         firmware = read_firmware(name) if name else None
-    except RegistryError as error:  # a twin edited by hand can hold any URL
+    except ValueError as error:  # a twin edited by hand can hold any URL (RegistryError is one)
         return b"", None, f"no update to {twin.package!r}: bad fwUrl {twin.fw_url!r}: {error}"
     if not firmware:
         return b"", None, f"no update to {twin.package!r}: firmware {twin.fw_url!r} not in the store"

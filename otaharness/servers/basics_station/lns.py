@@ -9,10 +9,18 @@ Azure's reported twin property ``Package``, and answers ``router_config``); a ne
 subclass; :meth:`LnsServer.attach_network_server` does so for the LoRaWAN network server, whose
 downlinks go out through :meth:`LnsServer.send_dnmsg`. Messages of an unknown ``msgtype`` are logged and kept, as the station does with ours.
 
-Bad input: a discovery request that is not a JSON object with ``router`` → websocket close 1007;
-an unknown or rejected station → discovery ``error`` reply (the station then asks CUPS) and 404/403
-on the data path; on the data websocket, non-JSON text or a message without ``msgtype`` → close
-1007, a binary frame → close 1003, a frame over ``MAX_MESSAGE_SIZE`` → close 1009.
+Bad input: every text frame is read with the project's one JSON reader
+(``otaharness.protocols.json_input``: nesting deeper than 32 levels, NaN/Infinity, numbers out
+of range are refused). A discovery request that is not a JSON object with a valid ``router`` →
+websocket close 1007 (invalid frame payload data) with the reason; an unknown or rejected station
+→ discovery ``error`` reply (the station then asks CUPS) and 404/403 on the data path. On the
+data websocket: text that the reader refuses, or a message without a string ``msgtype`` → close
+1007; a message its handler finds malformed (``version``, ``timesync``: a codec error) → close
+1007 naming the field; a binary frame → close 1003; a frame over ``MAX_MESSAGE_SIZE`` → close
+1009. (Uplinks and ``dntxed`` the network server cannot use are dropped with a log line instead:
+see :meth:`LnsServer.attach_network_server`.) A handler failing otherwise is a bug of ours: the
+connection is closed with 1011 and the traceback logged. Close reasons are cut to 120 bytes on a
+character boundary.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from otaharness.protocols.basics_station import (
     format_eui,
     parse_eui,
 )
+from otaharness.protocols.json_input import JsonInputError, parse_json_object
 from otaharness.runtime.clock import Clock
 from otaharness.servers.basics_station.registry import StationRegistry
 
@@ -167,25 +176,31 @@ class LnsServer:
     async def dispatch(self, session: LnsSession, text: str) -> None:
         session.texts.append(text)
         try:
-            document = json.loads(text)
-        except ValueError as error:
-            log.warning("LNS: %s sent text that is not JSON (%s): closing", format_eui(session.eui), error)
-            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"not JSON: {error}"))
+            document = parse_json_object(text, max_bytes=MAX_MESSAGE_SIZE)
+        except JsonInputError as error:
+            log.warning("LNS: %s sent text the JSON reader refuses (%s): closing", format_eui(session.eui), error)
+            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"bad message: {error}"))
             return
-        if not isinstance(document, dict) or not isinstance(document.get("msgtype"), str):
+        if not isinstance(document.get("msgtype"), str):
             log.warning("LNS: %s sent JSON without 'msgtype': closing", format_eui(session.eui))
             await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=b"expected a JSON object with 'msgtype'")
             return
         session.received.append(document)
-        handler = self.handlers.get(document["msgtype"])
+        msgtype: str = document["msgtype"]
+        handler = self.handlers.get(msgtype)
         if handler is None:
-            log.warning("LNS: %s sent unhandled msgtype %r", format_eui(session.eui), document["msgtype"])
+            log.warning("LNS: %s sent unhandled msgtype %r", format_eui(session.eui), msgtype[:40])
             return
         try:
             await handler(session, document)
-        except BasicsStationCodecError as error:
-            log.warning("LNS: bad %s from %s: %s", document["msgtype"], format_eui(session.eui), error)
-            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(str(error)))
+        except ValueError as error:  # BasicsStationCodecError, or a network server's LoRaWANError
+            log.warning("LNS: bad %s from %s: %s", msgtype, format_eui(session.eui), error)
+            await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"bad {msgtype}: {error}"))
+        except ConnectionResetError:  # the peer went away while we answered
+            raise
+        except Exception:
+            log.exception("LNS: the %s handler failed on a message from %s: closing", msgtype, format_eui(session.eui))
+            await session.websocket.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
 
     async def reject(self, eui: int, reason: str) -> None:
         """Close a rejected station's live connection (its next discovery gets ``error``)."""
@@ -202,8 +217,9 @@ class LnsServer:
         """Route the radio messages to a LoRaWAN network server (``otaharness.servers.lorawan``):
         ``updf``/``jreq``/``rejoin`` → ``handle_uplink``, ``dntxed`` → ``handle_dntxed``,
         ``timesync`` → ``handle_timesync`` (answered on the same connection). The network
-        server's downlinks come back through :meth:`send_dnmsg`. Bad messages are dropped by the
-        network server with a log line; the connection stays up."""
+        server's downlinks come back through :meth:`send_dnmsg`. Uplinks and ``dntxed`` the
+        network server cannot use are dropped by it with a log line and the connection stays up
+        (radio garbage must not cut a gateway off); a malformed ``timesync`` closes it with 1007."""
 
         async def uplink(session: LnsSession, message: dict[str, Any]) -> None:
             await network_server.handle_uplink(session.eui, message)
@@ -231,7 +247,7 @@ class LnsServer:
 
     # -- handlers -------------------------------------------------------------------------------
     async def handle_version(self, session: LnsSession, message: dict[str, Any]) -> None:
-        version = VersionMessage.decode(json.dumps(message))
+        version = VersionMessage.from_dict(message)
         session.version = version
         if version.package:  # Azure writes reported `Package` only for a non-empty package
             self.registry.update(session.eui, reported_package=version.package)
@@ -242,7 +258,9 @@ class LnsServer:
 
 
 def _reason(text: str) -> bytes:
-    return text.encode("utf-8")[:120]  # a close frame's reason must fit 123 bytes
+    """A close frame's reason: at most 123 bytes of UTF-8, so cut at 120 on a character boundary
+    (a reason cut inside a character is invalid UTF-8, which the peer answers with 1007)."""
+    return text.encode("utf-8")[:120].decode("utf-8", "ignore").encode("utf-8")
 
 
 async def _close_for(websocket: web.WebSocketResponse, message: Any) -> None:

@@ -156,9 +156,14 @@ class FirmwareStore:
         directory.mkdir(parents=True, exist_ok=True)
 
     def _path(self, name: str) -> Path:
+        return self.directory / self.check_name(name)
+
+    @staticmethod
+    def check_name(name: str) -> str:
+        """``name`` if the store can hold a file of that name, else RegistryError."""
         if not _FIRMWARE_NAME.fullmatch(name) or ".." in name:
-            raise RegistryError(f"bad firmware name {name!r}: letters, digits, '.', '_', '-' only")
-        return self.directory / name
+            raise RegistryError(f"bad firmware name {name[:140]!r}: letters, digits, '.', '_', '-' only")
+        return name
 
     def add(self, name: str, content: bytes) -> None:
         path = self._path(name)

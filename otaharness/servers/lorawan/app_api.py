@@ -22,12 +22,17 @@ GET      /api/multicast-groups/{name}/queue          → 200 ``{"frames": [...]}
                                                      ``fCnt`` and the gateways that sent it
 =======  ==========================================  ===============================================
 
-EUIs are 16 hex digits (``-`` allowed), keys 32 hex digits, payloads hex. Errors: 400 bad input,
-404 unknown device or group, 409 a device or group that exists, each ``{"error": "…"}``.
+EUIs are 16 hex digits (``-`` allowed), keys 32 hex digits, payloads hex (at most 222 octets),
+group names ``[A-Za-z0-9._-]{1,64}``. Bodies are read with the project's one JSON reader and
+checked against the schemas of :mod:`.schemas` before anything is stored: unknown fields, wrong
+types, values out of range → 400 naming the field. Errors: 400 bad input, 404 unknown device or
+group, 409 a device or group that exists, each ``{"error": "…"}``. ``GET /openapi.json`` serves
+the OpenAPI 3.1 document of this interface (:mod:`.openapi`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +40,19 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.protocols.basics_station import BasicsStationCodecError, format_eui, parse_eui
+from otaharness.protocols.basics_station.validation import integral
 from otaharness.servers.json_body import read_json_object
 
+from . import schemas
+from .openapi import openapi_document
 from .registry import Device, MulticastGroup, RegistryError, UnknownDevice
 from .server import MulticastFrame, NetworkServer, UplinkMeta
 
 MAX_EVENTS = 100_000  # uplink events kept in memory
+_GROUP_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_FPORT = re.compile(r"[0-9]{1,3}")
+_SINCE = re.compile(r"[0-9]{1,19}")
+_HEX = re.compile(r"(?:[0-9A-Fa-f]{2})*")
 
 
 class ApiInputError(ValueError):
@@ -70,17 +82,16 @@ def _hex_bytes(document: dict[str, Any], key: str, size: int | None = None, *, d
         return default
     if not isinstance(value, str):
         raise ApiInputError(f"{key!r} must be a hex string")
-    try:
-        data = bytes.fromhex(value)
-    except ValueError as error:
-        raise ApiInputError(f"{key!r} is not hex: {error}") from error
+    if not _HEX.fullmatch(value):  # bytes.fromhex would also take spaces and a final newline
+        raise ApiInputError(f"{key!r} is not hex (pairs of 0-9 A-F a-f): {value[:80]!r}")
+    data = bytes.fromhex(value)
     if size is not None and len(data) != size:
         raise ApiInputError(f"{key!r} must be {size} octets, got {len(data)}")
     return data
 
 
 def _int(document: dict[str, Any], key: str, low: int, high: int, default: int | None = None) -> int:
-    value = document.get(key, default)
+    value = integral(document.get(key, default))
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ApiInputError(f"{key!r} must be an integer in {low}..{high}, got {value!r}")
     return value
@@ -91,6 +102,12 @@ def _eui(text: str) -> int:
         return parse_eui(text)
     except BasicsStationCodecError as error:
         raise ApiInputError(str(error)) from error
+
+
+def _group_name(text: str) -> str:
+    if not _GROUP_NAME.fullmatch(text):
+        raise ApiInputError(f"multicast group name must be 1..64 of A-Z a-z 0-9 . _ -, got {text[:80]!r}")
+    return text
 
 
 def device_to_dict(device: Device) -> dict[str, Any]:
@@ -132,6 +149,7 @@ class ApplicationApi:
 
     def add_routes(self, app: web.Application) -> None:
         app.middlewares.append(self.errors)
+        app.router.add_get("/openapi.json", self.get_openapi)
         app.router.add_put("/api/devices/{eui}", self.put_device)
         app.router.add_get("/api/devices/{eui}", self.get_device)
         app.router.add_post("/api/devices/{eui}/queue", self.post_downlink)
@@ -146,6 +164,11 @@ class ApplicationApi:
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
         try:
             return await handler(request)
+        except web.HTTPException as error:  # aiohttp's own: no such route, method not allowed
+            if error.status < 400:
+                raise
+            return web.json_response({"error": error.reason if error.text is None else error.text.strip()},
+                                     status=error.status)
         except UnknownDevice as error:
             return web.json_response({"error": str(error)}, status=404)
         except RegistryError as error:
@@ -154,10 +177,13 @@ class ApplicationApi:
         except (ApiInputError, ValueError) as error:
             return web.json_response({"error": str(error)}, status=400)
 
+    async def get_openapi(self, request: web.Request) -> web.Response:
+        return web.json_response(openapi_document(f"{request.scheme}://{request.host}"))
+
     # -- devices ---------------------------------------------------------------------------------
     async def put_device(self, request: web.Request) -> web.Response:
         dev_eui = _eui(request.match_info["eui"])
-        document = await read_json_object(request, ApiInputError)
+        document = await read_json_object(request, ApiInputError, schema=schemas.DEVICE_PUT)
         device_class = document.get("class", "A")
         if device_class not in ("A", "C"):
             raise ApiInputError(f"'class' must be \"A\" or \"C\", got {device_class!r}")
@@ -177,8 +203,8 @@ class ApplicationApi:
 
     async def post_downlink(self, request: web.Request) -> web.Response:
         dev_eui = _eui(request.match_info["eui"])
-        document = await read_json_object(request, ApiInputError)
         self.ns.device(dev_eui)  # 404 first
+        document = await read_json_object(request, ApiInputError, schema=schemas.DOWNLINK_POST)
         confirmed = document.get("confirmed", False)
         if not isinstance(confirmed, bool):
             raise ApiInputError("'confirmed' must be true or false")
@@ -196,19 +222,19 @@ class ApplicationApi:
 
     async def get_uplinks(self, request: web.Request) -> web.Response:
         fport = request.match_info["fport"]
-        if not fport.isdigit() or not 1 <= int(fport) <= 255:
-            raise ApiInputError(f"FPort must be 1..255, got {fport!r}")
+        if not _FPORT.fullmatch(fport) or not 1 <= int(fport) <= 255:
+            raise ApiInputError(f"FPort must be 1..255, got {fport[:80]!r}")
         since = request.query.get("since", "0")
-        if not since.isdigit():
-            raise ApiInputError(f"'since' must be a sequence number, got {since!r}")
+        if not _SINCE.fullmatch(since) or int(since) > schemas.MAX_SINCE:
+            raise ApiInputError(f"'since' must be a sequence number (0..2**63-1), got {since[:80]!r}")
         events = self.uplinks(int(fport), since=int(since))
         next_seq = self._dropped_events + len(self.events)
         return web.json_response({"events": [event.to_dict() for event in events], "next": next_seq})
 
     # -- multicast -------------------------------------------------------------------------------
     async def put_group(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        document = await read_json_object(request, ApiInputError)
+        name = _group_name(request.match_info["name"])
+        document = await read_json_object(request, ApiInputError, schema=schemas.GROUP_PUT)
         if self.ns.registry.find_group(name) is not None:
             raise RegistryError(f"multicast group {name!r} already exists")
         group = self.ns.create_multicast_group(
@@ -218,19 +244,19 @@ class ApplicationApi:
         return web.json_response(group_to_dict(group), status=201)
 
     def _group(self, name: str) -> MulticastGroup:
-        group = self.ns.registry.find_group(name)
+        group = self.ns.registry.find_group(_group_name(name))
         if group is None:
             raise UnknownDevice(f"unknown multicast group {name!r}")
         return group
 
     async def post_multicast(self, request: web.Request) -> web.Response:
         group = self._group(request.match_info["name"])
-        document = await read_json_object(request, ApiInputError)
+        document = await read_json_object(request, ApiInputError, schema=schemas.MULTICAST_POST)
         gateways = document.get("gateways")
         if gateways is None:
             chosen = self.connected_gateways()
         elif isinstance(gateways, list) and all(isinstance(g, str) for g in gateways):
-            chosen = [_eui(g) for g in gateways]
+            chosen = list(dict.fromkeys(_eui(g) for g in gateways))  # one frame per gateway, however spelt
         else:
             raise ApiInputError("'gateways' must be a list of EUIs")
         frame = self.ns.enqueue_multicast(group, _int(document, "fPort", 1, 255), _hex_bytes(document, "payload"),
