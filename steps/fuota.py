@@ -313,6 +313,7 @@ def refused_naming(context, status, field_name):
 
 @then('the FUOTA server refused it with {status:d}')
 def refused(context, status):
+    """The last answer is this status with a JSON error saying why."""
     answer = _fuota(context).answer
     assert answer is not None and answer[0] == status and isinstance(answer[1], dict) and answer[1]["error"], answer
 
