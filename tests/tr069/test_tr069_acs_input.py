@@ -2,57 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 
 import aiohttp
 import pytest
-from tr069_world import HOUR, World, booted, device_id, events_of
+from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, inform_bytes, rpc_bytes
 
 from otaharness.protocols.cwmp import (
-    CWMP_1_0, DeviceIdStruct, Envelope, EventStruct, Fault, GetRPCMethods, Header, Inform,
-    build_envelope, parse_envelope)
+    CWMP_1_0, Envelope, Fault, GetRPCMethods, Header, build_envelope, parse_envelope)
 from otaharness.servers.tr069 import AcsConfig
 from otaharness.servers.tr069.http_auth import DigestClient, basic_authorization
-
-T0 = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
-
-
-def inform_bytes(serial: str, namespace: str = CWMP_1_0) -> bytes:
-    inform = Inform(device_id=DeviceIdStruct(manufacturer="MikroTik", oui="E48D8C",
-                                             product_class="CHR", serial_number=serial),
-                    event=(EventStruct(event_code="2 PERIODIC"),), current_time=T0)
-    return build_envelope(Envelope(body=inform, header=Header(id="1"), namespace=namespace))
-
-
-def rpc_bytes(body: str, namespace: str = CWMP_1_0) -> bytes:
-    return (f'<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" '
-            f'xmlns:cwmp="{namespace}"><soap-env:Body>{body}</soap-env:Body>'
-            f'</soap-env:Envelope>').encode()
-
-
-class RawCpe:
-    """A hand-driven HTTP client from its own loopback address (one keep-alive connection)."""
-
-    def __init__(self, world: World, address: str) -> None:
-        self.url = world.url("acs")
-        self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=1, local_addr=(address, 0)),
-            cookie_jar=aiohttp.DummyCookieJar())
-        self.cookie = ""
-
-    async def post(self, body: bytes, **headers: str) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
-        if self.cookie:
-            headers.setdefault("Cookie", self.cookie)
-        async with self.http.post(self.url, data=body, headers=headers) as response:
-            data = await response.read()
-            if "Set-Cookie" in response.headers:
-                self.cookie = response.headers["Set-Cookie"].split(";")[0]
-            return response.status, data, response.headers
-
-    async def close(self) -> None:
-        await self.http.close()
-
 
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                   b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'

@@ -18,6 +18,8 @@ from lxml import etree
 
 from emulators.cpe.connection_request import ConnectionRequestServer
 from emulators.cpe.device import Cpe
+from otaharness.protocols.cwmp import (
+    CWMP_1_0, DeviceIdStruct, Envelope, EventStruct, Header, Inform, build_envelope)
 from otaharness.protocols.cwmp.schemas import SchemasUnavailable, load_schemas, validation_errors
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.servers.tr069 import AcsConfig, AcsServer, device_id_of
@@ -226,3 +228,43 @@ def starts_by_day(world: World, batch_id: int) -> list[int]:
         day = int((started - MONDAY.timestamp()) // DAY)
         counts[day] = counts.get(day, 0) + 1
     return [counts.get(day, 0) for day in range(max(counts, default=-1) + 1)]
+
+
+# --- a hand-driven CPE for hostile or malformed input ----------------------------------------------
+T0 = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+
+
+def inform_bytes(serial: str, namespace: str = CWMP_1_0) -> bytes:
+    inform = Inform(device_id=DeviceIdStruct(manufacturer="MikroTik", oui="E48D8C",
+                                             product_class="CHR", serial_number=serial),
+                    event=(EventStruct(event_code="2 PERIODIC"),), current_time=T0)
+    return build_envelope(Envelope(body=inform, header=Header(id="1"), namespace=namespace))
+
+
+def rpc_bytes(body: str, namespace: str = CWMP_1_0) -> bytes:
+    return (f'<soap-env:Envelope xmlns:soap-env="http://schemas.xmlsoap.org/soap/envelope/" '
+            f'xmlns:cwmp="{namespace}"><soap-env:Body>{body}</soap-env:Body>'
+            f'</soap-env:Envelope>').encode()
+
+
+class RawCpe:
+    """A hand-driven HTTP client from its own loopback address (one keep-alive connection)."""
+
+    def __init__(self, world: World, address: str) -> None:
+        self.url = world.url("acs")
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=1, local_addr=(address, 0)),
+            cookie_jar=aiohttp.DummyCookieJar())
+        self.cookie = ""
+
+    async def post(self, body: bytes, **headers: str) -> tuple[int, bytes, aiohttp.typedefs.LooseHeaders]:
+        if self.cookie:
+            headers.setdefault("Cookie", self.cookie)
+        async with self.http.post(self.url, data=body, headers=headers) as response:
+            data = await response.read()
+            if "Set-Cookie" in response.headers:
+                self.cookie = response.headers["Set-Cookie"].split(";")[0]
+            return response.status, data, response.headers
+
+    async def close(self) -> None:
+        await self.http.close()

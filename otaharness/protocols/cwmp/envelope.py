@@ -25,6 +25,7 @@ from .fault import Fault, cwmp_fault_of
 from .namespaces import CWMP_1_0, CWMP_NAMESPACES, SOAP_ENV, nsmap
 from .rpcs import RPCS, Rpc
 from .safe_xml import DEFAULT_LIMITS, XmlLimits, parse_untrusted_xml
+from .structs import _NOT_XML_CHAR
 from .values import format_boolean, parse_boolean, parse_integer
 
 
@@ -85,6 +86,10 @@ def build_envelope(envelope: Envelope) -> bytes:
     root = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=nsmap(namespace))
     entries = [(e, getattr(envelope.header, e.attribute)) for e in _HEADER_ENTRIES]
     entries = [(e, value) for e, value in entries if value is not None]
+    for entry, value in entries:
+        if _NOT_XML_CHAR.search(entry.encode(value)):
+            raise InvalidArguments(f"Header/{entry.tag}: {value!r} holds characters XML 1.0 "
+                                   "cannot carry")
     if entries:
         header = etree.SubElement(root, f"{{{SOAP_ENV}}}Header")
         for entry, value in entries:
@@ -102,7 +107,8 @@ def parse_envelope(
 
     Children are found by namespace and local name, never by prefix or position. ``strict``
     also checks the schema's limits and patterns (as :func:`build_envelope` does); peers'
-    traffic is parsed liberally by default, since real devices break the schema.
+    traffic is parsed liberally by default, since real devices break the schema. ``strict``
+    also refuses an RPC its namespace's schema does not define.
     """
     root = parse_untrusted_xml(data, limits)
     qname = etree.QName(root)
@@ -121,6 +127,7 @@ def parse_envelope(
     header = _decode_header(header_nodes[0]) if header_nodes else Header()
     if strict:
         body.validate()
+        body.check_namespace(namespace)
     return Envelope(body=body, header=header, namespace=namespace)
 
 

@@ -20,10 +20,13 @@ from .codes import SERVER_SIDE_FAULT_CODES, is_soap_fault_code
 from .errors import CwmpError, InvalidArguments
 from .namespaces import CWMP_NAMESPACES, SOAP_ENV
 from .rpcs import Rpc
-from .structs import Struct, element
+from .structs import _NOT_XML_CHAR, Struct, element
 
 SOAP_FAULT_STRING = "CWMP fault"
 CPE_FAULT_CODES = range(9000, 9900)
+# The schemas set no limit on a Fault's FaultString; ours quote the peer's input, cut here so
+# that a megabyte-long element name is not echoed back whole.
+MAX_FAULT_STRING = 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,7 +56,9 @@ class Fault(Rpc):
         code = error.acs_fault_code if sender == "ACS" else error.cpe_fault_code
         if code is None:
             raise ValueError(f"{type(error).__name__} is answered with HTTP {error.http_status}")
-        return cls(fault_code=code, fault_string=str(error))
+        # The message may quote the peer's input: keep the fault sendable whatever it holds.
+        text = _NOT_XML_CHAR.sub("\ufffd", str(error))
+        return cls(fault_code=code, fault_string=text[:MAX_FAULT_STRING])
 
     def __post_init__(self) -> None:
         if not self.soap_fault_code:

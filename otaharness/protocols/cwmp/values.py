@@ -21,6 +21,9 @@ _DATETIME = re.compile(
 
 UNSIGNED_INT_RANGE = range(0, 2**32)
 INT_RANGE = range(-(2**31), 2**31)
+# The widest CWMP integer is xsd:unsignedLong (20 digits); leading zeros are allowed, so a
+# little more. Beyond it Python's int() would refuse (4300 digits) with a plain ValueError.
+MAX_INTEGER_DIGITS = 64
 
 
 def parse_datetime(text: str) -> datetime:
@@ -71,8 +74,10 @@ def format_boolean(value: bool) -> str:
 
 def parse_integer(text: str) -> int:
     stripped = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", stripped):
-        raise InvalidArguments(f"not an integer: {text!r}")
+    if not re.fullmatch(r"[+-]?[0-9]+", stripped):
+        raise InvalidArguments(f"not an integer: {text[:80]!r}")
+    if len(stripped.lstrip("+-")) > MAX_INTEGER_DIGITS:
+        raise InvalidArguments(f"integer of {len(stripped)} digits is out of range")
     return int(stripped)
 
 
@@ -94,7 +99,7 @@ def _is_datetime(text: str) -> bool:
 def _is_base64(text: str) -> bool:
     try:
         base64.b64decode("".join(text.split()), validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: not ASCII at all
         return False
     return True
 

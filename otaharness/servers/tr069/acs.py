@@ -29,6 +29,7 @@ from yarl import URL
 
 from otaharness.protocols.cwmp import (
     EVENT_BOOT,
+    CwmpError,
     FIRMWARE_UPGRADE_IMAGE,
     Download,
     DownloadResponse,
@@ -40,7 +41,14 @@ from otaharness.protocols.cwmp import (
 )
 
 from .http_auth import DigestClient
-from .schedule import in_window, local_day_bounds, parse_days, parse_hours, zone
+from .schedule import (
+    ScheduleError,
+    in_window,
+    known_zone,
+    local_day_bounds,
+    parse_days,
+    parse_hours,
+)
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -233,12 +241,22 @@ class Acs:
         if file is None:  # deleted since: fail the task rather than send a dead URL
             self.store.update_task(task["id"], state="failed", result={"error": "file deleted"})
             return None
-        return Download(
+        download = Download(
             command_key=key, file_type=file["file_type"] or FIRMWARE_UPGRADE_IMAGE,
-            url=f"{self.config.files_url}/{quote(file['name'], safe='')}",
+            url=self.download_url(file["name"]),
             username=self.config.download_username, password=self.config.download_password,
             file_size=file["size"], target_file_name=file["name"],
             delay_seconds=int(task["args"].get("delay_seconds", 0)))
+        try:  # the admin API checks all of this; a state directory from elsewhere may not have
+            download.validate()
+        except CwmpError as error:
+            self.store.update_task(task["id"], state="failed",
+                                   result={"error": f"cannot send this Download: {error}"})
+            return None
+        return download
+
+    def download_url(self, name: str) -> str:
+        return f"{self.config.files_url}/{quote(name, safe='')}"
 
     def task_returned(self, task_id: int) -> None:
         """A session ended before the CPE answered: send the task again next time."""
@@ -362,7 +380,9 @@ class Acs:
 
     def update_batch(self, batch_id: int, spec: dict[str, Any]) -> None:
         self._batch(batch_id)
-        self.store.update_batch(batch_id, **self._batch_values(spec, require_all=False))
+        values = self._batch_values(spec, require_all=False)
+        if values:  # an empty PATCH changes nothing
+            self.store.update_batch(batch_id, **values)
 
     def _batch_values(self, spec: dict[str, Any], *, require_all: bool) -> dict[str, Any]:
         required = ("group", "original_version", "file", "new_version")
@@ -384,10 +404,12 @@ class Acs:
         for name in ("original_version", "file", "new_version"):
             if name in spec:
                 values[name] = str(spec[name])
-        if require_all or "days" in spec:
-            values["days"] = parse_days(spec.get("days"))
-        if require_all or "hours" in spec:
-            values["hours"] = parse_hours(spec.get("hours"))
+        for name, parse in (("days", parse_days), ("hours", parse_hours)):
+            if require_all or name in spec:
+                try:
+                    values[name] = parse(spec.get(name))
+                except ScheduleError as error:
+                    raise ScheduleError(f"$.{name}: {error}") from None
         if require_all or "event" in spec:
             event = str(spec.get("event", "Inform")).capitalize()
             if event not in BATCH_EVENTS:
@@ -400,8 +422,10 @@ class Acs:
                     raise AcsError(f"{name} must be an integer >= {low}")
                 values[name] = number
         if require_all or "timezone" in spec:
-            values["timezone"] = spec.get("timezone") or "UTC"
-            zone(values["timezone"])  # raises ScheduleError (a ValueError) if unknown
+            try:
+                values["timezone"] = known_zone(spec.get("timezone"))
+            except ScheduleError as error:
+                raise ScheduleError(f"$.timezone: {error}") from None
         return values
 
     def _batch(self, batch_id: int) -> dict[str, Any]:

@@ -6,6 +6,11 @@ the connection and identity, so a cookie taken from another CPE does not open it
 TCP connection, then the client identity (authenticated user name, else source address) for
 CPEs that send no cookies and reconnect. Sessions expire after ``session_idle_timeout`` idle
 seconds and are ended after ``max_session_duration``.
+
+Whatever a client sends gets the protocol's answer, never a bare server error: input that is not
+a SOAP message (not XML, a DTD, too deep, too many elements) is a 400, a body over
+``max_body_bytes`` a 413, a CWMP message the ACS cannot take (unknown RPC, invalid arguments,
+an RPC its namespace does not define) a SOAP Fault (8000/8003, HTTP 500 as SOAP 1.1 §6.2 wants).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from otaharness.protocols.cwmp import (
     Header,
     Inform,
     InformResponse,
+    InvalidArguments,
     MethodNotSupported,
     Rpc,
     TransferComplete,
@@ -38,6 +44,7 @@ from otaharness.protocols.cwmp import (
     build_envelope,
     parse_envelope,
 )
+from otaharness.protocols.cwmp.namespaces import SCHEMA_LEVEL
 
 from .acs import Acs
 from .http_auth import ServerAuth
@@ -109,8 +116,14 @@ class CwmpEndpoint:
         body = await request.read()  # raises 413 beyond client_max_size
         try:
             envelope = parse_envelope(body) if body.strip() else None
-        except CwmpError as error:
+            if envelope is not None:
+                _check_namespace(envelope)
+            return await self._process(request, envelope, username)
+        except CwmpError as error:  # the message, or the answer it would need, is not CWMP
             return self._refuse(request, error)
+
+    async def _process(self, request: web.Request, envelope: Envelope | None,
+                       username: str) -> web.StreamResponse:
         try:
             if envelope is not None and isinstance(envelope.body, Inform):
                 return self._inform(request, envelope, username)
@@ -251,6 +264,15 @@ class CwmpEndpoint:
         if session.in_flight is not None:
             self.acs.task_returned(session.in_flight)
         self.sessions.pop(session.id, None)
+
+
+def _check_namespace(envelope: Envelope) -> None:
+    """Refuse an RPC the envelope's CWMP version does not define (AutonomousTransferComplete
+    in cwmp-1-0 could not even be answered: its response does not exist there)."""
+    rpc = envelope.body
+    if SCHEMA_LEVEL[envelope.namespace] < SCHEMA_LEVEL[rpc.SINCE]:
+        raise InvalidArguments(f"{rpc.TYPE_NAME} is defined from {rpc.SINCE} on, "
+                               f"not in {envelope.namespace}")
 
 
 def _peer_host(request: web.Request) -> str:

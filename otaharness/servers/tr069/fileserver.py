@@ -1,12 +1,15 @@
 """The file server CPEs download from (GenieACS's genieacs-fs, fact sheet §6.1): GET/HEAD
 ``/<url-encoded name>`` with ETag, conditional requests and Range (206/416) — aiohttp's
-FileResponse implements those from the stored file — and optional Basic/Digest credentials."""
+FileResponse implements those from the stored file — and optional Basic/Digest credentials.
+A name no file may have (names.py: dot segments, separators, control characters, too long) is
+a 400 before the store is asked; the store maps every other name into its own folder."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from .http_auth import ServerAuth
+from .names import file_name_problem
 from .store import Store
 
 
@@ -18,7 +21,7 @@ class FileServer:
 
     def application(self) -> web.Application:
         app = web.Application()
-        app.router.add_route("*", "/{name:.+}", self.serve)
+        app.router.add_route("*", r"/{name:[\s\S]+}", self.serve)  # any name, even "a\nb": checked
         return app
 
     async def serve(self, request: web.Request) -> web.StreamResponse:
@@ -27,6 +30,9 @@ class FileServer:
         if self.auth.check(request.headers.get("Authorization"), request.method) is None:
             return web.Response(status=401, headers={"WWW-Authenticate": self.auth.challenge()})
         name = request.match_info["name"]
+        problem = file_name_problem(name)
+        if problem is not None:
+            return web.Response(status=400, text=f"{problem}")
         record = self.store.file(name)
         if record is None:
             return web.Response(status=404, text=f"no file {name!r}")

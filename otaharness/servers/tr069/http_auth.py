@@ -46,8 +46,13 @@ def split_scheme(header: str) -> tuple[str, str]:
     return scheme.lower(), rest.strip()
 
 
+def _bytes(text: str) -> bytes:
+    # Header values arrive as UTF-8 with surrogate escapes for other bytes: hash what was sent.
+    return text.encode("utf-8", "surrogateescape")
+
+
 def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
+    return hashlib.md5(_bytes(text)).hexdigest()
 
 
 def digest_response(*, username: str, password: str, realm: str, method: str, uri: str,
@@ -219,4 +224,4 @@ class ServerAuth:
 
 
 def _same(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
+    return hmac.compare_digest(_bytes(a), _bytes(b))

@@ -8,8 +8,9 @@ The per-day cap counts devices whose upgrade started in the same local calendar 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ALL_DAYS = list(DAY_NAMES)
@@ -58,12 +59,29 @@ def parse_hours(hours: Iterable[int | str] | None) -> list[int]:
     return sorted(result)
 
 
+@functools.cache
+def time_zone_names() -> tuple[str, ...]:
+    """The names a batch's time zone may have: this system's IANA tz database, and UTC."""
+    return tuple(sorted(available_timezones() | {"UTC"}))
+
+
+def known_zone(name: str | None) -> str:
+    """The time zone name a batch stores; empty or None means UTC. An IANA name, else
+    :class:`ScheduleError` (so no file path or odd key ever reaches ZoneInfo)."""
+    if not name or (isinstance(name, str) and name.upper() == "UTC"):
+        return "UTC"
+    if not isinstance(name, str) or name not in time_zone_names():
+        raise ScheduleError(f"unknown time zone {str(name)[:64]!r}: an IANA name such as "
+                            f"Europe/Berlin, or UTC")
+    return name
+
+
 def zone(name: str | None) -> dt.tzinfo:
     if not name or name.upper() == "UTC":
         return dt.timezone.utc
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise ScheduleError(f"unknown time zone {name!r}") from None
 
 

@@ -18,6 +18,9 @@ from .http_auth import ServerAuth
 from .store import Store
 
 LISTEN_BACKLOG = 4096  # Linux caps it at net.core.somaxconn (4096 by default since 5.4)
+# The admin API's request line carries percent-encoded device ids of up to 4096 characters
+# (names.MAX_DEVICE_ID: 12 bytes each at worst); aiohttp's default is 8190 bytes.
+ADMIN_MAX_LINE = 65536
 
 
 class AcsServer:
@@ -48,8 +51,9 @@ class AcsServer:
         ports = ports or {}
         for name, app in (("acs", self.cwmp.application()), ("files", self.files.application()),
                           ("admin", self.admin.application())):
+            limits = {"max_line_size": ADMIN_MAX_LINE} if name == "admin" else {}
             runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                   shutdown_timeout=0.5)
+                                   shutdown_timeout=0.5, **limits)
             await runner.setup()
             # A fleet's simultaneous Informs or downloads overflow the default backlog of 128;
             # the kernel then retransmits SYNs on real time while a virtual clock jumps ahead.

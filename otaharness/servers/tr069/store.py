@@ -4,17 +4,29 @@ Every change is committed at once, so a restarted ACS (same ``state_dir``) conti
 old one stopped: pending tasks, batch queues, the 30-minute checks (re-armed from ``check_due``).
 File contents live beside the database, one file per upload, so the file server can answer
 Range requests from disk.
+
+A file's name is checked (names.py: no dot segments, separators or control characters, at most
+255 UTF-8 bytes) before it becomes a path: ``files/<percent-encoded name>.file`` (a long
+encoding is replaced by ``%sha256-<hash of the name>``). Every stored file ends in ``.file``, so
+no stored file is the ``.gz``/``.br`` sibling the HTTP file response would serve instead of
+another (aiohttp's FileResponse looks for those), and uploads are written to a temporary file
+in ``files/`` (``%upload-*.tmp``: a name no percent-encoding produces) and renamed into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+from .names import check_file_name, file_name_problem
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS devices (
@@ -46,6 +58,11 @@ CREATE TABLE IF NOT EXISTS batch_starts (
     batch_id INTEGER, device_id TEXT, started REAL);
 """
 
+LAYOUT_VERSION = 1  # PRAGMA user_version: 1 = stored files carry DISK_SUFFIX
+DISK_SUFFIX = ".file"
+TEMPORARY_PREFIX = "%upload-"  # "%u" is no percent-encoding: never a stored file's name
+_MAX_ENCODED_NAME = 200  # longer percent-encodings are stored under a hash of the name
+
 JSON_COLUMNS = {"parameters", "last_events", "args", "result", "detail", "days", "hours",
                 "last_fault"}
 
@@ -76,6 +93,21 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._upgrade_file_layout()
+        for leftover in self.files_dir.glob(f"{TEMPORARY_PREFIX}*"):  # an upload cut by a crash
+            leftover.unlink(missing_ok=True)
+
+    def _upgrade_file_layout(self) -> None:
+        """Rename files stored by older versions (``files/<percent-encoded name>``)."""
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= LAYOUT_VERSION:
+            return
+        names = [r["name"] for r in self._all("SELECT name FROM files")]
+        # Longest first: an old name may equal another file's new name (``a.file`` vs ``a``).
+        for name in sorted(names, key=lambda n: len(quote(n, safe="")), reverse=True):
+            legacy = self.files_dir / quote(name, safe="")
+            if file_name_problem(name) is None and legacy.is_file():
+                legacy.replace(self.file_path(name))
+        self.db.execute(f"PRAGMA user_version={LAYOUT_VERSION}")
 
     def close(self) -> None:
         self.db.close()
@@ -177,15 +209,28 @@ class Store:
 
     # -- files -------------------------------------------------------------------------------
     def file_path(self, name: str) -> Path:
-        return self.files_dir / quote(name, safe="")
+        """Where file ``name`` is stored: always directly in ``files/`` (raises
+        :class:`~.names.InvalidName` for a name that could be anything else)."""
+        check_file_name(name)
+        encoded = quote(name, safe="")
+        if len(encoded) > _MAX_ENCODED_NAME:
+            encoded = "%sha256-" + hashlib.sha256(name.encode("utf-8")).hexdigest()
+        path = self.files_dir / (encoded + DISK_SUFFIX)
+        if path.parent != self.files_dir:  # unreachable while check_file_name holds
+            raise AssertionError(f"file name {name!r} escapes the file store")
+        return path
 
     def save_file(self, name: str, content: bytes, **metadata: Any) -> None:
-        import hashlib
-
         path = self.file_path(name)
-        temporary = path.with_suffix(path.suffix + ".part")
-        temporary.write_bytes(content)
-        temporary.replace(path)
+        descriptor, temporary = tempfile.mkstemp(dir=self.files_dir, prefix=TEMPORARY_PREFIX,
+                                                 suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(content)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
         self._upsert("files", {"name": name}, {**metadata, "size": len(content),
                                                 "md5": hashlib.md5(content).hexdigest()})
 
@@ -196,7 +241,8 @@ class Store:
         return self._all("SELECT * FROM files ORDER BY name")
 
     def delete_file(self, name: str) -> bool:
-        self.file_path(name).unlink(missing_ok=True)
+        if file_name_problem(name) is None:  # a record from an older version may hold any name
+            self.file_path(name).unlink(missing_ok=True)
         return self.db.execute("DELETE FROM files WHERE name=?", (name,)).rowcount > 0
 
     # -- tasks and transfers -----------------------------------------------------------------
