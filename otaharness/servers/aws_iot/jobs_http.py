@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from otaharness.protocols.aws_iot_jobs import (
     DescribeRequest,
     JobsRejection,
@@ -104,7 +106,7 @@ class JobsHttpApi:
         return None
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[self._errors, undecodable_body])
         app.router.add_get("/things/{thing}/jobs", self.get_pending_job_executions)
         # `$next` must win over the `{job_id}` route.
         app.router.add_put("/things/{thing}/jobs/$next", self.start_next_pending_job_execution)

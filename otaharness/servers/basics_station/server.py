@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from fixtures import fixture_path
 from otaharness.runtime.clock import Clock
 from otaharness.servers.basics_station.admin import MAX_FIRMWARE_SIZE, AdminApi
@@ -44,10 +46,10 @@ class BasicsStationServer:
         self._urls: dict[str, str] = {}
 
     async def start(self) -> None:
-        cups_app = web.Application(middlewares=[self.admin.errors], client_max_size=MAX_FIRMWARE_SIZE)
+        cups_app = web.Application(middlewares=[self.admin.errors, undecodable_body], client_max_size=MAX_FIRMWARE_SIZE)
         self.cups.add_routes(cups_app)
         self.admin.add_routes(cups_app)
-        lns_app = web.Application()
+        lns_app = web.Application(middlewares=[undecodable_body])
         self.lns.add_routes(lns_app)
         cups_port = await self._serve(cups_app)
         lns_port = await self._serve(lns_app)

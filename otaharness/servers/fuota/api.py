@@ -34,6 +34,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from otaharness.protocols.json_input import MAX_BYTES, MAX_INTEGER, JsonInputError, parse_json_object, validate
 
 from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
@@ -247,7 +249,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 def build_app(server: FuotaServer) -> web.Application:
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application(middlewares=[json_errors, undecodable_body])
     app[SERVER_KEY] = server
     app.add_routes([
         web.post("/campaigns", create), web.get("/campaigns", list_campaigns), web.get("/campaigns/{id}", show),

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
 
@@ -34,7 +36,7 @@ class LoRaWANService:
         self._url = ""
 
     async def start(self, host: str = "127.0.0.1") -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[undecodable_body])
         self.api.add_routes(app)
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await self._runner.setup()

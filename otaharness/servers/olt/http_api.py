@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from otaharness.protocols.json_input import JsonInputError, parse_json
 from otaharness.servers.olt.backend import OltBackend, Page, Principal, parse_rfc3339
 from otaharness.servers.olt.errors import (
@@ -133,7 +135,7 @@ class OltHttpApi:
         self.blob_limit = blob_limit
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=JSON_LIMIT, middlewares=[self._errors])
+        app = web.Application(client_max_size=JSON_LIMIT, middlewares=[self._errors, undecodable_body])
         get, post = web.get, web.post
         app.add_routes([
             get("/openapi.json", self.openapi),

@@ -15,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from . import api_schemas
 from .acs import Acs, AcsError, NotFound
 from .names import MAX_DEVICE_ID, MAX_GROUP_NAME, check_file_name, check_text, parse_batch_id
@@ -49,7 +51,7 @@ class AdminApi:
         self.store = acs.store
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[_errors_as_json], client_max_size=MAX_UPLOAD_BYTES)
+        app = web.Application(middlewares=[_errors_as_json, undecodable_body], client_max_size=MAX_UPLOAD_BYTES)
         routes = [
             ("GET", "/openapi.json", self.openapi),
             ("GET", "/files", self.list_files),

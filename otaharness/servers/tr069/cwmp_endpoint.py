@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from otaharness.protocols.cwmp import (
     AutonomousTransferComplete,
     AutonomousTransferCompleteResponse,
@@ -97,7 +99,7 @@ class CwmpEndpoint:
         self._ids = itertools.count(1)
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=self.acs.config.max_body_bytes)
+        app = web.Application(client_max_size=self.acs.config.max_body_bytes, middlewares=[undecodable_body])
         app.router.add_route("*", "/{tail:.*}", self.handle)
         return app
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from otaharness.servers.http_errors import undecodable_body
+
 from .http_auth import ServerAuth
 from .names import file_name_problem
 from .store import Store
@@ -20,7 +22,7 @@ class FileServer:
         self.downloads: list[tuple[str, str, str | None]] = []  # (name, peer, Range) for tests
 
     def application(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[undecodable_body])
         app.router.add_route("*", r"/{name:[\s\S]+}", self.serve)  # any name, even "a\nb": checked
         return app
 
