@@ -268,3 +268,20 @@ def test_refusals_name_what_is_wrong(live: tuple[LiveLoRaWAN, ErrorLog], http: r
     reply = http.request(method, server.app + path, data=body, timeout=TIMEOUT)
     assert reply.status_code == 400 and names in refusal(reply), reply.text
     assert_healthy(http, server, errors)
+
+
+def test_a_multicast_group_at_the_end_of_its_frame_counter_refuses_more_frames(
+        live: tuple[LiveLoRaWAN, ErrorLog], http: requests.Session) -> None:
+    """FCnt is 32 bits and never wraps: the last counter value is sent, the frame after it is
+    refused at the door (it used to be accepted and then wait forever, unsent)."""
+    server, errors = live
+    group = "fcnt-end"
+    assert http.put(f"{server.app}/api/multicast-groups/{group}", timeout=TIMEOUT, json={
+        "mcAddr": "0A0B0C0D", "mcNwkSKey": "55" * 16, "mcAppSKey": "66" * 16, "frequency": 869525000,
+        "dr": 5, "fCnt": 2**32 - 1}).status_code == 201
+    frame = {"fPort": 200, "payload": "01"}
+    assert http.post(f"{server.app}/api/multicast-groups/{group}/queue", json=frame,
+                     timeout=TIMEOUT).status_code == 202
+    refused = http.post(f"{server.app}/api/multicast-groups/{group}/queue", json=frame, timeout=TIMEOUT)
+    assert refused.status_code == 400 and "frame counter" in refusal(refused)
+    assert_healthy(http, server, errors)

@@ -70,6 +70,7 @@ CLASS_C_LEAD_S = 0.1  # a class C dnmsg goes out this long before its booked sta
 CLASS_C_ATTEMPTS = 3  # transmissions of one class C downlink without a dntxed before it is dropped
 RX2_AFTER_RX1_S = 1.0
 FHDR_LENGTH = 7
+MAX_FCNT = 2**32 - 1  # frame counters are 32 bits and never wrap within a session
 RESERVED_DIID = 0  # in_flight_diid of a queued downlink a class C sender is waiting to send
 MULTICAST_DEV_EUI_PREFIX = 0xFFFFFFFF << 32  # DevEui of a multicast dnmsg: prefix | McAddr (never 0)
 # Demodulation floor per spreading factor (Semtech SX1276 datasheet), for LinkCheckAns' margin.
@@ -282,6 +283,12 @@ class NetworkServer:
         chosen = tuple(gateways) if gateways is not None else tuple(self.known_gateways)
         if not chosen:
             raise ValueError("no gateway to send the multicast frame through")
+        queued = len(self._multicast_queues.get(name, ()))
+        if record.fcnt + queued > MAX_FCNT:
+            # FCnt is 32 bits (LoRaWAN 1.0.4 §4.3.1.5): the session must be set up anew, the
+            # counter never wraps. Refused here, or the frame would wait forever unsent.
+            raise ValueError(f"multicast group {name!r} has used up its 32-bit frame counter: "
+                             "set its session up again")
         frame = MulticastFrame(name, fport, bytes(payload), chosen, asyncio.get_running_loop().create_future())
         self._multicast_queues.setdefault(name, []).append(frame)
         if name not in self._multicast_senders:
