@@ -233,7 +233,8 @@ class Subscribe:
     entries: tuple[tuple[str, int], ...]  # (topic filter, options byte)
 
 
-def parse_subscribe(packet: bytes, level: int) -> Subscribe:
+def _packet_id_and_properties(packet: bytes, level: int) -> tuple[_Reader, int, bytes]:
+    """A reader past the packet id and (MQTT 5) the property list, kept raw."""
     reader = _Reader(packet)
     packet_id = reader.two()
     properties = b""
@@ -241,6 +242,11 @@ def parse_subscribe(packet: bytes, level: int) -> Subscribe:
         start = reader.position
         reader.properties()
         properties = packet[start:reader.position]
+    return reader, packet_id, properties
+
+
+def parse_subscribe(packet: bytes, level: int) -> Subscribe:
+    reader, packet_id, properties = _packet_id_and_properties(packet, level)
     entries = []
     while reader.rest():
         entries.append((reader.string(), reader.byte()))
@@ -279,13 +285,7 @@ def parse_publish(packet: bytes, level: int) -> Publish:
 
 def parse_suback(packet: bytes, level: int) -> tuple[int, bytes, bytes]:
     """(packet id, raw properties, return codes)."""
-    reader = _Reader(packet)
-    packet_id = reader.two()
-    properties = b""
-    if level == MQTT_5:
-        start = reader.position
-        reader.properties()
-        properties = packet[start:reader.position]
+    reader, packet_id, properties = _packet_id_and_properties(packet, level)
     return packet_id, properties, reader.rest()
 
 

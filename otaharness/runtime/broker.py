@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
+from otaharness.protocols.mqtt_wire import encode_varint
+
 log = logging.getLogger(__name__)
 
 LOCALHOST = "127.0.0.1"
@@ -97,22 +99,13 @@ class Broker:
 _CONNECT, _CONNACK, _PUBLISH, _SUBSCRIBE, _SUBACK = 0x10, 0x20, 0x30, 0x82, 0x90
 
 
-def _remaining_length(length: int) -> bytes:
-    encoded = bytearray()
-    while True:
-        length, digit = divmod(length, 128)
-        encoded.append(digit | (0x80 if length else 0))
-        if not length:
-            return bytes(encoded)
-
-
 def _utf8_string(text: str) -> bytes:
     data = text.encode()
     return len(data).to_bytes(2, "big") + data
 
 
 def _packet(first_byte: int, body: bytes) -> bytes:
-    return bytes([first_byte]) + _remaining_length(len(body)) + body
+    return bytes([first_byte]) + encode_varint(len(body)) + body
 
 
 def _encode_connect(client_id: str) -> bytes:
