@@ -13,8 +13,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import urllib.parse
-
 import pytest
 
 from otaharness.runtime.pki import client_context
@@ -135,6 +133,7 @@ async def test_presigned_s3_urls_work_over_https_and_the_server_name_is_checked(
     virtual-host style by name (SNI and certificate check for <bucket>.s3.amazonaws.com)."""
     import ssl
     import urllib.error
+    import urllib.parse
     import urllib.request
 
     s3 = backend.client("s3")

@@ -39,7 +39,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERROR = _json(_ref("Error"), "refused: what is wrong and where (e.g. `$.hours[0]: …`)")
+REFUSED = _json(_ref("Error"), "refused: what is wrong and where (e.g. `$.hours[0]: …`)")
 NOT_FOUND = _json(_ref("Error"), "no such device, file, group or batch")
 CONNECTION_REQUEST = _object(connection_request={"type": "boolean"})
 
@@ -72,7 +72,7 @@ def _operation(summary: str, responses: dict[str, Any], *, parameters: list[Any]
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
     if parameters or body is not None:
-        operation["responses"] = {**responses, "400": ERROR}
+        operation["responses"] = {**responses, "400": REFUSED}
     return operation
 
 
@@ -146,7 +146,7 @@ def _paths() -> dict[str, Any]:
         "/files/{name}": {
             "put": _operation("upload (raw bytes) or replace a file",
                               {"201": _json(_ref("File"), "stored"),
-                               "413": ERROR},
+                               "413": REFUSED},
                               parameters=[FILE_NAME, *file_headers],
                               body={"type": "string", "format": "binary"},
                               body_type="application/octet-stream"),
