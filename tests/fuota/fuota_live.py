@@ -5,17 +5,16 @@ and ends when its unicast attempts are used up."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import random
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from emulators.radio import RadioMedium
+from live_loop import LiveLoop
 from otaharness.runtime.clock import RealClock
 from otaharness.servers.fuota import FuotaServer
 from otaharness.servers.fuota.api import serve
@@ -37,28 +36,16 @@ def good_config(name: str = "good", devices: tuple[int, ...] = (0,), **overrides
             "unicast_timeout_s": 30.0, "unicast_attempts": 1, **overrides}
 
 
-class LiveFuota(threading.Thread):
+class LiveFuota(LiveLoop):
     def __init__(self, directory: Path) -> None:
-        super().__init__(name="fuota-live", daemon=True)
+        super().__init__("fuota-live")
         self.directory = directory
         self.database = directory / "fuota.sqlite"
-        self.ready = threading.Event()
         self.url = ""
-        self.loop = asyncio.new_event_loop()
         self.server: FuotaServer | None = None
-        self._stopped: asyncio.Event | None = None
-        self._failure: BaseException | None = None
         self.http = requests.Session()
 
-    def run(self) -> None:
-        try:
-            self.loop.run_until_complete(self._serve())
-        except BaseException as error:  # reported by start_and_wait
-            self._failure = error
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
+    async def serve(self) -> None:
         network = NetworkServer(self.directory / "ns.sqlite", RealClock(), random.Random(1),
                                 RadioGatewayPort(RadioMedium(rng=random.Random(1))))
         for index, dev_eui in enumerate(DEV_EUIS, start=1):
@@ -66,26 +53,15 @@ class LiveFuota(threading.Thread):
         self.server = FuotaServer(network, self.database, RealClock(), random.Random(2))
         await self.server.start()
         runner, self.url = await serve(self.server)
-        self.ready.set()
         try:
-            await self._stopped.wait()
+            await self.serving()
         finally:
             await runner.cleanup()
             await self.server.close()
             await network.close()
 
-    def start_and_wait(self) -> LiveFuota:
-        self.start()
-        assert self.ready.wait(20), "the FUOTA server did not come up"
-        if self._failure is not None:
-            raise self._failure
-        return self
-
     def stop(self) -> None:
-        assert self._stopped is not None
-        self.loop.call_soon_threadsafe(self._stopped.set)
-        self.join(20)
-        self.loop.close()
+        super().stop()
         self.http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import random
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TypeVar
 
 import aiohttp
 
+from live_loop import LiveLoop
 from otaharness.protocols.basics_station import format_eui
 from otaharness.runtime.clock import RealClock
 from otaharness.servers.basics_station.registry import StationRecord
@@ -47,30 +47,20 @@ class ErrorLog(logging.Handler):
         return [f"{record.name}: {record.getMessage()} {record.exc_text or ''}" for record in self.records]
 
 
-class LiveLoRaWAN(threading.Thread):
-    """``start()``; ``cups``, ``lns``, ``app`` are the URLs; ``call(fn)`` runs ``fn(service)`` on
-    the servers' loop (their SQLite connections belong to that thread); ``stop()``."""
+class LiveLoRaWAN(LiveLoop):
+    """``start_and_wait()``; ``cups``, ``lns``, ``app`` are the URLs; ``call(fn)`` runs
+    ``fn(service)`` on the servers' loop (their SQLite connections belong to that thread)."""
+
+    start_timeout = 15.0
 
     def __init__(self, directory: Path, stations: tuple[int, ...] = ()) -> None:
-        super().__init__(name="lorawan-live", daemon=True)
+        super().__init__("lorawan-live")
         self.directory = directory
         self.stations = stations  # registered besides GATEWAY, not connected
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
         self.service: LoRaWANService | None = None
         self.cups = self.lns = self.app = ""
-        self.failure: BaseException | None = None
-        self._stopped: asyncio.Event | None = None
 
-    def run(self) -> None:
-        try:
-            self.loop.run_until_complete(self._serve())
-        except BaseException as error:  # reported by live_lorawan
-            self.failure = error
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
+    async def serve(self) -> None:
         clock = RealClock()
         stations = BasicsStationServer(self.directory / "server", clock)
         await stations.start()
@@ -86,8 +76,7 @@ class LiveLoRaWAN(threading.Thread):
         station = asyncio.ensure_future(self._station(f"{self.lns}/router-data/{format_eui(GATEWAY, '')}"))
         while GATEWAY not in stations.lns.sessions:
             await asyncio.sleep(0.01)
-        self.ready.set()
-        await self._stopped.wait()
+        await self.serving()
         station.cancel()
         await asyncio.gather(station, return_exceptions=True)
         await self.service.stop()
@@ -105,21 +94,12 @@ class LiveLoRaWAN(threading.Thread):
                         "Freq": document.get("RX2Freq", 869525000), "DevEui": document["DevEui"], "rctx": 0,
                         "xtime": 0, "txtime": 0.0, "gpstime": 0}))
 
-    def call(self, function: Callable[[LoRaWANService], T], timeout: float = 10) -> T:
-        async def run() -> T:
-            assert self.service is not None
-            return function(self.service)
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
+    def call(self, function: Callable[[LoRaWANService], T]) -> T:  # type: ignore[override]
+        """``function(service)`` on the servers' loop."""
+        return super().call(lambda: function(self.service))  # type: ignore[arg-type]
 
     def gateway_connected(self) -> bool:
         return self.call(lambda service: GATEWAY in service.stations.lns.sessions)
-
-    def stop(self) -> None:
-        if self._stopped is not None:
-            self.loop.call_soon_threadsafe(self._stopped.set)
-        self.join(15)
-        self.loop.close()
 
 
 @contextmanager
@@ -127,12 +107,8 @@ def live_lorawan(directory: Path, stations: tuple[int, ...] = ()) -> Iterator[tu
     errors = ErrorLog()
     logging.getLogger().addHandler(errors)
     live = LiveLoRaWAN(directory, stations)
-    live.start()
     try:
-        assert live.ready.wait(15), "the LoRaWAN back end did not start"
-        if live.failure is not None:
-            raise live.failure
-        yield live, errors
+        yield live.start_and_wait(), errors
     finally:
         live.stop()
         logging.getLogger().removeHandler(errors)

@@ -5,21 +5,18 @@ refused request must leave alone: the store's records and the state directory's 
 
 from __future__ import annotations
 
-import asyncio
 import http.client
 import json
 import random
 import socket
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
+from live_loop import LiveLoop
 from otaharness.servers.tr069 import AcsConfig, AcsServer
 
-T = TypeVar("T")
 
 # What the seeded ACS holds (see LiveAcs.seed).
 DEVICE = "E48D8C-CHR-S1"
@@ -33,32 +30,19 @@ class WallClock:
         return time.time()
 
 
-class LiveAcs(threading.Thread):
+class LiveAcs(LiveLoop):
     def __init__(self, state_dir: Path, config: AcsConfig | None = None) -> None:
-        super().__init__(name="tr069-live-acs", daemon=True)
+        super().__init__("tr069-live-acs")
         self.state_dir = state_dir
         self.config = config
-        self.ready = threading.Event()
-        self.loop = asyncio.new_event_loop()
         self.server: AcsServer | None = None
         self.batch_id = 0
-        self._stopped: asyncio.Event | None = None
-        self.failure: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            self.loop.run_until_complete(self._serve())
-        except BaseException as error:  # seen by start_and_wait
-            self.failure = error
-            self.ready.set()
-
-    async def _serve(self) -> None:
-        self._stopped = asyncio.Event()
+    async def serve(self) -> None:
         self.server = AcsServer(self.state_dir, WallClock(), random.Random(7), self.config)
         await self.server.start()
         self.seed()
-        self.ready.set()
-        await self._stopped.wait()
+        await self.serving()
         await self.server.stop()
 
     def seed(self) -> None:
@@ -84,13 +68,6 @@ class LiveAcs(threading.Thread):
         elif store.batch(self.batch_id) is None:
             self.batch_id = self.server.acs.create_batch({
                 "group": GROUP, "original_version": "1", "file": FILE, "new_version": "2"})
-
-    def start_and_wait(self) -> LiveAcs:
-        self.start()
-        assert self.ready.wait(20), "the ACS did not start"
-        if self.failure is not None:
-            raise self.failure
-        return self
 
     def url(self, name: str) -> str:
         assert self.server is not None
@@ -125,12 +102,6 @@ class LiveAcs(threading.Thread):
                 answer += chunk
         return answer
 
-    def call(self, function: Callable[..., T], *args: Any) -> T:
-        async def on_loop() -> T:
-            return function(*args)
-
-        return asyncio.run_coroutine_threadsafe(on_loop(), self.loop).result(20)
-
     def snapshot(self) -> dict[str, Any]:
         return self.call(self._snapshot)
 
@@ -142,9 +113,3 @@ class LiveAcs(threading.Thread):
         return {"files": store.files(), "groups": store.groups(), "devices": store.devices(),
                 "batches": store.batches(), "batch_devices": store.batch_devices(),
                 "tasks": store.tasks(), "disk": disk}
-
-    def stop(self) -> None:
-        if self._stopped is not None:
-            self.loop.call_soon_threadsafe(self._stopped.set)
-        self.join(20)
-        self.loop.close()
