@@ -3,11 +3,13 @@ service, shadow service and MQTT bridge with boto3 clients of a real moto server
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from otaharness.runtime.mqtt import MqttClient
 from otaharness.servers.aws_iot.jobs import JobsService
 from otaharness.servers.aws_iot.moto_server import MotoServer
 from otaharness.servers.aws_iot.mqtt_bridge import MqttBridge
@@ -96,3 +98,26 @@ class Harness:
 
     def execution(self, job_id: str, thing: str) -> dict[str, Any]:
         return self.iot.describe_job_execution(jobId=job_id, thingName=thing)["execution"]
+
+
+async def request_reply(client: MqttClient, topic: str, payload: bytes | dict[str, Any],
+                        timeout: float = 10.0) -> tuple[str, dict[str, Any]]:
+    """An AWS IoT MQTT API request from ``client`` (jobs, shadow): subscribe to its replies,
+    publish, and return ("accepted" | "rejected", the reply document)."""
+    accepted, rejected = client.messages(f"{topic}/accepted"), client.messages(f"{topic}/rejected")
+    try:
+        for suffix in ("accepted", "rejected"):
+            await client.subscribe(f"{topic}/{suffix}", qos=1, timeout=timeout)
+        await client.publish(topic, payload, qos=1, timeout=timeout)
+        waits = {asyncio.ensure_future(accepted.__anext__()): "accepted",
+                 asyncio.ensure_future(rejected.__anext__()): "rejected"}
+        done, pending = await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        assert done, f"no reply to {topic} within {timeout} s"
+        task = done.pop()
+        return waits[task], json.loads(task.result().payload)
+    finally:
+        accepted.close()
+        rejected.close()

@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from aws_iot_harness import request_reply
 from otaharness.runtime.broker import MosquittoBroker, find_mosquitto
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttClient
@@ -80,25 +81,9 @@ async def device() -> AsyncIterator[Device]:
     await asyncio.get_running_loop().shutdown_default_executor()
 
 
-async def ask(client: MqttClient, topic: str, payload: bytes) -> tuple[str, dict[str, Any]]:
-    """Publish raw ``payload`` on ``topic``; ("accepted" | "rejected", the reply)."""
-    accepted, rejected = client.messages(f"{topic}/accepted"), client.messages(f"{topic}/rejected")
-    try:
-        for suffix in ("accepted", "rejected"):
-            await client.subscribe(f"{topic}/{suffix}", qos=1, timeout=TIMEOUT)
-        await client.publish(topic, payload, qos=1, timeout=TIMEOUT)
-        waits = {asyncio.ensure_future(accepted.__anext__()): "accepted",
-                 asyncio.ensure_future(rejected.__anext__()): "rejected"}
-        done, pending = await asyncio.wait(waits, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        assert done, f"no reply to {topic}"
-        task = done.pop()
-        return waits[task], json.loads(task.result().payload)
-    finally:
-        accepted.close()
-        rejected.close()
+async def ask(client: MqttClient, topic: str, payload: Any) -> tuple[str, dict[str, Any]]:
+    """Publish raw ``payload`` on ``topic``: (accepted/rejected, the reply document)."""
+    return await request_reply(client, topic, payload, TIMEOUT)
 
 
 async def test_jobs_and_shadow_over_mqtts_refuse_hostile_json_as_invalid_request(device: Device) -> None:

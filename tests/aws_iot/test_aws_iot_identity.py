@@ -21,6 +21,7 @@ import pytest
 import pytest_asyncio
 from botocore.exceptions import ClientError
 
+from aws_iot_harness import request_reply
 from otaharness.runtime.broker import MosquittoBroker, find_mosquitto
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import Message, MqttClient, MqttError
@@ -145,25 +146,9 @@ def lost_connection(client: MqttClient) -> asyncio.Future[MqttError]:
     return lost
 
 
-async def request(client: MqttClient, topic: str, payload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+async def request(client: MqttClient, topic: str, payload: Any) -> tuple[str, dict[str, Any]]:
     """A Jobs MQTT API request from ``client``: (accepted/rejected, the reply document)."""
-    accepted, rejected = client.messages(f"{topic}/accepted"), client.messages(f"{topic}/rejected")
-    try:
-        await client.subscribe(f"{topic}/accepted", qos=1, timeout=TIMEOUT)
-        await client.subscribe(f"{topic}/rejected", qos=1, timeout=TIMEOUT)
-        await client.publish(topic, payload, qos=1, timeout=TIMEOUT)
-        waits = {asyncio.ensure_future(accepted.__anext__()): "accepted",
-                 asyncio.ensure_future(rejected.__anext__()): "rejected"}
-        done, pending = await asyncio.wait(waits, timeout=TIMEOUT, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        assert done, f"no reply to {topic} within {TIMEOUT} s"
-        task = done.pop()
-        return waits[task], json.loads(task.result().payload)
-    finally:
-        accepted.close()
-        rejected.close()
+    return await request_reply(client, topic, payload, TIMEOUT)
 
 
 # -- the TLS handshake ---------------------------------------------------------------------------
