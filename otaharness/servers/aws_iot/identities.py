@@ -1,5 +1,6 @@
 """Who a TLS client is, as AWS IoT decides it: the certificate it presented, registered and ACTIVE
-in the account (its CA, if registered, ACTIVE too), and the things attached to it.
+in the account, and the things attached to it. A CA set INACTIVE does not stop the certificates
+already registered under it (AWS keeps them working until each is revoked; docs/aws-iot-identity.md).
 
 Read from moto's IoT backend (certificates, CA certificates, thing principals), so that the
 control plane calls a user makes (`create_keys_and_certificate`, `register_certificate`,
