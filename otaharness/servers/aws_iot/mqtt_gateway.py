@@ -4,8 +4,9 @@ certificate, a thing's policy enforced per packet, then on to the scenario's bro
 What it enforces (docs/aws-iot-identity.md has the AWS facts and their sources):
 
 * TLS with a client certificate chaining to the account's device CA or a CA registered with
-  `register_ca_certificate`; the certificate must be registered and ACTIVE, its registered CA
-  ACTIVE (:mod:`identities`). Expiry and chain are checked by OpenSSL on the real clock.
+  `register_ca_certificate` (or itself registered without a CA); the certificate must be
+  registered and ACTIVE (:mod:`identities`). Expiry and chain are checked by OpenSSL on the real
+  clock.
 * CONNECT: the client id must name a thing attached to the certificate — the policy
   ``iot:Connect`` on ``client/${iot:Connection.Thing.ThingName}``. Refused: MQTT 5 gets CONNACK
   0x87, MQTT 3.1.1 has the connection closed without CONNACK (as observed of AWS).
