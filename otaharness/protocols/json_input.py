@@ -33,40 +33,56 @@ class JsonInputError(ValueError):
     the input is not JSON text at all (not UTF-8, malformed, NaN/Infinity), as opposed to JSON
     beyond the limits or against the schema."""
 
-    def __init__(self, message: str, path: str = "$", *, syntax: bool = False) -> None:
+    def __init__(self, message: str, path: str = "$", *, syntax: bool = False,
+                 where: str | None = None) -> None:
         super().__init__(message if path == "$" else f"{path}: {message}")
         self.path = path
         self.reason = message
         self.syntax = syntax
+        # A refused value (NaN, a number out of range) is an error of the text as a whole
+        # (``path`` "$"); ``where`` still says where it stood, for APIs that name fields.
+        self.where = where if where is not None else path
 
 
-def _integer(text: str) -> int:
+class _Refused:
+    """Put in place of a value the reader refuses (the number hooks see no position), so that the
+    walk after parsing can say where it was."""
+
+    def __init__(self, reason: str, *, syntax: bool = False) -> None:
+        self.reason = reason
+        self.syntax = syntax
+
+
+def _integer(text: str) -> int | _Refused:
     if len(text.lstrip("-")) > _MAX_INTEGER_DIGITS:
-        raise JsonInputError(f"integer of {len(text)} digits is out of range")
+        return _Refused(f"integer of {len(text)} digits is out of range")
     value = int(text)
     if not -MAX_INTEGER - 1 <= value <= MAX_INTEGER:
-        raise JsonInputError(f"integer {text} is out of range")
+        return _Refused(f"integer {text} is out of range")
     return value
 
 
-def _float(text: str) -> float:
+def _float(text: str) -> float | _Refused:
     value = float(text)
     if value in (float("inf"), float("-inf")):
-        raise JsonInputError(f"number {text[:40]} is out of range")
+        return _Refused(f"number {text[:40]} is out of range")
     return value
 
 
-def _constant(name: str) -> Any:
-    raise JsonInputError(f"{name} is not JSON", syntax=True)
+def _constant(name: str) -> _Refused:
+    return _Refused(f"{name} is not JSON", syntax=True)
 
 
-def _structure_problem(document: Any, limit: int) -> JsonInputError | None:
-    """Nesting deeper than ``limit``, or a string (or key) with a lone UTF-16 surrogate (``"\\ud800"``
-    is valid JSON text but no Unicode string: it breaks UTF-8 encoding, SQLite, logs) — found
-    iteratively, with its path."""
+def _first_problem(document: Any, limit: int) -> JsonInputError | None:
+    """The first problem in document order, with its path: a refused value (NaN, Infinity, a
+    number out of range; its path in ``where``), nesting deeper than ``limit``, or a string (or key) with a lone UTF-16
+    surrogate (``"\\ud800"`` is valid JSON text but no Unicode string: it breaks UTF-8 encoding,
+    SQLite, logs). Iterative: no recursion."""
     stack: list[tuple[Any, int, str]] = [(document, 1, "$")]
     while stack:
         value, depth, path = stack.pop()
+        if isinstance(value, _Refused):
+            return JsonInputError(value.reason, syntax=value.syntax, where=path)
         if isinstance(value, str):
             if _SURROGATE.search(value):
                 return JsonInputError("string with a lone surrogate", path)
@@ -74,14 +90,16 @@ def _structure_problem(document: Any, limit: int) -> JsonInputError | None:
         if isinstance(value, dict):
             if depth > limit:
                 return JsonInputError(f"nested deeper than {limit} levels", path)
-            for key, child in value.items():
-                if _SURROGATE.search(key):
-                    return JsonInputError("key with a lone surrogate", path)
-                stack.append((child, depth + 1, f"{path}.{key}"))
+            if any(_SURROGATE.search(key) for key in value):
+                return JsonInputError("key with a lone surrogate", path)
+            children = [(child, depth + 1, f"{path}.{key}") for key, child in value.items()]
         elif isinstance(value, list):
             if depth > limit:
                 return JsonInputError(f"nested deeper than {limit} levels", path)
-            stack.extend((child, depth + 1, f"{path}[{index}]") for index, child in enumerate(value))
+            children = [(child, depth + 1, f"{path}[{index}]") for index, child in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(children))  # popped in document order
     return None
 
 
@@ -99,11 +117,9 @@ def parse_json(data: bytes | bytearray | str, *, max_bytes: int = MAX_BYTES,
         document = json.loads(data, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except RecursionError:
         raise JsonInputError(f"nested deeper than {max_depth} levels") from None
-    except JsonInputError:
-        raise
     except ValueError as error:
         raise JsonInputError(f"not JSON: {error}", syntax=True) from None
-    problem = _structure_problem(document, max_depth)
+    problem = _first_problem(document, max_depth)
     if problem is not None:
         raise problem
     return document

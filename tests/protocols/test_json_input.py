@@ -49,6 +49,16 @@ def test_lone_surrogates_are_refused_with_their_path():
     assert parse_json('"\\ud83d\\ude00"') == "\U0001f600"  # a proper pair is one character
 
 
+def test_refused_numbers_and_constants_name_their_place_in_document_order():
+    with pytest.raises(JsonInputError) as refused:
+        parse_json('{"config": {"name": "x", "redundancy": NaN, "rounds": 1e999}}')
+    assert refused.value.where == "$.config.redundancy" and refused.value.syntax
+    assert str(refused.value) == "NaN is not JSON" and refused.value.path == "$"
+    with pytest.raises(JsonInputError) as refused:
+        parse_json('[1, 2, 99999999999999999999]')
+    assert refused.value.where == "$[2]" and not refused.value.syntax
+
+
 def test_limits_are_inclusive_and_values_kept():
     nested = "[" * 32 + "]" * 32
     assert parse_json(nested, max_depth=32) is not None

@@ -27,16 +27,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 import logging
 import re
 from typing import Any
 
 from aiohttp import web
 
-from otaharness.servers.http_errors import undecodable_body
-
 from otaharness.protocols.json_input import MAX_BYTES, MAX_INTEGER, JsonInputError, parse_json_object, validate
+from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.json_body import describe, read_body
 
 from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
 from .openapi import openapi_document
@@ -100,59 +99,16 @@ def _campaign_id(request: web.Request) -> int:
     return campaign_id
 
 
-class _Refused:
-    """A value the JSON reader refuses (NaN, Infinity, a number out of range), as ``_locate`` marks it."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _integer_or_refused(text: str) -> int | _Refused:
-    if len(text.lstrip("-")) > len(str(MAX_INTEGER)):
-        return _Refused(text)
-    value = int(text)
-    return value if -MAX_INTEGER - 1 <= value <= MAX_INTEGER else _Refused(text)
-
-
-def _float_or_refused(text: str) -> float | _Refused:
-    value = float(text)
-    return _Refused(text) if value in (float("inf"), float("-inf")) else value
-
-
-def _locate(body: bytes) -> str | None:
-    """Where in ``body`` the first value sits that the JSON reader refused without a place
-    (its number hooks see no position): ``$.config.redundancy`` for ``"redundancy": NaN``."""
-    try:
-        document = json.loads(body.decode("utf-8"), parse_constant=_Refused, parse_int=_integer_or_refused,
-                              parse_float=_float_or_refused)
-    except (ValueError, RecursionError):
-        return None
-    stack: list[tuple[Any, str]] = [(document, "$")]
-    while stack:  # depth first, in document order
-        value, path = stack.pop()
-        if isinstance(value, _Refused):
-            return path
-        if isinstance(value, dict):
-            stack.extend(reversed([(child, f"{path}.{key}") for key, child in value.items()]))
-        elif isinstance(value, list):
-            stack.extend(reversed([(child, f"{path}[{index}]") for index, child in enumerate(value)]))
-    return None
-
-
 async def _read_body(request: web.Request) -> dict[str, Any]:
     """The body with the project's JSON reader (otaharness/protocols/json_input.py), checked
     against CREATE_SCHEMA; a refusal is a 400 naming the field where there is one."""
-    if request.content_length is not None and request.content_length > MAX_BYTES:
-        raise ApiError(400, f"body of {request.content_length} bytes exceeds the limit of {MAX_BYTES}")
-    body = await request.content.read(MAX_BYTES + 1)
     try:
-        document = parse_json_object(body)
+        document = parse_json_object(await read_body(request, MAX_BYTES))
         validate(document, CREATE_SCHEMA)
     except JsonInputError as error:
-        if error.path != "$":
-            raise ApiError(400, str(error), error.path) from None
-        field = _locate(body) if len(body) <= MAX_BYTES else None
-        raise ApiError(400, f"{field}: {error.reason}" if field else f"body {error.reason}", field) from None
+        if error.where != "$":  # a field, also for a NaN or a number out of range
+            raise ApiError(400, f"{error.where}: {error.reason}", error.where) from None
+        raise ApiError(400, describe(error)) from None
     return document
 
 
