@@ -123,11 +123,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         endpoints = runtime.running_endpoints()
         for name in runtime.internal_endpoints():
             endpoints.pop(name, None)
+        tokens = runtime.running_tokens()
         if args.json:
-            print(json.dumps(endpoints), flush=True)
+            print(json.dumps({**endpoints, **({"tokens": tokens} if tokens else {})}), flush=True)
         else:
             for name, url in endpoints.items():
                 print(f"{name:20} {url}", flush=True)
+            for name, token in tokens.items():
+                print(f"{'token ' + name:20} {token}", flush=True)
         await stop.wait()
 
     try:

@@ -184,6 +184,18 @@ class Runtime:
             known.update(service.endpoints())
         return known
 
+    def running_tokens(self) -> dict[str, str]:
+        """Bearer tokens of the running services' APIs, by endpoint name (a service that has any
+        offers ``tokens()``): what ``serve --json`` prints under ``"tokens"`` and steps use."""
+        tokens: dict[str, str] = {}
+        for service in self._services.values():
+            tokens.update(getattr(service, "tokens", dict)())
+        return tokens
+
+    def token_for(self, endpoint: str) -> str | None:
+        """The bearer token the API at ``endpoint`` (by name) requires, or None if it takes none."""
+        return self.running_tokens().get(endpoint)
+
     def internal_endpoints(self) -> set[str]:
         """Endpoint names a running service keeps to itself (not for devices: e.g. the broker
         behind the AWS IoT gateway), left out of what ``serve`` prints."""
