@@ -137,6 +137,21 @@ def test_encoder_reproduces_brocaar_encode_test_vector() -> None:
     assert block.fragments[12].hex() == "5c5d6e6f" "1011" "02030405"
 
 
+@settings(max_examples=40, deadline=None)
+@given(nb_frag=st.integers(1, 700), frag_size=st.integers(1, 40), redundancy=st.integers(0, 12), seed=st.integers(0, 9))
+def test_coded_fragments_are_the_xor_of_the_literal_rows(nb_frag: int, frag_size: int, redundancy: int, seed: int) -> None:
+    """The table-lookup encoder against fragment-by-fragment XOR over the annex rows (M past
+    the 256 fragments one table pass covers, sizes not a multiple of 8)."""
+    uncoded = [Random(seed * 7919 + i).randbytes(frag_size) for i in range(nb_frag)]
+    block = encode_block(b"".join(uncoded), frag_size, redundancy)
+    for n in range(1, redundancy + 1):
+        expected = bytearray(frag_size)
+        for column in literal_matrix_line(n, nb_frag):
+            for offset, octet in enumerate(uncoded[column]):
+                expected[offset] ^= octet
+        assert block.fragments[nb_frag + n - 1] == bytes(expected)
+
+
 def test_padding_fills_the_last_fragment_with_zeros_and_sets_up_the_session() -> None:
     image = bytes((7 * i + 3) % 256 for i in range(947))
     block = encode_block(image, frag_size=48, redundancy=5)
