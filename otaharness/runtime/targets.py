@@ -15,15 +15,25 @@ overridden by behave's ``-D name=value`` user data (or the CLI's ``-D``)::
 
     -D broker=mqtt://127.0.0.1:1883  -D capture=captures  -D seed=7
     -D target.aws-iot=external  -D target.aws-iot.mqtt=mqtt://...
+
+Every section, key and value is checked; a misspelled one is an error naming the closest valid
+one. ``[harness]`` keys are :data:`HARNESS_SETTINGS` below. A flow's keys are declared by the
+flow's service module (``FLOW_SERVICES``), next to the code that reads them:
+``SETTINGS = {"name": check}`` (check: ``None`` for any text, a tuple of allowed values, or a
+function that raises ``ValueError`` for a bad value, e.g. :func:`boolean`, :func:`port`), and
+``EXTERNAL_TARGET = True`` if the flow can run against a user's endpoints. A flow module without
+``SETTINGS`` has its keys passed through unchecked. ``-D`` names with a dotted prefix of their own
+(``myteam.env=staging``) are the user's and left alone.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 EMBEDDED = "embedded"
 EXTERNAL = "external"
@@ -31,6 +41,13 @@ EXTERNAL = "external"
 
 class ConfigError(ValueError):
     """A setting in otaharness.toml or -D is not understood."""
+
+
+def closest(word: str, known) -> str:
+    """" (did you mean `x`?)" for the known name most like a misspelled one, or ""."""
+    by_folded = {str(name).replace("_", "-").lower(): str(name) for name in known}
+    found = difflib.get_close_matches(word.replace("_", "-").lower(), list(by_folded), n=1, cutoff=0.6)
+    return f" (did you mean `{by_folded[found[0]]}`?)" if found else ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,120 @@ class HarnessConfig:
         return any(not t.embedded for t in self.targets.values()) or self.broker.startswith("mqtt")
 
 
+# -- checks a setting's declaration may use ----------------------------------------------------
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def boolean(value: str) -> bool:
+    """true/false, yes/no, on/off, 1/0 (any case)."""
+    folded = str(value).strip().lower()
+    if folded in _TRUE or folded in _FALSE:
+        return folded in _TRUE
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
+def port(value: str) -> int:
+    """A TCP port, 0 for a free one."""
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise ValueError(f"a port is 0..65535, not {number}")
+    return number
+
+
+def url(*schemes: str) -> Callable[[str], str]:
+    """A URL with one of these schemes."""
+
+    def check(value: str) -> str:
+        scheme, sep, rest = str(value).partition("://")
+        if not sep or not rest or scheme not in schemes:
+            raise ValueError(f"expected a {' or '.join(f'{s}://' for s in schemes)} URL, "
+                             f"not {value!r}")
+        return value
+
+    return check
+
+
+def _broker(value: str) -> str:
+    if str(value).startswith("mqtt://") or value in ("auto", "mosquitto", "amqtt"):
+        return value
+    raise ValueError(f"expected auto, mosquitto, amqtt or mqtt://host:port, not {value!r}"
+                     + closest(str(value), ("auto", "mosquitto", "amqtt")))
+
+
+def _positive(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"expected a positive number of seconds, not {value!r}")
+    return number
+
+
+# The [harness] keys (and their -D names): read in load_config below.
+HARNESS_SETTINGS: dict[str, Any] = {
+    "broker": _broker,
+    "capture": None,           # folder for a pcapng per scenario; "" = off
+    "seed": lambda value: int(value) if value != "" else None,  # "" = derived per scenario
+    "artifacts": None,         # folder for failed scenarios' logs
+    "real_time_limit": _positive,
+}
+SECTIONS = ("harness", "targets")
+_OWN_PREFIXES = ("target", "harness")
+
+
+def _check_value(name: str, value: Any, check: Any) -> None:
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    if check is None:
+        return
+    if isinstance(check, (tuple, list, frozenset, set)):
+        if text not in check:
+            raise ConfigError(f"{name}: must be one of {', '.join(map(str, check))}, not "
+                              f"{text!r}{closest(text, check)}")
+        return
+    try:
+        check(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def flow_declaration(flow: str) -> tuple[Mapping[str, Any] | None, bool]:
+    """(the flow's declared settings or None, whether it can run against an external target)."""
+    import importlib
+
+    from otaharness.runtime.runtime import FLOW_SERVICES
+
+    module = importlib.import_module(FLOW_SERVICES[flow])
+    declared = getattr(module, "SETTINGS", None)
+    if declared is not None and not isinstance(declared, Mapping):
+        declared = dict.fromkeys(declared)  # names only: any value
+    return declared, bool(getattr(module, "EXTERNAL_TARGET", False))
+
+
+def _check_targets(targets: Mapping[str, dict[str, Any]], origin: Mapping[Any, str]) -> None:
+    from otaharness.runtime.runtime import FLOW_SERVICES
+
+    flows = [flow for flow in FLOW_SERVICES if flow != "broker"]
+    for flow, values in targets.items():
+        if flow not in flows:
+            raise ConfigError(f"{origin[flow]}: no flow {flow!r}"
+                              f"{closest(flow, flows)}; flows: {', '.join(flows)}")
+        declared, external_ok = flow_declaration(flow)
+        kind = str(values.get("target", EMBEDDED))
+        _check_value(origin.get((flow, "target"), f"target of {flow}"), kind, (EMBEDDED, EXTERNAL))
+        if kind == EXTERNAL and not external_ok:
+            raise ConfigError(f"{origin.get((flow, 'target'))}: {flow} has no external target, "
+                              "its back end always runs embedded")
+        if declared is None:
+            continue  # the flow declares nothing: its keys pass unchecked
+        for key, value in values.items():
+            if key == "target":
+                continue
+            if key not in declared:
+                raise ConfigError(
+                    f"{origin[(flow, key)]}: unknown setting of {flow}{closest(key, declared)}; "
+                    f"known: {', '.join(sorted(declared)) or 'none'}")
+            _check_value(origin[(flow, key)], value, declared[key])
+
+
 def _read_toml(path: Path | None) -> dict[str, Any]:
     if path is None:
         env = os.environ.get("OTAHARNESS_CONFIG")
@@ -77,16 +208,44 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
 def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None = None,
                 environ: Mapping[str, str] = os.environ) -> HarnessConfig:
     data = _read_toml(path)
+    for section in data:
+        if section not in SECTIONS:
+            raise ConfigError(f"otaharness.toml: unknown section [{section}]"
+                              f"{closest(section, SECTIONS)}; sections: [harness], [targets.<flow>]")
     harness = dict(data.get("harness", {}))
+    for key in harness:
+        if key not in HARNESS_SETTINGS:
+            raise ConfigError(f"otaharness.toml: unknown key {key!r} in [harness]"
+                              f"{closest(key, HARNESS_SETTINGS)}; known: {', '.join(HARNESS_SETTINGS)}")
+    if not isinstance(data.get("targets", {}), dict) or not all(
+            isinstance(v, dict) for v in data.get("targets", {}).values()):
+        raise ConfigError("otaharness.toml: targets are tables, e.g. [targets.aws-iot]")
     targets: dict[str, dict[str, Any]] = {
         flow: dict(values) for flow, values in data.get("targets", {}).items()}
+    # where each flow and flow key was set, for the messages
+    origin = {flow: f"otaharness.toml [targets.{flow}]" for flow in targets}
+    origin.update({(flow, key): f"otaharness.toml [targets.{flow}] {key}"
+                   for flow, values in targets.items() for key in values})
     for key, value in (userdata or {}).items():
+        prefix = key.split(".", 1)[0]
         if key.startswith("target."):
             parts = key.split(".", 2)
+            origin.setdefault(parts[1], f"-D {key}")
+            origin[(parts[1], "target" if len(parts) == 2 else parts[2])] = f"-D {key}"
             entry = targets.setdefault(parts[1], {})
             entry["target" if len(parts) == 2 else parts[2]] = value
-        elif key in ("broker", "capture", "seed", "artifacts", "real_time_limit"):
+        elif key in HARNESS_SETTINGS:
             harness[key] = value
+        elif "." in key and prefix not in _OWN_PREFIXES and not closest(prefix, _OWN_PREFIXES):
+            continue  # a user's own namespaced userdata (e.g. myteam.env)
+        else:
+            known = [*HARNESS_SETTINGS, "target.<flow>", "target.<flow>.<key>"]
+            raise ConfigError(f"-D {key}: unknown setting{closest(key, known)}; known: "
+                              f"{', '.join(known)} (your own userdata: a dotted name such as "
+                              f"myteam.{key})")
+    for key, value in harness.items():
+        _check_value(key, value, HARNESS_SETTINGS[key])
+    _check_targets(targets, origin)
     built = {}
     for flow, values in targets.items():
         kind = str(values.pop("target", EMBEDDED))
@@ -94,7 +253,8 @@ def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None 
             raise ConfigError(f"target of {flow!r} must be 'embedded' or 'external', not {kind!r}")
         if kind == EXTERNAL and not values:
             raise ConfigError(f"external target {flow!r} names no endpoint (e.g. target.{flow}.mqtt=...)")
-        built[flow] = Target(flow, kind, {k: str(v) for k, v in values.items()})
+        built[flow] = Target(flow, kind, {k: str(v).lower() if isinstance(v, bool) else str(v)
+                                           for k, v in values.items()})
     seed = harness.get("seed")
     try:
         seed = int(seed) if seed not in (None, "") else None

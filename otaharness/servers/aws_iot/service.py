@@ -8,8 +8,17 @@ user's. `-D target.aws-iot.plain_mqtt=true` (embedded) also serves MQTT without 
 
 from __future__ import annotations
 
+from otaharness.runtime.targets import boolean, url
 from otaharness.servers.aws_iot import AwsIotBackend
 from otaharness.servers.aws_iot.moto_server import DUMMY_CREDENTIALS, REGION
+
+# [targets.aws-iot] / -D target.aws-iot.<name>, checked when the config is loaded.
+EXTERNAL_TARGET = True
+SETTINGS = {
+    "aws": url("http", "https"), "iot": url("http", "https"), "iot-jobs-data": url("http", "https"),
+    "mqtt": url("mqtt"), "mqtts": url("mqtts"), "ca": None,  # external endpoints
+    "plain_mqtt": boolean,  # embedded: also serve MQTT without TLS
+}
 
 
 class AwsIotService:
@@ -68,7 +77,7 @@ async def start(runtime) -> AwsIotService:
     if not target.embedded:
         return AwsIotService(runtime, None, dict(target.endpoints))
     broker = await runtime.service("broker")
-    plain = str(target.endpoints.get("plain_mqtt", "")).lower() in ("1", "true", "yes", "on")
+    plain = boolean(target.endpoints.get("plain_mqtt", ""))
     backend = AwsIotBackend(runtime.clock, pki=runtime.pki(), plain_mqtt=plain)
     await backend.start(broker.broker.host, broker.broker.port, broker.broker.service_credentials)
     # moto answers from its own threads: time may jump only once it has answered.
