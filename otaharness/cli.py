@@ -32,6 +32,7 @@ COMMANDS: dict[str, dict[str, str]] = {
     "cups": {
         "prepare": "otaharness.provision.basics_station_prepare",
         "upgrade-firmware": "otaharness.provision.basics_station_upgrade_firmware",
+        "station-credentials": "otaharness.provision.basics_station_credentials",
     },
     "fuota": {
         "campaign": "otaharness.servers.fuota.cli",
@@ -66,13 +67,31 @@ def _userdata(pairs: list[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     from behave.__main__ import main as behave_main
 
+    from otaharness.runtime.targets import ConfigError
+
+    capture = [arg for index, arg in enumerate(behave_args) if arg.startswith("--capture=") or (
+        arg == "--capture" and index + 1 < len(behave_args)
+        and not behave_args[index + 1].startswith("-"))]
+    if capture:
+        raise SystemExit("otaharness run: `--capture` is ambiguous: pcap files per scenario are "
+                         "`--pcap DIR` (or -D capture=DIR); behave's --capture (stdout capture) is "
+                         "on by default, --no-capture turns it off")
+    settings = _behave_defines(behave_args)
+    if args.pcap:
+        settings["capture"] = args.pcap
+    if args.broker:
+        settings["broker"] = args.broker
+    try:  # settings checked before behave starts: a misspelling is one clear line, not a hook error
+        load_config(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"otaharness run: {exc}") from None
     junit_dir = REPORTS / "junit"
     junit_dir.mkdir(parents=True, exist_ok=True)
     for old in junit_dir.glob("*.xml"):
         old.unlink()
     argv = ["--junit", "--junit-directory", str(junit_dir), *behave_args]
-    if args.capture:
-        argv += ["-D", f"capture={args.capture}"]
+    if args.pcap:
+        argv += ["-D", f"capture={args.pcap}"]
     if args.broker:
         argv += ["-D", f"broker={args.broker}"]
     status = behave_main(argv)
@@ -83,6 +102,22 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
                   sep="\n  ", file=sys.stderr)
             return status or 1
     return status
+
+
+def _behave_defines(behave_args: list[str]) -> dict[str, str]:
+    """The -D / --define NAME=VALUE pairs among behave's arguments."""
+    pairs, take_next = [], False
+    for arg in behave_args:
+        if take_next:
+            pairs.append(arg)
+            take_next = False
+        elif arg in ("-D", "--define"):
+            take_next = True
+        elif arg.startswith("--define="):
+            pairs.append(arg.removeprefix("--define="))
+        elif arg.startswith("-D") and not arg.startswith("--"):
+            pairs.append(arg[2:])
+    return _userdata(pairs)
 
 
 def skipped_core_scenarios(junit_dir: Path) -> list[str]:
@@ -158,20 +193,56 @@ def _run_module(module_name: str, args: argparse.Namespace) -> int:
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    from behave.step_registry import registry
+    from otaharness.bdd.catalogue import (
+        catalogue, format_markdown, format_text, search)
+    from otaharness.runtime.targets import closest
 
-    from otaharness.bdd import load_step_library
-
-    load_step_library()
-    for step_type in ("given", "when", "then", "step"):
-        for matcher in registry.steps.get(step_type, []):
-            doc = " ".join((matcher.func.__doc__ or "").split())
-            print(f"{step_type.capitalize():5} {matcher.pattern}")
-            if doc:
-                print(f"      {doc}")
-            where = matcher.func.__module__.rsplit(".", 1)[-1]
-            print(f"      (steps/{where}.py:{matcher.func.__code__.co_firstlineno})")
+    entries = catalogue([Path(folder) for folder in args.features])
+    if args.flow:
+        flows = {entry.flow for entry in entries}
+        wanted = args.flow.replace("-", "_")
+        if wanted not in flows:
+            raise SystemExit(f"no step flow {args.flow!r}{closest(wanted, flows)}; "
+                             f"flows: {', '.join(sorted(flows))}")
+        entries = [entry for entry in entries if entry.flow == wanted]
+    if args.search:
+        entries = search(entries, " ".join(args.search))
+        if not entries:
+            print(f"no step matches every word of {' '.join(args.search)!r}", file=sys.stderr)
+            return 1
+    if args.format == "json":
+        print(json.dumps([entry.as_dict() for entry in entries], indent=2))
+    elif args.format == "md":
+        print(format_markdown(entries))
+    else:
+        print(format_text(entries))
     return 0
+
+
+RUN_DESCRIPTION = """\
+Run features with behave on otaharness's defaults: one runtime and virtual clock per scenario,
+JUnit XML in reports/junit (behave's --junit and --junit-directory are set), a failed scenario's
+logs in reports/artifacts/<scenario>/ with its seed for replay.
+
+Settings (otaharness.toml, overridden by -D; every name and value is checked before the run):
+  -D seed=N                      replay a scenario's randomness
+  -D capture=DIR                 a pcapng per scenario (also --pcap DIR)
+  -D broker=URL|mosquitto|amqtt  which MQTT broker (also --broker)
+  -D target.FLOW=external -D target.FLOW.KEY=VALUE   a flow's target and its settings
+"""
+
+RUN_EPILOG = """\
+Every other argument goes to behave unchanged, for example:
+  FEATURE/DIR ...                 feature files or folders (default: features/)
+  -t/--tags EXPR, -n/--name RE    choose scenarios by tag expression or name
+  -i/--include RE, -e/--exclude RE  choose feature files
+  -f/--format FMT, -o/--outfile F  formatter (pretty, plain, progress, json, ...) and its output
+  --dry-run, --stop, -w/--wip     list steps without running, stop at the first failure, @wip only
+  --no-capture, --no-capture-log  show the output while it runs (behave captures it by default)
+  -k/--no-skipped, --no-snippets  reporting
+All of behave's options: python -m behave --help. behave's --capture takes no value; a folder
+for pcaps is --pcap DIR.
+"""
 
 
 # -- parser --------------------------------------------------------------------------------------
@@ -183,12 +254,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the features (behave) with otaharness's defaults; "
-                         "JUnit XML goes to reports/junit; other arguments go to behave",
-                         add_help=False)
-    run.add_argument("--capture", metavar="DIR", help="write a pcap per scenario into DIR")
+    run = sub.add_parser(
+        "run", help="run the features (behave) with otaharness's defaults; JUnit XML goes to "
+        "reports/junit; other arguments go to behave", description=RUN_DESCRIPTION,
+        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False)  # an abbreviation of a behave option must reach behave
+    run.add_argument("--pcap", metavar="DIR", help="write a pcapng per scenario (TLS keys "
+                     "embedded) into DIR; the same as -D capture=DIR")
     run.add_argument("--broker", metavar="URL|mosquitto|amqtt",
-                     help="the MQTT broker: an external mqtt://host:port, or which to spawn")
+                     help="the MQTT broker: an external mqtt://host:port, or which to spawn; "
+                     "the same as -D broker=...")
     run.add_argument("--fail-on-skip", action=argparse.BooleanOptionalAction, default=None,
                      help="fail when a core-flow scenario is skipped (default: on under CI=true)")
 
@@ -223,7 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(module).add_arguments(command)
             command.set_defaults(module=module)
 
-    sub.add_parser("steps", help="list the step library: step text and what it does")
+    steps = sub.add_parser("steps", help="list the step library by flow: step text, what it does "
+                           "and an example line from a feature that uses it")
+    steps.add_argument("--flow", metavar="FLOW", help="only this flow's steps (e.g. aws_iot, common)")
+    steps.add_argument("--search", nargs="+", metavar="WORD",
+                       help="only steps where every word matches the step text or what it does "
+                       "(uploads ~ upload), best matches first")
+    steps.add_argument("--format", choices=("text", "md", "json"), default="text")
+    steps.add_argument("--features", action="append", default=[], metavar="DIR",
+                       help="also take example lines from the features in DIR")
     return parser
 
 

@@ -8,13 +8,14 @@ Our repository's ``environment.py`` re-exports these; another repository's does 
 from __future__ import annotations
 
 import logging
-import time
 import shutil
+import sys
+import time
 
 from otaharness.runtime.runtime import Runtime, raise_fd_limit
 from otaharness.runtime.targets import load_config
 
-__all__ = ["before_all", "before_scenario", "after_scenario", "before_step"]
+__all__ = ["before_all", "before_scenario", "after_scenario", "before_step", "after_all"]
 
 log = logging.getLogger("otaharness")
 
@@ -81,3 +82,15 @@ def _keep_artifacts(runtime: Runtime) -> None:
                 continue  # session secrets are for Wireshark, not for the report
             tail = log_path.read_text(errors="replace").splitlines()[-40:]
             print(f"--- last lines of the {name} log ---\n" + "\n".join(tail))
+
+
+def after_all(context) -> None:
+    """Name the library steps closest to each undefined step (behave's snippets follow)."""
+    from otaharness.bdd.catalogue import did_you_mean
+
+    runner = getattr(context, "_runner", None)
+    undefined = getattr(runner, "undefined_steps", None)
+    if undefined:
+        # sys.__stderr__: behave may be capturing the hooks' output, and this is for the reader
+        sys.__stderr__.write(did_you_mean(undefined, runner.step_registry))
+        sys.__stderr__.flush()

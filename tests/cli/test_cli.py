@@ -42,6 +42,80 @@ def test_steps_lists_the_catalogue_with_docs():
     result = subprocess.run([*OTAHARNESS, "steps"], capture_output=True, text=True, check=True)
     assert "When  {duration} pass\n" in result.stdout
     assert "Let scenario time pass" in result.stdout
+    # grouped by flow, with an example line from one of our features
+    assert "== common ==" in result.stdout and "== aws_iot ==" in result.stdout
+    assert "e.g. When 10 minutes pass" in result.stdout or "e.g. When 30 minutes pass" in result.stdout
+
+
+def _steps(*args):
+    return subprocess.run([*OTAHARNESS, "steps", *args], capture_output=True, text=True)
+
+
+def test_steps_search_by_words_and_flow_as_json():
+    found = json.loads(_steps("--search", "links", "cut", "--format", "json").stdout)
+    assert found[0]["pattern"] == 'the link between "{device}" and the {endpoint} endpoint is {fault}'
+    assert found[0]["flow"] == "common" and found[0]["example"].startswith(
+        ("Given the link between", "When the link between"))
+    assert found[0]["example_at"].startswith("features/")
+    common = json.loads(_steps("--flow", "common", "--format", "json").stdout)
+    assert common and {entry["flow"] for entry in common} == {"common"}
+    markdown = _steps("--flow", "common", "--search", "reboot", "--format", "md").stdout
+    assert '- **When** `device "{name}" reboots`' in markdown
+    missing = _steps("--search", "teleport")
+    assert missing.returncode == 1 and "no step matches" in missing.stderr
+    unknown = _steps("--flow", "comon")
+    assert unknown.returncode != 0 and "did you mean `common`?" in unknown.stderr
+
+
+def test_run_help_documents_our_options_and_what_passes_to_behave():
+    result = subprocess.run([*OTAHARNESS, "run", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    help_text = result.stdout
+    assert help_text.index("--pcap DIR") < help_text.index("goes to behave unchanged")
+    assert "-t/--tags" in help_text and "python -m behave --help" in help_text
+
+
+def test_run_refuses_a_capture_folder_and_misspelled_settings(tmp_path):
+    clash = subprocess.run([*OTAHARNESS, "run", "--capture", "caps", "features"], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert clash.returncode != 0 and "--pcap DIR" in clash.stderr
+    typo = subprocess.run([*OTAHARNESS, "run", "-D", "captur=caps", "features"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert typo.returncode != 0 and "did you mean `capture`?" in typo.stderr
+    assert "USING RUNNER" not in typo.stdout  # refused before behave started
+    (tmp_path / "otaharness.toml").write_text('[targets.aws_iot]\ntarget = "external"\n')
+    toml = subprocess.run([*OTAHARNESS, "run", "features"], cwd=tmp_path, capture_output=True,
+                          text=True)
+    assert toml.returncode != 0 and "did you mean `aws-iot`?" in toml.stderr
+
+
+def _user_repository(root: Path, *library_modules: str) -> Path:
+    """A repository of a user's: features/ with our hooks and our step library (README recipe)."""
+    features = root / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "environment.py").write_text(
+        "from otaharness.bdd.environment import *  # noqa\n")
+    (features / "steps" / "ota.py").write_text(
+        "from otaharness.bdd import load_step_library\n"
+        f"load_step_library({', '.join(map(repr, library_modules))})\n")
+    return features
+
+
+def test_an_undefined_step_names_the_closest_library_steps(tmp_path):
+    features = _user_repository(tmp_path, "common")
+    (features / "typo.feature").write_text(textwrap.dedent("""\
+        Feature: typos
+          Scenario: a misspelled step
+            Given the tyme is 2026-03-02T02:00:00Z
+            Then devise "t1" reboots
+        """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([*OTAHARNESS, "run", "-f", "progress", "features"], cwd=tmp_path,
+                            capture_output=True, text=True, env=env)
+    assert result.returncode != 0
+    suggestions = result.stderr.split('Undefined step: Then devise "t1" reboots', 1)[1]
+    assert suggestions.split("did you mean:", 1)[1].split()[0:3] == ["When", "device", '"{name}"']
+    assert "Given the time is {timestamp}" in result.stderr
 
 
 def test_emulate_help():
@@ -65,12 +139,7 @@ def test_skipped_core_scenarios_are_found_in_junit(tmp_path):
                     reason="Debian mosquitto is not installed (CI installs it)")
 def test_another_repository_uses_the_step_library(tmp_path):
     """A repository with its own features/steps loads our library once: no ambiguous steps."""
-    features = tmp_path / "features"
-    (features / "steps").mkdir(parents=True)
-    (features / "environment.py").write_text(
-        "from otaharness.bdd.environment import *  # noqa\n")
-    (features / "steps" / "ota.py").write_text(
-        "from otaharness.bdd import load_step_library\nload_step_library()\n")
+    features = _user_repository(tmp_path)
     (features / "steps" / "own.py").write_text(textwrap.dedent("""\
         from behave import then
         from otaharness.bdd.support import ota
