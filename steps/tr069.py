@@ -26,7 +26,8 @@ from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
 from otaharness.bdd.support import ota, start_flow
 from otaharness.servers.tr069 import device_id_of
-from otaharness.servers.tr069.http_auth import ServerAuth
+from otaharness.protocols.http_digest import ServerAuth
+from otaharness.runtime.pki import client_context
 from otaharness.units import parse_duration
 
 BOOT_LIMIT = 600.0  # scenario seconds a router gets to finish its first session
@@ -73,11 +74,16 @@ def _server(context):
 def _admin(context, method: str, path: str, *, expect: tuple[int, ...] = (200, 201, 202),
            **request) -> object:
     """Call the ACS's admin API; returns the JSON answer (a status outside `expect` fails)."""
-    url = _server(context).endpoints()["admin"] + path
+    server = _server(context)
+    url = server.endpoints()["admin"] + path
+    token = ota(context).token_for("admin")
+    request.setdefault("headers", {}).setdefault("Authorization", f"Bearer {token}")
+    ca_file = server.endpoints().get("ca")
+    tls = client_context(ca_file) if url.startswith("https:") else None
 
     async def call():
         async with aiohttp.ClientSession() as http:
-            async with http.request(method, url, **request) as response:
+            async with http.request(method, url, ssl=tls or True, **request) as response:
                 answer = await response.json()
                 assert response.status in expect, \
                     f"{method} {path}: HTTP {response.status}: {answer}"
@@ -137,9 +143,14 @@ def _history(context, name: str) -> str:
 
 
 def _switch_on(context, names: list[str], profile: str, *, interval: str | None = None,
-               quirks: Quirks = Quirks()) -> None:
+               quirks: Quirks = Quirks(), ca_file: str | None = None,
+               wait: bool = True) -> None:
+    """Switch routers on; they trust the ACS's CA (``ca_file`` overrides it) and, ``wait``,
+    the step waits until the ACS has registered each."""
     runtime, flow = ota(context), _flow(context)
-    acs_url = _server(context).endpoints()["acs"]
+    endpoints = _server(context).endpoints()
+    acs_url = endpoints["acs"]
+    keylog = runtime.pki().keylog if "ca" in endpoints else None
     if flow.listener is None:
         flow.listener = ConnectionRequestServer()
         runtime.run(flow.listener.start())
@@ -151,10 +162,14 @@ def _switch_on(context, names: list[str], profile: str, *, interval: str | None 
         cpe = Cpe(name.upper(), acs_url=acs_url, clock=runtime.clock, rng=runtime.rng(f"cpe-{name}"),
                   profile=profile, connection_requests=flow.listener,
                   bind_address=runtime.address_of(name), link=runtime.link, quirks=quirks,
-                  periodic_interval=parse_duration(interval) if interval else None)
+                  periodic_interval=parse_duration(interval) if interval else None,
+                  ca_file=ca_file or endpoints.get("ca"),
+                  tls_keylog=str(keylog) if keylog else None)
         flow.routers[name] = runtime.devices[name] = cpe
         runtime.run(cpe.start())
         started.append(cpe)
+    if not wait:
+        return
     # Switched on = registered with the ACS (its first session, 0 BOOTSTRAP + 1 BOOT, is done).
     assert runtime.run_until(lambda: all(c.sessions_completed for c in started),
                              timeout=BOOT_LIMIT), \
@@ -348,7 +363,7 @@ def file_server_credentials(context, user, password):
     server = _server(context)
     server.acs.config.file_auth_mode, server.acs.config.file_users = "any", {user: password}
     server.files.auth = ServerAuth("any", "otaharness files", {user: password},
-                                   ota(context).rng("tr069-files"))
+                                   ota(context).clock.monotonic)
 
 
 @given('the ACS gives routers the file server credentials "{user}" with password "{password}"')

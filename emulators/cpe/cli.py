@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serial-prefix", default="OTAH", help="serials are PREFIX000001, ...")
     parser.add_argument("--username", default="", help="CPE -> ACS user name")
     parser.add_argument("--password", default="")
+    parser.add_argument("--ca", help="CA file the ACS's and file servers' HTTPS certificates must "
+                        "chain to (default: the system's trust store)")
     parser.add_argument("--cr-username", default="", help="Connection Request user name")
     parser.add_argument("--cr-password", default="")
     parser.add_argument("--cr-host", default="127.0.0.1", help="Connection Request listener host")
@@ -41,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (back-off, nonces)")
     parser.add_argument("--duration", type=float, default=0, help="stop after N s (0 = never)")
     parser.add_argument("--quirk", action="append", default=[], metavar="NAME[=VALUE]",
-                        help="e.g. times_before_fault, cookies=none, transfer_complete_events=none")
+                        help="e.g. times_before_fault, cookies=none, transfer_complete_events=none, "
+                        "skip_certificate_check")
 
 
 def quirks_from(items: list[str]) -> Quirks:
@@ -70,7 +73,8 @@ async def run(args: argparse.Namespace) -> int:
                       username=args.username, password=args.password,
                       connection_request_username=args.cr_username,
                       connection_request_password=args.cr_password, quirks=quirks,
-                      periodic_interval=args.periodic_interval, boot_seconds=args.boot_seconds)
+                      periodic_interval=args.periodic_interval, boot_seconds=args.boot_seconds,
+                      ca_file=args.ca)
             cpes.append(cpe)
             await cpe.start()
         log.info("%d CPEs running; Connection Requests on %s:%d", len(cpes), listener.host,

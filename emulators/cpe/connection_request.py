@@ -7,13 +7,12 @@ emulated CPEs cost one socket; a CPE that is powered off drops the connection un
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
 
-from otaharness.servers.tr069.http_auth import ServerAuth
+from otaharness.protocols.http_digest import ServerAuth
 
 
 @dataclass
@@ -43,12 +42,12 @@ class ConnectionRequestServer:
             await self._runner.cleanup()
             self._runner = None
 
-    def register(self, token: str, username: str, password: str, rng: random.Random,
-                 on_request: Callable[[], bool]) -> str:
+    def register(self, token: str, username: str, password: str,
+                 on_request: Callable[[], bool], now: Callable[[], float]) -> str:
         """Serve ``/<token>`` for one CPE; returns its ConnectionRequestURL."""
         mode = "digest" if username else "none"  # empty username: no authentication (TR-069)
         self._targets[token] = _Target(ServerAuth(mode, "otaharness CPE", {username: password},
-                                                  rng), on_request)
+                                                  now), on_request)
         return f"http://{self.host}:{self.port}/{token}"
 
     def unregister(self, token: str) -> None:
@@ -60,8 +59,10 @@ class ConnectionRequestServer:
             return web.Response(status=404)
         if request.method != "GET":
             return web.Response(status=405, headers={"Allow": "GET"})
-        if target.auth.check(request.headers.get("Authorization"), "GET") is None:
-            return web.Response(status=401, headers={"WWW-Authenticate": target.auth.challenge()})
+        outcome = target.auth.check(request.headers.get("Authorization"), "GET", request.raw_path)
+        if not outcome.accepted:
+            return web.Response(status=401, headers={
+                "WWW-Authenticate": target.auth.challenge(stale=outcome.stale)})
         if not target.on_request():
             if request.transport is not None:
                 request.transport.abort()  # powered off: no answer at all

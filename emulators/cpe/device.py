@@ -64,7 +64,15 @@ from .datamodel import DataModel
 from .firmware import CorruptFile, parse_alter_script, parse_dummy_npk, parse_image, parse_upgrade_xml
 from .profiles import PROFILES, Profile
 from .quirks import Quirks, move_fault_struct_last
-from .transport import AcsSession, Credentials, Link, SessionFailed, TransferFailed, download
+from .transport import (
+    AcsSession,
+    Credentials,
+    Link,
+    SessionFailed,
+    TransferFailed,
+    download,
+    tls_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +130,8 @@ class Cpe:
                  connection_request_username: str = "", connection_request_password: str = "",
                  quirks: Quirks = Quirks(), namespace: str = CWMP_1_2,
                  periodic_interval: float | None = None, boot_seconds: float = 30.0,
-                 reboot_after_firmware: bool = True,
+                 reboot_after_firmware: bool = True, ca_file: str | None = None,
+                 tls_keylog: str | None = None,
                  trace: Callable[[str, bytes], None] | None = None) -> None:
         self.profile = PROFILES[profile] if isinstance(profile, str) else profile
         model = DataModel.load(datamodel or self.profile.datamodel)
@@ -147,7 +156,9 @@ class Cpe:
         self.boot_seconds = boot_seconds
         self.reboot_after_firmware = reboot_after_firmware
         self.trace = trace
-        self.credentials = Credentials(username, password, rng, quirks)
+        self.credentials = Credentials(username, password, quirks)
+        # HTTPS to the ACS and file servers: trusted CA (None: the system's), per the quirks.
+        self.tls = tls_context(ca_file, not quirks.skip_certificate_check, tls_keylog)
         self._connection_requests = connection_requests
         self._own_listener = connection_requests is None
         self._token = f"{rng.getrandbits(64):016x}"  # the Connection Request URL's path
@@ -237,8 +248,8 @@ class Cpe:
         self._install_staged_firmware()
         url = self._connection_requests.register(
             self._token, self.model.get("ManagementServer.ConnectionRequestUsername"),
-            self.model.get("ManagementServer.ConnectionRequestPassword"), self.rng,
-            self._on_connection_request)
+            self.model.get("ManagementServer.ConnectionRequestPassword"),
+            self._on_connection_request, self.clock.monotonic)
         self.model.set("ManagementServer.ConnectionRequestURL", url)
         self._spawn(self._session_loop())
         self._spawn(self._periodic_informs())
@@ -334,7 +345,7 @@ class Cpe:
         self.session_attempts.append(self.clock.monotonic())
         inform_events = self._inform_events(list(self._events) if queued else events or [])
         client = AcsSession(self.model.get("ManagementServer.URL"), self.credentials,
-                            self.bind_address, self.link)
+                            self.bind_address, self.link, self.tls)
         self._sessions_open += 1
         try:
             await self._converse(client, inform_events, queued)
@@ -513,7 +524,7 @@ class Cpe:
 
     async def _fetch(self, url: str, request: Download, size: int = 0) -> bytes:
         return await download(url, request.username, request.password,
-                              bind_address=self.bind_address, link=self.link, rng=self.rng,
+                              bind_address=self.bind_address, link=self.link, tls=self.tls,
                               expected_size=size)
 
     async def _apply(self, request: Download, content: bytes) -> bool:

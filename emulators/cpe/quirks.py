@@ -22,6 +22,9 @@ class Quirks:
     fixed_nonce_count: bool = False  # cwmp-sim: Digest nc=00000001 every time
     # A Connection Request during a session starts a second, overlapping session (cwmp-sim).
     overlapping_sessions: bool = False
+    # HTTPS without checking the server's certificate: any ACS or file server is believed (many
+    # CPEs in the field; a risk, see docs/tr069-acs.md).
+    skip_certificate_check: bool = False
     # Fault injection: report success but keep the old version (GenieACS issue #162).
     keep_version: bool = False
     # Fault injection: never send TransferComplete (the ACS must time out / check).

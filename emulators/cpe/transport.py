@@ -1,13 +1,18 @@
 """HTTP side of a CPE: one keep-alive connection per CWMP session to the ACS (cookies and
 Basic/Digest per the quirks), and file downloads (Basic preemptively, Digest on challenge).
 
+HTTPS URLs are verified against the CPE's configured CA file (None: the system's trust store)
+and the URL's host name, unless the ``skip_certificate_check`` quirk is on (many CPEs in the
+field: whoever answers as the ACS or the file server is believed).
+
 ``link(url) -> (host, port)`` lets the harness route a device through its link proxy; the URL's
 own host stays in the Host header.
 """
 
 from __future__ import annotations
 
-import random
+import functools
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
@@ -16,7 +21,8 @@ import aiohttp
 from yarl import URL
 
 from otaharness.protocols.cwmp import Envelope, parse_envelope
-from otaharness.servers.tr069.http_auth import DigestClient, basic_authorization
+from otaharness.protocols.http_digest import DigestClient, basic_authorization, is_stale
+from otaharness.runtime.pki import client_context
 
 from .quirks import Quirks
 
@@ -42,13 +48,12 @@ class Credentials:
 
     username: str
     password: str
-    rng: random.Random
     quirks: Quirks
     cookie_header: str = ""
     digest: DigestClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.digest = DigestClient(self.username, self.password, self.rng,
+        self.digest = DigestClient(self.username, self.password,
                                    fixed_nc=self.quirks.fixed_nonce_count)
 
     def authorization(self, method: str, path: str) -> str | None:
@@ -57,6 +62,14 @@ class Credentials:
         if self.digest.has_challenge:
             return self.digest.authorization(method, path)
         return None
+
+    def take_challenge(self, www_authenticate: str) -> bool:
+        """Answer a 401's Digest challenge next time; False when we will not (then the ACS
+        refused us). cwmp-sim keeps the nonce it has unless told it is stale."""
+        if (self.quirks.fixed_nonce_count and self.digest.has_challenge
+                and not is_stale(www_authenticate)):
+            return False
+        return self.digest.accept_challenge(www_authenticate)
 
     def remember_cookies(self, set_cookie_headers: list[str]) -> None:
         if self.quirks.cookies == "none" or not set_cookie_headers:
@@ -73,23 +86,46 @@ class Credentials:
         self.cookie_header = "; ".join(f"{m.key}={m.value}" for m in jar.values())
 
 
-async def _dial(url: str, link: Link | None) -> tuple[str, dict[str, str]]:
-    """The URL to connect to and the extra headers (Host) when ``link`` reroutes it."""
-    if link is None:
-        return url, {}
+@functools.lru_cache(maxsize=64)
+def tls_context(ca_file: str | None, verify: bool = True,
+                keylog: str | None = None) -> ssl.SSLContext:
+    """The CPE's TLS client context (shared by CPEs configured alike): verifying the server
+    against ``ca_file`` and the host name, or, ``verify`` off, believing any certificate."""
+    if verify:
+        return client_context(ca_file, keylog=keylog)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    if keylog is not None:
+        context.keylog_filename = keylog
+    return context
+
+
+async def _dial(url: str, link: Link | None,
+                tls: ssl.SSLContext | None) -> tuple[str, dict[str, object]]:
+    """The URL to connect to and the request options: the Host header when ``link`` reroutes
+    it, and for HTTPS the TLS context and the host name the certificate must carry."""
     parsed = URL(url)
+    options: dict[str, object] = {}
+    if parsed.scheme == "https":
+        options["ssl"] = tls if tls is not None else tls_context(None)
+        options["server_hostname"] = parsed.raw_host
+    if link is None:
+        return url, options
     host, port = await link(url)
-    return str(parsed.with_host(host).with_port(port)), {"Host": parsed.raw_authority}
+    options["headers"] = {"Host": parsed.raw_authority}
+    return str(parsed.with_host(host).with_port(port)), options
 
 
 class AcsSession:
     """One CWMP session's HTTP connection (kept alive; ``limit=1`` keeps it one socket)."""
 
     def __init__(self, acs_url: str, credentials: Credentials, bind_address: str | None,
-                 link: Link | None) -> None:
+                 link: Link | None, tls: ssl.SSLContext | None = None) -> None:
         self.acs_url = acs_url
         self.credentials = credentials
         self.link = link
+        self.tls = tls
         connector = aiohttp.TCPConnector(limit=1, local_addr=(bind_address, 0) if bind_address
                                          else None)
         self.http = aiohttp.ClientSession(connector=connector,
@@ -101,7 +137,8 @@ class AcsSession:
 
     async def post(self, body: bytes) -> Envelope | None:
         """POST ``body`` (b"" = the empty POST); the ACS's envelope, or None for an empty reply."""
-        url, extra = await _dial(self.acs_url, self.link)
+        url, options = await _dial(self.acs_url, self.link, self.tls)
+        extra = options.pop("headers", {})
         path = URL(self.acs_url).raw_path_qs
         for _ in range(2):  # a second time after a 401 challenge
             headers = {"Content-Type": SOAP_CONTENT_TYPE, "SOAPAction": "", **extra} if body \
@@ -112,12 +149,13 @@ class AcsSession:
             if authorization:
                 headers["Authorization"] = authorization
             try:
-                async with self.http.post(url, data=body, headers=headers) as response:
+                async with self.http.post(url, data=body, headers=headers,
+                                          **options) as response:
                     data = await response.read()
                     self.credentials.remember_cookies(response.headers.getall("Set-Cookie", []))
                     if response.status == 401 and not self.credentials.quirks.preemptive_basic:
                         challenge = response.headers.get("WWW-Authenticate", "")
-                        if self.credentials.digest.accept_challenge(challenge):
+                        if self.credentials.take_challenge(challenge):
                             continue
                     if response.status in (200, 204) and not data.strip():
                         return None
@@ -130,12 +168,14 @@ class AcsSession:
 
 
 async def download(url: str, username: str, password: str, *, bind_address: str | None,
-                   link: Link | None, rng: random.Random, expected_size: int = 0) -> bytes:
+                   link: Link | None, tls: ssl.SSLContext | None = None,
+                   expected_size: int = 0) -> bytes:
     """GET a file as TR-069 expects of a Download; failures carry the TransferComplete code."""
     if URL(url).scheme not in ("http", "https"):
         raise TransferFailed(9010, f"unsupported URL scheme in {url!r}")
-    target, extra = await _dial(url, link)
-    digest = DigestClient(username, password, rng)
+    target, options = await _dial(url, link, tls)
+    extra = options.pop("headers", {})
+    digest = DigestClient(username, password)
     connector = aiohttp.TCPConnector(local_addr=(bind_address, 0) if bind_address else None,
                                      force_close=True)
     async with aiohttp.ClientSession(connector=connector,
@@ -147,7 +187,7 @@ async def download(url: str, username: str, password: str, *, bind_address: str 
             elif username:
                 headers["Authorization"] = basic_authorization(username, password)
             try:
-                async with http.get(target, headers=headers) as response:
+                async with http.get(target, headers=headers, **options) as response:
                     if response.status == 401:
                         await response.read()
                         if (not digest.has_challenge and username
@@ -157,6 +197,9 @@ async def download(url: str, username: str, password: str, *, bind_address: str 
                     if response.status != 200:
                         raise TransferFailed(9016, f"file server answered HTTP {response.status}")
                     data = await response.read()
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # TR-069 Table 59: 9012 "File transfer server authentication failure".
+                raise TransferFailed(9012, f"file server certificate refused: {exc}") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise TransferFailed(9015, f"cannot reach the file server: {exc}") from exc
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -69,6 +69,11 @@ class LiveAcs(LiveLoop):
             self.batch_id = self.server.acs.create_batch({
                 "group": GROUP, "original_version": "1", "file": FILE, "new_version": "2"})
 
+    @property
+    def token(self) -> str:
+        assert self.server is not None
+        return self.server.admin_token
+
     def url(self, name: str) -> str:
         assert self.server is not None
         return self.server.endpoints()[name]
@@ -77,13 +82,17 @@ class LiveAcs(LiveLoop):
                 headers: dict[str, str] | None = None, json_body: Any = None,
                 endpoint: str = "admin") -> tuple[int, Any]:
         """One request with ``path`` sent exactly as given (no client normalises dot segments
-        or escapes); the answer's JSON, or its bytes when it is not JSON."""
+        or escapes); the answer's JSON, or its bytes when it is not JSON. Admin requests carry
+        the admin token unless ``headers`` has an Authorization of its own."""
+        headers = dict(headers or {})
+        if endpoint == "admin":
+            headers.setdefault("Authorization", f"Bearer {self.token}")
         if json_body is not None:
             body = json.dumps(json_body).encode()
         where = urlsplit(self.url(endpoint))
         connection = http.client.HTTPConnection(where.hostname, where.port, timeout=20)
         try:
-            connection.request(method, path, body=body, headers=headers or {})
+            connection.request(method, path, body=body, headers=headers)
             response = connection.getresponse()
             data = response.read()
         finally:
@@ -93,7 +102,11 @@ class LiveAcs(LiveLoop):
         return response.status, data
 
     def raw(self, request: bytes, endpoint: str = "admin") -> bytes:
-        """Send ``request`` bytes as they are (headers that are not UTF-8, say); the answer."""
+        """Send ``request`` bytes as they are (headers that are not UTF-8, say), with the admin
+        token after the request line when it goes to the admin API; the answer."""
+        if endpoint == "admin" and b"\r\nauthorization:" not in request.lower():
+            line, _, rest = request.partition(b"\r\n")
+            request = line + b"\r\nAuthorization: Bearer " + self.token.encode() + b"\r\n" + rest
         where = urlsplit(self.url(endpoint))
         with socket.create_connection((where.hostname, where.port), timeout=20) as connection:
             connection.sendall(request)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 import aiohttp
 import pytest
 from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, inform_bytes, rpc_bytes
@@ -11,7 +9,7 @@ from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, infor
 from otaharness.protocols.cwmp import (
     CWMP_1_0, Envelope, Fault, GetRPCMethods, Header, build_envelope, parse_envelope)
 from otaharness.servers.tr069 import AcsConfig
-from otaharness.servers.tr069.http_auth import DigestClient, basic_authorization
+from otaharness.protocols.http_digest import DigestClient, basic_authorization
 
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
                   b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">'
@@ -131,12 +129,12 @@ def test_digest_and_basic_authentication_of_cpes(run_world):
             assert status == 401 and headers["WWW-Authenticate"].startswith("Digest ")
             assert (await client.post(inform_bytes("AUTH"), Authorization=basic_authorization(
                 "cpe", "secret")))[0] == 401  # Basic is not accepted in digest mode
-            wrong = DigestClient("cpe", "guess", random.Random(1))
+            wrong = DigestClient("cpe", "guess")
             wrong.accept_challenge(headers["WWW-Authenticate"])
             path = aiohttp.client.URL(client.url).raw_path
             assert (await client.post(inform_bytes("AUTH"), Authorization=wrong.authorization(
                 "POST", path)))[0] == 401
-            right = DigestClient("cpe", "secret", random.Random(2))
+            right = DigestClient("cpe", "secret")
             right.accept_challenge(headers["WWW-Authenticate"])
             assert (await client.post(inform_bytes("AUTH"), Authorization=right.authorization(
                 "POST", path)))[0] == 200

@@ -16,7 +16,7 @@ from emulators.cpe.device import retry_wait
 from emulators.cpe.profiles import MIKROTIK_FACTORY_CONFIGURATION
 from otaharness.protocols.cwmp import parse_envelope
 from otaharness.servers.tr069 import AcsConfig
-from otaharness.servers.tr069.http_auth import basic_authorization
+from otaharness.protocols.http_digest import basic_authorization
 
 
 def test_mass_upgrade_action_upgrades_only_the_selected_devices(run_world):
@@ -117,22 +117,33 @@ def test_unreachable_file_server_faults(run_world, files_url, event, fault_code)
 
 
 def test_service_module_starts_the_three_endpoints_for_a_runtime(run_world, tmp_path):
+    """By default the three endpoints speak HTTPS with the scenario PKI's certificate, and the
+    admin API answers only with the token the service offers."""
     from types import SimpleNamespace
 
+    from otaharness.runtime.pki import Pki, client_context
     from otaharness.runtime.targets import Target
     from otaharness.servers.tr069 import service
+
+    pki = Pki(tmp_path / "pki")
 
     async def main(world: World) -> None:
         runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
                                   rng=lambda purpose: random.Random(purpose),
-                                  target=lambda flow: Target(flow))
+                                  target=lambda flow: Target(flow), pki=lambda: pki)
         started = await service.start(runtime)
         try:
             endpoints = started.endpoints()
-            assert sorted(endpoints) == ["acs", "admin", "files"]
-            async with aiohttp.ClientSession() as http, \
-                    http.get(endpoints["admin"] + "/devices") as response:
-                assert (response.status, await response.json()) == (200, [])
+            assert sorted(endpoints) == ["acs", "admin", "ca", "files"]
+            assert all(endpoints[name].startswith("https://") for name in ("acs", "admin", "files"))
+            token = started.tokens()["admin"]
+            tls = client_context(endpoints["ca"])
+            async with aiohttp.ClientSession() as http:
+                async with http.get(endpoints["admin"] + "/devices", ssl=tls) as response:
+                    assert response.status == 401
+                async with http.get(endpoints["admin"] + "/devices", ssl=tls,
+                                    headers={"Authorization": f"Bearer {token}"}) as response:
+                    assert (response.status, await response.json()) == (200, [])
             assert (runtime.artifacts / "tr069-acs" / "acs.sqlite3").exists()
         finally:
             await started.stop()
@@ -148,7 +159,11 @@ def test_service_settings_keep_a_given_state_dir_and_configure_the_acs(run_world
 
     state_dir = tmp_path / "served"
     settings = {"state_dir": str(state_dir), "auth": "digest", "users": "cpe:secret,b:2",
-                "cr_username": "acs"}
+                "cr_username": "acs", "tls": "false", "strict_nc": "true",
+                "nc_reuse_devices": "serial:CWMPSIM*, oui:E48D8C", "nonce_lifetime": "60",
+                "max_sessions": "10", "file_auth": "digest", "file_users": "files:s3cret",
+                "download_username": "files", "download_password": "s3cret",
+                "admin_token": "operator-token"}
 
     async def main(world: World) -> None:
         runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
@@ -160,6 +175,15 @@ def test_service_settings_keep_a_given_state_dir_and_configure_the_acs(run_world
                 assert started.acs.config.users == {"cpe": "secret", "b": "2"}
                 assert started.acs.config.auth_mode == "digest"
                 assert started.acs.config.connection_request_username == "acs"
+                config = started.acs.config
+                assert config.nc_reuse_devices == ("serial:CWMPSIM*", "oui:E48D8C")
+                assert (config.strict_nc, config.nonce_lifetime, config.max_sessions) == (
+                    True, 60.0, 10)
+                assert (config.file_auth_mode, config.file_users) == ("digest", {"files": "s3cret"})
+                assert (config.download_username, config.download_password) == ("files", "s3cret")
+                assert started.files.auth.mode == "digest"
+                assert started.tokens() == {"admin": "operator-token"}
+                assert started.endpoints()["acs"].startswith("http://")
                 if started.store.file("kept.bin") is None:
                     started.store.save_file("kept.bin", b"x", uploaded=0.0)
                     first = True
@@ -175,12 +199,18 @@ def test_service_settings_keep_a_given_state_dir_and_configure_the_acs(run_world
 def test_service_settings_refuse_what_they_do_not_know():
     from otaharness.servers.tr069.service import SettingsError, config_from_settings
 
-    with pytest.raises(SettingsError, match="unknown tr069 settings port"):
-        config_from_settings({"port": "1"})
-    with pytest.raises(SettingsError, match="expected name:password"):
-        config_from_settings({"users": "nobody"})
-    with pytest.raises(SettingsError, match="auth must be"):
-        config_from_settings({"auth": "kerberos"})
+    refused = [({"port": "1"}, "unknown tr069 settings port"),
+               ({"users": "nobody"}, "expected name:password"),
+               ({"auth": "kerberos"}, "auth must be"),
+               ({"file_auth": "token"}, "file_auth must be"),
+               ({"strict_nc": "maybe"}, "strict_nc must be true or false"),
+               ({"nonce_lifetime": "nan"}, "nonce_lifetime must be at least 1")]
+    # Never every device at once: the allowance weakens replay protection.
+    refused += [({"nc_reuse_devices": everyone}, "nc_reuse_devices")
+                for everyone in ("serial:*", "oui:", "anything")]
+    for settings, message in refused:
+        with pytest.raises(SettingsError, match=message):
+            config_from_settings(settings)
 
 
 def test_hold_requests_makes_the_cpe_wait_with_its_transfer_complete(run_world):

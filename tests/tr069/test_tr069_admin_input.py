@@ -207,7 +207,8 @@ def test_large_json_body_sent_in_many_chunks_is_read_whole(live):
         for start in range(0, len(body), 997):
             yield body[start:start + 997]
 
-    response = requests.put(f"{live.url('admin')}/groups/big", data=chunks(), timeout=20)
+    response = requests.put(f"{live.url('admin')}/groups/big", data=chunks(), timeout=20,
+                            headers={"Authorization": f"Bearer {live.token}"})
     assert response.status_code == 200, response.text
     assert len(response.json()["devices"]) == 10_000
 

@@ -65,5 +65,6 @@ def use_real_ids(case: Any, live: LiveAcs) -> None:
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_admin_api_conforms_to_its_openapi_document(case: Any, live: LiveAcs) -> None:
     use_real_ids(case, live)
-    response = case.call(base_url=live.url("admin"), timeout=10)
+    response = case.call(base_url=live.url("admin"), timeout=10,
+                         headers={"Authorization": f"Bearer {live.token}"})
     case.validate_response(response, checks=CHECKS)

@@ -23,8 +23,10 @@ QUIRKS = {
     "no cookies at all": (Quirks(cookies="none"), AcsConfig()),
     "preemptive Basic auth": (Quirks(preemptive_basic=True),
                               AcsConfig(auth_mode="any", users={"cpe": "secret"})),
+    # cwmp-sim: through the per-device allowance (its serial number pattern), never a global one.
     "Digest with a constant nonce count": (Quirks(fixed_nonce_count=True),
-                                           AcsConfig(auth_mode="digest", users={"cpe": "secret"})),
+                                           AcsConfig(auth_mode="digest", users={"cpe": "secret"},
+                                                     nc_reuse_devices=("serial:CHR000?",))),
     "overlapping sessions after a connection request": (Quirks(overlapping_sessions=True),
                                                         AcsConfig()),
 }

@@ -1,4 +1,4 @@
-"""Pure parts of the TR-069 ACS and CPE: HTTP Digest (RFC vectors), batch windows, the dummy
+"""Pure parts of the TR-069 ACS and CPE: batch windows, the dummy
 firmware formats, MikroTik upgrade XML, RouterOS scripts, data models."""
 
 from __future__ import annotations
@@ -13,77 +13,10 @@ from emulators.cpe.datamodel import DataModel
 from emulators.cpe.firmware import (
     CorruptFile, build_dummy_npk, build_image, parse_alter_script, parse_dummy_npk, parse_image,
     parse_upgrade_xml)
-from otaharness.servers.tr069.http_auth import (
-    AuthError, DigestClient, DigestVerifier, ServerAuth, basic_authorization, digest_response,
-    parse_auth_params)
 from otaharness.servers.tr069.schedule import (
     ScheduleError, in_window, local_day_bounds, parse_days, parse_hours)
 
 UTC = dt.timezone.utc
-
-
-# --- HTTP authentication ------------------------------------------------------------------------
-def test_digest_response_rfc_2617_example():
-    # RFC 2617 §3.5
-    assert digest_response(username="Mufasa", password="Circle Of Life", realm="testrealm@host.com",
-                           method="GET", uri="/dir/index.html",
-                           nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", nc="00000001",
-                           cnonce="0a4f113b") == "6629fae49393a05397450978507c4ef1"
-
-
-def test_digest_response_rfc_7616_md5_example():
-    # RFC 7616 §3.9.1 (MD5 variant)
-    assert digest_response(
-        username="Mufasa", password="Circle of Life", realm="http-auth@example.org",
-        method="GET", uri="/dir/index.html", nonce="7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v",
-        nc="00000001", cnonce="f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ",
-    ) == "8ca523f5e9506fed4657c9700eebdbec"
-
-
-def test_auth_parameters_keep_quoted_commas_and_refuse_garbage():
-    params = parse_auth_params('realm="a, b", qop="auth,auth-int", nonce=abc, stale=true')
-    assert params == {"realm": "a, b", "qop": "auth,auth-int", "nonce": "abc", "stale": "true"}
-    with pytest.raises(AuthError):
-        parse_auth_params('realm="a", ,,=')
-
-
-@pytest.mark.parametrize("strict", [False, True])
-def test_digest_verifier_nonce_count_policy(strict):
-    verifier = DigestVerifier("realm", random.Random(1), strict_nc=strict)
-    client = DigestClient("cpe", "pw", random.Random(2), fixed_nc=True)
-    client.accept_challenge(verifier.challenge())
-    passwords = {"cpe": "pw"}.get
-    assert verifier.verify(client.authorization("POST", "/"), "POST", passwords) == "cpe"
-    replay = verifier.verify(client.authorization("POST", "/"), "POST", passwords)
-    assert replay == (None if strict else "cpe")  # cwmp-sim's constant nc=00000001
-
-
-def test_digest_verifier_refuses_wrong_password_unknown_nonce_and_method():
-    verifier = DigestVerifier("realm", random.Random(1))
-    passwords = {"cpe": "pw"}.get
-    wrong = DigestClient("cpe", "nope", random.Random(2))
-    wrong.accept_challenge(verifier.challenge())
-    assert verifier.verify(wrong.authorization("POST", "/"), "POST", passwords) is None
-    stranger = DigestClient("cpe", "pw", random.Random(3))
-    stranger.accept_challenge('Digest realm="realm", qop="auth", nonce="never-issued"')
-    assert verifier.verify(stranger.authorization("POST", "/"), "POST", passwords) is None
-    right = DigestClient("cpe", "pw", random.Random(4))
-    right.accept_challenge(verifier.challenge())
-    assert verifier.verify(right.authorization("GET", "/"), "POST", passwords) is None
-
-
-def test_server_auth_modes():
-    users = {"u": "p"}
-    basic = basic_authorization("u", "p")
-    assert ServerAuth("none", "r", users, random.Random(1)).check(None, "POST") == ""
-    assert ServerAuth("basic", "r", users, random.Random(1)).check(basic, "POST") == "u"
-    assert ServerAuth("digest", "r", users, random.Random(1)).check(basic, "POST") is None
-    assert ServerAuth("any", "r", users, random.Random(1)).check(basic, "POST") == "u"
-    assert ServerAuth("any", "r", users, random.Random(1)).check(
-        basic_authorization("u", "x"), "POST") is None
-    assert ServerAuth("basic", "r", users, random.Random(1)).check("Basic !!!", "POST") is None
-    with pytest.raises(ValueError, match="auth mode"):
-        ServerAuth("kerberos", "r", users, random.Random(1))
 
 
 # --- batch windows ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import os
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from otaharness.protocols.cwmp import (
     CWMP_1_0, DeviceIdStruct, Envelope, EventStruct, Header, Inform, build_envelope)
 from otaharness.protocols.cwmp.schemas import SchemasUnavailable, load_schemas, validation_errors
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.pki import Pki, client_context
 from otaharness.servers.tr069 import AcsConfig, AcsServer, device_id_of
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tr069"
@@ -40,14 +42,23 @@ class World:
         self.messages: list[tuple[str, bytes]] = []  # (side, envelope) as emitted
         self.schema_checked_sides = ("acs", "cpe")  # checked after every scenario
         self.http: aiohttp.ClientSession | None = None
+        self.ca_file: str | None = None  # what CPEs trust (None: the system's trust store)
+        self.client_tls: ssl.SSLContext | None = None  # the admin client's, for HTTPS
 
     def trace(self, side: str, data: bytes) -> None:
         self.messages.append((side, data))
 
     async def start(self, config: AcsConfig | None = None,
-                    ports: dict[str, int] | None = None) -> AcsServer:
+                    ports: dict[str, int] | None = None, *, pki: Pki | None = None,
+                    tls: ssl.SSLContext | None = None) -> AcsServer:
+        """Start the ACS; with ``pki``, HTTPS on its three ports (certificate: ``tls``, else the
+        PKI's server certificate) and CPEs and the admin client trust the PKI's server CA."""
+        if pki is not None:
+            tls = tls or pki.server_context(["localhost"])
+            self.ca_file = str(pki.ca_file)
+            self.client_tls = client_context(self.ca_file)
         self.acs = AcsServer(self.state_dir, self.clock, random.Random(1), config,
-                             trace=self.trace)
+                             trace=self.trace, tls=tls)
         await self.acs.start(ports)
         if self.http is None:
             self.http = aiohttp.ClientSession()
@@ -63,6 +74,7 @@ class World:
         index = len(self.cpes) + 1
         options.setdefault("connection_requests", self.listener)
         options.setdefault("bind_address", f"127.1.{index // 250}.{index % 250 + 1}")
+        options.setdefault("ca_file", self.ca_file)
         cpe = Cpe(serial, acs_url=self.url("acs"), clock=self.clock,
                   rng=random.Random(f"cpe-{serial}"), trace=self.trace, **options)
         self.cpes.append(cpe)
@@ -71,9 +83,10 @@ class World:
 
     async def admin(self, method: str, path: str, *, json: Any = None, data: bytes | None = None,
                     headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        assert self.http is not None
+        assert self.http is not None and self.acs is not None
+        headers = {"Authorization": f"Bearer {self.acs.admin_token}", **(headers or {})}
         async with self.http.request(method, self.url("admin") + path, json=json, data=data,
-                                     headers=headers) as response:
+                                     headers=headers, ssl=self.client_tls or True) as response:
             return response.status, await response.json()
 
     async def upload(self, name: str, content: bytes, file_type: str = FIRMWARE, *,

@@ -18,6 +18,7 @@ Batch semantics (seed 002, fact sheet §10; the open questions answered as the b
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import logging
 import random
 from dataclasses import dataclass, field
@@ -39,8 +40,8 @@ from otaharness.protocols.cwmp import (
     Rpc,
     TransferComplete,
 )
+from otaharness.protocols.http_digest import NONCE_LIFETIME, DigestClient
 
-from .http_auth import DigestClient
 from .schedule import (
     ScheduleError,
     in_window,
@@ -78,8 +79,13 @@ class Clock(Protocol):  # the part of otaharness.runtime.clock.Clock the ACS rea
 class AcsConfig:
     auth_mode: str = "none"  # CPE -> ACS: none / basic / digest / any
     users: dict[str, str] = field(default_factory=dict)
-    strict_nc: bool = False  # refuse non-increasing Digest nonce counts
+    strict_nc: bool = True  # refuse non-increasing Digest nonce counts (replays)
+    # Devices allowed to reuse a Digest nonce count (cwmp-sim sends nc=00000001 every time):
+    # "oui:E48D8C" or "serial:<glob>" each; none by default.
+    nc_reuse_devices: tuple[str, ...] = ()
+    nonce_lifetime: float = NONCE_LIFETIME  # seconds; then a stale=true re-challenge
     realm: str = "otaharness ACS"
+    max_sessions: int = 100_000  # open CWMP sessions at once; more Informs get 503
     session_idle_timeout: float = 30.0  # GenieACS cwmp.sessionTimeout
     max_session_duration: float = 300.0  # GenieACS MAX_SESSION_DURATION
     max_body_bytes: int = 1 << 20
@@ -93,6 +99,30 @@ class AcsConfig:
     download_username: str = ""  # what the ACS puts in Download (may differ: a test's wrong creds)
     download_password: str = ""
     files_url: str = ""  # public prefix of the file server; set when it starts
+
+
+NC_REUSE_KINDS = ("oui", "serial")
+
+
+def nc_reuse_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot name devices allowed to reuse nonce counts, or None."""
+    kind, colon, value = pattern.partition(":")
+    if not colon or kind not in NC_REUSE_KINDS or not value:
+        return f"{pattern!r}: expected oui:<OUI> or serial:<pattern, * and ? as wildcards>"
+    if value.strip("*?") == "":
+        return f"{pattern!r} matches every device: name an OUI or a serial number pattern"
+    return None
+
+
+def nc_reuse_allowed(patterns: tuple[str, ...], oui: str, serial_number: str) -> bool:
+    """Whether a device (by OUI or serial number) may reuse a Digest nonce count."""
+    for pattern in patterns:
+        kind, _, value = pattern.partition(":")
+        if kind == "oui" and value.upper() == oui.upper():
+            return True
+        if kind == "serial" and fnmatch.fnmatchcase(serial_number, value):
+            return True
+    return False
 
 
 def device_id_of(oui: str, product_class: str, serial_number: str) -> str:
@@ -543,7 +573,7 @@ class Acs:
         if self._http is None:
             self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
         digest = DigestClient(self.config.connection_request_username,
-                              self.config.connection_request_password, self.rng)
+                              self.config.connection_request_password)
         outcome = "failed"
         try:
             async with asyncio.timeout(self.config.connection_request_timeout):

@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import bearer_token_required
 
 from . import api_schemas
 from .acs import Acs, AcsError, NotFound
@@ -46,12 +47,16 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 
 
 class AdminApi:
-    def __init__(self, acs: Acs) -> None:
+    def __init__(self, acs: Acs, token: str) -> None:
         self.acs = acs
         self.store = acs.store
+        self.token = token
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[_errors_as_json, undecodable_body], client_max_size=MAX_UPLOAD_BYTES)
+        # The token is checked first: nothing of an unauthenticated request's body is read.
+        app = web.Application(middlewares=[bearer_token_required(self.token), _errors_as_json,
+                                           undecodable_body],
+                              client_max_size=MAX_UPLOAD_BYTES)
         routes = [
             ("GET", "/openapi.json", self.openapi),
             ("GET", "/files", self.list_files),

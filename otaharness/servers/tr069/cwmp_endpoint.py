@@ -1,11 +1,20 @@
 """The ACS's CWMP endpoint: HTTP POST sessions (TR-069 §3.4.5-3.4.7, fact sheet §1).
 
 One session = Inform, the CPE's requests, its empty POST, the ACS's RPCs, and an empty 204
-ending it. Each request finds its session by, in order: the ``session`` cookie (checked against
-the connection and identity, so a cookie taken from another CPE does not open its session), the
-TCP connection, then the client identity (authenticated user name, else source address) for
-CPEs that send no cookies and reconnect. Sessions expire after ``session_idle_timeout`` idle
-seconds and are ended after ``max_session_duration``.
+ending it. Each request finds its session by, in order: the ``session`` cookie (an unguessable
+id from the CSPRNG, checked against the connection and identity, so a cookie taken from another
+CPE does not open its session), the TCP connection, then, only when the CPE authenticated, its
+identity (user name and source address) for CPEs that send no cookies and reconnect. Without
+authentication a cookieless session is its TCP connection: an empty POST on a connection with no
+open session is a 400 that touches no other session. Sessions expire after
+``session_idle_timeout`` idle seconds and are ended after ``max_session_duration``; an ended
+session leaves a ``session-end`` event (its summary) and is dropped, and at most
+``max_sessions`` are open at once.
+
+Authentication (otaharness.protocols.http_digest): a Digest header on an expired or unknown nonce
+gets a ``stale=true`` challenge; one whose nonce count did not rise (a replay) is refused with a
+new challenge, unless the device (by the Inform's DeviceId, else its session's) is one of
+``nc_reuse_devices``.
 
 Whatever a client sends gets the protocol's answer, never a bare server error: input that is not
 a SOAP message (not XML, a DTD, too deep, too many elements) is a 400, a body over
@@ -16,9 +25,9 @@ an RPC its namespace does not define) a SOAP Fault (8000/8003, HTTP 500 as SOAP 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,8 +57,9 @@ from otaharness.protocols.cwmp import (
 )
 from otaharness.protocols.cwmp.namespaces import SCHEMA_LEVEL
 
-from .acs import Acs
-from .http_auth import ServerAuth
+from otaharness.protocols.http_digest import AuthOutcome, ServerAuth, redacted
+
+from .acs import Acs, nc_reuse_allowed
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +78,8 @@ _COOKIE = re.compile(r'(?:^|[;,]\s*)session="?([^";,\s]+)')  # lenient, as Genie
 class CwmpSession:
     id: str
     device_id: str
+    oui: str
+    serial_number: str
     namespace: str
     peer_host: str
     connection: object
@@ -92,11 +104,10 @@ class CwmpEndpoint:
     def __init__(self, acs: Acs, trace: Callable[[str, bytes], None] | None = None) -> None:
         self.acs = acs
         config = acs.config
-        self.auth = ServerAuth(config.auth_mode, config.realm, config.users, acs.rng,
-                               strict_nc=config.strict_nc)
+        self.auth = ServerAuth(config.auth_mode, config.realm, config.users, _loop_time,
+                               config.nonce_lifetime, strict_nc=config.strict_nc)
         self.trace = trace
         self.sessions: dict[str, CwmpSession] = {}
-        self._ids = itertools.count(1)
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.acs.config.max_body_bytes, middlewares=[undecodable_body])
@@ -111,25 +122,53 @@ class CwmpEndpoint:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.method != "POST":
             return web.Response(status=405, headers={"Allow": "POST"})
-        username = self.auth.check(request.headers.get("Authorization"), "POST")
-        if username is None:
+        outcome = self.auth.check(request.headers.get("Authorization"), "POST", request.raw_path)
+        if outcome.user is None or outcome.stale:
             await request.read()  # drain, keep the connection for the authenticated retry
-            return web.Response(status=401, headers={"WWW-Authenticate": self.auth.challenge()})
+            return self._challenge(stale=outcome.stale)
         body = await request.read()  # raises 413 beyond client_max_size
+        envelope: Envelope | None = None
+        problem: CwmpError | None = None
         try:
             envelope = parse_envelope(body) if body.strip() else None
             if envelope is not None:
                 _check_namespace(envelope)
-            return await self._process(request, envelope, username)
         except CwmpError as error:  # the message, or the answer it would need, is not CWMP
-            return self._refuse(request, error)
+            problem = error
+        if outcome.count_reused and not self._may_reuse_count(request, envelope, outcome):
+            log.warning("refused a reused Digest nonce count from %s: %s", _peer_host(request),
+                        redacted(request.headers.get("Authorization", "")))
+            return self._challenge(stale=False)
+        if problem is not None:
+            return self._refuse(request, problem, envelope, outcome.user or "")
+        return await self._process(request, envelope, outcome.user or "")
+
+    def _challenge(self, *, stale: bool) -> web.Response:
+        return web.Response(status=401,
+                            headers={"WWW-Authenticate": self.auth.challenge(stale=stale)})
+
+    def _may_reuse_count(self, request: web.Request, envelope: Envelope | None,
+                         outcome: AuthOutcome) -> bool:
+        """A device allowed to reuse nonce counts, known by its Inform or its open session."""
+        patterns = self.acs.config.nc_reuse_devices
+        if not patterns:
+            return False
+        if envelope is not None and isinstance(envelope.body, Inform):
+            ident = envelope.body.device_id
+            return nc_reuse_allowed(patterns, ident.oui, ident.serial_number)
+        try:
+            session = self._find(request, outcome.user or "", claim=False)
+        except SessionRefused:
+            return False
+        return session is not None and nc_reuse_allowed(patterns, session.oui,
+                                                        session.serial_number)
 
     async def _process(self, request: web.Request, envelope: Envelope | None,
                        username: str) -> web.StreamResponse:
         try:
             if envelope is not None and isinstance(envelope.body, Inform):
                 return self._inform(request, envelope, username)
-            session = self._find(request, username)
+            session = self._find(request, username, claim=True)
         except SessionRefused as refused:
             return web.Response(status=refused.status, text=str(refused))
         if session is None:
@@ -155,11 +194,17 @@ class CwmpEndpoint:
         self.acs.task_answered(task_id, message)
         return self._acs_turn(session, after_empty_post=False)
 
-    def _refuse(self, request: web.Request, error: CwmpError) -> web.Response:
+    def _refuse(self, request: web.Request, error: CwmpError, envelope: Envelope | None,
+                username: str) -> web.Response:
         if error.acs_fault_code is None:
             return web.Response(status=error.http_status, text=f"not a CWMP message: {error}")
-        session = self._find_quietly(request)
-        namespace = session.namespace if session else CWMP_1_0
+        try:
+            session = self._find(request, username, claim=False)
+        except SessionRefused:
+            session = None
+        # The fault speaks the CWMP version of the session it belongs to (else the message's).
+        namespace = (session.namespace if session is not None
+                     else envelope.namespace if envelope is not None else CWMP_1_0)
         fault = Envelope(body=Fault.from_error(error, "ACS"), namespace=namespace)
         return self._send(fault, status=500)
 
@@ -181,9 +226,14 @@ class CwmpEndpoint:
         host = _peer_host(request)
         for earlier in [s for s in self.sessions.values() if s.connection == _connection(request)]:
             self._end(earlier, "superseded by an Inform")  # a new session on this connection
+        if len(self.sessions) >= self.acs.config.max_sessions:
+            return web.Response(status=503, headers={"Retry-After": "60"},
+                                text="too many open CWMP sessions; try again later")
         device_id = self.acs.inform(message, host)
-        session = CwmpSession(id=f"{next(self._ids)}-{self.acs.rng.getrandbits(64):016x}",
-                              device_id=device_id, namespace=envelope.namespace, peer_host=host,
+        ident = message.device_id
+        session = CwmpSession(id=secrets.token_urlsafe(16), device_id=device_id,
+                              oui=ident.oui, serial_number=ident.serial_number,
+                              namespace=envelope.namespace, peer_host=host,
                               connection=_connection(request), username=username,
                               started=_loop_time(), requests=1,
                               connections={_connection(request)})
@@ -216,34 +266,35 @@ class CwmpEndpoint:
         return self._send(Envelope(body=rpc, header=header, namespace=session.namespace))
 
     # -- finding sessions ------------------------------------------------------------------
-    def _find(self, request: web.Request, username: str) -> CwmpSession | None:
+    def _find(self, request: web.Request, username: str, *, claim: bool) -> CwmpSession | None:
+        """The session this request belongs to; ``claim`` moves it to the request's connection
+        (a CPE that reconnected), otherwise nothing changes."""
+        connection = _connection(request)
         cookie = _COOKIE.search(request.headers.get("Cookie", ""))
         if cookie is not None:
             session = self.sessions.get(cookie.group(1))
             if session is not None:
-                same_connection = session.connection == _connection(request)
+                same_connection = session.connection == connection
                 same_client = (session.peer_host == _peer_host(request)
                                and session.username == username)
                 if not (same_connection or same_client):
                     raise SessionRefused(403, "that session cookie belongs to another client")
-                session.connection = _connection(request)
+                if claim:
+                    session.connection = connection
                 return session
-        by_connection = [s for s in self.sessions.values() if s.connection == _connection(request)]
+        by_connection = [s for s in self.sessions.values() if s.connection == connection]
         if by_connection:
             return by_connection[-1]
+        if not username:
+            return None  # no identity but the connection: another connection is another client
         # CPEs often share credentials: the identity is the user name *and* the address.
         candidates = [s for s in self.sessions.values()
                       if s.username == username and s.peer_host == _peer_host(request)]
         if candidates:
-            candidates[-1].connection = _connection(request)
+            if claim:
+                candidates[-1].connection = connection
             return candidates[-1]
         return None
-
-    def _find_quietly(self, request: web.Request) -> CwmpSession | None:
-        try:
-            return self._find(request, "")
-        except SessionRefused:
-            return None
 
     def _touch(self, session: CwmpSession) -> None:
         if session.timer is not None:

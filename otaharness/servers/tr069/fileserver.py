@@ -10,7 +10,8 @@ from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
 
-from .http_auth import ServerAuth
+from otaharness.protocols.http_digest import ServerAuth
+
 from .names import file_name_problem
 from .store import Store
 
@@ -29,8 +30,11 @@ class FileServer:
     async def serve(self, request: web.Request) -> web.StreamResponse:
         if request.method not in ("GET", "HEAD"):
             return web.Response(status=405, headers={"Allow": "GET, HEAD"})
-        if self.auth.check(request.headers.get("Authorization"), request.method) is None:
-            return web.Response(status=401, headers={"WWW-Authenticate": self.auth.challenge()})
+        outcome = self.auth.check(request.headers.get("Authorization"), request.method,
+                                  request.raw_path)
+        if not outcome.accepted:
+            return web.Response(status=401, headers={
+                "WWW-Authenticate": self.auth.challenge(stale=outcome.stale)})
         name = request.match_info["name"]
         problem = file_name_problem(name)
         if problem is not None:

@@ -1,9 +1,15 @@
 """The ACS process: CWMP endpoint, file server and admin API on three loopback ports, over
-one SQLite state directory (so a restarted server, same directory, continues)."""
+one SQLite state directory (so a restarted server, same directory, continues).
+
+With a TLS server context (``tls``) all three speak HTTPS; ``ca_file`` is then the CA clients
+trust, listed as the ``ca`` endpoint. The admin API takes a bearer token (``admin_token``, else
+a new one from the CSPRNG; :meth:`tokens`)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import ssl
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +19,10 @@ from aiohttp import web
 from .acs import Acs, AcsConfig, Clock
 from .admin import AdminApi
 from .cwmp_endpoint import CwmpEndpoint
+from otaharness.protocols.http_digest import ServerAuth
+from otaharness.servers.http_service import new_token
+
 from .fileserver import FileServer
-from .http_auth import ServerAuth
 from .store import Store
 
 LISTEN_BACKLOG = 4096  # Linux caps it at net.core.somaxconn (4096 by default since 5.4)
@@ -26,8 +34,13 @@ ADMIN_MAX_LINE = 65536
 class AcsServer:
     def __init__(self, state_dir: Path, clock: Clock, rng: random.Random,
                  config: AcsConfig | None = None, *, host: str = "127.0.0.1",
-                 trace: Callable[[str, bytes], None] | None = None) -> None:
+                 trace: Callable[[str, bytes], None] | None = None,
+                 tls: ssl.SSLContext | None = None, ca_file: str | None = None,
+                 admin_token: str | None = None) -> None:
         self.host = host
+        self.tls = tls
+        self.ca_file = ca_file
+        self.admin_token = admin_token or new_token()
         self.state_dir = state_dir
         self.clock = clock
         self.rng = rng
@@ -41,9 +54,10 @@ class AcsServer:
         self.acs = Acs(self.store, clock, replace(config or AcsConfig()), rng)
         self.cwmp = CwmpEndpoint(self.acs, trace)
         config = self.acs.config
-        self.files = FileServer(self.store, ServerAuth(config.file_auth_mode, "otaharness files",
-                                                       config.file_users, rng))
-        self.admin = AdminApi(self.acs)
+        self.files = FileServer(self.store, ServerAuth(
+            config.file_auth_mode, "otaharness files", config.file_users, _loop_time,
+            config.nonce_lifetime))
+        self.admin = AdminApi(self.acs, self.admin_token)
         self._runners: list[web.AppRunner] = []
 
     async def start(self, ports: dict[str, int] | None = None) -> None:
@@ -58,7 +72,7 @@ class AcsServer:
             # A fleet's simultaneous Informs or downloads overflow the default backlog of 128;
             # the kernel then retransmits SYNs on real time while a virtual clock jumps ahead.
             site = web.TCPSite(runner, self.host, ports.get(name, 0), reuse_address=True,
-                               backlog=LISTEN_BACKLOG)
+                               backlog=LISTEN_BACKLOG, ssl_context=self.tls)
             await site.start()
             self._runners.append(runner)
             self.ports[name] = runner.addresses[0][1]
@@ -67,7 +81,15 @@ class AcsServer:
         self.acs.start()
 
     def endpoints(self) -> dict[str, str]:
-        return {name: f"http://{self.host}:{port}" for name, port in self.ports.items()}
+        scheme = "https" if self.tls is not None else "http"
+        found = {name: f"{scheme}://{self.host}:{port}" for name, port in self.ports.items()}
+        if self.ca_file is not None:
+            found["ca"] = self.ca_file
+        return found
+
+    def tokens(self) -> dict[str, str]:
+        """The admin API's bearer token, under its endpoint name."""
+        return {"admin": self.admin_token}
 
     async def restart(self) -> None:
         """Stop and start again on the same ports over the same state (a process restart)."""
@@ -83,3 +105,7 @@ class AcsServer:
             await runner.cleanup()
         self._runners.clear()
         self.store.close()
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
