@@ -1,8 +1,10 @@
 """OLT firmware management steps (seed 001, "Deploying Binaries to Devices"): device types with
 slots, firmware hosted in the platform, installations into a device's slot through its gateway.
 
-The steps speak as an IoT platform team using the firmware REST API (`docs/olt-api.md`) with the
-`default` tenant's credentials, or another tenant's (`I act as tenant "rival"`). Gateways are the
+The steps speak as an IoT platform team using the firmware REST API (`docs/olt-api.md`) over
+HTTPS (trusting the scenario's server CA) with the `default` tenant's token and credentials from
+the runtime (`runtime.token_for("olt")`, what `serve olt` prints), or another tenant's (`I act as
+tenant "rival"`: created through the API with the operator's token). Gateways are the
 `emulators/olt_gateway` emulator with field devices behind it; each gateway is a device of the
 runtime (`runtime.devices[name]`) reaching the API and the broker through the runtime's links, so
 link faults (`the link between "gw1" and the OLT endpoint is cut after 4 KiB`) and device faults
@@ -15,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from behave import given, then, when
@@ -128,14 +132,23 @@ def _platform(context) -> Platform:
 
         async def open_platform() -> Platform:
             service = await runtime.service("olt")
-            session = aiohttp.ClientSession()
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(
+                ssl=_trust(runtime, service) or True))
             runtime.add_cleanup(session.close)
-            tenant = service.tenant
+            tokens = runtime.running_tokens()
             return Platform(runtime, service, session,
-                            credentials={"default": (tenant.client_id, tenant.client_secret)})
+                            credentials={"default": (tokens["olt-client-id"], tokens["olt-client-secret"])},
+                            tokens={"default": tokens["olt"]})
 
         platform = context.olt_platform = runtime.run(open_platform())
     return platform
+
+
+def _trust(runtime: Any, service: Any) -> ssl.SSLContext | None:
+    """The TLS context of a client of the API over HTTPS: trusting the scenario's server CA."""
+    if service.endpoints()["olt"].startswith("https:"):
+        return runtime.pki().client_context()
+    return None
 
 
 def _run(context, coro) -> Any:
@@ -149,11 +162,19 @@ def _run(context, coro) -> Any:
 @when('I act as tenant "{tenant}"')
 def act_as_tenant(context, tenant):
     """Further calls use this tenant's credentials (`default` is the platform team's own). A new
-    tenant is created by the platform's operator (server-side control: `@embedded:olt`)."""
+    tenant is created by the platform's operator: `POST /v1/tenants` with the operator's token."""
     platform = _platform(context)
     if tenant not in platform.credentials:
-        created = platform.service.backend.create_tenant(tenant)
-        platform.credentials[tenant] = (created.client_id, created.client_secret)
+        operator = {"Authorization": f"Bearer {platform.runtime.token_for('olt-operator')}"}
+
+        async def create() -> dict[str, Any]:
+            async with platform.session.post(platform.service.endpoints()["olt"] + "/v1/tenants",
+                                             json={"name": tenant}, headers=operator) as response:
+                assert response.status == 201, f"POST /v1/tenants answered {response.status}"
+                return (await response.json())["data"]
+
+        created = _run(context, create())
+        platform.credentials[tenant] = (created["clientId"], created["clientSecret"])
     platform.tenant = tenant
 
 
@@ -252,8 +273,9 @@ async def _switch_on_gateway(platform: Platform, name: str) -> None:
     address = runtime.address_of(name)
     emulator = OltGateway(
         device["id"],
-        OltApiClient(f"http://{api_host}:{api_port}", credentials["clientId"],
-                     credentials["clientSecret"], bind_address=address),
+        OltApiClient(f"{urlsplit(endpoints['olt']).scheme}://{api_host}:{api_port}",
+                     credentials["clientId"], credentials["clientSecret"], bind_address=address,
+                     ssl_context=_trust(runtime, platform.service)),
         MqttClient(f"olt-gateway-{name}", mqtt_host, mqtt_port, bind_address=address),
         runtime.clock, chunk_size=FIELD_CHUNK)
     runtime.add_cleanup(emulator.stop)

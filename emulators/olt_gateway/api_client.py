@@ -1,9 +1,11 @@
 """The gateway's REST client for the OLT API: a device-scoped token from client credentials
 (refreshed on 401), JSON calls, and streamed blob downloads. Binds its source address when given
-(runtime contract: the link proxy knows the device by it)."""
+(runtime contract: the link proxy knows the device by it). Over HTTPS it verifies the server
+against ``ssl_context`` (None: the system's trust store)."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,8 +30,9 @@ class InstallationGone(OltApiError):
 
 class OltApiClient:
     def __init__(self, api_url: str, client_id: str, client_secret: str, *,
-                 bind_address: str | None = None) -> None:
+                 bind_address: str | None = None, ssl_context: ssl.SSLContext | None = None) -> None:
         self.api_url = api_url.rstrip("/")
+        self.ssl_context = ssl_context
         self.client_id = client_id
         self.client_secret = client_secret
         self.bind_address = bind_address
@@ -38,7 +41,8 @@ class OltApiClient:
 
     async def open(self) -> None:
         connector = aiohttp.TCPConnector(
-            local_addr=(self.bind_address, 0) if self.bind_address else None, force_close=True)
+            local_addr=(self.bind_address, 0) if self.bind_address else None, force_close=True,
+            ssl=self.ssl_context if self.ssl_context is not None else True)
         self._session = aiohttp.ClientSession(connector=connector)
 
     async def close(self) -> None:

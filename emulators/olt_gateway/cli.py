@@ -16,7 +16,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", required=True, help="API base URL, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--api", required=True, help="API base URL, e.g. https://127.0.0.1:8443")
+    parser.add_argument("--ca", default=None,
+                        help="CA file the API's certificate must chain to (default: the system's "
+                             "trust store; `serve olt --json` prints it as \"ca\")")
     parser.add_argument("--mqtt", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883")
     parser.add_argument("--gateway-id", required=True, help="the gateway's device id")
     parser.add_argument("--client-id", required=True, help="the gateway's client credentials")
@@ -34,7 +37,10 @@ async def run(args: argparse.Namespace) -> int:
     broker = urlsplit(args.mqtt)
     mqtt = MqttClient(f"olt-gateway-{args.gateway_id}", broker.hostname or "127.0.0.1",
                       broker.port or 1883, bind_address=args.bind_address)
-    api = OltApiClient(args.api, args.client_id, args.client_secret, bind_address=args.bind_address)
+    from otaharness.runtime.pki import client_context
+
+    api = OltApiClient(args.api, args.client_id, args.client_secret, bind_address=args.bind_address,
+                       ssl_context=client_context(args.ca) if args.ca else None)
     gateway = OltGateway(args.gateway_id, api, mqtt, RealClock(),
                          devices=[FieldDevice(device_id) for device_id in args.device],
                          chunk_size=args.chunk_size)

@@ -15,6 +15,7 @@ from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
 from emulators.olt_gateway import cli as gateway_cli
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.mqtt import MqttClient
+from otaharness.runtime.pki import client_context
 from otaharness.runtime.runtime import Runtime
 from otaharness.runtime.targets import HarnessConfig
 from otaharness.servers.olt import service as olt_service
@@ -37,11 +38,12 @@ def test_scheduled_installation_a_day_ahead_on_the_virtual_clock(tmp_path: Path)
     async def scenario() -> tuple[dict, float]:
         service = await olt_service.start(runtime)
         runtime.add_cleanup(service.stop)
-        endpoints = service.endpoints()
-        session = aiohttp.ClientSession()
+        endpoints, tokens = service.endpoints(), service.tokens()
+        assert endpoints["olt"].startswith("https://")
+        trust = client_context(endpoints["ca"])
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust))
         runtime.add_cleanup(session.close)
-        api = Api(session, endpoints["olt"], await fetch_token(
-            session, endpoints["olt"], service.tenant.client_id, service.tenant.client_secret))
+        api = Api(session, endpoints["olt"], tokens["olt"])  # the printed token works as it is
         gateway_device, switch, credentials = await provision(api)
 
         address = runtime.address_of("gateway-1")
@@ -50,8 +52,8 @@ def test_scheduled_installation_a_day_ahead_on_the_virtual_clock(tmp_path: Path)
         field_device = FieldDevice(switch["id"])
         gateway = OltGateway(
             gateway_device["id"],
-            OltApiClient(f"http://{api_host}:{api_port}", credentials["clientId"],
-                         credentials["clientSecret"], bind_address=address),
+            OltApiClient(f"https://{api_host}:{api_port}", credentials["clientId"],
+                         credentials["clientSecret"], bind_address=address, ssl_context=trust),
             MqttClient("gateway-1", mqtt_host, mqtt_port, bind_address=address),
             runtime.clock, devices=[field_device])
         await gateway.start()
@@ -67,8 +69,8 @@ def test_scheduled_installation_a_day_ahead_on_the_virtual_clock(tmp_path: Path)
         while installation["id"] not in gateway.results:
             await asyncio.sleep(600)
         await gateway.wait_idle()
-        api.token = await fetch_token(session, endpoints["olt"], service.tenant.client_id,
-                                      service.tenant.client_secret)  # a day later: a new token
+        api.token = await fetch_token(session, endpoints["olt"], tokens["olt-client-id"],
+                                      tokens["olt-client-secret"])  # a day later: a new token
         done = await api.ok("GET", f"/v1/devices/{switch['id']}/firmware-installations/{installation['id']}")
         assert field_device.slots["firmware"].data == image(30_000, "virtual")
         return done, start_at

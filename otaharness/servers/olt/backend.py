@@ -143,6 +143,14 @@ class OltBackend:
             self.store.add_client(client_id, _sha256(secret), tenant_id, None)
         return TenantCredentials(tenant_id, client_id, secret)
 
+    def register_tenant(self, body: Any) -> dict[str, str]:
+        """``POST /v1/tenants`` (the operator's): a validated ``{"name"}`` → the tenant's id, name
+        and client credentials."""
+        schemas.validate(body, schemas.TENANT_CREATE, "tenant")
+        created = self.create_tenant(body["name"])
+        return {"id": created.tenant_id, "name": body["name"], "clientId": created.client_id,
+                "clientSecret": created.client_secret}
+
     def issue_token(self, client_id: str, client_secret: str) -> dict[str, Any]:
         """OAuth 2.0 client credentials grant (RFC 6749 §4.4) → an access token response."""
         client = self.store.client(client_id)

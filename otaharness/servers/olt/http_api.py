@@ -4,6 +4,10 @@
 Body limits: JSON bodies up to ``json_limit`` bytes, blobs up to ``blob_limit``; beyond → 413,
 and nothing is stored. A blob upload is read completely before anything is written.
 
+Authentication comes first (the outermost middleware), before any body is read: every route but
+``/openapi.json`` and the token endpoint takes a tenant's or device's bearer token; ``/v1/tenants``
+takes the operator's alone. A missing or unknown token is 401 and nothing else happens.
+
 Validation at the door: JSON bodies are read with the project's one JSON reader
 (``otaharness.protocols.json_input``: nesting, NaN/Infinity, 64-bit integers, lone surrogates);
 query parameters are checked against what ``/openapi.json`` declares for them. Both
@@ -13,6 +17,7 @@ is 422 (``backend``).
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 import re
@@ -27,7 +32,7 @@ from otaharness.servers.http_errors import undecodable_body
 from otaharness.protocols.json_input import JsonInputError, parse_json
 from otaharness.servers.olt.backend import OltBackend, Page, Principal, parse_rfc3339
 from otaharness.servers.olt.errors import (
-    BodyTooLarge, OltError, OltInputError, RangeNotSatisfiable, Unauthorized)
+    BodyTooLarge, Forbidden, OltError, OltInputError, RangeNotSatisfiable, Unauthorized)
 from otaharness.servers.olt.openapi import openapi_document
 from otaharness.servers.olt.schemas import (
     FORMATS, INSTALLATION_STATUSES, JSON_LIMIT, MAX_PAGE, MAX_PAGE_SIZE, REPORTING_PATH_PATTERN)
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 BLOB_LIMIT = 16 * 1024 * 1024
 CHUNK = 64 * 1024
 TOKEN_PATH = "/v1/id/auth/realms/olt/protocol/openid-connect/token"
+TENANTS_PATH = "/v1/tenants"
+PUBLIC_PATHS = ("/openapi.json", TOKEN_PATH)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -129,10 +136,19 @@ def _bearer(request: web.Request) -> str:
     return token.strip()
 
 
+def _route_path(request: web.Request) -> str | None:
+    """The path template of the route the request matched (None: no route), so that auth follows
+    the route aiohttp dispatches to, however the path was spelled (percent-encoding)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else None
+
+
 class OltHttpApi:
-    def __init__(self, backend: OltBackend, *, blob_limit: int = BLOB_LIMIT) -> None:
+    def __init__(self, backend: OltBackend, *, blob_limit: int = BLOB_LIMIT,
+                 operator_token: str) -> None:
         self.backend = backend
         self.blob_limit = blob_limit
+        self.operator_token = operator_token
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=JSON_LIMIT, middlewares=[self._errors, undecodable_body])
@@ -140,6 +156,7 @@ class OltHttpApi:
         app.add_routes([
             get("/openapi.json", self.openapi),
             post(TOKEN_PATH, self.token),
+            post(TENANTS_PATH, self.create_tenant),
             post("/v1/firmwares", self.create_firmware),
             get("/v1/firmwares", self.list_firmwares),
             get("/v1/firmwares/{id}", self.get_firmware),
@@ -172,7 +189,10 @@ class OltHttpApi:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path not in ("/openapi.json", TOKEN_PATH):
+            route = _route_path(request)
+            if route == TENANTS_PATH:
+                self._authenticate_operator(_bearer(request))
+            elif route not in PUBLIC_PATHS:
                 request[PRINCIPAL] = self.backend.authenticate(_bearer(request))
             return await handler(request)
         except OltError as error:
@@ -184,9 +204,20 @@ class OltHttpApi:
             return web.json_response(body, status=exc.status, headers={
                 key: value for key, value in exc.headers.items() if key == "Allow"})
 
-    # -- documents and tokens ------------------------------------------------------------------
+    def _authenticate_operator(self, token: str) -> None:
+        if hmac.compare_digest(token.encode(), self.operator_token.encode()):
+            return
+        self.backend.authenticate(token)  # 401 unless it is some tenant's or device's token
+        raise Forbidden("only the operator's token manages tenants",
+                        extra={"code": "insufficient_scope"})
+
+    # -- documents, tenants and tokens -----------------------------------------------------------
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(openapi_document(self.backend.base_url))
+
+    async def create_tenant(self, request: web.Request) -> web.Response:
+        """A new tenant and its client credentials (the secret is shown this once)."""
+        return data(self.backend.register_tenant(await json_body(request)), 201)
 
     async def token(self, request: web.Request) -> web.Response:
         """OAuth 2.0 token endpoint (RFC 6749 §4.4, errors per §5.2: not the data envelope)."""

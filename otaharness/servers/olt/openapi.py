@@ -56,6 +56,9 @@ def _component_schemas() -> dict[str, Any]:
                             page={"type": "integer", "minimum": 0, "maximum": schemas.MAX_PAGE},
                             pageSize={"type": "integer", "minimum": 1, "maximum": schemas.MAX_PAGE_SIZE},
                             itemsTotal={"type": "integer", "minimum": 0}),
+        "TenantCreate": schemas.TENANT_CREATE,
+        "Tenant": _object(["id", "name", "clientId", "clientSecret"], id=_STR, name=_STR,
+                          clientId=_STR, clientSecret=_STR),
         "FirmwareCreate": schemas.FIRMWARE_CREATE,
         "Firmware": _object(
             ["id", "name", "version", "createdAt"], id=_STR, name=_STR, version=_STR,
@@ -179,6 +182,13 @@ def _paths() -> dict[str, Any]:
          206: _response("one byte range", {"type": "string", "format": "binary"}, "application/octet-stream")},
         (404, 416), params=(_query("Range", _STR) | {"in": "header"},))
     installations = "/v1/devices/{id}/firmware-installations"
+    create_tenant = _operation(
+        "create a tenant and its client credentials (the secret is returned this once)",
+        _ok(201, "Tenant", "created"), (403,), body="TenantCreate")
+    create_tenant["security"] = [{"operator": []}]
+    create_tenant["responses"]["401"] = _response("missing or unknown bearer token", _ref("Error"))
+    create_tenant["responses"]["403"] = _response("a tenant's or device's token, not the operator's",
+                                                  _ref("Error"))
     return {
         "/v1/id/auth/realms/olt/protocol/openid-connect/token": {"post": {
             "summary": "OAuth 2.0 client credentials grant (RFC 6749 §4.4)", "security": [],
@@ -187,6 +197,7 @@ def _paths() -> dict[str, Any]:
             "responses": {"200": _response("access token", _ref("Token")),
                           "400": _response("bad grant", _ref("OAuthError")),
                           "401": _response("bad client credentials", _ref("OAuthError"))}}},
+        "/v1/tenants": {"post": create_tenant},
         "/v1/firmwares": {
             "post": _operation("create firmware metadata", _ok(201, "Firmware", "created"), (403,),
                                body="FirmwareCreate"),
@@ -255,7 +266,13 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
                                 "valid Unicode (no lone surrogate escapes), no NaN/Infinity (else 400)."},
         "paths": _paths(),
         "components": {"schemas": _component_schemas(),
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+                       "securitySchemes": {
+                           "bearer": {"type": "http", "scheme": "bearer", "description": (
+                               "a tenant's or device's access token from the token endpoint "
+                               "(client credentials grant); expires after expires_in seconds")},
+                           "operator": {"type": "http", "scheme": "bearer", "description": (
+                               "the operator's token (`otaharness serve olt --json` prints it "
+                               "under tokens.olt-operator): manages tenants only")}}},
         "security": [{"bearer": []}],
     }
     if base_url:

@@ -101,6 +101,11 @@ DEVICE_TYPE_SCHEMA: dict[str, Any] = {
     },
 }
 
+TENANT_CREATE: dict[str, Any] = {
+    "type": "object", "required": ["name"], "additionalProperties": False,
+    "properties": {"name": _NAME},
+}
+
 FIRMWARE_CREATE: dict[str, Any] = {
     "type": "object", "required": ["name", "version"], "additionalProperties": False,
     "properties": {"name": _NAME, "version": {"type": "string", "minLength": 1, "maxLength": 64},

@@ -1,8 +1,14 @@
 """The OLT flow's back end as a runtime service: ``await runtime.service("olt")``.
 
 Starts the broker service (or uses the running one), an MQTT client for the back end, and the
-HTTP API on a free loopback port; the SQLite file lives in the scenario's artifacts. One tenant,
-``default``, exists from the start: ``service.tenant`` holds its client credentials.
+HTTP API on a free loopback port, over HTTPS with the scenario PKI's server certificate
+(``-D target.olt.plain_http=true``: plain HTTP); the SQLite file lives in the scenario's artifacts.
+One tenant, ``default``, exists from the start: ``service.tenant`` holds its client credentials.
+
+``tokens()`` (what ``serve olt --json`` prints under ``"tokens"``): ``olt``, an access token of the
+``default`` tenant; ``olt-client-id`` / ``olt-client-secret``, that tenant's client credentials
+(for new access tokens once it expires); ``olt-operator``, the token that creates more tenants
+(``POST /v1/tenants``).
 """
 
 from __future__ import annotations
@@ -15,18 +21,31 @@ from otaharness.runtime.mqtt import MqttClient
 from otaharness.servers.olt.backend import TenantCredentials
 from otaharness.servers.olt.server import OltServer
 
+SERVER_NAMES = ("localhost",)
+ON = ("1", "true", "yes", "on")
+
 
 class OltService:
     def __init__(self, server: OltServer, mqtt: MqttClient, broker_url: str,
-                 tenant: TenantCredentials) -> None:
+                 tenant: TenantCredentials, access_token: str, ca_file: str | None) -> None:
         self.server = server
         self.backend = server.backend
         self.mqtt = mqtt
         self.broker_url = broker_url
         self.tenant = tenant
+        self.access_token = access_token
+        self.ca_file = ca_file
 
     def endpoints(self) -> dict[str, str]:
-        return {"olt": self.server.url, "mqtt": self.broker_url}
+        endpoints = {"olt": self.server.url, "mqtt": self.broker_url}
+        if self.ca_file is not None:
+            endpoints["ca"] = self.ca_file
+        return endpoints
+
+    def tokens(self) -> dict[str, str]:
+        return {"olt": self.access_token, "olt-client-id": self.tenant.client_id,
+                "olt-client-secret": self.tenant.client_secret,
+                "olt-operator": self.server.operator_token}
 
     async def stop(self) -> None:
         await self.server.stop()
@@ -43,8 +62,13 @@ async def start(runtime: Any) -> OltService:
     database = runtime.artifacts / "olt.sqlite3"
     for stale in (database, database.with_name("olt.sqlite3-wal"), database.with_name("olt.sqlite3-shm")):
         stale.unlink(missing_ok=True)  # a scenario starts empty; restarts within it keep the file
+    plain = str(runtime.target("olt").endpoints.get("plain_http", "")).lower() in ON
+    pki = None if plain else runtime.pki()
     server = OltServer(database, runtime.clock, mqtt=mqtt,
-                       new_id=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)))
+                       new_id=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+                       ssl_context=None if pki is None else pki.server_context(SERVER_NAMES))
     await server.start()
     tenant = server.backend.create_tenant("default")
-    return OltService(server, mqtt, broker_url, tenant)
+    access_token = server.backend.issue_token(tenant.client_id, tenant.client_secret)["access_token"]
+    return OltService(server, mqtt, broker_url, tenant, access_token,
+                      None if pki is None else str(pki.ca_file))
