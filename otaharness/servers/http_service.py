@@ -9,18 +9,41 @@ the right ``Authorization: Bearer <token>`` is answered 401 before any handler r
 byte of its body is read or validated. Answers follow RFC 6750 §3: ``WWW-Authenticate: Bearer
 realm=…``, with ``error="invalid_token"`` only when a token was presented. Tokens come from
 :func:`new_token` (the OS CSPRNG, never a scenario seed) and are compared in constant time.
+
+Slow clients: aiohttp has no deadline for receiving a request's headers or body (only a keep-alive
+timeout for idle connections, 3630 s), so a client sending its headers byte by byte holds a
+connection for an hour, and a few thousand of them hold the server. ``serve_app`` therefore hands
+aiohttp's server a request handler with read deadlines (:class:`GuardedRequestHandler`): headers
+from the connection's first moment or a request's first byte, a body from its headers, a
+websocket frame from its first byte, each with ``ReadLimits`` (``read_deadlines.py``, which also
+explains why a deadline needs both the real and the loop's clock to pass before it cuts, so
+virtual-time jumps in scenarios never cut a real-time peer). Headers too slow get ``408 Request
+Timeout`` and the connection closed; a body too slow makes the handler's read raise 408 (then
+the connection is closed after the answer); a websocket frame too slow closes the connection. Time
+the server itself holds a client back (reading paused because a handler is not reading) does not
+count against the client.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_protocol, web_server
+
+from otaharness.servers.read_deadlines import (
+    DEFAULT_READ_LIMITS,
+    ReadDeadline,
+    ReadLimits,
+    WebSocketFrameBoundaries,
+)
+
+log = logging.getLogger(__name__)
 
 REALM = "otaharness"
 TOKEN_BYTES = 32
@@ -79,6 +102,130 @@ def bearer_token_required(token: str | Callable[[], Collection[str]], *,
     return check_bearer_token
 
 
+REQUEST_TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                          b"Content-Length: 0\r\n\r\n")
+
+
+class GuardedRequestHandler(web_protocol.RequestHandler):
+    """aiohttp's connection handler with read deadlines for headers, bodies and websocket frames
+    (see the module docstring)."""
+
+    def __init__(self, manager: web_server.Server, *, read_limits: ReadLimits, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._limits = read_limits
+        self._deadline = ReadDeadline(self._loop, self._read_too_slow, min_rate=read_limits.min_rate)
+        self._body_pending: Any = None  # the StreamReader of a request whose body is still coming
+        self._frames: WebSocketFrameBoundaries | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._start_headers()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._deadline.stop()
+        self._body_pending = None
+        super().connection_lost(exc)
+
+    def set_parser(self, parser: Any, data_received_cb: Any = None) -> None:
+        # A websocket from here on: bytes that came with the upgrade request start its frames.
+        self._frames = WebSocketFrameBoundaries()
+        self._observe_frames(self._message_tail)
+        super().set_parser(parser, data_received_cb)
+
+    def data_received(self, data: bytes) -> None:
+        if self._frames is not None:
+            self._observe_frames(data)
+            super().data_received(data)
+            return
+        if self._upgraded:  # upgraded, parser not set yet: aiohttp keeps the bytes for set_parser
+            super().data_received(data)
+            return
+        if not self._deadline.active:
+            self._start_headers()
+        self._deadline.received(len(data))
+        requests_before = self._request_count
+        super().data_received(data)
+        if self._request_count != requests_before:
+            payload = self._messages[-1][1] if self._messages else None
+            if payload is not None and not payload.is_eof():
+                self._body_pending = payload
+                self._deadline.start("body", self._limits.body)
+            else:
+                self._body_pending = None
+                self._deadline.stop()
+        elif self._body_pending is not None and self._body_pending.is_eof():
+            self._body_pending = None
+            self._deadline.stop()
+
+    def _process_keepalive(self) -> None:
+        # aiohttp's keep-alive timer runs on the loop's clock only and would close a connection
+        # half-way through its headers after a virtual jump; while a read deadline runs, that
+        # deadline (on both clocks) decides.
+        if self._deadline.active and not self._force_close:
+            self._keepalive_handle = None
+            close_time = self._loop.time() + self._keepalive_timeout
+            self._next_keepalive_close_time = close_time
+            self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
+            return
+        super()._process_keepalive()
+
+    def _start_headers(self) -> None:
+        self._deadline.start("headers", self._limits.headers, ceiling=self._limits.headers_ceiling)
+
+    def _observe_frames(self, data: bytes) -> None:
+        assert self._frames is not None
+        was_mid_frame = self._frames.mid_frame
+        self._frames.feed(data)
+        if not self._frames.mid_frame:
+            self._deadline.stop()
+        elif not was_mid_frame or not self._deadline.active:
+            self._deadline.start("websocket frame", self._limits.body)
+        else:
+            self._deadline.received(len(data))
+
+    def _read_too_slow(self, phase: str) -> None:
+        if self.transport is None or self._force_close:
+            return
+        if self._reading_paused or self._buffer_paused:
+            # We hold the client back (a handler not reading yet): not the client's slowness.
+            self._deadline.start(phase, self._limits.body)
+            return
+        log.info("closing the connection from %s: its %s did not arrive within %g s",
+                 self.peername, phase, self._deadline.limit)
+        if phase == "body" and self._body_pending is not None:
+            # The handler's read raises 408 Request Timeout (answered by aiohttp); then we close.
+            self._body_pending.set_exception(web.HTTPRequestTimeout(text=f"the body did not arrive "
+                                                                    f"within {self._deadline.limit:g} s"))
+            self._body_pending = None
+            self._lingering_time = 0.0  # no waiting for the rest of this body: we are closing
+            self.close()
+            return
+        if phase == "headers":
+            self.transport.write(REQUEST_TIMEOUT_ANSWER)
+        self.force_close()
+
+
+class _GuardedServer(web_server.Server):
+    def __init__(self, *args: Any, read_limits: ReadLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read_limits = read_limits
+
+    def __call__(self) -> web_protocol.RequestHandler:
+        return GuardedRequestHandler(self, loop=self._loop, read_limits=self.read_limits, **self._kwargs)
+
+
+class _GuardedAppRunner(web.AppRunner):
+    def __init__(self, app: web.Application, *, read_limits: ReadLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._read_limits = read_limits
+
+    async def _make_server(self) -> web_server.Server:
+        plain = await super()._make_server()
+        return _GuardedServer(plain.request_handler, request_factory=plain.request_factory,
+                              handler_cancellation=plain.handler_cancellation, loop=plain._loop,
+                              read_limits=self._read_limits, **plain._kwargs)
+
+
 @dataclass
 class HttpSite:
     runner: web.AppRunner
@@ -90,12 +237,16 @@ class HttpSite:
 
 
 async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
-                    ssl_context: ssl.SSLContext | None = None, scheme: str | None = None) -> HttpSite:
-    """Serve ``app`` on ``host:port`` (0: a free port). ``scheme`` names the URL's scheme when it
-    is not plain http/https (``ws``/``wss`` for a websocket server)."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+                    ssl_context: ssl.SSLContext | None = None, scheme: str | None = None,
+                    read_limits: ReadLimits = DEFAULT_READ_LIMITS,
+                    reuse_address: bool | None = None) -> HttpSite:
+    """Serve ``app`` on ``host:port`` (0: a free port), cutting clients that send too slowly
+    (``read_limits``). ``scheme`` names the URL's scheme when it is not plain http/https
+    (``ws``/``wss`` for a websocket server); ``reuse_address`` to bind a fixed port again at
+    once after a restart."""
+    runner = _GuardedAppRunner(app, handle_signals=False, access_log=None, read_limits=read_limits)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=reuse_address)
     await site.start()
     bound_port: int = runner.addresses[0][1]
     if scheme is None:

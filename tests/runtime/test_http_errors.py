@@ -53,12 +53,14 @@ async def test_a_corrupt_gzip_body_is_a_400_and_the_server_goes_on(installed: bo
 
 def test_every_server_app_installs_it() -> None:
     """Each HTTP server module builds its app with the middleware (a new server must too)."""
+    import ast
     import pathlib
 
     servers = pathlib.Path(__file__).parents[2] / "otaharness" / "servers"
-    builders = [path for path in servers.rglob("*.py") if "web.Application(" in path.read_text()]
-    assert builders, "no aiohttp apps found"
-    missing = [f"{path.relative_to(servers)}: {line.strip()}" for path in builders
-               for line in path.read_text().splitlines()
-               if "web.Application(" in line and "undecodable_body" not in line]
+    calls = [(path, node) for path in servers.rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, ast.Call) and ast.unparse(node.func) == "web.Application"]
+    assert calls, "no aiohttp apps found"
+    missing = [f"{path.relative_to(servers)}:{call.lineno}" for path, call in calls
+               if "undecodable_body" not in ast.unparse(call)]
     assert not missing, f"apps without the undecodable_body middleware: {missing}"

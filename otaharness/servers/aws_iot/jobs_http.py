@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import HttpSite, serve_app
 
 from otaharness.protocols.aws_iot_jobs import (
     DescribeRequest,
@@ -83,7 +84,7 @@ class JobsHttpApi:
         self.identities = identities
         self.ssl_context = ssl_context
         self._trust = ClientTrust(ssl_context) if ssl_context is not None else None
-        self._runner: web.AppRunner | None = None
+        self._site: HttpSite | None = None
         self.url: str | None = None
 
     def trust(self, ca_pems: list[str]) -> None:
@@ -171,16 +172,12 @@ class JobsHttpApi:
         return web.json_response(body)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=self.ssl_context)
-        await site.start()
-        bound_host, bound_port = self._runner.addresses[0][:2]
-        self.url = f"{'https' if self.ssl_context is not None else 'http'}://{bound_host}:{bound_port}"
+        self._site = await serve_app(self.app(), host, port, ssl_context=self.ssl_context)
+        self.url = self._site.url
         return self.url
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
             self.url = None
