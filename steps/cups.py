@@ -16,6 +16,7 @@ import importlib
 import io
 import re
 import shlex
+import ssl
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from cryptography.x509.oid import NameOID
 
 from emulators.basics_station import BasicsStation, CredentialSet, StationHome, StationSettings
 from emulators.basics_station.cups_http import post_update_info
+from emulators.basics_station.tls import station_tls
 from otaharness.bdd.support import ota, start_flow, substitute
 from otaharness.cli import COMMANDS
 from otaharness.protocols.basics_station import NO_UPDATE, Credentials, UpdateInfoRequest, format_eui
@@ -70,6 +72,12 @@ def _server(context):
     return flow.server
 
 
+def _keylog(context) -> str | None:
+    """Where stations log TLS session secrets: the scenario's key log (Wireshark decrypts)."""
+    keylog = ota(context).pki().keylog if "ca" in _server(context).endpoints() else None
+    return str(keylog) if keylog else None
+
+
 def _eui(context, name: str) -> int:
     try:
         return _flow(context).euis[name]
@@ -102,6 +110,12 @@ def _update_file(context, file: str) -> Path:
     return path
 
 
+def _tool_access(context) -> list[str]:
+    """The admin API's token and (with TLS) the trust file, as an operator passes them."""
+    endpoints = _server(context).endpoints()
+    return ["--token", ota(context).token_for("cups") or ""] + (["--ca", endpoints["ca"]] if "ca" in endpoints else [])
+
+
 def _run_tool(context, command: str, argv: list[str]) -> None:
     """Run `otaharness cups <command> <argv>` in process, the way the CLI does."""
     module = importlib.import_module(COMMANDS["cups"][command])
@@ -114,11 +128,16 @@ def _run_tool(context, command: str, argv: list[str]) -> None:
 
 
 def _admin(context, method: str, path: str, **request) -> dict:
-    """Call the back end's admin API (the twin and firmware store); returns the JSON answer."""
-    url = _server(context).endpoints()["cups"] + path
+    """Call the back end's admin API (the twin and firmware store) with its bearer token;
+    returns the JSON answer."""
+    endpoints = _server(context).endpoints()
+    url = endpoints["cups"] + path
+    headers = {"Authorization": f"Bearer {ota(context).token_for('cups')}"}
+    tls = ssl.create_default_context(cafile=endpoints["ca"]) if "ca" in endpoints else None
 
     async def call():
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=headers,
+                                         connector=aiohttp.TCPConnector(ssl=tls) if tls else None) as http:
             async with http.request(method, url, **request) as response:
                 text = await response.text()
                 assert response.status < 400, f"{method} {path}: HTTP {response.status}: {text}"
@@ -216,7 +235,7 @@ def provision_without_key(context, name, package):
     _provision(context, name, package, [])
 
 
-def _provision(context, name: str, package: str, keys: list[str]) -> None:
+def _provision(context, name: str, package: str, keys: list[str], auth: str = "certificate") -> None:
     flow, runtime = _flow(context), ota(context)
     if name in flow.euis:
         raise ValueError(f"station {name!r} is already provisioned")
@@ -226,8 +245,12 @@ def _provision(context, name: str, package: str, keys: list[str]) -> None:
     _admin(context, "PUT", f"/admin/stations/{format_eui(eui, '')}",
            json={"cupsUri": endpoints["cups"], "tcUri": endpoints["lns"]})
     key_files = tuple((_key_dir(context, key) / "sig-0.key").read_bytes() for key in keys)
-    flow.homes[name] = StationHome(flow.workspace / "stations" / name).provision(
-        cups_uri=endpoints["cups"], version=package, sig_keys=key_files)
+    home = StationHome(flow.workspace / "stations" / name)
+    if "ca" in endpoints:  # TLS: the station's credential files, as an installer writes them
+        _run_tool(context, "station-credentials", [
+            "--server", endpoints["cups"], "--station-eui", format_eui(eui, ""), "--home", str(home.path),
+            "--auth", auth, *_tool_access(context)])
+    flow.homes[name] = home.provision(cups_uri=endpoints["cups"], version=package, sig_keys=key_files)
 
 
 @given('station "{name}" is switched on')
@@ -239,7 +262,8 @@ def switch_on(context, name):
     if name in flow.stations:
         raise ValueError(f"station {name!r} is already on")
     station = BasicsStation(StationSettings(_eui(context, name)), flow.homes[name], runtime.clock,
-                            bind_address=runtime.address_of(name), dial=runtime.link, name=name)
+                            bind_address=runtime.address_of(name), dial=runtime.link, name=name,
+                            tls_keylog=_keylog(context))
     runtime.add_cleanup(station.stop)
     flow.stations[name] = runtime.devices[name] = station
     runtime.run(station.start())
@@ -357,7 +381,7 @@ def _upgrade_firmware(context, file: str, package: str, name: str, checksum_key:
         "--firmware-location", str(firmware),
         "--digest-location", str(firmware.with_name(firmware.name + ".digest")),
         "--checksum-location", str(_key_dir(context, checksum_key) / "sig-0.crc"),
-        "--server", _server(context).endpoints()["cups"]])
+        "--server", _server(context).endpoints()["cups"], *_tool_access(context)])
 
 
 @given('the operator sets package "{package}" for station "{name}" to "{file}" without a signature')
@@ -509,11 +533,14 @@ def fourteen_bytes(context, name):
     done = station.last("cups-done")
     assert done is not None and done.detail == "no updates", _events(station)
     url = station.home.uri("cups")
-    host_port = urlsplit(url).netloc
+    parts = urlsplit(url)
+    tls, auth_headers = (station_tls(station.home, "cups", CredentialSet.REG) if parts.scheme == "https"
+                         else (None, b""))
 
     async def ask():
-        return await post_update_info(await runtime.link(url), host_port, station.update_info_request().encode(),
-                                      runtime.address_of(name))
+        return await post_update_info(await runtime.link(url), parts.netloc, station.update_info_request().encode(),
+                                      runtime.address_of(name), tls=tls, server_hostname=parts.hostname,
+                                      auth_headers=auth_headers)
 
     reply = runtime.run(ask())
     assert (reply.status, reply.headers.get("content-length"), reply.body) == (200, "14", NO_UPDATE), reply

@@ -12,6 +12,7 @@ import asyncio
 import aiohttp
 from behave import given, then, when
 
+from emulators.basics_station import StationHome
 from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from emulators.radio import FixedLoss, Transmission
 from otaharness.bdd.lorawan_world import LoRaWANWorld, Received, lorawan_world
@@ -61,6 +62,11 @@ def a_gateway(context, name, x, y):
     world, runtime = _world(context), ota(context)
     eui = FIRST_GATEWAY_EUI + len(world.field.stations)
     world.service.register_station(eui)
+    credentials = world.service.station_credentials(eui)
+    if credentials is not None:  # CUPS and the LNS run TLS: the station's credential files
+        home = StationHome(world.field.home_dir / name)
+        for category in ("cups", "tc"):
+            home.store_credentials(category, credentials)
     runtime.run(world.field.add_station(name, eui, (x, y)))
     runtime.devices[name] = world.field.stations[name]
     assert runtime.run_until(world.field.connected, timeout=600), f"gateway {name} did not connect to the LNS"

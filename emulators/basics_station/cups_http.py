@@ -10,6 +10,7 @@ reply decoder then reports as malformed).
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 from otaharness.protocols.basics_station import encode_update_info_http_request
@@ -40,12 +41,15 @@ class HttpReply:
 
 
 async def post_update_info(address: tuple[str, int], host_port: str, body: bytes,
-                           local_address: str | None = None) -> HttpReply:
-    """POST /update-info to ``address`` (the caller bounds the time with ``asyncio.timeout``)."""
+                           local_address: str | None = None, *, tls: ssl.SSLContext | None = None,
+                           server_hostname: str | None = None, auth_headers: bytes = b"") -> HttpReply:
+    """POST /update-info to ``address`` (the caller bounds the time with ``asyncio.timeout``),
+    over TLS with ``tls`` (checking ``server_hostname``), with the token's ``auth_headers``."""
     reader, writer = await asyncio.open_connection(
-        *address, local_addr=(local_address, 0) if local_address else None, limit=MAX_HEADER_BYTES)
+        *address, local_addr=(local_address, 0) if local_address else None, limit=MAX_HEADER_BYTES,
+        ssl=tls, server_hostname=server_hostname if tls is not None else None)
     try:
-        writer.write(encode_update_info_http_request(host_port, body))
+        writer.write(encode_update_info_http_request(host_port, body, auth_headers.decode("latin-1")))
         await writer.drain()
         try:
             head = await reader.readuntil(b"\r\n\r\n")

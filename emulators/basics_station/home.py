@@ -100,6 +100,15 @@ class StationHome:
             self.file(category, _TEMP_SUFFIX, extension).replace(self.file(category, CredentialSet.REG, extension))
 
     # -- provisioning (what a factory or an installer puts there) -----------------------------------
+    def store_credentials(self, category: str, credentials: Credentials,
+                          credential_set: CredentialSet = CredentialSet.REG) -> None:
+        """Write a credential set's ``.trust``/``.crt``/``.key`` files (an absent part: empty)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        for extension, content in zip(CREDENTIAL_EXTENSIONS, credentials.stored_files()):
+            path = self.file(category, credential_set, extension)
+            path.touch(0o600)
+            path.write_bytes(content)
+
     def provision(self, *, cups_uri: str | None = None, tc_uri: str | None = None, version: str | None = None,
                   sig_keys: tuple[bytes, ...] = (), boot_cups_uri: str | None = None) -> StationHome:
         self.path.mkdir(parents=True, exist_ok=True)

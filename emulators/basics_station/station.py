@@ -5,7 +5,7 @@ Behaviour follows ``src/cups.c``, ``src/tc.c``, ``src-linux/sys_linux.c`` (fact 
 * Start: a leftover ``update.bin`` is run again (``startupMaster``), then CUPS and TC start
   side by side.
 * CUPS (``cups_ondone``): after success the next session is ``cups_ok_interval`` ahead (24 h), or
-  immediately when CUPS sent a new CUPS URI/credentials; after a failure ``cups_resync_interval``
+  ``cups_resync_interval`` (1 min) when CUPS sent a new CUPS URI/credentials; after a failure ``cups_resync_interval``
   (1 min); whenever TC is connected, ``cups_ok_interval``. The session uses the credential set
   REG, then rotates REG → BAK → BOOT → REG after more than 6 failures in a row, a non-200 reply
   (rejected) or a missing URI; success returns to REG. The request always describes the REG set.
@@ -16,6 +16,11 @@ Behaviour follows ``src/cups.c``, ``src/tc.c``, ``src-linux/sys_linux.c`` (fact 
   A program that created ``station.restart`` gets the station restarted (its supervisor's job).
 * A reply cut inside its update segment fails the session, but the URIs and credentials before
   the update stay committed (``sys_commitConfigUpdate()`` runs when the update segment starts).
+* TLS (``conn_setup_tls``, :mod:`.tls`): an ``https``/``wss`` URI is used with the files of the
+  credential set — CUPS with the set of its session (REG, BAK or BOOT), TC always with REG (2.0.6
+  never rotates TC's set) — a client certificate or a token sent as HTTP header lines; a set
+  that cannot be set up, a server certificate that does not verify, a name that does not match
+  the mbedTLS way: the session fails (CUPS rotates its set after more than 6 failures in a row).
 * TC (``tc_continue``): discovery on ``/router-info`` of ``tc.uri``; ``version`` then
   ``router_config`` on the muxs URI. Rejected or no ``tc.uri`` or 10 retries → TC stops and CUPS
   is triggered (in ``cups_resync_interval``); CUPS restarts TC when its session ends. Muxs
@@ -46,6 +51,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 
 from emulators.basics_station.cups_http import CupsHttpError, CupsReplyCut, post_update_info
+from emulators.basics_station.tls import TlsSetupError, station_tls
 from emulators.basics_station.home import (
     RESTART_REQUEST,
     UPDATE_FILE,
@@ -87,6 +93,7 @@ class StationSettings:
     eui: int
     version: str = "2.0.6(linux/std)"
     build_date: str = "2026-01-01 00:00:00"
+    station: str | None = None  # the CUPS request's "station"; None: "<version> <build_date>" as built
     model: str = "linux"
     features: str = "rmtsh"
     cups_ok_interval: float = 86400.0
@@ -155,8 +162,10 @@ async def _dial_directly(url: str) -> tuple[str, int]:
 
 class BasicsStation:
     def __init__(self, settings: StationSettings, home: StationHome, clock: Clock, *,
-                 bind_address: str | None = None, dial: Dial | None = None, name: str | None = None) -> None:
+                 bind_address: str | None = None, dial: Dial | None = None, name: str | None = None,
+                 tls_keylog: str | None = None) -> None:
         self.settings = settings
+        self.tls_keylog = tls_keylog  # where TLS session secrets go (NSS key log), for Wireshark
         self.home = home
         self.clock = clock
         self.bind_address = bind_address
@@ -285,7 +294,9 @@ class BasicsStation:
         if outcome.state == "done":
             ram.cups_set, ram.cups_failures, ram.cups_last_failed = CredentialSet.REG, 0, False
             cups_changed = any(change.startswith("cups") for change in outcome.changes)
-            return 0.0 if cups_changed else self.settings.cups_ok_interval
+            # "CUPS provided CUPS updates - reconnecting in 1m": the resync interval (its `ahead`
+            # keeps CUPS_RESYNC_INTV), not at once; 24 h anyway while TC is connected.
+            return self.settings.cups_resync_interval if cups_changed else self.settings.cups_ok_interval
         if ram.cups_failures > FAIL_COUNT_THRESHOLD or outcome.state in ("rejected", "no-uri"):
             ram.cups_set = CredentialSet((ram.cups_set + 1) % len(CredentialSet))
         ram.cups_failures += 1
@@ -296,18 +307,27 @@ class BasicsStation:
     async def _cups_exchange(self) -> _CupsOutcome:
         """POST /update-info with the current credential set and apply the reply."""
         credential_set = self._ram.cups_set
+        if credential_set != CredentialSet.REG:
+            self.note("cups-set", credential_set.name)  # "Connecting to CUPS-bak ..."
         url = self.home.uri("cups", credential_set)
         if url is None:
             return _CupsOutcome("no-uri", f"no CUPS URI in the {credential_set.name} set")
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             return _CupsOutcome("failed", f"bad CUPS URI {url!r}")
+        tls, auth_headers = None, b""
+        if parts.scheme == "https":
+            try:
+                tls, auth_headers = station_tls(self.home, "cups", credential_set, self.tls_keylog)
+            except TlsSetupError as error:
+                return _CupsOutcome("failed", str(error))
         request = self.update_info_request()
         try:
             async with asyncio.timeout(self.settings.cups_conn_timeout):
                 address = await self.dial(url)
                 reply = await post_update_info(
-                    address, f"{parts.hostname}:{parts.port or 80}", request.encode(), self.bind_address)
+                    address, f"{parts.hostname}:{parts.port or DEFAULT_PORTS[parts.scheme]}", request.encode(),
+                    self.bind_address, tls=tls, server_hostname=parts.hostname, auth_headers=auth_headers)
         except CupsReplyCut as cut:
             kept = self._keep_before_cut(cut, credential_set)
             return _CupsOutcome("failed", f"{url}: {type(cut).__name__}: {cut}" + (
@@ -338,7 +358,7 @@ class BasicsStation:
             tc_uri=home.uri("tc"),
             cups_cred_crc=home.credential_crc("cups"),
             tc_cred_crc=home.credential_crc("tc"),
-            station=f"{settings.version} {settings.build_date}",
+            station=settings.station if settings.station is not None else f"{settings.version} {settings.build_date}",
             model=settings.model,
             package=home.version(),
             keys=tuple(station_key_crcs(home.sig_key_files())),
@@ -470,11 +490,23 @@ class BasicsStation:
             retries += 1
 
     async def _websocket(self, url: str, address: tuple[str, int]) -> ClientConnection:
-        # The station offers no extensions or subprotocols and sends no pings.
+        """A websocket to ``url`` at ``address``; over TLS with the TC REG set (``TlsSetupError``
+        when the station cannot set it up). The station offers no extensions or subprotocols and
+        sends no pings."""
+        parts = urlsplit(url)
+        tls: dict[str, Any] = {}
+        headers: list[tuple[str, str]] = []
+        if parts.scheme == "wss":
+            context, auth_headers = station_tls(self.home, "tc", CredentialSet.REG, self.tls_keylog)
+            tls = {"ssl": context, "server_hostname": parts.hostname}
+            for line in auth_headers.decode("latin-1").split("\r\n"):
+                if line:
+                    field_name, _, value = line.partition(": ")
+                    headers.append((field_name, value))
         return await connect(
             url, host=address[0], port=address[1], proxy=None, compression=None, user_agent_header=None,
-            open_timeout=None, ping_interval=None, close_timeout=5,
-            local_addr=(self.bind_address, 0) if self.bind_address else None)
+            open_timeout=None, ping_interval=None, close_timeout=5, additional_headers=headers or None,
+            local_addr=(self.bind_address, 0) if self.bind_address else None, **tls)
 
     async def _discover(self, tc_uri: str) -> tuple[str, str | None]:
         parts = urlsplit(tc_uri)
@@ -485,6 +517,11 @@ class BasicsStation:
                 async with websocket:
                     await websocket.send(RouterInfoRequest(self.settings.eui).to_json())
                     answer = RouterInfoResponse.decode(await websocket.recv())
+        except TlsSetupError as error:
+            # tc_start fails a TLS setup with TC_ERR_NOURI (its error state is set to FAILED only
+            # after conn_setup_tls): TC stops and CUPS is asked at once, no retries.
+            self.note("tc-failed", f"discovery {url}: {error}")
+            return "no-uri", None
         except (OSError, TimeoutError, websockets.WebSocketException, BasicsStationCodecError) as error:
             self.note("tc-failed", f"discovery {url}: {type(error).__name__}: {error}")
             return "failed", None
@@ -497,7 +534,7 @@ class BasicsStation:
         try:
             async with asyncio.timeout(self.settings.tc_timeout):
                 websocket = await self._websocket(muxs_uri, await self.dial(muxs_uri))
-        except (OSError, TimeoutError, websockets.WebSocketException) as error:
+        except (OSError, TimeoutError, websockets.WebSocketException, TlsSetupError) as error:
             self.note("tc-failed", f"muxs {muxs_uri}: {type(error).__name__}: {error}")
             return "failed", False
         self._muxs = websocket

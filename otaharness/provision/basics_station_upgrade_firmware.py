@@ -1,7 +1,10 @@
 """CLI: ``otaharness basics-station upgrade-firmware`` (the Azure provisioning CLI's command).
 
 ``--station-eui --package --firmware-location --digest-location --checksum-location --server URL``
-where URL is the CUPS endpoint of the Basics Station back end (its admin API).
+where URL is the CUPS endpoint of the Basics Station back end (its admin API); ``--token`` (or
+``OTAHARNESS_TOKEN``) is the admin API's bearer token, ``--ca`` the trust file of an ``https`` URL
+(what ``serve cups --json`` prints as ``"ca"``). A signature no station can verify is refused
+before anything is uploaded.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from otaharness.api_token_option import add_token_option
 from otaharness.provision.basics_station import ProvisioningError, upgrade_firmware
 
 
@@ -20,12 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--digest-location", type=Path, required=True, help="file with the base64 signature")
     parser.add_argument("--checksum-location", type=Path, required=True, help="file with the key's decimal CRC32")
     parser.add_argument("--server", required=True, help="back end URL (the CUPS endpoint)")
+    parser.add_argument("--ca", type=Path, help="PEM file the server's certificate chains to (https)")
+    add_token_option(parser)
 
 
 async def run(args: argparse.Namespace) -> int:
     try:
         twin = await upgrade_firmware(args.server, args.station_eui, args.package, args.firmware_location,
-                                      args.digest_location, args.checksum_location)
+                                      args.digest_location, args.checksum_location,
+                                      token=getattr(args, "token", None), ca=getattr(args, "ca", None))
     except ProvisioningError as error:
         print(f"upgrade-firmware failed: {error}", file=sys.stderr)
         return 1

@@ -85,7 +85,10 @@ def _subject_alternative_names(names: Iterable[str]) -> x509.SubjectAlternativeN
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
-            entries.append(x509.DNSName(name))
+            pass
+        # An address also as a DNS name: mbedTLS 2.x clients (LoRa Basics Station) ignore
+        # iPAddress entries and match the host text against dNSName entries only.
+        entries.append(x509.DNSName(name))
     return x509.SubjectAlternativeName(entries)
 
 

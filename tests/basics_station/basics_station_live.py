@@ -24,11 +24,13 @@ class LiveBasicsStation(LiveLoop):
         self.server: BasicsStationServer | None = None
         self.cups = ""
         self.lns = ""
+        self.token = ""  # the admin API's bearer token
 
     async def serve(self) -> None:
         self.server = BasicsStationServer(self.directory, RealClock())
         await self.server.start()
         self.cups, self.lns = self.server.endpoints()["cups"], self.server.endpoints()["lns"]
+        self.token = self.server.admin_token
         await self.serving()
         await self.server.stop()
 

@@ -9,19 +9,39 @@ from pathlib import Path
 from typing import Any
 
 from emulators.basics_station import BasicsStation, StationHome, StationSettings
+from otaharness.protocols.basics_station import Credentials
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
+from otaharness.runtime.pki import Pki
+from otaharness.servers.basics_station.identity import issue_credentials
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import FIXTURES, BasicsStationServer
 
 
 class World:
-    """The server plus stations, each station with its own home under ``tmp_path``."""
+    """The server plus stations, each station with its own home under ``tmp_path``; with a
+    ``pki`` the server runs TLS and every station gets a credential set (``auth``)."""
 
-    def __init__(self, tmp_path: Path, clock: VirtualClock) -> None:
+    def __init__(self, tmp_path: Path, clock: VirtualClock, pki: Pki | None = None) -> None:
         self.tmp_path = tmp_path
         self.clock = clock
-        self.server = BasicsStationServer(tmp_path / "server", clock)
+        self.pki = pki
+        self.server = BasicsStationServer(tmp_path / "server", clock, pki=pki)
         self.stations: list[BasicsStation] = []
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """What the admin API (on the CUPS port) requires: the server's bearer token."""
+        return {"Authorization": f"Bearer {self.server.admin_token}"}
+
+    def admin_session(self):
+        """An aiohttp session for the admin API (token; trusting the PKI's CA with TLS)."""
+        import ssl
+
+        import aiohttp
+
+        tls = ssl.create_default_context(cafile=str(self.pki.ca_file)) if self.pki is not None else None
+        return aiohttp.ClientSession(headers=self.admin_headers,
+                                     connector=aiohttp.TCPConnector(ssl=tls) if tls else None)
 
     @property
     def cups_url(self) -> str:
@@ -36,12 +56,21 @@ class World:
         defaults = {"cups_uri": self.cups_url, "tc_uri": self.lns_url}
         return self.server.registry.put(StationRecord(eui, **{**defaults, **twin}))
 
+    def credentials(self, eui: int, auth: str = "certificate") -> Credentials:
+        assert self.pki is not None, "credentials need the TLS world (pki=...)"
+        return issue_credentials(self.pki, self.server.registry, eui, auth)
+
     def station(self, eui: int, *, version: str | None = "v0", sig_keys: tuple[bytes, ...] = (),
-                cups_uri: str | None = None, register: bool = True, **settings: Any) -> BasicsStation:
+                cups_uri: str | None = None, register: bool = True, auth: str | None = "certificate",
+                credentials: Credentials | None = None, **settings: Any) -> BasicsStation:
         if register:
             self.register(eui)
         home = StationHome(self.tmp_path / f"station-{eui:x}").provision(
             cups_uri=cups_uri or self.cups_url, version=version, sig_keys=sig_keys)
+        if self.pki is not None and (credentials is not None or auth is not None):
+            credentials = credentials or self.credentials(eui, auth or "certificate")
+            for category in ("cups", "tc"):
+                home.store_credentials(category, credentials)
         station = BasicsStation(StationSettings(eui, **settings), home, self.clock, name=f"station-{eui:x}")
         self.stations.append(station)
         return station
@@ -53,13 +82,14 @@ class World:
         return self.server.registry.get(eui).reported_package
 
 
-def run_world(tmp_path: Path, main: Callable[[World], Awaitable[Any]]) -> Any:
+def run_world(tmp_path: Path, main: Callable[[World], Awaitable[Any]], *, tls: bool = False) -> Any:
     clock = VirtualClock()
     loop = VirtualEventLoop(clock)
     asyncio.set_event_loop(loop)
+    pki = Pki() if tls else None
 
     async def scenario() -> Any:
-        world = World(tmp_path, clock)
+        world = World(tmp_path, clock, pki)
         await world.server.start()
         try:
             result = await main(world)
@@ -76,6 +106,8 @@ def run_world(tmp_path: Path, main: Callable[[World], Awaitable[Any]]) -> Any:
     try:
         return loop.run_until_complete(scenario())
     finally:
+        if pki is not None:
+            pki.close()
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
         asyncio.set_event_loop(None)

@@ -24,7 +24,7 @@ from basics_station_live import LiveBasicsStation, start_live
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from otaharness.protocols.basics_station import NO_UPDATE, UpdateInfoRequest, UpdateInfoResponse, format_eui
+from otaharness.protocols.basics_station import NO_UPDATE, SigningKey, UpdateInfoRequest, UpdateInfoResponse, format_eui
 from otaharness.servers.basics_station.registry import StationRecord
 
 EXAMPLES = settings(max_examples=120, deadline=None, database=None,
@@ -64,9 +64,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBasicsStation
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
+def http(live: LiveBasicsStation) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.trust_env = False  # no proxy between us and 127.0.0.1
+        session.headers["Authorization"] = f"Bearer {live.token}"
         yield session
 
 
@@ -298,7 +299,12 @@ def test_accepted_admin_values_are_bounded_by_what_a_cups_reply_carries(live: Li
         reply = http.put(station, json=body, timeout=TIMEOUT)
         assert reply.status_code == status, (body, reply.text)
         assert_station_is_served(http, live, twin(http, live))
-    for body, status in [({"package": "v2", "fwSignature": _b64(bytes(128))}, 200),
+    signature = SigningKey.generate().sign(b"update")
+    for body, status in [({"package": "v2", "fwSignature": _b64(signature.der), "fwKeyChecksum": signature.key_crc}, 200),
+                         # Signatures no station can verify: not DER, too long, or without the key CRC.
+                         ({"package": "v2", "fwSignature": _b64(bytes(64)), "fwKeyChecksum": 1}, 400),
+                         ({"package": "v2", "fwSignature": _b64(signature.der + b"\0"), "fwKeyChecksum": 1}, 400),
+                         ({"package": "v2", "fwSignature": _b64(signature.der)}, 400),
                          ({"package": "v2", "fwSignature": _b64(bytes(129))}, 400),
                          ({"package": "v2", "fwSignature": _b64(bytes(3))}, 400),
                          ({"package": "v2", "fwUrl": "http://[::1/admin/firmware/x"}, 200),  # not ours: no update
@@ -346,6 +352,7 @@ def test_a_large_admin_body_arriving_in_pieces_is_read_whole(live: LiveBasicsSta
     host, port = live.cups.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=TIMEOUT) as connection:
         connection.sendall(f"PUT /admin/stations/{format_eui(FUZZ_STATION, '')} HTTP/1.1\r\nHost: {host}\r\n"
+                           f"Authorization: Bearer {live.token}\r\n"
                            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
                            "Connection: close\r\n\r\n".encode())
         for start in range(0, len(body), 4096):

@@ -61,7 +61,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveBasicsStation
 
 
 def test_openapi_json_is_served_and_is_valid_openapi(live: LiveBasicsStation) -> None:
-    document = requests.get(live.cups + "/openapi.json", timeout=10).json()
+    document = requests.get(live.cups + "/openapi.json", timeout=10,
+                            headers={"Authorization": f"Bearer {live.token}"}).json()
     validate_openapi(document)
     assert document == openapi_document(live.cups)
     assert set(document["paths"]) >= {"/update-info", "/admin/stations/{eui}", "/admin/stations/{eui}/cups",
@@ -96,5 +97,5 @@ def use_real_ids(case: Any) -> None:
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_cups_port_conforms_to_its_openapi_document(case: Any, live: LiveBasicsStation) -> None:
     use_real_ids(case)
-    response = case.call(base_url=live.cups, timeout=10)
+    response = case.call(base_url=live.cups, timeout=10, headers={"Authorization": f"Bearer {live.token}"})
     case.validate_response(response, checks=CHECKS)

@@ -107,7 +107,7 @@ async def test_a_lying_huge_content_length_is_refused_before_reading(server) -> 
 
 async def test_admin_api_rejects_bad_input(server) -> None:
     cups = server.endpoints()["cups"]
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.admin_token}"}) as http:
         cases = [
             ("PUT", "/admin/stations/not-an-eui!", {"json": {}}, 400, "EUI 'not-an-eui!' contains 'n'"),
             ("PUT", "/admin/stations/::2", {"data": b"{"}, 400, "not JSON"),

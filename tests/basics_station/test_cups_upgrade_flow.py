@@ -31,7 +31,8 @@ def upgrade_arguments(world: World, keys: Path, firmware: Path, *, package: str 
                       digest: str = "fw.digest", checksum: str = "sig-0.crc") -> argparse.Namespace:
     return argparse.Namespace(
         station_eui=f"{STATION:016X}", package=package, firmware_location=firmware,
-        digest_location=keys / digest, checksum_location=keys / checksum, server=world.cups_url)
+        digest_location=keys / digest, checksum_location=keys / checksum, server=world.cups_url,
+        token=world.server.admin_token, ca=world.pki.ca_file if world.pki else None)
 
 
 def prepare(keys: Path, firmware: Path, index: int = 0) -> bytes:
@@ -94,7 +95,7 @@ def test_signature_by_another_key_is_not_run(tmp_path: Path) -> None:
         await station.start()
         await world.until(lambda: world.reported(STATION) == "v0")
         await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, keys / "fw-1.digest",
-                               keys / "sig-0.crc")
+                               keys / "sig-0.crc", token=world.server.admin_token)
         await station.reboot()  # the next CUPS check now
         await world.until(lambda: station.count("update-aborted") == 1)
         await world.until(lambda: station.tc_connected)
@@ -115,7 +116,7 @@ def test_every_64_byte_key_is_tried_until_one_verifies(tmp_path: Path) -> None:
         # sig-0.key does not verify, sig-1.key is not 64 bytes, sig-2.key is the signer's.
         station = world.station(STATION, sig_keys=(stranger, b"short", signer))
         await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, keys / "fw.digest",
-                               keys / "sig-0.crc")
+                               keys / "sig-0.crc", token=world.server.admin_token)
         await station.start()
         await world.until(lambda: world.reported(STATION) == "v1")
         return station
@@ -135,7 +136,7 @@ def test_station_without_the_key_gets_no_update_and_the_server_says_why(tmp_path
         await station.start()
         await world.until(lambda: station.tc_connected)
         await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, keys / "fw.digest",
-                               keys / "sig-0.crc")
+                               keys / "sig-0.crc", token=world.server.admin_token)
         await station.reboot()
         await world.until(lambda: station.count("cups-done") == 2)
         return station, world.server.registry.get(STATION)
@@ -225,16 +226,16 @@ def test_upgrade_firmware_removes_the_upload_when_the_station_is_unknown(tmp_pat
     async def main(world: World):
         with pytest.raises(ProvisioningError, match="unknown station.*the uploaded firmware was removed"):
             await upgrade_firmware(world.cups_url, "AA-BB-CC-DD-EE-FF-00-11", "v1", firmware,
-                                   keys / "fw.digest", keys / "sig-0.crc")
+                                   keys / "fw.digest", keys / "sig-0.crc", token=world.server.admin_token)
         assert world.server.store.read("AABBCCDDEEFF0011-v1") is None
         # A missing input file fails before anything is uploaded.
         with pytest.raises(ProvisioningError, match="file not found"):
             await upgrade_firmware(world.cups_url, "::1", "v1", firmware, keys / "missing.digest",
-                                   keys / "sig-0.crc")
+                                   keys / "sig-0.crc", token=world.server.admin_token)
         # The same package twice: the store never overwrites.
         world.register(STATION)
         await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, keys / "fw.digest",
-                               keys / "sig-0.crc")
+                               keys / "sig-0.crc", token=world.server.admin_token)
         args = upgrade_arguments(world, keys, firmware)
         return await basics_station_upgrade_firmware.run(args)
 
@@ -257,7 +258,7 @@ async def _set_unsigned_update(world: World, fixture: str | None = None, *, cont
     import aiohttp
 
     body = content if content is not None else fixture_path(fixture).read_bytes()
-    async with aiohttp.ClientSession() as http:
+    async with world.admin_session() as http:
         async with http.put(f"{world.cups_url}/admin/firmware/{STATION:016X}-v1", data=body) as response:
             assert response.status == 201
             fw_url = (await response.json())["fwUrl"]

@@ -73,7 +73,7 @@ def test_lns_rejection_sends_the_station_back_to_cups(tmp_path: Path) -> None:
         await world.until(lambda: station.tc_connected)
         rejected_at = world.clock.monotonic()
         reject_url = f"{world.cups_url}/admin/stations/{STATION:016X}/reject"
-        async with aiohttp.ClientSession() as http:
+        async with world.admin_session() as http:
             async with http.put(reject_url, json={"reason": "under maintenance"}) as response:
                 assert response.status == 200
             await world.until(lambda: station.count("cups-done") == 2, timeout=600)
@@ -203,10 +203,11 @@ def test_service_module_starts_and_stops_the_back_end(tmp_path: Path) -> None:
     from otaharness.servers.basics_station import service
 
     async def main():
-        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock())
+        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(),
+                                  target=lambda flow: SimpleNamespace(endpoints={"plain": "true"}))
         server = await service.start(runtime)
         endpoints = server.endpoints()
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.tokens()['cups']}"}) as http:
             async with http.get(endpoints["cups"] + "/admin/stations/::1") as response:
                 assert response.status == 404
         await server.stop()

@@ -5,7 +5,7 @@ nothing here does I/O or reads a clock. Every malformed input raises
 :class:`BasicsStationCodecError` (a ``ValueError``).
 """
 
-from .credentials import Credentials, credential_crc
+from .credentials import Credentials, credential_crc, station_auth_header_lines
 from .cups import (
     NO_UPDATE,
     UPDATE_INFO_PATH,
@@ -28,6 +28,7 @@ from .signature import (
     SigningKey,
     UpdateDecision,
     UpdateOutcome,
+    check_firmware_signature,
     key_crc,
     public_key_from_sig_key_file,
     sig_key_file,
@@ -42,7 +43,7 @@ __all__ = [
     "BasicsStationCodecError", "Credentials", "FirmwareSignature", "RouterConfig", "RouterInfoRequest",
     "RouterInfoResponse", "SigningKey", "UpdateDecision", "UpdateInfoRequest", "UpdateInfoResponse",
     "UpdateOutcome", "VersionMessage",
-    "check_muxs_uri", "credential_crc", "decode_json_eui", "encode_update_info_http_request", "format_eui",
+    "check_firmware_signature", "check_muxs_uri", "credential_crc", "decode_json_eui", "encode_update_info_http_request", "format_eui",
     "format_id6", "key_crc", "parse_eui", "public_key_from_sig_key_file", "router_eui", "sig_key_file",
-    "sign_update", "station_key_crcs", "station_update_decision", "verifying_key_index",
+    "sign_update", "station_auth_header_lines", "station_key_crcs", "station_update_decision", "verifying_key_index",
 ]

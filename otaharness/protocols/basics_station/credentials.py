@@ -157,3 +157,26 @@ class Credentials:
     def station_crc(self) -> int:
         """The ``cupsCredCrc``/``tcCredCrc`` the station reports once it has stored these."""
         return credential_crc(*self.stored_files())
+
+
+def station_auth_header_lines(key_file: bytes) -> bytes | None:
+    """The HTTP header lines a station sends from a token ``.key`` file (``validateAuthToken``,
+    ``src/net.c``), or None where the station refuses the file ("malformed auth token").
+
+    The file is read as a C string (up to the first NUL). Trailing empty lines are dropped; every
+    line must be a field name of ``A-Z a-z 0-9 - _`` followed by ``": "``; a bare LF becomes
+    CRLF (the last line ends with CRLF too; the empty line ending the header follows)."""
+    text = key_file.split(b"\x00", 1)[0]
+    while text.endswith(b"\n"):
+        text = text[:-2] if text.endswith(b"\r\n") else text[:-1]
+    if not text:
+        return b""
+    lines = []
+    for line in text.split(b"\n"):
+        line = line.removesuffix(b"\r")
+        name, separator, _ = line.partition(b":")
+        if not name or not separator or not line[len(name) + 1:].startswith(b" ") or not all(
+                chr(byte).isascii() and (chr(byte).isalnum() or byte in b"-_") for byte in name):
+            return None
+        lines.append(line + b"\r\n")
+    return b"".join(lines)

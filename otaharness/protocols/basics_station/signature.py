@@ -79,6 +79,32 @@ def station_key_crcs(key_files: Sequence[bytes | None]) -> list[int]:
     return crcs
 
 
+# A DER ECDSA P-256 signature: SEQUENCE { INTEGER r, INTEGER s }, each 1..33 content bytes.
+MIN_P256_SIGNATURE_DER = 8
+MAX_P256_SIGNATURE_DER = 72
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+
+
+def check_firmware_signature(der: bytes, key_checksum: int | None) -> None:
+    """Refuse (BasicsStationCodecError) a firmware signature no station can verify: not a strict
+    DER ECDSA-P256 signature (8..72 bytes, r and s in 1..n-1), or given without the CRC of the
+    key that signed it (the CUPS reply's signature segment starts with that CRC)."""
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    if key_checksum is None:
+        raise BasicsStationCodecError("a signature needs the checksum (CRC32) of the key that made it")
+    if not MIN_P256_SIGNATURE_DER <= len(der) <= MAX_P256_SIGNATURE_DER:
+        raise BasicsStationCodecError(
+            f"signature of {len(der)} bytes: a DER ECDSA P-256 signature has "
+            f"{MIN_P256_SIGNATURE_DER}..{MAX_P256_SIGNATURE_DER}")
+    try:
+        r, s = decode_dss_signature(bytes(der))
+    except ValueError as error:
+        raise BasicsStationCodecError(f"signature is not DER ECDSA (SEQUENCE of two INTEGERs): {error}") from error
+    if not (0 < r < _P256_ORDER and 0 < s < _P256_ORDER):
+        raise BasicsStationCodecError("signature values r and s must lie in 1..n-1 of P-256")
+
+
 def sign_update(private_key: ec.EllipticCurvePrivateKey, update: bytes) -> bytes:
     """DER ECDSA-P256 signature over SHA-512 of ``update`` (accepted by the real station)."""
     return private_key.sign(update, _SIGNATURE_ALGORITHM)

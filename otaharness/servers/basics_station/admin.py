@@ -5,6 +5,10 @@ All bodies are JSON unless noted; blobs and signatures are base64; ``{eui}`` is 
 station understands (``AABBCCDDEEFF0011``, ``AA-BB-…``, ID6 ``::1``). JSON bodies are read with
 the project's one JSON reader and checked against the schemas of :mod:`.schemas` before anything
 is stored (unknown fields, wrong types, values out of range or too long: 400 naming the field).
+Every path takes the server's bearer token (``Authorization: Bearer …``, 401 without it). A
+signature is checked at upload (strict DER ECDSA P-256, 8..72 bytes, with its key checksum): a
+signature no station can verify is refused with 400 and nothing is stored. Bearer tokens inside a
+credential blob of ``PUT /admin/stations/{eui}`` become accepted station tokens.
 Errors: 400 bad input, 404 unknown station/firmware, 409 firmware name taken, 413 firmware over
 16 MiB, each with ``{"error": "…"}``. ``GET /openapi.json`` serves the OpenAPI 3.1 document of
 this port (:mod:`.openapi`).
@@ -19,6 +23,12 @@ GET      /admin/stations/{eui}           → 200 the twin (see ``StationRecord.t
 PUT      /admin/stations/{eui}/cups      set the desired firmware: ``package``, ``fwUrl``,
                                          ``fwKeyChecksum`` (uint or null), ``fwSignature`` (base64
                                          or null) → 200 the twin
+POST     /admin/stations/{eui}/credentials  ``{"auth": "certificate"|"token"}``: a new credential set
+                                         for the station (client certificate with CN = EUI and
+                                         its key, or a bearer token registered for it) → 200
+                                         ``{"files": {name: base64}}``: ``cups.uri`` and
+                                         ``cups|tc.trust|crt|key`` as the station stores them
+                                         (409 without TLS)
 PUT      /admin/stations/{eui}/reject    ``{"reason": "…"}``: the LNS rejects the station from
                                          now on (discovery answers ``error``, a live connection
                                          is closed) → 200 the twin
@@ -40,11 +50,19 @@ from typing import Any
 
 from aiohttp import web
 
-from otaharness.protocols.basics_station import UPDATE_INFO_PATH, BasicsStationCodecError, parse_eui
+from otaharness.protocols.basics_station import (
+    UPDATE_INFO_PATH,
+    BasicsStationCodecError,
+    check_firmware_signature,
+    format_eui,
+    parse_eui,
+)
 from otaharness.protocols.basics_station.validation import integral
 from otaharness.protocols.json_input import JsonInputError, validate
 from otaharness.servers.basics_station import schemas
 from otaharness.servers.basics_station.cups import FIRMWARE_PATH
+from otaharness.runtime.pki import Pki
+from otaharness.servers.basics_station.identity import issue_credentials, register_blob_tokens
 from otaharness.servers.basics_station.openapi import openapi_document
 from otaharness.servers.basics_station.registry import (
     FirmwareExists,
@@ -109,7 +127,8 @@ def _printable(document: dict[str, Any], key: str) -> str | None:
 
 class AdminApi:
     def __init__(self, registry: StationRegistry, store: FirmwareStore,
-                 on_reject: Callable[[int, str], Awaitable[None]]) -> None:
+                 on_reject: Callable[[int, str], Awaitable[None]], *, pki: Pki | None = None) -> None:
+        self.pki = pki
         self.registry = registry
         self.store = store
         self.on_reject = on_reject
@@ -119,6 +138,7 @@ class AdminApi:
         app.router.add_put("/admin/stations/{eui}", self.put_station)
         app.router.add_get("/admin/stations/{eui}", self.get_station)
         app.router.add_put("/admin/stations/{eui}/cups", self.put_desired_firmware)
+        app.router.add_post("/admin/stations/{eui}/credentials", self.issue_credentials)
         app.router.add_put("/admin/stations/{eui}/reject", self.reject_station)
         app.router.add_delete("/admin/stations/{eui}/reject", self.accept_station)
         app.router.add_put(FIRMWARE_PATH + "{name}", self.put_firmware)
@@ -166,6 +186,11 @@ class AdminApi:
         _validate(document, schemas.STATION_PUT)  # the rest: unknown fields, lengths
         record = self.registry.find(eui) or StationRecord(eui)
         self.registry.put(dataclasses.replace(record, **changes))
+        for blob in (changes.get("cups_credentials"), changes.get("tc_credentials")):
+            try:
+                register_blob_tokens(self.registry, eui, blob or b"")
+            except BasicsStationCodecError:
+                pass  # a blob the station cannot parse either (a fault scenario's): it holds no token
         return web.json_response(self.registry.get(eui).to_dict())
 
     async def get_station(self, request: web.Request) -> web.Response:
@@ -184,9 +209,29 @@ class AdminApi:
             raise AdminInputError("'package' is required")
         _validate(document, schemas.DESIRED_FIRMWARE_PUT)  # the rest: unknown fields, lengths
         signature = _base64_field(document, "fwSignature", schemas.MAX_SIGNATURE, schemas.MIN_SIGNATURE)
+        if signature:
+            try:
+                check_firmware_signature(signature, checksum)
+            except BasicsStationCodecError as error:
+                raise AdminInputError(f"'fwSignature': {error}") from error
         record = self.registry.update(eui, package=package, fw_url=_printable(document, "fwUrl"),
                                       fw_key_checksum=checksum, fw_signature=signature)
         return web.json_response(record.to_dict())
+
+    async def issue_credentials(self, request: web.Request) -> web.Response:
+        eui = self._eui(request)
+        twin = self.registry.get(eui)
+        document = await read_json_object(request, AdminInputError, schema=schemas.CREDENTIALS_POST)
+        if self.pki is None:
+            return _error(409, "the server runs without TLS: stations have no credentials to use")
+        auth = document.get("auth") or "certificate"
+        credentials = issue_credentials(self.pki, self.registry, eui, auth)
+        files = {"cups.uri": (twin.cups_uri or "").encode()} if twin.cups_uri else {}
+        for category in ("cups", "tc"):
+            for extension, content in zip(("trust", "crt", "key"), credentials.stored_files()):
+                files[f"{category}.{extension}"] = content
+        return web.json_response({"stationEui": format_eui(eui, ""), "auth": auth, "files": {
+            name: base64.b64encode(content).decode("ascii") for name, content in files.items()}})
 
     async def reject_station(self, request: web.Request) -> web.Response:
         eui = self._eui(request)

@@ -12,6 +12,12 @@ per segment of the reply:
   without key checksum and signature sends the update unsigned (the station runs it only if it
   has no ``sig-0.key``).
 
+Authentication (with TLS, :mod:`.auth`): a request without a station certificate or a known
+station token → 401 before its body is read; with the credential of another station than its
+``router`` → 403. What the operator stored never turns into a 4xx: a stored signature the
+station could not use (:func:`check_firmware_signature`) or a twin the reply cannot encode is
+answered without the update (or without the segment) and the reason logged.
+
 HTTP: the request needs ``Content-Length`` (411) of at most 2048 bytes (413, as Azure); bad JSON
 or fields → 400 naming the field (the body is read with the project's one JSON reader: nesting,
 NaN/Infinity and out-of-range numbers are refused like any other malformed body); unknown
@@ -33,10 +39,12 @@ from otaharness.protocols.basics_station import (
     UPDATE_INFO_PATH,
     BasicsStationCodecError,
     FirmwareSignature,
+    check_firmware_signature,
     UpdateInfoRequest,
     UpdateInfoResponse,
     format_eui,
 )
+from otaharness.servers.basics_station.auth import StationAuthenticator
 from otaharness.servers.basics_station.registry import StationRecord, StationRegistry
 
 log = logging.getLogger(__name__)
@@ -90,9 +98,13 @@ def _firmware_for(request: UpdateInfoRequest, twin: StationRecord, read_firmware
         return b"", None, f"no update to {twin.package!r}: bad fwUrl {twin.fw_url!r}: {error}"
     if not firmware:
         return b"", None, f"no update to {twin.package!r}: firmware {twin.fw_url!r} not in the store"
-    if twin.fw_key_checksum is None or not twin.fw_signature:
+    if twin.fw_key_checksum is None and not twin.fw_signature:
         return firmware, None, f"update to {twin.package!r} ({len(firmware)} bytes) UNSIGNED: the twin has no key/signature"
-    signature = FirmwareSignature(twin.fw_key_checksum, twin.fw_signature)
+    try:
+        check_firmware_signature(twin.fw_signature, twin.fw_key_checksum)
+        signature = FirmwareSignature(twin.fw_key_checksum, twin.fw_signature)  # type: ignore[arg-type]
+    except BasicsStationCodecError as error:
+        return b"", None, f"no update to {twin.package!r}: the stored signature is unusable: {error}"
     return firmware, signature, (f"update to {twin.package!r} ({len(firmware)} bytes) signed with key "
                                  f"{twin.fw_key_checksum}")
 
@@ -100,9 +112,11 @@ def _firmware_for(request: UpdateInfoRequest, twin: StationRecord, read_firmware
 class CupsEndpoint:
     """aiohttp handler of ``POST /update-info`` over the registry and the firmware store."""
 
-    def __init__(self, registry: StationRegistry, read_firmware: Callable[[str], bytes | None]) -> None:
+    def __init__(self, registry: StationRegistry, read_firmware: Callable[[str], bytes | None],
+                 auth: StationAuthenticator | None = None) -> None:
         self.registry = registry
         self.read_firmware = read_firmware
+        self.auth = auth or StationAuthenticator(registry, required=False)
         # The latest request bodies as received and (station EUI, reason) per answer, for checks.
         self.requests: deque[bytes] = deque(maxlen=RECENT)
         self.decisions: deque[tuple[int, str]] = deque(maxlen=RECENT)
@@ -111,6 +125,9 @@ class CupsEndpoint:
         app.router.add_post(UPDATE_INFO_PATH, self.update_info)
 
     async def update_info(self, http: web.Request) -> web.Response:
+        refusal = self.auth.check(http)  # before the body: who it is must be known first
+        if refusal is not None:
+            return self.auth.refuse(refusal, "CUPS request")
         if http.content_length is None:
             return _refuse(411, "Content-Length required (chunked requests are not accepted)")
         if http.content_length > MAX_REQUEST_BODY:
@@ -121,15 +138,23 @@ class CupsEndpoint:
             request = UpdateInfoRequest.decode(body)
         except BasicsStationCodecError as error:
             return _refuse(400, f"bad update-info request: {error}")
+        refusal = self.auth.check(http, request.router)
+        if refusal is not None:
+            return self.auth.refuse(refusal, f"CUPS request for {format_eui(request.router)}")
         twin = self.registry.find(request.router)
         if twin is None:
             return _refuse(404, f"unknown station {format_eui(request.router)}")
         decision = decide_update_info(request, twin, self.read_firmware)
+        try:
+            reply = decision.response.encode()
+        except BasicsStationCodecError as error:  # a twin edited by hand: answer, do not fail
+            decision = CupsDecision(UpdateInfoResponse(), f"no updates: the twin cannot be encoded: {error}")
+            reply = decision.response.encode()
         self.registry.update(request.router, last_cups_decision=decision.reason)
         self.decisions.append((request.router, decision.reason))
         log.info("CUPS %s: %s", format_eui(request.router), decision.reason)
         # bytes body: aiohttp sends Content-Length and no chunking.
-        return web.Response(body=decision.response.encode(), content_type="application/octet-stream")
+        return web.Response(body=reply, content_type="application/octet-stream")
 
 
 def _refuse(status: int, message: str) -> web.Response:

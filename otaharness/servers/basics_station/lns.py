@@ -13,7 +13,10 @@ Bad input: every text frame is read with the project's one JSON reader
 (``otaharness.protocols.json_input``: nesting deeper than 32 levels, NaN/Infinity, numbers out
 of range are refused). A discovery request that is not a JSON object with a valid ``router`` →
 websocket close 1007 (invalid frame payload data) with the reason; an unknown or rejected station
-→ discovery ``error`` reply (the station then asks CUPS) and 404/403 on the data path. On the
+→ discovery ``error`` reply (the station then asks CUPS) and 404/403 on the data path.
+Authentication (with TLS, :mod:`.auth`): no station certificate or token → 401 before the
+websocket upgrade on both paths; discovery with another station's credential → ``error`` reply;
+the data path of another station → 403. On the
 data websocket: text that the reader refuses, or a message without a string ``msgtype`` → close
 1007; a message its handler finds malformed (``version``, ``timesync``: a codec error) → close
 1007 naming the field; a binary frame → close 1003; a frame over ``MAX_MESSAGE_SIZE`` → close
@@ -48,6 +51,7 @@ from otaharness.protocols.basics_station import (
 )
 from otaharness.protocols.json_input import JsonInputError, parse_json_object
 from otaharness.runtime.clock import Clock
+from otaharness.servers.basics_station.auth import Refusal, StationAuthenticator
 from otaharness.servers.basics_station.registry import StationRegistry
 
 log = logging.getLogger(__name__)
@@ -64,6 +68,7 @@ class LnsSession:
     eui: int
     websocket: web.WebSocketResponse
     version: VersionMessage | None = None
+    identity: str = ""  # how the station authenticated: "certificate", "token" ("" without TLS)
     received: list[dict[str, Any]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)  # every text frame as received (byte-exact checks)
 
@@ -86,8 +91,9 @@ class NetworkServerCore(Protocol):
 
 class LnsServer:
     def __init__(self, registry: StationRegistry, router_config: dict[str, Any], clock: Clock,
-                 muxs_eui: int = 1) -> None:
+                 muxs_eui: int = 1, auth: StationAuthenticator | None = None) -> None:
         self.registry = registry
+        self.auth = auth or StationAuthenticator(registry, required=False)
         self.router_config = RouterConfig.from_dict(router_config)
         self.clock = clock
         self.muxs_eui = muxs_eui
@@ -110,7 +116,10 @@ class LnsServer:
         return f"{self.base_url}{ROUTER_DATA_PATH}{format_eui(eui, '')}"
 
     # -- discovery --------------------------------------------------------------------------
-    async def router_info(self, request: web.Request) -> web.WebSocketResponse:
+    async def router_info(self, request: web.Request) -> web.StreamResponse:
+        refusal = self.auth.check(request)  # no station credential at all: no websocket
+        if refusal is not None:
+            return self.auth.refuse(refusal, "router-info")
         websocket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE)
         await websocket.prepare(request)
         try:
@@ -128,7 +137,12 @@ class LnsServer:
             log.warning("router-info: bad request: %s", error)
             await websocket.close(code=WSCloseCode.INVALID_TEXT, message=_reason(f"bad router-info request: {error}"))
             return websocket
-        await websocket.send_str(self.discover(eui).to_json())
+        refusal = self.auth.check(request, eui)
+        if isinstance(refusal, Refusal):  # another station's credential: an error reply, as ChirpStack
+            log.warning("router-info: refusing %s: %s", format_eui(eui), refusal.reason)
+            await websocket.send_str(RouterInfoResponse.reject(eui, refusal.reason).to_json())
+        else:
+            await websocket.send_str(self.discover(eui).to_json())
         await websocket.close()
         return websocket
 
@@ -148,6 +162,9 @@ class LnsServer:
             eui = parse_eui(request.match_info["eui"])
         except BasicsStationCodecError as error:
             return web.Response(status=400, text=f"bad station EUI in path: {error}\n")
+        refusal = self.auth.check(request, eui)
+        if refusal is not None:
+            return self.auth.refuse(refusal, f"LNS connection of {format_eui(eui)}")
         twin = self.registry.find(eui)
         if twin is None:
             return web.Response(status=404, text=f"unknown router {format_eui(eui)}\n")
@@ -156,9 +173,12 @@ class LnsServer:
         websocket = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_SIZE)
         await websocket.prepare(request)
         previous = self.sessions.get(eui)
-        if previous is not None:  # a station has one connection: the newer one wins
+        # A station has one connection: the newer, authenticated one wins (The Things Stack aborts
+        # the old one, "new connection from same gateway"; ChirpStack's bridge refuses the newcomer,
+        # which locks a station out after a power cut until its dead connection times out).
+        if previous is not None:
             await previous.websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a new connection")
-        session = self.sessions[eui] = LnsSession(eui, websocket)
+        session = self.sessions[eui] = LnsSession(eui, websocket, identity=self.auth.identity_name(request))
         self.history.append(session)
         log.info("LNS: %s connected", format_eui(eui))
         try:

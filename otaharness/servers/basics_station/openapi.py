@@ -33,7 +33,8 @@ _ERRORS = {
     400: "bad input: a malformed EUI or firmware name, or a body that is not a JSON object of the "
          "documented fields, types and ranges (the message names the field)",
     404: "unknown station or firmware (or no such path)",
-    409: "a firmware of that name exists (files are never overwritten)",
+    409: "a firmware of that name exists (files are never overwritten); credentials: the server runs "
+         "without TLS",
     413: "firmware body over 16 MiB",
 }
 
@@ -64,6 +65,9 @@ def _paths() -> dict[str, Any]:
             "200": {"description": "the binary CUPS reply (14 zero bytes: nothing to do)",
                     "content": {"application/octet-stream": {"schema": _OCTETS}}},
             "400": {"description": "not a valid CUPS request (the text names the field)", "content": _TEXT},
+            "401": {"description": "with TLS: no station client certificate or known station token",
+                    "content": _TEXT},
+            "403": {"description": "with TLS: the credential of another station", "content": _TEXT},
             "404": {"description": "unknown station", "content": _TEXT},
             "411": {"description": "no Content-Length (chunked)", "content": _TEXT},
             "413": {"description": "body over 2048 bytes", "content": _TEXT},
@@ -81,6 +85,9 @@ def _paths() -> dict[str, Any]:
             "get": _operation("the station's twin", TWIN, ())},
         "/admin/stations/{eui}/cups": {"parameters": [EUI], "put": _operation(
             "set the desired firmware", TWIN, (), "DesiredFirmware")},
+        "/admin/stations/{eui}/credentials": {"parameters": [EUI], "post": _operation(
+            "issue the station a credential set (certificate and key, or token) and return its home files",
+            {200: _json("the files", _ref("StationFiles"))}, (409,), "CredentialsPost")},
         "/admin/stations/{eui}/reject": {
             "parameters": [EUI],
             "put": _operation("the LNS rejects the station from now on (its live connection is closed)", TWIN,
@@ -112,6 +119,8 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
             "StationPut": schemas.STATION_PUT,
             "DesiredFirmware": schemas.DESIRED_FIRMWARE_PUT,
             "Reject": schemas.REJECT_PUT,
+            "CredentialsPost": schemas.CREDENTIALS_POST,
+            "StationFiles": schemas.STATION_FILES,
             "FirmwareStored": {"type": "object", "required": ["fwUrl"],
                                "properties": {"fwUrl": {"type": "string", "format": "uri"}}},
             "UpdateInfoRequest": schemas.UPDATE_INFO_REQUEST,

@@ -93,6 +93,10 @@ CREATE TABLE IF NOT EXISTS stations (
     cups_credentials BLOB NOT NULL, tc_credentials BLOB NOT NULL,
     package TEXT, fw_url TEXT, fw_key_checksum INTEGER, fw_signature BLOB NOT NULL,
     reported_package TEXT, lns_reject_reason TEXT, last_cups_decision TEXT
+);
+CREATE TABLE IF NOT EXISTS station_tokens (
+    digest TEXT PRIMARY KEY,         -- SHA-256 of a station's bearer token (the token is not kept)
+    eui TEXT NOT NULL
 )
 """
 
@@ -103,7 +107,7 @@ class StationRegistry:
         # WAL + NORMAL: a commit survives a crash of this process without an fsync per CUPS request.
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._db.commit()
 
     def close(self) -> None:
@@ -143,6 +147,16 @@ class StationRegistry:
     def update(self, eui: int, **changes: Any) -> StationRecord:
         """Change some fields of an existing station."""
         return self.put(dataclasses.replace(self.get(eui), **changes))
+
+    def add_token(self, eui: int, digest: str) -> None:
+        """Accept a bearer token (by its SHA-256 digest) for station ``eui``."""
+        self._db.execute("INSERT OR REPLACE INTO station_tokens (digest, eui) VALUES (?, ?)",
+                         (digest, format_eui(eui, "")))
+        self._db.commit()
+
+    def token_owner(self, digest: str) -> int | None:
+        row = self._db.execute("SELECT eui FROM station_tokens WHERE digest = ?", (digest,)).fetchone()
+        return int(row[0], 16) if row else None
 
 
 _FIRMWARE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")

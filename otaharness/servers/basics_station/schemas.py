@@ -71,6 +71,22 @@ DESIRED_FIRMWARE_PUT: dict[str, Any] = {
     },
 }
 
+CREDENTIALS_POST: dict[str, Any] = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"auth": {"enum": ["certificate", "token"],
+                            "description": "a client certificate bound to the station EUI (default) or a token"}},
+}
+
+STATION_FILES: dict[str, Any] = {
+    "type": "object", "required": ["stationEui", "auth", "files"],
+    "properties": {
+        "stationEui": {"type": "string"}, "auth": {"enum": ["certificate", "token"]},
+        "files": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"},
+                  "description": "station home files by name (cups.uri, cups.trust|crt|key, tc.trust|crt|key), "
+                                 "base64 of their exact bytes"},
+    },
+}
+
 REJECT_PUT: dict[str, Any] = {
     "type": "object", "additionalProperties": False,
     "properties": {"reason": {"type": ["string", "null"], "maxLength": MAX_REASON_LENGTH}},

@@ -1,8 +1,13 @@
 """The Basics Station flow's back ends as a runtime service (``FLOW_SERVICES["cups"]``).
 
-Endpoints: ``{"cups": "http://127.0.0.1:P", "lns": "ws://127.0.0.1:Q"}``; the admin API
-(:mod:`otaharness.servers.basics_station.admin`) is served on the CUPS URL. State is kept under
-the scenario's artifacts (``basics-station/``), emptied when the service starts.
+Endpoints: ``{"cups": "https://127.0.0.1:P", "lns": "wss://127.0.0.1:Q", "ca": "<PEM file>"}``:
+CUPS over HTTPS and the LNS over WSS with the scenario's PKI, stations authenticating with a
+client certificate or a token (as the AWS IoT flow, TLS is on by default).
+``-D target.cups.plain=true`` serves plain ``http``/``ws`` without station authentication (what
+the flow was before TLS; no ``ca``). The admin API
+(:mod:`otaharness.servers.basics_station.admin`) is served on the CUPS URL and takes the bearer
+token of ``tokens()["cups"]``. State is kept under the scenario's artifacts
+(``basics-station/``), emptied when the service starts.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from typing import Any
 
 from otaharness.servers.basics_station.server import BasicsStationServer
 
+TRUE = ("1", "true", "yes", "on")
+
 
 async def start(runtime: Any) -> BasicsStationServer:
-    """``runtime``: the scenario's Runtime (its ``artifacts`` dir and ``clock`` are used)."""
+    """``runtime``: the scenario's Runtime (its ``artifacts`` dir, ``clock`` and ``pki()``)."""
     data_dir = runtime.artifacts / "basics-station"
     shutil.rmtree(data_dir, ignore_errors=True)  # a re-run of the scenario starts empty
-    server = BasicsStationServer(data_dir, runtime.clock)
+    plain = str(runtime.target("cups").endpoints.get("plain", "")).lower() in TRUE
+    server = BasicsStationServer(data_dir, runtime.clock, pki=None if plain else runtime.pki())
     await server.start()
     return server

@@ -6,7 +6,9 @@ a station upgraded through CUPS carries LoRaWAN traffic on the same connection. 
 registered with the CUPS admin API (``PUT /admin/stations/{eui}`` on the ``cups`` URL) or
 :meth:`LoRaWANService.register_station`.
 
-Endpoints: ``{"cups": …, "lns": "ws://127.0.0.1:Q", "lorawan-app": "http://127.0.0.1:R"}``; the
+Endpoints: ``{"cups": …, "lns": "wss://127.0.0.1:Q", "ca": …, "lorawan-app": "http://127.0.0.1:R"}``
+(the LNS over TLS as the ``cups`` service runs it; stations get their files from
+:meth:`LoRaWANService.station_credentials`); the
 application interface (:mod:`.app_api`, docs/lorawan.md) is on ``lorawan-app``. The network
 server's SQLite file is under the scenario's artifacts (``lorawan/``), emptied at start.
 """
@@ -53,6 +55,15 @@ class LoRaWANService:
         urls = self.stations.endpoints()
         record = self.stations.registry.find(eui) or StationRecord(eui, cups_uri=urls["cups"], tc_uri=urls["lns"])
         return self.stations.registry.put(record)
+
+    def station_credentials(self, eui: int):
+        """A credential set for station ``eui`` (client certificate bound to its EUI) when the
+        Basics Station back end runs TLS, else None: its ``cups.*``/``tc.*`` files."""
+        from otaharness.servers.basics_station.identity import issue_credentials
+
+        if self.stations.pki is None:
+            return None
+        return issue_credentials(self.stations.pki, self.stations.registry, eui, "certificate")
 
     async def stop(self) -> None:
         if self._runner is not None:

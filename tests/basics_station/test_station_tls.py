@@ -1,0 +1,253 @@
+"""CUPS over HTTPS and the LNS over WSS: stations authenticate with a client certificate bound to
+their EUI or a token, each refusal on the wire, the station's TLS set-up as basicstation 2.0.6
+does it (mbedTLS 2.28 name check, token header lines), and CUPS credential rotation with fallback.
+
+The stations are the emulator (``emulators.basics_station``) on a virtual clock; raw refusals are
+checked with plain TLS clients built from the same credential files."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import ssl
+import zlib
+from pathlib import Path
+
+import pytest
+import websockets
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from websockets.asyncio.client import connect
+
+from emulators.basics_station import CredentialSet, StationHome
+from emulators.basics_station.cups_http import post_update_info
+from emulators.basics_station.tls import TlsSetupError, mbedtls_names_match, station_tls
+from otaharness.protocols.basics_station import (
+    Credentials,
+    RouterInfoRequest,
+    UpdateInfoRequest,
+    RouterInfoResponse,
+    station_auth_header_lines,
+)
+from otaharness.runtime.pki import Pki
+from otaharness.servers.basics_station.identity import certificate_credentials, station_certificate
+from basics_station_world import World, run_world
+
+STATION = 0x0016C001FF10A235
+OTHER = 0x0016C001FF10A236
+DAY = 86400.0
+
+
+def _home_with(tmp_path: Path, name: str, credentials: Credentials) -> StationHome:
+    home = StationHome(tmp_path / name)
+    home.store_credentials("cups", credentials)
+    home.store_credentials("tc", credentials)
+    return home
+
+
+async def _cups_status(world: World, home: StationHome, router: int) -> tuple[int, bytes]:
+    """POST /update-info for ``router`` as a station with ``home``'s CUPS REG set would."""
+    tls, headers = station_tls(home, "cups", CredentialSet.REG)
+    url = world.cups_url
+    host, port = url.removeprefix("https://").split(":")
+    body = UpdateInfoRequest(router=router, cups_uri=url, tc_uri=None, cups_cred_crc=0, tc_cred_crc=0,
+                             station="2.0.6(linux/std) 2026-01-01 00:00:00", model="linux", package="v0",
+                             keys=()).encode()
+    reply = await post_update_info((host, int(port)), f"{host}:{port}", body, tls=tls, server_hostname=host,
+                                   auth_headers=headers)
+    return reply.status, reply.body
+
+
+# -- refusals -------------------------------------------------------------------------------------
+
+
+def test_each_station_credential_refusal_on_cups_and_the_lns(tmp_path: Path) -> None:
+    """No client certificate, another EUI's certificate, station A's token on B, another CA's
+    certificate, an expired one: each is refused, and the rightful station gets through."""
+
+    async def main(world: World):
+        world.register(STATION)
+        world.register(OTHER)
+        pki = world.pki
+        good = _home_with(tmp_path, "good", world.credentials(STATION))
+        server_only = _home_with(tmp_path, "server-only", Credentials(trust=good.credential_files("cups")[0]))
+        token_a = _home_with(tmp_path, "token-a", world.credentials(STATION, "token"))
+        rogue = _home_with(tmp_path, "rogue", certificate_credentials(
+            pki.server_ca.certificate, station_certificate(pki.rogue_ca, STATION)))
+        expired = _home_with(tmp_path, "expired", certificate_credentials(
+            pki.server_ca.certificate, station_certificate(pki.device_ca, STATION, expired=True)))
+        results = {
+            "certificate": await _cups_status(world, good, STATION),
+            "token": await _cups_status(world, token_a, STATION),
+            "no credential": await _cups_status(world, server_only, STATION),
+            "certificate for another EUI": await _cups_status(world, good, OTHER),
+            "token of A on B": await _cups_status(world, token_a, OTHER),
+        }
+        handshakes = {}
+        for name, home in (("another CA", rogue), ("expired", expired)):
+            try:
+                await _cups_status(world, home, STATION)
+            except ssl.SSLError as error:
+                handshakes[name] = str(error)
+        lns = {}
+        for name, home, eui in (("certificate", good, STATION), ("no credential", server_only, STATION),
+                                ("another EUI", good, OTHER), ("token of A on B", token_a, OTHER)):
+            tls, headers = station_tls(home, "tc", CredentialSet.REG)
+            extra = [tuple(line.split(": ", 1)) for line in headers.decode().split("\r\n") if line]
+            try:
+                async with connect(f"{world.lns_url}/router-data/{eui:016X}", ssl=tls, proxy=None,
+                                   additional_headers=extra or None, server_hostname="127.0.0.1"):
+                    lns[name] = 101
+            except websockets.InvalidStatus as error:
+                lns[name] = error.response.status_code
+        # Discovery with another station's credential: an error reply (the station then asks CUPS).
+        tls, _ = station_tls(good, "tc", CredentialSet.REG)
+        async with connect(f"{world.lns_url}/router-info", ssl=tls, proxy=None, server_hostname="127.0.0.1") as ws:
+            await ws.send(RouterInfoRequest(OTHER).to_json())
+            discovery = RouterInfoResponse.decode(await ws.recv())
+        return results, handshakes, lns, discovery
+
+    results, handshakes, lns, discovery = run_world(tmp_path, main, tls=True)
+    assert results["certificate"][0] == 200 and results["token"][0] == 200
+    assert results["no credential"][0] == 401 and b"authentication required" in results["no credential"][1]
+    assert results["certificate for another EUI"][0] == 403
+    assert b"for station 00-16-C0-01-FF-10-A2-35, not 00-16-C0-01-FF-10-A2-36" in results["certificate for another EUI"][1]
+    assert results["token of A on B"][0] == 403
+    assert "unknown ca" in handshakes["another CA"] and "certificate expired" in handshakes["expired"]
+    assert lns == {"certificate": 101, "no credential": 401, "another EUI": 403, "token of A on B": 403}
+    assert not discovery.accepted and "not 00-16-C0-01-FF-10-A2-36" in (discovery.error or "")
+
+
+def test_stations_reach_cups_and_the_lns_with_a_certificate_or_a_token(tmp_path: Path) -> None:
+    async def main(world: World):
+        by_certificate = world.station(STATION, auth="certificate")
+        by_token = world.station(OTHER, auth="token")
+        for station in (by_certificate, by_token):
+            await station.start()
+        await world.until(lambda: world.reported(STATION) == "v0" and world.reported(OTHER) == "v0", timeout=600)
+        return by_certificate, by_token, world.server.lns.history
+
+    by_certificate, by_token, history = run_world(tmp_path, main, tls=True)
+    assert by_certificate.home.uri("tc").startswith("wss://127.0.0.1:")
+    assert {session.eui: session.identity for session in history} == {STATION: "certificate", OTHER: "token"}
+
+
+def test_a_second_authenticated_connection_replaces_the_first(tmp_path: Path) -> None:
+    """The newer connection wins (as The Things Stack): the old one is closed with 1008."""
+
+    async def main(world: World):
+        world.register(STATION)
+        home = _home_with(tmp_path, "home", world.credentials(STATION))
+        tls, _ = station_tls(home, "tc", CredentialSet.REG)
+        url = f"{world.lns_url}/router-data/{STATION:016X}"
+        async with connect(url, ssl=tls, proxy=None, server_hostname="127.0.0.1") as first:
+            async with connect(url, ssl=tls, proxy=None, server_hostname="127.0.0.1"):
+                with pytest.raises(websockets.ConnectionClosed):
+                    await first.recv()
+                return first.close_code, len(world.server.lns.sessions)
+
+    assert run_world(tmp_path, main, tls=True) == (1008, 1)
+
+
+# -- the station's TLS set-up ---------------------------------------------------------------------
+
+
+def _certificate(names: list[x509.GeneralName] | None, common_name: str = "server") -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.timezone.utc)
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+               .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=1)))
+    if names is not None:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256())
+
+
+def test_server_names_are_matched_the_mbedtls_2_28_way() -> None:
+    import ipaddress
+
+    ip_only = _certificate([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    assert not mbedtls_names_match(ip_only, "127.0.0.1")  # iPAddress entries are ignored
+    assert mbedtls_names_match(_certificate([x509.DNSName("127.0.0.1")]), "127.0.0.1")
+    wildcard = _certificate([x509.DNSName("*.Example.net")])
+    assert mbedtls_names_match(wildcard, "lns.example.NET") and not mbedtls_names_match(wildcard, "a.b.example.net")
+    # Without the SAN extension the common name counts; with it, it does not.
+    assert mbedtls_names_match(_certificate(None, "localhost"), "localhost")
+    assert not mbedtls_names_match(_certificate([x509.DNSName("other")], "localhost"), "localhost")
+
+
+def test_our_server_certificates_name_localhost_and_127_0_0_1_as_dns_names(tmp_path: Path) -> None:
+    pki = Pki(tmp_path / "pki")
+    try:
+        certificate_file, _ = pki.server_identity(["localhost"])
+        certificate = x509.load_pem_x509_certificate(certificate_file.read_bytes())
+        assert mbedtls_names_match(certificate, "127.0.0.1") and mbedtls_names_match(certificate, "localhost")
+    finally:
+        pki.close()
+
+
+@pytest.mark.parametrize(("key_file", "expected"), [
+    (b"Authorization: Bearer abc\n", b"Authorization: Bearer abc\r\n"),
+    (b"Authorization: Bearer abc\r\n\r\n\n", b"Authorization: Bearer abc\r\n"),
+    (b"X-Api_Key: 1\nAuthorization: Bearer z", b"X-Api_Key: 1\r\nAuthorization: Bearer z\r\n"),
+    (b"Authorization: Bearer abc\x00ignored", b"Authorization: Bearer abc\r\n"),
+    (b"", b""),
+    (b"Authorization:Bearer abc", None),  # no space after the colon
+    (b"Bad Name: x", None),
+    (b": x", None),
+])
+def test_token_key_files_become_header_lines_as_the_station_reads_them(key_file: bytes, expected) -> None:
+    assert station_auth_header_lines(key_file) == expected
+
+
+def test_a_credential_set_the_station_cannot_use_fails_before_connecting(tmp_path: Path) -> None:
+    home = StationHome(tmp_path / "home")
+    with pytest.raises(TlsSetupError, match="no trust configured"):
+        station_tls(home, "cups", CredentialSet.REG)
+    pki = Pki(tmp_path / "pki")
+    try:
+        trust = certificate_credentials(pki.server_ca.certificate, station_certificate(pki.device_ca, 1)).trust
+        home.store_credentials("cups", Credentials(trust=trust, auth_token=b"no colon here"))
+        with pytest.raises(TlsSetupError, match="malformed auth token"):
+            station_tls(home, "cups", CredentialSet.REG)
+        home.store_credentials("cups", Credentials(trust=b"\x30\x03\x02\x01\x00"))
+        with pytest.raises(TlsSetupError, match="trust certificates rejected"):
+            station_tls(home, "cups", CredentialSet.REG)
+    finally:
+        pki.close()
+
+
+# -- rotation through CUPS ------------------------------------------------------------------------
+
+
+def test_a_rotation_to_a_broken_cups_credential_falls_back_to_the_backup_set(tmp_path: Path) -> None:
+    """CUPS hands the station a trust of an unrelated CA: every CUPS session with REG fails; after
+    more than 6 failures in a row the station tries BAK (its previous, working set), which CUPS
+    answers — and the operator's repaired credentials then reach REG."""
+
+    async def main(world: World):
+        station = world.station(STATION)
+        await station.start()
+        await world.until(lambda: world.reported(STATION) == "v0", timeout=600)
+        broken = certificate_credentials(world.pki.rogue_ca.certificate,
+                                         station_certificate(world.pki.device_ca, STATION))
+        world.server.registry.update(STATION, cups_credentials=broken.encode())
+        await station.reboot()  # its next CUPS check now
+        await world.until(lambda: station.home.credential_files("cups")[0] == broken.trust, timeout=600)
+        # On the LNS the station asks CUPS once a day: 8 failed days, then the BAK set.
+        await world.until(lambda: station.count("cups-failed") == 8, timeout=10 * DAY)
+        repaired = world.credentials(STATION)
+        world.server.registry.update(STATION, cups_credentials=repaired.encode())
+        await world.until(lambda: station.home.credential_files("cups") == repaired.stored_files(), timeout=2 * DAY)
+        done = station.count("cups-done")
+        await world.until(lambda: station.count("cups-done") > done, timeout=2 * DAY)
+        return station, [e.detail for e in station.events if e.kind == "cups-failed"]
+
+    station, failures = run_world(tmp_path, main, tls=True)
+    assert len(failures) == 8 and all("CERTIFICATE_VERIFY_FAILED" in detail for detail in failures), failures
+    sets = [e.detail for e in station.events if e.kind == "cups-set"]
+    assert sets == ["BAK"], sets  # the repair came through the backup set, then REG works again
+    assert station.last("cups-failed").at < station.last("cups-done").at
