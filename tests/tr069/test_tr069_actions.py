@@ -197,20 +197,36 @@ def test_service_settings_keep_a_given_state_dir_and_configure_the_acs(run_world
 
 
 def test_service_settings_refuse_what_they_do_not_know():
-    from otaharness.servers.tr069.service import SettingsError, config_from_settings
+    from otaharness.servers.tr069.service import (
+        SettingsError, config_from_settings, ports_from_settings)
 
     refused = [({"port": "1"}, "unknown tr069 settings port"),
                ({"users": "nobody"}, "expected name:password"),
                ({"auth": "kerberos"}, "auth must be"),
                ({"file_auth": "token"}, "file_auth must be"),
-               ({"strict_nc": "maybe"}, "strict_nc must be true or false"),
-               ({"nonce_lifetime": "nan"}, "nonce_lifetime must be at least 1")]
+               ({"strict_nc": "maybe"}, "strict_nc: expected true or false"),
+               ({"nonce_lifetime": "nan"}, "nonce_lifetime: must be at least 1")]
     # Never every device at once: the allowance weakens replay protection.
     refused += [({"nc_reuse_devices": everyone}, "nc_reuse_devices")
                 for everyone in ("serial:*", "oui:", "anything")]
     for settings, message in refused:
         with pytest.raises(SettingsError, match=message):
             config_from_settings(settings)
+    with pytest.raises(SettingsError, match="acs_port: a port is 0..65535"):
+        ports_from_settings({"acs_port": "70000"})
+
+
+def test_the_harness_checks_tr069_settings_before_anything_starts(tmp_path):
+    from otaharness.runtime.targets import ConfigError, load_config
+
+    (tmp_path / "none.toml").write_text("")
+    config = load_config({"target.tr069.nc_reuse_devices": "serial:CWMPSIM*",
+                          "target.tr069.tls": "false"}, path=tmp_path / "none.toml")
+    assert config.target("tr069").endpoints["nc_reuse_devices"] == "serial:CWMPSIM*"
+    for bad in ({"target.tr069.nc_reuse_devices": "serial:*"}, {"target.tr069.strict_nc": "x"},
+                {"target.tr069.file_auth": "bearer"}):
+        with pytest.raises(ConfigError):
+            load_config(bad, path=tmp_path / "none.toml")
 
 
 def test_hold_requests_makes_the_cpe_wait_with_its_transfer_complete(run_world):
@@ -374,5 +390,41 @@ def test_batch_can_be_edited_and_removed(run_world):
         assert (await world.admin("PATCH", f"/batches/{batch['id']}", json={"hours": []}))[0] == 400
         assert (await world.admin("DELETE", f"/batches/{batch['id']}"))[0] == 200
         assert (await world.admin("GET", f"/batches/{batch['id']}"))[0] == 404
+
+    run_world(main)
+
+
+def test_file_server_validators_describe_the_stored_file(run_world):
+    """ETag and Content-MD5 are the stored content's MD5; conditional requests and If-Range are
+    judged against it, and a re-upload changes it."""
+    import base64
+    import hashlib
+
+    async def main(world: World) -> None:
+        await world.start()
+        content = (FIXTURES / "routeros-x86-6.48.4.npk").read_bytes()
+        await world.upload("pkg.npk", content)
+        url = world.url("files") + "/pkg.npk"
+        md5 = hashlib.md5(content)
+        async with world.http.get(url) as response:
+            assert response.status == 200 and await response.read() == content
+            assert response.headers["ETag"] == f'"{md5.hexdigest()}"'
+            assert response.headers["Content-MD5"] == base64.b64encode(md5.digest()).decode()
+            etag = response.headers["ETag"]
+        async with world.http.get(url, headers={"If-None-Match": etag}) as response:
+            assert (response.status, response.headers["ETag"]) == (304, etag)
+        async with world.http.get(url, headers={"If-Match": '"something-else"'}) as response:
+            assert response.status == 412
+        async with world.http.get(url, headers={"Range": "bytes=-10", "If-Range": etag}) as response:
+            assert response.status == 206 and await response.read() == content[-10:]
+            assert "Content-MD5" not in response.headers
+            assert response.headers["Content-Range"] == f"bytes {len(content) - 10}-{len(content) - 1}/{len(content)}"
+        await world.upload("pkg.npk", content + b"!")
+        async with world.http.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}) as response:
+            # the file changed since that ETag: the whole new file, with its own validators
+            assert response.status == 200 and await response.read() == content + b"!"
+            assert response.headers["ETag"] == f'"{hashlib.md5(content + b"!").hexdigest()}"'
+        async with world.http.get(url, headers={"If-None-Match": etag}) as response:
+            assert response.status == 200
 
     run_world(main)

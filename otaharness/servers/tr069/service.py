@@ -8,7 +8,7 @@ clients trust). Tokens: ``admin`` (the admin API's bearer token). State lives in
 ACS over it (same ports), as a process restart would.
 
 Harness settings (``otaharness.toml`` ``[targets.tr069]`` or ``-D target.tr069.<name>=...``),
-listed with their defaults in docs/tr069-acs.md: see :data:`SETTINGS`.
+listed with their defaults in docs/tr069-acs.md and checked by :data:`SETTINGS`.
 """
 
 from __future__ import annotations
@@ -19,107 +19,103 @@ from pathlib import Path
 from typing import Any
 
 from otaharness.protocols.http_digest import ServerAuth
+from otaharness.runtime.targets import boolean, port, url
 
 from .acs import AcsConfig, nc_reuse_problem
 from .server import AcsServer
-
-# name -> what it sets (docs/tr069-acs.md lists the same)
-SETTINGS = {
-    "state_dir": "state folder kept across starts (default: the scenario's, emptied)",
-    "tls": "HTTPS on the three ports (default true)",
-    "auth": "what the ACS asks of CPEs: none, basic, digest or any (default none)",
-    "users": "CPE credentials, name:password,...",
-    "strict_nc": "refuse a Digest nonce count that does not rise (default true)",
-    "nc_reuse_devices": "devices that may reuse a nonce count: oui:<OUI> / serial:<glob>, ...",
-    "nonce_lifetime": "seconds a Digest nonce is valid, then stale=true (default 300)",
-    "max_sessions": "open CWMP sessions at once, more Informs get 503 (default 100000)",
-    "cr_username": "Connection Request user name (ACS -> CPE Digest)",
-    "cr_password": "Connection Request password",
-    "file_auth": "what the file server asks: none, basic, digest or any (default none)",
-    "file_users": "file server credentials, name:password,...",
-    "download_username": "Username the ACS puts in each Download",
-    "download_password": "Password the ACS puts in each Download",
-    "files_url": "public file server URL for Downloads (default: the file server's own)",
-    "admin_token": "the admin API's bearer token (default: a new one from the CSPRNG)",
-    "acs_port": "CWMP port (0 or absent: a free port)",
-    "files_port": "file server port",
-    "admin_port": "admin API port",
-}
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
 
 class SettingsError(ValueError):
     """A ``target.tr069.*`` setting the ACS cannot use."""
 
 
-def _credentials(settings: Mapping[str, Any], name: str) -> dict[str, str]:
+def _credentials(value: str) -> dict[str, str]:
     users = {}
-    for item in filter(None, (part.strip() for part in str(settings.get(name, "")).split(","))):
+    for item in filter(None, (part.strip() for part in str(value).split(","))):
         user, colon, password = item.partition(":")
         if not colon:
-            raise SettingsError(f"{name}: expected name:password, got {item!r}")
+            raise SettingsError(f"expected name:password, got {item!r}")
         users[user] = password
     return users
 
 
-def _flag(settings: Mapping[str, Any], name: str, default: bool) -> bool:
-    value = str(settings.get(name, default)).strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
-
-
-def _number(settings: Mapping[str, Any], name: str, default: float, *, minimum: float) -> float:
-    try:
-        value = float(settings.get(name, default))
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {settings[name]!r}") from None
-    if not value >= minimum:  # also refuses NaN
-        raise SettingsError(f"{name} must be at least {minimum:g}, not {value:g}")
-    return value
-
-
-def _mode(settings: Mapping[str, Any], name: str) -> str:
-    mode = str(settings.get(name, "none"))
-    if mode not in ServerAuth.MODES:
-        raise SettingsError(f"{name} must be none, basic, digest or any, not {mode!r}")
-    return mode
-
-
-def config_from_settings(settings: Mapping[str, Any]) -> AcsConfig:
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise SettingsError(f"unknown tr069 settings {', '.join(unknown)}; known: "
-                            f"{', '.join(SETTINGS)}")
-    patterns = tuple(filter(None, (part.strip() for part in
-                                   str(settings.get("nc_reuse_devices", "")).split(","))))
+def _device_patterns(value: str) -> tuple[str, ...]:
+    patterns = tuple(filter(None, (part.strip() for part in str(value).split(","))))
     for pattern in patterns:
         problem = nc_reuse_problem(pattern)
         if problem is not None:
-            raise SettingsError(f"nc_reuse_devices: {problem}")
+            raise SettingsError(problem)
+    return patterns
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if not number >= 1:  # also refuses NaN
+        raise SettingsError(f"must be at least 1, not {value!r}")
+    return number
+
+
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise SettingsError(f"must be at least 1, not {value!r}")
+    return number
+
+
+# name -> its check and parser (docs/tr069-acs.md lists them with their defaults); the harness
+# checks -D and otaharness.toml values with these before anything starts.
+SETTINGS: dict[str, Any] = {
+    "state_dir": None, "tls": boolean, "admin_token": None,
+    "auth": ServerAuth.MODES, "users": _credentials, "strict_nc": boolean,
+    "nc_reuse_devices": _device_patterns, "nonce_lifetime": _seconds, "max_sessions": _count,
+    "cr_username": None, "cr_password": None,
+    "file_auth": ServerAuth.MODES, "file_users": _credentials,
+    "download_username": None, "download_password": None, "files_url": url("http", "https"),
+    "acs_port": port, "files_port": port, "admin_port": port,
+}
+
+
+def setting(settings: Mapping[str, Any], name: str, default: Any) -> Any:
+    """The parsed value of setting ``name`` (``default`` when absent)."""
+    if name not in settings:
+        return default
+    value = settings[name]
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    check = SETTINGS[name]
+    if check is None:
+        return text
+    if isinstance(check, tuple):
+        if text not in check:
+            raise SettingsError(f"{name} must be one of {', '.join(check)}, not {text!r}")
+        return text
+    try:
+        return check(text)
+    except ValueError as error:
+        raise SettingsError(f"{name}: {error}") from None
+
+
+def config_from_settings(settings: Mapping[str, Any]) -> AcsConfig:
+    unknown = sorted(set(settings) - set(SETTINGS) - {"target"})
+    if unknown:
+        raise SettingsError(f"unknown tr069 settings {', '.join(unknown)}; known: "
+                            f"{', '.join(SETTINGS)}")
     defaults = AcsConfig()
-    return AcsConfig(auth_mode=_mode(settings, "auth"), users=_credentials(settings, "users"),
-                     strict_nc=_flag(settings, "strict_nc", True), nc_reuse_devices=patterns,
-                     nonce_lifetime=_number(settings, "nonce_lifetime", defaults.nonce_lifetime,
-                                            minimum=1),
-                     max_sessions=int(_number(settings, "max_sessions", defaults.max_sessions,
-                                              minimum=1)),
-                     connection_request_username=str(settings.get("cr_username", "")),
-                     connection_request_password=str(settings.get("cr_password", "")),
-                     file_auth_mode=_mode(settings, "file_auth"),
-                     file_users=_credentials(settings, "file_users"),
-                     download_username=str(settings.get("download_username", "")),
-                     download_password=str(settings.get("download_password", "")),
-                     files_url=str(settings.get("files_url", "")))
+    return AcsConfig(auth_mode=setting(settings, "auth", "none"),
+                     users=setting(settings, "users", {}),
+                     strict_nc=setting(settings, "strict_nc", defaults.strict_nc),
+                     nc_reuse_devices=setting(settings, "nc_reuse_devices", ()),
+                     nonce_lifetime=setting(settings, "nonce_lifetime", defaults.nonce_lifetime),
+                     max_sessions=setting(settings, "max_sessions", defaults.max_sessions),
+                     connection_request_username=setting(settings, "cr_username", ""),
+                     connection_request_password=setting(settings, "cr_password", ""),
+                     file_auth_mode=setting(settings, "file_auth", "none"),
+                     file_users=setting(settings, "file_users", {}),
+                     download_username=setting(settings, "download_username", ""),
+                     download_password=setting(settings, "download_password", ""),
+                     files_url=setting(settings, "files_url", ""))
 
 
 def ports_from_settings(settings: Mapping[str, Any]) -> dict[str, int]:
-    try:
-        return {name: int(settings.get(f"{name}_port", 0)) for name in ("acs", "files", "admin")}
-    except ValueError as exc:
-        raise SettingsError(f"a port setting is not a number: {exc}") from None
+    return {name: setting(settings, f"{name}_port", 0) for name in ("acs", "files", "admin")}
 
 
 async def start(runtime: Any, config: AcsConfig | None = None) -> AcsServer:
@@ -127,7 +123,7 @@ async def start(runtime: Any, config: AcsConfig | None = None) -> AcsServer:
     if config is None:
         config = config_from_settings(settings)
     tls, ca_file = None, None
-    if _flag(settings, "tls", True):
+    if setting(settings, "tls", True):
         pki = runtime.pki()
         tls, ca_file = pki.server_context(["localhost"]), str(pki.ca_file)
     if settings.get("state_dir"):
@@ -136,6 +132,6 @@ async def start(runtime: Any, config: AcsConfig | None = None) -> AcsServer:
         state_dir = runtime.artifacts / "tr069-acs"
         shutil.rmtree(state_dir, ignore_errors=True)  # a new scenario starts empty
     server = AcsServer(state_dir, runtime.clock, runtime.rng("tr069-acs"), config, tls=tls,
-                       ca_file=ca_file, admin_token=str(settings.get("admin_token", "")) or None)
+                       ca_file=ca_file, admin_token=setting(settings, "admin_token", "") or None)
     await server.start(ports_from_settings(settings))
     return server
