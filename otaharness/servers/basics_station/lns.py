@@ -61,6 +61,51 @@ MAX_MESSAGE_SIZE = 64 * 1024
 DISCOVERY_TIMEOUT = 30.0  # seconds on the loop clock to wait for the router-info request
 
 
+# Memory: a station may stay connected for weeks and send 64 KiB frames all day, and stations
+# come and go. A live connection keeps its most recent text frames (for byte-exact checks) within
+# these bounds, plus counters; a closed one is summarised (no websocket, a shorter window) into
+# ``history``, which keeps the most recent connections only.
+TEXTS_KEPT = 256
+TEXT_BYTES_KEPT = 512 * 1024
+CLOSED_TEXTS_KEPT = 32
+CLOSED_TEXT_BYTES_KEPT = 64 * 1024
+HISTORY_KEPT = 1000
+
+
+class TextWindow:
+    """The most recent text frames of one connection, at most ``max_texts`` of them and
+    ``max_bytes`` of UTF-8 (the newest is always kept); ``seen`` counts every frame."""
+
+    def __init__(self, max_texts: int = TEXTS_KEPT, max_bytes: int = TEXT_BYTES_KEPT) -> None:
+        self.max_texts = max_texts
+        self.max_bytes = max_bytes
+        self.seen = 0
+        self._texts: deque[tuple[str, int]] = deque()
+        self._bytes = 0
+
+    def append(self, text: str) -> None:
+        self.seen += 1
+        size = len(text.encode("utf-8", "surrogatepass"))
+        self._texts.append((text, size))
+        self._bytes += size
+        self._trim()
+
+    def shrink(self, max_texts: int, max_bytes: int) -> TextWindow:
+        self.max_texts, self.max_bytes = max_texts, max_bytes
+        self._trim()
+        return self
+
+    def _trim(self) -> None:
+        while len(self._texts) > 1 and (len(self._texts) > self.max_texts or self._bytes > self.max_bytes):
+            self._bytes -= self._texts.popleft()[1]
+
+    def __iter__(self):
+        return (text for text, _ in self._texts)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+
 @dataclass
 class LnsSession:
     """One station's live data connection."""
@@ -68,12 +113,38 @@ class LnsSession:
     eui: int
     websocket: web.WebSocketResponse
     version: VersionMessage | None = None
-    identity: str = ""  # how the station authenticated: "certificate", "token" ("" without TLS)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)  # every text frame as received (byte-exact checks)
+    identity: str = ""  # which credential it came with: "certificate <serial>", "token <digest>" ("" without TLS)
+    window: TextWindow = field(default_factory=TextWindow)  # recent text frames, byte-exact
+    messages: int = 0  # JSON messages with a msgtype (every one, not only those kept)
+
+    @property
+    def texts(self) -> list[str]:
+        """The most recent text frames as received (``window.seen`` counts all of them)."""
+        return list(self.window)
 
     async def send(self, message: dict[str, Any] | str) -> None:
         await self.websocket.send_str(message if isinstance(message, str) else json.dumps(message))
+
+    def summary(self) -> ClosedLnsSession:
+        return ClosedLnsSession(self.eui, self.version, self.identity,
+                                self.window.shrink(CLOSED_TEXTS_KEPT, CLOSED_TEXT_BYTES_KEPT),
+                                self.messages, self.websocket.close_code)
+
+
+@dataclass
+class ClosedLnsSession:
+    """What ``history`` keeps of a connection once it closed."""
+
+    eui: int
+    version: VersionMessage | None
+    identity: str
+    window: TextWindow
+    messages: int
+    close_code: int | None
+
+    @property
+    def texts(self) -> list[str]:
+        return list(self.window)
 
 
 Handler = Callable[[LnsSession, dict[str, Any]], Awaitable[None]]
@@ -99,7 +170,8 @@ class LnsServer:
         self.muxs_eui = muxs_eui
         self.base_url = ""  # ws://host:port, set once the server listens
         self.sessions: dict[int, LnsSession] = {}  # live connections
-        self.history: deque[LnsSession] = deque(maxlen=10000)  # recent connections, oldest first
+        # recent connections, oldest first: live ones as they are, closed ones summarised
+        self.history: deque[LnsSession | ClosedLnsSession] = deque(maxlen=HISTORY_KEPT)
         self.handlers: dict[str, Handler] = {
             name[len("handle_"):]: getattr(self, name) for name in dir(self) if name.startswith("handle_")
         }
@@ -190,11 +262,19 @@ class LnsServer:
         finally:
             if self.sessions.get(eui) is session:
                 del self.sessions[eui]
+            self._summarise(session)
             log.info("LNS: %s disconnected (%s)", format_eui(eui), websocket.close_code)
         return websocket
 
+    def _summarise(self, session: LnsSession) -> None:
+        """Replace a closed connection in ``history`` by its summary (drops the websocket)."""
+        for position in range(len(self.history) - 1, -1, -1):
+            if self.history[position] is session:
+                self.history[position] = session.summary()
+                return
+
     async def dispatch(self, session: LnsSession, text: str) -> None:
-        session.texts.append(text)
+        session.window.append(text)
         try:
             document = parse_json_object(text, max_bytes=MAX_MESSAGE_SIZE)
         except JsonInputError as error:
@@ -205,7 +285,7 @@ class LnsServer:
             log.warning("LNS: %s sent JSON without 'msgtype': closing", format_eui(session.eui))
             await session.websocket.close(code=WSCloseCode.INVALID_TEXT, message=b"expected a JSON object with 'msgtype'")
             return
-        session.received.append(document)
+        session.messages += 1
         msgtype: str = document["msgtype"]
         handler = self.handlers.get(msgtype)
         if handler is None:
