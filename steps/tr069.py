@@ -26,9 +26,9 @@ from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
 from otaharness.bdd.support import ota, start_flow
 from otaharness.servers.tr069 import device_id_of
-from otaharness.protocols.http_digest import ServerAuth
+from otaharness.servers.tr069.acs import nc_reuse_problem
 from otaharness.runtime.pki import client_context
-from otaharness.units import parse_duration
+from otaharness.units import parse_duration, parse_size
 
 BOOT_LIMIT = 600.0  # scenario seconds a router gets to finish its first session
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -144,7 +144,7 @@ def _history(context, name: str) -> str:
 
 def _switch_on(context, names: list[str], profile: str, *, interval: str | None = None,
                quirks: Quirks = Quirks(), ca_file: str | None = None,
-               wait: bool = True) -> None:
+               credentials: tuple[str, str] = ("", ""), wait: bool = True) -> None:
     """Switch routers on; they trust the ACS's CA (``ca_file`` overrides it) and, ``wait``,
     the step waits until the ACS has registered each."""
     runtime, flow = ota(context), _flow(context)
@@ -164,6 +164,7 @@ def _switch_on(context, names: list[str], profile: str, *, interval: str | None 
                   bind_address=runtime.address_of(name), link=runtime.link, quirks=quirks,
                   periodic_interval=parse_duration(interval) if interval else None,
                   ca_file=ca_file or endpoints.get("ca"),
+                  username=credentials[0], password=credentials[1],
                   tls_keylog=str(keylog) if keylog else None)
         flow.routers[name] = runtime.devices[name] = cpe
         runtime.run(cpe.start())
@@ -223,6 +224,77 @@ def gateway_switched_on(context, name):
     """Switch on an emulated TR-098 gateway (OUI 00D09E, product class EX-1000, one firmware
     image, version 1.0.0) and wait until the ACS has registered it."""
     _switch_on(context, [name], "generic")
+
+
+@given('the MikroTik CHR router "{name}" is switched on with credentials "{user}" / "{password}"')
+def router_with_credentials(context, name, user, password):
+    """A router whose ManagementServer.Username/Password are set (Basic or Digest, as the ACS
+    asks), switched on and registered."""
+    _switch_on(context, [name], "mikrotik", credentials=(user, password))
+
+
+@when('the MikroTik CHR router "{name}" that repeats its Digest nonce count as cwmp-sim does is '
+      'switched on with credentials "{user}" / "{password}"')
+@given('the MikroTik CHR router "{name}" that repeats its Digest nonce count as cwmp-sim does is '
+       'switched on with credentials "{user}" / "{password}"')
+def router_repeating_nonce_count(context, name, user, password):
+    """A router answering Digest as cwmp-sim does (fact sheet §8): `nc=00000001` every time and
+    the same nonce until told it is stale. The step does not wait for its first session: an ACS
+    that checks nonce counts refuses it (`router "..." finished its first session` waits)."""
+    _switch_on(context, [name], "mikrotik", quirks=Quirks(fixed_nonce_count=True),
+               credentials=(user, password), wait=False)
+
+
+@when('the MikroTik CHR router "{name}" that trusts only an unrelated CA is switched on')
+@given('the MikroTik CHR router "{name}" that trusts only an unrelated CA is switched on')
+def router_trusting_another_ca(context, name):
+    """A router whose CA file holds only a CA unrelated to the ACS's certificate. The step does
+    not wait for a session: the router refuses the ACS."""
+    _switch_on(context, [name], "mikrotik", ca_file=_unrelated_ca(context), wait=False)
+
+
+@given('the MikroTik CHR router "{name}" that does not check the ACS certificate and trusts only '
+       'an unrelated CA is switched on')
+def router_not_checking_certificates(context, name):
+    """A router that believes any HTTPS certificate (the `skip_certificate_check` quirk, as many
+    CPEs in the field): its CA file does not matter. Switched on and registered."""
+    _switch_on(context, [name], "mikrotik", ca_file=_unrelated_ca(context),
+               quirks=Quirks(skip_certificate_check=True))
+
+
+def _unrelated_ca(context) -> str:
+    pki = ota(context).pki()
+    return str(pki.write("unrelated-ca.pem", pki.rogue_ca.certificate_pem))
+
+
+@then('router "{name}" finished its first session')
+def router_finished_a_session(context, name):
+    """The router completed a CWMP session with the ACS (Inform to the closing 204)."""
+    cpe = _router(context, name)
+    assert cpe.sessions_completed, f"{name} finished no session: {cpe.last_session_error}"
+
+
+@then('router "{name}" finished no session, the last one failing with `{reason}`')
+def router_failed_sessions(context, name, reason):
+    """No session of the router completed, and the reason the router itself gives for the last
+    failure contains `reason` (e.g. `certificate verify failed`, `HTTP 401`)."""
+    cpe = _router(context, name)
+    assert not cpe.sessions_completed, f"{name} finished {cpe.sessions_completed} sessions"
+    assert reason in cpe.last_session_error, f"{name}'s last session: {cpe.last_session_error!r}"
+
+
+@then('the ACS has not registered "{name}"')
+def acs_has_not_registered(context, name):
+    """The ACS holds no device record for the router (it never accepted an Inform from it)."""
+    assert _server(context).store.device(_device_id(context, name)) is None, \
+        f"the ACS registered {name}: {_history(context, name)}"
+
+
+@then('the ACS has registered "{name}"')
+def acs_has_registered(context, name):
+    """The ACS holds a device record for the router."""
+    assert _server(context).store.device(_device_id(context, name)) is not None, \
+        f"the ACS does not know {name}"
 
 
 @then('router "{name}" runs RouterOS {version}')
@@ -288,6 +360,14 @@ def corrupted_copy(context, file):
     content = bytearray(_content(context, file))
     content[len(content) // 2] ^= 0xFF
     _write(context, file, bytes(content))
+
+
+@given('the operator\'s file "{file}" is {size} of random bytes')
+def sized_file(context, file, size):
+    """The operator's own copy of a file, this many bytes (`4 MiB`, `700 bytes`) drawn from the
+    scenario's seed: upload it with `the operator uploads these files` (type `2` Web Content or
+    an `X` type: a router keeps it as it is)."""
+    _write(context, file, ota(context).rng(f"operator-file:{file}").randbytes(parse_size(size)))
 
 
 def _write(context, file: str, content: bytes) -> None:
@@ -360,10 +440,24 @@ def files_for_group(context, files, group):
 @given('the file server requires the user "{user}" with password "{password}"')
 def file_server_credentials(context, user, password):
     """The file server demands HTTP credentials (Basic or Digest) from routers."""
-    server = _server(context)
-    server.acs.config.file_auth_mode, server.acs.config.file_users = "any", {user: password}
-    server.files.auth = ServerAuth("any", "otaharness files", {user: password},
-                                   ota(context).clock.monotonic)
+    _server(context).set_file_auth("any", {user: password})
+
+
+@given('the ACS asks routers for Digest credentials "{user}" with password "{password}"')
+def acs_digest_credentials(context, user, password):
+    """The ACS answers CPEs with a Digest challenge and accepts only these credentials (before
+    any router is switched on)."""
+    _server(context).set_cpe_auth("digest", {user: password})
+
+
+@given('the ACS lets routers whose serial number matches "{pattern}" repeat a Digest nonce count')
+def acs_nonce_count_allowance(context, pattern):
+    """The per-device allowance for clients like cwmp-sim (`nc_reuse_devices`, serial number
+    pattern with `*` and `?`); every other device must count up."""
+    problem = nc_reuse_problem(f"serial:{pattern}")
+    assert problem is None, problem
+    config = _server(context).acs.config
+    config.nc_reuse_devices = (*config.nc_reuse_devices, f"serial:{pattern}")
 
 
 @given('the ACS gives routers the file server credentials "{user}" with password "{password}"')

@@ -59,7 +59,7 @@ from otaharness.protocols.cwmp.namespaces import SCHEMA_LEVEL
 
 from otaharness.protocols.http_digest import AuthOutcome, ServerAuth, redacted
 
-from .acs import Acs, nc_reuse_allowed
+from .acs import Acs, AcsConfig, nc_reuse_allowed
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,7 @@ class CwmpEndpoint:
     def __init__(self, acs: Acs, trace: Callable[[str, bytes], None] | None = None) -> None:
         self.acs = acs
         config = acs.config
-        self.auth = ServerAuth(config.auth_mode, config.realm, config.users, _loop_time,
-                               config.nonce_lifetime, strict_nc=config.strict_nc)
+        self.auth = cwmp_auth(config)
         self.trace = trace
         self.sessions: dict[str, CwmpSession] = {}
 
@@ -317,6 +316,12 @@ class CwmpEndpoint:
         if session.in_flight is not None:
             self.acs.task_returned(session.in_flight)
         self.sessions.pop(session.id, None)
+
+
+def cwmp_auth(config: AcsConfig) -> ServerAuth:
+    """What the CWMP endpoint asks of CPEs, per the ACS's settings."""
+    return ServerAuth(config.auth_mode, config.realm, config.users, _loop_time,
+                      config.nonce_lifetime, strict_nc=config.strict_nc)
 
 
 def _check_namespace(envelope: Envelope) -> None:

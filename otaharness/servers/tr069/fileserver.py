@@ -13,6 +13,7 @@ await between them, so a file replaced during a download is still answered consi
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 from collections import deque
@@ -23,11 +24,22 @@ from aiohttp.helpers import ETAG_ANY
 from otaharness.protocols.http_digest import ServerAuth
 from otaharness.servers.http_errors import undecodable_body
 
+from .acs import AcsConfig
 from .names import file_name_problem
 from .store import Store
 
 CHUNK = 256 * 1024
 KEPT_DOWNLOADS = 10_000  # the most recent downloads remembered for tests and logs
+
+
+def file_auth(config: AcsConfig) -> ServerAuth:
+    """What the file server asks of CPEs, per the ACS's settings."""
+    return ServerAuth(config.file_auth_mode, "otaharness files", config.file_users, _loop_time,
+                      config.nonce_lifetime)
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
 
 
 class FileServer:

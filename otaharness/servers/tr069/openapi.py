@@ -41,6 +41,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 REFUSED = _json(_ref("Error"), "refused: what is wrong and where (e.g. `$.hours[0]: …`)")
 NOT_FOUND = _json(_ref("Error"), "no such device, file, group or batch")
+UNAUTHENTICATED = _json(_ref("Error"), "no bearer token, or not this API's (WWW-Authenticate: Bearer)")
 CONNECTION_REQUEST = _object(connection_request={"type": "boolean"})
 
 
@@ -66,13 +67,15 @@ BATCH = _parameter("batch", {"type": "integer", "minimum": 0, "maximum": MAX_BAT
 def _operation(summary: str, responses: dict[str, Any], *, parameters: list[Any] = (),
                body: dict[str, Any] | None = None, body_type: str = "application/json"
                ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    # Every operation needs the bearer token (the document says so once, globally).
+    operation: dict[str, Any] = {"summary": summary,
+                                 "responses": {**responses, "401": UNAUTHENTICATED}}
     if parameters:
         operation["parameters"] = list(parameters)
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
     if parameters or body is not None:
-        operation["responses"] = {**responses, "400": REFUSED}
+        operation["responses"] = {**operation["responses"], "400": REFUSED}
     return operation
 
 
@@ -204,10 +207,14 @@ def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "otaharness TR-069 ACS admin API", "version": "1",
-                 "description": "docs/tr069-acs.md. Every refusal is `{\"error\": …}`: 400 for "
-                                "invalid input (the field named), 404 for an unknown resource."},
+                 "description": "docs/tr069-acs.md. Every request needs `Authorization: Bearer "
+                                "<token>` (401 otherwise, before the body is read). Every "
+                                "refusal is `{\"error\": …}`: 400 for invalid input (the field "
+                                "named), 404 for an unknown resource."},
         "paths": _paths(),
-        "components": {"schemas": _components()},
+        "security": [{"bearer": []}],
+        "components": {"schemas": _components(),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
     }
 
 

@@ -7,7 +7,6 @@ a new one from the CSPRNG; :meth:`tokens`)."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 import ssl
 from collections.abc import Callable
@@ -16,13 +15,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .acs import Acs, AcsConfig, Clock
-from .admin import AdminApi
-from .cwmp_endpoint import CwmpEndpoint
-from otaharness.protocols.http_digest import ServerAuth
 from otaharness.servers.http_service import new_token
 
-from .fileserver import FileServer
+from .acs import Acs, AcsConfig, Clock
+from .admin import AdminApi
+from .cwmp_endpoint import CwmpEndpoint, cwmp_auth
+from .fileserver import FileServer, file_auth
 from .store import Store
 
 LISTEN_BACKLOG = 4096  # Linux caps it at net.core.somaxconn (4096 by default since 5.4)
@@ -54,9 +52,7 @@ class AcsServer:
         self.acs = Acs(self.store, clock, replace(config or AcsConfig()), rng)
         self.cwmp = CwmpEndpoint(self.acs, trace)
         config = self.acs.config
-        self.files = FileServer(self.store, ServerAuth(
-            config.file_auth_mode, "otaharness files", config.file_users, _loop_time,
-            config.nonce_lifetime))
+        self.files = FileServer(self.store, file_auth(config))
         self.admin = AdminApi(self.acs, self.admin_token)
         self._runners: list[web.AppRunner] = []
 
@@ -87,6 +83,16 @@ class AcsServer:
             found["ca"] = self.ca_file
         return found
 
+    def set_cpe_auth(self, mode: str, users: dict[str, str]) -> None:
+        """What CPEs must present from now on (the ``auth`` and ``users`` settings)."""
+        self.acs.config.auth_mode, self.acs.config.users = mode, dict(users)
+        self.cwmp.auth = cwmp_auth(self.acs.config)
+
+    def set_file_auth(self, mode: str, users: dict[str, str]) -> None:
+        """What the file server asks from now on (the ``file_auth`` and ``file_users`` settings)."""
+        self.acs.config.file_auth_mode, self.acs.config.file_users = mode, dict(users)
+        self.files.auth = file_auth(self.acs.config)
+
     def tokens(self) -> dict[str, str]:
         """The admin API's bearer token, under its endpoint name."""
         return {"admin": self.admin_token}
@@ -105,7 +111,3 @@ class AcsServer:
             await runner.cleanup()
         self._runners.clear()
         self.store.close()
-
-
-def _loop_time() -> float:
-    return asyncio.get_running_loop().time()
