@@ -11,7 +11,6 @@ stations' state in process, so they also work inside `soon`. Stations are
 import argparse
 import base64
 import contextlib
-import datetime as dt
 import importlib
 import io
 import re
@@ -25,17 +24,32 @@ from urllib.parse import urlsplit
 import aiohttp
 from behave import given, then, when
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from emulators.basics_station import BasicsStation, CredentialSet, StationHome, StationSettings
+from emulators.basics_station import (
+    BasicsStation,
+    CredentialSet,
+    StationHome,
+    StationSettings,
+)
 from emulators.basics_station.cups_http import post_update_info
 from emulators.basics_station.tls import station_tls
 from otaharness.bdd.support import ota, start_flow, substitute
 from otaharness.cli import COMMANDS
-from otaharness.protocols.basics_station import NO_UPDATE, Credentials, UpdateInfoRequest, format_eui
+from otaharness.protocols.basics_station import (
+    NO_UPDATE,
+    Credentials,
+    UpdateInfoRequest,
+    format_eui,
+)
 from otaharness.provision.basics_station import write_firmware_digest
+from otaharness.runtime.pki import CertificateAuthority
+from otaharness.servers.basics_station.auth import token_digest
+from otaharness.servers.basics_station.identity import (
+    bearer_tokens,
+    certificate_credentials,
+    issue_credentials,
+    station_certificate,
+)
 from otaharness.units import parse_duration
 
 FIRST_STATION_EUI = 0x0016C001FF10A235  # stations get consecutive EUIs from here, in order of appearance
@@ -55,6 +69,7 @@ class _Flow:
     signer: dict[str, str] = field(default_factory=dict)  # update file -> key that signed it
     credentials: dict[tuple[str, str], Credentials] = field(default_factory=dict)  # (station, cups|tc)
     decisions_at_reject: dict[str, int] = field(default_factory=dict)
+    new_cas: dict[str, CertificateAuthority] = field(default_factory=dict)  # endpoint -> the CA behind it
     server: object = None  # the flow's back end once started (a BasicsStationServer)
 
 
@@ -136,12 +151,11 @@ def _admin(context, method: str, path: str, **request) -> dict:
     tls = ssl.create_default_context(cafile=endpoints["ca"]) if "ca" in endpoints else None
 
     async def call():
-        async with aiohttp.ClientSession(headers=headers,
-                                         connector=aiohttp.TCPConnector(ssl=tls) if tls else None) as http:
-            async with http.request(method, url, **request) as response:
-                text = await response.text()
-                assert response.status < 400, f"{method} {path}: HTTP {response.status}: {text}"
-                return await response.json() if text else {}
+        async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=tls) if tls else None
+                                         ) as http, http.request(method, url, **request) as response:
+            text = await response.text()
+            assert response.status < 400, f"{method} {path}: HTTP {response.status}: {text}"
+            return await response.json() if text else {}
 
     return ota(context).run(call())
 
@@ -194,11 +208,19 @@ def sized_update_file(context, file, size, package):
                   size=int(match[1]) * _SIZE_UNITS[match[2].lower()])
 
 
-def _write_update(context, file: str, package: str, *, cleans_up: bool, size: int) -> None:
+@given('an update file "{file}" that installs package "{package}" without restarting the station')
+def update_file_without_restart(context, file, package):
+    """What the starter kit's `fwUpdateSample.sh` does: writes `version.txt` and removes
+    `update.bin`, and does not restart the station (its next CUPS request names the new package;
+    the LNS hears of it only when the station reconnects)."""
+    _write_update(context, file, package, cleans_up=True, size=0, restarts=False)
+
+
+def _write_update(context, file: str, package: str, *, cleans_up: bool, size: int, restarts: bool = True) -> None:
     lines = ["#!/bin/sh", f"# CUPS update to package {package}", "set -e", "echo run >> update-runs.log",
              f"printf '%s\\n' {shlex.quote(package)} > version.txt"]
     if cleans_up:
-        lines += ["rm -f update.bin", ": > station.restart"]
+        lines += ["rm -f update.bin"] + [": > station.restart"] * restarts
     script = "\n".join(lines) + "\n"
     while (missing := size - len(script)) > 0:  # comment lines up to the exact size
         script += "#" * (min(missing, 80) - 1) + "\n"
@@ -396,36 +418,186 @@ def upload_unsigned(context, package, name, file):
         "package": package, "fwUrl": stored["fwUrl"], "fwKeyChecksum": None, "fwSignature": None})
 
 
-@when('the operator moves station "{name}" to the {category} URI "{uri}"'
-      ' with a trust certificate and the token "{token}"')
-def move_with_token(context, name, category, uri, token):
-    """Set the station's twin to a new CUPS or TC URI and a credential set of a trust
-    certificate (DER), no client certificate, and an auth token header line. CUPS sends them at
-    the station's next check."""
-    _move(context, name, category, uri, Credentials(
-        trust=_certificate(context, f"{category} trust"), auth_token=f"{token}\r\n".encode()))
-
-
-@when('the operator moves station "{name}" to the {category} URI "{uri}"'
-      ' with a trust certificate, a client certificate and its key')
-def move_with_client_certificate(context, name, category, uri):
-    """Set the twin to a new CUPS or TC URI and a credential set of a trust certificate, a
-    client certificate and its private key (all DER)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    key_der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    _move(context, name, category, uri, Credentials(
-        trust=_certificate(context, f"{category} trust"),
-        certificate=_certificate(context, f"station {name}", key), key=key_der))
-
-
-def _move(context, name: str, category: str, uri: str, credentials: Credentials) -> None:
+def _move(context, name: str, category: str, uri: str | None, credentials: Credentials) -> None:
+    """Set the twin's URI (None: unchanged) and credential blob; CUPS sends them when the CRC the
+    station reports differs."""
     prefix = _category(category)
-    uri = substitute(uri, ota(context).values)
-    _admin(context, "PUT", f"/admin/stations/{format_eui(_eui(context, name), '')}", json={
-        f"{prefix}Uri": uri,
-        f"{prefix}Credentials": base64.b64encode(credentials.encode()).decode("ascii")})
+    change = {f"{prefix}Credentials": base64.b64encode(credentials.encode()).decode("ascii")}
+    if uri is not None:
+        change[f"{prefix}Uri"] = substitute(uri, ota(context).values)
+    _admin(context, "PUT", f"/admin/stations/{format_eui(_eui(context, name), '')}", json=change)
     _flow(context).credentials[(name, prefix)] = credentials
+
+
+def _pki(context):
+    server = _server(context)
+    if server.pki is None:
+        raise AssertionError("credential steps need CUPS over TLS (-D target.cups.plain is set)")
+    return server.pki
+
+
+@given('station "{name}" is provisioned with package "{package}", the signature key "{key}" and a token')
+def provision_with_token(context, name, package, key):
+    """Register and install the station with `station-credentials --auth token`: `cups.key` and
+    `tc.key` hold `Authorization: Bearer <token>` and there is no client certificate."""
+    _provision(context, name, package, [key], auth="token")
+
+
+@given('station "{name}" is provisioned with package "{package}", no signature key'
+       ' and an expired client certificate')
+def provision_expired(context, name, package):
+    """Register and install the station, its client certificate (for CUPS and TC) issued by the
+    station CA but expired two days ago."""
+    _provision(context, name, package, [])
+    pki = _pki(context)
+    expired = certificate_credentials(pki.server_ca.certificate,
+                                      station_certificate(pki.device_ca, _eui(context, name), expired=True))
+    for category in ("cups", "tc"):
+        _flow(context).homes[name].store_credentials(category, expired)
+
+
+@when('the operator rotates the {category} credentials of station "{name}" to a new client certificate')
+def rotate_to_certificate(context, category, name):
+    """A new client certificate (and key) for the station from the station CA, with the server
+    CA as trust, set in the twin: CUPS sends it as `cupsCred`/`tcCred` at the next check."""
+    pki = _pki(context)
+    _move(context, name, category, None, certificate_credentials(
+        pki.server_ca.certificate, station_certificate(pki.device_ca, _eui(context, name))))
+
+
+@when('the operator rotates the {category} credentials of station "{name}" to a new token')
+def rotate_to_token(context, category, name):
+    """A new bearer token for the station (no client certificate), with the server CA as trust."""
+    _move(context, name, category, None,
+          issue_credentials(_pki(context), _server(context).registry, _eui(context, name), "token"))
+
+
+@when('the operator rotates the {category} credentials of station "{name}" to a trust of an unrelated CA')
+def rotate_to_broken(context, category, name):
+    """A mistake: the trust is a CA our server's certificate does not chain to (the client
+    certificate is fine). The station stores it and can no longer verify the server."""
+    pki = _pki(context)
+    _move(context, name, category, None, certificate_credentials(
+        pki.rogue_ca.certificate, station_certificate(pki.device_ca, _eui(context, name))))
+
+
+@given('the CUPS server also answers at "{endpoint}" with a certificate of a new CA')
+@when('the CUPS server also answers at "{endpoint}" with a certificate of a new CA')
+def cups_with_new_ca(context, endpoint):
+    """The same CUPS on another port, presenting a certificate of a new server CA: the CUPS after
+    a CA change. Its URL is `${endpoint.<endpoint>}`."""
+    server, flow = _server(context), _flow(context)
+    _pki(context)
+    flow.new_cas[endpoint] = CertificateAuthority(f"otaharness Root CA for {endpoint} (after a CA change)")
+    url = ota(context).run(server.add_cups_endpoint(endpoint, flow.new_cas[endpoint]))
+    ota(context).values.setdefault("endpoint", {})[endpoint] = url
+
+
+@when('the operator moves station "{name}" to the CUPS URI "{uri}" trusting the new CA of "{endpoint}"')
+def move_to_new_ca(context, name, uri, endpoint):
+    """Set the twin's CUPS URI and CUPS credentials: the new CA as trust, a new client certificate.
+    CUPS sends both in one reply; the station calls the new URI with the new trust."""
+    pki = _pki(context)
+    _move(context, name, "cups", uri, certificate_credentials(
+        _flow(context).new_cas[endpoint].certificate, station_certificate(pki.device_ca, _eui(context, name))))
+
+
+def _credential_detail(credentials: Credentials) -> str:
+    """How the server names this credential in what it records (serial, or token digest)."""
+    if credentials.certificate:
+        return f"certificate {x509.load_der_x509_certificate(credentials.certificate).serial_number:x}"
+    return f"token {token_digest(bearer_tokens(credentials)[0])[:16]}"
+
+
+@then('CUPS saw station "{name}" come with its new CUPS credentials')
+def cups_saw_new_credentials(context, name):
+    """The station's latest CUPS request was authenticated with the credential the operator set
+    last (the server records the certificate's serial or the token's digest, never the secret)."""
+    eui, expected = _eui(context, name), _credential_detail(_flow(context).credentials[(name, "cups")])
+    arrivals = [detail for station, _, detail in _server(context).cups.arrivals if station == eui]
+    assert arrivals and arrivals[-1] == expected, f"CUPS saw {arrivals[-3:]}, expected {expected}"
+
+
+@then('the last CUPS request of station "{name}" came to "{endpoint}"')
+def last_cups_endpoint(context, name, endpoint):
+    """The server socket that answered the station's latest CUPS request (after the link proxy)."""
+    eui, port = _eui(context, name), urlsplit(_server(context).endpoints()[endpoint]).port
+    ports = [local for station, local, _ in _server(context).cups.arrivals if station == eui]
+    assert ports and ports[-1] == port, f"CUPS requests of {name} came to ports {ports[-3:]}, not {port}"
+
+
+@then('the LNS saw station "{name}" connect with its new TC credentials')
+def lns_saw_new_credentials(context, name):
+    """The station's latest LNS data connection was authenticated with the TC credential the
+    operator set last."""
+    eui, expected = _eui(context, name), _credential_detail(_flow(context).credentials[(name, "tc")])
+    identities = [session.identity for session in _server(context).lns.history if session.eui == eui]
+    assert identities and identities[-1] == expected, f"the LNS saw {identities[-3:]}, expected {expected}"
+
+
+@then('station "{name}" reached CUPS with its backup credentials')
+def reached_with_backup(context, name):
+    """After its regular set kept failing, a CUPS session with the BAK set succeeded."""
+    station = _station(context, name)
+    kinds = [(event.kind, event.detail) for event in station.events]
+    try:
+        backup = kinds.index(("cups-set", "BAK"))
+    except ValueError:
+        raise AssertionError(f"station {name} never used its BAK set: {_events(station)}") from None
+    assert any(kind == "cups-done" for kind, _ in kinds[backup:]), _events(station)
+
+
+@then('station "{name}" could not reach CUPS: {reason}')
+def could_not_reach_cups(context, name, reason):
+    """Every CUPS session of the station failed, the last one for this reason (as the station's
+    TLS library reported it); none succeeded."""
+    station = _station(context, name)
+    failed = station.last("cups-failed")
+    assert failed is not None and reason in failed.detail, _events(station)
+    assert station.count("cups-done") == 0, _events(station)
+
+
+@then('station "{name}" failed its last CUPS check: {reason}')
+def failed_last_check(context, name, reason):
+    """The station's latest CUPS session failed, for this reason (as its TLS library said)."""
+    station = _station(context, name)
+    sessions = [event for event in station.events if event.kind in ("cups-done", "cups-failed")]
+    assert sessions and sessions[-1].kind == "cups-failed" and reason in sessions[-1].detail, _events(station)
+
+
+@then('station "{name}" is not connected to the LNS')
+def not_on_lns(context, name):
+    """The station holds no LNS connection and the LNS has none for it."""
+    station = _station(context, name)
+    assert not station.tc_connected and _eui(context, name) not in _server(context).lns.sessions, _events(station)
+
+
+@then('station "{name}" reached CUPS and the LNS over TLS with its {kind}')
+def reached_over_tls(context, name, kind):
+    """The station's URIs are `https`/`wss`, and CUPS and the LNS recorded its latest request
+    and connection as authenticated with a `client certificate` or a `token`."""
+    station, eui = _station(context, name), _eui(context, name)
+    by = {"client certificate": "certificate", "token": "token"}[kind]
+    assert (urlsplit(station.home.uri("cups")).scheme, urlsplit(station.home.uri("tc")).scheme) == ("https", "wss")
+    arrivals = [detail for station_eui, _, detail in _server(context).cups.arrivals if station_eui == eui]
+    sessions = [session.identity for session in _server(context).lns.history if session.eui == eui]
+    assert arrivals and arrivals[-1].startswith(by + " "), f"CUPS saw {arrivals[-3:]}"
+    assert sessions and sessions[-1].startswith(by + " "), f"the LNS saw {sessions[-3:]}"
+
+
+@then('station "{name}" did not restart')
+def did_not_restart(context, name):
+    """The station has been running since it was switched on (one boot)."""
+    station = _station(context, name)
+    assert station.boots == 1, _events(station)
+
+
+@then('the last CUPS request of station "{name}" names package "{package}"')
+def last_request_package(context, name, package):
+    """The `package` of the station's latest CUPS request, as the server received it."""
+    eui = _eui(context, name)
+    requests = [r for r in map(UpdateInfoRequest.decode, _server(context).cups.requests) if r.router == eui]
+    assert requests and requests[-1].package == package, f"its last request names {requests[-1].package!r}"
 
 
 def _category(text: str) -> str:
@@ -433,22 +605,6 @@ def _category(text: str) -> str:
     if category not in ("cups", "tc"):
         raise ValueError(f"credential category must be CUPS or TC, not {text!r}")
     return category
-
-
-def _certificate(context, common_name: str, key: ec.EllipticCurvePrivateKey | None = None) -> bytes:
-    """A self-signed P-256 certificate (DER) valid around the scenario's time. The alternative
-    names make it longer than 255 bytes: the station reads DER lengths only in the 0x82 form."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "otaharness"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = ota(context).clock.utcnow()
-    names = [x509.DNSName(f"{label}.lns.example.net") for label in ("eu1", "eu2", "backup")]
-    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365))
-                   .add_extension(x509.SubjectAlternativeName(names), critical=False)
-                   .sign(key, hashes.SHA256()))
-    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 @when('the LNS rejects station "{name}" because "{reason}"')

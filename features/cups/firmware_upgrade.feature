@@ -29,6 +29,28 @@ Feature: Basics Station firmware upgrade over CUPS
     And station "gw1" restarted to install the update
     And soon the registry shows package "v1" reported by station "gw1" to the LNS
     And the CUPS server's last answer to station "gw1" was "no update: station runs the desired package 'v1'"
+    And station "gw1" reached CUPS and the LNS over TLS with its client certificate
+
+  Scenario: An update program that does not restart the station: CUPS hears of the new package first
+    # The starter kit's fwUpdateSample.sh writes version.txt and removes update.bin, and does not
+    # restart the station: its next CUPS request names the new package, the LNS hears of it only
+    # when the station reconnects.
+    Given an update file "v1-norestart.bin" that installs package "v1" without restarting the station
+    And the firmware team signs "v1-norestart.bin" with the key "release"
+    And station "gw1" is provisioned with package "v0" and the signature key "release"
+    When station "gw1" is switched on
+    Then soon station "gw1" is connected to the LNS
+    When the operator uploads "v1-norestart.bin" as package "v1" for station "gw1"
+    And 1 day passes
+    Then station "gw1" runs package "v1"
+    And station "gw1" ran the update: a key verified the signature
+    And station "gw1" did not restart
+    And the registry shows package "v0" reported by station "gw1" to the LNS
+    When 1 day passes
+    Then the last CUPS request of station "gw1" names package "v1"
+    And the CUPS server's last answer to station "gw1" was "no update: station runs the desired package 'v1'"
+    When device "gw1" reboots
+    Then soon the registry shows package "v1" reported by station "gw1" to the LNS
 
   Scenario: An update signed with another key is not run and the old version keeps working
     Given the firmware team prepares the signature key "rogue"

@@ -138,10 +138,9 @@ async def station_credentials(server: str, station_eui: str, home: Path, *, auth
         eui = format_eui(parse_eui(station_eui), "")
     except BasicsStationCodecError as error:
         raise ProvisioningError(f"bad station EUI {station_eui!r}: {error}") from error
-    async with _session(token, ca) as http:
-        async with http.post(f"{server.rstrip('/')}/admin/stations/{eui}/credentials",
-                             json={"auth": auth}) as response:
-            answer = await _json_or_error(response, f"issuing credentials for station {eui}")
+    async with _session(token, ca) as http, http.post(f"{server.rstrip('/')}/admin/stations/{eui}/credentials",
+                                                      json={"auth": auth}) as response:
+        answer = await _json_or_error(response, f"issuing credentials for station {eui}")
     files = {name: base64.b64decode(content) for name, content in answer["files"].items()}
     files.setdefault("cups.uri", server.rstrip("/").encode())
     home.mkdir(parents=True, exist_ok=True)

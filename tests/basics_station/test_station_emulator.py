@@ -63,7 +63,8 @@ def test_cups_and_tc_uri_and_credential_rotation_byte_exact(tmp_path: Path) -> N
     done = [event for event in station.events if event.kind == "cups-done"]
     assert [event.detail for event in done] == [
         "cups uri, cups credentials, tc uri, tc credentials", "no updates"]
-    assert done[0].at == done[1].at  # "reconnect right away" after a CUPS change
+    # "CUPS provided CUPS updates - reconnecting in 1m": cups_ondone keeps ahead = CUPS_RESYNC_INTV.
+    assert done[1].at - done[0].at == 60.0
 
 
 def test_lns_rejection_sends_the_station_back_to_cups(tmp_path: Path) -> None:
@@ -99,7 +100,10 @@ def test_credential_set_fallback_reg_bak_boot(tmp_path: Path) -> None:
         (station.home.path / "cups-boot.uri").write_text(world.cups_url)
         await station.start()
         await world.until(lambda: station.home.uri("cups") == world.cups_url and station.tc_connected, timeout=DAY)
-        return station, world.clock.monotonic(), world.cups_url
+        elapsed = world.clock.monotonic()
+        # The CUPS change brings the next session (with REG) 1 minute later, which backs REG up.
+        await world.until(lambda: station.count("cups-done") == 2, timeout=DAY)
+        return station, elapsed, world.cups_url
 
     station, elapsed, cups_url = run_world(tmp_path, main)
     failures = [event.detail.split(":")[0] for event in station.events if event.kind == "cups-failed"]

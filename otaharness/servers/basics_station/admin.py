@@ -59,10 +59,13 @@ from otaharness.protocols.basics_station import (
 )
 from otaharness.protocols.basics_station.validation import integral
 from otaharness.protocols.json_input import JsonInputError, validate
+from otaharness.runtime.pki import Pki
 from otaharness.servers.basics_station import schemas
 from otaharness.servers.basics_station.cups import FIRMWARE_PATH
-from otaharness.runtime.pki import Pki
-from otaharness.servers.basics_station.identity import issue_credentials, register_blob_tokens
+from otaharness.servers.basics_station.identity import (
+    issue_credentials,
+    register_blob_tokens,
+)
 from otaharness.servers.basics_station.openapi import openapi_document
 from otaharness.servers.basics_station.registry import (
     FirmwareExists,

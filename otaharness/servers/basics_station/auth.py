@@ -31,9 +31,13 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from otaharness.protocols.basics_station import BasicsStationCodecError, format_eui, parse_eui
-from otaharness.servers.http_service import presented_bearer_token
+from otaharness.protocols.basics_station import (
+    BasicsStationCodecError,
+    format_eui,
+    parse_eui,
+)
 from otaharness.servers.basics_station.registry import StationRegistry
+from otaharness.servers.http_service import presented_bearer_token
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,12 @@ def token_digest(token: str) -> str:
 class StationIdentity:
     eui: int
     by: str  # "certificate" or "token"
+    which: str = ""  # the certificate's serial number (hex), or the first 16 hex digits of the token's digest
+
+    @property
+    def detail(self) -> str:
+        """E.g. ``certificate 3f0a…`` / ``token 9c1d…``: which credential, never the secret."""
+        return f"{self.by} {self.which}"
 
 
 @dataclass(frozen=True)
@@ -85,20 +95,22 @@ class StationAuthenticator:
             eui = certificate_eui(certificate)
             if eui is None:
                 return Refusal(403, "the client certificate's common name is not a station EUI")
-            return StationIdentity(eui, "certificate")
+            return StationIdentity(eui, "certificate", f"{certificate.serial_number:x}")
         token = presented_bearer_token(request)
         if token is None:
             return Refusal(401, "station authentication required: a client certificate or an "
                                 "Authorization: Bearer token")
-        owner = self.registry.token_owner(token_digest(token))
+        digest = token_digest(token)
+        owner = self.registry.token_owner(digest)
         if owner is None:
             return Refusal(401, "the station token is not valid")
-        return StationIdentity(owner, "token")
+        return StationIdentity(owner, "token", digest[:16])
 
     def identity_name(self, request: web.Request) -> str:
-        """How an accepted request authenticated ("certificate", "token"; "" without TLS)."""
+        """Which credential an accepted request came with (:attr:`StationIdentity.detail`; ""
+        without TLS)."""
         identity = self.identify(request) if self.required else None
-        return identity.by if isinstance(identity, StationIdentity) else ""
+        return identity.detail if isinstance(identity, StationIdentity) else ""
 
     def check(self, request: web.Request, eui: int | None = None) -> Refusal | None:
         """None when the request may act for station ``eui`` (None: for some station, checked

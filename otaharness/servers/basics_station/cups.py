@@ -39,9 +39,9 @@ from otaharness.protocols.basics_station import (
     UPDATE_INFO_PATH,
     BasicsStationCodecError,
     FirmwareSignature,
-    check_firmware_signature,
     UpdateInfoRequest,
     UpdateInfoResponse,
+    check_firmware_signature,
     format_eui,
 )
 from otaharness.servers.basics_station.auth import StationAuthenticator
@@ -120,6 +120,9 @@ class CupsEndpoint:
         # The latest request bodies as received and (station EUI, reason) per answer, for checks.
         self.requests: deque[bytes] = deque(maxlen=RECENT)
         self.decisions: deque[tuple[int, str]] = deque(maxlen=RECENT)
+        # (station EUI, local port, credential detail) per answered request: which endpoint and
+        # which credential a station came with (the credential by serial or token digest only).
+        self.arrivals: deque[tuple[int, int, str]] = deque(maxlen=RECENT)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(UPDATE_INFO_PATH, self.update_info)
@@ -150,6 +153,8 @@ class CupsEndpoint:
         except BasicsStationCodecError as error:  # a twin edited by hand: answer, do not fail
             decision = CupsDecision(UpdateInfoResponse(), f"no updates: the twin cannot be encoded: {error}")
             reply = decision.response.encode()
+        sockname = http.transport.get_extra_info("sockname") if http.transport is not None else None
+        self.arrivals.append((request.router, sockname[1] if sockname else 0, self.auth.identity_name(http)))
         self.registry.update(request.router, last_cups_decision=decision.reason)
         self.decisions.append((request.router, decision.reason))
         log.info("CUPS %s: %s", format_eui(request.router), decision.reason)

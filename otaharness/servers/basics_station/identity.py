@@ -16,7 +16,11 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from otaharness.protocols.basics_station import Credentials, format_eui, station_auth_header_lines
+from otaharness.protocols.basics_station import (
+    Credentials,
+    format_eui,
+    station_auth_header_lines,
+)
 from otaharness.runtime.pki import CertificateAuthority, Issued, Pki
 from otaharness.servers.basics_station.auth import token_digest
 from otaharness.servers.basics_station.registry import StationRegistry

@@ -18,6 +18,7 @@ from the CSPRNG); ``POST /update-info`` is the station's and exempt from it.
 from __future__ import annotations
 
 import json
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,19 @@ from aiohttp import web
 from fixtures import fixture_path
 from otaharness.protocols.basics_station import UPDATE_INFO_PATH
 from otaharness.runtime.clock import Clock
-from otaharness.runtime.pki import LOCAL_NAMES, Pki
+from otaharness.runtime.pki import LOCAL_NAMES, CertificateAuthority, Pki
 from otaharness.servers.basics_station.admin import MAX_FIRMWARE_SIZE, AdminApi
 from otaharness.servers.basics_station.auth import StationAuthenticator
 from otaharness.servers.basics_station.cups import CupsEndpoint
 from otaharness.servers.basics_station.lns import LnsServer
 from otaharness.servers.basics_station.registry import FirmwareStore, StationRegistry
 from otaharness.servers.http_errors import undecodable_body
-from otaharness.servers.http_service import HttpSite, bearer_token_required, new_token, serve_app
+from otaharness.servers.http_service import (
+    HttpSite,
+    bearer_token_required,
+    new_token,
+    serve_app,
+)
 
 FIXTURES = fixture_path("basics_station")
 DEFAULT_ROUTER_CONFIG = FIXTURES / "eu868_router_config.json"
@@ -88,6 +94,29 @@ class BasicsStationServer:
         if self.pki is None:
             return None
         return self.pki.server_context(SERVER_NAMES, client_cas=[self.pki.device_ca.certificate_pem])
+
+    async def add_cups_endpoint(self, name: str, ca: CertificateAuthority) -> str:
+        """Serve CUPS (and the admin API) also on a new port whose certificate ``ca`` issued: a
+        CUPS server after a CA change, which a station reaches once CUPS moved it there with the
+        new CA as trust (one trust certificate fits a CUPS credential blob, so a CA rotation comes
+        with a new CUPS URI). Listed in :meth:`endpoints` as ``name``."""
+        if self.pki is None:
+            raise RuntimeError("a CUPS endpoint with another CA needs TLS")
+        issued = ca.issue(SERVER_NAMES[0], names=SERVER_NAMES, server=True, client=False)
+        certificate, key = self.pki.write_identity(f"server-{name}", issued)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certificate, key)
+        context.load_verify_locations(cadata=self.pki.device_ca.certificate_pem)
+        context.verify_mode = ssl.CERT_OPTIONAL
+        if self.pki.keylog is not None:
+            context.keylog_filename = str(self.pki.keylog)
+        runner = self._sites[0].runner  # the CUPS app: one more socket, same handlers and state
+        before = set(runner.addresses)
+        await web.TCPSite(runner, self.host, 0, ssl_context=context).start()
+        port = next(address for address in runner.addresses if address not in before)[1]
+        self._urls[name] = f"https://{self.host}:{port}"
+        return self._urls[name]
 
     def endpoints(self) -> dict[str, str]:
         return dict(self._urls)
