@@ -48,9 +48,9 @@ SEED_FILE_SERVER = b"https://splynx_domain:7567"
 POLL = 60.0  # virtual seconds between progress checks (the SQL count is not free at N=5000)
 
 
-async def operator_adds_batch(admin_url: str, files_url: str) -> int:
+async def operator_adds_batch(admin_url: str, files_url: str, token: str) -> int:
     """The seed's steps 1-3 through the admin API: three files, a group, a batch."""
-    async with aiohttp.ClientSession() as http:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
         uploads = {name: fixture_path("tr069", name).read_bytes() for name in PACKAGES}
         uploads[XML] = fixture_path("tr069", XML).read_bytes().replace(
             SEED_FILE_SERVER, files_url.encode())
@@ -121,7 +121,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int) -> Figure
 
         with Stopwatch(clock) as upgrade:
             batch_id = await operator_adds_batch(server.endpoints()["admin"],
-                                                 server.endpoints()["files"])
+                                                 server.endpoints()["files"],
+                                                 server.tokens()["admin"])
             while count_in_state(server, batch_id, "ready") < count:
                 if upgrade.virtual_so_far() > 3 * HOUR:
                     raise AssertionError(f"not every CPE Ready after 3 h: {states(server, batch_id)}")
