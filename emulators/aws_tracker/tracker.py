@@ -168,6 +168,8 @@ class Tracker:
         self.events: list[tuple[float, str]] = []
         # Emulator bookkeeping (not device state: survives reboots): range_requests, reboots.
         self.counters: collections.Counter[str] = collections.Counter()
+        # Byte offsets at which a download went on after a broken connection (same bookkeeping).
+        self.resumed_at: list[int] = []
         # Called with each event's text as it happens (tests wait on these).
         self.listeners: list[Callable[[str], None]] = []
         self._jobs = f"$aws/things/{thing_name}/jobs"
@@ -207,6 +209,10 @@ class Tracker:
     def download_offset(self) -> int:
         """Bytes of the current download received so far (RAM)."""
         return self.download.offset if self.download is not None else 0
+
+    def _download_resumes(self, offset: int, why: str) -> None:
+        self.resumed_at.append(offset)
+        self._event(f"download resumes at byte {offset} after: {why}")
 
     def _event(self, text: str) -> None:
         self.events.append((self.clock.epoch(), text))
@@ -530,7 +536,7 @@ class Tracker:
             endpoint=endpoint, host=firmware.host, path=firmware.path, sink=self.flash.slot,
             fragment_size=self.fragment_size, expected_size=firmware.size,
             timeout=self.download_timeout, bind_address=self.bind_address, on_progress=progress,
-            on_resume=lambda offset, why: self._event(f"download resumes at byte {offset} after: {why}"),
+            on_resume=self._download_resumes,
             tls=self.tls if secure else None,
         )
         self._event(f"download of {firmware.host}/{firmware.path} started")

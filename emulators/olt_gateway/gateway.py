@@ -108,6 +108,12 @@ class OltGateway:
         self._running = False
         mqtt.add_handler("devices/+/+", self._on_message)
 
+    @property
+    def resumed_at(self) -> list[int]:
+        """Byte offsets at which a blob download went on from the flash (`Range: bytes=N-`)."""
+        return [int(request["Range"].removeprefix("bytes=").split("-", 1)[0])
+                for request in self.download_requests if "Range" in request]
+
     # -- power -------------------------------------------------------------------------------------
     async def start(self) -> None:
         await self.api.open()

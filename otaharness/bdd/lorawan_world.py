@@ -16,6 +16,9 @@ from typing import Any
 
 from emulators.lorawan_field import LoRaWANField
 from otaharness.bdd.support import ota
+from otaharness.protocols.lorawan.errors import LoRaWANError
+from otaharness.protocols.lorawan.crypto import frm_payload_cipher
+from otaharness.protocols.lorawan.frames import DataFrame, decode_phy_payload, reconstruct_fcnt
 from otaharness.runtime.lora_capture import LoraCapture
 from otaharness.runtime.runtime import slug
 
@@ -28,6 +31,17 @@ class Received:
     multicast: bool
 
 
+@dataclass(frozen=True)
+class Heard:
+    """A data downlink the radio medium delivered to a device, addressed to it (unicast) or to a
+    multicast group it was in at that moment; frames for other addresses are not kept."""
+    at: float  # scenario clock, end of the frame's airtime
+    multicast: bool
+    fport: int | None
+    phy_payload: bytes
+    command: int | None = None  # multicast: the first octet of the decrypted FRMPayload (a CID)
+
+
 @dataclass
 class LoRaWANWorld:
     field: LoRaWANField
@@ -36,6 +50,7 @@ class LoRaWANWorld:
     # (dataclasses.field: the attribute "field" shadows the bare name inside the class)
     received: dict[str, list[Received]] = dataclasses.field(default_factory=dict)
     uplinks: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)  # PHYPayloads each device sent
+    heard: dict[str, list[Heard]] = dataclasses.field(default_factory=dict)  # downlinks each device received
 
 
 def lorawan_world(context: Any) -> LoRaWANWorld:
@@ -53,7 +68,7 @@ def lorawan_world(context: Any) -> LoRaWANWorld:
                                  address_of=runtime.address_of, capture=capture)
     world = context.lorawan = LoRaWANWorld(lorawan_field, service, capture)
     lorawan_field.medium.add_monitor(lambda frame, receptions: world.uplinks.setdefault(frame.sender, []).append(
-        bytes(frame.transmission.phy_payload)) if frame.uplink else None)
+        bytes(frame.transmission.phy_payload)) if frame.uplink else _note_heard(world, frame, receptions))
 
     async def close() -> None:
         await lorawan_field.close()
@@ -68,3 +83,29 @@ def lorawan_world(context: Any) -> LoRaWANWorld:
 
     runtime.add_cleanup(close)
     return world
+
+
+def _note_heard(world: LoRaWANWorld, frame: Any, receptions: Any) -> None:
+    """Each device that received this data downlink, if it was for the device's own address or a
+    multicast group the device was in (judged now: a group may be deleted later)."""
+    try:
+        data = decode_phy_payload(bytes(frame.transmission.phy_payload))
+    except LoRaWANError:
+        return
+    if not isinstance(data, DataFrame):
+        return
+    for reception in receptions:
+        device = world.field.devices.get(reception.receiver)
+        if device is None:
+            continue
+        own = device.session is not None and device.session.dev_addr == data.dev_addr
+        group = next((g for g in device.multicast.values() if g.mc_addr == data.dev_addr), None)
+        if own or group is not None:
+            command = None
+            if not own and data.fport and data.frm_payload:  # read with the group's own key
+                last = group.last_fcnt
+                fcnt = reconstruct_fcnt(data.fcnt16, group.min_fcnt if last is None else last)
+                command = frm_payload_cipher(group.keys.app_s_key, data.frm_payload[:1],
+                                             dev_addr=data.dev_addr, fcnt=fcnt, uplink=False)[0]
+            world.heard.setdefault(reception.receiver, []).append(
+                Heard(frame.end, not own, data.fport, bytes(frame.transmission.phy_payload), command))
