@@ -1,6 +1,7 @@
 """CLI: ``otaharness emulate basics-station --cups-uri URL --home DIR`` on real time.
 
-Files already in the home directory are kept (a station's state survives restarts); ``--cups-uri``,
+Files already in the home directory are kept (a station's state survives restarts): credential
+files written by ``otaharness cups station-credentials`` are used as they are. ``--cups-uri``,
 ``--tc-uri``, ``--package`` and ``--sig-key`` are written into it when given. With ``--count N``
 the stations get consecutive EUIs and the homes ``DIR/<EUI>``.
 """
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sig-key", type=Path, action="append", default=[],
                         help="a sig-N.key to install (repeat for sig-1.key, ...)")
     parser.add_argument("--bind-address", help="local source address of the station's connections")
+    parser.add_argument("--station", help='the CUPS request\'s "station" (default: "2.0.6(linux/std) <build date>", '
+                                          "the form the real station sends)")
     parser.add_argument("--cups-ok-interval", type=float, default=86400.0, help="seconds between CUPS checks")
     parser.add_argument("--cups-resync-interval", type=float, default=60.0, help="seconds after a failed check")
     parser.add_argument("--update-time-limit", type=float, default=30.0, help="seconds an update may run")
@@ -45,7 +48,8 @@ def stations_from(args: argparse.Namespace, clock: Clock) -> list[BasicsStation]
             shutil.copyfile(key, path / f"sig-{index}.key")
         settings = dataclasses.replace(
             StationSettings(eui), cups_ok_interval=args.cups_ok_interval,
-            cups_resync_interval=args.cups_resync_interval, update_time_limit=args.update_time_limit)
+            cups_resync_interval=args.cups_resync_interval, update_time_limit=args.update_time_limit,
+            station=args.station)
         stations.append(BasicsStation(settings, home, clock, bind_address=args.bind_address))
     return stations
 

@@ -32,6 +32,7 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 _ERRORS = {
     400: "bad input: a malformed EUI or firmware name, or a body that is not a JSON object of the "
          "documented fields, types and ranges (the message names the field)",
+    401: "no or a wrong Authorization: Bearer token (the admin API's token: serve --json \"tokens\")",
     404: "unknown station or firmware (or no such path)",
     409: "a firmware of that name exists (files are never overwritten); credentials: the server runs "
          "without TLS",
@@ -42,7 +43,7 @@ _ERRORS = {
 def _operation(summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...],
                body: str | None = None) -> dict[str, Any]:
     responses = {str(code): response for code, response in ok.items()}
-    for code in (400, 404, *errors):  # 404 also for a path that names nothing (an empty {eui})
+    for code in (400, 401, 404, *errors):  # 404 also for a path that names nothing (an empty {eui})
         responses[str(code)] = _json(_ERRORS[code], _ref("Error"))
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if body is not None:
