@@ -15,7 +15,6 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-import aiohttp
 from behave import given, then, when
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -23,7 +22,7 @@ from emulators.lorawan_device import AbpActivation, DeviceConfig
 from emulators.lorawan_device.fuota import PROFILES, FuotaAgent, build_image
 from emulators.radio import FixedLoss
 from otaharness.bdd.lorawan_world import lorawan_world
-from otaharness.bdd.support import ota
+from otaharness.bdd.support import api_session, ota
 from otaharness.protocols.fuota import PACKAGES_BY_FPORT
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
@@ -96,31 +95,31 @@ def _agent(context, name: str) -> FuotaAgent:
     return agents[name]
 
 
-async def _api(url: str, method: str, path: str, body: dict | None = None) -> object:
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, url + path, json=body) as response:
+async def _api(runtime, endpoint: str, method: str, path: str, body: dict | None = None) -> object:
+    """A call that must succeed, to the API at ``endpoint`` with its token (over HTTPS)."""
+    async with api_session(runtime, endpoint) as http:
+        async with http.request(method, runtime.endpoint_url(endpoint) + path, json=body) as response:
             document = await response.json()
             assert response.status < 300, f"{method} {path}: HTTP {response.status} {document}"
             return document
 
 
 def _api_call(context, method: str, path: str, body: dict | None = None) -> object:
-    url = _service(context).endpoints()["fuota"]
-    return ota(context).run(_api(url, method, path, body))
+    return ota(context).run(_api(ota(context), "fuota", method, path, body))
 
 
-async def _raw(url: str, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
-    """Any answer, as (status, JSON document or None for an empty body)."""
-    async with aiohttp.ClientSession() as http:
-        async with http.request(method, url + path, data=data,
+async def _raw(runtime, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
+    """Any answer of the FUOTA API, as (status, JSON document or None for an empty body)."""
+    async with api_session(runtime, "fuota") as http:
+        async with http.request(method, runtime.endpoint_url("fuota") + path, data=data,
                                 headers={"Content-Type": "application/json"} if data is not None else None) as response:
             body = await response.read()
             return response.status, (json.loads(body) if body else None)
 
 
 def _raw_call(context, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
-    url = _service(context).endpoints()["fuota"]
-    answer = _fuota(context).answer = ota(context).run(_raw(url, method, path, data))
+    _service(context)  # started
+    answer = _fuota(context).answer = ota(context).run(_raw(ota(context), method, path, data))
     return answer
 
 
@@ -176,8 +175,7 @@ def a_fuota_device(context, name, x, y):
     dev_eui, dev_addr = FIRST_DEV_EUI + index, FIRST_DEV_ADDR + index
     rng = runtime.rng(f"fuota-device:{name}")
     keys = SessionKeys(nwk_s_key=rng.randbytes(16), app_s_key=rng.randbytes(16))
-    url = world.service.endpoints()["lorawan-app"]
-    runtime.run(_api(url, "PUT", f"/api/devices/{dev_eui:016X}",
+    runtime.run(_api(runtime, "lorawan-app", "PUT", f"/api/devices/{dev_eui:016X}",
                      {"devAddr": f"{dev_addr:08X}", "nwkSKey": keys.nwk_s_key.hex(), "appSKey": keys.app_s_key.hex(),
                       "class": "A"}))
     clock_offset = -parse_duration(settings["clock behind"]) if "clock behind" in settings else 0.0

@@ -27,6 +27,19 @@ def start_flow(context, flow: str):
     return service
 
 
+def api_session(runtime: Runtime, endpoint: str) -> Any:
+    """An aiohttp session for the API at ``endpoint`` (by name), as an outside client holds it:
+    the API's bearer token from the runtime, and over HTTPS the scenario's server CA trusted."""
+    import aiohttp
+
+    from otaharness.api_token_option import authorization_headers
+
+    url = runtime.endpoint_url(endpoint)
+    trust = runtime.pki().client_context() if url.startswith("https:") else True
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust),
+                                 headers=authorization_headers(runtime.token_for(endpoint)))
+
+
 def lookup(values: dict[str, Any], path: str) -> Any:
     """``a.b.0.c`` in nested dicts and lists."""
     current: Any = values

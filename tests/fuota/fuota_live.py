@@ -18,6 +18,7 @@ from live_loop import LiveLoop
 from otaharness.runtime.clock import RealClock
 from otaharness.servers.fuota import FuotaServer
 from otaharness.servers.fuota.api import serve
+from otaharness.servers.http_service import new_token
 from otaharness.servers.fuota.radio_link import RadioGatewayPort
 from otaharness.servers.lorawan import NetworkServer
 
@@ -43,7 +44,9 @@ class LiveFuota(LiveLoop):
         self.database = directory / "fuota.sqlite"
         self.url = ""
         self.server: FuotaServer | None = None
-        self.http = requests.Session()
+        self.token = new_token()
+        self.http = requests.Session()  # every call with the API's token (but those that say otherwise)
+        self.http.headers["Authorization"] = f"Bearer {self.token}"
 
     async def serve(self) -> None:
         network = NetworkServer(self.directory / "ns.sqlite", RealClock(), random.Random(1),
@@ -52,11 +55,12 @@ class LiveFuota(LiveLoop):
             network.add_abp_device(dev_eui, 0x26030000 + index, bytes([index]) * 16, bytes([index + 50]) * 16)
         self.server = FuotaServer(network, self.database, RealClock(), random.Random(2))
         await self.server.start()
-        runner, self.url = await serve(self.server)
+        site = await serve(self.server, token=self.token)
+        self.url = site.url
         try:
             await self.serving()
         finally:
-            await runner.cleanup()
+            await site.stop()
             await self.server.close()
             await network.close()
 

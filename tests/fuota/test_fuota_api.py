@@ -15,8 +15,11 @@ import pytest
 from fuota_world import FuotaWorld, image, run_world
 
 from otaharness.servers.fuota import CampaignConfig, CampaignError, cli
+from otaharness.api_token_option import authorization_headers
 from otaharness.servers.fuota.api import serve
+from otaharness.servers.http_service import new_token
 
+TOKEN = new_token()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -29,9 +32,10 @@ async def settle(world: FuotaWorld, awaitable: Awaitable[Any]) -> Any:
 def test_api_create_start_progress_report_and_errors(tmp_path: Path) -> None:
     async def main(world: FuotaWorld) -> None:
         world.add_device("a")
-        runner, url = await serve(world.fuota)
+        site = await serve(world.fuota, token=TOKEN)
+        url = site.url
         try:
-            async with aiohttp.ClientSession() as http:
+            async with aiohttp.ClientSession(headers=authorization_headers(TOKEN)) as http:
                 async def call(method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
                     async with http.request(method, url + path, **kwargs) as response:
                         body = await response.read()
@@ -69,14 +73,15 @@ def test_api_create_start_progress_report_and_errors(tmp_path: Path) -> None:
                 assert (await settle(world, call("POST", "/campaigns", json=unknown)))[0] == 400
                 assert (await settle(world, call("POST", f"/campaigns/{campaign}/stop")))[0] == 409
         finally:
-            await runner.cleanup()
+            await site.stop()
     run_world(tmp_path, main)
 
 
 def test_cli_creates_starts_stops_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     async def main(world: FuotaWorld) -> None:
         world.add_device("a")
-        runner, url = await serve(world.fuota)
+        site = await serve(world.fuota, token=TOKEN)
+        url = site.url
         parser = argparse.ArgumentParser()
         cli.add_arguments(parser)
         config_file, image_file = tmp_path / "campaign.json", tmp_path / "firmware.bin"
@@ -86,7 +91,7 @@ def test_cli_creates_starts_stops_and_reports(tmp_path: Path, capsys: pytest.Cap
         image_file.write_bytes(image())
         try:
             async def command(*argv: str) -> int:
-                return await settle(world, cli.run(parser.parse_args(["--url", url, *argv])))
+                return await settle(world, cli.run(parser.parse_args(["--url", url, "--token", TOKEN, *argv])))
             assert await command("create", str(config_file), str(image_file)) == 0
             assert await command("start", "1") == 0
             await world.until(lambda: world.fuota.runs[1].stage == 3)
@@ -97,7 +102,7 @@ def test_cli_creates_starts_stops_and_reports(tmp_path: Path, capsys: pytest.Cap
             assert await command("delete", "1") == 0
             assert not world.fuota.store.exists(1)
         finally:
-            await runner.cleanup()
+            await site.stop()
         assert (tmp_path / "t.png").read_bytes().startswith(PNG_MAGIC)
     run_world(tmp_path, main)
     out = capsys.readouterr().out

@@ -218,7 +218,7 @@ def test_openapi_json_is_the_document_and_names_every_route(live: LiveFuota) -> 
     assert response.json() == json.loads(json.dumps(openapi_document()))
     documented = {(path, method.upper()) for path, item in openapi_document()["paths"].items()
                   for method in item if method != "parameters"}
-    served = {(route.resource.canonical, route.method) for route in build_app(live.server).router.routes()  # type: ignore[arg-type]
+    served = {(route.resource.canonical, route.method) for route in build_app(live.server, live.token).router.routes()  # type: ignore[arg-type]
               if route.method != "HEAD" and route.resource is not None}
     assert served == documented
 

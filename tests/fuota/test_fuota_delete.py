@@ -14,9 +14,11 @@ from typing import Any
 import aiohttp
 from fuota_world import OLD_VERSION, FuotaWorld, image, run_world
 
+from otaharness.api_token_option import authorization_headers
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.servers.fuota import CampaignState
 from otaharness.servers.fuota.api import serve
+from otaharness.servers.http_service import new_token
 
 
 async def settle(world: FuotaWorld, awaitable: Awaitable[Any]) -> Any:
@@ -39,12 +41,13 @@ class Api:
 
 
 async def with_api(world: FuotaWorld, body: Any) -> Any:
-    runner, url = await serve(world.fuota)
+    token = new_token()
+    site = await serve(world.fuota, token=token)
     try:
-        async with aiohttp.ClientSession() as http:
-            return await body(Api(world, http, url))
+        async with aiohttp.ClientSession(headers=authorization_headers(token)) as http:
+            return await body(Api(world, http, site.url))
     finally:
-        await runner.cleanup()
+        await site.stop()
 
 
 def heard(world: FuotaWorld, name: str, since: float) -> list[str]:

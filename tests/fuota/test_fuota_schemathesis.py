@@ -49,5 +49,5 @@ def substitute(case: Any, live: LiveFuota) -> None:
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_api_conforms_to_its_openapi_document(case: Any, live: LiveFuota) -> None:
     substitute(case, live)
-    response = case.call(base_url=live.url, timeout=30)
+    response = case.call(base_url=live.url, timeout=30, headers={"Authorization": f"Bearer {live.token}"})
     case.validate_response(response, checks=CHECKS)

@@ -15,6 +15,10 @@ GET      /campaigns/{id}/report.png         timeline plot
 GET      /openapi.json                      the OpenAPI document of this API
 =======  =================================  ==================================================
 
+Every route but ``/openapi.json`` takes ``Authorization: Bearer <token>`` (the service's token,
+``tokens()["fuota"]``): the check is the first middleware, so a missing or wrong token is 401
+before any body is read, and changes nothing.
+
 Bodies are read with the project's one JSON reader (``otaharness.protocols.json_input``: size,
 nesting, NaN/Infinity and integer limits) and checked against ``schemas.CREATE_SCHEMA``.
 Errors are JSON ``{"error": "...", "field": "$.config.redundancy"}`` (``field`` when one field is
@@ -29,12 +33,14 @@ import base64
 import binascii
 import logging
 import re
+import ssl
 from typing import Any
 
 from aiohttp import web
 
 from otaharness.protocols.json_input import MAX_BYTES, MAX_INTEGER, JsonInputError, parse_json_object, validate
 from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import HttpSite, bearer_token_required, serve_app
 from otaharness.servers.json_body import describe, read_body
 
 from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
@@ -204,8 +210,18 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-def build_app(server: FuotaServer) -> web.Application:
-    app = web.Application(middlewares=[json_errors, undecodable_body])
+PUBLIC_PATHS = ("/openapi.json",)
+
+
+def is_public(request: web.Request) -> bool:
+    """The route aiohttp dispatches to is one anybody may read (however its path was spelled)."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in PUBLIC_PATHS
+
+
+def build_app(server: FuotaServer, token: str) -> web.Application:
+    app = web.Application(middlewares=[bearer_token_required(token, exempt=is_public),
+                                       json_errors, undecodable_body])
     app[SERVER_KEY] = server
     app.add_routes([
         web.post("/campaigns", create), web.get("/campaigns", list_campaigns), web.get("/campaigns/{id}", show),
@@ -217,10 +233,7 @@ def build_app(server: FuotaServer) -> web.Application:
     return app
 
 
-async def serve(server: FuotaServer, host: str = "127.0.0.1", port: int = 0) -> tuple[web.AppRunner, str]:
-    """Start the API; returns the runner (``await runner.cleanup()`` to stop) and its base URL."""
-    runner = web.AppRunner(build_app(server), handle_signals=False, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    bound: int = runner.addresses[0][1]
-    return runner, f"http://{host}:{bound}"
+async def serve(server: FuotaServer, host: str = "127.0.0.1", port: int = 0, *, token: str,
+                ssl_context: ssl.SSLContext | None = None) -> HttpSite:
+    """Start the API (HTTPS with ``ssl_context``), requiring ``token``; ``await site.stop()``."""
+    return await serve_app(build_app(server, token), host, port, ssl_context=ssl_context)

@@ -2,8 +2,12 @@
 
 ::
 
-    otaharness fuota campaign --url http://127.0.0.1:8070 create campaign.json firmware.bin
+    otaharness fuota campaign --url https://127.0.0.1:8070 --ca server-ca.pem --token TOKEN \
+        create campaign.json firmware.bin
     otaharness fuota campaign --url ... start 1 | stop 1 | delete 1 | show 1 [--watch 5] | report 1 out.png
+
+``--url``, ``--ca`` and ``--token`` (or ``OTAHARNESS_TOKEN``) are what ``otaharness serve fuota
+--json`` prints as ``fuota``, ``ca`` and ``tokens.fuota``.
 
 ``campaign.json`` holds the campaign configuration (see docs/fuota.md), devices as
 ``{"dev_eui": "70B3D57ED0050001", "gen_app_key": "<32 hex>", "profile": "loramac-node"}``.
@@ -21,9 +25,15 @@ from typing import Any
 
 import aiohttp
 
+from otaharness.api_token_option import add_token_option, authorization_headers
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:8070", help="FUOTA server API base URL")
+    parser.add_argument("--url", default="https://127.0.0.1:8070", help="FUOTA server API base URL")
+    parser.add_argument("--ca", type=Path, default=None,
+                        help="CA file the server's certificate must chain to (default: the "
+                             "system's trust store)")
+    add_token_option(parser)
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a campaign from a JSON configuration and an image")
     create.add_argument("config", type=Path)
@@ -57,8 +67,12 @@ async def _call(session: aiohttp.ClientSession, method: str, url: str, **kwargs:
 
 
 async def run(args: argparse.Namespace) -> int:
+    from otaharness.runtime.pki import client_context
+
     base = args.url.rstrip("/")
-    async with aiohttp.ClientSession() as session:
+    trust = client_context(args.ca) if args.ca is not None else True
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust),
+                                     headers=authorization_headers(args.token)) as session:
         if args.action == "create":
             document = {"config": json.loads(args.config.read_text()),
                         "image": base64.b64encode(args.image.read_bytes()).decode()}

@@ -96,6 +96,7 @@ _ERRORS = {
          "configuration, an unknown device, a campaign id that is not a decimal integer",
     404: "no campaign with this id (also an id out of range)",
     409: "the campaign's state does not allow it, or its stored rows cannot be read",
+    401: "no bearer token, or not this API's (checked before the body is read; nothing changes)",
 }
 
 
@@ -110,7 +111,7 @@ def _response(description: str, schema: dict[str, Any] | None = None,
 def _operation(summary: str, ok: dict[int, dict[str, Any]], errors: tuple[int, ...] = (),
                body: str | None = None, params: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     responses = {str(code): response for code, response in ok.items()}
-    for code in errors:
+    for code in (*errors, 401):
         responses[str(code)] = _response(_ERRORS[code], _ref("Error"))
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
@@ -159,7 +160,8 @@ def _paths() -> dict[str, Any]:
         "/campaigns/{id}/report.png": {"parameters": [ID], "get": _operation(
             "timeline plot", {200: _response("PNG", {"type": "string", "format": "binary"}, "image/png")},
             ON_A_CAMPAIGN)},
-        "/openapi.json": {"get": _operation("this document", {200: _response("OpenAPI 3.1", {"type": "object"})})},
+        "/openapi.json": {"get": {"summary": "this document (no token needed)", "security": [],
+                                  "responses": {"200": _response("OpenAPI 3.1", {"type": "object"})}}},
     }
 
 
@@ -169,7 +171,10 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
         "info": {"title": "otaharness FUOTA campaign server", "version": "1.0.0",
                  "description": "LoRaWAN FUOTA campaigns (TS003/TS004/TS005/TS006). See docs/fuota.md."},
         "paths": _paths(),
-        "components": {"schemas": _component_schemas()},
+        "components": {"schemas": _component_schemas(), "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "the API's token: `otaharness serve fuota --json` prints it under tokens.fuota"}}},
+        "security": [{"bearer": []}],
     }
     if base_url:
         document["servers"] = [{"url": base_url}]
