@@ -8,6 +8,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from emulators.radio import DeviceRadio, DutyCycleTracker, Position, RadioMedium, Reception, Transmission
 from otaharness.protocols.lorawan import mac_commands as mc
@@ -45,6 +46,7 @@ from .state import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_FOPTS = 15
 MIC_AND_MHDR = 5  # MHDR(1) + MIC(4) around a MACPayload
@@ -54,6 +56,50 @@ JOIN_RETRY_RANGE_S = (1.0, 3.0)
 
 DownlinkHandler = Callable[[int, bytes, bool], None]  # (fport, payload, multicast)
 SessionListener = Callable[[int, SessionKeys], None]  # (DevAddr or McAddr, keys): e.g. a capture key log
+
+
+# Work on a multicast frame that is the same pure function of the same bytes and keys for every
+# device of the group that heard it is done once per process and shared: the MIC check (keyed by
+# the PHYPayload, NwkSKey and the 32-bit FCnt tried) and the FRMPayload decryption (PHYPayload,
+# AppSKey, FCnt), whose result is then one bytes object that every device's FUOTA agent
+# references. Each device still decodes the PHYPayload, rebuilds the FCnt and applies its own
+# counters and rules. Bounded: cleared when full (a few campaign rounds' frames).
+_SHARED_MULTICAST_LIMIT = 4096
+_shared_mic_checks: dict[tuple[bytes, bytes, int], bool] = {}
+_shared_plaintexts: dict[tuple[bytes, bytes, int], bytes] = {}
+
+
+def _remember(table: dict[tuple[bytes, bytes, int], T], key: tuple[bytes, bytes, int], value: T) -> T:
+    if len(table) >= _SHARED_MULTICAST_LIMIT:
+        table.clear()
+    table[key] = value
+    return value
+
+
+def forget_shared_multicast_work() -> None:
+    """Empty the shared MIC and decryption results (to time reception from a cold start)."""
+    _shared_mic_checks.clear()
+    _shared_plaintexts.clear()
+
+
+def shared_multicast_mic_is_valid(frame: DataFrame, phy_payload: bytes, nwk_s_key: bytes, fcnt: int) -> bool:
+    """``frame.mic_is_valid(nwk_s_key, fcnt)`` for the multicast frame decoded from ``phy_payload``,
+    computed once per process for those octets, key and FCnt."""
+    key = (phy_payload, nwk_s_key, fcnt)
+    valid = _shared_mic_checks.get(key)
+    if valid is None:
+        valid = _remember(_shared_mic_checks, key, frame.mic_is_valid(nwk_s_key, fcnt))
+    return valid
+
+
+def shared_multicast_plaintext(frame: DataFrame, phy_payload: bytes, keys: SessionKeys, fcnt: int) -> bytes:
+    """``frame.decrypt_payload(keys, fcnt)`` for a multicast frame (FPort > 0, so AppSKey) decoded
+    from ``phy_payload``, computed once per process: the same bytes object for every device."""
+    key = (phy_payload, keys.app_s_key, fcnt)
+    plaintext = _shared_plaintexts.get(key)
+    if plaintext is None:
+        plaintext = _remember(_shared_plaintexts, key, frame.decrypt_payload(keys, fcnt))
+    return plaintext
 
 
 class DeviceClock:
@@ -404,13 +450,18 @@ class LoRaWANDevice:
     # -- receiving -------------------------------------------------------------------------------
     def listening(self, frequency_hz: int, data_rate: int, start: float, end: float) -> bool:
         """Was the receiver on ``frequency_hz``/``data_rate`` for the whole of [start, end]?"""
-        if any(tx_start < end and start < tx_end for tx_start, tx_end in self._tx_intervals):
-            return False  # half duplex: the device was transmitting
-        if any(window.catches(frequency_hz, data_rate, start) for window in self._windows):
-            return True
-        if any(window.opens - window.tolerance < end and start < window.opens + window.tolerance
-               for window in self._windows[:1]):
-            return False  # RX1 had the receiver on other parameters
+        # Asked for every frame the device is in reach of (plain loops: this is the hot path).
+        for tx_start, tx_end in self._tx_intervals:
+            if tx_start < end and start < tx_end:
+                return False  # half duplex: the device was transmitting
+        windows = self._windows
+        if windows:
+            for window in windows:
+                if window.catches(frequency_hz, data_rate, start):
+                    return True
+            rx1 = windows[0]
+            if rx1.opens - rx1.tolerance < end and start < rx1.opens + rx1.tolerance:
+                return False  # RX1 had the receiver on other parameters
         return self._continuous_rx(start, end) == (frequency_hz, data_rate)
 
     def _continuous_rx(self, start: float, end: float) -> tuple[int, int] | None:
@@ -475,22 +526,31 @@ class LoRaWANDevice:
             return
         for group in self.multicast.values():
             if group.mc_addr == frame.dev_addr:
-                self._on_multicast(frame, group)
+                self._on_multicast(frame, group, reception.phy_payload)
                 return
         self.counters["not_for_me"] += 1
 
-    def _accept_fcnt(self, frame: DataFrame, keys: SessionKeys, last: int | None, minimum: int) -> int | None:
-        """The frame's 32-bit FCnt if it is new and its MIC holds, else None (counted)."""
+    def _accept_fcnt(self, frame: DataFrame, keys: SessionKeys, last: int | None, minimum: int,
+                     shared_phy_payload: bytes | None = None) -> int | None:
+        """The frame's 32-bit FCnt if it is new and its MIC holds, else None (counted).
+
+        ``shared_phy_payload``: the frame's octets, to share the MIC checks of a multicast frame."""
         try:
             fcnt = reconstruct_fcnt(frame.fcnt16, minimum if last is None else last + 1)
         except LoRaWANError:
             self.counters["fcnt_overflow"] += 1
             return None
-        if frame.mic_is_valid(keys.nwk_s_key, fcnt):
+
+        def mic_is_valid(candidate: int) -> bool:
+            if shared_phy_payload is None:
+                return frame.mic_is_valid(keys.nwk_s_key, candidate)
+            return shared_multicast_mic_is_valid(frame, shared_phy_payload, keys.nwk_s_key, candidate)
+
+        if mic_is_valid(fcnt):
             return fcnt
         if last is not None:
             earlier = fcnt - (1 << 16)
-            if earlier >= 0 and frame.mic_is_valid(keys.nwk_s_key, earlier):
+            if earlier >= 0 and mic_is_valid(earlier):
                 self.counters["replayed"] += 1  # an FCnt at or below the last accepted one
                 return None
         self.counters["mic_failed"] += 1
@@ -525,12 +585,12 @@ class LoRaWANDevice:
         if frame.fport:
             self._deliver(frame.fport, frame.decrypt_payload(session.keys, fcnt), multicast=False)
 
-    def _on_multicast(self, frame: DataFrame, group: MulticastGroup) -> None:
+    def _on_multicast(self, frame: DataFrame, group: MulticastGroup, phy_payload: bytes) -> None:
         # LoRaWAN 1.0.3 §11.2 (class C multicast): unconfirmed, no ACK, no MAC commands, FPort > 0.
         if frame.confirmed or frame.fctrl.ack or frame.fopts or not frame.fport:
             self.counters["multicast_rejected"] += 1
             return
-        fcnt = self._accept_fcnt(frame, group.keys, group.last_fcnt, group.min_fcnt)
+        fcnt = self._accept_fcnt(frame, group.keys, group.last_fcnt, group.min_fcnt, phy_payload)
         if fcnt is None:
             return
         if fcnt > group.max_fcnt:
@@ -539,7 +599,7 @@ class LoRaWANDevice:
         group.last_fcnt = fcnt
         self._persist()
         self.counters["multicast_downlinks"] += 1
-        self._deliver(frame.fport, frame.decrypt_payload(group.keys, fcnt), multicast=True)
+        self._deliver(frame.fport, shared_multicast_plaintext(frame, phy_payload, group.keys, fcnt), multicast=True)
 
     def _deliver(self, fport: int, payload: bytes, *, multicast: bool) -> None:
         handler = self._port_handlers.get(fport, self.on_downlink)

@@ -140,6 +140,7 @@ class _Radio:
 
     def move(self, position: Position) -> None:
         self.position = position
+        self.medium._reach.clear()
 
 
 @dataclass(eq=False)
@@ -194,6 +195,11 @@ class RadioMedium:
         self._loss: dict[tuple[str, str | None], LossModel] = {}
         self._monitors: list[Monitor] = []
         self.counters: collections.Counter[str] = collections.Counter()
+        # Who hears a sender, with what signal: a pure function of the positions, the radios
+        # attached and the link parameters, so computed once per sender and parameters and
+        # forgotten whenever a radio moves, attaches or detaches (a fleet is mostly static; a
+        # gateway's multicast would otherwise compute every device's link budget per frame).
+        self._reach: dict[tuple[object, ...], tuple[list[tuple[_Radio, float, float]], int]] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -210,6 +216,7 @@ class RadioMedium:
         self._check_new_name(name)
         gateway = GatewayRadio(self, name, position, on_uplink=on_uplink, duty_cycle=DutyCycleTracker(self.region))
         self.gateways[name] = gateway
+        self._reach.clear()
         return gateway
 
     def attach_device(self, name: str, position: Position, receiver: Callable[[Reception], None],
@@ -217,12 +224,14 @@ class RadioMedium:
         self._check_new_name(name)
         device = DeviceRadio(self, name, position, receiver=receiver, listening=listening)
         self.devices[name] = device
+        self._reach.clear()
         return device
 
     def detach(self, name: str) -> None:
         """Remove a radio; frames on their way to it are dropped."""
         self.gateways.pop(name, None)
         self.devices.pop(name, None)
+        self._reach.clear()
 
     def _check_new_name(self, name: str) -> None:
         if name in self.gateways or name in self.devices:
@@ -303,14 +312,11 @@ class RadioMedium:
             raise RadioError(str(error)) from None
         frame = AirFrame(transmission, sender.name, uplink, now, now + airtime)
         self.counters["uplinks" if uplink else "downlinks"] += 1
-        receivers: list[_Radio] = list(self.gateways.values() if uplink else self.devices.values())
+        in_reach, out_of_range = self._in_reach(sender, transmission, uplink)
+        if out_of_range:
+            self.counters["out_of_range"] += out_of_range
         arrivals: list[_Incoming] = []
-        for receiver in receivers:
-            rssi, snr = self.path_loss.link_budget(transmission.power_dbm, sender.position, receiver.position,
-                                                   transmission.bandwidth_hz)
-            if not self.path_loss.demodulates(transmission.spreading_factor, snr):
-                self.counters["out_of_range"] += 1
-                continue
+        for receiver, rssi, snr in in_reach:
             arrival = _Incoming(frame, receiver, rssi, snr)
             device, gateway = (sender.name, receiver.name) if uplink else (receiver.name, sender.name)
             model = self._loss_model(device, gateway)
@@ -321,6 +327,27 @@ class RadioMedium:
             arrivals.append(arrival)
         self.loop.call_at(frame.end, self._finish, frame, arrivals)
         return frame
+
+    def _in_reach(self, sender: _Radio, transmission: Transmission,
+                  uplink: bool) -> tuple[list[tuple[_Radio, float, float]], int]:
+        """The receivers that can demodulate ``sender``'s transmission, in attachment order, with
+        their (RSSI, SNR); and how many are out of range."""
+        key = (sender.name, sender.position, transmission.power_dbm, transmission.bandwidth_hz,
+               transmission.spreading_factor, uplink, self.path_loss)
+        known = self._reach.get(key)
+        if known is not None:
+            return known
+        in_reach: list[tuple[_Radio, float, float]] = []
+        out_of_range = 0
+        for receiver in (self.gateways if uplink else self.devices).values():
+            rssi, snr = self.path_loss.link_budget(transmission.power_dbm, sender.position, receiver.position,
+                                                   transmission.bandwidth_hz)
+            if self.path_loss.demodulates(transmission.spreading_factor, snr):
+                in_reach.append((receiver, rssi, snr))
+            else:
+                out_of_range += 1
+        self._reach[key] = in_reach, out_of_range
+        return in_reach, out_of_range
 
     def _collide(self, arrival: _Incoming, now: float) -> None:
         """Capture rule: of two overlapping frames on one channel and SF, one survives only if it

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +88,60 @@ class _FragSession:
     decoder: FragmentDecoder
 
 
+class ReceivedLog:
+    """What an agent heard, as (loop time, command, multicast) entries in order of arrival.
+
+    Kept in three parallel arrays (8 + 8 + 1 octets an entry) rather than a tuple and a float
+    object per command, since a device hears over a thousand DataFragments per image; the
+    commands themselves are shared with other devices that heard the same multicast frame
+    (see `shared_downlink_commands`)."""
+
+    def __init__(self) -> None:
+        self._times = array("d")
+        self._commands: list[Command] = []
+        self._multicast = bytearray()
+
+    def append(self, entry: tuple[float, Command, bool]) -> None:
+        at, command, multicast = entry
+        self._times.append(at)
+        self._commands.append(command)
+        self._multicast.append(multicast)
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    def __getitem__(self, index: int) -> tuple[float, Command, bool]:
+        return self._times[index], self._commands[index], bool(self._multicast[index])
+
+    def __iter__(self) -> Iterator[tuple[float, Command, bool]]:
+        return zip(self._times, self._commands, map(bool, self._multicast))
+
+
+# A multicast frame's plain FRMPayload is the same bytes object for every device that heard it
+# (device.py shares the decryption), and parsing is a pure function of those bytes into frozen
+# commands: devices share the parsed commands too, so a DataFragment's payload is held once
+# in the process however many decoders reference it. Bounded: a few campaign rounds' frames.
+_SHARED_PARSES_LIMIT = 4096
+_shared_parses: dict[tuple[int, bytes], tuple[Command, ...]] = {}
+
+
+def forget_shared_parses() -> None:
+    """Empty the shared parse results (to time reception from a cold start)."""
+    _shared_parses.clear()
+
+
+def shared_downlink_commands(package: Package, payload: bytes) -> tuple[Command, ...]:
+    """``package.parse_downlink(payload)`` for a multicast payload, parsed once per process."""
+    key = (package.fport, payload)
+    commands = _shared_parses.get(key)
+    if commands is None:
+        commands = tuple(package.parse_downlink(payload))
+        if len(_shared_parses) >= _SHARED_PARSES_LIMIT:
+            _shared_parses.clear()
+        _shared_parses[key] = commands
+    return commands
+
+
 @dataclass
 class _Uplink:
     fport: int
@@ -109,7 +164,7 @@ class FuotaAgent:
     poll_interval_s: float = 60.0
     flash: FlashSlot = field(init=False)
     events: list[tuple[float, str]] = field(default_factory=list)  # (loop time, what) for tests
-    received: list[tuple[float, Command, bool]] = field(default_factory=list)  # (loop time, command, multicast)
+    received: ReceivedLog = field(default_factory=ReceivedLog)  # (loop time, command, multicast)
 
     def __post_init__(self) -> None:
         self.flash = FlashSlot(self.flash_capacity)
@@ -256,7 +311,8 @@ class FuotaAgent:
     def _hook(self, package: Package, handler: Callable[[Command, bool], None]) -> Callable[[int, bytes, bool], None]:
         def on_downlink(fport: int, payload: bytes, multicast: bool) -> None:
             try:
-                commands = package.parse_downlink(payload)
+                commands: Sequence[Command] = (shared_downlink_commands(package, payload) if multicast
+                                               else package.parse_downlink(payload))
             except FuotaCodecError as error:
                 self._note(f"FPort {fport}: downlink ignored: {error}")
                 return

@@ -56,6 +56,22 @@ def check_image(data: bytes | None, *, verify_key: Ed25519PublicKey, hw_version:
     return ImageCheck(UpImageStatus.VALID, fw_version)
 
 
+# Slots that hold the same octets share one bytes object: bytes are immutable and a device can
+# only erase or rewrite its slot, and every device of a campaign rebuilds the same image.
+# The last few images written are remembered, whoever holds them.
+_SHARED_IMAGES_LIMIT = 8
+_shared_images: dict[bytes, bytes] = {}
+
+
+def _held_once(data: bytes) -> bytes:
+    held = _shared_images.get(data)
+    if held is None:
+        if len(_shared_images) >= _SHARED_IMAGES_LIMIT:
+            del _shared_images[next(iter(_shared_images))]
+        _shared_images[data] = held = data
+    return held
+
+
 class FlashSlot:
     """The download slot in flash: survives reboot and power cut; erased, then written once."""
 
@@ -68,7 +84,7 @@ class FlashSlot:
     def write(self, data: bytes) -> None:
         if len(data) > self.capacity:
             raise FlashFull(f"{len(data)} octets do not fit the {self.capacity}-octet slot")
-        self.data = bytes(data)
+        self.data = _held_once(bytes(data))
         self.writes += 1
 
     def erase(self) -> None:

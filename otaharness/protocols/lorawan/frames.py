@@ -52,6 +52,9 @@ class MType(IntEnum):
 
 def decode_mhdr(octet: int) -> MType:
     """MHDR → MType; RFU/Proprietary MTypes and Major ≠ LoRaWAN R1 raise UnknownMTypeError."""
+    known = _MTYPE_OF_MHDR.get(octet)
+    if known is not None:
+        return known
     mtype_bits, major = octet >> 5, octet & 0b11
     if major != LORAWAN_R1:
         raise UnknownMTypeError(f"MHDR 0x{octet:02x}: Major {major} is not LoRaWAN R1")
@@ -60,6 +63,10 @@ def decode_mhdr(octet: int) -> MType:
     except ValueError:
         kind = "Proprietary" if mtype_bits == 0b111 else "RFU"
         raise UnknownMTypeError(f"MHDR 0x{octet:02x}: MType 0b{mtype_bits:03b} ({kind}) is not supported") from None
+
+
+# every MHDR octet that decodes (RFU bits 4:2 are ignored), looked up once per frame received
+_MTYPE_OF_MHDR = {mtype << 5 | rfu << 2 | LORAWAN_R1: mtype for mtype in MType for rfu in range(8)}
 
 
 def reconstruct_fcnt(fcnt16: int, last_fcnt: int) -> int:
@@ -115,6 +122,12 @@ class DownlinkFCtrl:
 
 def _fctrl_type(mtype: MType) -> type[UplinkFCtrl] | type[DownlinkFCtrl]:
     return UplinkFCtrl if mtype.is_uplink else DownlinkFCtrl
+
+
+# FCtrl values are immutable: one instance per octet and direction, shared by decoded frames
+_FCTRL_OF_OCTET = {uplink: tuple((UplinkFCtrl if uplink else DownlinkFCtrl).from_octet(octet) for octet in range(256))
+                   for uplink in (True, False)}
+_UPLINK_MTYPES = frozenset(mtype for mtype in MType if mtype.is_uplink)
 
 
 def _check_mic(mic: bytes) -> None:
@@ -187,23 +200,31 @@ class DataFrame:
         mtype = decode_mhdr(data[0])
         if not mtype.is_data:
             raise LoRaWANError(f"{mtype.name} is not a data message")
-        mac_payload, mic = data[1:-MIC_SIZE], data[-MIC_SIZE:]
-        fctrl_octet = mac_payload[4]
-        fopts_end = cls.FHDR_MIN_LENGTH + (fctrl_octet & 0x0F)
-        if len(mac_payload) < fopts_end:
-            raise FrameTooShortError(
-                f"FOptsLen {fctrl_octet & 0x0F} needs a MACPayload of {fopts_end} octets, got {len(mac_payload)}")
-        has_port = len(mac_payload) > fopts_end
-        return cls(
+        # Offsets in `data`: the MACPayload starts at 1 and ends where the MIC starts.
+        mic_start = len(data) - MIC_SIZE
+        fctrl_octet = data[5]
+        fopts_end = 1 + cls.FHDR_MIN_LENGTH + (fctrl_octet & 0x0F)
+        if mic_start < fopts_end:
+            raise FrameTooShortError(f"FOptsLen {fctrl_octet & 0x0F} needs a MACPayload of {fopts_end - 1} octets, "
+                                     f"got {mic_start - 1}")
+        fport = data[fopts_end] if mic_start > fopts_end else None
+        fopts = data[1 + cls.FHDR_MIN_LENGTH:fopts_end]
+        if fport == 0 and fopts:
+            raise LoRaWANError("FPort 0 (MAC commands in FRMPayload) with non-empty FOpts")
+        # Every other __post_init__ check holds by construction (field widths on the wire), and a
+        # frame is decoded per device per reception: fill the frozen instance without re-checking.
+        frame = object.__new__(cls)
+        frame.__dict__.update(
             mtype=mtype,
-            dev_addr=int.from_bytes(mac_payload[0:4], "little"),
-            fctrl=_fctrl_type(mtype).from_octet(fctrl_octet),
-            fcnt16=int.from_bytes(mac_payload[5:7], "little"),
-            fopts=mac_payload[cls.FHDR_MIN_LENGTH:fopts_end],
-            fport=mac_payload[fopts_end] if has_port else None,
-            frm_payload=mac_payload[fopts_end + 1:],
-            mic=mic,
+            dev_addr=int.from_bytes(data[1:5], "little"),
+            fcnt16=data[6] | data[7] << 8,
+            fctrl=_FCTRL_OF_OCTET[mtype in _UPLINK_MTYPES][fctrl_octet],
+            fopts=fopts,
+            fport=fport,
+            frm_payload=data[fopts_end + 1:mic_start],
+            mic=data[mic_start:],
         )
+        return frame
 
     def _full_fcnt(self, fcnt: int) -> int:
         check_uint("FCnt", fcnt, 32)

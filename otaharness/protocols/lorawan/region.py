@@ -8,7 +8,7 @@ Other regions are further :class:`Region` instances.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from ._wire import check_uint, need
@@ -83,6 +83,8 @@ class Region:
     join_accept_delay1_s: int = 5
     join_accept_delay2_s: int = 6
     max_fcnt_gap: int = 16384
+    # sub_band answers by frequency, filled as asked (duty-cycle checks ask per frame and booking)
+    _sub_band_of: dict[int, SubBand | None] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def data_rate(self, index: int) -> DataRate:
         if not 0 <= index < len(self.data_rates):
@@ -103,10 +105,15 @@ class Region:
         return row[rx1_dr_offset]
 
     def sub_band(self, frequency_hz: int) -> SubBand:
-        for sub_band in self.sub_bands:
-            if sub_band.contains(frequency_hz):
-                return sub_band
-        raise LoRaWANError(f"{frequency_hz} Hz is in no {self.name} duty-cycle sub-band")
+        try:
+            found = self._sub_band_of[frequency_hz]
+        except (KeyError, TypeError):  # TypeError: an unhashable frequency, refused below
+            found = next((sub_band for sub_band in self.sub_bands if sub_band.contains(frequency_hz)), None)
+            if isinstance(frequency_hz, int):
+                self._sub_band_of[frequency_hz] = found
+        if found is None:
+            raise LoRaWANError(f"{frequency_hz} Hz is in no {self.name} duty-cycle sub-band")
+        return found
 
     def tx_power_dbm(self, tx_power_index: int) -> float:
         """EIRP of a LinkADRReq TXPower index: MaxEIRP - index * step."""
