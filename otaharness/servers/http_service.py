@@ -239,14 +239,18 @@ class HttpSite:
 async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None, scheme: str | None = None,
                     read_limits: ReadLimits = DEFAULT_READ_LIMITS,
-                    reuse_address: bool | None = None) -> HttpSite:
+                    reuse_address: bool | None = None, backlog: int = 128,
+                    max_line_size: int = 8190) -> HttpSite:
     """Serve ``app`` on ``host:port`` (0: a free port), cutting clients that send too slowly
     (``read_limits``). ``scheme`` names the URL's scheme when it is not plain http/https
     (``ws``/``wss`` for a websocket server); ``reuse_address`` to bind a fixed port again at
-    once after a restart."""
-    runner = _GuardedAppRunner(app, handle_signals=False, access_log=None, read_limits=read_limits)
+    once after a restart; ``backlog`` for fleets that connect at the same moment;
+    ``max_line_size`` for request lines longer than aiohttp's 8190 bytes."""
+    runner = _GuardedAppRunner(app, handle_signals=False, access_log=None, read_limits=read_limits,
+                               max_line_size=max_line_size)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=reuse_address)
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=reuse_address,
+                       backlog=backlog)
     await site.start()
     bound_port: int = runner.addresses[0][1]
     if scheme is None:

@@ -13,9 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from aiohttp import web
-
-from otaharness.servers.http_service import new_token
+from otaharness.servers.http_service import HttpSite, new_token, serve_app
 
 from .acs import Acs, AcsConfig, Clock
 from .admin import AdminApi
@@ -54,24 +52,20 @@ class AcsServer:
         config = self.acs.config
         self.files = FileServer(self.store, file_auth(config))
         self.admin = AdminApi(self.acs, self.admin_token)
-        self._runners: list[web.AppRunner] = []
+        self._sites: list[HttpSite] = []
 
     async def start(self, ports: dict[str, int] | None = None) -> None:
         """Listen on ``ports`` (name -> port; 0 or absent = a free port)."""
         ports = ports or {}
         for name, app in (("acs", self.cwmp.application()), ("files", self.files.application()),
                           ("admin", self.admin.application())):
-            limits = {"max_line_size": ADMIN_MAX_LINE} if name == "admin" else {}
-            runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                                   shutdown_timeout=0.5, **limits)
-            await runner.setup()
             # A fleet's simultaneous Informs or downloads overflow the default backlog of 128;
             # the kernel then retransmits SYNs on real time while a virtual clock jumps ahead.
-            site = web.TCPSite(runner, self.host, ports.get(name, 0), reuse_address=True,
-                               backlog=LISTEN_BACKLOG, ssl_context=self.tls)
-            await site.start()
-            self._runners.append(runner)
-            self.ports[name] = runner.addresses[0][1]
+            site = await serve_app(app, self.host, ports.get(name, 0), ssl_context=self.tls,
+                                   reuse_address=True, backlog=LISTEN_BACKLOG,
+                                   max_line_size=ADMIN_MAX_LINE if name == "admin" else 8190)
+            self._sites.append(site)
+            self.ports[name] = site.port
         if not self.acs.config.files_url:
             self.acs.config.files_url = self.endpoints()["files"]
         self.acs.start()
@@ -107,7 +101,7 @@ class AcsServer:
     async def stop(self) -> None:
         self.cwmp.close()
         await self.acs.stop()
-        for runner in reversed(self._runners):
-            await runner.cleanup()
-        self._runners.clear()
+        for site in reversed(self._sites):
+            await site.stop()
+        self._sites.clear()
         self.store.close()
