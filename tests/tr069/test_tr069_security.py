@@ -327,7 +327,9 @@ def test_a_cpe_downloads_over_https_with_a_verified_acs(run_world, pki):
         await world.start(pki=pki)
         assert world.url("acs").startswith("https://") and world.url("files").startswith("https://")
         cpe = await world.add_cpe("CHR0001")
-        await booted(world, cpe)
+        echo = await world.add_cpe("CHR0002", quirks=Quirks(cookies="echo-attributes"))
+        await booted(world, cpe, echo)
+        assert "Secure" in echo.credentials.cookie_header  # the session cookie stays on HTTPS
         await world.upload("branding.tar", b"web content " * 100, "2 Web Content")
         status, _ = await world.admin("POST", "/actions/upgrade", json={
             "devices": [device_id(cpe)], "file": "branding.tar"})

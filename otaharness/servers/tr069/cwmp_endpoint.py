@@ -207,15 +207,16 @@ class CwmpEndpoint:
         fault = Envelope(body=Fault.from_error(error, "ACS"), namespace=namespace)
         return self._send(fault, status=500)
 
-    def _send(self, envelope: Envelope, *, status: int = 200,
-              cookie: str | None = None) -> web.Response:
+    def _send(self, envelope: Envelope, *, status: int = 200, cookie: str | None = None,
+              secure: bool = False) -> web.Response:
         data = build_envelope(envelope)
         if self.trace is not None:
             self.trace("acs", data)
         response = web.Response(status=status, body=data,
                                 headers={"Content-Type": SOAP_CONTENT_TYPE, "SOAPServer": "otaharness"})
         if cookie is not None:
-            response.set_cookie("session", cookie, path="/")
+            # Over HTTPS the session id (a bearer secret) must not be sent back in the clear.
+            response.set_cookie("session", cookie, path="/", secure=secure or None)
         return response
 
     # -- session steps ---------------------------------------------------------------------
@@ -244,7 +245,7 @@ class CwmpEndpoint:
                          header=Header(id=envelope.header.id,
                                        hold_requests=True if session.hold else None),
                          namespace=envelope.namespace)
-        return self._send(reply, cookie=session.id)
+        return self._send(reply, cookie=session.id, secure=request.secure)
 
     def _acs_turn(self, session: CwmpSession, *, after_empty_post: bool) -> web.Response:
         """Send the next task's RPC, or end the session with an empty 204."""
