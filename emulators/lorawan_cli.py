@@ -7,7 +7,8 @@ then sends an uplink every ``--interval`` seconds. Downlinks are logged. At the 
 or Ctrl-C) a JSON summary goes to stdout.
 
 Against our server, ``--register-cups URL`` registers the stations (CUPS admin API) and
-``--register-app URL`` the devices (the network server's application API, docs/lorawan.md);
+``--register-app URL`` the devices (the network server's application API, docs/lorawan.md, with
+``--app-token`` — ``serve``'s ``tokens.lorawan-app`` — and ``--ca`` to trust its HTTPS);
 against another LNS, register them there (every device uses ``--app-key`` and ``--join-eui``).
 """
 
@@ -53,10 +54,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--capture", type=Path, help="write the radio traffic as LoRaTap pcap (+ key log)")
     parser.add_argument("--register-cups", metavar="URL", help="register the stations with our CUPS admin API")
     parser.add_argument("--register-app", metavar="URL", help="register the devices with our application API")
+    parser.add_argument("--app-token", help="bearer token of the application API (serve's tokens.lorawan-app)")
+    parser.add_argument("--ca", type=Path, help="CA file our HTTPS APIs' certificates chain to (serve's ca; "
+                                                "default: the system's trust store)")
 
 
 async def _register(args: argparse.Namespace, station_euis: list[int], configs: list[DeviceConfig]) -> None:
-    async with aiohttp.ClientSession() as http:
+    from otaharness.api_token_option import authorization_headers
+    from otaharness.runtime.pki import client_context
+
+    trust = client_context(args.ca) if args.ca else True
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as http:
         if args.register_cups:
             for eui in station_euis:
                 body = {"tcUri": args.tc_uri, **({"cupsUri": args.cups_uri} if args.cups_uri else {})}
@@ -65,7 +73,8 @@ async def _register(args: argparse.Namespace, station_euis: list[int], configs: 
         if args.register_app:
             for config in configs:
                 body = {"joinEui": args.join_eui, "appKey": args.app_key, "class": args.device_class}
-                async with http.put(f"{args.register_app}/api/devices/{config.dev_eui:016X}", json=body) as reply:
+                async with http.put(f"{args.register_app}/api/devices/{config.dev_eui:016X}", json=body,
+                                    headers=authorization_headers(args.app_token)) as reply:
                     if reply.status != 409:  # already registered by an earlier run
                         reply.raise_for_status()
 

@@ -16,7 +16,7 @@ from emulators.basics_station import StationHome
 from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from emulators.radio import FixedLoss, Transmission
 from otaharness.bdd.lorawan_world import LoRaWANWorld, Received, lorawan_world
-from otaharness.bdd.support import ota
+from otaharness.bdd.support import api_session, ota
 from otaharness.protocols.basics_station import format_eui
 from otaharness.protocols.lorawan import EU868
 from otaharness.units import parse_duration
@@ -31,8 +31,10 @@ def _world(context) -> LoRaWANWorld:
 
 
 async def _api(context, method: str, path: str, body: dict | None = None) -> dict:
+    """A call of the application API that must succeed: with its token, over HTTPS."""
+    runtime = ota(context)
     url = _world(context).service.endpoints()["lorawan-app"] + path
-    async with aiohttp.ClientSession() as http:
+    async with api_session(runtime, "lorawan-app") as http:
         async with http.request(method, url, json=body) as response:
             document = await response.json()
             assert response.status < 300, f"{method} {path}: HTTP {response.status} {document}"

@@ -59,6 +59,7 @@ class LiveLoRaWAN(LiveLoop):
         self.stations = stations  # registered besides GATEWAY, not connected
         self.service: LoRaWANService | None = None
         self.cups = self.lns = self.app = ""
+        self.token = ""  # the application API's bearer token
 
     async def serve(self) -> None:
         clock = RealClock()
@@ -71,6 +72,7 @@ class LiveLoRaWAN(LiveLoop):
         await self.service.start()
         endpoints = self.service.endpoints()
         self.cups, self.lns, self.app = endpoints["cups"], endpoints["lns"], endpoints["lorawan-app"]
+        self.token = self.service.tokens()["lorawan-app"]
         for eui in (GATEWAY, *self.stations):
             stations.registry.put(StationRecord(eui, cups_uri=self.cups, tc_uri=self.lns))
         station = asyncio.ensure_future(self._station(f"{self.lns}/router-data/{format_eui(GATEWAY, '')}"))

@@ -114,6 +114,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveLoRaWAN
     with live_lorawan(Path(tmp_path_factory.mktemp("lorawan-properties"))) as (server, errors):
         with requests.Session() as http:
             http.trust_env = False
+            http.headers["Authorization"] = f"Bearer {server.token}"
             assert http.put(f"{server.app}/api/devices/{ABP_DEVICE}", timeout=TIMEOUT, json={
                 "devAddr": "26011B01", "nwkSKey": "00" * 16, "appSKey": "11" * 16}).status_code == 201
             assert http.put(f"{server.app}/api/multicast-groups/{GROUP}", timeout=TIMEOUT, json={
@@ -123,9 +124,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveLoRaWAN
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[requests.Session]:
+def http(live: tuple[LiveLoRaWAN, ErrorLog]) -> Iterator[requests.Session]:
     with requests.Session() as session:
         session.trust_env = False
+        session.headers["Authorization"] = f"Bearer {live[0].token}"
         yield session
 
 

@@ -31,11 +31,15 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {_JSON: {"schema": schema}}}
 
 
+UNAUTHORIZED = "no bearer token, or not this API's (checked before the body is read; nothing changes)"
+
+
 def _operation(summary: str, code: int, description: str, answer: str, errors: tuple[int, ...] = (),
                body: str | None = None, params: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     responses = {str(code): _json(description, _ref(answer))}
     for error in (400, 404, *errors):  # 404 also for a path that names nothing (an empty {eui})
         responses[str(error)] = _json(_ERRORS[error], _ref("Error"))
+    responses["401"] = _json(UNAUTHORIZED, _ref("Error"))
     operation: dict[str, Any] = {"summary": summary, "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {_JSON: {"schema": _ref(body)}}}
@@ -77,7 +81,7 @@ def _paths() -> dict[str, Any]:
             "parameters": [GROUP],
             "post": _operation("queue a multicast frame", 202, "queued", "Queued", (), "MulticastPost"),
             "get": _operation("the group's frames and who sent them", 200, "frames", "MulticastFrames")},
-        "/openapi.json": {"get": {"summary": "this document",
+        "/openapi.json": {"get": {"summary": "this document (no token needed)", "security": [],
                                   "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}}},
     }
 
@@ -100,7 +104,11 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
             "Group": schemas.GROUP,
             "MulticastPost": schemas.MULTICAST_POST,
             "MulticastFrames": schemas.MULTICAST_FRAMES,
-        }},
+        }, "securitySchemes": {"bearer": {
+            "type": "http", "scheme": "bearer",
+            "description": "the API's token: `otaharness serve lorawan --json` prints it under "
+                           "tokens.lorawan-app"}}},
+        "security": [{"bearer": []}],
     }
     if base_url:
         document["servers"] = [{"url": base_url}]

@@ -6,21 +6,26 @@ a station upgraded through CUPS carries LoRaWAN traffic on the same connection. 
 registered with the CUPS admin API (``PUT /admin/stations/{eui}`` on the ``cups`` URL) or
 :meth:`LoRaWANService.register_station`.
 
-Endpoints: ``{"cups": …, "lns": "wss://127.0.0.1:Q", "ca": …, "lorawan-app": "http://127.0.0.1:R"}``
+Endpoints: ``{"cups": …, "lns": "wss://127.0.0.1:Q", "ca": …, "lorawan-app": "https://127.0.0.1:R"}``
 (the LNS over TLS as the ``cups`` service runs it; stations get their files from
 :meth:`LoRaWANService.station_credentials`); the
-application interface (:mod:`.app_api`, docs/lorawan.md) is on ``lorawan-app``. The network
-server's SQLite file is under the scenario's artifacts (``lorawan/``), emptied at start.
+application interface (:mod:`.app_api`, docs/lorawan.md) is on ``lorawan-app``, over HTTPS with
+the scenario PKI's server certificate (``-D target.lorawan.plain_http=true``: plain HTTP), and
+takes the bearer token ``tokens()["lorawan-app"]`` (from the CSPRNG) on every path but
+``/openapi.json``: checked first, before any body is read. The network server's SQLite file is
+under the scenario's artifacts (``lorawan/``), emptied at start.
 """
 
 from __future__ import annotations
 
 import shutil
+import ssl
 from typing import Any
 
 from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import HttpSite, bearer_token_required, new_token, serve_app
 
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
@@ -29,26 +34,46 @@ from .app_api import ApplicationApi
 from .server import NetworkServer
 
 
+SERVER_NAMES = ("localhost",)
+PUBLIC_PATHS = ("/openapi.json",)
+ON = ("1", "true", "yes", "on")
+
+
+def is_public(request: web.Request) -> bool:
+    """The route aiohttp dispatches to is one anybody may read (however its path was spelled)."""
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical in PUBLIC_PATHS
+
+
 class LoRaWANService:
-    def __init__(self, stations: BasicsStationServer, network_server: NetworkServer, api: ApplicationApi) -> None:
+    def __init__(self, stations: BasicsStationServer, network_server: NetworkServer, api: ApplicationApi,
+                 *, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
+                 ca_file: str | None = None) -> None:
         self.stations = stations
         self.network_server = network_server
         self.api = api
-        self._runner: web.AppRunner | None = None
-        self._url = ""
+        self.token = token or new_token()
+        self._ssl_context = ssl_context
+        self._ca_file = ca_file
+        self._site: HttpSite | None = None
 
     async def start(self, host: str = "127.0.0.1") -> None:
-        app = web.Application(middlewares=[undecodable_body])
+        # The token check first: a request without it never reaches a handler or its body.
+        app = web.Application(middlewares=[bearer_token_required(self.token, exempt=is_public),
+                                           undecodable_body])
         self.api.add_routes(app)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, 0)
-        await site.start()
-        self._url = f"http://{host}:{self._runner.addresses[0][1]}"
+        self._site = await serve_app(app, host, 0, ssl_context=self._ssl_context)
         await self.network_server.start()
 
     def endpoints(self) -> dict[str, str]:
-        return {**self.stations.endpoints(), "lorawan-app": self._url}
+        assert self._site is not None, "the application API is not being served"
+        endpoints = {**self.stations.endpoints(), "lorawan-app": self._site.url}
+        if self._ca_file is not None:
+            endpoints.setdefault("ca", self._ca_file)
+        return endpoints
+
+    def tokens(self) -> dict[str, str]:
+        return {"lorawan-app": self.token}
 
     def register_station(self, eui: int) -> StationRecord:
         """Let a station in through discovery (its twin points its TC URI at this LNS)."""
@@ -66,9 +91,9 @@ class LoRaWANService:
         return issue_credentials(self.stations.pki, self.stations.registry, eui, "certificate")
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._site is not None:
+            await self._site.stop()
+            self._site = None
         await self.network_server.close()
 
 
@@ -81,6 +106,10 @@ async def start(runtime: Any) -> LoRaWANService:
     network_server = NetworkServer(data_dir / "ns.sqlite", runtime.clock, runtime.rng("lorawan-ns"), stations.lns)
     stations.lns.attach_network_server(network_server)
     api = ApplicationApi(network_server, lambda: list(stations.lns.sessions))
-    service = LoRaWANService(stations, network_server, api)
+    plain = str(runtime.target("lorawan").endpoints.get("plain_http", "")).lower() in ON
+    pki = None if plain else runtime.pki()
+    service = LoRaWANService(stations, network_server, api,
+                             ssl_context=None if pki is None else pki.server_context(SERVER_NAMES),
+                             ca_file=None if pki is None else str(pki.ca_file))
     await service.start()
     return service
