@@ -10,6 +10,8 @@ import re
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, inform_bytes, rpc_bytes
 
 from emulators.cpe.quirks import Quirks
@@ -413,3 +415,35 @@ def test_each_acs_has_its_own_admin_token_from_the_csprng(tmp_path):
     finally:
         first.store.close()
         second.store.close()
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(header=st.text(max_size=300) | st.builds(
+    lambda params: "Digest " + ", ".join(f'{k}="{v}"' for k, v in params.items()),
+    st.dictionaries(st.sampled_from(["username", "realm", "nonce", "uri", "response", "qop",
+                                     "nc", "cnonce", "algorithm"]),
+                    st.text(max_size=40), max_size=9)))
+def test_no_header_is_ever_accepted_without_the_password(header):
+    """Whatever a client sends, the check answers (never raises) and accepts nothing that was
+    not computed from the password."""
+    auth = ServerAuth("any", "realm", {"cpe": "pw"})
+    auth.challenge()
+    assert not auth.check(header, "POST", "/").accepted
+
+
+def test_the_file_server_refuses_a_replayed_digest_header(run_world):
+    async def main(world: World) -> None:
+        await world.start(AcsConfig(file_auth_mode="digest", file_users={"fs": "pw"}))
+        await world.upload("pkg.bin", b"firmware")
+        url = world.url("files") + "/pkg.bin"
+        async with world.http.get(url) as response:
+            assert response.status == 401
+            digest = DigestClient("fs", "pw")
+            assert digest.accept_challenge(response.headers["WWW-Authenticate"])
+        header = {"Authorization": digest.authorization("GET", "/pkg.bin")}
+        async with world.http.get(url, headers=header) as response:
+            assert (response.status, await response.read()) == (200, b"firmware")
+        async with world.http.get(url, headers=header) as response:
+            assert response.status == 401
+
+    run_world(main)
