@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bind-base", help="first source address, e.g. 127.1.0.1")
     parser.add_argument("--periodic-interval", type=float, help="PeriodicInformInterval, s")
     parser.add_argument("--boot-seconds", type=float, default=30.0)
-    parser.add_argument("--seed", type=int, default=0, help="random seed (back-off, nonces)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (session retry back-off; Digest cnonces come from the CSPRNG)")
     parser.add_argument("--duration", type=float, default=0, help="stop after N s (0 = never)")
     parser.add_argument("--quirk", action="append", default=[], metavar="NAME[=VALUE]",
                         help="e.g. times_before_fault, cookies=none, transfer_complete_events=none, "
