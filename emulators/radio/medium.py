@@ -363,29 +363,35 @@ class RadioMedium:
                 other.lost = "lost_collision"
 
     def _finish(self, frame: AirFrame, arrivals: list[_Incoming]) -> None:
+        # Once per receiver in reach of every frame: what does not change per arrival is read once.
         receptions: list[Reception] = []
+        attached = self.gateways if frame.uplink else self.devices
+        transmission = frame.transmission
+        frequency_hz, data_rate_index = transmission.frequency_hz, transmission.data_rate.index
+        not_listening = 0
         for arrival in arrivals:
             receiver = arrival.receiver
             receiver._incoming.remove(arrival)
-            attached = self.gateways if frame.uplink else self.devices
             if attached.get(receiver.name) is not receiver:
                 continue
             if arrival.lost:
                 self.counters[arrival.lost] += 1
                 continue
-            transmission = frame.transmission
-            if isinstance(receiver, DeviceRadio) and not receiver.listening(
-                    transmission.frequency_hz, transmission.data_rate.index, frame.start, frame.end):
-                self.counters["not_listening"] += 1
+            to_device = isinstance(receiver, DeviceRadio)
+            if to_device and not receiver.listening(frequency_hz, data_rate_index, frame.start, frame.end):
+                not_listening += 1
                 continue
             reception = Reception(frame, receiver.name, arrival.rssi_dbm, arrival.snr_db)
             receptions.append(reception)
-            self.counters["delivered"] += 1
-            deliver = receiver.on_uplink if isinstance(receiver, GatewayRadio) else _device(receiver).receiver
+            deliver = _device(receiver).receiver if to_device else receiver.on_uplink
             try:
                 deliver(reception)
             except Exception:
                 log.exception("radio %s failed to handle a frame from %s", receiver.name, frame.sender)
+        if not_listening:
+            self.counters["not_listening"] += not_listening
+        if receptions:
+            self.counters["delivered"] += len(receptions)
         for monitor in list(self._monitors):
             try:
                 monitor(frame, receptions)

@@ -413,10 +413,13 @@ class FragmentDecoder:
         """LoRaMac-node FragFindMissingFrags: uncoded N skipped over count as lost, once.
 
         Returns False for a fragment below the last uncoded N seen (out of order)."""
-        if n < self._last_rx:
+        last_rx, nb_frag = self._last_rx, self.nb_frag
+        if n < last_rx:
             return False
-        self.lost_by_gap += max(0, min(n - 1, self.nb_frag) - self._last_rx)
-        self._last_rx = n if max(self._last_rx, n - 1) < self.nb_frag else self.nb_frag + 1
+        gap_end = n - 1 if n - 1 < nb_frag else nb_frag  # plain comparisons: once per fragment
+        if gap_end > last_rx:
+            self.lost_by_gap += gap_end - last_rx
+        self._last_rx = n if (last_rx if last_rx > n - 1 else n - 1) < nb_frag else nb_frag + 1
         return True
 
     def _take_uncoded(self, index: int, payload: bytes) -> None:

@@ -76,8 +76,10 @@ def reconstruct_fcnt(fcnt16: int, last_fcnt: int) -> int:
     (equal to ``last_fcnt`` for a repeated frame). Use 0 before the first frame.
     Gap limits (MAX_FCNT_GAP) and replay rules are the caller's policy.
     """
-    check_uint("FCnt (16 bits)", fcnt16, 16)
-    check_uint("last FCnt", last_fcnt, 32)
+    if not (type(fcnt16) is int and 0 <= fcnt16 <= 0xFFFF and type(last_fcnt) is int  # the usual case, once
+            and 0 <= last_fcnt < FCNT_MODULUS):  # per frame received; else the checks that explain
+        check_uint("FCnt (16 bits)", fcnt16, 16)
+        check_uint("last FCnt", last_fcnt, 32)
     candidate = (last_fcnt & ~0xFFFF) | fcnt16
     if candidate < last_fcnt:
         candidate += 1 << 16

@@ -16,8 +16,8 @@ _JSON = "application/json"
 _ERRORS = {
     400: "bad input: a malformed EUI, group name or FPort, or a body that is not a JSON object of the "
          "documented fields, types and ranges (the message names the field), or a frame the network "
-         "server cannot send (no gateway, payload too long for the group's DR, the group's 32-bit frame "
-         "counter used up)",
+         "server cannot send (no gateway, payload too long for the group's DR or for every data rate "
+         "the device's class and settings allow, the group's 32-bit frame counter used up)",
     404: "unknown device or multicast group (or no such path)",
     409: "the device or group exists",
 }
