@@ -142,4 +142,10 @@ def validate(document: Any, schema: Mapping[str, Any]) -> None:
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
-        raise JsonInputError(error.message[:300], _pointer(error.absolute_path))
+        message = error.message
+        if error.validator == "maxLength" and isinstance(error.instance, str):
+            # jsonschema quotes the whole value first: cut at 300, the reason and limit were lost.
+            described = error.schema.get("description") if isinstance(error.schema, dict) else None
+            message = (f"{len(error.instance)} characters, longer than the {error.validator_value} "
+                       f"allowed" + (f" ({described})" if described else ""))
+        raise JsonInputError(message[:300], _pointer(error.absolute_path))

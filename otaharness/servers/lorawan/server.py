@@ -9,6 +9,7 @@ for ``dntxed`` and :meth:`NetworkServer.handle_timesync` for ``timesync``, and i
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import random
@@ -161,6 +162,31 @@ class MulticastFrame:
     fcnt: int | None = None
 
 
+class DownlinkTooLarge(ValueError):
+    """An application payload no receive window of the device can carry (refused when queued)."""
+
+    def __init__(self, size: int, maximum: int, device: Device, region: Region) -> None:
+        super().__init__(f"{size} octets fit no {region.name} data rate a class "
+                         f"{device.device_class.value} device is sent on: at most {maximum} octets "
+                         f"(a {maximum}-octet FRMPayload)")
+        self.size = size
+        self.maximum = maximum
+
+
+@dataclass(frozen=True)
+class DroppedDownlink:
+    """A queued downlink the server gave up (its handle is cancelled with ``reason``)."""
+
+    at: float
+    queue_id: int
+    dev_eui: int
+    size: int
+    reason: str
+
+
+DROPPED_DOWNLINKS_KEPT = 1000
+
+
 @dataclass
 class _PendingUplink:
     message: UplinkDataFrame | JoinRequestMessage
@@ -184,6 +210,7 @@ class NetworkServer:
         self._pending: dict[bytes, _PendingUplink] = {}
         self._pending_mac: dict[int, list[MacCommand]] = {}
         self._handles: dict[int, DownlinkHandle] = {}
+        self.dropped_downlinks: collections.deque[DroppedDownlink] = collections.deque(maxlen=DROPPED_DOWNLINKS_KEPT)
         self._awaiting_ack: dict[int, DownlinkHandle] = {}
         self._dntxed: dict[int, asyncio.Future[DownlinkTransmitted]] = {}
         self._class_c_senders: dict[int, asyncio.Task[None]] = {}
@@ -231,6 +258,10 @@ class NetworkServer:
         devices as soon as a gateway and its duty cycle allow."""
         if not 1 <= fport <= 255:
             raise ValueError(f"application FPort must be 1..255, got {fport}")
+        maximum = self.max_downlink_payload(self.registry.get(dev_eui))
+        if len(payload) > maximum:
+            # Refused now: queued, it would wait for a window that can never carry it.
+            raise DownlinkTooLarge(len(payload), maximum, self.registry.get(dev_eui), self.region)
         loop = asyncio.get_running_loop()
         item = self.registry.enqueue(dev_eui, fport, bytes(payload), confirmed)
         handle = DownlinkHandle(item.queue_id, dev_eui, confirmed, loop.create_future(), loop.create_future())
@@ -238,6 +269,44 @@ class NetworkServer:
         if self.registry.get(dev_eui).device_class is DeviceClassName.C:
             self._kick_class_c(dev_eui)
         return handle
+
+    def max_downlink_payload(self, device: Device) -> int:
+        """The largest FRMPayload any window this device is sent in can carry, on its current
+        settings: class A in RX1 (the DR of an uplink at any data rate, less its RX1DROffset) or
+        RX2; class C on its RX2 parameters (where this server sends class C downlinks)."""
+        rates = {device.rx2_data_rate}
+        if device.device_class is not DeviceClassName.C:
+            for uplink_rate in range(len(self.region.data_rates)):
+                try:
+                    rates.add(self.region.rx1_data_rate(uplink_rate, device.rx1_dr_offset))
+                except LoRaWANError:
+                    continue
+        return max(self.region.data_rate(rate).max_frm_payload_size() for rate in rates)
+
+    def _drop_queued(self, item: QueuedDownlink, reason: str) -> None:
+        """Give up a queued downlink: out of the queue, recorded in ``dropped_downlinks``, its
+        handle cancelled with the reason (whoever waits on it learns why)."""
+        log.warning("downlink %d for %s dropped: %s", item.queue_id, format_eui(item.dev_eui), reason)
+        self.registry.remove_queued(item.queue_id)
+        self.dropped_downlinks.append(DroppedDownlink(self._now(), item.queue_id, item.dev_eui,
+                                                      len(item.payload), reason))
+        handle = self._handles.pop(item.queue_id, None)
+        if handle is not None:
+            handle.transmitted.cancel(reason)
+            handle.acknowledged.cancel(reason)
+
+    def _drop_unsendable(self, device: Device, waiting: list[QueuedDownlink]) -> list[QueuedDownlink]:
+        """Drop the queued downlinks that stopped fitting every window of the device (its data
+        rate settings changed since they were queued); the rest, in order."""
+        maximum = self.max_downlink_payload(device)
+        kept = []
+        for item in waiting:
+            if len(item.payload) > maximum:
+                self._drop_queued(item, f"{len(item.payload)} octets no longer fit any data rate of the "
+                                        f"device (at most {maximum} octets now)")
+            else:
+                kept.append(item)
+        return kept
 
     def withdraw_downlinks(self, dev_eui: int, fports: Collection[int]) -> int:
         """Withdraw a device's queued application downlinks on these FPorts that have not gone
@@ -534,17 +603,18 @@ class NetworkServer:
     async def _answer_in_class_a(self, device: Device, best: GatewayReception, answers: list[MacCommand],
                                  ack: bool) -> None:
         mac = encode_mac_commands(answers)
-        waiting = self.registry.queued(device.dev_eui)
-        item = waiting[0] if waiting else None
-        if not mac and item is None and not ack:
+        waiting = self._drop_unsendable(device, self.registry.queued(device.dev_eui))
+        if not mac and not waiting and not ack:
             return
         fopts, mac_in_payload = (mac, b"") if len(mac) <= MAX_FOPTS_LENGTH else (b"", mac)
-        if mac_in_payload:
-            item = None  # an FPort 0 payload leaves no room for application data
+        # An FPort 0 payload leaves no room for application data.
+        candidates = [] if mac_in_payload else waiting
         for window in self._class_a_windows(device, best, device.rx1_delay):
             if window.start < self._now():
                 continue  # processed too late for this window
-            carried = item if item is not None and self._fits(item, fopts, window.data_rate) else None
+            # The first queued downlink this window's data rate carries: one that needs a faster
+            # data rate than this uplink allows waits for one, without holding up those behind it.
+            carried = next((item for item in candidates if self._fits(item, fopts, window.data_rate)), None)
             length = self._frame_length(fopts, carried.payload if carried else (mac_in_payload or None))
             airtime = frame_time_on_air_s(length, self.region.data_rate(window.data_rate), uplink=False)
             if not self.airtime.is_free(best.gateway_id, window.frequency, airtime, window.start):
@@ -689,12 +759,14 @@ class NetworkServer:
                 if device.last_gateway is None:
                     log.info("class C downlink for %s waits for an uplink (no gateway known)", format_eui(dev_eui))
                     return
-                fopts = encode_mac_commands(self._pending_mac.pop(dev_eui, []))
+                if not self._drop_unsendable(device, [item]):
+                    continue  # it no longer fits RX2: dropped, the next one's turn
+                commands = self._pending_mac.pop(dev_eui, [])
+                fopts = encode_mac_commands(commands)
                 if not self._fits(item, fopts, device.rx2_data_rate):
-                    log.warning("downlink %d for %s dropped: %d octets do not fit DR%d", item.queue_id,
-                                format_eui(dev_eui), len(item.payload), device.rx2_data_rate)
-                    self.registry.remove_queued(item.queue_id)
-                    continue
+                    # Room for the payload only: the MAC commands wait for the next frame.
+                    self._pending_mac.setdefault(dev_eui, [])[:0] = commands
+                    fopts = b""
                 more = len(waiting) > 1
                 dntxed = await self._transmit_class_c(
                     device.last_gateway, dev_eui, device.rx2_frequency, device.rx2_data_rate,
