@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -24,13 +27,46 @@ T = TypeVar("T")
 Figures = dict[str, Any]
 
 
-def rss_bytes() -> int:
-    """This process's resident set size (Linux)."""
-    with open("/proc/self/status") as status:
+def rss_bytes(pid: int | str = "self") -> int:
+    """The resident set size of this process, or of process ``pid`` (Linux)."""
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+class ServedFlows:
+    """``otaharness serve FLOW… --json`` as a child process, measured from outside as a user's
+    tools would reach it: ``endpoints`` is what it printed (URLs, ``ca``, ``tokens``)."""
+
+    def __init__(self, *flows: str, options: Iterable[str] = ()) -> None:
+        self.arguments = [sys.executable, "-m", "otaharness.cli", "serve", *flows, "--json", *options]
+        self.endpoints: dict[str, Any] = {}
+
+    def __enter__(self) -> ServedFlows:
+        self._log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(self.arguments, stdout=subprocess.PIPE, stderr=self._log)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self._log.seek(0)
+            raise RuntimeError(f"serve did not start: {self._log.read()[-2000:].decode(errors='replace')}")
+        self.endpoints = json.loads(line)
+        return self
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
 
 
 class MemoryGrowth:
