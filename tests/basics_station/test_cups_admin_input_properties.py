@@ -24,7 +24,13 @@ from basics_station_live import LiveBasicsStation, start_live
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from otaharness.protocols.basics_station import NO_UPDATE, SigningKey, UpdateInfoRequest, UpdateInfoResponse, format_eui
+from otaharness.protocols.basics_station import (
+    NO_UPDATE,
+    SigningKey,
+    UpdateInfoRequest,
+    UpdateInfoResponse,
+    format_eui,
+)
 from otaharness.servers.basics_station.registry import StationRecord
 
 EXAMPLES = settings(max_examples=120, deadline=None, database=None,

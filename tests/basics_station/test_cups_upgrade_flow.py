@@ -11,6 +11,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from basics_station_world import World, fixture_path, run_world
 
 from otaharness.protocols.basics_station import UpdateInfoRequest, UpdateOutcome
 from otaharness.provision import basics_station_prepare, basics_station_upgrade_firmware
@@ -20,7 +21,6 @@ from otaharness.provision.basics_station import (
     upgrade_firmware,
     write_firmware_digest,
 )
-from basics_station_world import World, fixture_path, run_world
 
 DAY = 86400.0
 STATION = 0x0016C001FF10A235
@@ -255,7 +255,6 @@ def test_digest_verifies_with_the_prepared_key(tmp_path: Path) -> None:
 
 async def _set_unsigned_update(world: World, fixture: str | None = None, *, content: bytes | None = None) -> None:
     """Desired package v1 without key checksum or signature, through the admin API."""
-    import aiohttp
 
     body = content if content is not None else fixture_path(fixture).read_bytes()
     async with world.admin_session() as http:

@@ -7,6 +7,7 @@ checked with plain TLS clients built from the same credential files."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import ssl
 from pathlib import Path
@@ -48,14 +49,14 @@ def _home_with(tmp_path: Path, name: str, credentials: Credentials) -> StationHo
     return home
 
 
-async def _cups_status(world: World, home: StationHome, router: int) -> tuple[int, bytes]:
+async def _cups_status(world: World, home: StationHome, router: int, keys: tuple[int, ...] = ()) -> tuple[int, bytes]:
     """POST /update-info for ``router`` as a station with ``home``'s CUPS REG set would."""
     tls, headers = station_tls(home, "cups", CredentialSet.REG)
     url = world.cups_url
     host, port = url.removeprefix("https://").split(":")
     body = UpdateInfoRequest(router=router, cups_uri=url, tc_uri=None, cups_cred_crc=0, tc_cred_crc=0,
                              station="2.0.6(linux/std) 2026-01-01 00:00:00", model="linux", package="v0",
-                             keys=()).encode()
+                             keys=keys).encode()
     reply = await post_update_info((host, int(port)), f"{host}:{port}", body, tls=tls, server_hostname=host,
                                    auth_headers=headers)
     return reply.status, reply.body
@@ -252,3 +253,105 @@ def test_a_rotation_to_a_broken_cups_credential_falls_back_to_the_backup_set(tmp
     sets = [e.detail for e in station.events if e.kind == "cups-set"]
     assert sets == ["BAK"], sets  # the repair came through the backup set, then REG works again
     assert station.last("cups-failed").at < station.last("cups-done").at
+
+
+# -- tools, upload checks, the service ------------------------------------------------------------
+
+
+def test_station_credentials_writes_the_files_a_station_reads(tmp_path: Path) -> None:
+    """`cups station-credentials` through the admin API (its token, the CA file): the files are
+    byte for byte a usable credential set, keys 0600; without the admin token nothing is issued."""
+    import argparse
+
+    from otaharness.protocols.basics_station import credential_crc
+    from otaharness.provision import basics_station_credentials
+
+    async def main(world: World):
+        world.register(STATION)
+        args = argparse.Namespace(server=world.cups_url, station_eui=f"{STATION:016X}", home=tmp_path / "st",
+                                  auth="token", ca=world.pki.ca_file, token=world.server.admin_token)
+        assert await basics_station_credentials.run(args) == 0
+        refused = await basics_station_credentials.run(argparse.Namespace(**{**vars(args), "token": None,
+                                                                            "home": tmp_path / "no"}))
+        home = StationHome(tmp_path / "st")
+        status = await _cups_status(world, home, STATION)
+        return home, refused, status
+
+    home, refused, status = run_world(tmp_path, main, tls=True)
+    trust, certificate, key = home.credential_files("cups")
+    assert trust[:1] == b"\x30" and certificate == b"" and key.startswith(b"Authorization: Bearer ")
+    assert home.credential_files("tc") == (trust, certificate, key)
+    assert home.uri("cups").startswith("https://127.0.0.1:")
+    assert (home.path / "cups.key").stat().st_mode & 0o777 == 0o600
+    assert home.credential_crc("cups") == credential_crc(trust, None, key)
+    assert refused == 1 and not (tmp_path / "no").exists()
+    assert status[0] == 200
+
+
+def test_a_signature_no_station_can_verify_is_refused_at_upload_and_nothing_is_stored(tmp_path: Path) -> None:
+    import base64
+
+    from otaharness.protocols.basics_station import SigningKey
+    from otaharness.provision.basics_station import ProvisioningError, upgrade_firmware
+
+    key = SigningKey.generate()
+    firmware = tmp_path / "fw.sh"
+    firmware.write_bytes(b"#!/bin/sh\n")
+    (tmp_path / "sig-0.crc").write_text(str(key.crc))
+
+    async def main(world: World):
+        world.register(STATION)
+        refusals = []
+        for name, signature in (("129 bytes", b"\x30" + bytes(128)), ("not DER", bytes(64)),
+                                ("trailing byte", key.sign(b"x").der + b"\x00")):
+            (tmp_path / "fw.digest").write_text(base64.b64encode(signature).decode())
+            with pytest.raises(ProvisioningError) as refused:
+                await upgrade_firmware(world.cups_url, f"{STATION:016X}", "v1", firmware, tmp_path / "fw.digest",
+                                       tmp_path / "sig-0.crc", token=world.server.admin_token, ca=world.pki.ca_file)
+            refusals.append((name, str(refused.value)))
+        return refusals, world.server.store.read(f"{STATION:016X}-v1"), world.server.registry.get(STATION)
+
+    refusals, stored, twin = run_world(tmp_path, main, tls=True)
+    assert "signature of 129 bytes" in refusals[0][1] and "not DER ECDSA" in refusals[1][1]
+    assert "not DER ECDSA" in refusals[2][1] or "signature of 73 bytes" in refusals[2][1]  # a 72-byte one + 1
+    assert stored is None and twin.package is None
+
+
+def test_cups_answers_without_the_update_when_the_stored_signature_is_unusable(tmp_path: Path) -> None:
+    """A twin holding what no station can verify (stored before the upload check, or by hand):
+    CUPS answers 200 without the update and says why, instead of failing every check."""
+    from otaharness.protocols.basics_station import NO_UPDATE
+
+    async def main(world: World):
+        world.server.store.add(f"{STATION:016X}-v1", b"#!/bin/sh\n")
+        world.register(STATION, package="v1", fw_url=f"{world.cups_url}/admin/firmware/{STATION:016X}-v1",
+                       fw_key_checksum=1, fw_signature=b"\x30" + bytes(128), tc_uri=None, cups_uri=None)
+        home = _home_with(tmp_path, "home", world.credentials(STATION))
+        return (await _cups_status(world, home, STATION, keys=(1,)),
+                world.server.registry.get(STATION).last_cups_decision)
+
+    (status, body), decision = run_world(tmp_path, main, tls=True)
+    assert (status, body) == (200, NO_UPDATE)
+    assert decision == "no update to 'v1': the stored signature is unusable: signature of 129 bytes: " \
+                       "a DER ECDSA P-256 signature has 8..72"
+
+
+def test_the_service_runs_tls_by_default_and_lists_its_trust_file(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from otaharness.runtime.clock import RealClock
+    from otaharness.servers.basics_station import service
+
+    async def main():
+        pki = Pki(tmp_path / "pki")
+        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(), pki=lambda: pki,
+                                  target=lambda flow: SimpleNamespace(endpoints={}))
+        server = await service.start(runtime)
+        endpoints, tokens = server.endpoints(), server.tokens()
+        await server.stop()
+        pki.close()
+        return endpoints, tokens
+
+    endpoints, tokens = asyncio.run(main())
+    assert endpoints["cups"].startswith("https://127.0.0.1:") and endpoints["lns"].startswith("wss://127.0.0.1:")
+    assert endpoints["ca"].endswith("server-ca.pem") and len(tokens["cups"]) >= 43
