@@ -24,6 +24,7 @@ caller's business (``await client.connect()`` again; subscriptions of a clean se
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import json
 import logging
@@ -40,6 +41,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from otaharness.runtime.tasks import BackgroundTasks
 
+HANDLER_ERRORS_KEPT = 100
 log = logging.getLogger(__name__)
 
 # Loop-time seconds. Safe on a virtual clock: time only jumps once the broker has been flushed,
@@ -142,8 +144,9 @@ class MqttClient:
         self.server_hostname = server_hostname
         # Called with the MqttError when an established connection is lost (not on disconnect()).
         self.on_disconnect: DisconnectHook | None = None
-        # Exceptions raised by handlers and hooks (also logged), for an after-scenario check.
-        self.handler_errors: list[BaseException] = []
+        # Exceptions raised by handlers and hooks (also logged), for an after-scenario check: the
+        # most recent ones (a client serving for weeks must not keep every traceback).
+        self.handler_errors: collections.deque[BaseException] = collections.deque(maxlen=HANDLER_ERRORS_KEPT)
 
         self._paho = _PahoClient(
             CallbackAPIVersion.VERSION2, client_id=client_id,

@@ -129,7 +129,7 @@ async def test_handlers_can_be_removed_and_coroutine_handlers_run_as_tasks(mosqu
     await client.publish("echo/in", b"two")
     assert await asyncio.wait_for(replies.__anext__(), 5) == Message("echo/out", b"two!")
     assert calls == [("plain", b"one")]
-    assert client.handler_errors == []
+    assert not client.handler_errors
     await client.disconnect()
 
 
