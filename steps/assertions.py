@@ -84,18 +84,6 @@ def acs_file_size(context, file, size):
         f"{file}: recorded {record['size']} bytes, stored {stored}, expected {expected}")
 
 
-@then('device "{name}" keeps the downloaded file "{file}" of {size}')
-def device_file_size(context, name, file, size):
-    """A TR-069 CPE holds the file it downloaded (web content, tones, vendor types: kept as
-    received) under this name, with this many bytes."""
-    device = _device(context, name)
-    files = getattr(getattr(device, "nv", None), "files", None)
-    if files is None:
-        raise AssertionError(f"{name} ({type(device).__name__}) keeps no downloaded files")
-    kept = {kept_name: len(content) for kept_name, content in files.values()}
-    assert kept.get(file) == _size(size), f"{name} keeps {kept or 'no files'}"
-
-
 # -- LoRaWAN fragments ---------------------------------------------------------------------------
 
 

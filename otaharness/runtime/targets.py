@@ -20,7 +20,8 @@ Every section, key and value is checked; a misspelled one is an error naming the
 one. ``[harness]`` keys are :data:`HARNESS_SETTINGS` below. A flow's keys are declared by the
 flow's service module (``FLOW_SERVICES``), next to the code that reads them:
 ``SETTINGS = {"name": check}`` (check: ``None`` for any text, a tuple of allowed values, or a
-function that raises ``ValueError`` for a bad value, e.g. :func:`boolean`, :func:`port`), and
+function that raises ``ValueError`` for a bad value, e.g. :func:`boolean`, :func:`port`,
+:func:`url`, :func:`seconds`), and
 ``EXTERNAL_TARGET = True`` if the flow can run against a user's endpoints. A flow module without
 ``SETTINGS`` has its keys passed through unchecked. ``-D`` names with a dotted prefix of their own
 (``myteam.env=staging``) are the user's and left alone.
@@ -120,7 +121,8 @@ def _broker(value: str) -> str:
                      + closest(str(value), ("auto", "mosquitto", "amqtt")))
 
 
-def _positive(value: str) -> float:
+def seconds(value: str) -> float:
+    """A positive number of seconds."""
     number = float(value)
     if not number > 0:
         raise ValueError(f"expected a positive number of seconds, not {value!r}")
@@ -133,7 +135,7 @@ HARNESS_SETTINGS: dict[str, Any] = {
     "capture": None,           # folder for a pcapng per scenario; "" = off
     "seed": lambda value: int(value) if value != "" else None,  # "" = derived per scenario
     "artifacts": None,         # folder for failed scenarios' logs
-    "real_time_limit": _positive,
+    "real_time_limit": seconds,
 }
 SECTIONS = ("harness", "targets")
 _OWN_PREFIXES = ("target", "harness")

@@ -1,0 +1,33 @@
+@embedded:aws-iot
+Feature: Tracker upgrades in a few lines
+  The AWS IoT Jobs FOTA flow said the way a firmware team says it: trackers running a version,
+  a new version available, an upgrade, and what the trackers run afterwards. Each line runs the
+  detailed steps of features/aws_iot/ underneath.
+
+  Scenario: One tracker takes a new version
+    Given a tracker "t1" running version 1.0.0
+    And firmware 1.0.1 is available
+    When I upgrade t1 to version 1.0.1
+    Then soon t1 runs version 1.0.1
+    And the upgrade of t1 ends succeeded
+
+  Scenario: A fleet upgrades, one download cut on the way
+    Given 3 trackers running firmware "1.0.0"
+    And the download to tracker t2 is cut after 4 KiB
+    When I upgrade every tracker to firmware "1.0.1"
+    Then soon every tracker runs firmware "1.0.1"
+    And every upgrade ends succeeded
+
+  Scenario: A tracker that loses power mid-download still arrives
+    Given the trackers t1 and t2 run version 2.0.0
+    And tracker t2 loses power during the download
+    When I upgrade all the trackers to version 2.1.0
+    Then soon all the trackers run version 2.1.0
+    And the upgrade of t2 ends succeeded
+
+  Scenario: A missing image fails the upgrade and the tracker keeps its version
+    Given a tracker t1 running version 1.0.0
+    And firmware 1.0.1 is missing
+    When I upgrade the tracker t1 to 1.0.1
+    Then soon the upgrade of t1 ends failed
+    And t1 still runs version 1.0.0

@@ -1,0 +1,96 @@
+"""The declarative layer (steps/declarative.py): the variants people write reach it, it takes no
+line of the detailed features, and it composes with detailed steps in one scenario."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from behave.model import Step
+from behave.parser import parse_file
+from behave.step_registry import registry
+
+from otaharness.bdd import load_step_library
+from otaharness.runtime.broker import find_mosquitto
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _taken_by(step_type: str, text: str) -> str | None:
+    load_step_library()
+    matcher = registry.find_step_definition(Step("f", 1, step_type.capitalize(), step_type, text))
+    return None if matcher is None else f"{Path(matcher.func.__code__.co_filename).stem}.{matcher.func.__name__}"
+
+
+@pytest.mark.parametrize("step_type, text, taken_by", [
+    ("given", 'a tracker "t1" running version 1.0.0', "declarative.trackers_running"),
+    ("given", 'A tracker t1 running firmware "1.0.0"', "declarative.trackers_running"),
+    ("given", "the trackers t1, t2 and t3 run version 2", "declarative.trackers_running"),
+    ("given", '3 asset trackers running firmware "1.0.0"', "declarative.count_trackers_running"),
+    ("given", "firmware 1.0.1 is available", "declarative.firmware_available"),
+    ("given", 'version "2.0.0" of the firmware is published', "declarative.firmware_available"),
+    ("given", "the firmware 9.9.9 is missing", "declarative.firmware_missing"),
+    ("given", "the download to tracker t2 is cut after 4 KiB", "declarative.download_cut"),
+    ("given", "t2 loses power during the download", "declarative.power_lost_during_download"),
+    ("when", 'I upgrade the tracker "t1" to firmware "1.0.1"', "declarative.upgrade"),
+    ("when", "I upgrade every tracker to 2", "declarative.upgrade_every"),
+    ("when", "I upgrade all the devices to version 2", "declarative.upgrade_every"),
+    ("then", "t1 and t2 run version 1.0.1", "declarative.trackers_run"),
+    ("then", "every tracker runs firmware 1.0.1", "declarative.every_tracker_runs"),
+    ("then", "the upgrade of t1 ends in state timed out", "declarative.upgrade_ends"),
+    ("then", "every upgrade ends succeeded", "declarative.every_upgrade_ends"),
+    # a quoted name without "tracker" stays the FUOTA flow's; detailed steps keep their lines
+    ("then", '"a" and "b" run firmware 1.1.0', "fuota.runs_firmware"),
+    ("then", "the `t1` tracker still runs firmware version `1.0.0`", "aws_iot.tracker_version"),
+    ("given", "the `t1` tracker runs its firmware version `1.0.0`", "aws_iot.run_tracker_firmware"),
+])
+def test_the_variants_people_write(step_type, text, taken_by):
+    assert _taken_by(step_type, text) == taken_by
+
+
+def test_the_layer_takes_no_line_of_the_detailed_features():
+    taken = []
+    for path in sorted((REPO / "features").rglob("*.feature")):
+        if "declarative" in path.parts:
+            continue
+        for scenario in parse_file(str(path)).walk_scenarios(with_outlines=True):
+            for step in [*scenario.background_steps, *scenario.steps]:
+                owner = _taken_by(step.step_type, step.name.removeprefix("soon "))
+                if owner and owner.startswith("declarative."):
+                    taken.append(f"{path.relative_to(REPO)}:{step.line} {step.name}")
+    assert not taken, "\n".join(taken)
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_declarative_and_detailed_steps_in_one_scenario(tmp_path):
+    features = tmp_path / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "environment.py").write_text("from otaharness.bdd.environment import *  # noqa\n")
+    (features / "steps" / "ota.py").write_text(
+        "from otaharness.bdd import load_step_library\nload_step_library()\n")
+    (features / "mixed.feature").write_text(textwrap.dedent("""\
+        @embedded:aws-iot
+        Feature: in a user's words, checked in detail
+          Scenario: both layers
+            Given a tracker "t1" running version 1.0.0
+            And the download to tracker t1 is cut after 4 KiB
+            When I upgrade t1 to version 1.0.1
+            Then soon the job `job-t1` of the `t1` tracker is SUCCEEDED
+            And the `t1` tracker reports firmware version `1.0.1` in its shadow
+            And device "t1" resumed the download 1 time
+            And t1 runs version 1.0.1
+            And t1 runs version 9.9.9
+        """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "-f", "json", "-o",
+                    "result.json", "features"], cwd=tmp_path, env=env, capture_output=True)
+    steps = json.loads((tmp_path / "result.json").read_text())[0]["elements"][0]["steps"]
+    statuses = [(step["name"], step["result"]["status"]) for step in steps]
+    assert [status for _, status in statuses] == ["passed"] * 7 + ["failed"], statuses
+    message = steps[-1]["result"]["error_message"]
+    message = message if isinstance(message, str) else "\n".join(message)
+    assert "the `t1` tracker runs 1.0.1" in message  # the tracker's own state, not the job's
