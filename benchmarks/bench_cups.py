@@ -99,7 +99,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
 
         with Stopwatch() as uploads:
             for eui in euis:
-                await upgrade_firmware(cups_url, format_eui(eui, ""), "v1", firmware, digest, key.checksum_file)
+                await upgrade_firmware(cups_url, format_eui(eui, ""), "v1", firmware, digest, key.checksum_file,
+                                       token=server.admin_token)
 
         with Stopwatch(clock) as upgrade:
             assert await clock.run_until(lambda: all_report("v1"), timeout=2 * DAY), "not every station upgraded"

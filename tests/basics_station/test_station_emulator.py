@@ -4,6 +4,7 @@ requests, URI/credential rotation, LNS rejection, credential-set fallback, HTTP 
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -207,7 +208,7 @@ def test_service_module_starts_and_stops_the_back_end(tmp_path: Path) -> None:
     from otaharness.servers.basics_station import service
 
     async def main():
-        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(),
+        runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(), data_dir=lambda name: tmp_path / name,
                                   target=lambda flow: SimpleNamespace(endpoints={"plain": "true"}))
         server = await service.start(runtime)
         endpoints = server.endpoints()
@@ -220,3 +221,14 @@ def test_service_module_starts_and_stops_the_back_end(tmp_path: Path) -> None:
     endpoints = asyncio.run(main())
     assert endpoints["cups"].startswith("http://127.0.0.1:") and endpoints["lns"].startswith("ws://127.0.0.1:")
     assert (tmp_path / "basics-station" / "stations.sqlite").is_file()
+
+
+def test_the_station_field_is_configurable_and_defaults_to_the_real_form(tmp_path: Path) -> None:
+    """`station` of the CUPS request: "<version> <build date>" as the real station builds it
+    (CFG_version " " CFG_bdate), or what the settings say."""
+    home = StationHome(tmp_path / "home").provision(cups_uri="http://127.0.0.1:1")
+    default = BasicsStation(StationSettings(1), home, RealClock()).update_info_request().station
+    chosen = BasicsStation(StationSettings(1, station="2.0.6(rpi/std) 2024-05-01 10:00:00"), home,
+                           RealClock()).update_info_request().station
+    assert re.fullmatch(r"2\.0\.6\(linux/std\) \d{4}-\d\d-\d\d \d\d:\d\d:\d\d", default)
+    assert chosen == "2.0.6(rpi/std) 2024-05-01 10:00:00"

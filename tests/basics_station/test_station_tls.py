@@ -345,6 +345,7 @@ def test_the_service_runs_tls_by_default_and_lists_its_trust_file(tmp_path: Path
     async def main():
         pki = Pki(tmp_path / "pki")
         runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(), pki=lambda: pki,
+                                  data_dir=lambda name: tmp_path / name,
                                   target=lambda flow: SimpleNamespace(endpoints={}))
         server = await service.start(runtime)
         endpoints, tokens = server.endpoints(), server.tokens()
