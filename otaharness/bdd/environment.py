@@ -39,9 +39,13 @@ def _give_behave_a_real_stopwatch() -> None:
 
 
 def before_scenario(context, scenario) -> None:
-    config = context.ota_config
+    from otaharness.runtime.docker_targets import scenario_config
+
+    config, no_engine = scenario_config(context.ota_config, scenario.effective_tags)
     name = f"{scenario.feature.name} -- {scenario.name}"
     context.ota = Runtime(config, name=name)
+    if no_engine:
+        scenario.skip(no_engine)
     shutil.rmtree(context.ota.artifacts, ignore_errors=True)
     # `@embedded:<flow>` marks scenarios that need server-side control of that flow.
     for tag in scenario.effective_tags:

@@ -4,6 +4,12 @@ A fault is a small frozen value; the proxy (``runtime/proxy.py``) interprets it.
 this vocabulary, and feature files name faults with the phrases ``parse_link_fault`` reads, e.g.
 ``cut after 4 KiB``, ``delayed by 2 seconds``, ``throttled to 1 KiB/s``, ``dropped``, ``refused``.
 Device faults (reboot, power cut) live with the emulators, not here.
+
+Container faults are what the harness can do to a back end running in a docker target
+(``runtime/docker_targets.py``): ``paused for 30 seconds`` (it hangs: connections stay open,
+nothing is answered, then it carries on), ``restarted`` (stopped and started again; what it keeps
+is what its volumes keep), ``killed`` (SIGKILL, down until ``started``), read by
+``parse_container_fault``.
 """
 
 from __future__ import annotations
@@ -101,3 +107,56 @@ def parse_link_fault(text: str) -> LinkFault:
     except ValueError as exc:
         raise LinkFaultError(f"in link fault {text!r}: {exc}") from exc
     raise LinkFaultError(f"not a link fault: {text!r}; expected one of {_PHRASES_HELP}")
+
+
+# -- container faults -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pause:
+    """The container's processes are frozen (cgroup freezer) for ``seconds``, then thawed."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if not self.seconds > 0:
+            raise LinkFaultError(f"a pause needs a duration above 0 seconds, not {self.seconds!r}")
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Stopped (SIGTERM, then SIGKILL after 10 s) and started again, then ready again."""
+
+
+@dataclass(frozen=True)
+class Kill:
+    """SIGKILL: down until started again."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """Started again after a kill, then ready again."""
+
+
+ContainerFault = Pause | Restart | Kill | Start
+
+_PAUSE = re.compile(r"paused for (.+)")
+_CONTAINER_PHRASES_HELP = "'paused for 30 seconds', 'restarted', 'killed' or 'started'"
+
+
+def parse_container_fault(text: str) -> ContainerFault:
+    """Read a step phrase such as ``paused for 30 seconds`` into a container fault."""
+    phrase = " ".join(text.strip().lower().split())
+    simple = {"restarted": Restart(), "killed": Kill(), "started": Start(),
+              "started again": Start()}
+    if phrase in simple:
+        return simple[phrase]
+    if match := _PAUSE.fullmatch(phrase):
+        try:
+            return Pause(parse_duration(match[1]))
+        except LinkFaultError:
+            raise
+        except ValueError as exc:
+            raise LinkFaultError(f"in container fault {text!r}: {exc}") from exc
+    raise LinkFaultError(f"not a container fault: {text!r}; expected one of "
+                         f"{_CONTAINER_PHRASES_HELP}")

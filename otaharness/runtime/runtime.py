@@ -164,8 +164,13 @@ class Runtime:
         """The running service ``name``, started on first use."""
         service = self._services.get(name)
         if service is None:
-            module = importlib.import_module(FLOW_SERVICES[name])
-            service = await module.start(self)
+            if self.config.target(name).kind == "docker":  # the back end runs in a container
+                from otaharness.runtime.docker_targets import start_service
+
+                service = await start_service(self, name)
+            else:
+                module = importlib.import_module(FLOW_SERVICES[name])
+                service = await module.start(self)
             self._services[name] = service
             self._service_order.append(name)
             log.info("%s started: %s", name, service.endpoints())

@@ -8,10 +8,15 @@ overridden by behave's ``-D name=value`` user data (or the CLI's ``-D``)::
     capture = "captures"     # write a pcap per scenario into this folder ("" = off)
     seed = 1234              # fixed random seed for every scenario (default: derived per scenario)
 
-    [targets.aws-iot]        # a flow's target: "embedded" (default) or "external"
+    [targets.aws-iot]        # a flow's target: "embedded" (default), "external" or "docker"
     target = "external"
     mqtt = "mqtt://broker.example.net:1883"
     aws = "https://..."
+
+    [targets.broker]         # a back end (or the broker) in a container the harness starts
+    target = "docker"        # keys: docker_targets.py, docs/docker-targets.md
+    build = "fixtures/docker/mosquitto"
+    endpoint.mqtt = "mqtt://127.0.0.1:{port:mqtt}"
 
     -D broker=mqtt://127.0.0.1:1883  -D capture=captures  -D seed=7
     -D target.aws-iot=external  -D target.aws-iot.mqtt=mqtt://...
@@ -38,6 +43,8 @@ from typing import Any, Callable, Mapping
 
 EMBEDDED = "embedded"
 EXTERNAL = "external"
+DOCKER = "docker"
+KINDS = (EMBEDDED, EXTERNAL, DOCKER)
 
 
 class ConfigError(ValueError):
@@ -172,21 +179,35 @@ def flow_declaration(flow: str) -> tuple[Mapping[str, Any] | None, bool]:
 def _check_targets(targets: Mapping[str, dict[str, Any]], origin: Mapping[Any, str]) -> None:
     from otaharness.runtime.runtime import FLOW_SERVICES
 
+    from otaharness.runtime import docker_targets
+
+    # the broker is a target only as a container ([harness] broker names a user's own broker)
     flows = [flow for flow in FLOW_SERVICES if flow != "broker"]
     for flow, values in targets.items():
-        if flow not in flows:
-            raise ConfigError(f"{origin[flow]}: no flow {flow!r}"
-                              f"{closest(flow, flows)}; flows: {', '.join(flows)}")
-        declared, external_ok = flow_declaration(flow)
         kind = str(values.get("target", EMBEDDED))
-        _check_value(origin.get((flow, "target"), f"target of {flow}"), kind, (EMBEDDED, EXTERNAL))
+        if flow not in flows and not (flow == "broker" and kind == DOCKER):
+            raise ConfigError(f"{origin[flow]}: no flow {flow!r}"
+                              f"{closest(flow, flows)}; flows: {', '.join(flows)} (and broker "
+                              "as a docker target)")
+        declared, external_ok = flow_declaration(flow)
+        _check_value(origin.get((flow, "target"), f"target of {flow}"), kind, KINDS)
         if kind == EXTERNAL and not external_ok:
             raise ConfigError(f"{origin.get((flow, 'target'))}: {flow} has no external target, "
                               "its back end always runs embedded")
+        if kind == DOCKER:
+            for key, value in values.items():
+                if docker_targets.is_docker_key(key):
+                    _check_value(origin[(flow, key)], value,
+                                 docker_targets.SETTINGS.get(key))
+            try:
+                docker_targets.DockerSpec.from_settings(
+                    flow, {k: str(v) for k, v in values.items()})
+            except ValueError as exc:
+                raise ConfigError(f"{origin[flow]}: {exc}") from None
         if declared is None:
             continue  # the flow declares nothing: its keys pass unchecked
         for key, value in values.items():
-            if key == "target":
+            if key == "target" or kind == DOCKER and docker_targets.is_docker_key(key):
                 continue
             if key not in declared:
                 raise ConfigError(
@@ -207,6 +228,17 @@ def _read_toml(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
 
 
+def _flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """TOML's dotted keys (``env.LEVEL = "debug"``) as the one-level names -D uses."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None = None,
                 environ: Mapping[str, str] = os.environ) -> HarnessConfig:
     data = _read_toml(path)
@@ -223,7 +255,7 @@ def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None 
             isinstance(v, dict) for v in data.get("targets", {}).values()):
         raise ConfigError("otaharness.toml: targets are tables, e.g. [targets.aws-iot]")
     targets: dict[str, dict[str, Any]] = {
-        flow: dict(values) for flow, values in data.get("targets", {}).items()}
+        flow: _flatten(values) for flow, values in data.get("targets", {}).items()}
     # where each flow and flow key was set, for the messages
     origin = {flow: f"otaharness.toml [targets.{flow}]" for flow in targets}
     origin.update({(flow, key): f"otaharness.toml [targets.{flow}] {key}"
@@ -251,8 +283,8 @@ def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None 
     built = {}
     for flow, values in targets.items():
         kind = str(values.pop("target", EMBEDDED))
-        if kind not in (EMBEDDED, EXTERNAL):
-            raise ConfigError(f"target of {flow!r} must be 'embedded' or 'external', not {kind!r}")
+        if kind not in KINDS:
+            raise ConfigError(f"target of {flow!r} must be one of {', '.join(KINDS)}, not {kind!r}")
         if kind == EXTERNAL and not values:
             raise ConfigError(f"external target {flow!r} names no endpoint (e.g. target.{flow}.mqtt=...)")
         built[flow] = Target(flow, kind, {k: str(v).lower() if isinstance(v, bool) else str(v)

@@ -1,0 +1,476 @@
+"""Docker targets: a flow's back end (or the broker) in a container the harness starts, checks,
+faults and removes, driven through the docker SDK (PyPI ``docker``).
+
+A docker target is a target section with ``target = "docker"`` (docs/docker-targets.md)::
+
+    [targets.broker]
+    target = "docker"
+    build = "fixtures/docker/mosquitto"       # or: image = "eclipse-mosquitto:2"
+    command = "mosquitto -c /etc/mosquitto/harness.conf -p {port:mqtt}"
+    endpoint.mqtt = "mqtt://127.0.0.1:{port:mqtt}"
+    ready = "tcp:mqtt"                        # tcp:<endpoint> | http:<endpoint>[/path] | log:<text>
+    env.LOG_LEVEL = "debug"
+    mount./etc/mosquitto/harness.conf = "fixtures/docker/mosquitto/harness.conf"
+    lifetime = "run"                          # run | feature
+
+Containers use the host's network (every endpoint on 127.0.0.0/8) and take free ports:
+``{port:<name>}`` in the command, environment, endpoints and mounts' contents stands for a port
+chosen free when the container starts. Every container carries the label ``otaharness`` (and
+``otaharness.target=<flow>``), so ``docker ps -a --filter label=otaharness`` finds what a run
+left. Containers live for the run or a feature; each scenario gets a view of its container
+(:class:`ContainerService`) whose log file holds only the scenario's part of the container log,
+and which leaves the container running and ready for the next scenario whatever the scenario
+did to it. Everything is removed at the end of the run, also on failure or interrupt (atexit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import hashlib
+import logging
+import os
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from otaharness.runtime.faults import ContainerFault, Kill, Pause, Restart, Start
+from otaharness.runtime.targets import seconds
+
+log = logging.getLogger(__name__)
+
+LABEL = "otaharness"
+BASE_IMAGE = os.environ.get("OTAHARNESS_BASE_IMAGE", "otaharness/debian-base:bookworm")
+DOCKER = "docker"
+LIFETIMES = ("run", "feature")
+LOG_TAIL_LINES = 40
+
+
+class DockerTargetError(RuntimeError):
+    """A docker target that cannot be built, started or made ready (the message says why)."""
+
+
+class EngineUnavailable(DockerTargetError):
+    """No container engine answers."""
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def _ready_check(value: str) -> str:
+    kind, colon, rest = str(value).partition(":")
+    if not colon or kind not in ("tcp", "http", "log") or not rest:
+        raise ValueError(f"expected tcp:<endpoint>, http:<endpoint>[/path] or log:<text>, "
+                         f"not {value!r}")
+    return value
+
+
+# The keys of a docker target (besides the flow's own); prefixes take a name after the dot.
+SETTINGS: dict[str, Any] = {
+    "image": None, "build": None, "command": None,
+    "ready": _ready_check, "ready_timeout": seconds, "lifetime": LIFETIMES,
+}
+PREFIXED = ("env", "mount", "endpoint")
+
+
+def is_docker_key(key: str) -> bool:
+    return key in SETTINGS or key.partition(".")[0] in PREFIXED and "." in key
+
+
+@dataclass(frozen=True)
+class DockerSpec:
+    """What a docker target section asks for, read from its settings."""
+
+    flow: str
+    image: str = ""
+    build: str = ""
+    command: str = ""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    mounts: Mapping[str, str] = field(default_factory=dict)  # container path -> host path
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    ready: str = ""
+    ready_timeout: float = 60.0
+    lifetime: str = "run"
+
+    @classmethod
+    def from_settings(cls, flow: str, settings: Mapping[str, str]) -> "DockerSpec":
+        def prefixed(prefix: str) -> dict[str, str]:
+            return {key.split(".", 1)[1]: str(value) for key, value in settings.items()
+                    if key.startswith(prefix + ".")}
+
+        spec = cls(flow, image=settings.get("image", ""), build=settings.get("build", ""),
+                   command=settings.get("command", ""), environment=prefixed("env"),
+                   mounts=prefixed("mount"), endpoints=prefixed("endpoint"),
+                   ready=settings.get("ready", ""),
+                   ready_timeout=float(settings.get("ready_timeout", 60.0)),
+                   lifetime=settings.get("lifetime", "run"))
+        spec.check()
+        return spec
+
+    def check(self) -> None:
+        where = f"docker target {self.flow}"
+        if bool(self.image) == bool(self.build):
+            raise ValueError(f"{where}: give an image or a build context (one of them)")
+        if not self.endpoints:
+            raise ValueError(f"{where}: names no endpoint (e.g. endpoint.mqtt = "
+                             "\"mqtt://127.0.0.1:{port:mqtt}\")")
+        for name, address in self.endpoints.items():
+            host = urlsplit(address.replace("{", "").replace("}", "")).hostname or ""
+            if not host.startswith("127.") and host != "localhost":
+                raise ValueError(f"{where}: endpoint {name} must be on 127.0.0.0/8 (host "
+                                 f"networking), not {address!r}")
+        if self.ready:
+            kind, _, rest = self.ready.partition(":")
+            if kind in ("tcp", "http") and rest.split("/", 1)[0] not in self.endpoints:
+                raise ValueError(f"{where}: ready check {self.ready!r} names no endpoint of "
+                                 f"{', '.join(self.endpoints)}")
+
+
+# -- the engine -------------------------------------------------------------------------------
+
+_client = None
+
+
+def engine():
+    """The docker SDK client, or :class:`EngineUnavailable` with the reason."""
+    global _client
+    if _client is None:
+        try:
+            import docker
+        except ImportError as exc:  # a dependency, but say so plainly
+            raise EngineUnavailable(f"the docker SDK is not installed ({exc})") from None
+        try:
+            client = docker.from_env(timeout=120)
+            client.ping()
+        except Exception as exc:  # noqa: BLE001 - any failure means: no engine here
+            raise EngineUnavailable(
+                f"no container engine answers ({exc.__class__.__name__}: {exc}); run "
+                "scripts/setup, or start dockerd") from None
+        _client = client
+    return _client
+
+
+def engine_problem() -> str | None:
+    """Why docker targets cannot run here, or None when an engine answers."""
+    try:
+        engine()
+    except EngineUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fill_ports(text: str, ports: dict[str, int]) -> str:
+    """``{port:name}`` -> a free port, the same one for the same name within a container."""
+    out, rest = [], text
+    while (start := rest.find("{port:")) >= 0:
+        end = rest.find("}", start)
+        if end < 0:
+            break
+        name = rest[start + 6:end]
+        if name not in ports:
+            ports[name] = free_port()
+        out += [rest[:start], str(ports[name])]
+        rest = rest[end + 1:]
+    return "".join(out) + rest
+
+
+def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
+    """Build the target's context (FROM ${BASE_IMAGE}) into an image tagged by its content."""
+    client = engine()
+    context = (context_root / spec.build).resolve()
+    if not (context / "Dockerfile").is_file():
+        raise DockerTargetError(f"docker target {spec.flow}: no Dockerfile in {context}")
+    digest = hashlib.sha256()
+    for path in sorted(p for p in context.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(context)).encode() + b"\0" + path.read_bytes())
+    digest.update(BASE_IMAGE.encode())
+    tag = f"otaharness/target-{context.name}:{digest.hexdigest()[:12]}"
+    try:
+        client.images.get(tag)
+        return tag
+    except Exception:  # noqa: BLE001 - not built yet
+        pass
+    log.info("building %s from %s", tag, context)
+    import docker.errors
+
+    try:
+        client.images.build(path=str(context), tag=tag, rm=True, network_mode="host",
+                            buildargs={"BASE_IMAGE": BASE_IMAGE}, labels={LABEL: "image"})
+    except docker.errors.BuildError as exc:
+        lines = [str(chunk.get("stream", chunk.get("error", ""))).rstrip()
+                 for chunk in exc.build_log]
+        raise DockerTargetError(f"docker target {spec.flow}: building {context} failed: "
+                                f"{exc.msg}\n" + "\n".join(lines[-LOG_TAIL_LINES:])) from None
+    return tag
+
+
+# -- a running container ----------------------------------------------------------------------
+
+
+class Container:
+    """One started container of a docker target: its endpoints, readiness and faults."""
+
+    def __init__(self, spec: DockerSpec, feature: str | None = None) -> None:
+        self.spec = spec
+        self.feature = feature
+        self.ports: dict[str, int] = {}
+        self.endpoints = {name: fill_ports(address, self.ports)
+                          for name, address in spec.endpoints.items()}
+        self.container = None
+        self.started_at = 0.0
+
+    # blocking calls: the async wrappers below run them in an executor
+    def start_blocking(self) -> None:
+        client = engine()
+        image = build_image(self.spec) if self.spec.build else self.spec.image
+        mounts = {}
+        for inside, outside in self.spec.mounts.items():
+            host = Path(fill_ports(outside, self.ports)).resolve()
+            if not host.exists():
+                raise DockerTargetError(f"docker target {self.spec.flow}: no file {host} to "
+                                        f"mount at {inside}")
+            mounts[str(host)] = {"bind": inside, "mode": "ro"}
+        environment = {key: fill_ports(value, self.ports)
+                       for key, value in self.spec.environment.items()}
+        import docker.errors
+
+        try:
+            self.container = client.containers.run(
+                image, fill_ports(self.spec.command, self.ports) or None, detach=True,
+                network_mode="host", environment=environment, volumes=mounts,
+                labels={LABEL: "", f"{LABEL}.target": self.spec.flow,
+                        f"{LABEL}.pid": str(os.getpid())},
+                name=f"otaharness-{self.spec.flow}-{os.getpid()}-{free_port()}")
+        except docker.errors.ImageNotFound:
+            raise DockerTargetError(
+                f"docker target {self.spec.flow}: no image {image!r} in the engine (no "
+                "registry is asked: build or load it first, or give a build context)") from None
+        except docker.errors.APIError as exc:
+            raise DockerTargetError(f"docker target {self.spec.flow}: cannot start: "
+                                    f"{exc.explanation or exc}") from None
+        self.started_at = time.time()
+        _running.add(self)
+        self.wait_ready_blocking()
+
+    def status(self) -> str:
+        self.container.reload()
+        return self.container.status
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            return self.container.logs(tail=lines).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001 - the container may be gone
+            return f"(no log: {exc})"
+
+    def logs_since(self, since: float) -> bytes:
+        return self.container.logs(since=since, timestamps=True)
+
+    def wait_ready_blocking(self) -> None:
+        deadline = time.monotonic() + self.spec.ready_timeout
+        last = "not checked yet"
+        while time.monotonic() < deadline:
+            status = self.status()
+            if status in ("exited", "dead"):
+                code = self.container.attrs.get("State", {}).get("ExitCode")
+                raise DockerTargetError(
+                    f"docker target {self.spec.flow}: the container {status} (exit code {code}) "
+                    f"before it was ready; its last log lines:\n{self.log_tail()}")
+            last = self._ready_problem()
+            if last is None:
+                return
+            time.sleep(0.2)
+        raise DockerTargetError(
+            f"docker target {self.spec.flow}: not ready within {self.spec.ready_timeout:g} s "
+            f"({self.spec.ready or 'tcp on every endpoint'}: {last}); the container's last log "
+            f"lines:\n{self.log_tail()}")
+
+    def _ready_problem(self) -> str | None:
+        checks = [self.spec.ready] if self.spec.ready else [f"tcp:{n}" for n in self.endpoints]
+        for check in checks:
+            kind, _, rest = check.partition(":")
+            if kind == "log":
+                if rest.encode() not in self.container.logs():
+                    return f"{rest!r} not in its log yet"
+                continue
+            name, slash, path = rest.partition("/")
+            address = urlsplit(self.endpoints[name])
+            if kind == "tcp" or address.scheme not in ("http", "https"):
+                try:
+                    socket.create_connection((address.hostname, address.port), timeout=2).close()
+                except OSError as exc:
+                    return f"{name}: {exc}"
+                continue
+            # readiness only: the server's certificate is judged by the scenarios, not here
+            unverified = ssl.create_default_context()
+            unverified.check_hostname, unverified.verify_mode = False, ssl.CERT_NONE
+            try:
+                with urllib.request.urlopen(self.endpoints[name].rstrip("/") + "/" + path,
+                                            timeout=2, context=unverified) as answer:
+                    answer.read()
+            except urllib.error.HTTPError as exc:
+                if exc.code >= 500:
+                    return f"{name}: HTTP {exc.code}"
+            except OSError as exc:
+                return f"{name}: {exc}"
+        return None
+
+    def fault_blocking(self, fault: ContainerFault) -> None:
+        if isinstance(fault, Pause):
+            self.container.pause()
+        elif isinstance(fault, Restart):
+            self.container.restart(timeout=10)
+            self.wait_ready_blocking()
+        elif isinstance(fault, Kill):
+            self.container.kill()
+        elif isinstance(fault, Start):
+            self.container.start()
+            self.wait_ready_blocking()
+
+    def recover_blocking(self) -> None:
+        """Back to running and ready, whatever a scenario did (for the next scenario)."""
+        status = self.status()
+        if status == "paused":
+            self.container.unpause()
+        elif status != "running":
+            self.container.start()
+        self.wait_ready_blocking()
+
+    def remove_blocking(self) -> None:
+        _running.discard(self)
+        if self.container is None:
+            return
+        try:
+            self.container.remove(force=True, v=True)
+        except Exception as exc:  # noqa: BLE001 - already gone is fine
+            log.debug("removing %s: %s", self.container.name, exc)
+
+
+_running: set[Container] = set()
+_by_flow: dict[str, Container] = {}
+
+
+def remove_all() -> None:
+    """Remove every container this process started (end of run, interrupt, exit)."""
+    for container in list(_running):
+        container.remove_blocking()
+    _by_flow.clear()
+
+
+atexit.register(remove_all)
+
+
+# -- what a scenario sees ---------------------------------------------------------------------
+
+
+class ContainerService:
+    """A scenario's view of its target's container: the runtime service of that flow."""
+
+    def __init__(self, runtime, container: Container) -> None:
+        self.runtime = runtime
+        self.container = container
+        self.since = time.time()
+        self._unpause: asyncio.TimerHandle | None = None
+
+    def endpoints(self) -> dict[str, str]:
+        return dict(self.container.endpoints)
+
+    def log_files(self) -> dict[str, Path]:
+        """The scenario's slice of the container log, written when asked (a failed scenario)."""
+        path = self.runtime.artifacts / f"container-{self.container.spec.flow}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.write_bytes(self.container.logs_since(self.since))
+        except Exception as exc:  # noqa: BLE001 - a removed container has no log
+            path.write_text(f"(no container log: {exc})\n")
+        return {f"container-{self.container.spec.flow}": path}
+
+    async def fault(self, fault: ContainerFault) -> None:
+        loop = asyncio.get_running_loop()
+        if self._unpause is not None:
+            self._unpause.cancel()
+            self._unpause = None
+        await loop.run_in_executor(None, self.container.fault_blocking, fault)
+        if isinstance(fault, Pause):
+            def unpause():
+                self._unpause = None
+                loop.run_in_executor(None, self.container.container.unpause)
+
+            self._unpause = loop.call_later(fault.seconds, unpause)
+
+    async def state(self) -> str:
+        """What the engine reports: running, paused, exited, ..."""
+        return await asyncio.get_running_loop().run_in_executor(None, self.container.status)
+
+    async def stop(self) -> None:
+        if self._unpause is not None:
+            self._unpause.cancel()
+            self._unpause = None
+        await asyncio.get_running_loop().run_in_executor(None, self.container.recover_blocking)
+
+
+async def start_service(runtime, flow: str) -> ContainerService:
+    """The runtime service of a flow whose target is a docker container (started if needed)."""
+    feature = runtime.name.split(" -- ", 1)[0]  # the runtime's name: "<feature> -- <scenario>"
+    container = _by_flow.get(flow)
+    if container is not None and container.spec.lifetime == "feature" \
+            and container.feature != feature:
+        await asyncio.get_running_loop().run_in_executor(None, container.remove_blocking)
+        del _by_flow[flow]
+        container = None
+    if container is None:
+        spec = DockerSpec.from_settings(flow, runtime.target(flow).endpoints)
+        container = Container(spec, feature=feature)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, container.start_blocking)
+        except BaseException:
+            await loop.run_in_executor(None, container.remove_blocking)
+            raise
+        _by_flow[flow] = container
+    return ContainerService(runtime, container)
+
+
+# -- features that bring their own docker target ----------------------------------------------
+
+TARGET_TAG = "docker-target:"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "docker"
+
+
+def scenario_config(config, tags) -> tuple[Any, str | None]:
+    """The config a scenario runs with, and why it must be skipped (or None).
+
+    ``@docker-target:<name>`` adds the target sections of ``fixtures/docker/<name>/otaharness.toml``
+    (what a user writes in their own ``otaharness.toml``); ``@docker`` scenarios need an engine:
+    without one they are skipped with the reason, and under ``CI=true`` that is an error.
+    """
+    import dataclasses
+
+    from otaharness.runtime.targets import load_config
+
+    uses_docker = "docker" in tags or any(t.startswith(TARGET_TAG) for t in tags) or any(
+        t.kind == DOCKER for t in config.targets.values())
+    if not uses_docker:
+        return config, None
+    problem = engine_problem()
+    if problem is not None:
+        if config.ci:
+            raise EngineUnavailable(f"docker scenario under CI=true: {problem}")
+        return config, f"needs a container engine: {problem}"
+    targets = dict(config.targets)
+    for tag in tags:
+        if tag.startswith(TARGET_TAG):
+            section = FIXTURES / tag.removeprefix(TARGET_TAG) / "otaharness.toml"
+            targets.update(load_config({}, path=section, environ={}).targets)
+    return dataclasses.replace(config, targets=targets), None
