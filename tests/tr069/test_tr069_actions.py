@@ -128,7 +128,13 @@ def test_service_module_starts_the_three_endpoints_for_a_runtime(run_world, tmp_
     pki = Pki(tmp_path / "pki")
 
     async def main(world: World) -> None:
-        runtime = SimpleNamespace(artifacts=tmp_path / "scenario", clock=world.clock,
+        artifacts = tmp_path / "scenario"
+
+        def data_dir(name):  # as Runtime.data_dir without serve --state-dir
+            (artifacts / name).mkdir(parents=True, exist_ok=True)
+            return artifacts / name
+
+        runtime = SimpleNamespace(artifacts=artifacts, clock=world.clock, data_dir=data_dir,
                                   rng=lambda purpose: random.Random(purpose),
                                   target=lambda flow: Target(flow), pki=lambda: pki)
         started = await service.start(runtime)
