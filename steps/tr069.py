@@ -144,13 +144,18 @@ def _history(context, name: str) -> str:
 
 def _switch_on(context, names: list[str], profile: str, *, interval: str | None = None,
                quirks: Quirks = Quirks(), ca_file: str | None = None,
-               credentials: tuple[str, str] = ("", ""), wait: bool = True) -> None:
-    """Switch routers on; they trust the ACS's CA (``ca_file`` overrides it) and, ``wait``,
-    the step waits until the ACS has registered each."""
+               credentials: tuple[str, str] | None = None, wait: bool = True) -> None:
+    """Switch routers on; they trust the ACS's CA (``ca_file`` overrides it), carry the
+    credentials the ACS asks for (``credentials`` overrides them) and, ``wait``, the step waits
+    until the ACS has registered each."""
     runtime, flow = ota(context), _flow(context)
     endpoints = _server(context).endpoints()
     acs_url = endpoints["acs"]
     keylog = runtime.pki().keylog if "ca" in endpoints else None
+    if credentials is None:  # provisioned as the operator's ACS expects (first user, if any)
+        config = _server(context).acs.config
+        credentials = next(iter(config.users.items()), ("", "")) \
+            if config.auth_mode != "none" else ("", "")
     if flow.listener is None:
         flow.listener = ConnectionRequestServer()
         runtime.run(flow.listener.start())
@@ -345,7 +350,7 @@ def router_ran_script(context, name):
 def write_upgrade_xml(context, file, packages):
     """STEP 2: the MikroTik `<upgrade version="1" type="links">` XML naming the packages, at the
     URLs of the ACS's file server (the seed's `https://splynx_domain:7567/...`)."""
-    files_url = _server(context).endpoints()["files"]
+    files_url = _server(context).acs.config.files_url or _server(context).endpoints()["files"]
     links = "".join(f"\n       <link>\n          <url>{files_url}/{quote(p)}</url>\n       </link>"
                     for p in _names(packages))
     text = (f'<upgrade version="1" type="links">\n   <config/>\n   <links>{links}\n   </links>\n'

@@ -9,6 +9,7 @@ Feature: TR-069 firmware upgrade batches (Splynx "Files and upgrades" on a Genie
 
   Background:
     Given the time is 2026-01-05T09:00:00Z
+    And the ACS asks routers for Digest credentials "cpe" with password "s3cret-cpe"
     And the operator writes the upgrade file "upgrade_6.48.4.xml" linking "routeros-x86-6.48.4.npk" and "tr069-client-6.48.4.npk" on the ACS file server
     And the operator uploads these files
       | file                    | type                       | OUI    | product class | version |
