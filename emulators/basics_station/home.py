@@ -4,7 +4,10 @@
 file                           meaning
 =============================  ==================================================================
 ``cups.uri``, ``tc.uri``       REG set URIs (trailing whitespace trimmed on read, as ``sys_uri``)
-``cups-bak.*``, ``tc-bak.*``   BAK set: a copy of REG taken before CUPS first changes it
+``cups-bak.*``, ``tc-bak.*``   BAK set: a copy of REG taken at the first successful contact
+                               (a CUPS 200 with REG, a TC connection), once in the home's life:
+                               ``cups-bak.done`` / ``tc-bak.done`` mark it done and are read at
+                               every start (``checkRollForward``), so later starts never refresh it
 ``cups-boot.*``, ``tc-boot.*`` BOOT set: the factory fallback
 ``{cups,tc}{set}.trust|crt|key``  credentials (a missing or empty file counts as 4×00 in the CRC)
 ``{cups,tc}-temp.*``           a CUPS reply's parts before they are renamed over REG
@@ -79,13 +82,20 @@ class StationHome:
         return keys
 
     # -- what CUPS changes ------------------------------------------------------------------------
+    def backup_done(self, category: str) -> bool:
+        """The BAK set was taken (``{cat}-bak.done`` exists): ``backupConfigFiles`` does nothing."""
+        return (self.path / f"{category}-bak.done").exists()
+
     def backup(self, category: str) -> None:
-        """``backupConfigFiles``: replace the BAK set by a copy of REG."""
+        """``backupConfigFiles``: replace the BAK set by a copy of REG, then mark it done."""
+        done = self.path / f"{category}-bak.done"
+        done.unlink(missing_ok=True)
         for extension in ("uri", *CREDENTIAL_EXTENSIONS):
             self.file(category, CredentialSet.BAK, extension).unlink(missing_ok=True)
             source = self.file(category, CredentialSet.REG, extension)
             if source.is_file():
                 shutil.copyfile(source, self.file(category, CredentialSet.BAK, extension))
+        done.write_bytes(b"")
 
     def commit(self, category: str, uri: str | None, credentials: Credentials | None) -> None:
         """Write the temp files of a CUPS reply, then rename them over REG (``updateConfigFiles``)."""

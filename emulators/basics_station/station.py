@@ -124,7 +124,6 @@ class _Ram:
     cups_session_pending: bool = True  # startup: sys_triggerCUPS(0)
     cups_running: bool = False
     cups_due: float = 0.0
-    backed_up: set[str] = field(default_factory=set)
     router_config: RouterConfig | None = None
 
 
@@ -370,9 +369,8 @@ class BasicsStation:
 
     def _backup_cups(self, credential_set: CredentialSet) -> None:
         """``sys_backupConfig``: on the first 200 reply to a REG session, REG is copied to BAK."""
-        if credential_set == CredentialSet.REG and "cups" not in self._ram.backed_up:
+        if credential_set == CredentialSet.REG and not self.home.backup_done("cups"):
             self.home.backup("cups")
-            self._ram.backed_up.add("cups")
 
     def _commit_config(self, response: UpdateInfoResponse, credentials: dict[str, Credentials | None]) -> list[str]:
         """Commit URIs/credentials (CUPS first: a CUPS change makes the station call back at once)."""
@@ -548,9 +546,8 @@ class BasicsStation:
                                                 self.settings.features).to_json())
             self._tc_connected = True
             self.note("tc-connected", f"{muxs_uri} package {version!r}")
-            if "tc" not in self._ram.backed_up:
+            if not self.home.backup_done("tc"):
                 self.home.backup("tc")
-                self._ram.backed_up.add("tc")
             self._delay_cups()
             async for message in websocket:
                 self._on_lns_message(message)

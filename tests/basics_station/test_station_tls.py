@@ -356,3 +356,24 @@ def test_the_service_runs_tls_by_default_and_lists_its_trust_file(tmp_path: Path
     endpoints, tokens = asyncio.run(main())
     assert endpoints["cups"].startswith("https://127.0.0.1:") and endpoints["lns"].startswith("wss://127.0.0.1:")
     assert endpoints["ca"].endswith("server-ca.pem") and len(tokens["cups"]) >= 43
+
+
+def test_the_backup_set_is_taken_once_in_the_homes_life(tmp_path: Path) -> None:
+    """`cups-bak.done` marks the BAK copy done and is read at every start (checkRollForward): two
+    rotations across restarts leave BAK holding the set of the first contact, not the last one."""
+
+    async def main(world: World):
+        station = world.station(STATION)
+        first = station.home.credential_files("cups")
+        await station.start()
+        await world.until(lambda: world.reported(STATION) == "v0", timeout=600)
+        for _ in range(2):
+            rotated = world.credentials(STATION)
+            world.server.registry.update(STATION, cups_credentials=rotated.encode())
+            await station.reboot()
+            await world.until(lambda rotated=rotated: station.home.credential_files("cups") == rotated.stored_files(),
+                              timeout=600)
+        return first, station.home
+
+    first, home = run_world(tmp_path, main, tls=True)
+    assert home.backup_done("cups") and home.credential_files("cups", CredentialSet.BAK) == first
