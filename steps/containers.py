@@ -35,3 +35,27 @@ def container_state(context, target, state):
     service = _container_service(context, target)
     actual = ota(context).run(service.state())
     assert actual == state, f"the {target} container is {actual}, expected {state}"
+
+
+@then('the log of the {target} container has a line with "{text}"')
+def container_log_has(context, target, text):
+    """The container's log since the scenario began (what its server wrote: an access log
+    line, an error) has a line containing the text."""
+    service = _container_service(context, target)
+    lines = ota(context).run(service.log_lines())
+    assert any(text in line for line in lines), (
+        f"no line of the {target} container's log has {text!r}; its last lines:\n"
+        + "\n".join(lines[-20:]))
+
+
+# -- a flow's endpoint served from a container -------------------------------------------------
+
+
+@given("the ACS's Download URLs point at the {endpoint} endpoint of the {target} container")
+def acs_files_in_container(context, endpoint, target):
+    """The TR-069 ACS (embedded) names files at a file server in a container: its Download
+    URLs and the upgrade XMLs written afterwards carry that server's URL (setting `files_url`)."""
+    runtime = ota(context)
+    files = _container_service(context, target).endpoints()[endpoint]
+    acs = runtime.run(runtime.service("tr069"))
+    acs.acs.config.files_url = files

@@ -41,14 +41,17 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from otaharness.runtime.faults import ContainerFault, Kill, Pause, Restart, Start
-from otaharness.runtime.targets import seconds
+from otaharness.runtime.targets import boolean, seconds
 
 log = logging.getLogger(__name__)
 
 LABEL = "otaharness"
 BASE_IMAGE = os.environ.get("OTAHARNESS_BASE_IMAGE", "otaharness/debian-base:bookworm")
 DOCKER = "docker"
-LIFETIMES = ("run", "feature")
+LIFETIMES = ("run", "feature", "scenario")
+# Placeholders a mount's host path may hold; they name a scenario's files, so a container whose
+# mounts use them lives per scenario.
+SCENARIO_PLACEHOLDERS = ("{artifacts}", "{pki:server}")
 LOG_TAIL_LINES = 40
 
 
@@ -75,6 +78,9 @@ def _ready_check(value: str) -> str:
 SETTINGS: dict[str, Any] = {
     "image": None, "build": None, "command": None,
     "ready": _ready_check, "ready_timeout": seconds, "lifetime": LIFETIMES,
+    # a back end that answers at once (a static file server) may keep the scenario on the
+    # virtual clock: its ports are then watched like the broker's (kernel queues empty)
+    "virtual_time": boolean,
 }
 PREFIXED = ("env", "mount", "endpoint")
 
@@ -97,6 +103,7 @@ class DockerSpec:
     ready: str = ""
     ready_timeout: float = 60.0
     lifetime: str = "run"
+    virtual_time: bool = False
 
     @classmethod
     def from_settings(cls, flow: str, settings: Mapping[str, str]) -> "DockerSpec":
@@ -109,7 +116,8 @@ class DockerSpec:
                    mounts=prefixed("mount"), endpoints=prefixed("endpoint"),
                    ready=settings.get("ready", ""),
                    ready_timeout=float(settings.get("ready_timeout", 60.0)),
-                   lifetime=settings.get("lifetime", "run"))
+                   lifetime=settings.get("lifetime", "run"),
+                   virtual_time=boolean(settings.get("virtual_time", "false")))
         spec.check()
         return spec
 
@@ -125,6 +133,10 @@ class DockerSpec:
             if not host.startswith("127.") and host != "localhost":
                 raise ValueError(f"{where}: endpoint {name} must be on 127.0.0.0/8 (host "
                                  f"networking), not {address!r}")
+        for inside, outside in self.mounts.items():
+            if any(p in outside for p in SCENARIO_PLACEHOLDERS) and self.lifetime != "scenario":
+                raise ValueError(f"{where}: mount {inside} names a scenario's files "
+                                 f"({outside!r}): give it lifetime = \"scenario\"")
         if self.ready:
             kind, _, rest = self.ready.partition(":")
             if kind in ("tcp", "http") and rest.split("/", 1)[0] not in self.endpoints:
@@ -222,9 +234,11 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
 class Container:
     """One started container of a docker target: its endpoints, readiness and faults."""
 
-    def __init__(self, spec: DockerSpec, feature: str | None = None) -> None:
+    def __init__(self, spec: DockerSpec, feature: str | None = None,
+                 scenario_paths: Mapping[str, str] | None = None) -> None:
         self.spec = spec
         self.feature = feature
+        self.scenario_paths = dict(scenario_paths or {})
         self.ports: dict[str, int] = {}
         self.endpoints = {name: fill_ports(address, self.ports)
                           for name, address in spec.endpoints.items()}
@@ -237,6 +251,8 @@ class Container:
         image = build_image(self.spec) if self.spec.build else self.spec.image
         mounts = {}
         for inside, outside in self.spec.mounts.items():
+            for placeholder, path in self.scenario_paths.items():
+                outside = outside.replace(placeholder, path)
             host = Path(fill_ports(outside, self.ports)).resolve()
             if not host.exists():
                 raise DockerTargetError(f"docker target {self.spec.flow}: no file {host} to "
@@ -382,6 +398,29 @@ class ContainerService:
         self.container = container
         self.since = time.time()
         self._unpause: asyncio.TimerHandle | None = None
+        self._ports = [urlsplit(url).port for url in container.endpoints.values()]
+        add_probe = getattr(runtime.clock, "add_quiet_probe", None)
+        if container.spec.virtual_time and add_probe is not None:
+            add_probe(self.wait_quiet)
+
+    def wait_quiet(self, timeout: float = 10.0) -> bool:
+        """Quiet probe for the virtual clock: the kernel holds no byte to or from the container's
+        ports, twice in a row (what was read is answered promptly by a server that declares
+        ``virtual_time``; that is its promise, not something this probe can see)."""
+        from otaharness.runtime.broker import broker_backlog
+
+        deadline, quiet_looks = time.perf_counter() + timeout, 0
+        while quiet_looks < 2:
+            if all(port is None or broker_backlog(port) == 0 for port in self._ports):
+                quiet_looks += 1
+            else:
+                quiet_looks = 0
+                if time.perf_counter() > deadline:
+                    log.warning("%s did not become quiet within %.0f s",
+                                self.container.spec.flow, timeout)
+                    return False
+            time.sleep(0.001)
+        return True
 
     def endpoints(self) -> dict[str, str]:
         return dict(self.container.endpoints)
@@ -409,29 +448,66 @@ class ContainerService:
 
             self._unpause = loop.call_later(fault.seconds, unpause)
 
+    async def log_lines(self) -> list[str]:
+        """The container's log lines since the scenario began (its own timestamps cut off)."""
+        raw = await asyncio.get_running_loop().run_in_executor(
+            None, self.container.logs_since, self.since)
+        return [line.partition(" ")[2] for line in raw.decode(errors="replace").splitlines()]
+
     async def state(self) -> str:
         """What the engine reports: running, paused, exited, ..."""
         return await asyncio.get_running_loop().run_in_executor(None, self.container.status)
 
     async def stop(self) -> None:
+        remove_probe = getattr(self.runtime.clock, "remove_quiet_probe", None)
+        if remove_probe is not None:
+            remove_probe(self.wait_quiet)
         if self._unpause is not None:
             self._unpause.cancel()
             self._unpause = None
-        await asyncio.get_running_loop().run_in_executor(None, self.container.recover_blocking)
+        loop = asyncio.get_running_loop()
+        if self.container.spec.lifetime == "scenario":
+            self.log_files()  # the container goes with the scenario: keep its log now
+            await loop.run_in_executor(None, self.container.remove_blocking)
+            _by_flow.pop(self.container.spec.flow, None)
+        else:
+            await loop.run_in_executor(None, self.container.recover_blocking)
+
+
+def server_tls_folder(runtime) -> Path:
+    """A folder with the scenario PKI's server certificate for 127.0.0.1/localhost
+    (``server.crt``, ``server.key``) and its CA (``ca.crt``), for a container's TLS server;
+    it lives in the PKI's own folder and goes with it."""
+    import shutil
+
+    pki = runtime.pki()
+    certificate, key = pki.server_identity(["localhost"])
+    folder = pki.directory / "container-tls"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    shutil.copy(certificate, folder / "server.crt")
+    shutil.copy(key, folder / "server.key")
+    shutil.copy(pki.ca_file, folder / "ca.crt")
+    return folder
 
 
 async def start_service(runtime, flow: str) -> ContainerService:
     """The runtime service of a flow whose target is a docker container (started if needed)."""
     feature = runtime.name.split(" -- ", 1)[0]  # the runtime's name: "<feature> -- <scenario>"
     container = _by_flow.get(flow)
-    if container is not None and container.spec.lifetime == "feature" \
+    if container is not None and container.spec.lifetime in ("feature", "scenario") \
             and container.feature != feature:
         await asyncio.get_running_loop().run_in_executor(None, container.remove_blocking)
         del _by_flow[flow]
         container = None
     if container is None:
         spec = DockerSpec.from_settings(flow, runtime.target(flow).endpoints)
-        container = Container(spec, feature=feature)
+        paths = {}
+        if any("{artifacts}" in m for m in spec.mounts.values()):
+            runtime.artifacts.mkdir(parents=True, exist_ok=True)
+            paths["{artifacts}"] = str(runtime.artifacts.resolve())
+        if any("{pki:server}" in m for m in spec.mounts.values()):
+            paths["{pki:server}"] = str(server_tls_folder(runtime))
+        container = Container(spec, feature=feature, scenario_paths=paths)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, container.start_blocking)

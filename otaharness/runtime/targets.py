@@ -84,7 +84,10 @@ class HarnessConfig:
 
     @property
     def any_external(self) -> bool:
-        return any(not t.embedded for t in self.targets.values()) or self.broker.startswith("mqtt")
+        """Whether scenarios run on real time: a back end outside the harness's control (a
+        docker target only when it does not declare ``virtual_time``)."""
+        return any(not t.embedded and not boolean(t.endpoints.get("virtual_time", "false"))
+                   for t in self.targets.values()) or self.broker.startswith("mqtt")
 
 
 # -- checks a setting's declaration may use ----------------------------------------------------
@@ -185,11 +188,14 @@ def _check_targets(targets: Mapping[str, dict[str, Any]], origin: Mapping[Any, s
     flows = [flow for flow in FLOW_SERVICES if flow != "broker"]
     for flow, values in targets.items():
         kind = str(values.get("target", EMBEDDED))
-        if flow not in flows and not (flow == "broker" and kind == DOCKER):
+        # A docker target may also be a container of its own, named unlike any flow (e.g. a
+        # file server a flow's settings point at); a name close to a flow's is a misspelling.
+        own_container = kind == DOCKER and flow not in FLOW_SERVICES and not closest(flow, flows)
+        if flow not in flows and not (flow == "broker" and kind == DOCKER) and not own_container:
             raise ConfigError(f"{origin[flow]}: no flow {flow!r}"
-                              f"{closest(flow, flows)}; flows: {', '.join(flows)} (and broker "
-                              "as a docker target)")
-        declared, external_ok = flow_declaration(flow)
+                              f"{closest(flow, flows)}; flows: {', '.join(flows)} (a docker "
+                              "target may also be the broker or a container named unlike a flow)")
+        declared, external_ok = flow_declaration(flow) if not own_container else ({}, False)
         _check_value(origin.get((flow, "target"), f"target of {flow}"), kind, KINDS)
         if kind == EXTERNAL and not external_ok:
             raise ConfigError(f"{origin.get((flow, 'target'))}: {flow} has no external target, "
