@@ -149,7 +149,8 @@ def firmware_missing(context, version):
 @intent(when, given)(*(rf"I\s+upgrade\s+{who}" for who in _who(rf"\s+to\s+{_VERSION}")))
 def upgrade(context, names, version):
     """A FOTA job per tracker (`job-<tracker>`) to this version, its image from the FOTA bucket
-    (uploaded first if not yet there): `I upgrade t1 to version 1.0.1`."""
+    (uploaded first if not yet there): `I upgrade the tracker "t1" to firmware "1.0.1"`,
+    `I upgrade t1 to version 1.0.1`."""
     _firmware_available(context, version)
     for name in _names(names):
         _run(context, f"When I create the job `{_job(name)}` upgrading the `{name}` tracker to "
@@ -177,7 +178,8 @@ def download_cut(context, names, size):
 @intent(given, when)(*_who(r"\s+loses?\s+power\s+during\s+the\s+download"))
 def power_lost_during_download(context, names):
     """As soon as a tracker's image download has begun (its first quarter in), the tracker loses
-    power; it boots again at once and takes the job up anew."""
+    power; it boots again at once and takes the job up anew: `t2 loses power during the
+    download`, `the tracker "t1" loses power during the download`."""
     runtime = ota(context)
     for name in _names(names):
         tracker = runtime.devices[name]
@@ -196,7 +198,8 @@ def power_lost_during_download(context, names):
 
 @intent(then)(*_who(rf"\s+(?:now\s+|still\s+)?(?:runs|run|is\s+running|are\s+running)\s+{_VERSION}"))
 def trackers_run(context, names, version):
-    """The trackers run this firmware version (their own state): `t1 runs version 1.0.1`; with
+    """The trackers run this firmware version (their own state): `the tracker "t1" runs version
+    1.0.1`, `t1 runs version 1.0.1`; with
     `soon`, retried while time passes."""
     for name in _names(names):
         _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
@@ -204,7 +207,8 @@ def trackers_run(context, names, version):
 
 @intent(then)(rf"{_EVERY}\s+(?:now\s+|still\s+)?(?:runs?|is\s+running|are\s+running)\s+{_VERSION}")
 def every_tracker_runs(context, version):
-    """Each tracker of the scenario runs this version: `soon every tracker runs 1.0.1`."""
+    """Each tracker of the scenario runs this version: `every tracker runs 1.0.1` (with `soon`
+    before it, retried while time passes)."""
     trackers_run(context, ", ".join(_trackers(context)), version)
 
 
@@ -219,7 +223,7 @@ def _state(text: str) -> str:
     r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")))
 def upgrade_ends(context, names, state):
     """The tracker's job is in this state (`succeeded`, `failed`, `in progress`, `timed out`, …):
-    `the upgrade of t1 ends succeeded`."""
+    `the upgrade of the tracker "t1" ends failed`, `the upgrade of t1 ends succeeded`."""
     for name in _names(names):
         _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 

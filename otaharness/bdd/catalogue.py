@@ -27,6 +27,7 @@ class StepEntry:
     location: str  # file:line of the step function
     example: str = ""  # a step line of a feature that uses it, e.g. "When 30 minutes pass"
     example_at: str = ""  # feature:line of that example
+    regex: str = ""  # a regular-expression step's expression (its pattern is then its doc's example)
 
     @property
     def text(self) -> str:
@@ -47,16 +48,33 @@ def _location(matcher) -> tuple[str, str]:
     return path.stem, f"{shown}:{code.co_firstlineno}"
 
 
+_DOC_EXAMPLE = re.compile(r"`([^`]+)`")
+
+
 def registered_steps(registry=None) -> list[StepEntry]:
-    """The steps behave knows now (ours and any the user registered), in registration order."""
+    """The steps behave knows now (ours and any the user registered), in registration order. A
+    regular-expression step shows as its pattern the first `example` of its docstring that it
+    matches (one entry per distinct example shown; an expression with no example of its own is
+    left out when another of its step's is listed)."""
     if registry is None:
         from behave.step_registry import registry
-    entries = []
+    entries, seen, listed = [], set(), set()
     for step_type in STEP_TYPES:
         for matcher in registry.steps.get(step_type, []):
             flow, where = _location(matcher)
-            entries.append(StepEntry(step_type.capitalize(), matcher.pattern,
-                                     " ".join((matcher.func.__doc__ or "").split()), flow, where))
+            doc = " ".join((matcher.func.__doc__ or "").split())
+            pattern, regex = matcher.pattern, ""
+            if "regex" in type(matcher).__name__.lower():
+                examples = [e for e in _DOC_EXAMPLE.findall(doc) if matcher.match(e)]
+                if not examples and (step_type, where) in listed:
+                    continue  # another expression of the same step is listed with an example
+                pattern, regex = (examples[0] if examples else matcher.pattern), matcher.pattern
+            key = (step_type, pattern, where)
+            if key in seen:
+                continue
+            seen.add(key)
+            listed.add((step_type, where))
+            entries.append(StepEntry(step_type.capitalize(), pattern, doc, flow, where, regex=regex))
     return entries
 
 
@@ -68,9 +86,9 @@ def add_examples(entries: list[StepEntry], feature_dirs: Iterable[Path], registr
 
     if registry is None:
         from behave.step_registry import registry
-    by_func = {}
-    for entry, matcher in zip(entries, _matchers(registry)):
-        by_func.setdefault(id(matcher), entry)
+    by_func = {}  # (step function, keyword) -> entry
+    for entry in entries:
+        by_func.setdefault((entry.location, entry.keyword.lower()), entry)
     files = sorted({p.resolve() for folder in feature_dirs if folder.is_dir()
                     for p in folder.rglob("*.feature")})
     for path in files:
@@ -88,7 +106,8 @@ def add_examples(entries: list[StepEntry], feature_dirs: Iterable[Path], registr
             for step_type, name in lines:
                 probe = Step(step.filename, step.line, step.keyword, step_type, name)
                 matcher = registry.find_step_definition(probe)
-                entry = by_func.get(id(matcher)) if matcher is not None else None
+                entry = None if matcher is None else by_func.get(
+                    (_location(matcher)[1], matcher.step_type))
                 if entry is not None and not entry.example:
                     entry.example = f"{step_type.capitalize()} {name}"
                     entry.example_at = f"{_shown(path)}:{step.line}"
@@ -99,10 +118,6 @@ def _shown(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _matchers(registry) -> list:
-    return [m for step_type in STEP_TYPES for m in registry.steps.get(step_type, [])]
 
 
 def _all_steps(feature):

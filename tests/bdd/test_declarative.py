@@ -94,3 +94,15 @@ def test_declarative_and_detailed_steps_in_one_scenario(tmp_path):
     message = steps[-1]["result"]["error_message"]
     message = message if isinstance(message, str) else "\n".join(message)
     assert "the `t1` tracker runs 1.0.1" in message  # the tracker's own state, not the job's
+
+
+def test_the_catalogue_shows_the_layer_in_words():
+    """`otaharness steps` lists each regular-expression step by an example of its docstring that
+    it matches, and keeps the expression for tools."""
+    from otaharness.bdd.catalogue import catalogue
+
+    layer = [entry for entry in catalogue() if entry.flow == "declarative"]
+    assert layer and all(entry.regex and "(?" not in entry.pattern for entry in layer)
+    shown = {entry.text for entry in layer}
+    assert {"Given 3 trackers running version 1.0.0", "Then every upgrade ends succeeded",
+            'Then the tracker "t1" runs version 1.0.1'} <= shown
