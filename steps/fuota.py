@@ -28,7 +28,8 @@ from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.lorawan import SessionKeys
 from otaharness.servers.fuota import CampaignState, Stage
-from otaharness.units import parse_duration
+from otaharness.servers.http_service import new_token
+from otaharness.units import parse_duration, parse_size
 
 FIRST_DEV_EUI = 0x70B3D57ED0050001
 FIRST_DEV_ADDR = 0x26020001
@@ -108,18 +109,26 @@ def _api_call(context, method: str, path: str, body: dict | None = None) -> obje
     return ota(context).run(_api(ota(context), "fuota", method, path, body))
 
 
-async def _raw(runtime, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
-    """Any answer of the FUOTA API, as (status, JSON document or None for an empty body)."""
-    async with api_session(runtime, "fuota") as http:
+async def _raw(runtime, method: str, path: str, data: bytes | None = None, *,
+               token: str | None = None, as_is: bool = False) -> tuple[int, object]:
+    """Any answer of the FUOTA API, as (status, JSON document or None for an empty body); with
+    ``as_is`` the call carries ``token`` (None: no Authorization) instead of the API's own."""
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    session = api_session(runtime, "fuota")
+    if as_is:
+        session.headers.pop("Authorization", None)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+    async with session as http:
         async with http.request(method, runtime.endpoint_url("fuota") + path, data=data,
-                                headers={"Content-Type": "application/json"} if data is not None else None) as response:
+                                headers=headers) as response:
             body = await response.read()
             return response.status, (json.loads(body) if body else None)
 
 
-def _raw_call(context, method: str, path: str, data: bytes | None = None) -> tuple[int, object]:
+def _raw_call(context, method: str, path: str, data: bytes | None = None, **credential) -> tuple[int, object]:
     _service(context)  # started
-    answer = _fuota(context).answer = ota(context).run(_raw(ota(context), method, path, data))
+    answer = _fuota(context).answer = ota(context).run(_raw(ota(context), method, path, data, **credential))
     return answer
 
 
@@ -292,6 +301,38 @@ def campaign_created(context, names):
         _campaign_body(context, names, dict(DEFAULT_SETTINGS))).encode())
     assert status == 201, f"HTTP {status} {document}"
     _fuota(context).campaign = document["id"]
+
+
+def _send_campaign_as(context, names: str, token: str | None) -> None:
+    _raw_call(context, "POST", "/campaigns", json.dumps(
+        _campaign_body(context, names, dict(DEFAULT_SETTINGS))).encode(), token=token, as_is=True)
+
+
+@when('a FUOTA campaign for {names} is sent without a token')
+def campaign_sent_without_token(context, names):
+    """``POST /campaigns`` of a valid campaign with no Authorization header."""
+    _send_campaign_as(context, names, None)
+
+
+@when('a FUOTA campaign for {names} is sent with a forged token')
+def campaign_sent_with_forged_token(context, names):
+    """``POST /campaigns`` of a valid campaign with a token made like a real one (CSPRNG) but
+    never issued."""
+    _send_campaign_as(context, names, new_token())
+
+
+@when('a FUOTA campaign for {names} is sent with the "{endpoint}" token')
+def campaign_sent_with_other_token(context, names, endpoint):
+    """``POST /campaigns`` of a valid campaign with another running API's token (the runtime's)."""
+    token = ota(context).token_for(endpoint)
+    assert token is not None, f"no running API {endpoint!r} has a token"
+    _send_campaign_as(context, names, token)
+
+
+@when('a malformed body of {size} is sent to the FUOTA API without a token')
+def malformed_body_without_token(context, size):
+    """``POST /campaigns`` with this many bytes that are no JSON at all, and no token."""
+    _raw_call(context, "POST", "/campaigns", b"\xff" * parse_size(size), as_is=True)
 
 
 @when('the FUOTA API is asked for campaign "{text}"')

@@ -29,6 +29,7 @@ from emulators.olt_gateway import FieldDevice, OltApiClient, OltApiError, OltGat
 from fixtures import fixture_path
 from otaharness.bdd.support import json_argument, mismatches, ota
 from otaharness.runtime.mqtt import MqttClient
+from otaharness.servers.http_service import new_token
 from otaharness.servers.olt.http_api import TOKEN_PATH
 from otaharness.units import parse_size
 
@@ -411,6 +412,78 @@ def try_read_firmware(context, name):
 def try_download_firmware(context, name):
     """GET the firmware's blob; the answer is `${response}`."""
     _on_firmware(context, "GET", name, "/blob")
+
+
+async def _call_as(platform: Platform, method: str, path: str, body: Any,
+                   authorization: str | None) -> None:
+    """One call with exactly this Authorization header (None: none), kept as `${response}`."""
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    async with platform.session.request(method, platform.service.endpoints()["olt"] + path,
+                                        data=body if isinstance(body, bytes) else None,
+                                        json=None if isinstance(body, bytes) else body,
+                                        headers=headers) as response:
+        content = await response.read()
+        answer = json.loads(content) if response.content_type == "application/json" else content
+        platform.runtime.values["response"] = {"status": response.status, "body": answer}
+
+
+@when('firmware "{name}" version "{version}" is sent without a token')
+def firmware_sent_without_token(context, name, version):
+    """POST /v1/firmwares with no Authorization header."""
+    platform = _platform(context)
+    _run(context, _call_as(platform, "POST", "/v1/firmwares", {"name": name, "version": version}, None))
+
+
+@when('firmware "{name}" version "{version}" is sent with a forged token')
+def firmware_sent_with_forged_token(context, name, version):
+    """POST /v1/firmwares with a token made like a real one (CSPRNG) but never issued."""
+    platform = _platform(context)
+    _run(context, _call_as(platform, "POST", "/v1/firmwares", {"name": name, "version": version},
+                           f"Bearer {new_token()}"))
+
+
+@when('firmware "{name}" version "{version}" is sent with the operator\'s token')
+def firmware_sent_with_operator_token(context, name, version):
+    """POST /v1/firmwares with the operator's token, which manages tenants and nothing else."""
+    platform = _platform(context)
+    token = platform.runtime.token_for("olt-operator")
+    _run(context, _call_as(platform, "POST", "/v1/firmwares", {"name": name, "version": version},
+                           f"Bearer {token}"))
+
+
+@when('a malformed body of {size} is sent to the firmware API without a token')
+def malformed_firmware_without_token(context, size):
+    """POST /v1/firmwares with this many bytes that are no JSON at all, and no token."""
+    platform = _platform(context)
+    _run(context, _call_as(platform, "POST", "/v1/firmwares", b"\xff" * parse_size(size), None))
+
+
+@when('a tenant\'s token asks the operator\'s endpoint for a tenant "{tenant}"')
+def tenant_token_creates_tenant(context, tenant):
+    """POST /v1/tenants with the current tenant's token (only the operator's may)."""
+    platform = _platform(context)
+
+    async def call() -> None:
+        await _call_as(platform, "POST", "/v1/tenants", {"name": tenant}, f"Bearer {await platform.token()}")
+    _run(context, call())
+
+
+def _tenants_named(context, tenant: str) -> int:
+    """Tenants of this name in the back end's store (server-side: `@embedded:olt`)."""
+    return _platform(context).service.backend.db.execute(
+        "SELECT COUNT(*) FROM tenants WHERE name = ?", (tenant,)).fetchone()[0]
+
+
+@then('the platform has no tenant "{tenant}"')
+def platform_has_no_tenant(context, tenant):
+    """No tenant of this name was created."""
+    assert _tenants_named(context, tenant) == 0, f"a tenant {tenant!r} exists"
+
+
+@then('the platform has a tenant "{tenant}"')
+def platform_has_tenant(context, tenant):
+    """Exactly one tenant of this name exists."""
+    assert _tenants_named(context, tenant) == 1, f"{_tenants_named(context, tenant)} tenants {tenant!r}"
 
 
 @then("my firmware list is empty")

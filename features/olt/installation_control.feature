@@ -73,6 +73,29 @@ Feature: Controlling firmware installations
     And device "lamp1" reports version "2.1.0" in its firmware slot
     And the time is 2027-03-03T02:00:00Z
 
+  Scenario Outline: A call without a tenant's token is refused before its body is read
+    When firmware "stray" version "1.0" is sent <credential>
+    Then the platform answers 401 Unauthorized
+    And my firmware list is empty
+
+    Examples:
+      | credential                 |
+      | without a token            |
+      | with a forged token        |
+      | with the operator's token  |
+
+  Scenario: A malformed body without a token is refused as unauthenticated, not read
+    When a malformed body of 2 MiB is sent to the firmware API without a token
+    Then the platform answers 401 Unauthorized
+    And my firmware list is empty
+
+  Scenario: Only the operator creates tenants
+    When a tenant's token asks the operator's endpoint for a tenant "squatter"
+    Then the platform answers 403 Forbidden
+    And the platform has no tenant "squatter"
+    When I act as tenant "rival"
+    Then the platform has a tenant "rival"
+
   Scenario: Another tenant can neither see nor install our firmware
     Given firmware "lamp app" version "2.1.0" with a 8 KiB image
     When I act as tenant "rival"
