@@ -147,7 +147,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.broker:
         settings["broker"] = args.broker
     config = load_config(settings)
-    runtime = Runtime(config, name="serve", virtual=False)
+    runtime = Runtime(config, name="serve", virtual=False, state_dir=args.state_dir)
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -273,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"flows to serve: {', '.join(f for f in FLOW_SERVICES if f != 'broker')}"
                        " (the broker always runs)")
     serve.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    serve.add_argument("--state-dir", metavar="DIR", type=Path,
+                       help="keep each server's state (databases, files) in DIR/<service> across "
+                       "restarts (default: a fresh folder in reports/artifacts/serve each start)")
     serve.add_argument("--broker", metavar="URL|mosquitto|amqtt",
                        help="the MQTT broker: an external mqtt://host:port, or which to spawn")
     serve.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",

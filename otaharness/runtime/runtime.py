@@ -18,6 +18,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -86,8 +87,10 @@ def slug(text: str, limit: int = 80) -> str:
 
 class Runtime:
     def __init__(self, config: HarnessConfig, *, name: str = "scenario",
-                 seed: int | None = None, virtual: bool | None = None) -> None:
+                 seed: int | None = None, virtual: bool | None = None,
+                 state_dir: Path | None = None) -> None:
         self.config = config
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.name = name
         self.seed = seed if seed is not None else (
             config.seed if config.seed is not None else scenario_seed(name))
@@ -113,6 +116,19 @@ class Runtime:
         self._threads_before = set(threading.enumerate())
         self._children_before = _child_pids()
         self.values: dict[str, Any] = {}  # scenario variables for ${name} substitution
+
+    def data_dir(self, service: str) -> Path:
+        """Where service ``service`` keeps its files. Under ``serve --state-dir DIR``:
+        ``DIR/<service>``, kept as it is, so a restarted server finds everything it acknowledged;
+        otherwise a folder in the scenario's artifacts, emptied (each scenario starts from
+        nothing)."""
+        if self.state_dir is not None:
+            path = self.state_dir / service
+        else:
+            path = self.artifacts / service
+            shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     # -- running the loop (sync, for steps) ------------------------------------------------------
     def run(self, coro: Coroutine, *, timeout: float = DEFAULT_ACTION_TIMEOUT) -> Any:

@@ -12,7 +12,6 @@ token of ``tokens()["cups"]``. State is kept under the scenario's artifacts
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from otaharness.servers.basics_station.server import BasicsStationServer
@@ -22,8 +21,7 @@ TRUE = ("1", "true", "yes", "on")
 
 async def start(runtime: Any) -> BasicsStationServer:
     """``runtime``: the scenario's Runtime (its ``artifacts`` dir, ``clock`` and ``pki()``)."""
-    data_dir = runtime.artifacts / "basics-station"
-    shutil.rmtree(data_dir, ignore_errors=True)  # a re-run of the scenario starts empty
+    data_dir = runtime.data_dir("basics-station")
     plain = str(runtime.target("cups").endpoints.get("plain", "")).lower() in TRUE
     server = BasicsStationServer(data_dir, runtime.clock, pki=None if plain else runtime.pki())
     await server.start()

@@ -10,7 +10,6 @@ scenario's artifacts (``fuota/fuota.sqlite``), emptied when the service starts.
 
 from __future__ import annotations
 
-import shutil
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -65,9 +64,7 @@ class FuotaService:
 
 async def start(runtime: Any) -> FuotaService:
     lorawan = await runtime.service("lorawan")
-    data_dir = runtime.artifacts / "fuota"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
+    data_dir = runtime.data_dir("fuota")
 
     def make_server() -> FuotaServer:
         return FuotaServer(lorawan.network_server, data_dir / "fuota.sqlite", runtime.clock, runtime.rng("fuota"))

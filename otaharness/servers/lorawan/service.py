@@ -18,21 +18,18 @@ under the scenario's artifacts (``lorawan/``), emptied at start.
 
 from __future__ import annotations
 
-import shutil
 import ssl
 from typing import Any
 
 from aiohttp import web
 
+from otaharness.servers.basics_station.registry import StationRecord
+from otaharness.servers.basics_station.server import BasicsStationServer
 from otaharness.servers.http_errors import undecodable_body
 from otaharness.servers.http_service import HttpSite, bearer_token_required, new_token, serve_app
 
-from otaharness.servers.basics_station.registry import StationRecord
-from otaharness.servers.basics_station.server import BasicsStationServer
-
 from .app_api import ApplicationApi
 from .server import NetworkServer
-
 
 SERVER_NAMES = ("localhost",)
 PUBLIC_PATHS = ("/openapi.json",)
@@ -100,9 +97,7 @@ class LoRaWANService:
 async def start(runtime: Any) -> LoRaWANService:
     """``runtime``: the scenario's Runtime (``service("cups")``, ``artifacts``, ``clock``, ``rng``)."""
     stations: BasicsStationServer = await runtime.service("cups")
-    data_dir = runtime.artifacts / "lorawan"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True)
+    data_dir = runtime.data_dir("lorawan")
     network_server = NetworkServer(data_dir / "ns.sqlite", runtime.clock, runtime.rng("lorawan-ns"), stations.lns)
     stations.lns.attach_network_server(network_server)
     api = ApplicationApi(network_server, lambda: list(stations.lns.sessions))

@@ -58,14 +58,14 @@ async def start(runtime: Any) -> OltService:
     mqtt = MqttClient("olt-backend", broker.hostname or "127.0.0.1", broker.port or 1883)
     await mqtt.connect()
     ids = runtime.rng("olt ids")
-    runtime.artifacts.mkdir(parents=True, exist_ok=True)
-    database = runtime.artifacts / "olt.sqlite3"
-    for stale in (database, database.with_name("olt.sqlite3-wal"), database.with_name("olt.sqlite3-shm")):
-        stale.unlink(missing_ok=True)  # a scenario starts empty; restarts within it keep the file
+    database = runtime.data_dir("olt") / "olt.sqlite3"  # restarts within a scenario keep it
     plain = str(runtime.target("olt").endpoints.get("plain_http", "")).lower() in ON
     pki = None if plain else runtime.pki()
-    server = OltServer(database, runtime.clock, mqtt=mqtt,
-                       new_id=lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4)),
+    # Ids from the scenario's seed replay a scenario; on a kept --state-dir they would repeat
+    # the last run's (UNIQUE constraint failed on restart), so there they are random.
+    new_id = ((lambda: str(uuid.uuid4())) if runtime.state_dir is not None
+              else (lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4))))
+    server = OltServer(database, runtime.clock, mqtt=mqtt, new_id=new_id,
                        ssl_context=None if pki is None else pki.server_context(SERVER_NAMES))
     await server.start()
     tenant = server.backend.create_tenant("default")

@@ -13,7 +13,6 @@ listed with their defaults in docs/tr069-acs.md and checked by :data:`SETTINGS`.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from otaharness.runtime.targets import boolean, port, url
 
 from .acs import AcsConfig, nc_reuse_problem
 from .server import AcsServer
+
 
 class SettingsError(ValueError):
     """A ``target.tr069.*`` setting the ACS cannot use."""
@@ -129,8 +129,7 @@ async def start(runtime: Any, config: AcsConfig | None = None) -> AcsServer:
     if settings.get("state_dir"):
         state_dir = Path(settings["state_dir"])  # the operator's: never emptied
     else:
-        state_dir = runtime.artifacts / "tr069-acs"
-        shutil.rmtree(state_dir, ignore_errors=True)  # a new scenario starts empty
+        state_dir = runtime.data_dir("tr069-acs")
     server = AcsServer(state_dir, runtime.clock, runtime.rng("tr069-acs"), config, tls=tls,
                        ca_file=ca_file, admin_token=setting(settings, "admin_token", "") or None)
     await server.start(ports_from_settings(settings))
