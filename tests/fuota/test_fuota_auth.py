@@ -19,7 +19,7 @@ import pytest
 
 from otaharness.runtime.pki import client_context
 from otaharness.runtime.runtime import Runtime
-from otaharness.runtime.targets import HarnessConfig
+from otaharness.runtime.targets import HarnessConfig, Target
 from otaharness.servers.fuota import cli
 from otaharness.servers.fuota.openapi import openapi_document
 from otaharness.servers.http_service import new_token
@@ -134,3 +134,26 @@ def test_a_client_that_does_not_trust_the_scenario_ca_gets_no_connection(fuota: 
     rogue = client_context(pki.write("rogue-ca.pem", pki.rogue_ca.certificate_pem))
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         fuota.runtime.run(fuota.call("GET", "/campaigns", fuota.runtime.token_for("fuota"), trust=rogue))
+
+
+def test_plain_http_when_asked_still_requires_the_token(tmp_path: Path) -> None:
+    plain = {flow: Target(flow, endpoints={"plain_http": "true"}) for flow in ("fuota", "lorawan")}
+    runtime = Runtime(HarnessConfig(artifacts_dir=tmp_path, targets=plain), name="fuota plain")
+    try:
+        runtime.run(runtime.service("fuota"))
+        tokens = runtime.running_tokens()
+
+        async def calls() -> list[int]:
+            statuses = []
+            async with aiohttp.ClientSession() as session:
+                for endpoint, path in (("fuota", "/campaigns"), ("lorawan-app", "/api/devices/01")):
+                    url = runtime.endpoint_url(endpoint)
+                    assert url.startswith("http://"), url
+                    for headers in ({}, {"Authorization": f"Bearer {tokens[endpoint]}"}):
+                        async with session.get(url + path, headers=headers) as response:
+                            statuses.append(response.status)
+            return statuses
+
+        assert runtime.run(calls()) == [401, 200, 401, 404]  # 404: no such device, but let in
+    finally:
+        assert runtime.close() == []

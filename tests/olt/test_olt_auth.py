@@ -17,7 +17,7 @@ from olt_world import Api, fetch_token
 
 from otaharness.runtime.pki import client_context
 from otaharness.runtime.runtime import Runtime
-from otaharness.runtime.targets import HarnessConfig
+from otaharness.runtime.targets import HarnessConfig, Target
 from otaharness.servers.http_service import new_token
 from otaharness.servers.olt.openapi import openapi_document
 
@@ -165,3 +165,25 @@ def test_a_client_that_does_not_trust_the_scenario_ca_gets_no_connection(olt: Ol
     with pytest.raises(aiohttp.ClientConnectorCertificateError):
         olt.run(olt.call("GET", "/v1/firmwares", olt.tokens["olt"],
                          ssl_context=client_context(rogue_file)))
+
+
+def test_plain_http_when_asked_still_requires_the_token(tmp_path: Path) -> None:
+    runtime = Runtime(HarnessConfig(artifacts_dir=tmp_path, broker="mosquitto",
+                                    targets={"olt": Target("olt", endpoints={"plain_http": "true"})}),
+                      name="olt plain")
+    try:
+        service = runtime.run(runtime.service("olt"))
+        url = service.endpoints()["olt"]
+        assert url.startswith("http://") and "ca" not in service.endpoints()
+
+        async def calls() -> tuple[int, int]:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url + "/v1/firmwares") as refused:
+                    pass
+                async with session.get(url + "/v1/firmwares", headers={
+                        "Authorization": f"Bearer {service.tokens()['olt']}"}) as served:
+                    return refused.status, served.status
+
+        assert runtime.run(calls()) == (401, 200)
+    finally:
+        assert runtime.close() == []

@@ -15,7 +15,7 @@ from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
 from emulators.olt_gateway import cli as gateway_cli
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.runtime.pki import client_context
+from otaharness.runtime.pki import Pki, client_context
 from otaharness.runtime.runtime import Runtime
 from otaharness.runtime.targets import HarnessConfig
 from otaharness.servers.olt import service as olt_service
@@ -86,8 +86,12 @@ def test_scheduled_installation_a_day_ahead_on_the_virtual_clock(tmp_path: Path)
 
 
 async def test_cli_gateway_installs_firmware(tmp_path: Path, broker: MosquittoBroker) -> None:
-    server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", ShiftedClock(), broker)
-    session = aiohttp.ClientSession()
+    """Over HTTPS: the gateway's CLI trusts the server through --ca."""
+    pki = Pki(tmp_path / "pki")
+    server, server_mqtt = await start_server(tmp_path / "olt.sqlite3", ShiftedClock(), broker,
+                                             ssl_context=pki.server_context(["localhost"]))
+    assert server.url.startswith("https://")
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=pki.client_context()))
     try:
         tenant = server.backend.create_tenant("cli")
         api = Api(session, server.url, await fetch_token(session, server.url, tenant.client_id,
@@ -96,7 +100,7 @@ async def test_cli_gateway_installs_firmware(tmp_path: Path, broker: MosquittoBr
         parser = argparse.ArgumentParser()
         gateway_cli.add_arguments(parser)
         args = parser.parse_args([
-            "--api", server.url, "--mqtt", f"mqtt://{broker.host}:{broker.port}",
+            "--api", server.url, "--ca", str(pki.ca_file), "--mqtt", f"mqtt://{broker.host}:{broker.port}",
             "--gateway-id", gateway_device["id"], "--client-id", credentials["clientId"],
             "--client-secret", credentials["clientSecret"], "--device", switch["id"]])
         running = asyncio.create_task(gateway_cli.run(args))
