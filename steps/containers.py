@@ -1,7 +1,7 @@
 """Container steps: faults and states of a back end that runs in a docker target
 (otaharness/runtime/docker_targets.py, docs/docker-targets.md)."""
 
-from behave import then, when
+from behave import given, then, when
 
 from otaharness.bdd.support import ota
 from otaharness.runtime.faults import parse_container_fault
