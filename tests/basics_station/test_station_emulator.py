@@ -209,7 +209,7 @@ def test_service_module_starts_and_stops_the_back_end(tmp_path: Path) -> None:
 
     async def main():
         runtime = SimpleNamespace(artifacts=tmp_path, clock=RealClock(), data_dir=lambda name: tmp_path / name,
-                                  target=lambda flow: SimpleNamespace(endpoints={"plain": "true"}))
+                                  target=lambda flow: SimpleNamespace(endpoints={"plain_http": "true"}))
         server = await service.start(runtime)
         endpoints = server.endpoints()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {server.tokens()['cups']}"}) as http:
