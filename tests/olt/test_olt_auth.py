@@ -187,3 +187,30 @@ def test_plain_http_when_asked_still_requires_the_token(tmp_path: Path) -> None:
         assert runtime.run(calls()) == (401, 200)
     finally:
         assert runtime.close() == []
+
+
+def test_a_restart_on_a_kept_state_dir_prints_credentials_of_the_same_tenant(tmp_path: Path) -> None:
+    """The secret is kept only hashed: a restart gives the `default` tenant a new client, so the
+    printed credentials still reach what that tenant stored before."""
+    seen = []
+    for run in range(2):
+        runtime = Runtime(HarnessConfig(artifacts_dir=tmp_path / f"run{run}", broker="mosquitto"),
+                          name="olt kept", virtual=False, state_dir=tmp_path / "state")
+        try:
+            service = runtime.run(runtime.service("olt"))
+            tokens, url = service.tokens(), service.endpoints()["olt"]
+            trust = client_context(service.endpoints()["ca"])
+
+            async def calls() -> list[str]:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=trust)) as session:
+                    api = Api(session, url, await fetch_token(
+                        session, url, tokens["olt-client-id"], tokens["olt-client-secret"]))
+                    if run == 0:
+                        await api.ok("POST", "/v1/firmwares", {"name": "kept", "version": "1"})
+                    return [firmware["name"] for firmware in await api.ok("GET", "/v1/firmwares")]
+
+            seen.append((tokens["olt-client-id"], runtime.run(calls())))
+        finally:
+            assert runtime.close() == []
+    (first_client, first), (second_client, second) = seen
+    assert first_client != second_client and first == second == ["kept"]

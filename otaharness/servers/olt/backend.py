@@ -143,6 +143,20 @@ class OltBackend:
             self.store.add_client(client_id, _sha256(secret), tenant_id, None)
         return TenantCredentials(tenant_id, client_id, secret)
 
+    def credentials_for(self, name: str) -> TenantCredentials:
+        """Client credentials of the tenant called ``name``: a new client of the oldest such tenant
+        (its secret is only stored hashed, so a kept database cannot give the old one back), or a
+        new tenant. What ``serve olt`` prints, so that a restart on a kept state directory hands
+        out credentials of the same tenant and its data."""
+        row = self.db.execute("SELECT id FROM tenants WHERE name = ? ORDER BY rowid LIMIT 1",
+                              (name,)).fetchone()
+        if row is None:
+            return self.create_tenant(name)
+        client_id, secret = f"tenant-{self.new_id()}", secrets.token_hex(24)
+        with self.db:
+            self.store.add_client(client_id, _sha256(secret), row[0], None)
+        return TenantCredentials(row[0], client_id, secret)
+
     def register_tenant(self, body: Any) -> dict[str, str]:
         """``POST /v1/tenants`` (the operator's): a validated ``{"name"}`` → the tenant's id, name
         and client credentials."""

@@ -68,7 +68,7 @@ async def start(runtime: Any) -> OltService:
     server = OltServer(database, runtime.clock, mqtt=mqtt, new_id=new_id,
                        ssl_context=None if pki is None else pki.server_context(SERVER_NAMES))
     await server.start()
-    tenant = server.backend.create_tenant("default")
+    tenant = server.backend.credentials_for("default")
     access_token = server.backend.issue_token(tenant.client_id, tenant.client_secret)["access_token"]
     return OltService(server, mqtt, broker_url, tenant, access_token,
                       None if pki is None else str(pki.ca_file))
