@@ -21,9 +21,15 @@ modules in file order).
 import re
 
 from behave import given, then, use_step_matcher, when
+from behave.matchers import get_step_matcher_factory
 
 from otaharness.bdd.support import ota
 
+# Regular expressions here; whatever matcher was current (behave's "parse", or a user's choice)
+# is put back at the end of the module.
+_FACTORY = get_step_matcher_factory()
+_PREVIOUS = next((name for name, kind in _FACTORY.step_matcher_class_mapping.items()
+                  if kind is _FACTORY.current_matcher), "parse")
 use_step_matcher("re")
 
 _NAME = r'"?[A-Za-z][\w.-]*"?'
@@ -235,4 +241,4 @@ def every_upgrade_ends(context, state):
     upgrade_ends(context, ", ".join(_trackers(context)), state)
 
 
-use_step_matcher("parse")  # the library's other modules use behave's default matcher
+use_step_matcher(_PREVIOUS)
