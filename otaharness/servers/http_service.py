@@ -232,6 +232,14 @@ class HttpSite:
     url: str
     port: int
 
+    async def listen_also(self, host: str, port: int = 0, *,
+                          ssl_context: ssl.SSLContext | None = None) -> int:
+        """One more socket for the same app (same handlers, state and read deadlines), e.g. with
+        another certificate; its port."""
+        before = set(self.runner.addresses)
+        await web.TCPSite(self.runner, host, port, ssl_context=ssl_context).start()
+        return next(address for address in self.runner.addresses if address not in before)[1]
+
     async def stop(self) -> None:
         await self.runner.cleanup()
 

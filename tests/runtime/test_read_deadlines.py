@@ -11,9 +11,7 @@ import socket
 import threading
 
 import aiohttp
-import pytest
 from aiohttp import web
-
 from virtual_loop import run_on_virtual_clock
 
 from otaharness.runtime.clock import VirtualClock
@@ -195,7 +193,7 @@ def test_the_same_stall_on_a_virtual_clock_is_cut_once_real_time_passes_too() ->
         finally:
             await site.stop()
 
-    clock = run_on_virtual_clock(scenario)
+    run_on_virtual_clock(scenario)
     assert answer and answer[0].startswith(b"HTTP/1.1 408"), answer
 
 
@@ -217,8 +215,6 @@ def test_websocket_frame_boundaries_follow_every_length_form() -> None:
     assert ends == expected
 
 
-@pytest.mark.xfail(reason="tr069/server.py, fuota/api.py and lorawan/service.py are being moved onto "
-                          "serve_app by other sessions", strict=False)
 def test_every_aiohttp_server_is_put_on_its_socket_by_serve_app() -> None:
     """A server module that builds an aiohttp runner or site itself has no read deadlines."""
     servers = pathlib.Path(__file__).parents[2] / "otaharness" / "servers"

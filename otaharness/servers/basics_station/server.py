@@ -111,10 +111,8 @@ class BasicsStationServer:
         context.verify_mode = ssl.CERT_OPTIONAL
         if self.pki.keylog is not None:
             context.keylog_filename = str(self.pki.keylog)
-        runner = self._sites[0].runner  # the CUPS app: one more socket, same handlers and state
-        before = set(runner.addresses)
-        await web.TCPSite(runner, self.host, 0, ssl_context=context).start()
-        port = next(address for address in runner.addresses if address not in before)[1]
+        # the CUPS app: one more socket, same handlers and state
+        port = await self._sites[0].listen_also(self.host, ssl_context=context)
         self._urls[name] = f"https://{self.host}:{port}"
         return self._urls[name]
 
