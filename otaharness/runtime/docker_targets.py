@@ -81,6 +81,9 @@ SETTINGS: dict[str, Any] = {
     # a back end that answers at once (a static file server) may keep the scenario on the
     # virtual clock: its ports are then watched like the broker's (kernel queues empty)
     "virtual_time": boolean,
+    # "log-json": the endpoints are the first JSON object the container prints on a line of its
+    # own (what `otaharness serve --json` prints), re-read after a restart
+    "endpoints": ("log-json",),
 }
 PREFIXED = ("env", "mount", "endpoint")
 
@@ -104,6 +107,7 @@ class DockerSpec:
     ready_timeout: float = 60.0
     lifetime: str = "run"
     virtual_time: bool = False
+    endpoints_from_log: bool = False
 
     @classmethod
     def from_settings(cls, flow: str, settings: Mapping[str, str]) -> "DockerSpec":
@@ -117,7 +121,8 @@ class DockerSpec:
                    ready=settings.get("ready", ""),
                    ready_timeout=float(settings.get("ready_timeout", 60.0)),
                    lifetime=settings.get("lifetime", "run"),
-                   virtual_time=boolean(settings.get("virtual_time", "false")))
+                   virtual_time=boolean(settings.get("virtual_time", "false")),
+                   endpoints_from_log=settings.get("endpoints") == "log-json")
         spec.check()
         return spec
 
@@ -125,7 +130,7 @@ class DockerSpec:
         where = f"docker target {self.flow}"
         if bool(self.image) == bool(self.build):
             raise ValueError(f"{where}: give an image or a build context (one of them)")
-        if not self.endpoints:
+        if not self.endpoints and not self.endpoints_from_log:
             raise ValueError(f"{where}: names no endpoint (e.g. endpoint.mqtt = "
                              "\"mqtt://127.0.0.1:{port:mqtt}\")")
         for name, address in self.endpoints.items():
@@ -198,10 +203,15 @@ def fill_ports(text: str, ports: dict[str, int]) -> str:
     return "".join(out) + rest
 
 
+_built: dict[Path, str] = {}  # context -> tag, built (or found) once per process
+
+
 def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
     """Build the target's context (FROM ${BASE_IMAGE}) into an image tagged by its content."""
     client = engine()
     context = (context_root / spec.build).resolve()
+    if context in _built:
+        return _built[context]
     if not (context / "Dockerfile").is_file():
         raise DockerTargetError(f"docker target {spec.flow}: no Dockerfile in {context}")
     digest = hashlib.sha256()
@@ -211,6 +221,7 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
     tag = f"otaharness/target-{context.name}:{digest.hexdigest()[:12]}"
     try:
         client.images.get(tag)
+        _built[context] = tag
         return tag
     except Exception:  # noqa: BLE001 - not built yet
         pass
@@ -225,6 +236,7 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
                  for chunk in exc.build_log]
         raise DockerTargetError(f"docker target {spec.flow}: building {context} failed: "
                                 f"{exc.msg}\n" + "\n".join(lines[-LOG_TAIL_LINES:])) from None
+    _built[context] = tag
     return tag
 
 
@@ -242,6 +254,7 @@ class Container:
         self.ports: dict[str, int] = {}
         self.endpoints = {name: fill_ports(address, self.ports)
                           for name, address in spec.endpoints.items()}
+        self.tokens: dict[str, str] = {}
         self.container = None
         self.started_at = 0.0
 
@@ -303,7 +316,9 @@ class Container:
                 raise DockerTargetError(
                     f"docker target {self.spec.flow}: the container {status} (exit code {code}) "
                     f"before it was ready; its last log lines:\n{self.log_tail()}")
-            last = self._ready_problem()
+            if self.spec.endpoints_from_log:
+                self._read_endpoints()
+            last = self._ready_problem() if self.endpoints else "no endpoints printed yet"
             if last is None:
                 return
             time.sleep(0.2)
@@ -311,6 +326,26 @@ class Container:
             f"docker target {self.spec.flow}: not ready within {self.spec.ready_timeout:g} s "
             f"({self.spec.ready or 'tcp on every endpoint'}: {last}); the container's last log "
             f"lines:\n{self.log_tail()}")
+
+    def _read_endpoints(self) -> None:
+        """Endpoints (and tokens) from the JSON object the container printed last: a restarted
+        server prints its new ones."""
+        import json
+
+        self.endpoints, self.tokens = {}, {}
+        for line in reversed(self.container.logs(since=self.started_at).splitlines()):
+            if not line.startswith(b"{"):
+                continue
+            try:
+                printed = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(printed, dict):
+                self.tokens = dict(printed.get("tokens") or {})
+                # URLs only: a path ("ca") is a file inside the container
+                self.endpoints = {name: value for name, value in printed.items()
+                                  if isinstance(value, str) and "://" in value}
+                return
 
     def _ready_problem(self) -> str | None:
         checks = [self.spec.ready] if self.spec.ready else [f"tcp:{n}" for n in self.endpoints]
@@ -346,11 +381,13 @@ class Container:
         if isinstance(fault, Pause):
             self.container.pause()
         elif isinstance(fault, Restart):
+            self.started_at = time.time()
             self.container.restart(timeout=10)
             self.wait_ready_blocking()
         elif isinstance(fault, Kill):
             self.container.kill()
         elif isinstance(fault, Start):
+            self.started_at = time.time()
             self.container.start()
             self.wait_ready_blocking()
 
@@ -360,6 +397,7 @@ class Container:
         if status == "paused":
             self.container.unpause()
         elif status != "running":
+            self.started_at = time.time()
             self.container.start()
         self.wait_ready_blocking()
 
@@ -398,7 +436,6 @@ class ContainerService:
         self.container = container
         self.since = time.time()
         self._unpause: asyncio.TimerHandle | None = None
-        self._ports = [urlsplit(url).port for url in container.endpoints.values()]
         add_probe = getattr(runtime.clock, "add_quiet_probe", None)
         if container.spec.virtual_time and add_probe is not None:
             add_probe(self.wait_quiet)
@@ -411,7 +448,8 @@ class ContainerService:
 
         deadline, quiet_looks = time.perf_counter() + timeout, 0
         while quiet_looks < 2:
-            if all(port is None or broker_backlog(port) == 0 for port in self._ports):
+            ports = [urlsplit(url).port for url in self.container.endpoints.values()]
+            if all(port is None or broker_backlog(port) == 0 for port in ports):
                 quiet_looks += 1
             else:
                 quiet_looks = 0
@@ -424,6 +462,9 @@ class ContainerService:
 
     def endpoints(self) -> dict[str, str]:
         return dict(self.container.endpoints)
+
+    def tokens(self) -> dict[str, str]:
+        return dict(self.container.tokens)
 
     def log_files(self) -> dict[str, Path]:
         """The scenario's slice of the container log, written when asked (a failed scenario)."""
@@ -549,4 +590,8 @@ def scenario_config(config, tags) -> tuple[Any, str | None]:
         if tag.startswith(TARGET_TAG):
             section = FIXTURES / tag.removeprefix(TARGET_TAG) / "otaharness.toml"
             targets.update(load_config({}, path=section, environ={}).targets)
+    # Images are built here, before the scenario's clock runs: a first build takes minutes
+    for name, target in targets.items():
+        if target.kind == DOCKER and target.endpoints.get("build"):
+            build_image(DockerSpec.from_settings(name, target.endpoints))
     return dataclasses.replace(config, targets=targets), None
