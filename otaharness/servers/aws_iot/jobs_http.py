@@ -13,9 +13,6 @@ from typing import Any
 
 from aiohttp import web
 
-from otaharness.servers.http_errors import undecodable_body
-from otaharness.servers.http_service import HttpSite, serve_app
-
 from otaharness.protocols.aws_iot_jobs import (
     DescribeRequest,
     JobsRejection,
@@ -28,6 +25,8 @@ from otaharness.protocols.aws_iot_jobs import (
 from otaharness.runtime.pki import ClientTrust
 from otaharness.servers.aws_iot.identities import Identities, IdentityRefused
 from otaharness.servers.aws_iot.jobs import JobsService
+from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import HttpSite, serve_app
 
 log = logging.getLogger(__name__)
 

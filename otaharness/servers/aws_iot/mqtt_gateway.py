@@ -40,7 +40,11 @@ from otaharness.protocols import mqtt_wire as wire
 from otaharness.runtime.pki import ClientTrust, tune_asyncio_tls
 from otaharness.runtime.tasks import BackgroundTasks
 from otaharness.servers.aws_iot.identities import Identities, IdentityRefused, Principal
-from otaharness.servers.read_deadlines import DEFAULT_READ_LIMITS, ReadDeadline, ReadLimits
+from otaharness.servers.read_deadlines import (
+    DEFAULT_READ_LIMITS,
+    ReadDeadline,
+    ReadLimits,
+)
 
 log = logging.getLogger(__name__)
 
