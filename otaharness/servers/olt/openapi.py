@@ -263,7 +263,13 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
                                 "installation states, resources and MQTT layout are harness choices. "
                                 f"JSON bodies: at most {schemas.JSON_LIMIT} bytes (else 413), nested at most "
                                 f"{MAX_DEPTH} levels, integers within the signed 64-bit range, strings "
-                                "valid Unicode (no lone surrogate escapes), no NaN/Infinity (else 400)."},
+                                "valid Unicode (no lone surrogate escapes), no NaN/Infinity (else 400). "
+                                "Authentication: a tenant's or device's access token from the token "
+                                "endpoint (client credentials grant) on every path but this document "
+                                "and the token endpoint, checked before any body is read (401); more "
+                                "tenants come from POST /v1/tenants with the operator's token "
+                                "(`otaharness serve olt --json` prints a ready tenant's credentials and "
+                                "the operator's token under tokens)."},
         "paths": _paths(),
         "components": {"schemas": _component_schemas(),
                        "securitySchemes": {
