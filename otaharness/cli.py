@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from otaharness.runtime.runtime import FLOW_SERVICES, Runtime, raise_fd_limit
-from otaharness.runtime.targets import load_config
+from otaharness.runtime.targets import ConfigError, load_config
 
 # Emulator kinds for `otaharness emulate KIND`: a module with add_arguments(parser) and
 # `async def run(args) -> int`, running on real time against any endpoint.
@@ -329,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
-        return cmd_serve(args)
+        try:
+            return cmd_serve(args)
+        except ConfigError as exc:  # a misspelled setting: one line, not a traceback
+            raise SystemExit(f"otaharness serve: {exc}") from None
     if args.command == "steps":
         return cmd_steps(args)
     return _run_module(args.module, args)

@@ -33,6 +33,13 @@ def test_serve_prints_one_json_object_and_stops_cleanly(tmp_path):
     assert "left running" not in stderr, stderr
 
 
+def test_serve_refuses_a_misspelled_setting_in_one_line(tmp_path):
+    result = subprocess.run([*OTAHARNESS, "serve", "-D", "captur=caps"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "did you mean `capture`?" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_serve_rejects_an_unknown_flow():
     result = subprocess.run([*OTAHARNESS, "serve", "nonsense"], capture_output=True, text=True)
     assert result.returncode != 0 and "unknown flow" in result.stderr
