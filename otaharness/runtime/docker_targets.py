@@ -170,7 +170,33 @@ def engine():
                 f"no container engine answers ({exc.__class__.__name__}: {exc}); run "
                 "scripts/setup, or start dockerd") from None
         _client = client
+        _remove_orphans(client)
+        _interrupt_on_sigterm()
     return _client
+
+
+def _remove_orphans(client) -> None:
+    """Remove containers an earlier run on this machine left when it was killed outright
+    (SIGKILL: no exit handler ran): labelled, and their process is gone."""
+    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.pid"}):
+        pid = container.labels.get(f"{LABEL}.pid", "")
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            log.info("removing %s, left by process %s", container.name, pid)
+            try:
+                container.remove(force=True, v=True)
+            except Exception as exc:  # noqa: BLE001 - another run may be removing it too
+                log.debug("removing %s: %s", container.name, exc)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled) ends the run like Ctrl-C, so the exit handler removes the
+    containers; only where nobody else handles SIGTERM."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def engine_problem() -> str | None:

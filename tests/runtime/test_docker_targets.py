@@ -217,7 +217,8 @@ def test_a_scenario_gets_only_its_part_of_the_log(started):
 
 
 @with_engine
-def test_an_interrupted_run_leaves_no_container(tmp_path):
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_leaves_no_container(tmp_path, interrupt):
     shell_target("true")  # skips without the base image
     program = tmp_path / "interrupted.py"
     program.write_text(textwrap.dedent(f"""
@@ -237,10 +238,28 @@ def test_an_interrupted_run_leaves_no_container(tmp_path):
         client = docker_targets.engine()
         mine = {"label": f"otaharness.pid={run.pid}"}
         assert len(client.containers.list(all=True, filters=mine)) == 1
-        run.send_signal(signal.SIGINT)  # Ctrl-C
+        run.send_signal(interrupt)
         run.wait(timeout=60)
         assert client.containers.list(all=True, filters=mine) == []
     finally:
         if run.poll() is None:
             run.kill()
             run.wait()
+
+
+@with_engine
+def test_containers_of_a_killed_run_are_removed_by_the_next(tmp_path):
+    shell_target("true")
+    client = docker_targets.engine()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = client.containers.run(BASE_IMAGE, "sleep 600", detach=True, network_mode="host",
+                                 labels={"otaharness": "", "otaharness.pid": dead})
+    try:
+        docker_targets._remove_orphans(client)
+        assert left.id not in [c.id for c in client.containers.list(all=True)]
+    finally:
+        try:
+            left.remove(force=True)
+        except Exception:  # noqa: BLE001 - removed, as it should be
+            pass
