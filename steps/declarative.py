@@ -69,13 +69,23 @@ def _who(rest: str) -> tuple[str, str]:
 
 
 def _names(text: str) -> list[str]:
-    return [name.strip('"') for name in re.split(r",\s*and\s+|,\s*|\s+and\s+", text.strip())]
+    return [name.strip('"') for name in re.split(_AND, text.strip())]
+
+
+def _layer(context) -> dict:
+    """What this layer remembers in the scenario (with its values, so `${declarative.trackers}`)."""
+    return ota(context).values.setdefault("declarative", {"trackers": [], "missing": []})
 
 
 def _trackers(context) -> list[str]:
     """The trackers this layer switched on in the scenario, in order."""
-    known = ota(context).values.setdefault("declarative", {}).setdefault("trackers", [])
-    return known
+    return _layer(context)["trackers"]
+
+
+def _switched_on(context, name: str, version: str) -> None:
+    _run(context, f"Given the `{name}` tracker runs its firmware version `{version}`")
+    if name not in _trackers(context):
+        _trackers(context).append(name)
 
 
 def _run(context, *lines: str) -> None:
@@ -94,9 +104,9 @@ def _bucket(context) -> dict:
     return values
 
 
-def _missing(context) -> set[str]:
+def _missing(context) -> list[str]:
     """Versions the scenario said have no image."""
-    return ota(context).values.setdefault("declarative", {}).setdefault("missing", set())
+    return _layer(context)["missing"]
 
 
 def _firmware_available(context, version: str) -> None:
@@ -116,16 +126,14 @@ def trackers_running(context, names, version):
     """Trackers (the nRF9160 asset tracker firmware) switched on and connected, running this
     version: `a tracker "t1" running version 1.0.0`, `the trackers t1 and t2 run firmware "1.0.0"`."""
     for name in _names(names):
-        _run(context, f"Given the `{name}` tracker runs its firmware version `{version}`")
-        _trackers(context).append(name)
+        _switched_on(context, name, version)
 
 
 @intent(given)(rf"(?P<count>\d+)\s+{_TRACKER}(?:are\s+)?(?:running|on)\s+{_VERSION}")
 def count_trackers_running(context, count, version):
     """N trackers, named t1 … tN, running this version: `3 trackers running version 1.0.0`."""
     for index in range(1, int(count) + 1):
-        _run(context, f"Given the `t{index}` tracker runs its firmware version `{version}`")
-        _trackers(context).append(f"t{index}")
+        _switched_on(context, f"t{index}", version)
 
 
 @intent(given, when)(
@@ -146,7 +154,7 @@ def firmware_missing(context, version):
     """No image of this version in the FOTA bucket: an upgrade to it names `fw-<version>.hex`,
     which S3 does not have (`firmware 9.9.9 is missing`)."""
     _bucket(context)
-    _missing(context).add(version)
+    _missing(context).append(version)
 
 
 # -- the upgrade -----------------------------------------------------------------------------------
