@@ -87,14 +87,18 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
         raise SystemExit(f"otaharness run: {exc}") from None
     junit_dir = REPORTS / "junit"
     junit_dir.mkdir(parents=True, exist_ok=True)
-    for old in junit_dir.glob("*.xml"):
-        old.unlink()
-    argv = ["--junit", "--junit-directory", str(junit_dir), *behave_args]
-    if args.pcap:
-        argv += ["-D", f"capture={args.pcap}"]
-    if args.broker:
-        argv += ["-D", f"broker={args.broker}"]
-    status = behave_main(argv)
+    extra = [*(["-D", f"capture={args.pcap}"] if args.pcap else []),
+             *(["-D", f"broker={args.broker}"] if args.broker else [])]
+    if args.jobs > 1:
+        from otaharness.bdd import parallel
+
+        options, jobs = parallel.plan(behave_args, junit_dir)  # reads last run's times first
+        _clear_reports(junit_dir)
+        status = parallel.run([*options, *extra], jobs, args.jobs, junit_dir, REPORTS / "console")
+    else:
+        _clear_reports(junit_dir)
+        status = behave_main(["--junit", "--junit-directory", str(junit_dir), *behave_args,
+                              *extra])
     if args.fail_on_skip if args.fail_on_skip is not None else os.environ.get("CI") == "true":
         skipped = skipped_core_scenarios(junit_dir)
         if skipped:
@@ -102,6 +106,11 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
                   sep="\n  ", file=sys.stderr)
             return status or 1
     return status
+
+
+def _clear_reports(junit_dir: Path) -> None:
+    for old in junit_dir.glob("*.xml"):
+        old.unlink()
 
 
 def _behave_defines(behave_args: list[str]) -> dict[str, str]:
@@ -266,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
                      "the same as -D broker=...")
     run.add_argument("--fail-on-skip", action=argparse.BooleanOptionalAction, default=None,
                      help="fail when a core-flow scenario is skipped (default: on under CI=true)")
+    run.add_argument("-j", "--jobs", type=_jobs_value, default=1, metavar="N|auto",
+                     help="run N feature files at a time, a behave process each (auto: one per "
+                     "CPU); each prints when it ends, then one merged summary. Default 1: one "
+                     "behave run in this process")
 
     serve = sub.add_parser("serve", help="start embedded back ends on loopback (real time) and "
                            "print their endpoints")
@@ -311,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     steps.add_argument("--features", action="append", default=[], metavar="DIR",
                        help="also take example lines from the features in DIR")
     return parser
+
+
+def _jobs_value(text: str) -> int:
+    from otaharness.bdd.parallel import jobs_value
+
+    return jobs_value(text)
 
 
 def _summary(module_name: str) -> str:
