@@ -457,9 +457,12 @@ atexit.register(remove_all)
 class ContainerService:
     """A scenario's view of its target's container: the runtime service of that flow."""
 
-    def __init__(self, runtime, container: Container) -> None:
+    def __init__(self, runtime, container: Container, flow_service: Any = None) -> None:
         self.runtime = runtime
         self.container = container
+        # a flow that can run against external endpoints runs its own external mode against
+        # the container; what the steps ask of the flow's service goes to it
+        self.flow_service = flow_service
         self.since = time.time()
         self._unpause: asyncio.TimerHandle | None = None
         add_probe = getattr(runtime.clock, "add_quiet_probe", None)
@@ -486,11 +489,19 @@ class ContainerService:
             time.sleep(0.001)
         return True
 
+    def __getattr__(self, name: str) -> Any:
+        flow_service = self.__dict__.get("flow_service")
+        if flow_service is None:
+            raise AttributeError(f"{self.container.spec.flow} runs in a container: it has no "
+                                 f"{name!r} here (a step that needs it is server-side control)")
+        return getattr(flow_service, name)
+
     def endpoints(self) -> dict[str, str]:
         return dict(self.container.endpoints)
 
     def tokens(self) -> dict[str, str]:
-        return dict(self.container.tokens)
+        own = getattr(self.flow_service, "tokens", dict)() if self.flow_service else {}
+        return {**own, **self.container.tokens}
 
     def log_files(self) -> dict[str, Path]:
         """The scenario's slice of the container log, written when asked (a failed scenario)."""
@@ -526,6 +537,8 @@ class ContainerService:
         return await asyncio.get_running_loop().run_in_executor(None, self.container.status)
 
     async def stop(self) -> None:
+        if self.flow_service is not None:
+            await self.flow_service.stop()
         remove_probe = getattr(self.runtime.clock, "remove_quiet_probe", None)
         if remove_probe is not None:
             remove_probe(self.wait_quiet)
@@ -582,7 +595,23 @@ async def start_service(runtime, flow: str) -> ContainerService:
             await loop.run_in_executor(None, container.remove_blocking)
             raise
         _by_flow[flow] = container
-    return ContainerService(runtime, container)
+    return ContainerService(runtime, container, await _flow_in_external_mode(runtime, flow, container))
+
+
+async def _flow_in_external_mode(runtime, flow: str, container: Container) -> Any:
+    """The flow's own service in its external mode at the container's endpoints, for a flow
+    that has one (``EXTERNAL_TARGET``); None for the broker and other flows."""
+    from otaharness.runtime.runtime import FLOW_SERVICES
+    from otaharness.runtime.targets import EXTERNAL, Target, flow_declaration
+
+    if flow not in FLOW_SERVICES or flow == "broker" or not flow_declaration(flow)[1]:
+        return None
+    import importlib
+
+    settings = {key: value for key, value in runtime.config.target(flow).endpoints.items()
+                if not is_docker_key(key)}
+    runtime.resolve_target(Target(flow, EXTERNAL, {**settings, **container.endpoints}))
+    return await importlib.import_module(FLOW_SERVICES[flow]).start(runtime)
 
 
 # -- features that bring their own docker target ----------------------------------------------

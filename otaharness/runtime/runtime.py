@@ -116,6 +116,7 @@ class Runtime:
         self._threads_before = set(threading.enumerate())
         self._children_before = _child_pids()
         self.values: dict[str, Any] = {}  # scenario variables for ${name} substitution
+        self._targets: dict[str, Target] = {}
 
     def data_dir(self, service: str) -> Path:
         """Where service ``service`` keeps its files. Under ``serve --state-dir DIR``:
@@ -174,7 +175,12 @@ class Runtime:
 
     # -- services and targets ----------------------------------------------------------------
     def target(self, flow: str) -> Target:
-        return self.config.target(flow)
+        return self._targets.get(flow) or self.config.target(flow)
+
+    def resolve_target(self, target: Target) -> None:
+        """What a flow's target turned out to be for this scenario (a docker target: external,
+        at the endpoints of the container the harness started)."""
+        self._targets[target.flow] = target
 
     async def service(self, name: str) -> Service:
         """The running service ``name``, started on first use."""

@@ -263,3 +263,28 @@ def test_containers_of_a_killed_run_are_removed_by_the_next(tmp_path):
             left.remove(force=True)
         except Exception:  # noqa: BLE001 - removed, as it should be
             pass
+
+
+@with_engine
+def test_a_flow_with_an_external_mode_runs_it_against_its_container():
+    shell_target("true")
+    from otaharness.runtime.runtime import Runtime
+
+    config = load_config({
+        "target.aws-iot": "docker", "target.aws-iot.image": BASE_IMAGE,
+        "target.aws-iot.command": "sh -c 'echo up; exec sleep 600'",
+        "target.aws-iot.ready": "log:up", "target.aws-iot.lifetime": "scenario",
+        "target.aws-iot.endpoint.mqtt": "mqtt://127.0.0.1:{port:mqtt}",
+        "target.aws-iot.endpoint.aws": "http://127.0.0.1:{port:aws}"})
+    runtime = Runtime(config, name="docker -- external mode")
+    try:
+        service = runtime.run(runtime.service("aws-iot"))
+        assert service.embedded is False  # the flow's own external service answers
+        assert runtime.target("aws-iot").kind == "external"
+        assert runtime.target("aws-iot").endpoints["mqtt"] == service.endpoints()["mqtt"]
+        assert "{port:" not in service.endpoints()["mqtt"]
+        assert runtime.run(service.state()) == "running"
+    finally:
+        assert runtime.close() == []
+    assert docker_targets.engine().containers.list(
+        all=True, filters={"label": f"otaharness.pid={os.getpid()}"}) == []
