@@ -127,12 +127,13 @@ def _all_steps(feature):
 
 
 def catalogue(feature_dirs: Iterable[Path] = ()) -> list[StepEntry]:
-    """The whole step library with examples from our features and the given folders."""
+    """The whole step library with examples from our features, the working directory's
+    `features/` (a user's own) and the given folders."""
     from otaharness.bdd import load_step_library
 
     load_step_library()
     entries = registered_steps()
-    add_examples(entries, [FEATURES, *feature_dirs])
+    add_examples(entries, [FEATURES, Path("features"), *feature_dirs])
     return entries
 
 
@@ -216,7 +217,7 @@ def did_you_mean(undefined_steps, registry=None) -> str:
     entries = registered_steps(registry)
     if not entries:
         return ""
-    add_examples(entries, [FEATURES], registry)
+    add_examples(entries, [FEATURES, Path("features")], registry)
     blocks, seen = [], set()
     for step in undefined_steps:
         key = (step.step_type, step.name)

@@ -74,6 +74,25 @@ def test_steps_search_by_words_and_flow_as_json():
     assert unknown.returncode != 0 and "did you mean `common`?" in unknown.stderr
 
 
+def test_steps_take_examples_from_the_working_directorys_features(tmp_path):
+    """A library step none of our features uses gets its example from the user's features/."""
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "mine.feature").write_text(textwrap.dedent("""\
+        Feature: mine
+          Scenario: a JSON value
+            Given I have this JSON-encoded in `doc`
+              \"\"\"
+              {"a": 1}
+              \"\"\"
+        """))
+    result = subprocess.run([*OTAHARNESS, "steps", "--flow", "common", "--format", "json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    entry = next(e for e in json.loads(result.stdout)
+                 if e["pattern"] == "I have this JSON-encoded in `{name}`" and e["keyword"] == "Given")
+    assert entry["example"] == "Given I have this JSON-encoded in `doc`"
+    assert entry["example_at"] == "features/mine.feature:3"
+
+
 def test_run_help_documents_our_options_and_what_passes_to_behave():
     result = subprocess.run([*OTAHARNESS, "run", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
