@@ -26,6 +26,8 @@ def _load(tmp_path, toml="", **userdata):
     ('[targets.aws-iot]\ntarget = "external"\nmqtt = "http://h:1"', {},
      "mqtt: expected a mqtt:// URL"),
     ("", {"target.olt": "external"}, "olt has no external target"),
+    ("", {"target.olt.plain_htp": "true"}, "(did you mean `plain_http`?)"),
+    ("", {"target.lorawan.plain_http": "maybe"}, "expected true or false, not 'maybe'"),
     ("", {"traget.olt": "external"}, "did you mean `target.<flow>`?"),
     ("", {"env": "staging"}, "your own userdata: a dotted name such as myteam.env"),
 ])

@@ -14,13 +14,15 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from otaharness.runtime.targets import boolean
 from otaharness.servers.http_service import HttpSite, new_token
 
 from .api import serve
 from .server import FuotaServer
 
 SERVER_NAMES = ("localhost",)
-ON = ("1", "true", "yes", "on")
+# [targets.fuota] / -D target.fuota.<name>, checked when the config is loaded.
+SETTINGS = {"plain_http": boolean}  # serve the API over plain HTTP
 
 
 class FuotaService:
@@ -69,7 +71,7 @@ async def start(runtime: Any) -> FuotaService:
     def make_server() -> FuotaServer:
         return FuotaServer(lorawan.network_server, data_dir / "fuota.sqlite", runtime.clock, runtime.rng("fuota"))
 
-    plain = str(runtime.target("fuota").endpoints.get("plain_http", "")).lower() in ON
+    plain = boolean(runtime.target("fuota").endpoints.get("plain_http", ""))
     pki = None if plain else runtime.pki()
     server = make_server()
     await server.start()

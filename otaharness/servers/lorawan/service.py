@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from otaharness.runtime.targets import boolean
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
 from otaharness.servers.http_errors import undecodable_body
@@ -33,7 +34,8 @@ from .server import NetworkServer
 
 SERVER_NAMES = ("localhost",)
 PUBLIC_PATHS = ("/openapi.json",)
-ON = ("1", "true", "yes", "on")
+# [targets.lorawan] / -D target.lorawan.<name>, checked when the config is loaded.
+SETTINGS = {"plain_http": boolean}  # serve the API over plain HTTP
 
 
 def is_public(request: web.Request) -> bool:
@@ -101,7 +103,7 @@ async def start(runtime: Any) -> LoRaWANService:
     network_server = NetworkServer(data_dir / "ns.sqlite", runtime.clock, runtime.rng("lorawan-ns"), stations.lns)
     stations.lns.attach_network_server(network_server)
     api = ApplicationApi(network_server, lambda: list(stations.lns.sessions))
-    plain = str(runtime.target("lorawan").endpoints.get("plain_http", "")).lower() in ON
+    plain = boolean(runtime.target("lorawan").endpoints.get("plain_http", ""))
     pki = None if plain else runtime.pki()
     service = LoRaWANService(stations, network_server, api,
                              ssl_context=None if pki is None else pki.server_context(SERVER_NAMES),

@@ -18,11 +18,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otaharness.runtime.mqtt import MqttClient
+from otaharness.runtime.targets import boolean
 from otaharness.servers.olt.backend import TenantCredentials
 from otaharness.servers.olt.server import OltServer
 
 SERVER_NAMES = ("localhost",)
-ON = ("1", "true", "yes", "on")
+# [targets.olt] / -D target.olt.<name>, checked when the config is loaded.
+SETTINGS = {"plain_http": boolean}  # serve the API over plain HTTP
 
 
 class OltService:
@@ -59,7 +61,7 @@ async def start(runtime: Any) -> OltService:
     await mqtt.connect()
     ids = runtime.rng("olt ids")
     database = runtime.data_dir("olt") / "olt.sqlite3"  # restarts within a scenario keep it
-    plain = str(runtime.target("olt").endpoints.get("plain_http", "")).lower() in ON
+    plain = boolean(runtime.target("olt").endpoints.get("plain_http", ""))
     pki = None if plain else runtime.pki()
     # Ids from the scenario's seed replay a scenario; on a kept --state-dir they would repeat
     # the last run's (UNIQUE constraint failed on restart), so there they are random.
