@@ -465,6 +465,7 @@ class ContainerService:
         self.flow_service = flow_service
         self.since = time.time()
         self._unpause: asyncio.TimerHandle | None = None
+        self._log_folder: Path | None = None
         add_probe = getattr(runtime.clock, "add_quiet_probe", None)
         if container.spec.virtual_time and add_probe is not None:
             add_probe(self.wait_quiet)
@@ -504,9 +505,13 @@ class ContainerService:
         return {**own, **self.container.tokens}
 
     def log_files(self) -> dict[str, Path]:
-        """The scenario's slice of the container log, written when asked (a failed scenario)."""
-        path = self.runtime.artifacts / f"container-{self.container.spec.flow}.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        """The scenario's slice of the container log, written when asked (a failed scenario's
+        artifacts take a copy as ``container-<name>.log``)."""
+        import tempfile
+
+        if self._log_folder is None:
+            self._log_folder = Path(tempfile.mkdtemp(prefix="otaharness-container-log-"))
+        path = self._log_folder / f"{self.container.spec.flow}.log"
         try:
             path.write_bytes(self.container.logs_since(self.since))
         except Exception as exc:  # noqa: BLE001 - a removed container has no log
@@ -546,8 +551,11 @@ class ContainerService:
             self._unpause.cancel()
             self._unpause = None
         loop = asyncio.get_running_loop()
+        if self._log_folder is not None:
+            import shutil
+
+            shutil.rmtree(self._log_folder, ignore_errors=True)
         if self.container.spec.lifetime == "scenario":
-            self.log_files()  # the container goes with the scenario: keep its log now
             await loop.run_in_executor(None, self.container.remove_blocking)
             _by_flow.pop(self.container.spec.flow, None)
         else:

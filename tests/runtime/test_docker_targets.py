@@ -288,3 +288,26 @@ def test_a_flow_with_an_external_mode_runs_it_against_its_container():
         assert runtime.close() == []
     assert docker_targets.engine().containers.list(
         all=True, filters={"label": f"otaharness.pid={os.getpid()}"}) == []
+
+
+def test_without_an_engine_docker_scenarios_are_skipped_with_the_reason_or_fail_under_ci(
+        monkeypatch):
+    monkeypatch.setattr(docker_targets, "engine_problem",
+                        lambda: "no container engine answers (ConnectionError)")
+    config = load_config({}, environ={})
+    kept, reason = docker_targets.scenario_config(config, ["docker", "docker-target:mosquitto"])
+    assert kept is config and "no container engine answers" in reason
+    assert docker_targets.scenario_config(config, ["tr069"]) == (config, None)  # not docker
+    with pytest.raises(docker_targets.EngineUnavailable, match="under CI=true"):
+        docker_targets.scenario_config(load_config({}, environ={"CI": "true"}), ["docker"])
+
+
+def test_a_docker_target_tag_adds_the_fixtures_section(monkeypatch):
+    monkeypatch.setattr(docker_targets, "engine_problem", lambda: None)
+    monkeypatch.setattr(docker_targets, "build_image", lambda spec: "built")
+    config, reason = docker_targets.scenario_config(load_config({}, environ={}),
+                                                    ["docker", "docker-target:nginx-files"])
+    assert reason is None
+    assert config.targets["nginx-files"].endpoints["endpoint.files"] == \
+        "https://127.0.0.1:{port:files}"
+    assert not config.any_external  # nginx declares virtual_time
