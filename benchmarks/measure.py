@@ -80,15 +80,19 @@ class MemoryGrowth:
 
 
 class Stopwatch:
-    """Real seconds (and, given the virtual clock, simulated seconds) spent inside ``with``."""
+    """Real seconds (and, given the virtual clock, simulated seconds) spent inside ``with``; also
+    the CPU seconds of this process, which on a machine shared with other work say what the
+    run cost where wall seconds say mostly how busy the machine was."""
 
     def __init__(self, clock: VirtualClock | None = None) -> None:
         self.clock = clock
         self.seconds = 0.0
+        self.cpu_seconds = 0.0
         self.virtual_seconds = 0.0
 
     def __enter__(self) -> Stopwatch:
         self._started = time.perf_counter()
+        self._cpu_started = time.process_time()
         self._virtual_started = self.clock.monotonic() if self.clock is not None else 0.0
         return self
 
@@ -100,6 +104,7 @@ class Stopwatch:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  traceback: TracebackType | None) -> None:
         self.seconds = time.perf_counter() - self._started
+        self.cpu_seconds = time.process_time() - self._cpu_started
         if self.clock is not None:
             self.virtual_seconds = self.virtual_so_far()
 
