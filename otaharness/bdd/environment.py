@@ -51,8 +51,9 @@ def before_scenario(context, scenario) -> None:
     for tag in scenario.effective_tags:
         flow = tag.removeprefix("embedded:")
         if flow != tag and not config.target(flow).embedded:
-            scenario.skip(f"needs server-side control of {flow}, which runs against an "
-                          "external target")
+            scenario.skip(f"needs server-side control of {flow}, which runs against "
+                          f"{'a docker' if config.target(flow).kind == 'docker' else 'an external'}"
+                          " target")
     log.info("scenario %r: seed %d (replay with -D seed=%d), %s time", name, context.ota.seed,
              context.ota.seed, "virtual" if context.ota.virtual else "real")
 

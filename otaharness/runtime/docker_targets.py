@@ -14,7 +14,7 @@ A docker target is a target section with ``target = "docker"`` (docs/docker-targ
     lifetime = "run"                          # run | feature
 
 Containers use the host's network (every endpoint on 127.0.0.0/8) and take free ports:
-``{port:<name>}`` in the command, environment, endpoints and mounts' contents stands for a port
+``{port:<name>}`` in the command, environment, endpoints and mount paths stands for a port
 chosen free when the container starts. Every container carries the label ``otaharness`` (and
 ``otaharness.target=<flow>``), so ``docker ps -a --filter label=otaharness`` finds what a run
 left. Containers live for the run or a feature; each scenario gets a view of its container
