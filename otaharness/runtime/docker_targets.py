@@ -10,17 +10,18 @@ A docker target is a target section with ``target = "docker"`` (docs/docker-targ
     endpoint.mqtt = "mqtt://127.0.0.1:{port:mqtt}"
     ready = "tcp:mqtt"                        # tcp:<endpoint> | http:<endpoint>[/path] | log:<text>
     env.LOG_LEVEL = "debug"
-    mount./etc/mosquitto/harness.conf = "fixtures/docker/mosquitto/harness.conf"
-    lifetime = "run"                          # run | feature
+    mount."/etc/mosquitto/harness.conf" = "fixtures/docker/mosquitto/harness.conf"
+    lifetime = "run"                          # run | feature | scenario
 
 Containers use the host's network (every endpoint on 127.0.0.0/8) and take free ports:
 ``{port:<name>}`` in the command, environment, endpoints and mount paths stands for a port
 chosen free when the container starts. Every container carries the label ``otaharness`` (and
 ``otaharness.target=<flow>``), so ``docker ps -a --filter label=otaharness`` finds what a run
-left. Containers live for the run or a feature; each scenario gets a view of its container
-(:class:`ContainerService`) whose log file holds only the scenario's part of the container log,
-and which leaves the container running and ready for the next scenario whatever the scenario
-did to it. Everything is removed at the end of the run, also on failure or interrupt (atexit).
+left. Containers live for the run, a feature or a scenario; each scenario gets a view of its
+container (:class:`ContainerService`) whose log file holds only the scenario's part of the
+container log, and which leaves the container running and ready for the next scenario whatever
+the scenario did to it. Everything is removed at the end of the run, also on failure, Ctrl-C or
+SIGTERM (atexit); what a run killed outright left is removed by the next one.
 """
 
 from __future__ import annotations
