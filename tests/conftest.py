@@ -1,9 +1,36 @@
-"""Fixtures every test folder shares: the independent tools our bytes are checked against."""
+"""Fixtures every test folder shares: the independent tools our bytes are checked against; and
+which tests are slow by nature."""
 
 import os
 import shutil
 
 import pytest
+
+# Fuzzing campaigns are slow by nature: a property test drawing this many examples or more, and
+# schemathesis runs (random requests against a live server). They are marked `slow`, so
+# `tox -e slow` (CI's third step) runs them rather than the README's `tox`.
+FUZZING_CAMPAIGN_EXAMPLES = 100
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        if (_examples(item) >= FUZZING_CAMPAIGN_EXAMPLES
+                or getattr(module, "schemathesis", None) is not None):
+            item.add_marker(pytest.mark.slow)
+
+
+def _examples(item: pytest.Item) -> int:
+    """How many examples a hypothesis test draws (0 for any other test)."""
+    from hypothesis import settings
+    from hypothesis.internal.detection import is_hypothesis_test
+
+    test = getattr(item, "obj", None)
+    if not is_hypothesis_test(test):
+        return 0
+    # the test's own @settings, else the profile's; hypothesis keeps no public accessor
+    chosen = getattr(test, "_hypothesis_internal_use_settings", None) or settings.default
+    return chosen.max_examples
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ the caller's behave arguments, writing its own JUnit file into the shared JUnit 
 scenarios' artifacts into ``reports/artifacts/<scenario>/`` as a serial run does. Its console
 output goes to ``reports/console/<feature>.txt``; the parent prints it in one block when the
 process ends (whole for a failure, the progress lines for a pass), then one merged summary.
-Longest features start first (last run's JUnit times, else the scenario count), so the run ends
+Longest features start first (last run's JUnit times, else the count of their steps), so the run ends
 about when its longest feature does.
 """
 
@@ -100,9 +100,14 @@ def plan(behave_args: list[str], junit_dir: Path) -> tuple[list[str], list[Featu
                              "process (--jobs 1)")
     locations = collect_feature_locations(config.paths or ["features"])
     by_file: dict[str, list[str]] = {}
+    steps: dict[str, int] = {}
     for location in locations:
         if config.exclude(location.filename):
             continue
+        if location.filename not in steps:
+            steps[location.filename] = _steps_to_run(location.filename, config)
+        if not steps[location.filename]:
+            continue  # the tags leave out every scenario of the file (--tags=-docker)
         entries = by_file.setdefault(location.filename, [])
         entry = str(location)
         if entry not in entries:
@@ -110,17 +115,29 @@ def plan(behave_args: list[str], junit_dir: Path) -> tuple[list[str], list[Featu
     previous = _previous_durations(junit_dir)
     known = {feature: previous[_junit_name(feature)] for feature in by_file
              if _junit_name(feature) in previous}
-    counted = sum(_scenario_count(feature) for feature in known)
-    # a feature without history: its scenarios at the last run's mean time per scenario
-    per_scenario = sum(known.values()) / counted if counted else 1.0
+    counted = sum(steps[feature] for feature in known)
+    # a feature without history: its steps at the last run's mean time per step
+    per_step = sum(known.values()) / counted if counted else 1.0
     jobs = []
     for feature, entries in by_file.items():
         # a whole file once, or only its chosen lines
         chosen = [feature] if feature in entries else entries
-        expected = known.get(feature, _scenario_count(feature) * per_scenario)
+        expected = known.get(feature, steps[feature] * per_step)
         jobs.append(FeatureJob(feature, chosen, expected))
     jobs.sort(key=lambda job: job.expected_s, reverse=True)
     return options, jobs
+
+
+def _steps_to_run(feature: str, config) -> int:
+    """The steps (background included, outlines expanded) of the file's scenarios that the tag
+    expression selects: 0 starts no process for it; else a measure of its length."""
+    from behave.parser import parse_file
+
+    model = parse_file(feature, language=config.lang)
+    if model is None:
+        return 0
+    return sum(len(list(scenario.all_steps)) for scenario in model.walk_scenarios()
+               if scenario.should_run_with_tags(config.tag_expression))
 
 
 def _junit_name(feature: str) -> str:
@@ -147,12 +164,6 @@ def _previous_durations(junit_dir: Path) -> dict[str, float]:
     return durations
 
 
-def _scenario_count(feature: str) -> float:
-    text = Path(feature).read_text(errors="replace")
-    return float(len(re.findall(r"^\s*(Scenario|Scenario Outline|Example)\b|^\s*\|", text,
-                                re.MULTILINE)))
-
-
 def run(options: list[str], jobs: list[FeatureJob], workers: int, junit_dir: Path,
         console_dir: Path, out: TextIO = sys.stdout) -> int:
     """Run the jobs, ``workers`` processes at a time; print each when it ends, then the merged
@@ -161,7 +172,8 @@ def run(options: list[str], jobs: list[FeatureJob], workers: int, junit_dir: Pat
     for old in console_dir.glob("*.txt"):
         old.unlink()
     started = time.perf_counter()
-    print(f"running {len(jobs)} feature files, {workers} at a time (a process each; console "
+    files = f"{len(jobs)} feature file{'' if len(jobs) == 1 else 's'}"
+    print(f"running {files}, {workers} at a time (a process each; console "
           f"output per feature in {console_dir}/)", file=out, flush=True)
 
     def run_one(job: FeatureJob) -> FeatureJob:

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="mosquitto is not inst
 HEX = b"SOME HEX DATA"
 
 
+@pytest.mark.slow  # a load run: 200 trackers through one back end
 def test_two_hundred_trackers_each_take_a_job_in_one_process() -> None:
     count = 200
 

@@ -93,6 +93,16 @@ def test_a_passing_parallel_run_exits_zero_and_honours_behave_selection(reposito
     assert output.count("scenarios passed") == 1
 
 
+def test_a_feature_file_the_tags_leave_out_gets_no_process(repository):
+    (repository / "features" / "two.feature").write_text(
+        "@container\n" + (repository / "features" / "two.feature").read_text())
+    result = _run(repository, "-j", "2", "--format", "progress", "--tags=-container",
+                  "--exclude", "broken", "features")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "running 1 feature file, 2 at a time" in output and "two.feature" not in output
+
+
 def test_a_line_of_a_feature_runs_alone(repository):
     result = _run(repository, "-j", "2", "--format", "progress", "features/broken.feature:2",
                   "features/two.feature")
@@ -120,7 +130,7 @@ def test_longest_feature_first_from_the_last_run(repository, monkeypatch):
     (junit / "TESTS-two.xml").write_text('<testsuite time="40.5"/>')
     (junit / "TESTS-one.xml").write_text('<testsuite time="2.0"/>')
     _, jobs = plan(["features"], junit)
-    # broken.feature has no history: its 2 scenarios at the mean of 42.5 s over 3 scenarios
+    # broken.feature has no history: its 4 steps at the mean of 42.5 s over 6 steps
     assert [job.feature for job in jobs] == ["features/two.feature", "features/broken.feature",
                                              "features/one.feature"]
     assert round(jobs[1].expected_s, 1) == 28.3

@@ -400,6 +400,7 @@ def test_send_checks_its_arguments() -> None:
     run_virtual(main)
 
 
+@pytest.mark.slow  # a load run: 1,000 devices on one radio medium
 def test_a_thousand_class_a_devices_share_the_air() -> None:
     count = 1000
 

@@ -282,6 +282,7 @@ async def test_client_can_reconnect_after_disconnect(mosquitto):
     await client.disconnect()
 
 
+@pytest.mark.slow  # a load run: 1,000 MQTT clients
 async def test_a_thousand_clients_each_receive_one_message(mosquitto):
     count = 1000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
