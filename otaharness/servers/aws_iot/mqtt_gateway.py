@@ -348,6 +348,14 @@ class MqttGateway:
         deadline = ReadDeadline(loop, too_slow, min_rate=self.read_limits.min_rate)
         deadline.start("TLS handshake and CONNECT" if self.context is not None else "CONNECT",
                        self.read_limits.handshake)
+        try:
+            await self._admit(reader, writer, peer, deadline)
+        finally:
+            deadline.stop()  # however the connection ended before its CONNECT
+
+    async def _admit(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str,
+                     deadline: ReadDeadline) -> None:
+        """TLS, then the certificate's principal, then the session (which reads CONNECT)."""
         raw_transport = writer.transport
         if self.context is not None:
             try:
@@ -356,7 +364,6 @@ class MqttGateway:
                 # AttributeError: a connection closed cleanly mid-handshake (our deadline's abort, a
                 # client's FIN) makes loop.start_tls return None, which StreamWriter.start_tls
                 # (CPython 3.11) then dereferences.
-                deadline.stop()
                 if writer.transport is None:
                     writer._transport = raw_transport  # StreamWriter.__del__ reads it
                 else:
@@ -368,7 +375,6 @@ class MqttGateway:
         try:
             principal = self.plain_principal or self.identities.authenticate(der)
         except IdentityRefused as refused:
-            deadline.stop()
             self.record(peer, None, f"refused: {refused}")
             writer.close()
             try:
