@@ -41,3 +41,22 @@ Feature: `otaharness serve` packaged as an image, as a user's back end
     And "receiver" subscribes to "again/#"
     When "sender" publishes 5 messages to "again/readings"
     Then "receiver" has received 5 messages on "again/readings"
+
+  Scenario: A client waits out a pause of the served broker on the scenario clock
+    Given the time is 2026-03-02T02:00:00Z
+    And an MQTT client "sender" connected to the broker
+    And an MQTT client "receiver" connected to the broker
+    And "receiver" subscribes to "held/#"
+    When the broker container is paused for 20 seconds
+    # QoS 1: the PUBACK comes once the broker is thawed, 20 s later on the scenario clock (the
+    # client gives up after 30 s)
+    And "sender" publishes to "held/reading"
+      """
+      {"value": 30}
+      """
+    Then the time is 2026-03-02T02:00:20Z
+    And "receiver" receives on "held/reading"
+      """
+      {"value": 30}
+      """
+    And the broker container is running

@@ -406,7 +406,8 @@ class Container:
 
     def fault_blocking(self, fault: ContainerFault) -> None:
         if isinstance(fault, Pause):
-            self.container.pause()
+            if self.status() != "paused":  # a second pause only moves the thaw
+                self.container.pause()
         elif isinstance(fault, Restart):
             self.started_at = time.time()
             self.container.restart(timeout=10)
@@ -467,6 +468,7 @@ class ContainerService:
         self.since = time.time()
         self._unpause: asyncio.TimerHandle | None = None
         self._log_folder: Path | None = None
+        self._frozen = False  # paused by a fault: nothing comes out of it until the thaw timer
         add_probe = getattr(runtime.clock, "add_quiet_probe", None)
         if container.spec.virtual_time and add_probe is not None:
             add_probe(self.wait_quiet)
@@ -478,7 +480,7 @@ class ContainerService:
         from otaharness.runtime.broker import broker_backlog
 
         deadline, quiet_looks = time.perf_counter() + timeout, 0
-        while quiet_looks < 2:
+        while quiet_looks < 2 and not self._frozen:
             ports = [urlsplit(url).port for url in self.container.endpoints.values()]
             if all(port is None or broker_backlog(port) == 0 for port in ports):
                 quiet_looks += 1
@@ -525,10 +527,15 @@ class ContainerService:
             self._unpause.cancel()
             self._unpause = None
         await loop.run_in_executor(None, self.container.fault_blocking, fault)
+        self._frozen = False
         if isinstance(fault, Pause):
+            self._frozen = True
+
             def unpause():
                 self._unpause = None
-                loop.run_in_executor(None, self.container.container.unpause)
+                thawing = loop.run_in_executor(None, self.container.container.unpause)
+                # quiet again only once the engine has thawed it (the executor job counts busy)
+                thawing.add_done_callback(lambda _: setattr(self, "_frozen", False))
 
             self._unpause = loop.call_later(fault.seconds, unpause)
 
