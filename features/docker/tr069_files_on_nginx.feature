@@ -33,3 +33,27 @@ Feature: The TR-069 file server as nginx in a container
     And the log of the nginx-files container has a line with "GET /upgrade_6.48.4.xml HTTP/1.1" 200"
     And the log of the nginx-files container has a line with "GET /routeros-x86-6.48.4.npk HTTP/1.1" 200"
     And the log of the nginx-files container has a line with "GET /tr069-client-6.48.4.npk HTTP/1.1" 200"
+
+  Scenario: While nginx is down a router's download fails with 9015; after it is started the retry upgrades it
+    Given the MikroTik CHR router "cpe1" is switched on
+    When the nginx-files container is killed
+    And the operator adds the upgrade batch "CHR to 6.48.4"
+      | field                  | value              |
+      | group                  | MikroTik CHR       |
+      | original version       | 6.48               |
+      | file                   | upgrade_6.48.4.xml |
+      | new version            | 6.48.4             |
+      | event                  | Inform             |
+      | max number of attempts | 2                  |
+    And 1 hour passes
+    # 9015: the router cannot reach the file server at all
+    Then soon the ACS received from "cpe1" a TransferComplete with fault 9015
+    And the status of "cpe1" in batch "CHR to 6.48.4" is Error
+    And router "cpe1" still runs RouterOS 6.48
+    When the nginx-files container is started again
+    And 1 hour passes
+    Then soon router "cpe1" runs RouterOS 6.48.4
+    When 31 minutes pass
+    Then the status of "cpe1" in batch "CHR to 6.48.4" is Ready
+    And "cpe1" used 2 of its attempts in batch "CHR to 6.48.4"
+    And the log of the nginx-files container has a line with "GET /routeros-x86-6.48.4.npk HTTP/1.1" 200"
