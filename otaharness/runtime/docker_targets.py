@@ -302,21 +302,26 @@ class Container:
                        for key, value in self.spec.environment.items()}
         import docker.errors
 
+        name = f"otaharness-{self.spec.flow}-{os.getpid()}-{free_port()}"
+        self.started_at = time.time()  # before its first line: the log check reads from here
         try:
             self.container = client.containers.run(
                 image, fill_ports(self.spec.command, self.ports) or None, detach=True,
                 network_mode="host", environment=environment, volumes=mounts,
                 labels={LABEL: "", f"{LABEL}.target": self.spec.flow,
                         f"{LABEL}.pid": str(os.getpid())},
-                name=f"otaharness-{self.spec.flow}-{os.getpid()}-{free_port()}")
+                name=name)
         except docker.errors.ImageNotFound:
             raise DockerTargetError(
                 f"docker target {self.spec.flow}: no image {image!r} in the engine (no "
                 "registry is asked: build or load it first, or give a build context)") from None
         except docker.errors.APIError as exc:
+            try:  # created but not started (a bad command, a mount): nothing is left behind
+                client.containers.get(name).remove(force=True)
+            except docker.errors.APIError:
+                pass
             raise DockerTargetError(f"docker target {self.spec.flow}: cannot start: "
                                     f"{exc.explanation or exc}") from None
-        self.started_at = time.time()
         _running.add(self)
         self.wait_ready_blocking()
 
@@ -326,12 +331,20 @@ class Container:
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         try:
-            return self.container.logs(tail=lines).decode(errors="replace")
+            return self._redacted(self.container.logs(tail=lines)).decode(errors="replace")
         except Exception as exc:  # noqa: BLE001 - the container may be gone
             return f"(no log: {exc})"
 
     def logs_since(self, since: float) -> bytes:
-        return self.container.logs(since=since, timestamps=True)
+        return self._redacted(self.container.logs(since=since, timestamps=True))
+
+    def _redacted(self, log_bytes: bytes) -> bytes:
+        """The log without the API tokens it printed (`serve --json` prints them): logs reach
+        reports, tokens never do."""
+        for token in self.tokens.values():
+            if token:
+                log_bytes = log_bytes.replace(str(token).encode(), b"<token>")
+        return log_bytes
 
     def wait_ready_blocking(self) -> None:
         deadline = time.monotonic() + self.spec.ready_timeout
@@ -379,7 +392,8 @@ class Container:
         for check in checks:
             kind, _, rest = check.partition(":")
             if kind == "log":
-                if rest.encode() not in self.container.logs():
+                # since this start: a restarted container's old lines prove nothing
+                if rest.encode() not in self.container.logs(since=self.started_at):
                     return f"{rest!r} not in its log yet"
                 continue
             name, slash, path = rest.partition("/")

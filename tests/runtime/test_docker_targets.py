@@ -311,3 +311,30 @@ def test_a_docker_target_tag_adds_the_fixtures_section(monkeypatch):
     assert config.targets["nginx-files"].endpoints["endpoint.files"] == \
         "https://127.0.0.1:{port:files}"
     assert not config.any_external  # nginx declares virtual_time
+
+
+@with_engine
+def test_a_command_the_image_lacks_is_refused_and_leaves_no_container(started):
+    spec = shell_target("true")
+    spec = DockerSpec("test", image=spec.image, command="/no/such/server --serve",
+                      endpoints=spec.endpoints)
+    with pytest.raises(DockerTargetError, match="cannot start"):
+        started(spec)
+    assert docker_targets.engine().containers.list(
+        all=True, filters={"label": f"otaharness.pid={os.getpid()}"}) == []
+
+
+@with_engine
+def test_a_restarted_container_is_ready_by_its_new_log_not_its_old_one(started):
+    container = started(shell_target(
+        "[ -e /tmp/second ] && { sleep 2; echo up again; exec sleep 600; }; "
+        "touch /tmp/second; echo up; exec sleep 600", ready="log:up", ready_timeout=30))
+    container.fault_blocking(Restart())
+    assert b"up again" in container.container.logs()  # ready only once it said so again
+
+
+def test_tokens_a_container_printed_never_reach_its_log_slice():
+    container = Container(DockerSpec("serve", image="x", endpoints={"a": "http://127.0.0.1:1"}))
+    container.tokens = {"admin": "s3cr3t-t0ken"}
+    assert container._redacted(b'{"tokens": {"admin": "s3cr3t-t0ken"}}') == \
+        b'{"tokens": {"admin": "<token>"}}'
