@@ -36,9 +36,10 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from otaharness.runtime.faults import ContainerFault, Kill, Pause, Restart, Start
@@ -111,7 +112,7 @@ class DockerSpec:
     endpoints_from_log: bool = False
 
     @classmethod
-    def from_settings(cls, flow: str, settings: Mapping[str, str]) -> "DockerSpec":
+    def from_settings(cls, flow: str, settings: Mapping[str, str]) -> DockerSpec:
         def prefixed(prefix: str) -> dict[str, str]:
             return {key.split(".", 1)[1]: str(value) for key, value in settings.items()
                     if key.startswith(prefix + ".")}
@@ -246,14 +247,14 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
         digest.update(str(path.relative_to(context)).encode() + b"\0" + path.read_bytes())
     digest.update(BASE_IMAGE.encode())
     tag = f"otaharness/target-{context.name}:{digest.hexdigest()[:12]}"
+    import docker.errors
+
     try:
         client.images.get(tag)
         _built[context] = tag
         return tag
-    except Exception:  # noqa: BLE001 - not built yet
-        pass
-    log.info("building %s from %s", tag, context)
-    import docker.errors
+    except docker.errors.ImageNotFound:
+        log.info("building %s from %s", tag, context)
 
     try:
         client.images.build(path=str(context), tag=tag, rm=True, network_mode="host",
@@ -261,7 +262,12 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
     except docker.errors.BuildError as exc:
         lines = [str(chunk.get("stream", chunk.get("error", ""))).rstrip()
                  for chunk in exc.build_log]
-        raise DockerTargetError(f"docker target {spec.flow}: building {context} failed: "
+        hint = ""
+        try:
+            client.images.get(BASE_IMAGE)
+        except docker.errors.ImageNotFound:
+            hint = f" (the base image {BASE_IMAGE} is missing: run scripts/setup)"
+        raise DockerTargetError(f"docker target {spec.flow}: building {context} failed{hint}: "
                                 f"{exc.msg}\n" + "\n".join(lines[-LOG_TAIL_LINES:])) from None
     _built[context] = tag
     return tag
@@ -396,7 +402,7 @@ class Container:
                 if rest.encode() not in self.container.logs(since=self.started_at):
                     return f"{rest!r} not in its log yet"
                 continue
-            name, slash, path = rest.partition("/")
+            name, _, path = rest.partition("/")
             address = urlsplit(self.endpoints[name])
             if kind == "tcp" or address.scheme not in ("http", "https"):
                 try:

@@ -180,9 +180,8 @@ def flow_declaration(flow: str) -> tuple[Mapping[str, Any] | None, bool]:
 
 
 def _check_targets(targets: Mapping[str, dict[str, Any]], origin: Mapping[Any, str]) -> None:
-    from otaharness.runtime.runtime import FLOW_SERVICES
-
     from otaharness.runtime import docker_targets
+    from otaharness.runtime.runtime import FLOW_SERVICES
 
     # the broker is a target only as a container ([harness] broker names a user's own broker)
     flows = [flow for flow in FLOW_SERVICES if flow != "broker"]

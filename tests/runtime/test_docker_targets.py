@@ -4,6 +4,7 @@ interrupt. The engine tests are marked slow (CI's slow step, after scripts/setup
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,13 +13,25 @@ import textwrap
 import time
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from otaharness.runtime import docker_targets
 from otaharness.runtime.docker_targets import (
-    BASE_IMAGE, Container, DockerSpec, DockerTargetError, fill_ports)
+    BASE_IMAGE,
+    Container,
+    DockerSpec,
+    DockerTargetError,
+    fill_ports,
+)
 from otaharness.runtime.faults import (
-    Kill, LinkFaultError, Pause, Restart, Start, parse_container_fault)
+    Kill,
+    LinkFaultError,
+    Pause,
+    Restart,
+    Start,
+    parse_container_fault,
+)
 from otaharness.runtime.targets import ConfigError, load_config
 
 LOOPBACK = "mqtt://127.0.0.1:{port:mqtt}"
@@ -259,10 +272,8 @@ def test_containers_of_a_killed_run_are_removed_by_the_next(tmp_path):
         docker_targets._remove_orphans(client)
         assert left.id not in [c.id for c in client.containers.list(all=True)]
     finally:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):  # removed, as it should be
             left.remove(force=True)
-        except Exception:  # noqa: BLE001 - removed, as it should be
-            pass
 
 
 @with_engine
@@ -338,3 +349,14 @@ def test_tokens_a_container_printed_never_reach_its_log_slice():
     container.tokens = {"admin": "s3cr3t-t0ken"}
     assert container._redacted(b'{"tokens": {"admin": "s3cr3t-t0ken"}}') == \
         b'{"tokens": {"admin": "<token>"}}'
+
+
+@with_engine
+def test_a_build_that_fails_says_why_with_the_build_log(tmp_path):
+    shell_target("true")
+    (tmp_path / "Dockerfile").write_text(
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo the vendor SDK is missing && exit 7\n")
+    spec = DockerSpec("broken", build=str(tmp_path), endpoints={"a": "http://127.0.0.1:1"})
+    with pytest.raises(DockerTargetError) as refused:
+        docker_targets.build_image(spec)
+    assert "building" in str(refused.value) and "the vendor SDK is missing" in str(refused.value)
