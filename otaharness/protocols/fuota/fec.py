@@ -454,10 +454,9 @@ class FragmentDecoder:
             self.state = DecoderState.MATRIX_MEMORY_EXCEEDED
             return
         line = _line_bits(row_number, self.nb_frag)
-        data = np.frombuffer(payload, dtype=np.uint8).copy()
+        received = np.frombuffer(payload, dtype=np.uint8)
         known_terms = line & self._known_bits
-        if known_terms:
-            data ^= self._xor_of_fragments(known_terms)
+        data = received ^ self._xor_of_fragments(known_terms) if known_terms else received.copy()
         self._insert(line & ~self._known_bits, data)
 
     def _xor_of_fragments(self, bits: int) -> np.ndarray:
