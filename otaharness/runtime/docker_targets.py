@@ -270,6 +270,14 @@ def build_image(spec: DockerSpec, context_root: Path = Path(".")) -> str:
         raise DockerTargetError(f"docker target {spec.flow}: building {context} failed{hint}: "
                                 f"{exc.msg}\n" + "\n".join(lines[-LOG_TAIL_LINES:])) from None
     _built[context] = tag
+    # earlier builds of the same context are stale (hundreds of MB each); one still in use by a
+    # container of another run stays
+    for image in client.images.list(name=tag.partition(":")[0]):
+        if tag not in image.tags:
+            try:
+                client.images.remove(image.id)
+            except docker.errors.APIError as exc:
+                log.debug("keeping %s: %s", image.tags, exc)
     return tag
 
 

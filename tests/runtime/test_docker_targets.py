@@ -360,3 +360,26 @@ def test_a_build_that_fails_says_why_with_the_build_log(tmp_path):
     with pytest.raises(DockerTargetError) as refused:
         docker_targets.build_image(spec)
     assert "building" in str(refused.value) and "the vendor SDK is missing" in str(refused.value)
+
+
+@with_engine
+def test_a_new_build_of_a_context_replaces_the_stale_image(tmp_path):
+    shell_target("true")
+    context = tmp_path / "otaharness-test-stale"
+    context.mkdir()
+    client = docker_targets.engine()
+    tags = []
+    try:
+        for version in ("1", "2"):
+            (context / "Dockerfile").write_text(
+                f"ARG BASE_IMAGE\nFROM ${{BASE_IMAGE}}\nLABEL version={version}\n")
+            docker_targets._built.clear()
+            tags.append(docker_targets.build_image(
+                DockerSpec("stale", build=str(context), endpoints={"a": "http://127.0.0.1:1"})))
+        left = [t for image in client.images.list(name=tags[0].partition(":")[0])
+                for t in image.tags]
+        assert left == [tags[1]]
+    finally:
+        for tag in tags:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(tag)
