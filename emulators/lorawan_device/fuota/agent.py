@@ -22,7 +22,7 @@ import random
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -110,7 +110,15 @@ class ReceivedLog:
     def __len__(self) -> int:
         return len(self._commands)
 
-    def __getitem__(self, index: int) -> tuple[float, Command, bool]:
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, Command, bool]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[tuple[float, Command, bool]]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[float, Command, bool] | list[tuple[float, Command, bool]]:
+        if isinstance(index, slice):
+            return list(self)[index]
         return self._times[index], self._commands[index], bool(self._multicast[index])
 
     def __iter__(self) -> Iterator[tuple[float, Command, bool]]:
