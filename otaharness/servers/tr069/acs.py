@@ -90,6 +90,9 @@ class AcsConfig:
     max_session_duration: float = 300.0  # GenieACS MAX_SESSION_DURATION
     max_body_bytes: int = 1 << 20
     hold_requests: bool = False  # HoldRequests until the ACS has sent its RPCs
+    # Sends of one task's RPC without an answer (the session died, or the ACS did) before the
+    # task fails, so a task a device never answers cannot block the ones queued behind it.
+    max_task_attempts: int = 3
     check_delay: float = 1800.0  # the seed's "after 30 minutes"
     connection_request_username: str = ""
     connection_request_password: str = ""
@@ -146,7 +149,7 @@ class Acs:
             if entry["state"] in IN_PROGRESS and entry["check_due"] is not None:
                 self._arm_check(entry["batch_id"], entry["device_id"], entry["check_due"])
         for task in self.store.tasks(state="sent"):  # lost with the old process's sessions
-            self.store.update_task(task["id"], state="pending")
+            self.task_returned(task["id"], reason="the ACS stopped before the CPE answered")
 
     async def stop(self) -> None:
         for handle in self._checks.values():
@@ -252,7 +255,8 @@ class Acs:
             now = self.now()
             command_key = self._command_key(task["id"])
             with self.store.transaction():
-                self.store.update_task(task["id"], state="sent", command_key=command_key)
+                self.store.update_task(task["id"], state="sent", command_key=command_key,
+                                       attempts=task["attempts"] + 1)
                 self.store.add_event(device_id, now, f"{rpc.TYPE_NAME}-sent", task=task["id"],
                                      command_key=command_key)
                 if task["batch_id"] is not None:
@@ -288,11 +292,23 @@ class Acs:
     def download_url(self, name: str) -> str:
         return f"{self.config.files_url}/{quote(name, safe='')}"
 
-    def task_returned(self, task_id: int) -> None:
-        """A session ended before the CPE answered: send the task again next time."""
+    def task_returned(self, task_id: int,
+                      reason: str = "the session ended before the CPE answered") -> None:
+        """The task's RPC went unanswered: send it again at the next session, or fail it once
+        it was sent ``max_task_attempts`` times, so the tasks behind it proceed."""
         task = self.store.task(task_id)
-        if task is not None and task["state"] == "sent":
+        if task is None or task["state"] != "sent":
+            return
+        if task["attempts"] < self.config.max_task_attempts:
             self.store.update_task(task_id, state="pending")
+            return
+        error = f"no answer after {task['attempts']} attempts; the last: {reason}"
+        device_id = task["device_id"]
+        with self.store.transaction():
+            self.store.update_task(task_id, state="failed", result={"error": error})
+            self.store.add_event(device_id, self.now(), "task-failed", task=task_id, error=error)
+            if task["batch_id"] is not None:
+                self._batch_failed(task["batch_id"], device_id, {"reason": error})
 
     def task_answered(self, task_id: int, answer: Rpc) -> None:
         task = self.store.task(task_id)

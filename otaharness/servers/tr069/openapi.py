@@ -110,7 +110,7 @@ def _components() -> dict[str, Any]:
                         args=_OBJ, state={"enum": ["pending", "sent", "transferring", "done",
                                                    "failed", "cancelled"]},
                         created=_NUM, command_key=_OPT_STR, batch_id={"type": ["integer", "null"]},
-                        result={"type": ["object", "null"]}),
+                        result={"type": ["object", "null"]}, attempts=_INT),
         "BatchDevice": _object(
             batch_id=_INT, device_id=_STR,
             state={"enum": [QUEUED, DOWNLOADING, INSTALLED, READY, ERROR, DISCARDED]},

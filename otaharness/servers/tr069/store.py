@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS files (
     size INTEGER, md5 TEXT, uploaded REAL);
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY, device_id TEXT, kind TEXT, args TEXT, state TEXT, created REAL,
-    command_key TEXT, batch_id INTEGER, result TEXT);
+    command_key TEXT, batch_id INTEGER, result TEXT, attempts INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS batches (
     id INTEGER PRIMARY KEY, group_name TEXT, original_version TEXT, file TEXT,
     new_version TEXT, days TEXT, hours TEXT, event TEXT, max_attempts INTEGER,
@@ -93,9 +93,17 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._add_missing_columns()
         self._upgrade_file_layout()
         for leftover in self.files_dir.glob(f"{TEMPORARY_PREFIX}*"):  # an upload cut by a crash
             leftover.unlink(missing_ok=True)
+
+    def _add_missing_columns(self) -> None:
+        """Columns newer than a state directory's database (CREATE TABLE IF NOT EXISTS keeps
+        an old table as it was)."""
+        columns = {r["name"] for r in self._all("PRAGMA table_info(tasks)")}
+        if "attempts" not in columns:  # tasks.attempts: how often the RPC was sent
+            self.db.execute("ALTER TABLE tasks ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
 
     def _upgrade_file_layout(self) -> None:
         """Rename files stored by older versions (``files/<percent-encoded name>``)."""
