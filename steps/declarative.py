@@ -11,6 +11,17 @@ AWS IoT Jobs FOTA with nRF9160 trackers::
     Then soon every tracker runs version 1.0.1
     And every upgrade ends succeeded
 
+The firmware REST flow (olt: devices behind a gateway, `@embedded:olt`), the same words::
+
+    Given a device "lamp1" of type "switch" running version 1.0.0   (behind gateway gw1 by default)
+    And firmware 2.1.0 of 64 KiB is available         (firmware "firmware 2.1.0" with its image)
+    And the download to lamp1 is cut after 32 KiB     (the link of lamp1's gateway)
+    When I upgrade lamp1 to version 2.1.0             (an installation into the firmware slot)
+    Then soon lamp1 runs version 2.1.0                (the bytes in the device's slot)
+    And the installation for lamp1 ends succeeded
+
+Which flow a line acts in is the scenario's `@embedded:<flow>` tag (AWS IoT without one).
+
 Natural variants are accepted: a/an/the, quoted or bare names, `version 2` or `firmware "2.0.0"`,
 one name or a list (`t1, t2 and t3`), singular or plural, "every"/"all"/"each". A quoted name
 needs the word "tracker" (`the tracker "t1" runs …`): `"a" runs firmware …` is the FUOTA
@@ -18,6 +29,7 @@ flow's. Detailed steps of aws_iot, assertions and common are tried first (behave
 modules in file order).
 """
 
+import hashlib
 import re
 
 from behave import given, then, use_step_matcher, when
@@ -118,32 +130,161 @@ def _firmware_available(context, version: str) -> None:
                       f"`${{fotaBucketName}}` as `fw-{version}.hex`")
 
 
+def _flow(context) -> str:
+    """The flow the scenario is about: its `@embedded:<flow>` tag (AWS IoT without one)."""
+    for tag in context.scenario.effective_tags:
+        if tag.startswith("embedded:"):
+            return tag.removeprefix("embedded:")
+    return "aws-iot"
+
+
+_SIZE = r"(?P<size>\d+(?:\.\d+)?\s*(?:[KMG]i?B|bytes?))"
+_OF_SIZE = rf"(?:\s+\(?(?:of\s+|with\s+an?\s+)?{_SIZE}(?:\s+image)?\)?)?"
+_OF_TYPE = r'(?:\s+of\s+(?:the\s+)?type\s+"?(?P<kind>[\w.-]+)"?)?'
+_BEHIND = r'(?:\s+behind\s+(?:the\s+)?gateway\s+"?(?P<gateway>[\w.-]+)"?)?'
+
+
+# -- the firmware REST flow (olt): devices behind a gateway, installations into their slots ----
+
+OLT_DEFAULT_TYPE, OLT_DEFAULT_GATEWAY, OLT_DEFAULT_SIZE, OLT_SLOT = "switch", "gw1", "32 KiB", "firmware"
+_OLT_STATES = {"succeeded": "succeeded", "failed": "failed", "canceled": "canceled",
+               "cancelled": "canceled", "scheduled": "scheduled", "downloading": "downloading",
+               "downloaded": "downloaded", "installing": "installing"}
+
+
+def _olt(context) -> dict:
+    """What the layer remembers of the olt flow: device types made, each device's gateway and
+    installation."""
+    return _layer(context).setdefault("olt", {"types": [], "gateway_of": {}, "installations": {},
+                                              "power_cuts": []})
+
+
+def _olt_firmware(version: str) -> str:
+    return f"firmware {version}"
+
+
+def _olt_devices(context, names: list[str], version: str, kind: str | None,
+                 gateway: str | None) -> None:
+    """Devices of a type behind a gateway (switched on the first time), their firmware slot
+    holding an image of this version, as a device leaves the factory."""
+    from emulators.olt_gateway.device import SlotImage  # the device's slot, set before the flow
+
+    layer, kind, gateway = _olt(context), kind or OLT_DEFAULT_TYPE, gateway or OLT_DEFAULT_GATEWAY
+    if kind not in layer["types"]:
+        _run(context, f'Given the device type "{kind}" declares the firmware, bootloader and '
+                      "configuration slots")
+        layer["types"].append(kind)
+    for name in names:
+        _run(context, f'Given gateway "{gateway}" connects device "{name}" of type "{kind}"')
+        image = ota(context).rng(f"declarative factory image {name} {version}").randbytes(4096)
+        context.olt_platform.field_device(name).slots[OLT_SLOT] = SlotImage(
+            version, hashlib.sha256(image).hexdigest(), image)
+        layer["gateway_of"][name] = gateway
+        if name not in _trackers(context):
+            _trackers(context).append(name)
+
+
+def _olt_firmware_available(context, version: str, size: str | None) -> None:
+    platform = getattr(context, "olt_platform", None)
+    if platform is None or _olt_firmware(version) not in platform.images:
+        _run(context, f'Given firmware "{_olt_firmware(version)}" version "{version}" with a '
+                      f"{size or OLT_DEFAULT_SIZE} image")
+
+
+def _olt_upgrade(context, names: list[str], version: str) -> None:
+    """An installation of the version's firmware into each device's firmware slot."""
+    _olt_firmware_available(context, version, None)
+    runtime, layer = ota(context), _olt(context)
+    for name in names:
+        _run(context, f'When I install firmware "{_olt_firmware(version)}" into the {OLT_SLOT} '
+                      f'slot of device "{name}"')
+        layer["installations"][name] = runtime.values["installation"]
+        gateway = layer["gateway_of"].get(name)
+        if gateway in layer["power_cuts"]:
+            layer["power_cuts"].remove(gateway)
+            _olt_power_cut_mid_download(context, gateway, runtime.values["installation"]["id"],
+                                        len(context.olt_platform.images[_olt_firmware(version)]))
+
+
+def _olt_power_cut_mid_download(context, gateway: str, installation_id: str, size: int) -> None:
+    """The gateway's link slowed so the download takes a while; once a quarter of the image is
+    in its flash the gateway loses power, and the link is fast again."""
+    runtime = ota(context)
+    emulator = context.olt_platform.gateway(gateway)
+    quarter = max(1, size // 4)
+    assert runtime.run_until(lambda: len(emulator.flash.get(installation_id, b"")) >= quarter,
+                             timeout=600), f"gateway {gateway} never got a quarter of the image"
+    _run(context, f'When device "{gateway}" loses power',
+         f'And the link between "{gateway}" and the OLT endpoint is restored')
+
+
+def _olt_runs(context, name: str, version: str) -> None:
+    """The device's slot holds this version, and the bytes of its firmware when the platform
+    hosts one (judged from the device's non-volatile memory)."""
+    platform = context.olt_platform
+    held = platform.field_device(name).slots.get(OLT_SLOT)
+    assert held is not None, f"device {name}'s {OLT_SLOT} slot is empty"
+    assert held.version == version, f"device {name} runs {held.version}, not {version}"
+    image = platform.images.get(_olt_firmware(version))
+    assert image is None or held.data == image, (
+        f"device {name}'s {OLT_SLOT} slot holds other bytes than firmware {version}")
+
+
+def _olt_ends(context, name: str, state: str) -> None:
+    words = " ".join(state.lower().replace("_", " ").split())
+    if words not in _OLT_STATES:
+        raise ValueError(f"no installation state {state!r}; states: {', '.join(_OLT_STATES)}")
+    installation = _olt(context)["installations"].get(name)
+    assert installation is not None, f"no installation for {name} in this scenario"
+    ota(context).values["installation"] = installation
+    _run(context, f"Then the installation is {_OLT_STATES[words]}")
+
+
 # -- devices and firmware ------------------------------------------------------------------------
 
 
-@intent(given)(*_who(rf"\s+(?:is\s+|are\s+)?(?:running|runs|run|on)\s+{_VERSION}"))
-def trackers_running(context, names, version):
-    """Trackers (the nRF9160 asset tracker firmware) switched on and connected, running this
-    version: `a tracker "t1" running version 1.0.0`, `the trackers t1 and t2 run firmware "1.0.0"`."""
+@intent(given)(*_who(rf"{_OF_TYPE}\s+(?:is\s+|are\s+)?(?:running|runs|run|on)\s+{_VERSION}{_BEHIND}"))
+def trackers_running(context, names, version, kind=None, gateway=None):
+    """Devices switched on and connected, running this version: `a tracker "t1" running version
+    1.0.0`, `the trackers t1 and t2 run firmware "1.0.0"` (nRF9160 asset trackers); in the
+    firmware REST flow `a device "lamp1" of type "switch" running version 1.0.0 behind gateway
+    gw1` (type `switch` and gateway `gw1` unless said)."""
+    if _flow(context) == "olt":
+        _olt_devices(context, _names(names), version, kind, gateway)
+        return
+    if kind or gateway:
+        raise ValueError("a type or a gateway is said of devices of the firmware REST flow (@embedded:olt)")
     for name in _names(names):
         _switched_on(context, name, version)
 
 
-@intent(given)(rf"(?P<count>\d+)\s+{_TRACKER}(?:are\s+)?(?:running|on)\s+{_VERSION}")
-def count_trackers_running(context, count, version):
-    """N trackers, named t1 … tN, running this version: `3 trackers running version 1.0.0`."""
+@intent(given)(rf"(?P<count>\d+)\s+{_TRACKER[:-3]}{_OF_TYPE}\s+(?:are\s+)?(?:running|on)\s+{_VERSION}{_BEHIND}")
+def count_trackers_running(context, count, version, kind=None, gateway=None):
+    """N devices running this version: `3 trackers running version 1.0.0` (named t1 … tN); in
+    the firmware REST flow `2 devices of type switch running version 1.0.0` (named d1 … dN)."""
+    if _flow(context) == "olt":
+        _olt_devices(context, [f"d{index}" for index in range(1, int(count) + 1)], version,
+                     kind, gateway)
+        return
     for index in range(1, int(count) + 1):
         _switched_on(context, f"t{index}", version)
 
 
 @intent(given, when)(
-    rf"{_ARTICLE}(?:new\s+)?firmware\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?\s+is\s+"
+    rf"{_ARTICLE}(?:new\s+)?firmware\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded|in\s+the\s+bucket)",
-    r"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware\s+is\s+"
+    rf"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded)")
-def firmware_available(context, version):
-    """The firmware image of this version is in the FOTA bucket (as `fw-<version>.hex`), ready for
-    jobs: `firmware 1.0.1 is available`, `version "2.0.0" of the firmware is published`."""
+def firmware_available(context, version, size=None):
+    """The firmware image of this version is published, ready for upgrades: `firmware 1.0.1 is
+    available`, `version "2.0.0" of the firmware is published` (AWS IoT: in the FOTA bucket as
+    `fw-<version>.hex`); in the firmware REST flow with its size, `firmware 2.1.0 of 64 KiB is
+    available` (32 KiB unless said)."""
+    if _flow(context) == "olt":
+        _olt_firmware_available(context, version, size)
+        return
+    if size:
+        raise ValueError("the AWS IoT flow's images are the fixture's: no size can be said")
     _firmware_available(context, version)
 
 
@@ -164,7 +305,11 @@ def firmware_missing(context, version):
 def upgrade(context, names, version):
     """A FOTA job per tracker (`job-<tracker>`) to this version, its image from the FOTA bucket
     (uploaded first if not yet there): `I upgrade the tracker "t1" to firmware "1.0.1"`,
-    `I upgrade t1 to version 1.0.1`."""
+    `I upgrade t1 to version 1.0.1`; in the firmware REST flow an installation into each
+    device's firmware slot."""
+    if _flow(context) == "olt":
+        _olt_upgrade(context, _names(names), version)
+        return
     _firmware_available(context, version)
     for name in _names(names):
         _run(context, f"When I create the job `{_job(name)}` upgrading the `{name}` tracker to "
@@ -186,7 +331,11 @@ def download_cut(context, names, size):
     """The tracker's connection to S3 breaks once this much has crossed it (`4 KiB`); the tracker
     goes on from the bytes it has: `the download to tracker t2 is cut after 4 KiB`."""
     for name in _names(names):
-        _run(context, f'Given the link between "{name}" and the AWS endpoint is cut after {size}')
+        if _flow(context) == "olt":  # the device's gateway downloads for it
+            gateway = _olt(context)["gateway_of"][name]
+            _run(context, f'Given the link between "{gateway}" and the OLT endpoint is cut after {size}')
+        else:
+            _run(context, f'Given the link between "{name}" and the AWS endpoint is cut after {size}')
 
 
 @intent(given, when)(*_who(r"\s+loses?\s+power\s+during\s+the\s+download"))
@@ -195,6 +344,12 @@ def power_lost_during_download(context, names):
     power; it boots again at once and takes the job up anew: `t2 loses power during the
     download`, `the tracker "t1" loses power during the download`."""
     runtime = ota(context)
+    if _flow(context) == "olt":  # the device's gateway, slowed so a quarter of the image takes a while
+        for name in _names(names):
+            gateway = _olt(context)["gateway_of"].get(name, name)
+            _olt(context)["power_cuts"].append(gateway)
+            _run(context, f'Given the link between "{gateway}" and the OLT endpoint is throttled to 2 KiB/s')
+        return
     for name in _names(names):
         tracker = runtime.devices[name]
         armed = [True]
@@ -216,7 +371,10 @@ def trackers_run(context, names, version):
     1.0.1`, `t1 runs version 1.0.1`; with
     `soon`, retried while time passes."""
     for name in _names(names):
-        _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
+        if _flow(context) == "olt":
+            _olt_runs(context, name, version)
+        else:
+            _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
 
 
 @intent(then)(rf"{_EVERY}\s+(?:now\s+|still\s+)?(?:runs?|is\s+running|are\s+running)\s+{_VERSION}")
@@ -233,16 +391,19 @@ def _state(text: str) -> str:
     return _STATES[words]
 
 
-@intent(then)(*(rf"the\s+(?:upgrade|job)\s+(?:of|for)\s+{who}" for who in _who(
+@intent(then)(*(rf"the\s+(?:upgrade|job|installation)\s+(?:of|for|on)\s+{who}" for who in _who(
     r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")))
 def upgrade_ends(context, names, state):
     """The tracker's job is in this state (`succeeded`, `failed`, `in progress`, `timed out`, …):
     `the upgrade of the tracker "t1" ends failed`, `the upgrade of t1 ends succeeded`."""
     for name in _names(names):
-        _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
+        if _flow(context) == "olt":
+            _olt_ends(context, name, state)
+        else:
+            _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 
 
-@intent(then)(r"(?:every|each|all(?:\s+the)?)\s+(?:upgrades?|jobs?)\s+(?:ends?|ended|is|are)\s+"
+@intent(then)(r"(?:every|each|all(?:\s+the)?)\s+(?:upgrades?|jobs?|installations?)\s+(?:ends?|ended|is|are)\s+"
                r"(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")
 def every_upgrade_ends(context, state):
     """Every tracker's job is in this state: `every upgrade ends succeeded`."""

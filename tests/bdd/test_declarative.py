@@ -42,6 +42,18 @@ def _taken_by(step_type: str, text: str) -> str | None:
     ("then", "every tracker runs firmware 1.0.1", "declarative.every_tracker_runs"),
     ("then", "the upgrade of t1 ends in state timed out", "declarative.upgrade_ends"),
     ("then", "every upgrade ends succeeded", "declarative.every_upgrade_ends"),
+    # the firmware REST flow (olt): a type, a gateway, a size
+    ("given", 'a device "lamp1" of type "switch" running version 2.0.0', "declarative.trackers_running"),
+    ("given", "devices lamp1 and lamp2 of type switch run firmware 2.0.0 behind gateway gw2",
+     "declarative.trackers_running"),
+    ("given", "2 devices of type switch running version 2.0.0", "declarative.count_trackers_running"),
+    ("given", "firmware 2.1.0 of 64 KiB is available", "declarative.firmware_available"),
+    ('given', 'firmware "2.1.0" (700 bytes) is available', "declarative.firmware_available"),
+    ("given", "firmware 2.1.0 with a 64 KiB image is available", "declarative.firmware_available"),
+    ("then", "the installation for lamp1 ends succeeded", "declarative.upgrade_ends"),
+    ("then", "every installation ends failed", "declarative.every_upgrade_ends"),
+    ("given", 'a device "lamp1" of type "switch"', "olt.device_of_type"),
+    ("given", 'firmware "lamp app" version "2.1.0" with a 20 KiB image', "olt.firmware_with_image"),
     # a quoted name without "tracker" stays the FUOTA flow's; detailed steps keep their lines
     ("then", '"a" and "b" run firmware 1.1.0', "fuota.runs_firmware"),
     ("then", "the `t1` tracker still runs firmware version `1.0.0`", "aws_iot.tracker_version"),
