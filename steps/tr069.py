@@ -13,6 +13,7 @@ Connection Request listener.
 
 import datetime as dt
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from emulators.cpe.device import Cpe
 from emulators.cpe.quirks import Quirks
 from fixtures import fixture_path
 from otaharness.bdd.support import ota, start_flow
+from otaharness.protocols.cwmp import DownloadResponse, Fault, Inform, TransferComplete, parse_envelope
 from otaharness.servers.tr069 import device_id_of
 from otaharness.servers.tr069.acs import nc_reuse_problem
 from otaharness.runtime.pki import client_context
@@ -55,6 +57,14 @@ class _Flow:
     batches: dict[str, int] = field(default_factory=dict)
     listener: ConnectionRequestServer | None = None
     server: object = None  # the flow's back end once started (an AcsServer)
+    # What each router put on the wire (parsed RPC bodies, latest last): Then-steps judge the
+    # router's side from these, not from the ACS's account of what it received.
+    sent: dict[str, deque] = field(default_factory=dict)
+
+
+SENT_KEPT = 512  # RPC bodies kept per router (a long scenario must not grow without bound)
+# The Faults this CPE answers a Download with (emulators/cpe/device.py `_rpc_Download`).
+DOWNLOAD_REFUSALS = ((9013, "Unsupported protocol"), (9003, "unsupported FileType"))
 
 
 def _flow(context) -> _Flow:
@@ -170,7 +180,8 @@ def _switch_on(context, names: list[str], profile: str, *, interval: str | None 
                   periodic_interval=parse_duration(interval) if interval else None,
                   ca_file=ca_file or endpoints.get("ca"),
                   username=credentials[0], password=credentials[1],
-                  tls_keylog=str(keylog) if keylog else None)
+                  tls_keylog=str(keylog) if keylog else None,
+                  trace=_wire_recorder(flow.sent.setdefault(name, deque(maxlen=SENT_KEPT))))
         flow.routers[name] = runtime.devices[name] = cpe
         runtime.run(cpe.start())
         started.append(cpe)
@@ -182,6 +193,19 @@ def _switch_on(context, names: list[str], profile: str, *, interval: str | None 
         "not every router finished its first session: " + ", ".join(
             f"{c.serial_number}: {c.last_session_error or 'no session'}"
             for c in started if not c.sessions_completed)
+
+
+def _wire_recorder(sent: deque):
+    """The CPE's trace hook: every message it emits, as the bytes on the wire, parsed back."""
+    def record(_side: str, data: bytes) -> None:
+        sent.append(parse_envelope(data).body)
+    return record
+
+
+def _sent_by(context, name: str, kind: type) -> list:
+    """RPC bodies of this kind the router put on the wire, oldest first."""
+    _router(context, name)
+    return [body for body in _flow(context).sent[name] if isinstance(body, kind)]
 
 
 async def _stop_routers(flow: _Flow) -> None:
@@ -622,15 +646,26 @@ def acs_shows_version(context, version, names):
 @then('the ACS sent "{name}" {count:d} Download')
 @then('the ACS sent "{name}" {count:d} Downloads')
 def downloads_sent(context, name, count):
-    """Download RPCs the ACS sent the device (batch or action)."""
+    """Download RPCs the ACS sent the device (batch or action), as the ACS logged them, and as
+    many answered on the wire by the router (a DownloadResponse, or the Fault it refuses one
+    with): a Download logged but lost on the way fails here."""
     sent = _events(context, name, "Download-sent")
     assert len(sent) == count, f"the ACS sent {name} {len(sent)} Downloads; log: " \
         f"{_history(context, name)}"
+    answered = len(_sent_by(context, name, DownloadResponse)) + len([
+        fault for fault in _sent_by(context, name, Fault)
+        if any(fault.fault_code == code and text in fault.fault_string for code, text in DOWNLOAD_REFUSALS)])
+    assert answered == count, f"{name} answered {answered} Downloads on the wire, the ACS logged {count}"
 
 
 @then('the ACS received from "{name}" a TransferComplete with fault {code:d}')
 def transfer_complete_fault(context, name, code):
-    """The device's last TransferComplete carried this FaultCode (0 = success)."""
+    """The device's last TransferComplete carried this FaultCode (0 = success): judged from the
+    router's TransferComplete on the wire, and the ACS logged the same code on receiving it."""
+    on_wire = _sent_by(context, name, TransferComplete)
+    assert on_wire, f"{name} sent no TransferComplete"
+    assert on_wire[-1].fault_struct.fault_code == code, f"the last TransferComplete {name} sent " \
+        f"says {on_wire[-1].fault_struct.fault_code} {on_wire[-1].fault_struct.fault_string!r}"
     received = _events(context, name, "transfer-complete")
     assert received, f"no TransferComplete from {name}; log: {_history(context, name)}"
     detail = received[-1]["detail"]
@@ -641,12 +676,18 @@ def transfer_complete_fault(context, name, code):
 @then('the last Inform of "{name}" carried the events {events}')
 def informed_with(context, name, events):
     """The device's last Inform (`last`) carried these event codes, e.g. `"1 BOOT" and
-    "M Reboot"`."""
+    "M Reboot"`: judged from the last Inform the router put on the wire; the ACS's record of
+    the last Inform it received must carry them too."""
+    on_wire = _sent_by(context, name, Inform)
+    assert on_wire, f"{name} never sent an Inform"
+    sent_codes = {event.event_code for event in on_wire[-1].event}
+    missing = set(_names(events)) - sent_codes
+    assert not missing, f"{name}'s last Inform on the wire carried {sorted(sent_codes)}"
     informs = _events(context, name, "inform")
-    assert informs, f"{name} never informed"
+    assert informs, f"the ACS logged no Inform of {name}"
     codes = {code for code, _ in informs[-1]["detail"]["events"]}
     missing = set(_names(events)) - codes
-    assert not missing, f"{name}'s last Inform carried {sorted(codes)}"
+    assert not missing, f"the ACS logged {name}'s last Inform with {sorted(codes)}"
 
 
 # -- time -----------------------------------------------------------------------------------
