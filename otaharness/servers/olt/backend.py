@@ -44,6 +44,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 # Cancel is the tenant's request; once bytes are being written into the device it is too late.
 CANCELABLE = ("scheduled", "downloading", "downloaded")
+# An installing installation with no report for this long (scenario clock) fails: its device
+# (or gateway) is gone, and it would otherwise hold the slot for good.
+INSTALL_TIMEOUT = 3600.0
 
 
 class Clock(Protocol):
@@ -94,14 +97,17 @@ class OltBackend:
     def __init__(self, store: Store, clock: Clock, *, base_url: str = "",
                  publisher: Publisher | None = None,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-                 token_lifetime: float = TOKEN_LIFETIME) -> None:
+                 token_lifetime: float = TOKEN_LIFETIME,
+                 install_timeout: float = INSTALL_TIMEOUT) -> None:
         self.store = store
         self.clock = clock
         self.base_url = base_url  # set once the HTTP server knows its port
         self.publisher = publisher
         self.new_id = new_id
         self.token_lifetime = token_lifetime
+        self.install_timeout = install_timeout
         self._timers: dict[str, asyncio.TimerHandle] = {}  # installation id -> instruction timer
+        self._deadlines: dict[str, asyncio.TimerHandle] = {}  # installation id -> install timeout
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -114,11 +120,14 @@ class OltBackend:
         for installation in self.store.select("installations", "status = 'scheduled'"):
             if "instructedAt" not in installation:
                 self._arm(installation)
+        for installation in self.store.select("installations", "status = 'installing'"):
+            self._arm_install_deadline(installation)  # a past one fires at once
 
     async def close(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
-        self._timers.clear()
+        for timers in (self._timers, self._deadlines):
+            for timer in timers.values():
+                timer.cancel()
+            timers.clear()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -585,7 +594,41 @@ class OltBackend:
             self.store.update("installations", installation, status=wanted)
             if wanted == "succeeded":
                 self._record_installed(who.tenant_id, installation)
+        if wanted == "installing":
+            self._arm_install_deadline(installation)  # each report moves it
+        else:
+            self._disarm_install_deadline(installation["id"])
         return installation
+
+    def _install_deadline(self, installation: dict[str, Any]) -> float:
+        return parse_rfc3339(installation["updatedAt"]) + self.install_timeout
+
+    def _arm_install_deadline(self, installation: dict[str, Any]) -> None:
+        self._disarm_install_deadline(installation["id"])
+        delay = max(0.0, self._install_deadline(installation) - self.clock.epoch())
+        self._deadlines[installation["id"]] = asyncio.get_running_loop().call_later(
+            delay, self._install_timed_out, installation["id"])
+
+    def _disarm_install_deadline(self, installation_id: str) -> None:
+        timer = self._deadlines.pop(installation_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _install_timed_out(self, installation_id: str) -> None:
+        """Fail an installation still installing with no report since its deadline."""
+        self._deadlines.pop(installation_id, None)
+        with self.db:
+            found = self.store.select("installations", "id = ?", (installation_id,))
+            installation = found[0] if found else None
+            if installation is None or installation["status"] != "installing":
+                return
+            if self._install_deadline(installation) > self.clock.epoch():
+                self._arm_install_deadline(installation)  # a timer may fire a hair early
+                return
+            reason = (f"no report for {self.install_timeout:g} s while installing: "
+                      "the device or its gateway is gone")
+            self._transition(installation, "failed", self.clock.epoch(), [reason])
+            self.store.update("installations", installation, status="failed")
 
     @staticmethod
     def _transition(installation: dict[str, Any], status: str, now: float, details: list[str]) -> None:
@@ -650,5 +693,5 @@ def _at_path(value: dict[str, Any], path: str, kind: str) -> tuple[bool, Any]:
     return True, node
 
 
-__all__ = ["ACTIVE", "TERMINAL", "TRANSITIONS", "OltBackend", "Page", "Principal", "Publisher",
+__all__ = ["ACTIVE", "INSTALL_TIMEOUT", "TERMINAL", "TRANSITIONS", "OltBackend", "Page", "Principal", "Publisher",
            "TenantCredentials", "rfc3339"]

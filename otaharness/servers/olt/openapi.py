@@ -247,8 +247,11 @@ def _paths() -> dict[str, Any]:
         installations + "/{installationId}": {
             "parameters": [ID, INSTALLATION_ID],
             "get": _operation("installation status", _ok(200, "Installation"), (404,)),
-            "patch": _operation("report installation status", _ok(200, "Installation"),
-                                (404, 409, 410), body="InstallationPatch")},
+            "patch": _operation("report installation status (an installing installation "
+                                "without a report for install_timeout seconds, 3600 by "
+                                "default, fails; a report after that gets 410)",
+                                _ok(200, "Installation"), (404, 409, 410),
+                                body="InstallationPatch")},
         installations + "/{installationId}/cancel": {
             "parameters": [ID, INSTALLATION_ID],
             "post": _operation("cancel", _ok(200, "Installation"), (403, 404, 409, 410))},

@@ -18,13 +18,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otaharness.runtime.mqtt import MqttClient
-from otaharness.runtime.targets import boolean
-from otaharness.servers.olt.backend import TenantCredentials
+from otaharness.runtime.targets import boolean, seconds
+from otaharness.servers.olt.backend import INSTALL_TIMEOUT, TenantCredentials
 from otaharness.servers.olt.server import OltServer
 
 SERVER_NAMES = ("localhost",)
 # [targets.olt] / -D target.olt.<name>, checked when the config is loaded.
-SETTINGS = {"plain_http": boolean}  # serve the API over plain HTTP
+SETTINGS = {
+    "plain_http": boolean,  # serve the API over plain HTTP
+    "install_timeout": seconds,  # an installing installation without reports this long fails
+}
 
 
 class OltService:
@@ -61,13 +64,16 @@ async def start(runtime: Any) -> OltService:
     await mqtt.connect()
     ids = runtime.rng("olt ids")
     database = runtime.data_dir("olt") / "olt.sqlite3"  # restarts within a scenario keep it
-    plain = boolean(runtime.target("olt").endpoints.get("plain_http", ""))
+    settings = runtime.target("olt").endpoints
+    plain = boolean(settings.get("plain_http", ""))
+    install_timeout = seconds(settings.get("install_timeout", str(INSTALL_TIMEOUT)))
     pki = None if plain else runtime.pki()
     # Ids from the scenario's seed replay a scenario; on a kept --state-dir they would repeat
     # the last run's (UNIQUE constraint failed on restart), so there they are random.
     new_id = ((lambda: str(uuid.uuid4())) if runtime.state_dir is not None
               else (lambda: str(uuid.UUID(int=ids.getrandbits(128), version=4))))
     server = OltServer(database, runtime.clock, mqtt=mqtt, new_id=new_id,
+                       install_timeout=install_timeout,
                        ssl_context=None if pki is None else pki.server_context(SERVER_NAMES))
     await server.start()
     tenant = server.backend.credentials_for("default")
