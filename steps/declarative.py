@@ -29,6 +29,7 @@ flow's. Detailed steps of aws_iot, assertions and common are tried first (behave
 modules in file order).
 """
 
+import asyncio
 import hashlib
 import re
 
@@ -48,10 +49,10 @@ _NAME = r'"?[A-Za-z][\w.-]*"?'
 _AND = r"(?:,\s*and\s+|,\s*|\s+and\s+)"
 _NAMES = rf"(?P<names>{_NAME}(?:{_AND}{_NAME})*)"
 _BARE_NAMES = rf"(?P<names>[A-Za-z][\w.-]*(?:{_AND}[A-Za-z][\w.-]*)*)"  # t1, t2 and t3
-_VERSION = r'(?:(?:firmware|version)\s+)*"?(?P<version>[\w.+-]+)"?'
+_VERSION = r'(?:(?:firmware|version|RouterOS)\s+)*"?(?P<version>[\w.+-]+)"?'
 _ARTICLE = r"(?:(?:a|an|the)\s+)?"
-_TRACKER = r"(?:nRF9160\s+)?(?:asset\s+)?(?:tracker|device)s?\s+"
-_EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?)"
+_TRACKER = r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?)?(?:asset\s+)?(?:tracker|device|router)s?\s+"
+_EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?|routers?)"
 
 # AWS IoT job execution states (what "ends succeeded" and the like name)
 _STATES = {"succeeded": "SUCCEEDED", "failed": "FAILED", "in progress": "IN_PROGRESS",
@@ -240,6 +241,91 @@ def _olt_ends(context, name: str, state: str) -> None:
     _run(context, f"Then the installation is {_OLT_STATES[words]}")
 
 
+# -- TR-069 (MikroTik CHR routers, an ACS upgrade batch) ------------------------------------------
+
+TR069_FACTORY_VERSION = "6.48"  # what the emulated routers leave the factory with
+TR069_PACKAGES = ("routeros-x86-{v}.npk", "tr069-client-{v}.npk")  # fixtures/tr069
+TR069_GROUP = "MikroTik CHR"
+# Half the routers' factory hour: a batch's Download (at an Inform) and the check 30 minutes after
+# the transfer both come within the hour that `soon` waits.
+TR069_INFORM_INTERVAL = "30 minutes"
+_TR069_STATES = {"succeeded": "Ready", "ready": "Ready", "failed": "Error", "error": "Error",
+                 "queued": "queued", "downloading": "downloading", "installed": "installed",
+                 "discarded": "discarded"}
+
+
+def _tr069(context) -> dict:
+    """What the layer remembers of the TR-069 flow: the versions uploaded, each router's batch."""
+    return _layer(context).setdefault("tr069", {"uploaded": [], "batch_of": {}})
+
+
+def _tr069_routers(context, names: list[str], version: str) -> None:
+    if version != TR069_FACTORY_VERSION:
+        raise ValueError(f"the emulated MikroTik CHR routers run RouterOS {TR069_FACTORY_VERSION} "
+                         f"when switched on, not {version}")
+    _run(context, "Given the MikroTik CHR routers " + " and ".join(f'"{n}"' for n in names)
+         + f" are switched on, informing every {TR069_INFORM_INTERVAL}")
+    _trackers(context).extend(name for name in names if name not in _trackers(context))
+
+
+def _tr069_firmware_available(context, version: str) -> None:
+    """The MikroTik upgrade XML and its packages uploaded under Files for the routers' group."""
+    layer = _tr069(context)
+    if version in layer["uploaded"]:
+        return
+    packages = [package.format(v=version) for package in TR069_PACKAGES]
+    xml = f"upgrade_{version}.xml"
+    rows = "\n".join(f"  | {file} | 1 | E48D8C | CHR | {version} |" for file in [*packages, xml])
+    _run(context,
+         f'Given the operator writes the upgrade file "{xml}" linking "{packages[0]}" and '
+         f'"{packages[1]}" on the ACS file server',
+         "And the operator uploads these files",
+         "  | file | type | OUI | product class | version |", rows)
+    if not layer["uploaded"]:
+        _run(context, f'Given the operator creates the group "{TR069_GROUP}" for OUI "E48D8C" and '
+                      'product class "CHR"')
+    layer["uploaded"].append(version)
+
+
+def _tr069_batch(context, batch: str, names: list[str], version: str, *, event: str = "Inform",
+                 attempts: int | None = None, days: str | None = None,
+                 hours: str | None = None) -> None:
+    """An ACS upgrade batch of the routers' group from the version they run to this one."""
+    _tr069_firmware_available(context, version)
+    rows = {"group": TR069_GROUP, "original version": TR069_FACTORY_VERSION,
+            "file": f"upgrade_{version}.xml", "new version": version, "event": event,
+            "max number of attempts": attempts, "days": days, "hours": hours}
+    table = "\n".join(f"  | {field} | {value} |" for field, value in rows.items() if value)
+    _run(context, f'When the operator adds the upgrade batch "{batch}"', "  | field | value |", table)
+    for name in names:
+        _tr069(context)["batch_of"][name] = batch
+
+
+def _tr069_power_cut_mid_download(context, name: str) -> None:
+    """The router's link to the file server slowed to 1 KiB/s; 2 seconds into its first
+    download (whenever a batch sends it) the router loses power and boots again."""
+    runtime = ota(context)
+    router = runtime.devices[name]
+    _run(context, f'Given the link between "{name}" and the files endpoint is throttled to 1 KiB/s')
+
+    async def cut_once_downloading() -> None:
+        while not router.nv.downloads_in_progress:
+            await asyncio.sleep(1)
+        await asyncio.sleep(2)
+        await router.power_cut()
+
+    runtime.loop.create_task(cut_once_downloading())
+
+
+def _tr069_ends(context, name: str, state: str) -> None:
+    words = " ".join(state.lower().split())
+    if words not in _TR069_STATES:
+        raise ValueError(f"no batch state {state!r}; states: {', '.join(_TR069_STATES)}")
+    batch = _tr069(context)["batch_of"].get(name)
+    assert batch is not None, f"no upgrade batch for {name} in this scenario"
+    _run(context, f'Then the status of "{name}" in batch "{batch}" is {_TR069_STATES[words]}')
+
+
 # -- devices and firmware ------------------------------------------------------------------------
 
 
@@ -251,6 +337,9 @@ def trackers_running(context, names, version, kind=None, gateway=None):
     gw1` (type `switch` and gateway `gw1` unless said)."""
     if _flow(context) == "olt":
         _olt_devices(context, _names(names), version, kind, gateway)
+        return
+    if _flow(context) == "tr069" and not (kind or gateway):
+        _tr069_routers(context, _names(names), version)
         return
     if kind or gateway:
         raise ValueError("a type or a gateway is said of devices of the firmware REST flow (@embedded:olt)")
@@ -266,12 +355,15 @@ def count_trackers_running(context, count, version, kind=None, gateway=None):
         _olt_devices(context, [f"d{index}" for index in range(1, int(count) + 1)], version,
                      kind, gateway)
         return
+    if _flow(context) == "tr069":
+        _tr069_routers(context, [f"cpe{index}" for index in range(1, int(count) + 1)], version)
+        return
     for index in range(1, int(count) + 1):
         _switched_on(context, f"t{index}", version)
 
 
 @intent(given, when)(
-    rf"{_ARTICLE}(?:new\s+)?firmware\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
+    rf"{_ARTICLE}(?:new\s+)?(?:firmware|RouterOS)\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded|in\s+the\s+bucket)",
     rf"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded)")
@@ -284,7 +376,10 @@ def firmware_available(context, version, size=None):
         _olt_firmware_available(context, version, size)
         return
     if size:
-        raise ValueError("the AWS IoT flow's images are the fixture's: no size can be said")
+        raise ValueError("only the firmware REST flow's images have a size to say")
+    if _flow(context) == "tr069":
+        _tr069_firmware_available(context, version)
+        return
     _firmware_available(context, version)
 
 
@@ -310,6 +405,11 @@ def upgrade(context, names, version):
     if _flow(context) == "olt":
         _olt_upgrade(context, _names(names), version)
         return
+    if _flow(context) == "tr069":
+        _tr069_batch(context, f"to {version}", _names(names), version)
+        for name in _names(names):
+            _run(context, f'When the operator forces the upgrade of "{name}" in batch "to {version}" now')
+        return
     _firmware_available(context, version)
     for name in _names(names):
         _run(context, f"When I create the job `{_job(name)}` upgrading the `{name}` tracker to "
@@ -320,6 +420,56 @@ def upgrade(context, names, version):
 def upgrade_every(context, version):
     """A FOTA job for each tracker of the scenario: `I upgrade every tracker to 1.0.1`."""
     upgrade(context, ", ".join(_trackers(context)), version)
+
+
+_BATCH_OPTIONS = {  # the batch form's usual options in words → (field, value)
+    r"at\s+(?:any|every|each|the\s+next)\s+Inform": lambda m: ("event", "Inform"),
+    r"at\s+(?:a|the\s+next|every|each)\s+Boot": lambda m: ("event", "Boot"),
+    r"(?:with\s+)?at\s+most\s+(\d+)\s+attempts?": lambda m: ("attempts", int(m[1])),
+    r"on\s+((?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\w*(?:\s*(?:,|and)\s*(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)\w*)*)":
+        lambda m: ("days", ", ".join(day[:3] for day in re.split(r"\s*(?:,|and)\s*", m[1]))),
+    r"(?:between|during)\s+(?:hours\s+)?(\d+)\s*(?:-|and|to)\s*(\d+)(?:\s+o'clock)?":
+        lambda m: ("hours", f"{m[1]}-{m[2]}"),
+}
+
+
+def _batch_options(text: str) -> dict:
+    """`at any Inform, with at most 2 attempts, on Tue and Wed between 2 and 3` → the form's
+    fields; anything else said is an error naming what is understood."""
+    options, rest = {}, text
+    for pattern, field in _BATCH_OPTIONS.items():
+        found = re.search(pattern, rest, re.IGNORECASE)
+        if found:
+            key, value = field(found)
+            options[key] = value
+            rest = rest[:found.start()] + rest[found.end():]
+    if re.sub(r"(?:,|\band\b|\s)+", "", rest):
+        raise ValueError(f"batch options not understood: {rest.strip()!r}; say `at any Inform` or "
+                         "`at a Boot`, `with at most N attempts`, `on Tue and Wed`, "
+                         "`between 2 and 3`")
+    return options
+
+
+@intent(when, given)(
+    r'I\s+(?:create|add)\s+(?:an?|the)\s+(?:ACS\s+)?(?:upgrade\s+)?batch(?:\s+"(?P<batch>[^"]+)")?'
+    rf"\s+(?:(?:upgrading|for)\s+(?:every|all(?:\s+the)?|the)\s+routers?\s+)?to\s+{_VERSION}"
+    r"(?P<options>(?:,?\s+(?:and\s+)?(?:at|with|on|between|during)\s+.*)?)")
+def create_batch(context, version, batch=None, options=""):
+    """An ACS upgrade batch for the routers' group from the version they run to this one (the
+    upgrade XML and packages uploaded first if not yet there); the routers get the Download at
+    their next such Inform: `I create the upgrade batch "spring" to RouterOS 6.48.4 at any
+    Inform with at most 2 attempts` (also `at a Boot`, `on Tue and Wed`, `between 2 and 3`)."""
+    _tr069_batch(context, batch or f"to {version}", list(_trackers(context)), version,
+                 **_batch_options(options or ""))
+
+
+@intent(then)(r'the\s+(?:upgrade\s+)?batch(?:\s+"[^"]+")?\s+(?:ends|ended|is|has\s+ended)\s+'
+               r"(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")
+def batch_ends(context, state):
+    """Every router of the scenario is in this state in its batch: `the batch ends Ready` (or
+    `succeeded`; `failed` is Error)."""
+    for name in _trackers(context):
+        _tr069_ends(context, name, state)
 
 
 # -- faults ----------------------------------------------------------------------------------------
@@ -334,6 +484,8 @@ def download_cut(context, names, size):
         if _flow(context) == "olt":  # the device's gateway downloads for it
             gateway = _olt(context)["gateway_of"][name]
             _run(context, f'Given the link between "{gateway}" and the OLT endpoint is cut after {size}')
+        elif _flow(context) == "tr069":  # the router fetches the packages from the file server
+            _run(context, f'Given the link between "{name}" and the files endpoint is cut after {size}')
         else:
             _run(context, f'Given the link between "{name}" and the AWS endpoint is cut after {size}')
 
@@ -350,6 +502,10 @@ def power_lost_during_download(context, names):
             _olt(context)["power_cuts"].append(gateway)
             _run(context, f'Given the link between "{gateway}" and the OLT endpoint is throttled to 2 KiB/s')
         return
+    if _flow(context) == "tr069":
+        for name in _names(names):
+            _tr069_power_cut_mid_download(context, name)
+        return
     for name in _names(names):
         tracker = runtime.devices[name]
         armed = [True]
@@ -365,7 +521,8 @@ def power_lost_during_download(context, names):
 # -- outcomes --------------------------------------------------------------------------------------
 
 
-@intent(then)(*_who(rf"\s+(?:now\s+|still\s+)?(?:runs|run|is\s+running|are\s+running)\s+{_VERSION}"))
+@intent(then)(*(rf'(?!router\s+"){who}' for who in _who(
+    rf"\s+(?:now\s+|still\s+)?(?:runs|run|is\s+running|are\s+running)\s+{_VERSION}")))
 def trackers_run(context, names, version):
     """The trackers run this firmware version (their own state): `the tracker "t1" runs version
     1.0.1`, `t1 runs version 1.0.1`; with
@@ -373,6 +530,8 @@ def trackers_run(context, names, version):
     for name in _names(names):
         if _flow(context) == "olt":
             _olt_runs(context, name, version)
+        elif _flow(context) == "tr069":
+            _run(context, f'Then router "{name}" runs RouterOS {version}')
         else:
             _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
 
@@ -399,6 +558,8 @@ def upgrade_ends(context, names, state):
     for name in _names(names):
         if _flow(context) == "olt":
             _olt_ends(context, name, state)
+        elif _flow(context) == "tr069":
+            _tr069_ends(context, name, state)
         else:
             _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 

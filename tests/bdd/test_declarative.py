@@ -54,6 +54,20 @@ def _taken_by(step_type: str, text: str) -> str | None:
     ("then", "every installation ends failed", "declarative.every_upgrade_ends"),
     ("given", 'a device "lamp1" of type "switch"', "olt.device_of_type"),
     ("given", 'firmware "lamp app" version "2.1.0" with a 20 KiB image', "olt.firmware_with_image"),
+    # TR-069: MikroTik routers, RouterOS versions, a batch with its options in words
+    ("given", 'a MikroTik router "cpe1" running RouterOS 6.48', "declarative.trackers_running"),
+    ("given", "2 routers running version 6.48", "declarative.count_trackers_running"),
+    ("given", "RouterOS 6.48.4 is available", "declarative.firmware_available"),
+    ("when", 'I create the upgrade batch "spring" to RouterOS 6.48.4 at any Inform',
+     "declarative.create_batch"),
+    ("when", "I create an upgrade batch to 6.48.4 at a Boot, with at most 2 attempts, on Tue and "
+     "Wed between 2 and 3", "declarative.create_batch"),
+    ("then", "soon all the routers run version 6.48.4".removeprefix("soon "),
+     "declarative.every_tracker_runs"),
+    ("then", 'the batch "autumn" ends Ready', "declarative.batch_ends"),
+    ("given", "cpe2 loses power during the download", "declarative.power_lost_during_download"),
+    ("then", 'router "cpe1" runs RouterOS 6.48.4', "tr069.router_runs"),
+    ("then", 'router "cpe1" still runs RouterOS 6.48', "tr069.router_still_runs"),
     # a quoted name without "tracker" stays the FUOTA flow's; detailed steps keep their lines
     ("then", '"a" and "b" run firmware 1.1.0', "fuota.runs_firmware"),
     ("then", "the `t1` tracker still runs firmware version `1.0.0`", "aws_iot.tracker_version"),
@@ -61,6 +75,19 @@ def _taken_by(step_type: str, text: str) -> str | None:
 ])
 def test_the_variants_people_write(step_type, text, taken_by):
     assert _taken_by(step_type, text) == taken_by
+
+
+def test_batch_options_in_words():
+    """The batch form's options said in words become its fields; words it does not know are an
+    error that says what it understands."""
+    load_step_library()
+    options = next(m.func for m in registry.steps["when"]
+                   if m.func.__name__ == "create_batch").__globals__["_batch_options"]
+    assert options(" at a Boot, with at most 2 attempts, on Tuesday and Wed between 2 and 3") == {
+        "event": "Boot", "attempts": 2, "days": "Tue, Wed", "hours": "2-3"}
+    assert options("") == {}
+    with pytest.raises(ValueError, match="not understood: 'at dawn'"):
+        options(" at dawn")
 
 
 def test_the_layer_takes_no_line_of_the_detailed_features():
