@@ -287,8 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
                        " (the broker always runs)")
     serve.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     serve.add_argument("--state-dir", metavar="DIR", type=Path,
-                       help="keep each server's state (databases, files) in DIR/<service> across "
-                       "restarts (default: a fresh folder in reports/artifacts/serve each start)")
+                       help="keep each server's state (databases, files) in DIR/<service> and "
+                       "the TLS CAs in DIR/pki across restarts, so credentials issued before "
+                       "still verify (default: a fresh folder in reports/artifacts/serve and "
+                       "new CAs each start)")
     serve.add_argument("--broker", metavar="URL|mosquitto|amqtt",
                        help="the MQTT broker: an external mqtt://host:port, or which to spawn")
     serve.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",

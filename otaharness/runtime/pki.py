@@ -22,7 +22,9 @@ scenarios run on a virtual one (time-machine moves Python's clocks, not OpenSSL'
 not-yet-valid certificates are issued that way, never expired by virtual time passing.
 
 Private keys live only in the PKI's private folder (mode 0700, a temp folder removed at close),
-never in logs, reports or artifacts. The key log (NSS ``SSLKEYLOGFILE`` format, written by
+never in logs, reports or artifacts. ``serve --state-dir DIR`` keeps the two CAs (certificates
+and keys) in ``DIR/pki`` (0700, keys 0600) and loads them at the next start, so what they issued
+(station and device certificates kept in the state) still verifies after a restart. The key log (NSS ``SSLKEYLOGFILE`` format, written by
 Python's ``ssl`` for every context made here) holds per-session secrets, not private keys; it is
 what lets Wireshark decrypt a scenario's capture.
 """
@@ -138,6 +140,26 @@ class CertificateAuthority:
             .sign(self._key, hashes.SHA256())
         )
 
+    @classmethod
+    def load(cls, certificate_file: Path, key_file: Path) -> CertificateAuthority:
+        """An authority stored by :meth:`store`."""
+        authority = cls.__new__(cls)
+        authority.certificate = x509.load_pem_x509_certificate(certificate_file.read_bytes())
+        key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey) or (
+                key.public_key() != authority.certificate.public_key()):
+            raise ValueError(f"{key_file} is not the key of {certificate_file}")
+        authority._key = key
+        names = authority.certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        authority.common_name = str(names[0].value) if names else ""
+        return authority
+
+    def store(self, certificate_file: Path, key_file: Path) -> None:
+        """Key (0600) then certificate, each written whole (a kill mid-write leaves the old file
+        or none): a certificate on disk always has its key beside it."""
+        _replace_whole(key_file, _key_pem(self._key), 0o600)
+        _replace_whole(certificate_file, self.certificate_pem, 0o644)
+
     @property
     def certificate_pem(self) -> str:
         return _pem(self.certificate)
@@ -185,14 +207,25 @@ class CertificateAuthority:
                           not_after=now + DEFAULT_LIFETIME, **kwargs)
 
 
+def _replace_whole(path: Path, text: str, mode: int) -> None:
+    temporary = path.with_name(f".{path.name}.new")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode), "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+
+
 class Pki:
     """The CAs, issued certificates as files, and TLS contexts of one scenario or serve run.
 
     ``directory`` (default: a new private temp folder) holds the PEM files; :meth:`close` removes
     it when the PKI made it. ``keylog`` is where every context made here logs session secrets
-    (None: no key log)."""
+    (None: no key log). ``authorities``: a folder where the server and device CAs are kept
+    across runs (loaded when stored there, else made and stored); None: new ones each time."""
 
-    def __init__(self, directory: Path | None = None, *, keylog: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, keylog: Path | None = None,
+                 authorities: Path | None = None) -> None:
         self._owns_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="otaharness-pki-"))
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -201,8 +234,9 @@ class Pki:
         self._lock = threading.Lock()
         self._files: dict[str, Path] = {}
         self._server_identities: dict[tuple[str, ...], tuple[Path, Path]] = {}
-        self.server_ca = CertificateAuthority("otaharness Root CA 1 (stands in for Amazon Root CA 1)")
-        self.device_ca = CertificateAuthority("otaharness AWS IoT device CA")
+        self.server_ca = _authority(
+            "otaharness Root CA 1 (stands in for Amazon Root CA 1)", authorities, "server-ca")
+        self.device_ca = _authority("otaharness AWS IoT device CA", authorities, "device-ca")
         self._rogue_ca: CertificateAuthority | None = None
 
     def __repr__(self) -> str:
@@ -277,6 +311,20 @@ class Pki:
     def close(self) -> None:
         if self._owns_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _authority(common_name: str, folder: Path | None, stem: str) -> CertificateAuthority:
+    """A new authority, or with ``folder`` the one stored there as ``<stem>.crt``/``.key``."""
+    if folder is None:
+        return CertificateAuthority(common_name)
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    certificate_file, key_file = folder / f"{stem}.crt", folder / f"{stem}.key"
+    if certificate_file.exists():  # stored key first, so its key is there too
+        return CertificateAuthority.load(certificate_file, key_file)
+    authority = CertificateAuthority(common_name)
+    authority.store(certificate_file, key_file)
+    return authority
 
 
 class ClientTrust:

@@ -301,11 +301,13 @@ class Runtime:
 
     def pki(self):
         """The scenario's PKI (CAs, certificates, TLS contexts), made on first use; every TLS
-        context it makes logs session secrets to the scenario's key log."""
+        context it makes logs session secrets to the scenario's key log. Under ``serve
+        --state-dir DIR`` its CAs are kept in ``DIR/pki`` and reused by the next start."""
         if self._pki is None:
             from otaharness.runtime.pki import Pki
 
-            self._pki = Pki()
+            kept = self.state_dir / "pki" if self.state_dir is not None else None
+            self._pki = Pki(authorities=kept)
             self._pki.keylog = self._pki.directory / "tls-keys.log"
         return self._pki
 

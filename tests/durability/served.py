@@ -44,6 +44,11 @@ class Served:
         self.endpoints = json.loads(line)
         return self.endpoints
 
+    def log_text(self) -> str:
+        """What the server wrote to stderr so far."""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
     def kill9(self) -> None:
         """SIGKILL to the server and everything it started (mosquitto), nothing flushed."""
         assert self.process is not None
