@@ -49,10 +49,11 @@ _NAME = r'"?[A-Za-z][\w.-]*"?'
 _AND = r"(?:,\s*and\s+|,\s*|\s+and\s+)"
 _NAMES = rf"(?P<names>{_NAME}(?:{_AND}{_NAME})*)"
 _BARE_NAMES = rf"(?P<names>[A-Za-z][\w.-]*(?:{_AND}[A-Za-z][\w.-]*)*)"  # t1, t2 and t3
-_VERSION = r'(?:(?:firmware|version|RouterOS)\s+)*"?(?P<version>[\w.+-]+)"?'
+_VERSION = r'(?:(?:firmware|version|RouterOS|package)\s+)*"?(?P<version>[\w.+-]+)"?'
 _ARTICLE = r"(?:(?:a|an|the)\s+)?"
-_TRACKER = r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?)?(?:asset\s+)?(?:tracker|device|router)s?\s+"
-_EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?|routers?)"
+_TRACKER = (r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?|(?:LoRa\s+)?Basics\s+)?(?:asset\s+)?"
+            r"(?:tracker|device|router|station)s?\s+")
+_EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?|routers?|stations?)"
 
 # AWS IoT job execution states (what "ends succeeded" and the like name)
 _STATES = {"succeeded": "SUCCEEDED", "failed": "FAILED", "in progress": "IN_PROGRESS",
@@ -326,6 +327,72 @@ def _tr069_ends(context, name: str, state: str) -> None:
     _run(context, f'Then the status of "{name}" in batch "{batch}" is {_TR069_STATES[words]}')
 
 
+# -- CUPS (LoRa Basics Stations asking their CUPS server for updates every 24 hours) ----------
+
+CUPS_KEY = "release"  # the firmware team's signature key, on every station of the layer
+
+
+def _cups(context) -> dict:
+    """What the layer remembers of the CUPS flow: update files made, each station's packages."""
+    return _layer(context).setdefault("cups", {"files": [], "runs": {}, "wants": {}})
+
+
+def _cups_key(context) -> None:
+    layer = _cups(context)
+    if not layer.get("key"):
+        _run(context, f'Given the firmware team prepares the signature key "{CUPS_KEY}"')
+        layer["key"] = CUPS_KEY
+
+
+def _cups_stations(context, names: list[str], version: str) -> None:
+    """Stations provisioned with this package and the team's key, switched on, on the LNS."""
+    _cups_key(context)
+    for name in names:
+        _run(context, f'Given station "{name}" is provisioned with package "{version}" and the '
+                      f'signature key "{CUPS_KEY}"',
+             f'And station "{name}" is switched on',
+             f'Then soon station "{name}" is connected to the LNS')
+        _cups(context)["runs"][name] = version
+        if name not in _trackers(context):
+            _trackers(context).append(name)
+
+
+def _cups_update_file(context, version: str, size: str | None) -> str:
+    """The signed update file `<version>.bin` that installs this package."""
+    file, layer = f"{version}.bin", _cups(context)
+    if file not in layer["files"]:
+        _cups_key(context)
+        sized = f" of {size}" if size else ""
+        _run(context, f'Given an update file "{file}"{sized} that installs package "{version}"',
+             f'And the firmware team signs "{file}" with the key "{CUPS_KEY}"')
+        layer["files"].append(file)
+    return file
+
+
+def _cups_upgrade(context, names: list[str], version: str) -> None:
+    """The operator uploads the update for each station: each gets it at its next CUPS check."""
+    file = _cups_update_file(context, version, None)
+    for name in names:
+        _run(context, f'When the operator uploads "{file}" as package "{version}" for station "{name}"')
+        _cups(context)["wants"][name] = version
+
+
+def _cups_ends(context, name: str, state: str) -> None:
+    """Succeeded: the station reported the package it was given to the LNS; failed: it still
+    runs, and reports, the package it had."""
+    words = state.strip().lower()
+    layer = _cups(context)
+    assert name in layer["wants"], f"no upgrade of {name} in this scenario"
+    if words in ("succeeded", "done", "installed"):
+        package = layer["wants"][name]
+    elif words in ("failed", "refused"):
+        package = layer["runs"][name]
+        _run(context, f'Then station "{name}" still runs package "{package}"')
+    else:
+        raise ValueError(f"no upgrade state {state!r} for a station; states: succeeded, failed")
+    _run(context, f'Then the registry shows package "{package}" reported by station "{name}" to the LNS')
+
+
 # -- devices and firmware ------------------------------------------------------------------------
 
 
@@ -340,6 +407,9 @@ def trackers_running(context, names, version, kind=None, gateway=None):
         return
     if _flow(context) == "tr069" and not (kind or gateway):
         _tr069_routers(context, _names(names), version)
+        return
+    if _flow(context) == "cups" and not (kind or gateway):
+        _cups_stations(context, _names(names), version)
         return
     if kind or gateway:
         raise ValueError("a type or a gateway is said of devices of the firmware REST flow (@embedded:olt)")
@@ -358,12 +428,15 @@ def count_trackers_running(context, count, version, kind=None, gateway=None):
     if _flow(context) == "tr069":
         _tr069_routers(context, [f"cpe{index}" for index in range(1, int(count) + 1)], version)
         return
+    if _flow(context) == "cups":
+        _cups_stations(context, [f"gw{index}" for index in range(1, int(count) + 1)], version)
+        return
     for index in range(1, int(count) + 1):
         _switched_on(context, f"t{index}", version)
 
 
 @intent(given, when)(
-    rf"{_ARTICLE}(?:new\s+)?(?:firmware|RouterOS)\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
+    rf"{_ARTICLE}(?:new\s+)?(?:firmware|RouterOS|package)\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded|in\s+the\s+bucket)",
     rf"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware{_OF_SIZE}\s+is\s+"
     r"(?:available|published|uploaded)")
@@ -374,6 +447,9 @@ def firmware_available(context, version, size=None):
     available` (32 KiB unless said)."""
     if _flow(context) == "olt":
         _olt_firmware_available(context, version, size)
+        return
+    if _flow(context) == "cups":
+        _cups_update_file(context, version, size)
         return
     if size:
         raise ValueError("only the firmware REST flow's images have a size to say")
@@ -404,6 +480,9 @@ def upgrade(context, names, version):
     device's firmware slot."""
     if _flow(context) == "olt":
         _olt_upgrade(context, _names(names), version)
+        return
+    if _flow(context) == "cups":
+        _cups_upgrade(context, _names(names), version)
         return
     if _flow(context) == "tr069":
         _tr069_batch(context, f"to {version}", _names(names), version)
@@ -484,6 +563,8 @@ def download_cut(context, names, size):
         if _flow(context) == "olt":  # the device's gateway downloads for it
             gateway = _olt(context)["gateway_of"][name]
             _run(context, f'Given the link between "{gateway}" and the OLT endpoint is cut after {size}')
+        elif _flow(context) == "cups":  # the update comes in the CUPS answer
+            _run(context, f'Given the link between "{name}" and the cups endpoint is cut after {size}')
         elif _flow(context) == "tr069":  # the router fetches the packages from the file server
             _run(context, f'Given the link between "{name}" and the files endpoint is cut after {size}')
         else:
@@ -521,7 +602,7 @@ def power_lost_during_download(context, names):
 # -- outcomes --------------------------------------------------------------------------------------
 
 
-@intent(then)(*(rf'(?!router\s+"){who}' for who in _who(
+@intent(then)(*(rf'(?!(?:router|station)\s+"){who}' for who in _who(
     rf"\s+(?:now\s+|still\s+)?(?:runs|run|is\s+running|are\s+running)\s+{_VERSION}")))
 def trackers_run(context, names, version):
     """The trackers run this firmware version (their own state): `the tracker "t1" runs version
@@ -532,6 +613,8 @@ def trackers_run(context, names, version):
             _olt_runs(context, name, version)
         elif _flow(context) == "tr069":
             _run(context, f'Then router "{name}" runs RouterOS {version}')
+        elif _flow(context) == "cups":
+            _run(context, f'Then station "{name}" runs package "{version}"')
         else:
             _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
 
@@ -560,6 +643,8 @@ def upgrade_ends(context, names, state):
             _olt_ends(context, name, state)
         elif _flow(context) == "tr069":
             _tr069_ends(context, name, state)
+        elif _flow(context) == "cups":
+            _cups_ends(context, name, state)
         else:
             _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 

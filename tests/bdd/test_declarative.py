@@ -68,6 +68,14 @@ def _taken_by(step_type: str, text: str) -> str | None:
     ("given", "cpe2 loses power during the download", "declarative.power_lost_during_download"),
     ("then", 'router "cpe1" runs RouterOS 6.48.4', "tr069.router_runs"),
     ("then", 'router "cpe1" still runs RouterOS 6.48', "tr069.router_still_runs"),
+    # CUPS: Basics stations and their packages
+    ("given", 'a Basics station "gw1" running package v0', "declarative.trackers_running"),
+    ("given", '2 stations running package "v0"', "declarative.count_trackers_running"),
+    ("given", 'firmware "v1" of 64 KiB is available', "declarative.firmware_available"),
+    ("when", 'I upgrade every station to package "v1"', "declarative.upgrade_every"),
+    ("then", "gw2 still runs version v0", "declarative.trackers_run"),
+    ("then", 'station "gw1" runs package "v1"', "cups.runs_package"),
+    ("then", 'station "gw1" still runs package "v0"', "cups.runs_package"),
     # a quoted name without "tracker" stays the FUOTA flow's; detailed steps keep their lines
     ("then", '"a" and "b" run firmware 1.1.0', "fuota.runs_firmware"),
     ("then", "the `t1` tracker still runs firmware version `1.0.0`", "aws_iot.tracker_version"),
