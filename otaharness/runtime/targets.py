@@ -139,11 +139,21 @@ def seconds(value: str) -> float:
     return number
 
 
+def _seed(value: str) -> int | None:
+    """An integer seed; "" derives one per scenario from its name."""
+    if value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"must be an integer (or empty: one per scenario), not {value!r}") from None
+
+
 # The [harness] keys (and their -D names): read in load_config below.
 HARNESS_SETTINGS: dict[str, Any] = {
     "broker": _broker,
     "capture": None,           # folder for a pcapng per scenario; "" = off
-    "seed": lambda value: int(value) if value != "" else None,  # "" = derived per scenario
+    "seed": _seed,
     "artifacts": None,         # folder for failed scenarios' logs
     "real_time_limit": seconds,
 }

@@ -17,7 +17,7 @@ def _load(tmp_path, toml="", **userdata):
     ('[harnes]\nseed = 1', {}, "unknown section [harnes] (did you mean `harness`?)"),
     ("", {"brokr": "amqtt"}, "-D brokr: unknown setting (did you mean `broker`?)"),
     ("", {"broker": "mosquito"}, "(did you mean `mosquitto`?)"),
-    ("", {"seed": "seven"}, "seed: invalid literal"),
+    ("", {"seed": "seven"}, "seed: must be an integer"),
     ("", {"real_time_limit": "-1"}, "real_time_limit: expected a positive number"),
     ("", {"target.aws-iot": "externl"}, "not 'externl' (did you mean `external`?)"),
     ("", {"target.aws-iot.plain_mqt": "true"},

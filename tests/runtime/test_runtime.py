@@ -234,21 +234,22 @@ def test_targets_from_toml_and_defines(tmp_path):
     toml = tmp_path / "otaharness.toml"
     toml.write_text('[harness]\nbroker = "amqtt"\ncapture = "caps"\nseed = 5\n'
                     '[targets.aws-iot]\ntarget = "external"\nmqtt = "mqtt://10.0.0.1:1883"\n')
-    config = load_config({"seed": "9", "target.cups": "external",
-                          "target.cups.cups": "https://cups.example"}, path=toml,
+    config = load_config({"seed": "9", "target.aws-iot.aws": "https://iot.example"}, path=toml,
                          environ={"CI": "true"})
     assert config.broker == "amqtt" and config.seed == 9 and config.ci
     assert config.capture_dir == Path("caps")
     assert not config.target("aws-iot").embedded
-    assert config.target("aws-iot").endpoints == {"mqtt": "mqtt://10.0.0.1:1883"}
-    assert config.target("cups").endpoints == {"cups": "https://cups.example"}
+    # -D adds to (and would override) what the file's section says
+    assert config.target("aws-iot").endpoints == {"mqtt": "mqtt://10.0.0.1:1883", "aws": "https://iot.example"}
     assert config.target("tr069").embedded
     assert config.any_external
+    with pytest.raises(ConfigError, match="cups has no external target"):
+        load_config({"target.cups": "external", "target.cups.cups": "https://cups.example"}, path=toml)
     with pytest.raises(ConfigError, match="names no endpoint"):
-        load_config({"target.olt": "external"}, path=toml)
-    with pytest.raises(ConfigError, match="'embedded' or 'external'"):
+        load_config({"target.aws-iot": "external"})
+    with pytest.raises(ConfigError, match="must be one of embedded, external, docker, not 'remote'"):
         load_config({"target.olt": "remote"}, path=toml)
-    with pytest.raises(ConfigError, match="seed must be an integer"):
+    with pytest.raises(ConfigError, match="seed: must be an integer"):
         load_config({"seed": "abc"}, path=toml)
 
 
