@@ -106,6 +106,8 @@ def test_a_downlink_that_stops_fitting_is_dropped_with_an_event(tmp_path: Path) 
             assert big.transmitted.cancelled()
             status, body = await call("GET", f"/api/devices/{CLASS_A:016X}/queue")
             assert body["queue"] == []
+            assert body["dropped"] == [{"id": big.queue_id, "size": 200, "reason": dropped.reason,
+                                        "at": dropped.at}]  # the application is told why
             # Still refused at the door from now on.
             status, body = await call("POST", f"/api/devices/{CLASS_A:016X}/queue",
                                       {"fPort": 3, "payload": "dd" * 52})

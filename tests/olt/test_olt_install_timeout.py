@@ -13,7 +13,7 @@ from olt_world import Api, fetch_token, fixture_json, image
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.servers.olt.server import OltServer
 
-START = dt.datetime(2026, 1, 5, tzinfo=dt.timezone.utc)
+START = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
 TIMEOUT = 1800.0
 
 

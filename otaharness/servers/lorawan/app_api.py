@@ -9,7 +9,8 @@ PUT      /api/devices/{devEui}                       register a device: OTAA ``j
 GET      /api/devices/{devEui}                       → 200 the device (session, counters, gateway)
 POST     /api/devices/{devEui}/queue                 ``{"fPort", "payload" (hex), "confirmed"}``
                                                      → 201 ``{"id"}``
-GET      /api/devices/{devEui}/queue                 → 200 ``{"queue": [...]}`` (not yet sent)
+GET      /api/devices/{devEui}/queue                 → 200 ``{"queue": [...], "dropped": [...]}``
+                                                     (not yet sent; given up, with the reason)
 GET      /api/uplinks/{fPort}?since=N                → 200 ``{"events": [...], "next": M}``: uplink
                                                      events on that FPort with ``seq`` ≥ N
 PUT      /api/multicast-groups/{name}                ``mcAddr`` (8 hex digits), ``mcNwkSKey``,
@@ -32,6 +33,7 @@ the OpenAPI 3.1 document of this interface (:mod:`.openapi`).
 
 from __future__ import annotations
 
+import collections
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -130,22 +132,28 @@ class ApplicationApi:
     def __init__(self, network_server: NetworkServer, connected_gateways: Callable[[], list[int]]) -> None:
         self.ns = network_server
         self.connected_gateways = connected_gateways
-        self.events: list[UplinkEvent] = []
-        self._dropped_events = 0
+        # The last MAX_EVENTS uplinks; ``seq`` keeps counting past those that fell off the front.
+        self.events: collections.deque[UplinkEvent] = collections.deque(maxlen=MAX_EVENTS)
+        self._next_seq = 0
         self.multicast_frames: dict[str, list[MulticastFrame]] = {}
         for fport in range(1, 256):
             network_server.on_uplink(fport, self._record)
 
     def _record(self, dev_eui: int, fport: int, payload: bytes, meta: UplinkMeta) -> None:
-        seq = self._dropped_events + len(self.events)
-        self.events.append(UplinkEvent(seq, dev_eui, fport, payload, meta))
-        if len(self.events) > MAX_EVENTS:
-            del self.events[0]
-            self._dropped_events += 1
+        self.events.append(UplinkEvent(self._next_seq, dev_eui, fport, payload, meta))
+        self._next_seq += 1
 
     def uplinks(self, fport: int | None = None, dev_eui: int | None = None, since: int = 0) -> list[UplinkEvent]:
-        return [event for event in self.events[max(0, since - self._dropped_events):]
-                if (fport is None or event.fport == fport) and (dev_eui is None or event.dev_eui == dev_eui)]
+        """Kept events with ``seq`` >= ``since``, oldest first; read from the newest end, so a
+        poller that keeps up costs what it gets, not the whole window."""
+        newer: list[UplinkEvent] = []
+        for event in reversed(self.events):
+            if event.seq < since:
+                break
+            if (fport is None or event.fport == fport) and (dev_eui is None or event.dev_eui == dev_eui):
+                newer.append(event)
+        newer.reverse()
+        return newer
 
     def add_routes(self, app: web.Application) -> None:
         app.middlewares.append(self.errors)
@@ -218,7 +226,9 @@ class ApplicationApi:
         queue = [{"id": item.queue_id, "fPort": item.fport, "payload": item.payload.hex(), "confirmed": item.confirmed,
                   "inFlight": item.in_flight_diid is not None}
                  for item in self.ns.registry.queued(dev_eui, waiting_only=False)]
-        return web.json_response({"queue": queue})
+        dropped = [{"id": item.queue_id, "size": item.size, "reason": item.reason, "at": item.at}
+                   for item in self.ns.dropped_downlinks if item.dev_eui == dev_eui]
+        return web.json_response({"queue": queue, "dropped": dropped})
 
     async def get_uplinks(self, request: web.Request) -> web.Response:
         fport = request.match_info["fport"]
@@ -228,8 +238,7 @@ class ApplicationApi:
         if not _SINCE.fullmatch(since) or int(since) > schemas.MAX_SINCE:
             raise ApiInputError(f"'since' must be a sequence number (0..2**63-1), got {since[:80]!r}")
         events = self.uplinks(int(fport), since=int(since))
-        next_seq = self._dropped_events + len(self.events)
-        return web.json_response({"events": [event.to_dict() for event in events], "next": next_seq})
+        return web.json_response({"events": [event.to_dict() for event in events], "next": self._next_seq})
 
     # -- multicast -------------------------------------------------------------------------------
     async def put_group(self, request: web.Request) -> web.Response:

@@ -82,11 +82,16 @@ DEVICE: dict[str, Any] = {
     },
 }
 QUEUED: dict[str, Any] = {
-    "type": "object", "required": ["queue"],
+    "type": "object", "required": ["queue", "dropped"],
     "properties": {"queue": {"type": "array", "items": {
         "type": "object", "required": ["id", "fPort", "payload", "confirmed", "inFlight"],
         "properties": {"id": {"type": "integer"}, "fPort": FPORT, "payload": _HEX, "confirmed": {"type": "boolean"},
-                       "inFlight": {"type": "boolean"}}}}},
+                       "inFlight": {"type": "boolean"}}}},
+        # queued downlinks the server gave up (the last ones it keeps), oldest first
+        "dropped": {"type": "array", "items": {
+            "type": "object", "required": ["id", "size", "reason", "at"],
+            "properties": {"id": {"type": "integer"}, "size": {"type": "integer", "minimum": 0},
+                           "reason": {"type": "string"}, "at": {"type": "number"}}}}},
 }
 UPLINKS: dict[str, Any] = {
     "type": "object", "required": ["events", "next"],

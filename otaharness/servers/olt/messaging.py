@@ -7,6 +7,7 @@ The same client is the backend's publisher.
 
 from __future__ import annotations
 
+import collections
 import logging
 from typing import Any, Protocol
 
@@ -14,6 +15,8 @@ from otaharness.protocols import olt
 from otaharness.servers.olt.backend import OltBackend
 
 log = logging.getLogger(__name__)
+
+DROPPED_KEPT = 100  # reasons of dropped messages kept
 
 
 class PubSub(Protocol):
@@ -28,7 +31,10 @@ class OltMessaging:
     def __init__(self, backend: OltBackend, client: PubSub) -> None:
         self.backend = backend
         self.client = client
-        self.dropped: list[str] = []  # why malformed messages were dropped, for tests and logs
+        # Why the last malformed messages were dropped (for tests and logs) and how many in all:
+        # a client publishing garbage for hours costs no memory.
+        self.dropped: collections.deque[str] = collections.deque(maxlen=DROPPED_KEPT)
+        self.dropped_count = 0
 
     async def start(self) -> None:
         self.backend.publisher = self.client
@@ -56,3 +62,4 @@ class OltMessaging:
     def _drop(self, why: str) -> None:
         log.info("dropped: %s", why)
         self.dropped.append(why)
+        self.dropped_count += 1
