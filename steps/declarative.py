@@ -37,6 +37,7 @@ from behave import given, then, use_step_matcher, when
 from behave.matchers import get_step_matcher_factory
 
 from otaharness.bdd.support import ota
+from otaharness.units import parse_size
 
 # Regular expressions here; whatever matcher was current (behave's "parse", or a user's choice)
 # is put back at the end of the module.
@@ -51,7 +52,7 @@ _NAMES = rf"(?P<names>{_NAME}(?:{_AND}{_NAME})*)"
 _BARE_NAMES = rf"(?P<names>[A-Za-z][\w.-]*(?:{_AND}[A-Za-z][\w.-]*)*)"  # t1, t2 and t3
 _VERSION = r'(?:(?:firmware|version|RouterOS|package)\s+)*"?(?P<version>[\w.+-]+)"?'
 _ARTICLE = r"(?:(?:a|an|the)\s+)?"
-_TRACKER = (r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?|(?:LoRa\s+)?Basics\s+)?(?:asset\s+)?"
+_TRACKER = (r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?|(?:LoRa\s+)?Basics\s+|FUOTA\s+|LoRaWAN\s+)?(?:asset\s+)?"
             r"(?:tracker|device|router|station)s?\s+")
 _EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?|routers?|stations?)"
 
@@ -393,6 +394,73 @@ def _cups_ends(context, name: str, state: str) -> None:
     _run(context, f'Then the registry shows package "{package}" reported by station "{name}" to the LNS')
 
 
+# -- FUOTA (LoRaWAN devices, a multicast campaign through one gateway) ---------------------------
+
+FUOTA_FACTORY_VERSION = "1.0.0"  # what the emulated FUOTA devices run when they start
+FUOTA_GATEWAY, FUOTA_DEFAULT_SIZE = "gw1", "3 KiB"
+_CAMPAIGN_OPTIONS = {  # the campaign's usual settings in words → (setting, JSON value)
+    r"without\s+FEC": lambda m: ("fec", "false"),
+    r"with\s+FEC": lambda m: ("fec", "true"),
+    r"(?:with\s+)?(?:a\s+)?redundancy\s+(?:of\s+)?(\d+(?:\.\d+)?)\s*%": lambda m: ("redundancy", str(float(m[1]) / 100)),
+    r"(?:with\s+)?at\s+most\s+(\d+)\s+rounds?": lambda m: ("max_rounds", m[1]),
+    r"(?:with\s+)?a\s+success\s+threshold\s+of\s+(\d+(?:\.\d+)?)\s*%":
+        lambda m: ("success_threshold", str(float(m[1]) / 100)),
+}
+
+
+def _fuota_layer(context) -> dict:
+    return _layer(context).setdefault("fuota", {"gateway": False, "image": None})
+
+
+def _fuota_devices(context, names: list[str], version: str) -> None:
+    """FUOTA devices (class A, their agents polling) near the gateway, placed 100 m apart."""
+    if version != FUOTA_FACTORY_VERSION:
+        raise ValueError(f"the emulated FUOTA devices run {FUOTA_FACTORY_VERSION} when they start, not {version}")
+    layer = _fuota_layer(context)
+    if not layer["gateway"]:
+        _run(context, f'Given a LoRaWAN gateway "{FUOTA_GATEWAY}" at 0 m, 0 m')
+        layer["gateway"] = True
+    for name in names:
+        _run(context, f'Given a FUOTA device "{name}" at {500 + 100 * len(_trackers(context))} m, 0 m')
+        _trackers(context).append(name)
+
+
+def _fuota_image(context, version: str, size: str | None) -> None:
+    layer = _fuota_layer(context)
+    if layer["image"] != version or size:
+        kib = parse_size(size or FUOTA_DEFAULT_SIZE) / 1024
+        _run(context, f"Given a firmware image of {kib:g} KiB for version {version}")
+        layer["image"] = version
+
+
+def _campaign_options(text: str) -> dict:
+    """`with FEC, redundancy 20% and at most 2 rounds` → the campaign's settings; anything else
+    said is an error naming what is understood."""
+    options, rest = {}, text
+    for pattern, setting in _CAMPAIGN_OPTIONS.items():
+        found = re.search(pattern, rest, re.IGNORECASE)
+        if found:
+            key, value = setting(found)
+            options[key] = value
+            rest = rest[:found.start()] + rest[found.end():]
+    if re.sub(r"(?:,|\band\b|\bwith\b|\s)+", "", rest):
+        raise ValueError(f"campaign options not understood: {rest.strip()!r}; say `with FEC` or "
+                         "`without FEC`, `redundancy 20%`, `at most 2 rounds`, "
+                         "`a success threshold of 100%`")
+    return options
+
+
+def _fuota_campaign(context, names: list[str], version: str, options: dict) -> None:
+    """The campaign created with the image of this version and started."""
+    _fuota_image(context, version, None)
+    who = ", ".join(f'"{name}"' for name in names)
+    if not options:
+        _run(context, f"When a FUOTA campaign starts for {who}")
+        return
+    table = "\n".join(f"  | {key} | {value} |" for key, value in options.items())
+    _run(context, f"When a FUOTA campaign starts for {who} with", "  | setting | value |", table)
+
+
 # -- devices and firmware ------------------------------------------------------------------------
 
 
@@ -410,6 +478,9 @@ def trackers_running(context, names, version, kind=None, gateway=None):
         return
     if _flow(context) == "cups" and not (kind or gateway):
         _cups_stations(context, _names(names), version)
+        return
+    if _flow(context) == "fuota" and not (kind or gateway):
+        _fuota_devices(context, _names(names), version)
         return
     if kind or gateway:
         raise ValueError("a type or a gateway is said of devices of the firmware REST flow (@embedded:olt)")
@@ -431,6 +502,9 @@ def count_trackers_running(context, count, version, kind=None, gateway=None):
     if _flow(context) == "cups":
         _cups_stations(context, [f"gw{index}" for index in range(1, int(count) + 1)], version)
         return
+    if _flow(context) == "fuota":
+        _fuota_devices(context, [f"d{index}" for index in range(1, int(count) + 1)], version)
+        return
     for index in range(1, int(count) + 1):
         _switched_on(context, f"t{index}", version)
 
@@ -450,6 +524,9 @@ def firmware_available(context, version, size=None):
         return
     if _flow(context) == "cups":
         _cups_update_file(context, version, size)
+        return
+    if _flow(context) == "fuota":
+        _fuota_image(context, version, size)
         return
     if size:
         raise ValueError("only the firmware REST flow's images have a size to say")
@@ -483,6 +560,9 @@ def upgrade(context, names, version):
         return
     if _flow(context) == "cups":
         _cups_upgrade(context, _names(names), version)
+        return
+    if _flow(context) == "fuota":
+        _fuota_campaign(context, _names(names), version, {})
         return
     if _flow(context) == "tr069":
         _tr069_batch(context, f"to {version}", _names(names), version)
@@ -551,6 +631,39 @@ def batch_ends(context, state):
         _tr069_ends(context, name, state)
 
 
+@intent(when, given)(
+    r"I\s+(?:create|start)\s+(?:a|the)\s+(?:FUOTA\s+)?campaign"
+    rf"(?:\s+for\s+(?:{_EVERY}|{_NAMES}))?\s+to\s+{_VERSION}"
+    r"(?P<options>(?:,?\s+(?:and\s+)?(?:with|without|at|a|redundancy)\b.*)?)")
+def create_campaign(context, version, names=None, options=""):
+    """A FUOTA campaign for the devices (every device of the scenario unless named) to this
+    version, created and started with its settings in words: `I start a campaign to version 1.1.0
+    with FEC and redundancy 20%`, `I create the campaign for "a" and "b" to 1.1.0 without FEC, at
+    most 2 rounds and a success threshold of 100%`."""
+    who = _names(names) if names else list(_trackers(context))
+    _fuota_campaign(context, who, version, _campaign_options(options or ""))
+
+
+@intent(then)(r"the\s+campaign\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_]+)")
+def campaign_ends(context, state):
+    """The FUOTA campaign is over (time passes until it is) in this state: `the campaign ends
+    finished` (or `stopped`)."""
+    _run(context, f"Then the FUOTA campaign ends {state.lower()}")
+
+
+@intent(given, when)(*_who(r"\s+loses?\s+(?P<percent>\d+(?:\.\d+)?)\s*%\s+of\s+(?:its\s+|the\s+)?"
+                           r"(?P<what>radio\s+frames|frames|fragments)"))
+def loses_frames(context, names, percent, what):
+    """A LoRaWAN device's radio link loses this share of frames, both ways, all the time (`a
+    loses 30% of its frames`, `the device "a" loses 30% of its frames`), or of the fragments of
+    the campaign's first round (`b loses 100% of the fragments`)."""
+    for name in _names(names):
+        if what == "fragments":
+            _run(context, f'Given "{name}" loses {percent}% of the fragments in round 1')
+        else:
+            _run(context, f'Given the radio link of "{name}" loses {percent}% of frames')
+
+
 # -- faults ----------------------------------------------------------------------------------------
 
 
@@ -615,6 +728,8 @@ def trackers_run(context, names, version):
             _run(context, f'Then router "{name}" runs RouterOS {version}')
         elif _flow(context) == "cups":
             _run(context, f'Then station "{name}" runs package "{version}"')
+        elif _flow(context) == "fuota":
+            _run(context, f'Then "{name}" runs firmware {version}')
         else:
             _run(context, f"Then the `{name}` tracker still runs firmware version `{version}`")
 
@@ -645,6 +760,11 @@ def upgrade_ends(context, names, state):
             _tr069_ends(context, name, state)
         elif _flow(context) == "cups":
             _cups_ends(context, name, state)
+        elif _flow(context) == "fuota":
+            if state.strip().lower() not in ("succeeded", "passed"):
+                raise ValueError("a FUOTA device's upgrade is said to end succeeded; a failure "
+                                 'is the detailed `"<device>" failed the FUOTA campaign with "<reason>"`')
+            _run(context, f'Then "{name}" passed the FUOTA campaign')
         else:
             _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 

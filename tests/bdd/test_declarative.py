@@ -76,6 +76,18 @@ def _taken_by(step_type: str, text: str) -> str | None:
     ("then", "gw2 still runs version v0", "declarative.trackers_run"),
     ("then", 'station "gw1" runs package "v1"', "cups.runs_package"),
     ("then", 'station "gw1" still runs package "v0"', "cups.runs_package"),
+    # FUOTA: devices, an image, a campaign with its settings in words, radio loss
+    ("given", "3 FUOTA devices running version 1.0.0", "declarative.count_trackers_running"),
+    ("given", "the devices a and b run version 1.0.0", "declarative.trackers_running"),
+    ("when", "I start a campaign to version 1.1.0 without FEC, a success threshold of 100% and "
+     "at most 2 rounds", "declarative.create_campaign"),
+    ("when", 'I create the FUOTA campaign for "a" and "b" to 1.1.0 with FEC and redundancy 20%',
+     "declarative.create_campaign"),
+    ("then", "the campaign ends finished", "declarative.campaign_ends"),
+    ("given", "b loses 100% of the fragments", "declarative.loses_frames"),
+    ("given", 'the device "a" loses 30% of its frames', "declarative.loses_frames"),
+    ("then", "the FUOTA campaign ends finished", "fuota.campaign_ends"),
+    ("given", '"b" loses 100% of the fragments in round 1', "fuota.loses_fragments"),
     # a quoted name without "tracker" stays the FUOTA flow's; detailed steps keep their lines
     ("then", '"a" and "b" run firmware 1.1.0', "fuota.runs_firmware"),
     ("then", "the `t1` tracker still runs firmware version `1.0.0`", "aws_iot.tracker_version"),
@@ -96,6 +108,18 @@ def test_batch_options_in_words():
     assert options("") == {}
     with pytest.raises(ValueError, match="not understood: 'at dawn'"):
         options(" at dawn")
+
+
+def test_campaign_settings_in_words():
+    load_step_library()
+    options = next(m.func for m in registry.steps["when"]
+                   if m.func.__name__ == "create_campaign").__globals__["_campaign_options"]
+    assert options(" with FEC, redundancy 20% and at most 3 rounds") == {
+        "fec": "true", "redundancy": "0.2", "max_rounds": "3"}
+    assert options(" without FEC and a success threshold of 90%") == {
+        "fec": "false", "success_threshold": "0.9"}
+    with pytest.raises(ValueError, match="not understood: 'at noon'"):
+        options(" at noon")
 
 
 def test_the_layer_takes_no_line_of_the_detailed_features():
