@@ -253,10 +253,14 @@ def _print_summary(jobs: list[FeatureJob], wall_s: float, workers: int, out: Tex
             totals[statement].update(statuses)
     print(file=out)
     failed_jobs = [job for job in jobs if job.returncode != 0 or not job.counts]
+    # a process that ended without behave's summary (killed, crashed) is a failed feature
+    totals["feature"]["failed"] += sum(1 for job in failed_jobs if not job.counts)
     if failed_jobs:
         print("Failing feature files:", file=out)
         for job in failed_jobs:
-            print(f"  {job.feature} (exit {job.returncode}, output in {job.console})", file=out)
+            summary = "" if job.counts else ", no summary: the process ended early"
+            print(f"  {job.feature} (exit {job.returncode}{summary}, output in {job.console})",
+                  file=out)
         print(file=out)
     for statement in _STATEMENTS:
         statuses = totals[statement]

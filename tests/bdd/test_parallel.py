@@ -13,6 +13,8 @@ from otaharness.runtime.runtime import slug
 OTAHARNESS = [sys.executable, "-m", "otaharness.cli"]
 
 STEPS = '''\
+import os
+
 from behave import given, then
 
 @given("a count of {count:d}")
@@ -22,6 +24,10 @@ def a_count(context, count):
 @then("the count is {count:d}")
 def the_count_is(context, count):
     assert context.count == count, f"the count is {context.count}, not {count}"
+
+@given("the process ends at once")
+def the_process_ends(context):
+    os._exit(3)  # as a crash or a kill would: no summary, no JUnit file
 '''
 
 
@@ -94,6 +100,17 @@ def test_a_passing_run_exits_zero_and_files_left_out_get_no_process(repository):
     # a process that passed shows its progress line, not its own summary
     assert "features/one.feature  .." in output
     assert output.count("scenarios passed") == 1
+
+
+def test_a_process_that_ends_early_is_a_failed_feature(repository):
+    (repository / "features" / "crash.feature").write_text(
+        "Feature: Crash\n  Scenario: it ends\n    Given the process ends at once\n")
+    result = _run(repository, "-j", "2", "--format", "progress", "features/crash.feature",
+                  "features/two.feature")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "features/crash.feature (exit 3, no summary: the process ended early" in output
+    assert "1 feature passed, 1 failed, 0 skipped" in output
 
 
 def test_a_line_of_a_feature_runs_alone(repository):
