@@ -11,16 +11,21 @@ AWS IoT Jobs FOTA with nRF9160 trackers::
     Then soon every tracker runs version 1.0.1
     And every upgrade ends succeeded
 
-The firmware REST flow (olt: devices behind a gateway, `@embedded:olt`), the same words::
+The same lines in the other flows, the scenario's `@embedded:<flow>` tag saying which (AWS IoT
+without one); each flow's part below says what its lines run::
 
-    Given a device "lamp1" of type "switch" running version 1.0.0   (behind gateway gw1 by default)
-    And firmware 2.1.0 of 64 KiB is available         (firmware "firmware 2.1.0" with its image)
-    And the download to lamp1 is cut after 32 KiB     (the link of lamp1's gateway)
-    When I upgrade lamp1 to version 2.1.0             (an installation into the firmware slot)
-    Then soon lamp1 runs version 2.1.0                (the bytes in the device's slot)
-    And the installation for lamp1 ends succeeded
-
-Which flow a line acts in is the scenario's `@embedded:<flow>` tag (AWS IoT without one).
+    @embedded:olt      Given a device "lamp1" of type "switch" running version 2.0.0 behind gateway gw1
+                       And firmware 2.1.0 of 64 KiB is available
+                       When I upgrade lamp1 to version 2.1.0        (an installation, firmware slot)
+                       Then soon the installation for lamp1 ends succeeded
+    @embedded:tr069    Given 2 routers running RouterOS 6.48
+                       When I create the upgrade batch "spring" to 6.48.4 at any Inform
+                       Then soon the batch ends Ready
+    @embedded:cups     Given a Basics station "gw1" running package v0
+                       When I upgrade gw1 to version v1             (at its next daily CUPS check)
+    @embedded:fuota    Given 3 FUOTA devices running version 1.0.0
+                       When I start a campaign to version 1.1.0 with FEC and redundancy 20%
+                       Then the campaign ends finished
 
 Natural variants are accepted: a/an/the, quoted or bare names, `version 2` or `firmware "2.0.0"`,
 one name or a list (`t1, t2 and t3`), singular or plural, "every"/"all"/"each". A quoted name
@@ -434,20 +439,9 @@ def _fuota_image(context, version: str, size: str | None) -> None:
 
 
 def _campaign_options(text: str) -> dict:
-    """`with FEC, redundancy 20% and at most 2 rounds` → the campaign's settings; anything else
-    said is an error naming what is understood."""
-    options, rest = {}, text
-    for pattern, setting in _CAMPAIGN_OPTIONS.items():
-        found = re.search(pattern, rest, re.IGNORECASE)
-        if found:
-            key, value = setting(found)
-            options[key] = value
-            rest = rest[:found.start()] + rest[found.end():]
-    if re.sub(r"(?:,|\band\b|\bwith\b|\s)+", "", rest):
-        raise ValueError(f"campaign options not understood: {rest.strip()!r}; say `with FEC` or "
-                         "`without FEC`, `redundancy 20%`, `at most 2 rounds`, "
-                         "`a success threshold of 100%`")
-    return options
+    """`with FEC, redundancy 20% and at most 2 rounds` → the campaign's settings."""
+    return _options_in_words(text, _CAMPAIGN_OPTIONS, "campaign", "`with FEC` or `without FEC`, "
+                             "`redundancy 20%`, `at most 2 rounds`, `a success threshold of 100%`")
 
 
 def _fuota_campaign(context, names: list[str], version: str, options: dict) -> None:
@@ -551,10 +545,12 @@ def firmware_missing(context, version):
 
 @intent(when, given)(*(rf"I\s+upgrade\s+{who}" for who in _who(rf"\s+to\s+{_VERSION}")))
 def upgrade(context, names, version):
-    """A FOTA job per tracker (`job-<tracker>`) to this version, its image from the FOTA bucket
-    (uploaded first if not yet there): `I upgrade the tracker "t1" to firmware "1.0.1"`,
-    `I upgrade t1 to version 1.0.1`; in the firmware REST flow an installation into each
-    device's firmware slot."""
+    """Upgrade the devices to this version, its firmware made available first if not yet:
+    `I upgrade the tracker "t1" to firmware "1.0.1"`, `I upgrade t1 to version 1.0.1`. AWS IoT: a
+    FOTA job per tracker (`job-<tracker>`); olt: an installation into each device's firmware
+    slot; TR-069: an upgrade batch `to <version>`, forced now for each router; CUPS: the
+    operator's upload for each station (taken at its next daily check); FUOTA: a campaign with
+    the default settings."""
     if _flow(context) == "olt":
         _olt_upgrade(context, _names(names), version)
         return
@@ -577,7 +573,8 @@ def upgrade(context, names, version):
 
 @intent(when, given)(rf"I\s+upgrade\s+{_EVERY}\s+to\s+{_VERSION}")
 def upgrade_every(context, version):
-    """A FOTA job for each tracker of the scenario: `I upgrade every tracker to 1.0.1`."""
+    """Upgrade each device of the scenario, as `I upgrade t1 to …` does: `I upgrade every
+    tracker to 1.0.1`, `I upgrade all the routers to 6.48.4`."""
     upgrade(context, ", ".join(_trackers(context)), version)
 
 
@@ -592,21 +589,25 @@ _BATCH_OPTIONS = {  # the batch form's usual options in words → (field, value)
 }
 
 
-def _batch_options(text: str) -> dict:
-    """`at any Inform, with at most 2 attempts, on Tue and Wed between 2 and 3` → the form's
-    fields; anything else said is an error naming what is understood."""
-    options, rest = {}, text
-    for pattern, field in _BATCH_OPTIONS.items():
+def _options_in_words(text: str, options: dict, what: str, hint: str) -> dict:
+    """The options said in words (`at any Inform, with at most 2 attempts`) → their fields, by a
+    table of patterns; anything else said is an error naming what is understood."""
+    found_options, rest = {}, text
+    for pattern, field in options.items():
         found = re.search(pattern, rest, re.IGNORECASE)
         if found:
             key, value = field(found)
-            options[key] = value
+            found_options[key] = value
             rest = rest[:found.start()] + rest[found.end():]
-    if re.sub(r"(?:,|\band\b|\s)+", "", rest):
-        raise ValueError(f"batch options not understood: {rest.strip()!r}; say `at any Inform` or "
-                         "`at a Boot`, `with at most N attempts`, `on Tue and Wed`, "
-                         "`between 2 and 3`")
-    return options
+    if re.sub(r"(?:,|\band\b|\bwith\b|\s)+", "", rest):
+        raise ValueError(f"{what} options not understood: {rest.strip()!r}; say {hint}")
+    return found_options
+
+
+def _batch_options(text: str) -> dict:
+    """`at any Inform, with at most 2 attempts, on Tue and Wed between 2 and 3` → the form's fields."""
+    return _options_in_words(text, _BATCH_OPTIONS, "batch", "`at any Inform` or `at a Boot`, "
+                             "`with at most N attempts`, `on Tue and Wed`, `between 2 and 3`")
 
 
 @intent(when, given)(
@@ -670,8 +671,11 @@ def loses_frames(context, names, percent, what):
 @intent(given, when)(*(rf"the\s+download\s+(?:of|to|for|by)\s+{who}" for who in _who(
     r"\s+is\s+cut\s+after\s+(?P<size>\d+(?:\.\d+)?\s*\w+)")))
 def download_cut(context, names, size):
-    """The tracker's connection to S3 breaks once this much has crossed it (`4 KiB`); the tracker
-    goes on from the bytes it has: `the download to tracker t2 is cut after 4 KiB`."""
+    """The device's download link breaks once this much has crossed it (`4 KiB`, TLS included):
+    `the download to tracker t2 is cut after 4 KiB`. AWS IoT: the tracker's link to S3 (it goes
+    on from the bytes it has); olt: the device's gateway's link to the platform (it resumes);
+    TR-069: the router's link to the file server (the transfer fails, the batch retries while
+    attempts remain); CUPS: the station's link to CUPS (it asks again)."""
     for name in _names(names):
         if _flow(context) == "olt":  # the device's gateway downloads for it
             gateway = _olt(context)["gateway_of"][name]
@@ -686,9 +690,12 @@ def download_cut(context, names, size):
 
 @intent(given, when)(*_who(r"\s+loses?\s+power\s+during\s+the\s+download"))
 def power_lost_during_download(context, names):
-    """As soon as a tracker's image download has begun (its first quarter in), the tracker loses
-    power; it boots again at once and takes the job up anew: `t2 loses power during the
-    download`, `the tracker "t1" loses power during the download`."""
+    """The device loses power during its next download and boots again: `t2 loses power during
+    the download`, `the tracker "t1" loses power during the download`. AWS IoT: a quarter into
+    the image, the tracker takes the job up anew; olt: the device's gateway, its link slowed to
+    2 KiB/s, a quarter into the image (it resumes from its flash); TR-069: the router, its link
+    to the file server slowed to 1 KiB/s, 2 s into the download (the transfer fails with 9010,
+    the batch retries while attempts remain)."""
     runtime = ota(context)
     if _flow(context) == "olt":  # the device's gateway, slowed so a quarter of the image takes a while
         for name in _names(names):
@@ -718,9 +725,10 @@ def power_lost_during_download(context, names):
 @intent(then)(*(rf'(?!(?:router|station)\s+"){who}' for who in _who(
     rf"\s+(?:now\s+|still\s+)?(?:runs|run|is\s+running|are\s+running)\s+{_VERSION}")))
 def trackers_run(context, names, version):
-    """The trackers run this firmware version (their own state): `the tracker "t1" runs version
-    1.0.1`, `t1 runs version 1.0.1`; with
-    `soon`, retried while time passes."""
+    """The devices run this firmware version, judged from the device (the tracker, the olt
+    device's slot and its bytes, the router's packages, the station's version.txt, the FUOTA
+    device's DevVersionAns): `the tracker "t1" runs version 1.0.1`, `t1 runs version 1.0.1`;
+    with `soon`, retried while time passes."""
     for name in _names(names):
         if _flow(context) == "olt":
             _olt_runs(context, name, version)
@@ -751,8 +759,12 @@ def _state(text: str) -> str:
 @intent(then)(*(rf"the\s+(?:upgrade|job|installation)\s+(?:of|for|on)\s+{who}" for who in _who(
     r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")))
 def upgrade_ends(context, names, state):
-    """The tracker's job is in this state (`succeeded`, `failed`, `in progress`, `timed out`, …):
-    `the upgrade of the tracker "t1" ends failed`, `the upgrade of t1 ends succeeded`."""
+    """The device's upgrade is in this state: `the upgrade of the tracker "t1" ends failed`,
+    `the upgrade of t1 ends succeeded`, `the installation for lamp1 ends succeeded`. AWS IoT:
+    the job (`succeeded`, `failed`, `in progress`, `timed out`, …); olt: the installation
+    (`succeeded`, `failed`, `canceled`, …); TR-069: the router's row in its batch (`Ready` or
+    `succeeded`, `Error` or `failed`, `queued`, …); CUPS: `succeeded` (the new package reported
+    to the LNS) or `failed`; FUOTA: `succeeded` (passed the campaign)."""
     for name in _names(names):
         if _flow(context) == "olt":
             _olt_ends(context, name, state)
@@ -772,7 +784,8 @@ def upgrade_ends(context, names, state):
 @intent(then)(r"(?:every|each|all(?:\s+the)?)\s+(?:upgrades?|jobs?|installations?)\s+(?:ends?|ended|is|are)\s+"
                r"(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")
 def every_upgrade_ends(context, state):
-    """Every tracker's job is in this state: `every upgrade ends succeeded`."""
+    """Every device's upgrade is in this state: `every upgrade ends succeeded`, `every
+    installation ends failed`."""
     upgrade_ends(context, ", ".join(_trackers(context)), state)
 
 

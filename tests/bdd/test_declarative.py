@@ -25,6 +25,13 @@ def _taken_by(step_type: str, text: str) -> str | None:
     return None if matcher is None else f"{Path(matcher.func.__code__.co_filename).stem}.{matcher.func.__name__}"
 
 
+def _layer_function(name: str):
+    """A helper of the layer's module (behave executes step files, so it is not importable)."""
+    load_step_library()
+    step = next(m.func for m in registry.steps["given"] if m.func.__name__ == "trackers_running")
+    return step.__globals__[name]
+
+
 @pytest.mark.parametrize("step_type, text, taken_by", [
     ("given", 'a tracker "t1" running version 1.0.0', "declarative.trackers_running"),
     ("given", 'A tracker t1 running firmware "1.0.0"', "declarative.trackers_running"),
@@ -100,9 +107,7 @@ def test_the_variants_people_write(step_type, text, taken_by):
 def test_batch_options_in_words():
     """The batch form's options said in words become its fields; words it does not know are an
     error that says what it understands."""
-    load_step_library()
-    options = next(m.func for m in registry.steps["when"]
-                   if m.func.__name__ == "create_batch").__globals__["_batch_options"]
+    options = _layer_function("_batch_options")
     assert options(" at a Boot, with at most 2 attempts, on Tuesday and Wed between 2 and 3") == {
         "event": "Boot", "attempts": 2, "days": "Tue, Wed", "hours": "2-3"}
     assert options("") == {}
@@ -111,9 +116,7 @@ def test_batch_options_in_words():
 
 
 def test_campaign_settings_in_words():
-    load_step_library()
-    options = next(m.func for m in registry.steps["when"]
-                   if m.func.__name__ == "create_campaign").__globals__["_campaign_options"]
+    options = _layer_function("_campaign_options")
     assert options(" with FEC, redundancy 20% and at most 3 rounds") == {
         "fec": "true", "redundancy": "0.2", "max_rounds": "3"}
     assert options(" without FEC and a success threshold of 90%") == {
