@@ -676,6 +676,9 @@ def download_cut(context, names, size):
     on from the bytes it has); olt: the device's gateway's link to the platform (it resumes);
     TR-069: the router's link to the file server (the transfer fails, the batch retries while
     attempts remain); CUPS: the station's link to CUPS (it asks again)."""
+    if _flow(context) == "fuota":
+        raise ValueError("a FUOTA image comes over the radio, not a link: say `a loses 30% of its "
+                         "frames` or `a loses 100% of the fragments`")
     for name in _names(names):
         if _flow(context) == "olt":  # the device's gateway downloads for it
             gateway = _olt(context)["gateway_of"][name]
@@ -707,6 +710,9 @@ def power_lost_during_download(context, names):
         for name in _names(names):
             _tr069_power_cut_mid_download(context, name)
         return
+    if _flow(context) != "aws-iot":
+        raise ValueError(f"no power loss during the download in words for the {_flow(context)} flow "
+                         'yet: use the detailed `device "<name>" loses power`')
     for name in _names(names):
         tracker = runtime.devices[name]
         armed = [True]

@@ -138,15 +138,30 @@ def test_the_layer_takes_no_line_of_the_detailed_features():
     assert not taken, "\n".join(taken)
 
 
-@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
-                    reason="Debian mosquitto is not installed (CI installs it)")
-def test_declarative_and_detailed_steps_in_one_scenario(tmp_path):
+def _run_outside_the_checkout(tmp_path, feature: str) -> str:
+    """Run one scenario through the README's recipe from a folder outside the checkout; its
+    steps must all pass but the last, whose error message is returned."""
     features = tmp_path / "features"
     (features / "steps").mkdir(parents=True)
     (features / "environment.py").write_text("from otaharness.bdd.environment import *  # noqa\n")
     (features / "steps" / "ota.py").write_text(
         "from otaharness.bdd import load_step_library\nload_step_library()\n")
-    (features / "mixed.feature").write_text(textwrap.dedent("""\
+    (features / "scenario.feature").write_text(feature)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "-f", "json", "-o",
+                    "result.json", "features"], cwd=tmp_path, env=env, capture_output=True)
+    steps = json.loads((tmp_path / "result.json").read_text())[0]["elements"][0]["steps"]
+    statuses = [(step["name"], step["result"]["status"]) for step in steps]
+    assert [status for _, status in statuses] == ["passed"] * 7 + ["failed"], statuses
+    message = steps[-1]["result"]["error_message"]
+    message = message if isinstance(message, str) else "\n".join(message)
+    return message
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_declarative_and_detailed_steps_in_one_scenario(tmp_path):
+    feature = textwrap.dedent("""\
         @embedded:aws-iot
         Feature: in a user's words, checked in detail
           Scenario: both layers
@@ -158,16 +173,31 @@ def test_declarative_and_detailed_steps_in_one_scenario(tmp_path):
             And device "t1" resumed the download 1 time
             And t1 runs version 1.0.1
             And t1 runs version 9.9.9
-        """))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "-f", "json", "-o",
-                    "result.json", "features"], cwd=tmp_path, env=env, capture_output=True)
-    steps = json.loads((tmp_path / "result.json").read_text())[0]["elements"][0]["steps"]
-    statuses = [(step["name"], step["result"]["status"]) for step in steps]
-    assert [status for _, status in statuses] == ["passed"] * 7 + ["failed"], statuses
-    message = steps[-1]["result"]["error_message"]
-    message = message if isinstance(message, str) else "\n".join(message)
+        """)
+    message = _run_outside_the_checkout(tmp_path, feature)
     assert "the `t1` tracker runs 1.0.1" in message  # the tracker's own state, not the job's
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_the_same_lines_in_another_flow_follow_its_tag(tmp_path):
+    """Under `@embedded:olt` the lines run the firmware REST flow's steps: the cut lands on the
+    device's gateway (which resumes), and what a device runs is read from its slot."""
+    feature = textwrap.dedent("""\
+        @embedded:olt
+        Feature: in a user's words, another flow
+          Scenario: both layers
+            Given a device "lamp1" of type "switch" running version 2.0.0 behind gateway gw7
+            And firmware 2.1.0 of 64 KiB is available
+            And the download to lamp1 is cut after 32 KiB
+            When I upgrade lamp1 to version 2.1.0
+            Then soon the installation for lamp1 ends succeeded
+            And gateway "gw7" resumed the cut download where it stopped
+            And device "lamp1" reports version "2.1.0" in its firmware slot
+            And lamp1 runs version 2.0.0
+        """)
+    message = _run_outside_the_checkout(tmp_path, feature)
+    assert "device lamp1 runs 2.1.0, not 2.0.0" in message
 
 
 def test_the_catalogue_shows_the_layer_in_words():
