@@ -494,6 +494,9 @@ def no_fragment_twice(context):
     assert sent and len(sent) == len(set(sent)), f"the server logged fragments: {sent}"
 
 
+CLOCK_SYNC_RESOLUTION_S = 1.001  # a synced device clock may be this far off (whole-second corrections)
+
+
 @then('the devices reported a version only after the programmed reboot time')
 def versions_after_reboot(context):
     """Every DevVersionAns of the campaign came at or after the reboot time stage 2 programmed:
@@ -502,6 +505,15 @@ def versions_after_reboot(context):
     events = _api_call(context, "GET", f"{_campaign_path(context)}/events?kind=answer")
     answered = [e["at"] for e in events if e["command"] == "DevVersionAns"]
     assert answered and min(answered) >= reboot_time, f"DevVersionAns at {answered}, reboot time {reboot_time}"
+    clock = ota(context).clock
+    reboot_loop_time = reboot_time - (clock.epoch() - clock.monotonic())
+    # The devices' side: each installed no earlier than the reboot time by its own clock, which
+    # clock sync leaves up to a second off the true time (TS003 corrects in whole seconds).
+    for name, agent in _fuota(context).agents.items():
+        installed = [at for at, what in agent.events if what.startswith("installed firmware")]
+        assert installed, f"{name} never installed the new firmware"
+        assert min(installed) >= reboot_loop_time - CLOCK_SYNC_RESOLUTION_S, \
+            f"{name} installed at {min(installed) - reboot_loop_time:+.1f} s from the reboot time"
 
 
 # -- outcomes --------------------------------------------------------------------------------------
@@ -509,10 +521,15 @@ def versions_after_reboot(context):
 
 @then('{names} passed the FUOTA campaign')
 def passed(context, names):
-    """The campaign marks each device as passed (it answered with the new version)."""
+    """The campaign marks each device as passed (it answered with the new version), and the
+    device itself runs the campaign's firmware (its own state, not only the server's verdict)."""
+    image_version = _fuota(context).image_version
     for name in _names(names):
         state = _device_state(context, name)
         assert state["status"] == "passed", f"{name}: {state}"
+        running = _agent(context, name).firmware_version
+        assert running == image_version, \
+            f"the server passed {name}, but it runs {running:#010x}, not {image_version:#010x}"
 
 
 @then('"{name}" failed the FUOTA campaign with "{reason}"')
@@ -533,8 +550,11 @@ def runs_firmware(context, names, text):
 
 @then('"{name}" answered DevUpgradeImageReq with status {status:d}')
 def upgrade_image_status(context, name, status):
-    """The DevUpgradeImageAns status the server logged for the device (1: corrupt or badly signed,
-    2: other hardware, 3: valid)."""
+    """The device's own verdict on its image, as it noted it when answering (1: corrupt or badly
+    signed, 2: other hardware, 3: valid), and the DevUpgradeImageAns status the server logged."""
+    verdicts = [what for _, what in _agent(context, name).events if what.startswith("upgrade image status ")]
+    expected = f"upgrade image status {ts006.UpImageStatus(status).name}"
+    assert verdicts and verdicts[-1] == expected, f"{name}'s own verdicts: {verdicts}"
     dev_eui = f"{_agent(context, name).device.config.dev_eui:016X}"
     events = _api_call(context, "GET", f"{_campaign_path(context)}/events?kind=answer")
     statuses = [e["up_image_status"] for e in events
