@@ -148,6 +148,7 @@ def _flow(context) -> str:
 
 _SIZE = r"(?P<size>\d+(?:\.\d+)?\s*(?:[KMG]i?B|bytes?))"
 _OF_SIZE = rf"(?:\s+\(?(?:of\s+|with\s+an?\s+)?{_SIZE}(?:\s+image)?\)?)?"
+_SIGNED = r"(?:,?\s+signed\s+with\s+(?:an?\s+|the\s+)?(?P<unknown_key>unknown|other|another|wrong|rogue)\s+key)?"
 _OF_TYPE = r'(?:\s+of\s+(?:the\s+)?type\s+"?(?P<kind>[\w.-]+)"?)?'
 _BEHIND = r'(?:\s+behind\s+(?:the\s+)?gateway\s+"?(?P<gateway>[\w.-]+)"?)?'
 
@@ -336,11 +337,12 @@ def _tr069_ends(context, name: str, state: str) -> None:
 # -- CUPS (LoRa Basics Stations asking their CUPS server for updates every 24 hours) ----------
 
 CUPS_KEY = "release"  # the firmware team's signature key, on every station of the layer
+CUPS_UNKNOWN_KEY = "unknown"  # a key no station of the layer holds
 
 
 def _cups(context) -> dict:
     """What the layer remembers of the CUPS flow: update files made, each station's packages."""
-    return _layer(context).setdefault("cups", {"files": [], "runs": {}, "wants": {}})
+    return _layer(context).setdefault("cups", {"files": [], "runs": {}, "wants": {}, "signers": {}})
 
 
 def _cups_key(context) -> None:
@@ -363,15 +365,19 @@ def _cups_stations(context, names: list[str], version: str) -> None:
             _trackers(context).append(name)
 
 
-def _cups_update_file(context, version: str, size: str | None) -> str:
-    """The signed update file `<version>.bin` that installs this package."""
+def _cups_update_file(context, version: str, size: str | None, signed_by: str = CUPS_KEY) -> str:
+    """The update file `<version>.bin` that installs this package, signed with the team's key
+    (or a key no station holds)."""
     file, layer = f"{version}.bin", _cups(context)
     if file not in layer["files"]:
         _cups_key(context)
+        if signed_by != CUPS_KEY:
+            _run(context, f'Given the firmware team prepares the signature key "{signed_by}"')
         sized = f" of {size}" if size else ""
         _run(context, f'Given an update file "{file}"{sized} that installs package "{version}"',
-             f'And the firmware team signs "{file}" with the key "{CUPS_KEY}"')
+             f'And the firmware team signs "{file}" with the key "{signed_by}"')
         layer["files"].append(file)
+        layer["signers"][file] = signed_by
     return file
 
 
@@ -384,15 +390,21 @@ def _cups_upgrade(context, names: list[str], version: str) -> None:
 
 
 def _cups_ends(context, name: str, state: str) -> None:
-    """Succeeded: the station reported the package it was given to the LNS; failed: it still
-    runs, and reports, the package it had."""
+    """Succeeded: the station reported the package it was given to the LNS; failed: CUPS
+    withheld an update signed with a key the station lacks, or the station refused the update
+    it received (not run, removed), and it still runs, and reports, the package it had."""
     words = state.strip().lower()
     layer = _cups(context)
     assert name in layer["wants"], f"no upgrade of {name} in this scenario"
     if words in ("succeeded", "done", "installed"):
         package = layer["wants"][name]
     elif words in ("failed", "refused"):
-        package = layer["runs"][name]
+        package, signer = layer["runs"][name], layer["signers"][f"{layer['wants'][name]}.bin"]
+        if signer != CUPS_KEY:  # CUPS withholds an update signed with a key the station lacks
+            _run(context, f'Then the CUPS server sent station "{name}" no update because it '
+                          f'lacks the key "{signer}"')
+        else:  # every refusal the station notes is an "abort: …"
+            _run(context, f'Then station "{name}" refused the update: abort')
         _run(context, f'Then station "{name}" still runs package "{package}"')
     else:
         raise ValueError(f"no upgrade state {state!r} for a station; states: succeeded, failed")
@@ -430,11 +442,11 @@ def _fuota_devices(context, names: list[str], version: str) -> None:
         _trackers(context).append(name)
 
 
-def _fuota_image(context, version: str, size: str | None) -> None:
+def _fuota_image(context, version: str, size: str | None, variant: str = "") -> None:
     layer = _fuota_layer(context)
-    if layer["image"] != version or size:
+    if layer["image"] != version or size or variant:
         kib = parse_size(size or FUOTA_DEFAULT_SIZE) / 1024
-        _run(context, f"Given a firmware image of {kib:g} KiB for version {version}")
+        _run(context, f"Given a firmware image of {kib:g} KiB for version {version}{variant}")
         layer["image"] = version
 
 
@@ -504,23 +516,26 @@ def count_trackers_running(context, count, version, kind=None, gateway=None):
 
 
 @intent(given, when)(
-    rf"{_ARTICLE}(?:new\s+)?(?:firmware|RouterOS|package)\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}\s+is\s+"
+    rf"{_ARTICLE}(?:new\s+)?(?:firmware|RouterOS|package)\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?{_OF_SIZE}{_SIGNED}\s+is\s+"
     r"(?:available|published|uploaded|in\s+the\s+bucket)",
-    rf"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware{_OF_SIZE}\s+is\s+"
+    rf"version\s+\"?(?P<version>[\w.+-]+)\"?\s+of\s+the\s+firmware{_OF_SIZE}{_SIGNED}\s+is\s+"
     r"(?:available|published|uploaded)")
-def firmware_available(context, version, size=None):
+def firmware_available(context, version, size=None, unknown_key=None):
     """The firmware image of this version is published, ready for upgrades: `firmware 1.0.1 is
     available`, `version "2.0.0" of the firmware is published` (AWS IoT: in the FOTA bucket as
-    `fw-<version>.hex`); in the firmware REST flow with its size, `firmware 2.1.0 of 64 KiB is
-    available` (32 KiB unless said)."""
+    `fw-<version>.hex`; TR-069: the fixtures' RouterOS files); with its size in the other flows,
+    `firmware 2.1.0 of 64 KiB is available` (olt 32 KiB, FUOTA 3 KiB unless said); CUPS and
+    FUOTA images the devices must refuse: `firmware v1 signed with an unknown key is available`."""
+    if unknown_key and _flow(context) not in ("cups", "fuota"):
+        raise ValueError("only CUPS and FUOTA images are signed for the devices")
     if _flow(context) == "olt":
         _olt_firmware_available(context, version, size)
         return
     if _flow(context) == "cups":
-        _cups_update_file(context, version, size)
+        _cups_update_file(context, version, size, signed_by=CUPS_UNKNOWN_KEY if unknown_key else CUPS_KEY)
         return
     if _flow(context) == "fuota":
-        _fuota_image(context, version, size)
+        _fuota_image(context, version, size, " signed with an unknown key" if unknown_key else "")
         return
     if size:
         raise ValueError("only the firmware REST flow's images have a size to say")

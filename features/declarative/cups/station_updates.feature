@@ -25,3 +25,11 @@ Feature: Basics Station updates in a few lines
     When 1 day passes
     Then soon every station runs version v1
     And soon every upgrade ends succeeded
+
+  Scenario: An update signed with a key the station does not hold never reaches it
+    Given a station gw1 running package v0
+    And firmware v1 signed with an unknown key is available
+    When I upgrade gw1 to version v1
+    And 1 day passes
+    Then gw1 still runs version v0
+    And soon the upgrade of gw1 ends failed
