@@ -575,8 +575,13 @@ def upgrade(context, names, version):
     if _flow(context) == "fuota":
         _fuota_campaign(context, _names(names), version, {})
         return
-    if _flow(context) == "tr069":
-        _tr069_batch(context, f"to {version}", _names(names), version)
+    if _flow(context) == "tr069":  # one batch per version; routers on since join it
+        batch = f"to {version}"
+        if batch in _tr069(context)["batch_of"].values():
+            _run(context, f'When the operator clicks "Find new devices" in batch "{batch}"')
+            _tr069(context)["batch_of"].update({name: batch for name in _names(names)})
+        else:
+            _tr069_batch(context, batch, _names(names), version)
         for name in _names(names):
             _run(context, f'When the operator forces the upgrade of "{name}" in batch "to {version}" now')
         return
