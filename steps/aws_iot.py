@@ -319,14 +319,25 @@ def _execution_of(context, job, name):
     return execution
 
 
+# Terminal statuses only the device sets (TIMED_OUT, CANCELED, REMOVED come from the service).
+DEVICE_SET_STATUSES = ("SUCCEEDED", "FAILED", "REJECTED")
+
+
 @then("the job `{job}` of the `{name}` tracker is {status}")
 def job_status(context, job, name, status):
-    """The tracker's execution of the job has this status now; it is stored as `execution`.
-    With `soon` in front, the step is retried until it holds."""
+    """The tracker's execution of the job has this status now, as the Jobs service records it; it
+    is stored as `execution`. A status only the device sets (SUCCEEDED, FAILED, REJECTED) must
+    also be in the tracker's own log of accepted updates. With `soon` in front, the step is
+    retried until it holds."""
     execution = ota(context).values["execution"] = _execution_of(context, job, name)
     assert execution["status"] == status, (
         f"the job is {execution['status']}, not {status}; tracker events: "
         f"{_tracker(context, name).events[-8:]}")
+    if status in DEVICE_SET_STATUSES:  # only the device ends a job so: it must have said so
+        said = f"job {ota(context).values[job]} {status} ("
+        assert any(text.startswith(said) for _, text in _tracker(context, name).events), (
+            f"the Jobs service shows {status}, but the `{name}` tracker never had an update to "
+            f"{status} accepted; its events: {_tracker(context, name).events[-8:]}")
 
 
 @then("the job `{first}` of the `{name}` tracker finished before the job `{second}`")
