@@ -4,8 +4,15 @@ and one frame at a time on the radio."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from otaharness.servers.lorawan.duty_cycle import DUTY_CYCLE_GUARD_S, MIN_GAP_S, GatewayAirtime
+from otaharness.protocols.lorawan import EU868, LoRaWANError
+from otaharness.servers.lorawan.duty_cycle import (
+    DUTY_CYCLE_GUARD_S,
+    MIN_GAP_S,
+    GatewayAirtime,
+)
 
 GATEWAY, OTHER = 0xA1, 0xA2
 
@@ -50,12 +57,6 @@ def test_frequency_between_sub_bands_gets_the_strictest_limit() -> None:
 
 
 # --- The bookkeeping against a straightforward reading of the same rules ----------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from otaharness.protocols.lorawan import EU868, LoRaWANError  # noqa: E402
-
 
 class ReferenceAirtime:
     """The rules read literally: every booking kept in booking order and rescanned per check;

@@ -24,7 +24,7 @@ band opens after the last one).
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right, insort
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 from otaharness.protocols.lorawan import EU868, LoRaWANError, Region
@@ -112,8 +112,7 @@ class GatewayAirtime:
         for booking in timeline.bookings[first:]:
             if start + airtime + MIN_GAP_S <= booking.start:
                 break  # this one and all later-starting ones leave room before them
-            if booking.end + MIN_GAP_S > start:
-                start = booking.end + MIN_GAP_S
+            start = max(start, booking.end + MIN_GAP_S)
         return start
 
     def is_free(self, gateway: int, frequency: int, airtime: float, start: float) -> bool:
