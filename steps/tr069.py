@@ -561,20 +561,37 @@ def discard_upgrade(context, batch, name):
 @then('the status of {names} in batch "{batch}" is {status}')
 def batch_status(context, names, batch, status):
     """The devices' row on `View ACS upgrade batch`: queued, downloading, installed, Ready,
-    Error or discarded (case does not matter)."""
+    Error or discarded (case does not matter). The status is the ACS's record; a router shown
+    Ready must also run the batch's new version itself."""
     for name in _names(names):
         entry = _entry(context, batch, name)
         assert entry["state"] == status.strip().lower(), \
             f"{name} is {entry['state']} in batch {batch!r} (attempts {entry['attempts']}, " \
             f"last fault {entry['last_fault']}); ACS log: {_history(context, name)}"
+    if status.strip().lower() == "ready":
+        _ready_routers_run_new_version(context, batch, _names(names))
+
+
+def _ready_routers_run_new_version(context, batch: str, names: list[str]) -> None:
+    """The device side of Ready: the router's own SoftwareVersion is the batch's new version."""
+    new_version = _server(context).store.batch(_batch_id(context, batch))["new_version"]
+    for name in names:
+        running = _router(context, name).software_version
+        assert running == new_version, \
+            f"the ACS shows {name} Ready in batch {batch!r}, but it runs {running}, not {new_version}"
 
 
 @then('every device in batch "{batch}" is {status}')
 def batch_all_status(context, batch, status):
-    """Every row of the batch has this status."""
+    """Every row of the batch has this status (the ACS's record; every router shown Ready must
+    also run the batch's new version itself)."""
     entries = _server(context).store.batch_devices(_batch_id(context, batch))
     others = {e["device_id"]: e["state"] for e in entries if e["state"] != status.strip().lower()}
     assert entries and not others, f"not {status}: {others}"
+    if status.strip().lower() == "ready":
+        in_batch = {e["device_id"] for e in entries}
+        _ready_routers_run_new_version(context, batch, [
+            name for name in _flow(context).routers if _device_id(context, name) in in_batch])
 
 
 @then('"{name}" used {count:d} of its attempts in batch "{batch}"')
