@@ -102,6 +102,7 @@ def bearer_token_required(token: str | Callable[[], Collection[str]], *,
     return check_bearer_token
 
 
+LINGERING_CLOSE_SECONDS = 2.0
 REQUEST_TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                           b"Content-Length: 0\r\n\r\n")
 
@@ -116,6 +117,7 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self._deadline = ReadDeadline(self._loop, self._read_too_slow, min_rate=read_limits.min_rate)
         self._body_pending: Any = None  # the StreamReader of a request whose body is still coming
         self._frames: WebSocketFrameBoundaries | None = None
+        self._lingering_after_timeout = False
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -133,6 +135,8 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         super().set_parser(parser, data_received_cb)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering_after_timeout:
+            return  # answered 408 and half-closed: what still comes is dropped
         if self._frames is not None:
             self._observe_frames(data)
             super().data_received(data)
@@ -202,6 +206,14 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
             return
         if phase == "headers":
             self.transport.write(REQUEST_TIMEOUT_ANSWER)
+            if self.transport.can_write_eof():
+                # Lingering close (as Apache's): half-close and drop what still comes for a moment;
+                # closing at once makes the kernel answer the client's next byte with a reset,
+                # which can discard the 408 before the client has read it.
+                self.transport.write_eof()
+                self._lingering_after_timeout = True
+                self._loop.call_later(LINGERING_CLOSE_SECONDS, self.force_close)
+                return
         self.force_close()
 
 
