@@ -65,6 +65,24 @@ def presented_bearer_token(request: web.Request) -> str | None:
     return token
 
 
+API_DOCUMENT_PATH = "/openapi.json"  # every API's OpenAPI document: public, as API documents are
+
+
+def requests_routed_to(*paths: str) -> Callable[[web.Request], bool]:
+    """An ``exempt`` predicate: the route aiohttp dispatches the request to is one of ``paths``
+    (judged by the matched route, so no spelling of a path — percent-encoding, dot segments —
+    reaches another handler without its token)."""
+    def routed_to(request: web.Request) -> bool:
+        resource = request.match_info.route.resource
+        if resource is None:
+            # No handler runs (the router answers 405): on an exempt path that answer is let out.
+            return (isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed)
+                    and request.path in paths)
+        return resource.canonical in paths
+
+    return routed_to
+
+
 def _token_matches(presented: str, accepted: Collection[str]) -> bool:
     candidate = presented.encode("utf-8", "surrogateescape")
     # Every accepted token is compared, so the answer's timing does not say which one came close.

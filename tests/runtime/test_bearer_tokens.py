@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from otaharness.servers.http_service import bearer_token_required, new_token
+from otaharness.servers.http_service import API_DOCUMENT_PATH, bearer_token_required, new_token, requests_routed_to
 
 TOKEN = new_token()
 
@@ -96,3 +96,22 @@ async def test_exempt_paths_pass_and_a_callable_accepts_each_current_token() -> 
         accepted.discard(tenant_token)  # a revoked token stops working at once
         assert (await client.get("/", headers={"Authorization": f"Bearer {tenant_token}"})).status == 401
     assert len(calls) == 2
+
+
+async def test_exempt_routes_are_judged_by_the_route_dispatched_to() -> None:
+    """The API document is public; a spelling of another path does not borrow its exemption,
+    and a wrong method on an exempt path gets the router's 405, not a 401."""
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text=request.path)
+
+    app = web.Application(middlewares=[bearer_token_required(
+        TOKEN, exempt=requests_routed_to(API_DOCUMENT_PATH, "/device/hello"))])
+    app.router.add_get(API_DOCUMENT_PATH, ok)
+    app.router.add_get("/admin/{name}", ok)
+    app.router.add_post("/device/hello", ok)
+    async with TestClient(TestServer(app)) as client:
+        assert (await client.get(API_DOCUMENT_PATH)).status == 200
+        for sneaky in ("/admin/openapi.json", "/admin/%2Fopenapi.json", "/openapi.json/../admin/x"):
+            assert (await client.get(sneaky)).status == 401, sneaky
+        assert (await client.get("/device/hello")).status == 405
+        assert (await client.get("/nothing/here")).status == 401  # unknown paths are not revealed

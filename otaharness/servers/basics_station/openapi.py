@@ -79,7 +79,7 @@ def _paths() -> dict[str, Any]:
     firmware_upload["requestBody"] = {"required": True, "content": {"application/octet-stream": {
         "schema": {"type": "string", "format": "binary", "minLength": 1}}}}
     return {
-        UPDATE_INFO_PATH: {"post": update_info},
+        UPDATE_INFO_PATH: {"post": {**update_info, "security": [{}, {"stationCertificate": []}, {"stationToken": []}]}},
         "/admin/stations/{eui}": {
             "parameters": [EUI],
             "put": _operation("create the station or merge these fields into its twin", TWIN, (), "StationPut"),
@@ -101,7 +101,7 @@ def _paths() -> dict[str, Any]:
                                                          "content": {"application/octet-stream": {"schema": _OCTETS}}}},
                               ()),
             "delete": _operation("remove the file", {204: {"description": "removed"}}, ())},
-        "/openapi.json": {"get": {"summary": "this document",
+        "/openapi.json": {"get": {"summary": "this document (no token needed)", "security": [],
                                   "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}}},
     }
 
@@ -114,7 +114,16 @@ def openapi_document(base_url: str = "") -> dict[str, Any]:
                                 "(basicstation 2.0.6); /admin/ stands in for the Azure device twin and "
                                 "firmware container. " + JSON_LIMITS},
         "paths": _paths(),
-        "components": {"schemas": {
+        # /admin/ takes the admin token (`serve cups --json` prints it under tokens.cups); a
+        # station's CUPS request authenticates as the station instead (without TLS: nothing).
+        "security": [{"adminToken": []}],
+        "components": {"securitySchemes": {
+            "adminToken": {"type": "http", "scheme": "bearer"},
+            "stationCertificate": {"type": "mutualTLS",
+                                   "description": "a client certificate of the station CA naming the station's EUI"},
+            "stationToken": {"type": "http", "scheme": "bearer",
+                             "description": "the token of the station's cups.key (basicstation's token form)"},
+        }, "schemas": {
             "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
             "Twin": schemas.TWIN,
             "StationPut": schemas.STATION_PUT,

@@ -35,9 +35,11 @@ from otaharness.servers.basics_station.lns import LnsServer
 from otaharness.servers.basics_station.registry import FirmwareStore, StationRegistry
 from otaharness.servers.http_errors import undecodable_body
 from otaharness.servers.http_service import (
+    API_DOCUMENT_PATH,
     HttpSite,
     bearer_token_required,
     new_token,
+    requests_routed_to,
     serve_app,
 )
 
@@ -73,7 +75,7 @@ class BasicsStationServer:
     async def start(self) -> None:
         station_paths = {UPDATE_INFO_PATH}  # authenticated by certificate or station token instead
         cups_app = web.Application(middlewares=[
-            bearer_token_required(self.admin_token, exempt=lambda request: request.path in station_paths),
+            bearer_token_required(self.admin_token, exempt=requests_routed_to(*station_paths, API_DOCUMENT_PATH)),
             self.admin.errors, undecodable_body], client_max_size=MAX_FIRMWARE_SIZE)
         self.cups.add_routes(cups_app)
         self.admin.add_routes(cups_app)

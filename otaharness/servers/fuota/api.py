@@ -38,9 +38,21 @@ from typing import Any
 
 from aiohttp import web
 
-from otaharness.protocols.json_input import MAX_BYTES, MAX_INTEGER, JsonInputError, parse_json_object, validate
+from otaharness.protocols.json_input import (
+    MAX_BYTES,
+    MAX_INTEGER,
+    JsonInputError,
+    parse_json_object,
+    validate,
+)
 from otaharness.servers.http_errors import undecodable_body
-from otaharness.servers.http_service import HttpSite, bearer_token_required, serve_app
+from otaharness.servers.http_service import (
+    API_DOCUMENT_PATH,
+    HttpSite,
+    bearer_token_required,
+    requests_routed_to,
+    serve_app,
+)
 from otaharness.servers.json_body import describe, read_body
 
 from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
@@ -210,17 +222,8 @@ async def openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
-PUBLIC_PATHS = ("/openapi.json",)
-
-
-def is_public(request: web.Request) -> bool:
-    """The route aiohttp dispatches to is one anybody may read (however its path was spelled)."""
-    resource = request.match_info.route.resource
-    return resource is not None and resource.canonical in PUBLIC_PATHS
-
-
 def build_app(server: FuotaServer, token: str) -> web.Application:
-    app = web.Application(middlewares=[bearer_token_required(token, exempt=is_public),
+    app = web.Application(middlewares=[bearer_token_required(token, exempt=requests_routed_to(API_DOCUMENT_PATH)),
                                        json_errors, undecodable_body])
     app[SERVER_KEY] = server
     app.add_routes([

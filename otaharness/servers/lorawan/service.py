@@ -27,21 +27,21 @@ from otaharness.runtime.targets import boolean
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
 from otaharness.servers.http_errors import undecodable_body
-from otaharness.servers.http_service import HttpSite, bearer_token_required, new_token, serve_app
+from otaharness.servers.http_service import (
+    API_DOCUMENT_PATH,
+    HttpSite,
+    bearer_token_required,
+    new_token,
+    requests_routed_to,
+    serve_app,
+)
 
 from .app_api import ApplicationApi
 from .server import NetworkServer
 
 SERVER_NAMES = ("localhost",)
-PUBLIC_PATHS = ("/openapi.json",)
 # [targets.lorawan] / -D target.lorawan.<name>, checked when the config is loaded.
 SETTINGS = {"plain_http": boolean}  # serve the API over plain HTTP
-
-
-def is_public(request: web.Request) -> bool:
-    """The route aiohttp dispatches to is one anybody may read (however its path was spelled)."""
-    resource = request.match_info.route.resource
-    return resource is not None and resource.canonical in PUBLIC_PATHS
 
 
 class LoRaWANService:
@@ -58,7 +58,7 @@ class LoRaWANService:
 
     async def start(self, host: str = "127.0.0.1") -> None:
         # The token check first: a request without it never reaches a handler or its body.
-        app = web.Application(middlewares=[bearer_token_required(self.token, exempt=is_public),
+        app = web.Application(middlewares=[bearer_token_required(self.token, exempt=requests_routed_to(API_DOCUMENT_PATH)),
                                            undecodable_body])
         self.api.add_routes(app)
         self._site = await serve_app(app, host, 0, ssl_context=self._ssl_context)

@@ -16,11 +16,21 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
-from otaharness.servers.http_service import bearer_token_required
+from otaharness.servers.http_service import (
+    API_DOCUMENT_PATH,
+    bearer_token_required,
+    requests_routed_to,
+)
 
 from . import api_schemas
 from .acs import Acs, AcsError, NotFound
-from .names import MAX_DEVICE_ID, MAX_GROUP_NAME, check_file_name, check_text, parse_batch_id
+from .names import (
+    MAX_DEVICE_ID,
+    MAX_GROUP_NAME,
+    check_file_name,
+    check_text,
+    parse_batch_id,
+)
 from .openapi import openapi_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -54,7 +64,7 @@ class AdminApi:
 
     def application(self) -> web.Application:
         # The token is checked first: nothing of an unauthenticated request's body is read.
-        app = web.Application(middlewares=[bearer_token_required(self.token), _errors_as_json,
+        app = web.Application(middlewares=[bearer_token_required(self.token, exempt=requests_routed_to(API_DOCUMENT_PATH)), _errors_as_json,
                                            undecodable_body],
                               client_max_size=MAX_UPLOAD_BYTES)
         routes = [

@@ -141,7 +141,8 @@ def _paths() -> dict[str, Any]:
     file_headers = [_parameter(header, schema, f"the file's {column}", "header")
                     for header, (column, schema) in s.FILE_HEADERS.items()]
     return {
-        "/openapi.json": {"get": _operation("this document", ok(_OBJ))},
+        "/openapi.json": {"get": {"summary": "this document (no token needed)", "security": [],
+                                  "responses": ok(_OBJ)}},
         "/files": {"get": _operation(
             "files; with `group`, those whose OUI/ProductClass fit a device of the group",
             found(listed("File")),
@@ -207,8 +208,8 @@ def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "otaharness TR-069 ACS admin API", "version": "1",
-                 "description": "docs/tr069-acs.md. Every request needs `Authorization: Bearer "
-                                "<token>` (401 otherwise, before the body is read). Every "
+                 "description": "docs/tr069-acs.md. Every request but GET /openapi.json needs "
+                                "`Authorization: Bearer <token>` (401 otherwise, before the body is read). Every "
                                 "refusal is `{\"error\": …}`: 400 for invalid input (the field "
                                 "named), 404 for an unknown resource."},
         "paths": _paths(),
