@@ -26,3 +26,56 @@ def test_serves_s3_iot_and_cognito_on_a_loopback_port(moto_server: MotoServer) -
     assert s3.list_buckets()["Buckets"] == []
     assert moto_server.client("iot").list_things()["things"] == []
     assert moto_server.client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
+
+
+def test_slow_clients_are_cut_and_idle_keep_alive_is_not() -> None:
+    """Headers sent byte by byte, a half-made TLS handshake's stand-in (silence on a new
+    connection) and a stalled body are cut at their deadlines; a kept-alive connection idle
+    between requests longer than a deadline is not."""
+    import http.client
+    import socket
+    import time
+
+    from otaharness.servers.read_deadlines import ReadLimits
+
+    quick = ReadLimits(headers=0.5, headers_ceiling=1.0, body=1.0, handshake=0.5)
+    server = MotoServer(read_limits=quick)
+    url = server.start()
+    host, port = url.removeprefix("http://").split(":")
+    try:
+        def closed_within(sock: socket.socket, trickle: bytes, seconds: float) -> bool:
+            sock.settimeout(0.1)
+            deadline = time.monotonic() + seconds
+            for byte in trickle:
+                try:
+                    sock.sendall(bytes([byte]))
+                    if sock.recv(1) == b"":
+                        return True
+                except TimeoutError:
+                    pass
+                except OSError:
+                    return True
+                if time.monotonic() > deadline:
+                    return False
+            return False
+
+        slow = socket.create_connection((host, int(port)))
+        assert closed_within(slow, b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 1000, 10)
+        silent = socket.create_connection((host, int(port)))
+        silent.settimeout(10)
+        assert silent.recv(1) == b""  # cut after handshake + headers_ceiling
+        stalled = socket.create_connection((host, int(port)))
+        stalled.sendall(b"PUT /bucket/key HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+        stalled.settimeout(10)
+        started = time.monotonic()
+        while stalled.recv(4096):
+            pass
+        assert time.monotonic() - started < 10
+
+        kept = http.client.HTTPConnection(host, int(port), timeout=10)
+        for _ in range(2):
+            kept.request("GET", "/moto-api/data.json")
+            assert kept.getresponse().read()
+            time.sleep(2.0)  # idle longer than every deadline: not slowness
+    finally:
+        server.stop()

@@ -1,11 +1,24 @@
 """moto's AWS control plane (S3, IoT, iot-data, cognito-idp) served over HTTP on loopback.
 
 In-process `ThreadedMotoServer`, so the harness shares moto's backend objects (moto_gaps, the
-jobs service and the shadow bridge act on them directly)."""
+jobs service and the shadow bridge act on them directly).
+
+Slow clients: werkzeug reads each connection in its own thread with no deadline, so a client
+sending its headers byte by byte (or never finishing its TLS handshake) holds a thread for ever.
+The handler here gives a new connection ``handshake + headers_ceiling`` seconds for its handshake
+and first request's headers, a kept-alive connection ``headers_ceiling`` from the first byte of
+each next request (idle time between requests is not slowness), and each read of a body ``body``
+seconds (the limits of :mod:`otaharness.servers.read_deadlines`). Real time only: these threads
+are moto's, outside the scenario's loop; a scenario's virtual jumps cannot fire them, and its
+devices' bytes held by a link fault wait in virtual time, which costs little real time. A
+connection past its deadline is shut down from a timer thread (the handler's thread is blocked in
+a read, which the shutdown ends); no 408 is written, since a TLS socket cannot be written from a
+second thread while the first reads it."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -20,6 +33,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.server import MotoRequestHandler, ThreadedMotoServer
 
 from otaharness.runtime.broker import broker_backlog
+from otaharness.servers.read_deadlines import DEFAULT_READ_LIMITS, ReadLimits
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +63,34 @@ class _RequestCounter:
             self.in_flight -= 1
 
 
-def _counting_handler(counter: _RequestCounter) -> type:
+class _ConnectionDeadline:
+    """Shuts a connection down when its time is up, unless cancelled first."""
+
+    def __init__(self, connection: socket.socket, peer: str) -> None:
+        self._connection = connection
+        self._peer = peer
+        self._timer: threading.Timer | None = None
+
+    def start(self, seconds: float, what: str) -> None:
+        self.cancel()
+        self._timer = threading.Timer(seconds, self._cut, (what, seconds))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _cut(self, what: str, seconds: float) -> None:
+        log.info("closing the connection from %s: its %s did not arrive within %g s", self._peer, what, seconds)
+        try:
+            self._connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already gone
+
+
+def _counting_handler(counter: _RequestCounter, limits: ReadLimits) -> type:
     class CountingRequestHandler(MotoRequestHandler):
         # Counted from when parse_request() has read the headers until the response is written:
         # then the request is in moto's hands, out of the kernel's. Not earlier: a request whose
@@ -57,22 +98,42 @@ def _counting_handler(counter: _RequestCounter) -> type:
         # only the passing of (virtual) time releases them. A request body held back that way
         # still counts; the probe's timeout ends that wait.
         def parse_request(self) -> bool:
+            self._deadline.cancel()  # the headers are in
+            self.connection.settimeout(limits.body)  # each read of the body, if one comes
             parsed = super().parse_request()
             counter.enter()
             self._counted = True
             return parsed
 
         def handle(self) -> None:
+            self._deadline = _ConnectionDeadline(self.connection, self.client_address[0])
+            self._deadline.start(limits.handshake + limits.headers_ceiling, "TLS handshake and first request")
+            self._served_one = False
             try:
                 super().handle()
             except ssl.SSLError as error:  # a client that refused our certificate, or spoke no TLS
                 log.info("TLS with %s failed: %s", self.client_address[0], error)
+            finally:
+                self._deadline.cancel()
 
         def handle_one_request(self) -> None:
             self._counted = False
+            if self._served_one:
+                try:
+                    arrived = self.rfile.peek(1)  # idle until the next request's first byte
+                except OSError:
+                    arrived = b""
+                if arrived:
+                    self._deadline.start(limits.headers_ceiling, "request headers")
             try:
                 super().handle_one_request()
             finally:
+                self._served_one = True
+                self._deadline.cancel()
+                try:
+                    self.connection.settimeout(None)
+                except OSError:
+                    pass
                 if self._counted:
                     counter.exit()
 
@@ -84,8 +145,10 @@ class MotoServer:
     not in the accepting one, so a slow or faulted client holds up nobody else)."""
 
     def __init__(self, host: str = "127.0.0.1", region: str = REGION,
-                 tls_context: ssl.SSLContext | None = None) -> None:
+                 tls_context: ssl.SSLContext | None = None,
+                 read_limits: ReadLimits = DEFAULT_READ_LIMITS) -> None:
         self.host = host
+        self.read_limits = read_limits
         self.region = region
         self.tls_context = tls_context
         self._server: ThreadedMotoServer | None = None
@@ -100,7 +163,7 @@ class MotoServer:
         self._server.start()
         self._requests = _RequestCounter()
         # moto 5.2.5 builds its werkzeug server in start(); nothing has connected yet.
-        self._server._server.RequestHandlerClass = _counting_handler(self._requests)
+        self._server._server.RequestHandlerClass = _counting_handler(self._requests, self.read_limits)
         # werkzeug listens with a backlog of 128: a fleet's simultaneous range GETs overflow it,
         # and a dropped SYN is retried a real second later, long after virtual time moved on.
         # Linux takes a second listen() as the new backlog.
