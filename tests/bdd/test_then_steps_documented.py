@@ -9,7 +9,7 @@ from behave.step_registry import registry
 
 from otaharness.bdd import STEP_LIBRARY, load_step_library
 
-DOC = STEP_LIBRARY.parent / "docs" / "then-steps.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "then-steps.md"  # the checkout's docs (tests may run on the installed wheel)
 # | `` pattern `` | source | why |   or, for a regular-expression step,   | `` example `` (`function`) | …
 ROW = re.compile(r"^\| `` (?P<step>.+?) `` (?:\(`(?P<function>\w+)`\) )?\| (?P<source>[^|]+?) \| (?P<why>[^|]*?) \|$")
 SOURCES = {"device", "wire", "server record", "scenario"}

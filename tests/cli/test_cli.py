@@ -59,7 +59,7 @@ def _steps(*args):
 
 
 def test_steps_search_by_words_and_flow_as_json():
-    found = json.loads(_steps("--search", "links", "cut", "--format", "json").stdout)
+    found = json.loads(_steps("--search", "links", "endpoint", "cut", "--format", "json").stdout)
     assert found[0]["pattern"] == 'the link between "{device}" and the {endpoint} endpoint is {fault}'
     assert found[0]["flow"] == "common" and found[0]["example"].startswith(
         ("Given the link between", "When the link between"))
