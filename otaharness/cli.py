@@ -9,8 +9,10 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -156,7 +158,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.broker:
         settings["broker"] = args.broker
     config = load_config(settings)
-    runtime = Runtime(config, name="serve", virtual=False, state_dir=args.state_dir)
+    runtime = Runtime(config, name="serve", virtual=False, state_dir=args.state_dir,
+                      tls_key_log=config.capture_dir is not None)
+    # Without --state-dir, each serve keeps its state in a folder of its own, removed when it
+    # stops: two serves started in one working folder must not empty each other's databases.
+    scratch = Path(tempfile.mkdtemp(prefix="otaharness-serve-")) if args.state_dir is None else None
+    if scratch is not None:
+        runtime.artifacts = scratch
 
     async def serve() -> None:
         stop = asyncio.Event()
@@ -183,6 +191,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         leftovers = runtime.close()
         if leftovers:
             logging.warning("left running after shutdown: %s", "; ".join(leftovers))
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
@@ -289,8 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", metavar="DIR", type=Path,
                        help="keep each server's state (databases, files) in DIR/<service> and "
                        "the TLS CAs in DIR/pki across restarts, so credentials issued before "
-                       "still verify (default: a fresh folder in reports/artifacts/serve and "
-                       "new CAs each start)")
+                       "still verify (default: a temporary folder of this serve's own, removed when it "
+                       "stops, and new CAs each start)")
     serve.add_argument("--broker", metavar="URL|mosquitto|amqtt",
                        help="the MQTT broker: an external mqtt://host:port, or which to spawn")
     serve.add_argument("-D", dest="define", action="append", default=[], metavar="NAME=VALUE",

@@ -88,8 +88,11 @@ def slug(text: str, limit: int = 80) -> str:
 class Runtime:
     def __init__(self, config: HarnessConfig, *, name: str = "scenario",
                  seed: int | None = None, virtual: bool | None = None,
-                 state_dir: Path | None = None) -> None:
+                 state_dir: Path | None = None, tls_key_log: bool = True) -> None:
         self.config = config
+        # TLS session secrets for Wireshark: kept for a scenario's artifacts and pcaps; `serve`
+        # keeps them only when it captures (anyone with the log could read tokens off the wire).
+        self.tls_key_log = tls_key_log
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.name = name
         self.seed = seed if seed is not None else (
@@ -308,7 +311,8 @@ class Runtime:
 
             kept = self.state_dir / "pki" if self.state_dir is not None else None
             self._pki = Pki(authorities=kept)
-            self._pki.keylog = self._pki.directory / "tls-keys.log"
+            if self.tls_key_log:
+                self._pki.keylog = self._pki.directory / "tls-keys.log"
         return self._pki
 
     def _finish_capture(self) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Collection
@@ -44,6 +45,35 @@ from otaharness.servers.read_deadlines import (
 )
 
 log = logging.getLogger(__name__)
+
+# Credentials a request line may carry: what follows an auth scheme (Bearer, Basic, or a Digest
+# response), and a basicstation token file's header line.
+_CREDENTIAL = re.compile(r"(?i)(authorization\s*:\s*(?:(?:bearer|basic)\s+)?)[^\s'\"\\]+"
+                         r"|(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"
+                         r"|(response=\"?)[0-9a-f]{8,}")
+
+
+def redact_credentials(text: str) -> str:
+    """``text`` with every credential of an Authorization header, bearer token or Digest response
+    replaced by ``<redacted>``."""
+    return _CREDENTIAL.sub(lambda m: f"{m[1] or m[2] or m[3]}<redacted>", text)
+
+
+class _RedactCredentials(logging.Filter):
+    """aiohttp logs a request line it cannot parse (a header with a stray CR, a line too long)
+    with the raw bytes, which can be an Authorization header: redact it before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact_credentials(record.getMessage())
+        record.args = ()
+        if record.exc_info:
+            record.exc_text = redact_credentials(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+for _aiohttp_logger in ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.websocket"):
+    logging.getLogger(_aiohttp_logger).addFilter(_RedactCredentials())
 
 REALM = "otaharness"
 TOKEN_BYTES = 32

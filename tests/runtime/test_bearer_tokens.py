@@ -115,3 +115,34 @@ async def test_exempt_routes_are_judged_by_the_route_dispatched_to() -> None:
             assert (await client.get(sneaky)).status == 401, sneaky
         assert (await client.get("/device/hello")).status == 405
         assert (await client.get("/nothing/here")).status == 401  # unknown paths are not revealed
+
+
+async def test_a_malformed_authorization_line_never_reaches_the_log(caplog) -> None:
+    """Found from outside: a token header ending in a stray CR (a basicstation token file's line)
+    made aiohttp log the raw line, token and all. Every served app's logs are redacted."""
+    import logging
+
+    from otaharness.servers.http_service import serve_app
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    site = await serve_app(app)
+    token = new_token()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+                         + b"\r\r\nX: y\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+        assert answer.split(b" ")[1] == b"400"
+        logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in caplog.records)
+        assert caplog.records, "aiohttp logged nothing: the check would prove nothing"
+        assert token not in logged and token[:16] not in logged
+        assert "<redacted>" in logged
+    finally:
+        await site.stop()
