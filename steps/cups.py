@@ -128,7 +128,7 @@ def _update_file(context, file: str) -> Path:
 def _tool_access(context) -> list[str]:
     """The admin API's token and (with TLS) the trust file, as an operator passes them."""
     endpoints = _server(context).endpoints()
-    return ["--token", ota(context).token_for("cups") or ""] + (["--ca", endpoints["ca"]] if "ca" in endpoints else [])
+    return [f"--token={ota(context).token_for('cups') or ''}"] + (["--ca", endpoints["ca"]] if "ca" in endpoints else [])
 
 
 def _run_tool(context, command: str, argv: list[str]) -> None:
@@ -138,7 +138,12 @@ def _run_tool(context, command: str, argv: list[str]) -> None:
     module.add_arguments(parser)
     errors = io.StringIO()
     with contextlib.redirect_stderr(errors):
-        status = ota(context).run(module.run(parser.parse_args(argv)))
+        try:
+            arguments = parser.parse_args(argv)
+        except SystemExit as refused:  # argparse's way: fail the step, not the whole run
+            raise AssertionError(f"otaharness cups {command} refused its arguments: "
+                                 f"{errors.getvalue().strip()}") from refused
+        status = ota(context).run(module.run(arguments))
     assert status == 0, f"otaharness cups {command} failed ({status}): {errors.getvalue().strip()}"
 
 

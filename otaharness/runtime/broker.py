@@ -503,7 +503,7 @@ class MosquittoBroker(Broker):
         if tool is None:
             log.warning("mosquitto_passwd not found: anonymous clients can reach $aws/ topics")
             return
-        password = secrets.token_urlsafe(24)
+        password = secrets.token_hex(24)  # hex: never taken for an option by a command line
         password_file = self._directory / "passwords"
         subprocess.run([tool, "-b", "-c", str(password_file), SERVICE_USERNAME, password],
                        check=True, capture_output=True, timeout=START_TIMEOUT)

@@ -82,8 +82,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def new_token() -> str:
-    """A bearer token: 32 bytes from the OS CSPRNG, URL-safe base64 (RFC 6750 b64token)."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A bearer token: 32 bytes from the OS CSPRNG, URL-safe base64 (RFC 6750 b64token), never
+    starting with "-": one in 64 did, and `--token -…` is an option to every command-line parser
+    (argparse refused it: a CLI tool, and a scenario step running one, died with exit 2)."""
+    while True:
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        if not token.startswith("-"):
+            return token
 
 
 def presented_bearer_token(request: web.Request) -> str | None:

@@ -146,3 +146,18 @@ async def test_a_malformed_authorization_line_never_reaches_the_log(caplog) -> N
         assert "<redacted>" in logged
     finally:
         await site.stop()
+
+
+def test_a_token_never_looks_like_a_command_line_option() -> None:
+    """One token in 64 began with "-", and `--token -…` made argparse end a CLI tool (and a
+    scenario step running one in process) with exit 2."""
+    import argparse
+
+    from otaharness.api_token_option import add_token_option
+
+    parser = argparse.ArgumentParser()
+    add_token_option(parser)
+    for _ in range(2000):
+        token = new_token()
+        assert not token.startswith("-")
+        assert parser.parse_args(["--token", token]).token == token

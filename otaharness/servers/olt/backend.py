@@ -24,6 +24,7 @@ from otaharness.protocols import olt
 from otaharness.servers.olt import schemas
 from otaharness.servers.olt.errors import (
     Conflict, Forbidden, Gone, InvalidDocument, Locked, NotFound, Unauthorized)
+from otaharness.servers.http_service import new_token
 from otaharness.servers.olt.store import Store
 
 log = logging.getLogger(__name__)
@@ -179,7 +180,7 @@ class OltBackend:
         client = self.store.client(client_id)
         if client is None or not secrets.compare_digest(client[0], _sha256(client_secret)):
             raise Unauthorized("invalid client credentials", extra={"code": "invalid_client"})
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         with self.db:
             self.store.add_token(_sha256(token), client[1], client[2],
                                  self.clock.epoch() + self.token_lifetime)
