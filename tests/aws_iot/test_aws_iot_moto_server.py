@@ -61,6 +61,10 @@ def test_slow_clients_are_cut_and_idle_keep_alive_is_not() -> None:
 
         slow = socket.create_connection((host, int(port)))
         assert closed_within(slow, b"GET / HTTP/1.1\r\nX-Slow: " + b"a" * 1000, 10)
+        # the request line at once, then headers trickling (the request line alone is no proof)
+        trickling = socket.create_connection((host, int(port)))
+        trickling.sendall(b"GET / HTTP/1.1\r\n")
+        assert closed_within(trickling, b"X-Slow: " + b"a" * 1000, 10)
         silent = socket.create_connection((host, int(port)))
         silent.settimeout(10)
         assert silent.recv(1) == b""  # cut after handshake + headers_ceiling

@@ -98,9 +98,9 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits) -> type:
         # only the passing of (virtual) time releases them. A request body held back that way
         # still counts; the probe's timeout ends that wait.
         def parse_request(self) -> bool:
+            parsed = super().parse_request()  # reads the headers (the request line is in)
             self._deadline.cancel()  # the headers are in
             self.connection.settimeout(limits.body)  # each read of the body, if one comes
-            parsed = super().parse_request()
             counter.enter()
             self._counted = True
             return parsed
