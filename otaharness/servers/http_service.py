@@ -10,6 +10,9 @@ byte of its body is read or validated. Answers follow RFC 6750 §3: ``WWW-Authen
 realm=…``, with ``error="invalid_token"`` only when a token was presented. Tokens come from
 :func:`new_token` (the OS CSPRNG, never a scenario seed) and are compared in constant time.
 
+Logs: importing this module redacts aiohttp's log records (:func:`redact_credentials`): aiohttp
+logs a request line it cannot parse raw, and that line can be an ``Authorization`` header.
+
 Slow clients: aiohttp has no deadline for receiving a request's headers or body (only a keep-alive
 timeout for idle connections, 3630 s), so a client sending its headers byte by byte holds a
 connection for an hour, and a few thousand of them hold the server. ``serve_app`` therefore hands
