@@ -106,17 +106,23 @@ def presented_bearer_token(request: web.Request) -> str | None:
 API_DOCUMENT_PATH = "/openapi.json"  # every API's OpenAPI document: public, as API documents are
 
 
+def routed_path(request: web.Request) -> str | None:
+    """The path template of the route aiohttp dispatches the request to (None: no route), so that
+    auth follows the handler that will run, however the path was spelled (percent-encoding, dot
+    segments)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else None
+
+
 def requests_routed_to(*paths: str) -> Callable[[web.Request], bool]:
-    """An ``exempt`` predicate: the route aiohttp dispatches the request to is one of ``paths``
-    (judged by the matched route, so no spelling of a path — percent-encoding, dot segments —
-    reaches another handler without its token)."""
+    """An ``exempt`` predicate: the route the request is dispatched to is one of ``paths``."""
     def routed_to(request: web.Request) -> bool:
-        resource = request.match_info.route.resource
-        if resource is None:
+        route = routed_path(request)
+        if route is None:
             # No handler runs (the router answers 405): on an exempt path that answer is let out.
             return (isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed)
                     and request.path in paths)
-        return resource.canonical in paths
+        return route in paths
 
     return routed_to
 

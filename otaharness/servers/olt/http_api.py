@@ -28,6 +28,7 @@ from typing import Any
 from aiohttp import web
 
 from otaharness.servers.http_errors import undecodable_body
+from otaharness.servers.http_service import API_DOCUMENT_PATH, routed_path
 
 from otaharness.protocols.json_input import JsonInputError, parse_json
 from otaharness.servers.olt.backend import OltBackend, Page, Principal, parse_rfc3339
@@ -43,7 +44,7 @@ BLOB_LIMIT = 16 * 1024 * 1024
 CHUNK = 64 * 1024
 TOKEN_PATH = "/v1/id/auth/realms/olt/protocol/openid-connect/token"
 TENANTS_PATH = "/v1/tenants"
-PUBLIC_PATHS = ("/openapi.json", TOKEN_PATH)
+PUBLIC_PATHS = (API_DOCUMENT_PATH, TOKEN_PATH)
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -136,13 +137,6 @@ def _bearer(request: web.Request) -> str:
     return token.strip()
 
 
-def _route_path(request: web.Request) -> str | None:
-    """The path template of the route the request matched (None: no route), so that auth follows
-    the route aiohttp dispatches to, however the path was spelled (percent-encoding)."""
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else None
-
-
 class OltHttpApi:
     def __init__(self, backend: OltBackend, *, blob_limit: int = BLOB_LIMIT,
                  operator_token: str) -> None:
@@ -189,7 +183,7 @@ class OltHttpApi:
     @web.middleware
     async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            route = _route_path(request)
+            route = routed_path(request)
             if route == TENANTS_PATH:
                 self._authenticate_operator(_bearer(request))
             elif route not in PUBLIC_PATHS:
