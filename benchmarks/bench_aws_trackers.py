@@ -55,7 +55,7 @@ import aiohttp
 
 from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock,
                                 report, run_sizes, run_until_done)
-from emulators.aws_tracker import Tracker
+from otaharness.emulators.aws_tracker import Tracker
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.mqtt import MqttClient

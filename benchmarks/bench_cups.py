@@ -29,8 +29,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock, run_sizes
-from emulators.basics_station import BasicsStation, StationHome, StationSettings
-from emulators.basics_station.cups_http import post_update_info
+from otaharness.emulators.basics_station import BasicsStation, StationHome, StationSettings
+from otaharness.emulators.basics_station.cups_http import post_update_info
 from otaharness.protocols.basics_station import format_eui
 from otaharness.provision.basics_station import prepare_signature_key, upgrade_firmware, write_firmware_digest
 from otaharness.runtime.clock import VirtualClock

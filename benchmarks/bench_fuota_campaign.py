@@ -24,7 +24,7 @@ does per received frame what the device does on reception: PHYPayload decode, FC
 reconstruction, MIC check, FRMPayload decryption, TS004 command parse, FEC decoder push; every
 device must rebuild the image. As in the devices, the MIC check, the decryption and the parse of
 one multicast frame are done once and shared by every device that received it (same octets, same
-keys: emulators.lorawan_device.device.shared_multicast_*, fuota.agent.shared_downlink_commands);
+keys: otaharness.emulators.lorawan_device.device.shared_multicast_*, fuota.agent.shared_downlink_commands);
 decode, FCnt and the decoder are each device's own. The ratio "campaign wall time / codec baseline" (wall_s /
 baseline_s) is the cost of the whole campaign (unicast stages, network server, radio, agents,
 SQLite) in units of the devices' own reception and decoding of the fragments. This codec work,
@@ -47,12 +47,12 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from benchmarks.measure import Figures, Stopwatch, on_virtual_clock, run_sizes, run_until_done
-from emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
-from emulators.lorawan_device.device import (forget_shared_multicast_work, shared_multicast_mic_is_valid,
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
+from otaharness.emulators.lorawan_device.device import (forget_shared_multicast_work, shared_multicast_mic_is_valid,
                                              shared_multicast_plaintext)
-from emulators.lorawan_device.fuota import FuotaAgent, build_image
-from emulators.lorawan_device.fuota.agent import forget_shared_parses, shared_downlink_commands
-from emulators.radio import FixedLoss, RadioMedium
+from otaharness.emulators.lorawan_device.fuota import FuotaAgent, build_image
+from otaharness.emulators.lorawan_device.fuota.agent import forget_shared_parses, shared_downlink_commands
+from otaharness.runtime.radio import FixedLoss, RadioMedium
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota.fec import DecoderState, FragmentDecoder, clear_caches, encode_block
 from otaharness.protocols.lorawan import (DataFrame, MType, SessionKeys, build_data_frame, decode_phy_payload,

@@ -27,8 +27,8 @@ from functools import partial
 from pathlib import Path
 
 from benchmarks.measure import Figures, Stopwatch, on_virtual_clock, run_sizes, run_until_done
-from emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
-from emulators.lorawan_field import LoRaWANField
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
+from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.protocols.lorawan import (EU868, DataFrame, MType, SessionKeys, build_data_frame,
                                           decode_phy_payload, derive_mc_session_keys, reconstruct_fcnt)
 from otaharness.runtime.clock import VirtualClock

@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from benchmarks.measure import Figures, Stopwatch, gather_limited, on_virtual_clock, run_sizes
-from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
-from fixtures import fixture_path
+from otaharness.emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
+from otaharness.fixtures import fixture_path
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.mqtt import MqttClient

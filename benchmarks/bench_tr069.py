@@ -33,9 +33,9 @@ from typing import Any
 import aiohttp
 
 from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, on_virtual_clock, run_sizes
-from emulators.cpe.connection_request import ConnectionRequestServer
-from emulators.cpe.device import Cpe
-from fixtures import fixture_path
+from otaharness.emulators.cpe.connection_request import ConnectionRequestServer
+from otaharness.emulators.cpe.device import Cpe
+from otaharness.fixtures import fixture_path
 from otaharness.protocols.cwmp.codes import EVENT_PERIODIC
 from otaharness.runtime.clock import VirtualClock
 from otaharness.servers.tr069 import AcsServer

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
-from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
-from emulators.lorawan_field import LoRaWANField
-from emulators.radio import FixedLoss
+from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
+from otaharness.emulators.lorawan_field import LoRaWANField
+from otaharness.runtime.radio import FixedLoss
 from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.lora_capture import LoraCapture

@@ -1,6 +1,6 @@
 """A LoRaWAN field: Basics Stations with radios and end devices sharing one radio medium.
 
-Used by ``otaharness emulate lorawan`` (:mod:`emulators.lorawan_cli`), the lorawan steps, the
+Used by ``otaharness emulate lorawan`` (:mod:`otaharness.emulators.lorawan_cli`), the lorawan steps, the
 end-to-end tests and the multicast benchmark, so that all of them put the same pieces together::
 
     field = LoRaWANField(home_dir, clock, rng, tc_uri="ws://lns:6038", dial=runtime.link,
@@ -21,11 +21,11 @@ import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from emulators.basics_station import BasicsStation, StationHome, StationSettings
-from emulators.basics_station.radio import StationRadio
-from emulators.lorawan_device import DeviceConfig, LoRaWANDevice
-from emulators.radio import RadioMedium
-from emulators.radio.propagation import Position
+from otaharness.emulators.basics_station import BasicsStation, StationHome, StationSettings
+from otaharness.emulators.basics_station.radio import StationRadio
+from otaharness.emulators.lorawan_device import DeviceConfig, LoRaWANDevice
+from otaharness.runtime.radio import RadioMedium
+from otaharness.runtime.radio.propagation import Position
 from otaharness.protocols.lorawan import EU868, Region
 from otaharness.runtime.clock import Clock
 from otaharness.runtime.lora_capture import LoraCapture

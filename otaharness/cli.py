@@ -22,11 +22,11 @@ from otaharness.runtime.targets import ConfigError, load_config
 # Emulator kinds for `otaharness emulate KIND`: a module with add_arguments(parser) and
 # `async def run(args) -> int`, running on real time against any endpoint.
 EMULATORS: dict[str, str] = {
-    "aws-tracker": "emulators.aws_tracker.cli",
-    "basics-station": "emulators.basics_station.cli",
-    "cpe": "emulators.cpe.cli",
-    "lorawan": "emulators.lorawan_cli",
-    "olt-gateway": "emulators.olt_gateway.cli",
+    "aws-tracker": "otaharness.emulators.aws_tracker.cli",
+    "basics-station": "otaharness.emulators.basics_station.cli",
+    "cpe": "otaharness.emulators.cpe.cli",
+    "lorawan": "otaharness.emulators.lorawan_cli",
+    "olt-gateway": "otaharness.emulators.olt_gateway.cli",
 }
 
 # Flow commands (provisioning tools and the like), `otaharness FLOW COMMAND`: same module shape.

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from behave import given, then, when
 
 from otaharness.bdd.support import json_argument, ota, substitute
-from emulators.aws_tracker.tracker import JobRejected, Tracker
+from otaharness.emulators.aws_tracker.tracker import JobRejected, Tracker
 from otaharness.servers.aws_iot import DATA_ENDPOINT
 
 # The seed names AWS services by their JavaScript SDK v3 package; boto3 names work as well.

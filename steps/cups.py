@@ -5,7 +5,7 @@ The back end is the flow's service (`runtime.service("cups")`: CUPS with its adm
 the station registry). Operator actions go through the same tools an operator runs
 (`otaharness cups prepare|upgrade-firmware`) or the admin API; checks read the server's and the
 stations' state in process, so they also work inside `soon`. Stations are
-`emulators.basics_station` instances reaching the back end through the runtime's link proxies.
+`otaharness.emulators.basics_station` instances reaching the back end through the runtime's link proxies.
 """
 
 import argparse
@@ -25,14 +25,14 @@ import aiohttp
 from behave import given, then, when
 from cryptography import x509
 
-from emulators.basics_station import (
+from otaharness.emulators.basics_station import (
     BasicsStation,
     CredentialSet,
     StationHome,
     StationSettings,
 )
-from emulators.basics_station.cups_http import post_update_info
-from emulators.basics_station.tls import station_tls
+from otaharness.emulators.basics_station.cups_http import post_update_info
+from otaharness.emulators.basics_station.tls import station_tls
 from otaharness.bdd.support import ota, start_flow, substitute
 from otaharness.cli import COMMANDS
 from otaharness.protocols.basics_station import (

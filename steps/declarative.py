@@ -176,7 +176,7 @@ def _olt_devices(context, names: list[str], version: str, kind: str | None,
                  gateway: str | None) -> None:
     """Devices of a type behind a gateway (switched on the first time), their firmware slot
     holding an image of this version, as a device leaves the factory."""
-    from emulators.olt_gateway.device import SlotImage  # the device's slot, set before the flow
+    from otaharness.emulators.olt_gateway.device import SlotImage  # the device's slot, set before the flow
 
     layer, kind, gateway = _olt(context), kind or OLT_DEFAULT_TYPE, gateway or OLT_DEFAULT_GATEWAY
     if kind not in layer["types"]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from behave import given, then, when
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from emulators.lorawan_device import AbpActivation, DeviceConfig
-from emulators.lorawan_device.fuota import PROFILES, FuotaAgent, build_image
-from emulators.radio import FixedLoss
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig
+from otaharness.emulators.lorawan_device.fuota import PROFILES, FuotaAgent, build_image
+from otaharness.runtime.radio import FixedLoss
 from otaharness.bdd.lorawan_world import lorawan_world
 from otaharness.bdd.support import api_session, ota
 from otaharness.protocols.fuota import PACKAGES_BY_FPORT

@@ -12,9 +12,9 @@ import asyncio
 import aiohttp
 from behave import given, then, when
 
-from emulators.basics_station import StationHome
-from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
-from emulators.radio import FixedLoss, Transmission
+from otaharness.emulators.basics_station import StationHome
+from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
+from otaharness.runtime.radio import FixedLoss, Transmission
 from otaharness.bdd.lorawan_world import LoRaWANWorld, Received, lorawan_world
 from otaharness.bdd.support import api_session, ota
 from otaharness.protocols.basics_station import format_eui

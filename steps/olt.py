@@ -25,8 +25,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from behave import given, then, when
 
-from emulators.olt_gateway import FieldDevice, OltApiClient, OltApiError, OltGateway
-from fixtures import fixture_path
+from otaharness.emulators.olt_gateway import FieldDevice, OltApiClient, OltApiError, OltGateway
+from otaharness.fixtures import fixture_path
 from otaharness.bdd.support import json_argument, mismatches, ota
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.servers.http_service import new_token

@@ -5,7 +5,7 @@ what the ACS and the routers did.
 The back end is the flow's service (`runtime.service("tr069")`: the ACS, its file server and
 its admin API). Operator actions go through the admin API, as the Splynx pages would; checks
 read the ACS's store and the routers' state in process, so they also work inside `soon`.
-Routers are `emulators.cpe.Cpe` instances registered in `runtime.devices`, each dialling the
+Routers are `otaharness.emulators.cpe.Cpe` instances registered in `runtime.devices`, each dialling the
 ACS and the file server from its own address through the runtime's link proxies (so
 `the link between "cpe3" and the ACS endpoint is refused` applies), and sharing one
 Connection Request listener.
@@ -21,10 +21,10 @@ from urllib.parse import quote
 import aiohttp
 from behave import given, then, when
 
-from emulators.cpe.connection_request import ConnectionRequestServer
-from emulators.cpe.device import Cpe
-from emulators.cpe.quirks import Quirks
-from fixtures import fixture_path
+from otaharness.emulators.cpe.connection_request import ConnectionRequestServer
+from otaharness.emulators.cpe.device import Cpe
+from otaharness.emulators.cpe.quirks import Quirks
+from otaharness.fixtures import fixture_path
 from otaharness.bdd.support import ota, start_flow
 from otaharness.protocols.cwmp import DownloadResponse, Fault, Inform, TransferComplete, parse_envelope
 from otaharness.servers.tr069 import device_id_of

@@ -1,8 +1,8 @@
 """nRF9160 asset tracker emulator for the AWS IoT Jobs FOTA flow (see tracker.py)."""
 
-from emulators.aws_tracker.download import DownloadFailed, RangeDownload
-from emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
-from emulators.aws_tracker.tracker import (
+from otaharness.emulators.aws_tracker.download import DownloadFailed, RangeDownload
+from otaharness.emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
+from otaharness.emulators.aws_tracker.tracker import (
     Flash, JobRejected, RequestRejected, ShadowRejected, Tracker, TrackerError)
 
 __all__ = [

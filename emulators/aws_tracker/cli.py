@@ -1,5 +1,5 @@
 """`otaharness emulate aws-tracker`: N nRF asset trackers on real time against any broker and S3
-endpoint, until interrupted. Every tracker event is logged (logger `emulators.aws_tracker`).
+endpoint, until interrupted. Every tracker event is logged (logger `otaharness.emulators.aws_tracker`).
 
 A real AWS IoT account (mutual TLS on 8883; the thing's certificate and key as downloaded from
 AWS, Amazon Root CA 1 from the system's trust store unless --ca names a file)::
@@ -24,12 +24,12 @@ import logging
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from emulators.aws_tracker.tracker import Tracker, TrackerError
+from otaharness.emulators.aws_tracker.tracker import Tracker, TrackerError
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttError
 from otaharness.runtime.pki import client_context
 
-log = logging.getLogger("emulators.aws_tracker")
+log = logging.getLogger("otaharness.emulators.aws_tracker")
 
 # Connections opened at once: a fleet starting together should not flood the broker's backlog.
 CONNECT_CONCURRENCY = 50

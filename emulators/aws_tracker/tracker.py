@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulators.aws_tracker.download import DownloadFailed, RangeDownload
-from emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
+from otaharness.emulators.aws_tracker.download import DownloadFailed, RangeDownload
+from otaharness.emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
 from otaharness.runtime.mqtt import MqttClient, MqttError
 from otaharness.runtime.tasks import BackgroundTasks
 

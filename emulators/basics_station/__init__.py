@@ -1,7 +1,7 @@
 """Emulated LoRa Basics Station: CUPS firmware updates and the LNS connection."""
 
-from emulators.basics_station.home import CredentialSet, StationHome
-from emulators.basics_station.station import (
+from otaharness.emulators.basics_station.home import CredentialSet, StationHome
+from otaharness.emulators.basics_station.station import (
     BasicsStation,
     StationEvent,
     StationSettings,

@@ -14,8 +14,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from emulators.basics_station.home import StationHome
-from emulators.basics_station.station import BasicsStation, StationSettings
+from otaharness.emulators.basics_station.home import StationHome
+from otaharness.emulators.basics_station.station import BasicsStation, StationSettings
 from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.runtime.clock import Clock, RealClock
 

@@ -34,9 +34,9 @@ import collections
 import logging
 from typing import Any
 
-from emulators.basics_station.station import BasicsStation
-from emulators.radio import RadioError, RadioMedium, Reception, Transmission
-from emulators.radio.propagation import Position
+from otaharness.emulators.basics_station.station import BasicsStation
+from otaharness.runtime.radio import RadioError, RadioMedium, Reception, Transmission
+from otaharness.runtime.radio.propagation import Position
 from otaharness.protocols.basics_station import BasicsStationCodecError
 from otaharness.protocols.basics_station.lns_data import (
     DeviceClass,

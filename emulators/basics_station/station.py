@@ -50,19 +50,19 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 
-from emulators.basics_station.cups_http import (
+from otaharness.emulators.basics_station.cups_http import (
     CupsHttpError,
     CupsReplyCut,
     post_update_info,
 )
-from emulators.basics_station.home import (
+from otaharness.emulators.basics_station.home import (
     RESTART_REQUEST,
     UPDATE_FILE,
     UPDATE_PARTIAL,
     CredentialSet,
     StationHome,
 )
-from emulators.basics_station.tls import TlsSetupError, station_tls
+from otaharness.emulators.basics_station.tls import TlsSetupError, station_tls
 from otaharness.protocols.basics_station import (
     ROUTER_INFO_PATH,
     BasicsStationCodecError,

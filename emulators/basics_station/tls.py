@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from emulators.basics_station.home import CredentialSet, StationHome
+from otaharness.emulators.basics_station.home import CredentialSet, StationHome
 from otaharness.protocols.basics_station import station_auth_header_lines
 
 

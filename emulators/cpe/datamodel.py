@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from fixtures import fixture_path
+from otaharness.fixtures import fixture_path
 
 FIXTURES = fixture_path("tr069")
 

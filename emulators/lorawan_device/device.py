@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from emulators.radio import DeviceRadio, DutyCycleTracker, Position, RadioMedium, Reception, Transmission
+from otaharness.runtime.radio import DeviceRadio, DutyCycleTracker, Position, RadioMedium, Reception, Transmission
 from otaharness.protocols.lorawan import mac_commands as mc
 from otaharness.protocols.lorawan.airtime import frame_time_on_air_s, lora_symbol_time_s
 from otaharness.protocols.lorawan.errors import LoRaWANError

@@ -8,9 +8,9 @@ import asyncio
 import logging
 from urllib.parse import urlsplit
 
-from emulators.olt_gateway.api_client import OltApiClient
-from emulators.olt_gateway.device import FieldDevice
-from emulators.olt_gateway.gateway import OltGateway
+from otaharness.emulators.olt_gateway.api_client import OltApiClient
+from otaharness.emulators.olt_gateway.device import FieldDevice
+from otaharness.emulators.olt_gateway.gateway import OltGateway
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from emulators.olt_gateway.api_client import InstallationGone, OltApiClient, OltApiError
-from emulators.olt_gateway.device import Ack, Begin, Chunk, Commit, FieldDevice
+from otaharness.emulators.olt_gateway.api_client import InstallationGone, OltApiClient, OltApiError
+from otaharness.emulators.olt_gateway.device import Ack, Begin, Chunk, Commit, FieldDevice
 from otaharness.protocols import olt
 
 log = logging.getLogger(__name__)

@@ -13,17 +13,12 @@ and by re-exporting our hooks from its ``environment.py``::
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+import importlib
 from pathlib import Path
 
-import otaharness
+import otaharness.steps
 
-# The `steps` distribution package sits beside `otaharness` (in site-packages, or at the root of
-# a checkout). It is loaded from there by file rather than imported as `steps`: a user's own
-# `steps` folder would shadow that name.
-STEP_LIBRARY = Path(otaharness.__file__).resolve().parent.parent / "steps"
-_PREFIX = "otaharness_step_library."
+STEP_LIBRARY = Path(otaharness.steps.__file__).resolve().parent
 
 
 def step_modules() -> list[str]:
@@ -32,14 +27,8 @@ def step_modules() -> list[str]:
 
 def load_step_library(*names: str) -> None:
     """Register our steps (all modules, or the named ones) with behave, once per process."""
-    for name in names or step_modules():
-        module_name = _PREFIX + name
-        if module_name in sys.modules:
-            continue
-        path = STEP_LIBRARY / f"{name}.py"
-        if not path.exists():
-            raise LookupError(f"no step module {name!r}; there are: {', '.join(step_modules())}")
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
+    available = step_modules()
+    for name in names or available:
+        if name not in available:
+            raise LookupError(f"no step module {name!r}; there are: {', '.join(available)}")
+        importlib.import_module(f"{otaharness.steps.__name__}.{name}")  # imported once: registered once

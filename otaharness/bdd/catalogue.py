@@ -15,7 +15,7 @@ from typing import Iterable
 from otaharness.bdd import STEP_LIBRARY
 
 STEP_TYPES = ("given", "when", "then", "step")
-FEATURES = STEP_LIBRARY.parent / "features"  # this repository's features (in a checkout)
+FEATURES = STEP_LIBRARY.parent / "features"  # in a checkout, steps/ sits beside features/
 
 
 @dataclass
@@ -132,9 +132,28 @@ def catalogue(feature_dirs: Iterable[Path] = ()) -> list[StepEntry]:
     from otaharness.bdd import load_step_library
 
     load_step_library()
+    user_dirs = [Path("features"), *feature_dirs]
+    load_user_steps(user_dirs)
     entries = registered_steps()
-    add_examples(entries, [FEATURES, Path("features"), *feature_dirs])
+    add_examples(entries, [FEATURES, *user_dirs])
     return entries
+
+
+def load_user_steps(feature_dirs: Iterable[Path]) -> None:
+    """Register a user's own steps (``<features>/steps/*.py``) as behave does before a run, so
+    the catalogue lists them beside ours; a file already executed is not executed again."""
+    from behave.runner_util import exec_file
+
+    for folder in feature_dirs:
+        for path in sorted((folder / "steps").glob("*.py")):
+            path = path.resolve()
+            if path.parent == STEP_LIBRARY or path in _EXECUTED_USER_STEPS:
+                continue
+            _EXECUTED_USER_STEPS.add(path)
+            exec_file(str(path), {"__file__": str(path), "__name__": path.stem})
+
+
+_EXECUTED_USER_STEPS: set[Path] = set()
 
 
 # -- word search ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from emulators.lorawan_field import LoRaWANField
+from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.bdd.support import ota
 from otaharness.protocols.lorawan.errors import LoRaWANError
 from otaharness.protocols.lorawan.crypto import frm_payload_cipher

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from otaharness.fixtures import fixture_path
 from otaharness.runtime.faults import ContainerFault, Kill, Pause, Restart, Start
 from otaharness.runtime.targets import boolean, seconds
 
@@ -661,7 +662,7 @@ async def _flow_in_external_mode(runtime, flow: str, container: Container) -> An
 # -- features that bring their own docker target ----------------------------------------------
 
 TARGET_TAG = "docker-target:"
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "docker"
+FIXTURES = fixture_path("docker")
 
 
 def scenario_config(config, tags) -> tuple[Any, str | None]:

@@ -28,7 +28,7 @@ from otaharness.protocols.lorawan.keys import SessionKeys
 from otaharness.runtime.capture import LINKTYPE_LORATAP, PcapWriter
 
 if TYPE_CHECKING:  # the runtime does not depend on the emulators at run time
-    from emulators.radio import AirFrame, RadioMedium, Reception
+    from otaharness.runtime.radio import AirFrame, RadioMedium, Reception
 
 # LoRaTap v0: lt_version, lt_padding, lt_length, frequency (Hz), bandwidth (125 kHz units), sf,
 # packet_rssi, max_rssi, current_rssi, snr (0.25 dB, two's complement), sync_word.

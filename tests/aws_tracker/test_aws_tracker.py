@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tracker_world import BUCKET, World, event, run_scenario, started, texts
 
-from emulators.aws_tracker import JobRejected
+from otaharness.emulators.aws_tracker import JobRejected
 from otaharness.runtime.mqtt import MqttClient
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from emulators.aws_tracker import cli
+from otaharness.emulators.aws_tracker import cli
 from otaharness.cli import build_parser
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import RealClock

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from emulators.aws_tracker.download import ContentRangeError, parse_content_range, range_header
-from emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
-from emulators.aws_tracker.tracker import imei_of
+from otaharness.emulators.aws_tracker.download import ContentRangeError, parse_content_range, range_header
+from otaharness.emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
+from otaharness.emulators.aws_tracker.tracker import imei_of
 
 SEED_DOCUMENT = {  # features/FOTA.feature.md (shared/seeds/003)
     "operation": "app_fw_update", "size": 13, "filename": "1.0.1.hex",

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from emulators.basics_station import BasicsStation, StationHome, StationSettings
+from otaharness.emulators.basics_station import BasicsStation, StationHome, StationSettings
 from otaharness.protocols.basics_station import Credentials
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.runtime.pki import Pki

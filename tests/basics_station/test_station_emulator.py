@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import aiohttp
 from basics_station_world import World, run_world
 
-from emulators.basics_station import BasicsStation, StationHome, StationSettings
+from otaharness.emulators.basics_station import BasicsStation, StationHome, StationSettings
 from otaharness.protocols.basics_station import NO_UPDATE, Credentials, UpdateInfoRequest, key_crc
 from otaharness.runtime.clock import RealClock, VirtualClock, VirtualEventLoop
 
@@ -191,7 +191,7 @@ def test_version_message_byte_exact_and_the_emulator_on_real_time(tmp_path: Path
 def test_cli_builds_several_stations_with_their_own_homes(tmp_path: Path) -> None:
     import argparse
 
-    from emulators.basics_station import cli
+    from otaharness.emulators.basics_station import cli
 
     parser = argparse.ArgumentParser()
     cli.add_arguments(parser)

@@ -2,7 +2,7 @@
 their EUI or a token, each refusal on the wire, the station's TLS set-up as basicstation 2.0.6
 does it (mbedTLS 2.28 name check, token header lines), and CUPS credential rotation with fallback.
 
-The stations are the emulator (``emulators.basics_station``) on a virtual clock; raw refusals are
+The stations are the emulator (``otaharness.emulators.basics_station``) on a virtual clock; raw refusals are
 checked with plain TLS clients built from the same credential files."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 
-from emulators.basics_station import CredentialSet, StationHome
-from emulators.basics_station.cups_http import post_update_info
-from emulators.basics_station.tls import TlsSetupError, mbedtls_names_match, station_tls
+from otaharness.emulators.basics_station import CredentialSet, StationHome
+from otaharness.emulators.basics_station.cups_http import post_update_info
+from otaharness.emulators.basics_station.tls import TlsSetupError, mbedtls_names_match, station_tls
 from otaharness.protocols.basics_station import (
     Credentials,
     RouterInfoRequest,

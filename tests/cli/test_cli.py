@@ -93,6 +93,30 @@ def test_steps_take_examples_from_the_working_directorys_features(tmp_path):
     assert entry["example_at"] == "features/mine.feature:3"
 
 
+def test_steps_lists_the_users_own_steps_beside_ours(tmp_path):
+    """In a user's repository (features/steps/ loading our library), the catalogue holds both:
+    the user's steps under their module's name, searchable like ours."""
+    steps = tmp_path / "features" / "steps"
+    steps.mkdir(parents=True)
+    (steps / "ota.py").write_text("from otaharness.bdd import load_step_library\nload_step_library()\n")
+    (steps / "lab.py").write_text(textwrap.dedent('''\
+        from behave import given
+
+        @given("the lab bench {bench} is powered")
+        def step_bench(context, bench):
+            """Power the named bench of our lab."""
+        '''))
+    result = subprocess.run([*OTAHARNESS, "steps", "--search", "bench", "powered", "--format", "json"],
+                            cwd=tmp_path, capture_output=True, text=True, check=True)
+    (entry,) = json.loads(result.stdout)
+    assert (entry["flow"], entry["pattern"], entry["doc"]) == (
+        "lab", "the lab bench {bench} is powered", "Power the named bench of our lab.")
+    flows = {e["flow"] for e in json.loads(subprocess.run(
+        [*OTAHARNESS, "steps", "--format", "json"], cwd=tmp_path, capture_output=True, text=True,
+        check=True).stdout)}
+    assert {"lab", "common", "tr069", "declarative"} <= flows
+
+
 def test_run_help_documents_our_options_and_what_passes_to_behave():
     result = subprocess.run([*OTAHARNESS, "run", "--help"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -13,7 +13,7 @@ from typing import Any
 
 import requests
 
-from emulators.radio import RadioMedium
+from otaharness.runtime.radio import RadioMedium
 from live_loop import LiveLoop
 from otaharness.runtime.clock import RealClock
 from otaharness.servers.fuota import FuotaServer

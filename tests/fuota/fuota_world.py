@@ -13,9 +13,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
-from emulators.lorawan_device.fuota import SPECIFICATION, FuotaAgent, FuotaProfile, build_image
-from emulators.radio import FixedLoss, RadioMedium
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
+from otaharness.emulators.lorawan_device.fuota import SPECIFICATION, FuotaAgent, FuotaProfile, build_image
+from otaharness.runtime.radio import FixedLoss, RadioMedium
 from otaharness.protocols.lorawan import SessionKeys
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.servers.fuota import CampaignConfig, CampaignDevice, CampaignState, FuotaServer, Stage

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from fuota_world import HW_VERSION, NEW_VERSION, OLD_VERSION, SIGNING_KEY, image
 
-from emulators.lorawan_device import AbpActivation, DeviceConfig
-from emulators.lorawan_device.fuota import FuotaAgent
-from emulators.lorawan_field import LoRaWANField
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig
+from otaharness.emulators.lorawan_device.fuota import FuotaAgent
+from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005

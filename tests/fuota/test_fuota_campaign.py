@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fuota_world import HW_VERSION, NEW_VERSION, OLD_VERSION, OTHER_KEY, FuotaWorld, image, run_world
 
-from emulators.lorawan_device.fuota import LORAMAC_NODE, SPECIFICATION
+from otaharness.emulators.lorawan_device.fuota import LORAMAC_NODE, SPECIFICATION
 from otaharness.protocols.fuota.fec import DecoderState
 from otaharness.servers.fuota import CampaignKind, DeviceStatus
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from fuota_world import HW_VERSION, NEW_VERSION, OLD_VERSION, OTHER_KEY, SIGNING_KEY, image
 
-from emulators.lorawan_device import DeviceClock, MulticastGroup, MulticastSession
-from emulators.lorawan_device.fuota import FuotaAgent
+from otaharness.emulators.lorawan_device import DeviceClock, MulticastGroup, MulticastSession
+from otaharness.emulators.lorawan_device.fuota import FuotaAgent
 from otaharness.protocols.fuota import CLOCK_SYNC, FIRMWARE_MANAGEMENT, FRAGMENTATION, MULTICAST_SETUP, Command
 from otaharness.protocols.fuota import clock_sync as ts003
 from otaharness.protocols.fuota import firmware_management as ts006

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fuota_world import NEW_VERSION, OLD_VERSION, FuotaWorld, image, run_world
 
-from emulators.lorawan_device.fuota import SPECIFICATION
+from otaharness.emulators.lorawan_device.fuota import SPECIFICATION
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005

@@ -9,8 +9,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
-from emulators.lorawan_field import LoRaWANField
+from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
+from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 from otaharness.runtime.lora_capture import LoraCapture
 from otaharness.servers.basics_station.registry import StationRecord

@@ -35,7 +35,7 @@ def test_join_uplink_and_class_a_downlink(tmp_path: Path) -> None:
 
 def test_station_sends_updf_fields_as_the_real_station(tmp_path: Path) -> None:
     """Signed DevAddr and MIC, FPort -1 without a port, the radio tail; RefTime from MuxTime."""
-    from emulators.lorawan_device import AbpActivation, DeviceConfig
+    from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig
     from otaharness.protocols.lorawan import SessionKeys
 
     keys = SessionKeys(nwk_s_key=bytes(range(16)), app_s_key=bytes(range(16, 32)))
@@ -118,7 +118,7 @@ def test_multicast_frame_reaches_the_members_and_no_one_else(tmp_path: Path) -> 
 
 
 def test_replayed_uplink_on_the_air_is_rejected(tmp_path: Path) -> None:
-    from emulators.radio import Transmission
+    from otaharness.runtime.radio import Transmission
 
     async def main(world: World) -> None:
         assert world.field is not None and world.api is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 from lorawan_e2e_world import World, run_world
 from scapy.utils import RawPcapReader
 
-from emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
 from otaharness.protocols.lorawan import EU868, DataFrame, SessionKeys, decode_phy_payload, derive_mc_session_keys, reconstruct_fcnt
 from otaharness.runtime.lora_capture import KEY_TABLE, LORATAP_V0
 

@@ -7,8 +7,8 @@ import asyncio
 import random
 from typing import Any
 
-from emulators.basics_station.radio import StationRadio
-from emulators.radio import RadioMedium, Reception
+from otaharness.emulators.basics_station.radio import StationRadio
+from otaharness.runtime.radio import RadioMedium, Reception
 from otaharness.protocols.basics_station.lns_data import DeviceClass, DownlinkMessage
 from otaharness.protocols.lorawan import EU868
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
@@ -129,7 +129,7 @@ def test_class_c_waits_for_the_duty_cycle_of_its_sub_band() -> None:
 
 
 def test_uplink_leaves_as_updf_with_signed_fields() -> None:
-    from emulators.radio import Transmission
+    from otaharness.runtime.radio import Transmission
     from otaharness.protocols.lorawan import MType, SessionKeys, build_data_frame
 
     async def main(clock: VirtualClock) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulators.lorawan_device import DeviceConfig, LoRaWANDevice
-from emulators.radio import GatewayRadio, RadioMedium, Reception, Transmission
+from otaharness.emulators.lorawan_device import DeviceConfig, LoRaWANDevice
+from otaharness.runtime.radio import GatewayRadio, RadioMedium, Reception, Transmission
 from otaharness.protocols.lorawan import (
     EU868,
     DataFrame,

@@ -17,9 +17,9 @@ from lorawan_radio_world import (
     run_virtual,
 )
 
-from emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig, MacSettings
-from emulators.lorawan_device.mac import MacContext, answer_mac_commands
-from emulators.radio import RadioMedium, Transmission
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig, MacSettings
+from otaharness.emulators.lorawan_device.mac import MacContext, answer_mac_commands
+from otaharness.runtime.radio import RadioMedium, Transmission
 from otaharness.protocols.lorawan import EU868, DownlinkFCtrl, MType, SessionKeys, build_data_frame
 from otaharness.protocols.lorawan import mac_commands as mc
 from otaharness.protocols.lorawan.keys import derive_mc_session_keys

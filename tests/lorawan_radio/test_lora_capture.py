@@ -18,8 +18,8 @@ from pathlib import Path
 from lorawan_radio_world import APP_KEY, RX2_FREQUENCY, MiniNetwork, NetworkSession, make_device, otaa_config, run_virtual
 from scapy.utils import RawPcapReader
 
-from emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
-from emulators.radio import RadioMedium, Transmission
+from otaharness.emulators.lorawan_device import AbpActivation, DeviceClass, DeviceConfig
+from otaharness.runtime.radio import RadioMedium, Transmission
 from otaharness.protocols.lorawan import (
     EU868,
     DataFrame,

@@ -19,14 +19,14 @@ from lorawan_radio_world import (
     run_virtual,
 )
 
-from emulators.lorawan_device import (
+from otaharness.emulators.lorawan_device import (
     AbpActivation,
     DeviceClass,
     DeviceConfig,
     DeviceError,
     DevNonceMode,
 )
-from emulators.radio import RadioMedium, Transmission
+from otaharness.runtime.radio import RadioMedium, Transmission
 from otaharness.protocols.lorawan import (
     EU868,
     DataFrame,
@@ -369,7 +369,7 @@ def test_reboot_keeps_what_nvm_keeps() -> None:
 
 
 def test_reboot_cuts_an_uplink_in_progress() -> None:
-    from emulators.lorawan_device import DeviceResetError
+    from otaharness.emulators.lorawan_device import DeviceResetError
 
     async def main(clock):
         medium = RadioMedium(EU868, random.Random(3))

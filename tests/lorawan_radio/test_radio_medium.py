@@ -9,7 +9,7 @@ import random
 import pytest
 from lorawan_radio_world import RX2_FREQUENCY, run_virtual, uplink
 
-from emulators.radio import (
+from otaharness.runtime.radio import (
     DutyCycleExceeded,
     FixedLoss,
     GilbertElliott,

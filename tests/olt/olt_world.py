@@ -27,7 +27,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
+from otaharness.emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.servers.olt.backend import Principal, TenantCredentials

@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 from olt_world import Api, ShiftedClock, fetch_token, fixture_json, image, start_server
 
-from emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
-from emulators.olt_gateway import cli as gateway_cli
+from otaharness.emulators.olt_gateway import FieldDevice, OltApiClient, OltGateway
+from otaharness.emulators.olt_gateway import cli as gateway_cli
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.runtime.pki import Pki, client_context

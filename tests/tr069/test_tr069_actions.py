@@ -12,8 +12,8 @@ import pytest
 from tr069_world import (
     DAY, FIXTURES, HOUR, World, booted, device_id, events_of)
 
-from emulators.cpe.device import retry_wait
-from emulators.cpe.profiles import MIKROTIK_FACTORY_CONFIGURATION
+from otaharness.emulators.cpe.device import retry_wait
+from otaharness.emulators.cpe.profiles import MIKROTIK_FACTORY_CONFIGURATION
 from otaharness.protocols.cwmp import parse_envelope
 from otaharness.servers.tr069 import AcsConfig
 from otaharness.protocols.http_digest import basic_authorization

@@ -9,8 +9,8 @@ from tr069_world import (
     CHECK_DELAY, DAY, FIXTURES, HOUR, MONDAY, World, assert_schema_valid, booted, device_id,
     events_of, mikrotik_batch, run_to, starts_by_day)
 
-from emulators.cpe.firmware import build_dummy_npk
-from emulators.cpe.quirks import Quirks
+from otaharness.emulators.cpe.firmware import build_dummy_npk
+from otaharness.emulators.cpe.quirks import Quirks
 
 
 def test_seed_flow_upgrades_on_boot_inside_the_window_then_ready(run_world, cwmp_schemas):

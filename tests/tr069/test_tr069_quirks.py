@@ -11,7 +11,7 @@ from tr069_world import HOUR, World, booted, device_id, events_of
 
 from otaharness.protocols.cwmp import CWMP_1_0
 from otaharness.servers.tr069 import AcsConfig
-from emulators.cpe.quirks import Quirks
+from otaharness.emulators.cpe.quirks import Quirks
 
 CREDENTIALS = {"username": "cpe", "password": "secret"}
 QUIRKS = {

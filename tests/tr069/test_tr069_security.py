@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, inform_bytes, rpc_bytes
 
-from emulators.cpe.quirks import Quirks
+from otaharness.emulators.cpe.quirks import Quirks
 from otaharness.protocols.cwmp import CWMP_1_0, CWMP_1_2, Fault, parse_envelope
 from otaharness.protocols.http_digest import (
     AuthError, DigestClient, DigestVerifier, ServerAuth, basic_authorization, digest_response,

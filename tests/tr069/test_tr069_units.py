@@ -9,8 +9,8 @@ import random
 import pytest
 from tr069_world import FIXTURES
 
-from emulators.cpe.datamodel import DataModel
-from emulators.cpe.firmware import (
+from otaharness.emulators.cpe.datamodel import DataModel
+from otaharness.emulators.cpe.firmware import (
     CorruptFile, build_dummy_npk, build_image, parse_alter_script, parse_dummy_npk, parse_image,
     parse_upgrade_xml)
 from otaharness.servers.tr069.schedule import (
@@ -116,7 +116,7 @@ def test_data_models_have_the_forced_inform_parameters():
 # --- the CPE's answers to ACS requests ----------------------------------------------------------
 def _cpe():  # type: ignore[no-untyped-def]
     from otaharness.runtime.clock import VirtualClock
-    from emulators.cpe import Cpe
+    from otaharness.emulators.cpe import Cpe
 
     return Cpe("S1", acs_url="http://127.0.0.1:1/", clock=VirtualClock(), rng=random.Random(1))
 

@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 from lxml import etree
 
-from emulators.cpe.connection_request import ConnectionRequestServer
-from emulators.cpe.device import Cpe
+from otaharness.emulators.cpe.connection_request import ConnectionRequestServer
+from otaharness.emulators.cpe.device import Cpe
 from otaharness.protocols.cwmp import (
     CWMP_1_0, DeviceIdStruct, Envelope, EventStruct, Header, Inform, build_envelope)
 from otaharness.protocols.cwmp.schemas import SchemasUnavailable, load_schemas, validation_errors

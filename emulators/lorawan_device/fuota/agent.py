@@ -1,6 +1,6 @@
 """The FUOTA packages of an emulated end device (TS003, TS004, TS005, TS006 v1).
 
-:class:`FuotaAgent` sits on a :class:`~emulators.lorawan_device.LoRaWANDevice` through its
+:class:`FuotaAgent` sits on a :class:`~otaharness.emulators.lorawan_device.LoRaWANDevice` through its
 public per-FPort hooks (``set_port_handler`` for 200-203, ``send``, ``add_multicast_group``,
 ``start_multicast_session``, ``clock``) and owns the application's uplink schedule: it sends
 queued answers, and otherwise an empty poll uplink every ``poll_interval_s`` so that the class A

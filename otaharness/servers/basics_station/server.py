@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from fixtures import fixture_path
+from otaharness.fixtures import fixture_path
 from otaharness.protocols.basics_station import UPDATE_INFO_PATH
 from otaharness.runtime.clock import Clock
 from otaharness.runtime.pki import LOCAL_NAMES, CertificateAuthority, Pki

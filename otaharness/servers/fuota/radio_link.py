@@ -1,7 +1,7 @@
 """The network server wired straight to an in-process radio medium (tests and benchmarks).
 
 :class:`RadioGatewayPort` is a :class:`~otaharness.servers.lorawan.GatewayPort` that plays the
-Basics Station's radio side for gateways on a :class:`~emulators.radio.RadioMedium`: each
+Basics Station's radio side for gateways on a :class:`~otaharness.runtime.radio.RadioMedium`: each
 gateway's receptions become ``updf``/``jreq`` messages for :meth:`NetworkServer.handle_uplink`,
 and every ``dnmsg`` is transmitted on the medium at the station's time (class A: the uplink's
 ``xtime`` + RxDelay, + 1 s for RX2; class C: at once) and answered with a ``dntxed``. A
@@ -16,7 +16,7 @@ import asyncio
 import logging
 from typing import Any
 
-from emulators.radio import GatewayRadio, Position, RadioError, RadioMedium, Reception, Transmission
+from otaharness.runtime.radio import GatewayRadio, Position, RadioError, RadioMedium, Reception, Transmission
 from otaharness.protocols.basics_station.lns_data import (
     DownlinkMessage,
     DownlinkTransmitted,
