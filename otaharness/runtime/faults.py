@@ -3,7 +3,11 @@
 A fault is a small frozen value; the proxy (``runtime/proxy.py``) interprets it. Every flow shares
 this vocabulary, and feature files name faults with the phrases ``parse_link_fault`` reads, e.g.
 ``cut after 4 KiB``, ``delayed by 2 seconds``, ``throttled to 1 KiB/s``, ``dropped``, ``refused``.
-Device faults (reboot, power cut) live with the emulators, not here.
+How a device reboots or loses power lives with the emulators; *when* a power cut strikes is a
+fault here (``PowerCut``: ``power cut at 64 KiB``, ``power cut after 30 s``), so ``otaharness
+emulate`` and ``otaharness load`` read the same phrases as scenarios with ``parse_fault`` /
+``parse_faults``, and ``parse_device_selection`` reads which devices of a fleet get them
+(``25%``, ``1,3,5-7``, ``all``).
 
 Container faults are what the harness can do to a back end running in a docker target
 (``runtime/docker_targets.py``): ``paused for 30 seconds`` (it hangs: connections stay open,
@@ -80,8 +84,10 @@ class Refuse:
 LinkFault = Drop | Delay | Throttle | CutAfter | Refuse
 
 _CUT = re.compile(r"cut after (.+?)( every time)?")
-_DELAY = re.compile(r"delayed by (.+)")
-_THROTTLE = re.compile(r"throttled to (.+)")
+# The scenario phrase ("delayed by 2 seconds") and the imperative a command line reads better
+# with ("delay 2 s", "throttle to 1 KiB/s").
+_DELAY = re.compile(r"(?:delayed by|delay(?: by)?) (.+)")
+_THROTTLE = re.compile(r"(?:throttled|throttle)(?: to)? (.+)")
 _PHRASES_HELP = (
     "'cut after 4 KiB', 'cut after 100 bytes every time', 'delayed by 2 seconds', "
     "'throttled to 1 KiB/s', 'dropped' or 'refused'"
@@ -107,6 +113,171 @@ def parse_link_fault(text: str) -> LinkFault:
     except ValueError as exc:
         raise LinkFaultError(f"in link fault {text!r}: {exc}") from exc
     raise LinkFaultError(f"not a link fault: {text!r}; expected one of {_PHRASES_HELP}")
+
+
+# -- power cuts and fleets ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PowerCut:
+    """The device loses power once, then boots again after ``off_seconds``: when ``at_bytes``
+    have reached it over its links (every connection counted, from its start), or
+    ``after_seconds`` after it started. Exactly one of the two is set."""
+
+    at_bytes: int | None = None
+    after_seconds: float | None = None
+    off_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.at_bytes is None) == (self.after_seconds is None):
+            raise LinkFaultError("a power cut strikes at a byte count or after a time (one of them)")
+        if self.at_bytes is not None and (isinstance(self.at_bytes, bool) or self.at_bytes < 0):
+            raise LinkFaultError(f"a power cut's byte count must be 0 or more, not {self.at_bytes!r}")
+        if self.after_seconds is not None and not self.after_seconds >= 0:
+            raise LinkFaultError(f"a power cut's time must be 0 s or more, not {self.after_seconds!r}")
+        if not self.off_seconds >= 0:
+            raise LinkFaultError(f"power stays off 0 s or more, not {self.off_seconds!r}")
+
+
+Fault = LinkFault | PowerCut
+
+_POWER = re.compile(r"power (?:cut|loss|lost|off) (?:at|after) (.+?)(?: for (.+))?")
+_FAULT_PHRASES_HELP = (f"{_PHRASES_HELP}, 'power cut at 64 KiB', 'power cut after 30 s' "
+                       "(either with 'for 5 s' of power off)")
+
+
+def parse_fault(text: str) -> Fault:
+    """Read ``power cut at 64 KiB``, ``power cut after 30 s for 5 s`` or any link fault phrase
+    (``cut after 40 KiB``, ``throttled to 1 KiB/s``, ...) into a fault."""
+    phrase = " ".join(text.strip().lower().split())
+    match = _POWER.fullmatch(phrase)
+    if match is None:
+        if phrase.startswith("power"):
+            raise LinkFaultError(f"not a power cut: {text!r}; try 'power cut at 64 KiB' or "
+                                 "'power cut after 30 s'")
+        try:
+            return parse_link_fault(phrase)
+        except LinkFaultError as exc:
+            if str(exc).startswith("not a link fault"):
+                raise LinkFaultError(f"not a fault: {text!r}; expected one of "
+                                     f"{_FAULT_PHRASES_HELP}") from None
+            raise
+    when, off = match[1], match[2]
+    try:
+        off_seconds = parse_duration(off) if off else 0.0
+        try:
+            return PowerCut(at_bytes=parse_size(when), off_seconds=off_seconds)
+        except ValueError as size_error:
+            try:
+                return PowerCut(after_seconds=parse_duration(when), off_seconds=off_seconds)
+            except ValueError:
+                raise size_error from None
+    except LinkFaultError:
+        raise
+    except ValueError as exc:
+        raise LinkFaultError(f"in power cut {text!r}: {exc} (a size such as '64 KiB' or a time "
+                             "such as '30 s')") from exc
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """What one device suffers: at most one link fault and at most one power cut."""
+
+    link: LinkFault | None = None
+    power: PowerCut | None = None
+
+    def __bool__(self) -> bool:
+        return self.link is not None or self.power is not None
+
+    def describe(self) -> str:
+        return ", ".join(_describe(fault) for fault in (self.link, self.power) if fault) or "none"
+
+
+def parse_faults(texts: list[str] | tuple[str, ...]) -> FaultPlan:
+    """Several ``--fault`` phrases into one plan; two link faults or two power cuts are refused."""
+    link: LinkFault | None = None
+    power: PowerCut | None = None
+    for text in texts:
+        fault = parse_fault(text)
+        if isinstance(fault, PowerCut):
+            if power is not None:
+                raise LinkFaultError(f"two power cuts: {_describe(power)!r} and {text!r}")
+            power = fault
+        else:
+            if link is not None:
+                raise LinkFaultError(f"two link faults: {_describe(link)!r} and {text!r}; a link "
+                                     "carries one fault at a time")
+            link = fault
+    return FaultPlan(link, power)
+
+
+def _describe(fault: Fault) -> str:
+    """The phrase ``parse_fault`` reads back into ``fault``."""
+    match fault:
+        case Drop():
+            return "dropped"
+        case Refuse():
+            return "refused"
+        case Delay(seconds=seconds):
+            return f"delayed by {seconds:g} s"
+        case Throttle(bytes_per_second=rate):
+            return f"throttled to {rate:g} bytes/s"
+        case CutAfter(nbytes=nbytes, once=once):
+            return f"cut after {nbytes} bytes" + ("" if once else " every time")
+        case PowerCut(at_bytes=at_bytes, after_seconds=after, off_seconds=off):
+            when = f"at {at_bytes} bytes" if at_bytes is not None else f"after {after:g} s"
+            return f"power cut {when}" + (f" for {off:g} s" if off else "")
+    raise TypeError(f"not a fault: {fault!r}")
+
+
+describe_fault = _describe
+
+
+@dataclass(frozen=True)
+class DeviceSelection:
+    """Which devices of a fleet (numbered from 1) get a fault: ``numbers`` listed, or a
+    ``percent`` spread evenly over the fleet — device n is chosen when floor(n * p / 100) grows,
+    so any first N devices hold floor(N * p / 100) chosen ones and no fleet size is needed
+    (a distributed fleet numbers its devices across workers)."""
+
+    percent: float | None = None
+    numbers: frozenset[int] = frozenset()
+
+    def selects(self, number: int) -> bool:
+        if self.percent is not None:
+            return (number * self.percent) // 100 > ((number - 1) * self.percent) // 100
+        return number in self.numbers
+
+
+ALL_DEVICES = DeviceSelection(percent=100.0)
+_RANGE = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
+
+
+def parse_device_selection(text: str) -> DeviceSelection:
+    """``25%``, ``all``, or device numbers and ranges ``1,3,5-7`` (devices count from 1)."""
+    phrase = text.strip().lower()
+    if phrase in ("all", "100%"):
+        return ALL_DEVICES
+    if phrase.endswith("%"):
+        try:
+            percent = float(phrase[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 <= percent <= 100:
+            raise LinkFaultError(f"not a share of the fleet: {text!r} (try '25%')")
+        return DeviceSelection(percent=percent)
+    numbers: set[int] = set()
+    for part in phrase.split(","):
+        match = _RANGE.fullmatch(part.strip())
+        if match is None:
+            raise LinkFaultError(f"not a device list: {text!r} (try '25%', 'all' or '1,3,5-7'; "
+                                 "devices count from 1)")
+        first, last = int(match[1]), int(match[2] or match[1])
+        if first < 1 or last < first:
+            raise LinkFaultError(f"not a device range: {part.strip()!r} in {text!r} (devices "
+                                 "count from 1)")
+        numbers.update(range(first, last + 1))
+    return DeviceSelection(numbers=frozenset(numbers))
 
 
 # -- container faults -----------------------------------------------------------------------
