@@ -208,6 +208,30 @@ def _run_module(module_name: str, args: argparse.Namespace) -> int:
         return 130
 
 
+def cmd_emulate(args: argparse.Namespace) -> int:
+    """An emulator kind until its end, Ctrl-C or SIGTERM: either signal cancels it, so its fleet
+    closes as at a normal end (links stopped, capture written, summary printed)."""
+    raise_fd_limit()
+    module = importlib.import_module(args.module)
+    if not args.verbose:  # the fleet report tells what devices do (-v: each event)
+        logging.getLogger("otaharness.emulators").setLevel(logging.WARNING)
+    received: list[int] = []
+
+    async def until_signalled() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        assert task is not None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda signum=signum: (received.append(signum),
+                                                                    task.cancel()))
+        return await module.run(args) or 0
+
+    try:
+        return asyncio.run(until_signalled())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 128 + (received[0] if received else signal.SIGINT)
+
+
 # -- steps ---------------------------------------------------------------------------------------
 
 
@@ -366,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"otaharness serve: {exc}") from None
     if args.command == "steps":
         return cmd_steps(args)
+    if args.command == "emulate":
+        return cmd_emulate(args)
     return _run_module(args.module, args)
 
 

@@ -256,6 +256,8 @@ class _Connection:
             self.proxy.capture.tcp_data(
                 self._conversation, pipe.to_upstream, data, self.proxy.wall_time()
             )
+        if self.proxy.on_forward is not None:
+            self.proxy.on_forward(self.device, pipe.to_upstream, len(data))
 
     def deliver_eof(self, pipe: _Pipe) -> None:
         if self.up.finished and self.down.finished:
@@ -381,6 +383,7 @@ class LinkProxy:
         capture: PcapWriter | None = None,
         wall_time: Callable[[], float] = time.time,
         listen_host: str = "127.0.0.1",
+        on_forward: Callable[[str, bool, int], None] | None = None,
     ) -> None:
         self.name = name
         self.upstream = upstream
@@ -389,6 +392,9 @@ class LinkProxy:
         self.capture = capture
         self.wall_time = wall_time
         self.listen_host = listen_host
+        # Told (device, to_upstream, byte count) after each chunk is passed on: what watches a
+        # device's traffic (a power cut at a byte count, download progress) needs no polling.
+        self.on_forward = on_forward
         self._links: dict[str, _DeviceLink] = {}
         self._connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
