@@ -350,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(module).add_arguments(command)
             command.set_defaults(module=module)
 
+    # `otaharness load` runs Locust in a process of its own (gevent monkey-patches on import):
+    # nothing here imports it; every argument after KIND is its own or Locust's.
+    load = sub.add_parser("load", add_help=False, help="a fleet of emulated devices as a "
+                          "distributed Locust load test (KIND --help for the options)")
+    load.add_argument("load_args", nargs=argparse.REMAINDER, metavar="KIND ...")
+
     steps = sub.add_parser("steps", help="list the step library by flow: step text, what it does "
                            "and an example line from a feature that uses it")
     steps.add_argument("--flow", metavar="FLOW", help="only this flow's steps (e.g. aws_iot, common)")
@@ -381,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args, rest)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if rest:
+    if rest and args.command != "load":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "serve":
         try:
@@ -392,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_steps(args)
     if args.command == "emulate":
         return cmd_emulate(args)
+    if args.command == "load":
+        from otaharness.load.command import main as load_main
+
+        return load_main([*args.load_args, *rest])
     return _run_module(args.module, args)
 
 

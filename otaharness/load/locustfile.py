@@ -1,0 +1,414 @@
+"""The Locust file of ``otaharness load`` (loaded by Locust in the load processes only).
+
+Roles, as Locust runs them:
+
+* a **worker** (or a local run) owns one device host (``host.py``): a child process running the
+  worker's devices on an asyncio loop. Each Locust user is a thin handle on one device: its
+  ``on_start`` asks the host to start device number ``worker_index * STRIDE + n`` and its
+  ``on_stop`` to stop it. Two greenlets carry everything else: one writes commands to the
+  host's stdin from a gevent queue, one drains the host's stdout and fires Locust's request
+  events (the round trips and each upgrade, whose response time is the time to upgrade) and
+  counts outcomes, sent to the master with every stats report (``report_to_master``).
+* the **master** adds up the workers' fleet counters (``worker_report``), sends reboot waves to
+  the workers (a custom message), notices lost workers, stops the run once every device upgraded
+  (``--until-upgraded``), shows a Fleet tab in the web UI and writes ``--fleet-report``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+import gevent
+import gevent.queue
+import gevent.subprocess
+from locust import User, constant, events, task
+from locust.runners import STATE_MISSING, STATE_RUNNING, LocalRunner, MasterRunner, WorkerRunner
+
+from otaharness.load.fleet import STRIDE, device_number
+from otaharness.load.options import add_load_options, host_options
+
+log = logging.getLogger("otaharness.load")
+
+REBOOT_MESSAGE = "otaharness-reboot-wave"
+UPGRADE = "upgrade"  # the request entry whose response time is the time to upgrade
+FLEET_LOG_SECONDS = 5.0
+HOST_CLOSE_SECONDS = 30.0
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    add_load_options(parser)
+
+
+# -- worker side ------------------------------------------------------------------------------
+
+
+class DeviceHost:
+    """The gevent side of a worker's device host: commands out, events in, never blocking."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.process: gevent.subprocess.Popen | None = None
+        self.commands: gevent.queue.Queue = gevent.queue.Queue()
+        self.greenlets: list[gevent.Greenlet] = []
+        self.free: list[int] = []  # device slots given back by stopped users, reused first
+        self.next_slot = 1
+        self.numbers: set[int] = set()
+        self.kind = ""
+        self.started = 0
+        self.succeeded = 0
+        self.failed: Counter[str] = Counter()
+        self.bytes = 0
+        self.connected = 0
+        self.in_progress = 0
+
+    @property
+    def worker_index(self) -> int:
+        return max(0, int(getattr(self.environment.runner, "worker_index", 0) or 0))
+
+    def open(self) -> None:
+        if self.process is not None:
+            return
+        options = self.environment.parsed_options
+        self.kind = options.kind
+        settings = {"kind": self.kind, "worker_index": self.worker_index,
+                    "options": host_options(options)}
+        self.process = gevent.subprocess.Popen(
+            [sys.executable, "-m", "otaharness.load.host", json.dumps(settings)],
+            stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE, bufsize=0)
+        self.greenlets = [gevent.spawn(self._write), gevent.spawn(self._drain)]
+        log.info("worker %d: device host pid %d for %s devices", self.worker_index,
+                 self.process.pid, self.kind)
+
+    def add_device(self) -> int:
+        self.open()
+        slot = min(self.free) if self.free else self.next_slot
+        if self.free:
+            self.free.remove(slot)
+        else:
+            self.next_slot += 1
+        number = device_number(self.worker_index, slot)
+        self.numbers.add(number)
+        self.commands.put({"add": number})
+        return number
+
+    def remove_device(self, number: int) -> None:
+        if number in self.numbers:
+            self.numbers.discard(number)
+            self.free.append(number % STRIDE)
+            self.commands.put({"remove": number})
+
+    def reboot_wave(self, wave: int, percent: float) -> None:
+        """Reboot every k-th device (k = 100 / percent), a different slice each wave."""
+        period = max(1, round(100 / percent))
+        chosen = sorted(n for n in self.numbers if n % period == wave % period)
+        if chosen:
+            log.info("worker %d: reboot wave %d, %d devices", self.worker_index, wave,
+                     len(chosen))
+            self.commands.put({"reboot": chosen})
+
+    def _write(self) -> None:
+        assert self.process is not None and self.process.stdin is not None
+        while True:
+            command = self.commands.get()
+            try:
+                self.process.stdin.write(json.dumps(command).encode() + b"\n")
+            except (BrokenPipeError, OSError):
+                return
+            if command.get("close"):
+                self.process.stdin.close()
+                return
+
+    def _drain(self) -> None:
+        assert self.process is not None and self.process.stdout is not None
+        fire = self.environment.events.request.fire
+        for line in self.process.stdout:
+            record = json.loads(line)
+            if "r" in record:
+                request_type, name, elapsed, length, error, device = record["r"]
+                fire(request_type=self.kind, name=f"{request_type} {name}",
+                     response_time=elapsed, response_length=length,
+                     exception=DeviceFailure(device, error) if error else None,
+                     context={"device": device})
+            elif "o" in record:
+                device, ok, reason, elapsed, length = record["o"]
+                if ok:
+                    self.succeeded += 1
+                else:
+                    self.failed[reason] += 1
+                self.bytes += length
+                fire(request_type=self.kind, name=UPGRADE, response_time=elapsed,
+                     response_length=length,
+                     exception=None if ok else DeviceFailure(device, reason),
+                     context={"device": device})
+            elif "s" in record:
+                self.started += 1
+            elif "g" in record:
+                self.connected = record["g"]["connected"]
+                self.in_progress = record["g"]["in_progress"]
+            elif "n" in record:
+                log.info("worker %d host: %s", self.worker_index, record["n"])
+        code = self.process.wait()
+        if code not in (0, None) and not getattr(self, "closing", False):
+            log.error("worker %d: device host ended with status %s", self.worker_index, code)
+
+    def report(self) -> dict[str, Any]:
+        """Counters since the last report, and the gauges now (then the counters restart)."""
+        data = {"kind": self.kind, "worker_index": self.worker_index,
+                "started": self.started, "succeeded": self.succeeded,
+                "failed": dict(self.failed), "bytes": self.bytes,
+                # the host's last gauges, bounded by the devices this worker still has
+                "connected": min(self.connected, len(self.numbers)),
+                "in_progress": min(self.in_progress, len(self.numbers)),
+                "devices": len(self.numbers)}
+        self.started = self.succeeded = self.bytes = 0
+        self.failed = Counter()
+        return data
+
+    def close(self) -> None:
+        """Stop every device and wait for the host to exit (it is killed if it hangs)."""
+        if self.process is None:
+            return
+        self.closing = True
+        self.commands.put({"close": True})
+        try:
+            self.process.wait(timeout=HOST_CLOSE_SECONDS)
+        except gevent.subprocess.TimeoutExpired:
+            log.error("worker %d: device host did not stop in %.0f s; killed", self.worker_index,
+                      HOST_CLOSE_SECONDS)
+            self.process.kill()
+            self.process.wait()
+        gevent.joinall(self.greenlets, timeout=5)
+        self.process = None
+
+
+class DeviceFailure(Exception):
+    """A failed round trip or upgrade, naming the device (Locust's failures table shows it)."""
+
+    def __init__(self, device: str, reason: str) -> None:
+        super().__init__(f"{device}: {reason}")
+
+
+# -- master side ------------------------------------------------------------------------------
+
+
+class FleetTotals:
+    """The fleet across workers: counters summed, gauges per worker, lost workers kept."""
+
+    def __init__(self) -> None:
+        self.kind = ""
+        self.started = 0
+        self.succeeded = 0
+        self.failed: Counter[str] = Counter()
+        self.bytes = 0
+        self.gauges: dict[str, dict[str, int]] = {}
+        self.lost: list[dict[str, Any]] = []
+        self.reboot_waves = 0
+
+    def add(self, client_id: str, data: dict[str, Any]) -> None:
+        self.kind = data["kind"] or self.kind
+        self.started += data["started"]
+        self.succeeded += data["succeeded"]
+        self.failed.update(data["failed"])
+        self.bytes += data["bytes"]
+        if client_id not in {lost["worker"] for lost in self.lost}:
+            before = self.gauges.get(client_id, {})
+            self.gauges[client_id] = {
+                **{key: data[key] for key in
+                   ("worker_index", "connected", "in_progress", "devices")},
+                "most_devices": max(data["devices"], before.get("most_devices", 0))}
+
+    def worker_lost(self, client_id: str, index: int) -> dict[str, Any]:
+        last = self.gauges.pop(client_id, {"connected": 0, "in_progress": 0, "devices": 0})
+        self.gauges[client_id + " (lost)"] = {"worker_index": index, "connected": 0,
+                                              "in_progress": 0, "devices": 0,
+                                              "most_devices": last.get("most_devices", 0)}
+        lost = {"worker": client_id, "worker_index": index, "devices": last["devices"],
+                "connected": last["connected"], "in_progress": last["in_progress"]}
+        self.lost.append(lost)
+        return lost
+
+    def summary(self, environment: Any) -> dict[str, Any]:
+        stats = environment.runner.stats
+        upgrade = stats.entries.get((UPGRADE, self.kind))
+        percentiles = {}
+        if upgrade is not None and upgrade.num_requests:
+            percentiles = {f"p{int(q * 100)}_ms": upgrade.get_response_time_percentile(q)
+                           for q in (0.5, 0.95, 0.99)}
+        requests = {f"{entry.method} {entry.name}": {
+            "requests": entry.num_requests, "failures": entry.num_failures,
+            "per_second": round(entry.current_rps, 2), "bytes": entry.total_content_length}
+            for entry in stats.entries.values()}
+        return {
+            "kind": self.kind,
+            "devices": sum(g["devices"] for g in self.gauges.values()),
+            "most_devices": sum(g["most_devices"] for g in self.gauges.values()),
+            "connected": sum(g["connected"] for g in self.gauges.values()),
+            "in_progress": sum(g["in_progress"] for g in self.gauges.values()),
+            "started": self.started,
+            "succeeded": self.succeeded,
+            "failed": dict(self.failed),
+            "bytes_downloaded": self.bytes,
+            "time_to_upgrade": percentiles,
+            "requests": requests,
+            "workers": {client_id: gauges for client_id, gauges in self.gauges.items()},
+            "lost_workers": self.lost,
+            "reboot_waves": self.reboot_waves,
+        }
+
+    def line(self, environment: Any) -> str:
+        s = self.summary(environment)
+        timing = ", ".join(f"{k[:-3]} {v / 1000:.1f} s" for k, v in s["time_to_upgrade"].items())
+        failed = sum(s["failed"].values())
+        return (f"fleet {s['kind']}: {s['devices']} devices (at most {s['most_devices']}), "
+                f"{s['connected']} connected, "
+                f"{s['in_progress']} upgrading, {s['succeeded']} upgraded, {failed} failed"
+                + (f" ({timing})" if timing else "")
+                + (f", {len(s['lost_workers'])} worker(s) lost" if s["lost_workers"] else ""))
+
+
+# -- users ------------------------------------------------------------------------------------
+
+
+class Device(User):
+    """One emulated device of the run's kind (the user is only its handle: the device lives in
+    the worker's device host)."""
+
+    wait_time = constant(1)
+    number = 0
+
+    def on_start(self) -> None:
+        self.number = HOST.add_device()
+
+    def on_stop(self) -> None:
+        HOST.remove_device(self.number)
+
+    @task
+    def live(self) -> None:
+        """Nothing to do: the device runs by itself; its round trips arrive as events."""
+
+
+HOST: DeviceHost
+TOTALS = FleetTotals()
+
+
+@events.init.add_listener
+def _init(environment: Any, **_: Any) -> None:
+    global HOST
+    runner = environment.runner
+    if isinstance(runner, (WorkerRunner, LocalRunner)):
+        HOST = DeviceHost(environment)
+        runner.register_message(REBOOT_MESSAGE, lambda environment, msg, **kw: HOST.reboot_wave(
+            msg.data["wave"], msg.data["percent"]))
+    if isinstance(runner, WorkerRunner):
+        events.report_to_master.add_listener(
+            lambda client_id, data: data.__setitem__("otaharness", HOST.report()))
+    if isinstance(runner, (MasterRunner, LocalRunner)):
+        events.worker_report.add_listener(
+            lambda client_id, data: "otaharness" in data and TOTALS.add(client_id,
+                                                                        data["otaharness"]))
+        gevent.spawn(_watch, environment)
+        if environment.web_ui is not None:
+            _extend_web_ui(environment)
+
+
+@events.quitting.add_listener
+def _quitting(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, (WorkerRunner, LocalRunner)):
+        HOST.close()
+    if isinstance(runner, LocalRunner):
+        TOTALS.add("local", HOST.report())  # what arrived while the host closed
+    if isinstance(runner, (MasterRunner, LocalRunner)):
+        print(TOTALS.line(environment), flush=True)
+        path = environment.parsed_options.fleet_report
+        if path:
+            with open(path, "w", encoding="utf-8") as report:
+                json.dump(TOTALS.summary(environment), report, indent=2)
+
+
+def _watch(environment: Any) -> None:
+    """The master's (or local run's) loop: gauges of a local run, lost workers, reboot waves,
+    the end of an --until-upgraded run, a fleet line now and then."""
+    runner, options = environment.runner, environment.parsed_options
+    started = time.monotonic()
+    last_line = last_wave = started
+    while True:
+        gevent.sleep(1.0)
+        now = time.monotonic()
+        if isinstance(runner, LocalRunner):
+            TOTALS.add("local", HOST.report())
+        else:
+            for client in list(runner.clients.values()):
+                if client.state == STATE_MISSING and client.id not in {
+                        lost["worker"] for lost in TOTALS.lost}:
+                    lost = TOTALS.worker_lost(client.id, runner.get_worker_index(client.id))
+                    log.warning("worker %s (index %d) lost: its %d devices (%d connected, %d "
+                                "upgrading) are gone; the run goes on with %d worker(s)",
+                                client.id, lost["worker_index"], lost["devices"],
+                                lost["connected"], lost["in_progress"], runner.worker_count)
+        if options.reboot_wave_every and runner.state == STATE_RUNNING and (
+                now - last_wave >= options.reboot_wave_every):
+            last_wave = now
+            TOTALS.reboot_waves += 1
+            runner.send_message(REBOOT_MESSAGE, {"wave": TOTALS.reboot_waves,
+                                                 "percent": options.reboot_wave_share})
+            log.info("reboot wave %d: %g%% of the fleet", TOTALS.reboot_waves,
+                     options.reboot_wave_share)
+        if now - last_line >= FLEET_LOG_SECONDS:
+            last_line = now
+            log.info(TOTALS.line(environment))
+        target = runner.target_user_count or 0
+        if (options.until_upgraded and runner.state == STATE_RUNNING and target
+                and TOTALS.succeeded >= target):
+            log.info("every device upgraded (%d): stopping", TOTALS.succeeded)
+            runner.quit()
+            return
+
+
+def _extend_web_ui(environment: Any) -> None:
+    """A Fleet tab: per worker and for the whole fleet, devices, outcomes, time to upgrade."""
+    from flask import request
+
+    web_ui = environment.web_ui
+    columns = [("scope", "Scope"), ("devices", "Devices"), ("connected", "Connected"),
+               ("in_progress", "Upgrading"), ("succeeded", "Upgraded"), ("failed", "Failed"),
+               ("p50", "Upgrade p50 (s)"), ("p95", "p95 (s)"), ("p99", "p99 (s)"),
+               ("bytes", "Bytes downloaded")]
+    web_ui.template_args["extended_tabs"] = [{"title": "Fleet", "key": "fleet"},
+                                            {"title": "Upgrade failures", "key": "reasons"}]
+    web_ui.template_args["extended_tables"] = [
+        {"key": "fleet", "structure": [{"key": k, "title": t} for k, t in columns]},
+        {"key": "reasons", "structure": [{"key": "reason", "title": "Reason"},
+                                         {"key": "count", "title": "Devices"}]}]
+
+    def rows() -> list[dict[str, Any]]:
+        s = TOTALS.summary(environment)
+        timing = {k[:3]: round(v / 1000, 2) for k, v in s["time_to_upgrade"].items()}
+        fleet = [{"scope": f"all ({s['kind']})", "devices": s["devices"],
+                  "connected": s["connected"], "in_progress": s["in_progress"],
+                  "succeeded": s["succeeded"], "failed": sum(s["failed"].values()),
+                  "bytes": s["bytes_downloaded"], **timing}]
+        for client_id, gauges in sorted(s["workers"].items(), key=lambda i: i[1]["worker_index"]):
+            lost = " (lost)" if client_id.endswith(" (lost)") else ""
+            fleet.append({"scope": f"worker {gauges['worker_index']}{lost}", **gauges})
+        return fleet
+
+    @web_ui.app.after_request
+    def _fleet_stats(response: Any) -> Any:
+        if request.path != "/stats/requests" or not response.is_json:
+            return response
+        reasons = [{"reason": r, "count": n} for r, n in TOTALS.failed.most_common(500)]
+        response.set_data(json.dumps({**response.json, "extended_stats": [
+            {"key": "fleet", "data": rows()}, {"key": "reasons", "data": reasons}]}))
+        return response
+
+
+if os.environ.get("OTAHARNESS_LOAD_SHAPE"):
+    from otaharness.load.shapes import StagesShape  # noqa: F401  (Locust picks it up)

@@ -1,0 +1,94 @@
+"""The options ``otaharness load`` adds to Locust's (shown by ``otaharness load KIND --help``).
+
+Locust hands them from the master to every worker with each spawn message, so a worker started
+with only ``--worker --master-host H`` runs its devices with the master's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from otaharness.runtime.faults import LinkFaultError, parse_device_selection, parse_fault
+
+KIND_NAMES = ("cpe",)
+
+# dest -> passed to the device host (everything the devices need; nothing of Locust's own)
+HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
+                "periodic_interval", "boot_seconds", "device_prefix", "seed", "fault",
+                "fault_devices")
+
+
+def _checked_by(parse: Any) -> Any:
+    """An argparse type that keeps the text once ``parse`` reads it (its error, as argparse's)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except LinkFaultError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = parse.__name__.removeprefix("parse_")
+    return check
+
+
+_fault_phrase = _checked_by(parse_fault)
+_selection = _checked_by(parse_device_selection)
+
+
+def _share(text: str) -> float:
+    value = float(text.rstrip("%"))
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"a share of the fleet is above 0 and at most 100 %, not {text!r}")
+    return value
+
+
+def add_load_options(parser: Any) -> None:
+    fleet = parser.add_argument_group(
+        "otaharness fleet", "the emulated devices (each Locust user is one device)")
+    fleet.add_argument("--kind", choices=KIND_NAMES, default="cpe",
+                       help="device kind (set by `otaharness load KIND`)")
+    fleet.add_argument("--device-prefix", default="", metavar="TEXT",
+                       help="device names are TEXT + a 9-digit number worker_index * 1000000 + n "
+                       "(default per kind, e.g. OTAH for CPE serials)")
+    fleet.add_argument("--seed", type=int, default=0,
+                       help="seed of protocol randomness (retry back-off); keys, nonces and "
+                       "tokens come from the CSPRNG")
+    fleet.add_argument("--fault", action="append", default=[], type=_fault_phrase,
+                       metavar="PHRASE", help="a fault for the devices --fault-devices picks, in "
+                       "the scenarios' words: 'cut after 40 KiB', 'throttled to 1 KiB/s', "
+                       "'power cut at 64 KiB', 'power cut after 30 s for 5 s' (one link fault, "
+                       "one power cut)")
+    fleet.add_argument("--fault-devices", default="all", type=_selection, metavar="SHARE|LIST",
+                       help="which devices get --fault: '10%%' (spread evenly), '1,3,5-7' "
+                       "(device numbers) or 'all' (default)")
+    fleet.add_argument("--reboot-wave-every", type=float, default=0.0, metavar="SECONDS",
+                       help="reboot a share of the fleet every SECONDS (a different share each "
+                       "wave)")
+    fleet.add_argument("--reboot-wave-share", type=_share, default=10.0, metavar="PERCENT",
+                       help="share of the fleet each reboot wave takes (default 10)")
+    fleet.add_argument("--until-upgraded", action="store_true",
+                       help="stop the run once every device has upgraded (as many upgrades as "
+                       "users)")
+    fleet.add_argument("--fleet-report", metavar="FILE",
+                       help="write the fleet's totals (JSON) here at the end (master)")
+
+    cpe = parser.add_argument_group("cpe", "TR-069 CPEs (emulators/cpe)")
+    cpe.add_argument("--acs-url", help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
+    cpe.add_argument("--ca", help="CA file the ACS's and file server's certificates chain to "
+                     "(serve prints it as `ca`; default: the system's trust store)")
+    cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"))
+    cpe.add_argument("--username", default="", help="CPE -> ACS user name")
+    cpe.add_argument("--password", default="")
+    cpe.add_argument("--cr-host", default="127.0.0.1",
+                     help="address of the worker's Connection Request listener (give one the "
+                     "ACS can reach when it runs on another host)")
+    cpe.add_argument("--periodic-interval", type=float, default=None, metavar="SECONDS",
+                     help="PeriodicInformInterval (default: the data model's)")
+    cpe.add_argument("--boot-seconds", type=float, default=30.0,
+                     help="seconds a reboot takes (default 30)")
+
+
+def host_options(options: Any) -> dict[str, Any]:
+    return {name: getattr(options, name, None) for name in HOST_OPTIONS}
