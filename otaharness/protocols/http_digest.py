@@ -27,6 +27,9 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# Authorization headers in logs: the one redactor's rules (a Digest response cut to 4 hex digits)
+from otaharness.runtime.redaction import authorization_for_log as redacted  # noqa: F401
+
 NONCE_LIFETIME = 300.0  # seconds a nonce may be used (then stale=true)
 MAX_NONCES = 10000  # remembered at once; the oldest are forgotten first (then stale=true)
 
@@ -36,8 +39,6 @@ class AuthError(ValueError):
 
 
 _PARAM = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^\s,]*)\s*,?')
-_RESPONSE = re.compile(r'(response\s*=\s*"?)([0-9A-Fa-f]{4})[0-9A-Fa-f]*')
-_BASIC = re.compile(r"(?i)(basic\s+)\S+")
 
 
 def parse_auth_params(text: str) -> dict[str, str]:
@@ -57,13 +58,6 @@ def parse_auth_params(text: str) -> dict[str, str]:
 def split_scheme(header: str) -> tuple[str, str]:
     scheme, _, rest = header.strip().partition(" ")
     return scheme.lower(), rest.strip()
-
-
-def redacted(authorization: str) -> str:
-    """An Authorization header fit for a log: a Digest ``response`` cut to its first 4 hex
-    digits, Basic credentials replaced."""
-    text = _RESPONSE.sub(lambda m: f"{m.group(1)}{m.group(2)}…", authorization)
-    return _BASIC.sub(lambda m: f"{m.group(1)}…", text)
 
 
 def _bytes(text: str) -> bytes:

@@ -269,6 +269,25 @@ class Publish:
     topic_alias: int | None
 
 
+def publish_text(packet_and_level: tuple[bytes, int]) -> str:
+    """A PUBLISH for people: ``PUBLISH <topic> (QoS n)`` and its payload (a transcript's view;
+    not on any hot path)."""
+    packet, level = packet_and_level
+    qos = (packet[0] >> 1) & 0x03
+    reader = _Reader(packet)
+    topic = reader.string()
+    if qos:
+        reader.two()
+    if level == MQTT_5:
+        reader.properties()
+    payload = packet[reader.position:]
+    try:
+        shown = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = f"({len(payload)} bytes of binary)"
+    return f"PUBLISH {topic or '(topic alias)'} (QoS {qos})\n{shown}"
+
+
 def parse_publish(packet: bytes, level: int) -> Publish:
     qos = (packet[0] >> 1) & 0x03
     if qos == 3:

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 from otaharness.fixtures import fixture_path
 from otaharness.runtime.faults import ContainerFault, Kill, Pause, Restart, Start
+from otaharness.runtime.redaction import redact_bytes
 from otaharness.runtime.targets import boolean, seconds
 
 log = logging.getLogger(__name__)
@@ -356,10 +357,7 @@ class Container:
     def _redacted(self, log_bytes: bytes) -> bytes:
         """The log without the API tokens it printed (`serve --json` prints them): logs reach
         reports, tokens never do."""
-        for token in self.tokens.values():
-            if token:
-                log_bytes = log_bytes.replace(str(token).encode(), b"<token>")
-        return log_bytes
+        return redact_bytes(log_bytes, [str(token) for token in self.tokens.values() if token])
 
     def wait_ready_blocking(self) -> None:
         deadline = time.monotonic() + self.spec.ready_timeout

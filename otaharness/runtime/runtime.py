@@ -88,7 +88,8 @@ def slug(text: str, limit: int = 80) -> str:
 class Runtime:
     def __init__(self, config: HarnessConfig, *, name: str = "scenario",
                  seed: int | None = None, virtual: bool | None = None,
-                 state_dir: Path | None = None, tls_key_log: bool = True) -> None:
+                 state_dir: Path | None = None, tls_key_log: bool = True,
+                 record: bool = False) -> None:
         self.config = config
         # TLS session secrets for Wireshark: kept for a scenario's artifacts and pcaps; `serve`
         # keeps them only when it captures (anyone with the log could read tokens off the wire).
@@ -120,6 +121,17 @@ class Runtime:
         self._children_before = _child_pids()
         self.values: dict[str, Any] = {}  # scenario variables for ${name} substitution
         self._targets: dict[str, Target] = {}
+        # A scenario's timeline and transcripts, and the secrets its artifacts must not show:
+        # what servers and emulators report through otaharness.runtime.timeline's hooks.
+        self.recorder = None
+        self.secrets = None
+        if record:
+            from otaharness.runtime import redaction, timeline
+
+            self.secrets = redaction.SecretSet()
+            self.recorder = timeline.Recorder(self.clock, device_of=self.device_of)
+            redaction.activate(self.secrets)
+            timeline.attach(self.recorder)
 
     def data_dir(self, service: str) -> Path:
         """Where service ``service`` keeps its files. Under ``serve --state-dir DIR``:
@@ -252,6 +264,14 @@ class Runtime:
             found["tls-keys"] = self._pki.keylog  # session secrets (no private key): for Wireshark
         return found
 
+    def issued_secrets(self):
+        """The secrets of this scenario's artifacts (a ``redaction.SecretSet``, or None when it
+        does not record): those remembered as they were made, and the running APIs' tokens."""
+        if self.secrets is not None:
+            for token in self.running_tokens().values():
+                self.secrets.add(token)
+        return self.secrets
+
     def add_cleanup(self, cleanup: Callable[[], Awaitable[None]]) -> None:
         self._cleanups.append(cleanup)
 
@@ -356,9 +376,19 @@ class Runtime:
             self.loop.close()
             self.clock.close()
             asyncio.set_event_loop(None)
+            self._stop_recording()
         leftovers += [f"thread {t.name}" for t in _new_threads(self._threads_before)]
         leftovers += [f"process {pid}" for pid in _child_pids() - self._children_before]
         return leftovers
+
+    def _stop_recording(self) -> None:
+        """The hooks stop reporting here; what was recorded stays readable (``recorder``)."""
+        if self.recorder is None:
+            return
+        from otaharness.runtime import redaction, timeline
+
+        timeline.detach(self.recorder)
+        redaction.deactivate(self.secrets)
 
     def _lingering_in_loop(self) -> list[str]:
         found = [f"task {t.get_coro()!r}" for t in asyncio.all_tasks(self.loop) if not t.done()]

@@ -7,6 +7,7 @@ overridden by behave's ``-D name=value`` user data (or the CLI's ``-D``)::
     broker = "auto"          # auto | mosquitto | amqtt | mqtt://host:port (a user's broker)
     capture = "captures"     # write a pcap per scenario into this folder ("" = off)
     seed = 1234              # fixed random seed for every scenario (default: derived per scenario)
+    artifacts = "failed"     # failed | all: which scenarios keep logs and transcripts
 
     [targets.aws-iot]        # a flow's target: "embedded" (default), "external" or "docker"
     target = "external"
@@ -74,6 +75,7 @@ class HarnessConfig:
     broker: str = "auto"
     capture_dir: Path | None = None
     artifacts_dir: Path = Path("reports/artifacts")
+    keep_artifacts: str = "failed"  # "all": passed scenarios keep theirs too
     seed: int | None = None
     ci: bool = False
     targets: Mapping[str, Target] = field(default_factory=dict)
@@ -149,12 +151,17 @@ def _seed(value: str) -> int | None:
         raise ValueError(f"must be an integer (or empty: one per scenario), not {value!r}") from None
 
 
+# Which scenarios keep their whole artifact folder (logs, transcripts, timeline.txt, the
+# servers' state); every scenario keeps its timeline.jsonl.
+ARTIFACT_CHOICES = ("failed", "all")
+
 # The [harness] keys (and their -D names): read in load_config below.
 HARNESS_SETTINGS: dict[str, Any] = {
     "broker": _broker,
     "capture": None,           # folder for a pcapng per scenario; "" = off
     "seed": _seed,
-    "artifacts": None,         # folder for failed scenarios' logs
+    "artifacts": ARTIFACT_CHOICES,  # which scenarios keep all their artifacts
+    "artifacts_dir": None,     # the folder of a folder per scenario
     "real_time_limit": seconds,
 }
 SECTIONS = ("harness", "targets")
@@ -313,7 +320,8 @@ def load_config(userdata: Mapping[str, str] | None = None, *, path: Path | None 
     return HarnessConfig(
         broker=str(harness.get("broker", "auto")),
         capture_dir=Path(capture) if capture else None,
-        artifacts_dir=Path(harness.get("artifacts", "reports/artifacts")),
+        artifacts_dir=Path(harness.get("artifacts_dir", "reports/artifacts")),
+        keep_artifacts=str(harness.get("artifacts", "failed")),
         seed=seed,
         ci=environ.get("CI", "").lower() == "true",
         targets=built,

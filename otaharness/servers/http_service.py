@@ -10,7 +10,7 @@ byte of its body is read or validated. Answers follow RFC 6750 §3: ``WWW-Authen
 realm=…``, with ``error="invalid_token"`` only when a token was presented. Tokens come from
 :func:`new_token` (the OS CSPRNG, never a scenario seed) and are compared in constant time.
 
-Logs: importing this module redacts aiohttp's log records (:func:`redact_credentials`): aiohttp
+Logs: importing this module redacts aiohttp's log records (``otaharness.runtime.redaction``): aiohttp
 logs a request line it cannot parse raw, and that line can be an ``Authorization`` header.
 
 Slow clients: aiohttp has no deadline for receiving a request's headers or body (only a keep-alive
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 import ssl
 from collections.abc import Awaitable, Callable, Collection
@@ -40,6 +39,8 @@ from typing import Any
 
 from aiohttp import web, web_protocol, web_server
 
+from otaharness.runtime import timeline
+from otaharness.runtime.redaction import RedactingFilter, remember
 from otaharness.servers.read_deadlines import (
     DEFAULT_READ_LIMITS,
     ReadDeadline,
@@ -49,34 +50,8 @@ from otaharness.servers.read_deadlines import (
 
 log = logging.getLogger(__name__)
 
-# Credentials a request line may carry: what follows an auth scheme (Bearer, Basic, or a Digest
-# response), and a basicstation token file's header line.
-_CREDENTIAL = re.compile(r"(?i)(authorization\s*:\s*(?:(?:bearer|basic)\s+)?)[^\s'\"\\]+"
-                         r"|(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"
-                         r"|(response=\"?)[0-9a-f]{8,}")
-
-
-def redact_credentials(text: str) -> str:
-    """``text`` with every credential of an Authorization header, bearer token or Digest response
-    replaced by ``<redacted>``."""
-    return _CREDENTIAL.sub(lambda m: f"{m[1] or m[2] or m[3]}<redacted>", text)
-
-
-class _RedactCredentials(logging.Filter):
-    """aiohttp logs a request line it cannot parse (a header with a stray CR, a line too long)
-    with the raw bytes, which can be an Authorization header: redact it before any handler."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_credentials(record.getMessage())
-        record.args = ()
-        if record.exc_info:
-            record.exc_text = redact_credentials(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
 for _aiohttp_logger in ("aiohttp.server", "aiohttp.web", "aiohttp.access", "aiohttp.websocket"):
-    logging.getLogger(_aiohttp_logger).addFilter(_RedactCredentials())
+    logging.getLogger(_aiohttp_logger).addFilter(RedactingFilter())
 
 REALM = "otaharness"
 TOKEN_BYTES = 32
@@ -91,7 +66,7 @@ def new_token() -> str:
     while True:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         if not token.startswith("-"):
-            return token
+            return remember(token)  # a scenario's artifacts redact it
 
 
 def presented_bearer_token(request: web.Request) -> str | None:
@@ -318,16 +293,45 @@ class HttpSite:
         await self.runner.cleanup()
 
 
+def _transcribed(actor: str):
+    """Middleware recording each request and its answer in ``actor``'s transcript (bodies kept as
+    they are, decoded when written) and a line of the timeline."""
+
+    @web.middleware
+    async def transcribe(request: web.Request, handler: Handler) -> web.StreamResponse:
+        answer: Any = None
+        try:
+            answer = await handler(request)
+            return answer
+        except web.HTTPException as refused:
+            answer = refused
+            raise
+        finally:
+            peer, status = request.remote or "?", getattr(answer, "status", 500)
+            # the body the handler read, if it read one (aiohttp keeps it on the request)
+            timeline.exchange(actor, peer, f"→ {request.method} {request.path_qs}",
+                              getattr(request, "_read_bytes", None))
+            body = getattr(answer, "body", None)
+            timeline.exchange(actor, peer, f"← {status}", body if isinstance(body, bytes) else None)
+            timeline.note(actor, "http", f"{peer} {request.method} {request.path} → {status}")
+
+    return transcribe
+
+
 async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0, *,
                     ssl_context: ssl.SSLContext | None = None, scheme: str | None = None,
                     read_limits: ReadLimits = DEFAULT_READ_LIMITS,
                     reuse_address: bool | None = None, backlog: int = 128,
-                    max_line_size: int = 8190) -> HttpSite:
+                    max_line_size: int = 8190, actor: str | None = None) -> HttpSite:
     """Serve ``app`` on ``host:port`` (0: a free port), cutting clients that send too slowly
     (``read_limits``). ``scheme`` names the URL's scheme when it is not plain http/https
     (``ws``/``wss`` for a websocket server); ``reuse_address`` to bind a fixed port again at
     once after a restart; ``backlog`` for fleets that connect at the same moment;
-    ``max_line_size`` for request lines longer than aiohttp's 8190 bytes."""
+    ``max_line_size`` for request lines longer than aiohttp's 8190 bytes; ``actor``: the server's
+    name in a scenario's transcripts (its requests and answers are recorded there when a
+    scenario records)."""
+    if actor is not None and timeline.recording():
+        app.middlewares.insert(0, _transcribed(actor))  # outermost: refusals are recorded too
     runner = _GuardedAppRunner(app, handle_signals=False, access_log=None, read_limits=read_limits,
                                max_line_size=max_line_size)
     await runner.setup()

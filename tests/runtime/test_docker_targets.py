@@ -348,7 +348,7 @@ def test_tokens_a_container_printed_never_reach_its_log_slice():
     container = Container(DockerSpec("serve", image="x", endpoints={"a": "http://127.0.0.1:1"}))
     container.tokens = {"admin": "s3cr3t-t0ken"}
     assert container._redacted(b'{"tokens": {"admin": "s3cr3t-t0ken"}}') == \
-        b'{"tokens": {"admin": "<token>"}}'
+        b'{"tokens": {"admin": "<redacted>"}}'
 
 
 @with_engine

@@ -171,7 +171,8 @@ class JobsHttpApi:
         return web.json_response(body)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        self._site = await serve_app(self.app(), host, port, ssl_context=self.ssl_context)
+        self._site = await serve_app(self.app(), host, port, ssl_context=self.ssl_context,
+                                     actor="aws-iot-jobs")
         self.url = self._site.url
         return self.url
 

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from otaharness.protocols import mqtt_wire as wire
+from otaharness.runtime import timeline
 from otaharness.runtime.pki import ClientTrust, tune_asyncio_tls
 from otaharness.runtime.tasks import BackgroundTasks
 from otaharness.servers.aws_iot.identities import Identities, IdentityRefused, Principal
@@ -166,6 +167,8 @@ class _Session:
                     continue
             if kind == wire.CONNECT:
                 raise wire.MqttWireError("a second CONNECT")
+            if kind == wire.PUBLISH:
+                timeline.exchange("aws-iot", self.thing or self.peer, "→", (packet, self.level), wire.publish_text)
             self.upstream.write(packet)
             await self.upstream.drain()
 
@@ -222,6 +225,8 @@ class _Session:
         while (packet := await self._next_packet(reader, buffer)) is not None:
             if self._refused_filters and wire.packet_type(packet) == wire.SUBACK:
                 packet = self._patch_suback(packet)
+            elif wire.packet_type(packet) == wire.PUBLISH:
+                timeline.exchange("aws-iot", self.thing or self.peer, "←", (packet, self.level), wire.publish_text)
             self.writer.write(packet)
             await self.writer.drain()
 
@@ -310,6 +315,7 @@ class MqttGateway:
         now = self._loop.time() if self._loop is not None else 0.0
         self.events.append(GatewayEvent(now, peer, client_id, what))
         log.info("mqtt gateway %s %s: %s", peer, client_id or "-", what)
+        timeline.note("aws-iot", "session", f"{client_id or peer}: {what}")
 
     def forget(self, session: _Session) -> None:
         self._sessions.discard(session)

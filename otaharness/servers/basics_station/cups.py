@@ -44,6 +44,7 @@ from otaharness.protocols.basics_station import (
     check_firmware_signature,
     format_eui,
 )
+from otaharness.runtime import timeline
 from otaharness.servers.basics_station.auth import StationAuthenticator
 from otaharness.servers.basics_station.registry import StationRecord, StationRegistry
 
@@ -158,6 +159,7 @@ class CupsEndpoint:
         self.registry.update(request.router, last_cups_decision=decision.reason)
         self.decisions.append((request.router, decision.reason))
         log.info("CUPS %s: %s", format_eui(request.router), decision.reason)
+        timeline.exchange("cups", http.remote or "?", f"decision for {format_eui(request.router)}", decision.reason)
         # bytes body: aiohttp sends Content-Length and no chunking.
         return web.Response(body=reply, content_type="application/octet-stream")
 

@@ -50,6 +50,7 @@ from otaharness.protocols.basics_station import (
     parse_eui,
 )
 from otaharness.protocols.json_input import JsonInputError, parse_json_object
+from otaharness.runtime import timeline
 from otaharness.runtime.clock import Clock
 from otaharness.servers.basics_station.auth import Refusal, StationAuthenticator
 from otaharness.servers.basics_station.registry import StationRegistry
@@ -116,6 +117,7 @@ class LnsSession:
     identity: str = ""  # which credential it came with: "certificate <serial>", "token <digest>" ("" without TLS)
     window: TextWindow = field(default_factory=TextWindow)  # recent text frames, byte-exact
     messages: int = 0  # JSON messages with a msgtype (every one, not only those kept)
+    peer: str = ""  # the station's address, for the scenario's transcript
 
     @property
     def texts(self) -> list[str]:
@@ -123,7 +125,9 @@ class LnsSession:
         return list(self.window)
 
     async def send(self, message: dict[str, Any] | str) -> None:
-        await self.websocket.send_str(message if isinstance(message, str) else json.dumps(message))
+        text = message if isinstance(message, str) else json.dumps(message)
+        timeline.exchange("lns", self.peer, "←", text)
+        await self.websocket.send_str(text)
 
     def summary(self) -> ClosedLnsSession:
         return ClosedLnsSession(self.eui, self.version, self.identity,
@@ -250,7 +254,8 @@ class LnsServer:
         # which locks a station out after a power cut until its dead connection times out).
         if previous is not None:
             await previous.websocket.close(code=WSCloseCode.POLICY_VIOLATION, message=b"replaced by a new connection")
-        session = self.sessions[eui] = LnsSession(eui, websocket, identity=self.auth.identity_name(request))
+        session = self.sessions[eui] = LnsSession(eui, websocket, identity=self.auth.identity_name(request),
+                                                       peer=request.remote or format_eui(eui))
         self.history.append(session)
         log.info("LNS: %s connected", format_eui(eui))
         try:
@@ -275,6 +280,7 @@ class LnsServer:
 
     async def dispatch(self, session: LnsSession, text: str) -> None:
         session.window.append(text)
+        timeline.exchange("lns", session.peer, "→", text)
         try:
             document = parse_json_object(text, max_bytes=MAX_MESSAGE_SIZE)
         except JsonInputError as error:

@@ -82,8 +82,9 @@ class BasicsStationServer:
         lns_app = web.Application(middlewares=[undecodable_body])
         self.lns.add_routes(lns_app)
         tls = self.server_context
-        cups = await serve_app(cups_app, self.host, ssl_context=tls())
-        lns = await serve_app(lns_app, self.host, ssl_context=tls(), scheme="wss" if self.pki else "ws")
+        cups = await serve_app(cups_app, self.host, ssl_context=tls(), actor="cups")
+        lns = await serve_app(lns_app, self.host, ssl_context=tls(), scheme="wss" if self.pki else "ws",
+                              actor="lns")
         self._sites += [cups, lns]
         self._urls = {"cups": cups.url, "lns": lns.url}
         if self.pki is not None:

@@ -239,4 +239,5 @@ def build_app(server: FuotaServer, token: str) -> web.Application:
 async def serve(server: FuotaServer, host: str = "127.0.0.1", port: int = 0, *, token: str,
                 ssl_context: ssl.SSLContext | None = None) -> HttpSite:
     """Start the API (HTTPS with ``ssl_context``), requiring ``token``; ``await site.stop()``."""
-    return await serve_app(build_app(server, token), host, port, ssl_context=ssl_context)
+    return await serve_app(build_app(server, token), host, port, ssl_context=ssl_context,
+                           actor="fuota")

@@ -61,7 +61,7 @@ class LoRaWANService:
         app = web.Application(middlewares=[bearer_token_required(self.token, exempt=requests_routed_to(API_DOCUMENT_PATH)),
                                            undecodable_body])
         self.api.add_routes(app)
-        self._site = await serve_app(app, host, 0, ssl_context=self._ssl_context)
+        self._site = await serve_app(app, host, 0, ssl_context=self._ssl_context, actor="lorawan")
         await self.network_server.start()
 
     def endpoints(self) -> dict[str, str]:

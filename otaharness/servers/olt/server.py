@@ -39,7 +39,7 @@ class OltServer:
         if self.messaging is not None:
             await self.messaging.start()
         self._site = await serve_app(self.api.app(), self.host, self.port,
-                                     ssl_context=self.ssl_context)
+                                     ssl_context=self.ssl_context, actor="olt")
         self.port = self._site.port  # a restart within the scenario keeps it
         self.backend.base_url = self._site.url
         self.backend.resume()

@@ -57,8 +57,8 @@ from otaharness.protocols.cwmp import (
 )
 from otaharness.protocols.cwmp.namespaces import SCHEMA_LEVEL
 
-from otaharness.protocols.http_digest import AuthOutcome, ServerAuth, redacted
-
+from otaharness.protocols.http_digest import AuthOutcome, ServerAuth
+from otaharness.runtime.redaction import authorization_for_log
 from .acs import Acs, AcsConfig, nc_reuse_allowed
 
 log = logging.getLogger(__name__)
@@ -136,7 +136,7 @@ class CwmpEndpoint:
             problem = error
         if outcome.count_reused and not self._may_reuse_count(request, envelope, outcome):
             log.warning("refused a reused Digest nonce count from %s: %s", _peer_host(request),
-                        redacted(request.headers.get("Authorization", "")))
+                        authorization_for_log(request.headers.get("Authorization", "")))
             return self._challenge(stale=False)
         if problem is not None:
             return self._refuse(request, problem, envelope, outcome.user or "")

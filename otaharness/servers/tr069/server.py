@@ -63,7 +63,8 @@ class AcsServer:
             # the kernel then retransmits SYNs on real time while a virtual clock jumps ahead.
             site = await serve_app(app, self.host, ports.get(name, 0), ssl_context=self.tls,
                                    reuse_address=True, backlog=LISTEN_BACKLOG,
-                                   max_line_size=ADMIN_MAX_LINE if name == "admin" else 8190)
+                                   max_line_size=ADMIN_MAX_LINE if name == "admin" else 8190,
+                                   actor="acs" if name == "acs" else f"acs-{name}")
             self._sites.append(site)
             self.ports[name] = site.port
         if not self.acs.config.files_url:
