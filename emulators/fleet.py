@@ -151,11 +151,11 @@ class Fleet:
                              return_exceptions=True)
         self._watch = None
         self._report_link_faults()
+        self.report.faults.update(self._fault_figures())
         for proxy in self._proxies.values():
             await proxy.close()
         self._proxies.clear()
         self._finish_capture()
-        self.report.faults.update(self._fault_figures())
         self.report.close()
 
     # -- the runtime contract: addresses and links -------------------------------------------------

@@ -41,11 +41,13 @@ EVENTS: dict[str, str] = {
     "fault_armed": "a --fault waits for this device",
     "link_fault": "its link did what the fault says (cut, refused)",
     "power_cut": "it lost power",
+    "rebooting": "it restarts in an orderly way (after an upgrade, or when asked)",
     "booted": "it booted again",
     "joined": "a LoRaWAN device joined its network",
     "uplink": "a LoRaWAN device sent a frame",
     "downlink": "a LoRaWAN device received a frame",
     "stopped": "it was switched off at the end of the run (its state stays the one it ended in)",
+    "note": "anything else the device tells, in its own words",
 }
 
 # Device states, in the order the summary and the live display list them.

@@ -14,6 +14,11 @@ Many trackers, each with its own certificate: ``--credentials-dir DIR`` holding
         --s3-endpoint https://127.0.0.1:Q --server-name a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com
 
 Plain MQTT (``mqtt://``) and HTTP stay available for back ends without TLS.
+
+The trackers reach the broker and ``--s3-endpoint`` through the fleet's local proxy, each from
+its own loopback address, so ``--fault``, ``--capture``, ``--json`` and ``-v`` work as for every
+kind (emulators/fleet.py); without ``--s3-endpoint`` the download goes straight to the job
+document's host (no link fault or capture on it). A shared ``--bind-address`` means ``--direct``.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from otaharness.emulators.aws_tracker.tracker import Tracker, TrackerError
+from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet_report import FleetReport
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttError
 from otaharness.runtime.pki import client_context
@@ -68,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--app-version", default="1.0.0", help="installed version (default 1.0.0)")
     parser.add_argument("--fragment-size", type=int, default=2048, help="download range size in bytes")
     parser.add_argument("--reboot-seconds", type=float, default=10.0, help="boot time after an upgrade")
-    parser.add_argument("--bind-address", help="local address the trackers' connections bind to")
+    parser.add_argument("--bind-address", help="local address the trackers' connections bind to "
+                        "(all of them: no local proxy then, as with --direct)")
+    add_fleet_arguments(parser)
 
 
 def _credentials(args: argparse.Namespace, thing: str) -> tuple[str, str]:
@@ -85,15 +96,27 @@ def _credentials(args: argparse.Namespace, thing: str) -> tuple[str, str]:
     return str(cert), str(key)
 
 
-def build_trackers(args: argparse.Namespace, clock: RealClock) -> list[Tracker]:
+def endpoints(args: argparse.Namespace) -> tuple[tuple[str, int], tuple[str, int] | None]:
+    """The broker's and S3's (host, port) as the user named them (EndpointError if not URLs)."""
     if args.count < 1:
         raise EndpointError(f"--count must be at least 1, not {args.count}")
     secure = urlsplit(args.mqtt).scheme == "mqtts"
-    mqtt_host, mqtt_port = endpoint(args.mqtt, ("mqtts",) if secure else ("mqtt", "tcp"),
-                                    8883 if secure else 1883)
+    mqtt = endpoint(args.mqtt, ("mqtts",) if secure else ("mqtt", "tcp"), 8883 if secure else 1883)
     s3 = None
     if args.s3_endpoint:
         s3 = endpoint(args.s3_endpoint, ("https",) if secure else ("http",), 443 if secure else 80)
+    return mqtt, s3
+
+
+def build_trackers(args: argparse.Namespace, clock: RealClock, *,
+                   dialled: tuple[tuple[str, int], tuple[str, int] | None] | None = None,
+                   address_of: Callable[[str], str | None] | None = None,
+                   keylog: str | None = None) -> list[Tracker]:
+    """The trackers; ``dialled``: the (host, port) they dial for the broker and S3 (the fleet's
+    proxies; default the endpoints themselves), ``address_of``: each one's source address."""
+    secure = urlsplit(args.mqtt).scheme == "mqtts"
+    (mqtt_host, _), s3_named = endpoints(args)
+    (dial_host, dial_port), s3 = dialled or (endpoints(args)[0], s3_named)
     if args.cert and args.count != 1 and not args.credentials_dir:
         raise EndpointError("--cert/--key are one tracker's identity: use --count 1 or --credentials-dir")
     trackers = []
@@ -103,41 +126,107 @@ def build_trackers(args: argparse.Namespace, clock: RealClock) -> list[Tracker]:
         if secure:
             cert, key = _credentials(args, thing)
             try:
-                tls = client_context(args.ca, cert, key)
+                tls = client_context(args.ca, cert, key, keylog=keylog)
             except (OSError, ValueError) as error:  # ssl.SSLError included
                 raise EndpointError(f"{thing}: cannot use {cert} / {key}: {error}") from None
         trackers.append(Tracker(
-            thing, mqtt_host=mqtt_host, mqtt_port=mqtt_port, clock=clock, s3_endpoint=s3,
-            bind_address=args.bind_address, app_version=args.app_version,
+            thing, mqtt_host=dial_host, mqtt_port=dial_port, clock=clock, s3_endpoint=s3,
+            bind_address=address_of(thing) if address_of else args.bind_address,
+            app_version=args.app_version,
             autonomous=not args.step_driven, fragment_size=args.fragment_size,
             reboot_seconds=args.reboot_seconds, tls=tls,
             mqtt_server_name=args.server_name or mqtt_host))
     return trackers
 
 
+# A tracker's event texts (tracker.py `_event`) as fleet events.
+_TRACKER_EVENTS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), event) for pattern, event in (
+    (r"connected to .*", "connected"),
+    (r"download of .* started", "download_started"),
+    (r"download (?P<percent>\d+)%", "download_progress"),
+    (r"download resumes at byte (?P<bytes>\d+) .*", "download_resumed"),
+    (r"download complete: (?P<bytes>\d+) bytes.*", "download_complete"),
+    (r"job (?P<job>\S+) SUCCEEDED .*", "upgraded"),
+    (r"job (?P<job>\S+) failed: (?P<reason>.*)", "upgrade_failed"),
+    (r"job (?P<job>\S+) IN_PROGRESS .*", "session_started"),
+    (r"MQTT connection lost: (?P<reason>.*)", "disconnected"),
+    (r"connection failed: (?P<reason>.*)", "connection_failed"),
+    (r"reboot: going down", "rebooting"),
+    (r"booted (?P<version>.*)", "booted"),
+    (r"power cut: going down", ""),  # the fleet tells its own power cuts
+)]
+
+
+def tell(report: FleetReport, tracker: Tracker, text: str) -> None:
+    """One tracker event as a fleet event (``note`` when it has no name of its own)."""
+    for pattern, event in _TRACKER_EVENTS:
+        match = pattern.fullmatch(text)
+        if match is None:
+            continue
+        if not event:
+            return
+        fields: dict[str, object] = {key: int(value) if value.isdigit() else value
+                                     for key, value in match.groupdict().items()}
+        if event == "upgraded":
+            fields["version"] = tracker.app_version
+        report.event(tracker.thing_name, event, text, **fields)
+        return
+    report.event(tracker.thing_name, "note", text)
+
+
 async def run(args: argparse.Namespace) -> int:
     try:
-        trackers = build_trackers(args, RealClock())
-    except EndpointError as error:
+        mqtt, s3 = endpoints(args)
+        fleet = Fleet("aws-tracker", args, direct=bool(args.bind_address))
+    except (EndpointError, FleetError) as error:
         log.error("%s", error)
         return 2
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+    async with fleet:
+        try:
+            dialled = (await fleet.link(args.mqtt), await fleet.link(args.s3_endpoint)
+                       if args.s3_endpoint else None)
+            trackers = build_trackers(args, RealClock(), dialled=dialled,
+                                      address_of=fleet.address_of, keylog=fleet.keylog)
+        except EndpointError as error:
+            log.error("%s", error)
+            return 2
+        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def connect(tracker: Tracker) -> bool:
-        async with gate:
+        async def connect(tracker: Tracker) -> bool:
+            async with gate:
+                try:
+                    await tracker.connect()
+                    return True
+                except (MqttError, TrackerError) as error:
+                    log.error("%s: %s", tracker.thing_name, error)
+                    fleet.report.event(tracker.thing_name, "connection_failed", str(error),
+                                       reason=str(error))
+                    return False
+
+        async def power_cut(tracker: Tracker, off_seconds: float) -> None:
+            boot = tracker.reboot_seconds
+            tracker.reboot_seconds = boot + off_seconds  # power off, then its boot
             try:
-                await tracker.connect()
-                return True
-            except (MqttError, TrackerError) as error:
-                log.error("%s: %s", tracker.thing_name, error)
-                return False
+                await tracker.power_cut()
+            finally:
+                tracker.reboot_seconds = boot
 
-    try:
-        connected = await asyncio.gather(*(connect(tracker) for tracker in trackers))
-        log.info("%d of %d trackers connected; running until interrupted", sum(connected), len(trackers))
-        if not any(connected):
-            return 1
-        await asyncio.Event().wait()  # until the task is cancelled (Ctrl-C)
-        return 0
-    finally:
-        await asyncio.gather(*(tracker.disconnect() for tracker in trackers), return_exceptions=True)
+        for tracker in trackers:
+            tracker.listeners.append(lambda text, tracker=tracker: tell(fleet.report, tracker, text))
+            fleet.add(tracker.thing_name,
+                      power_cut=lambda off, tracker=tracker: power_cut(tracker, off))
+            fleet.report.event(tracker.thing_name, "started", f"runs {tracker.app_version}",
+                               version=tracker.app_version)
+        try:
+            connected = await asyncio.gather(*(connect(tracker) for tracker in trackers))
+            log.info("%d of %d trackers connected; running until interrupted", sum(connected),
+                     len(trackers))
+            if not any(connected):
+                return 1
+            await fleet.wait()  # until the task is cancelled (Ctrl-C, SIGTERM)
+            return 0
+        finally:
+            await asyncio.gather(*(tracker.disconnect() for tracker in trackers),
+                                 return_exceptions=True)
+            for tracker in trackers:
+                fleet.report.event(tracker.thing_name, "stopped", f"runs {tracker.app_version}")
