@@ -9,6 +9,7 @@ import importlib.util
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -69,6 +70,7 @@ def _userdata(pairs: list[str]) -> dict[str, str]:
 def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     from behave.__main__ import main as behave_main
 
+    from otaharness.bdd import report
     from otaharness.runtime.targets import ConfigError
 
     capture = [arg for index, arg in enumerate(behave_args) if arg.startswith("--capture=") or (
@@ -91,16 +93,37 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     junit_dir.mkdir(parents=True, exist_ok=True)
     extra = [*(["-D", f"capture={args.pcap}"] if args.pcap else []),
              *(["-D", f"broker={args.broker}"] if args.broker else [])]
-    if args.jobs > 1:
-        from otaharness.bdd import parallel
+    # the HTML report: each behave process writes a part through our runner, merged below
+    own_runner = any(arg in ("-r", "--runner") or arg.startswith("--runner=")
+                     or (arg.startswith("-r") and not arg.startswith("--")) for arg in behave_args)
+    if not own_runner:
+        parts = report.clear_parts(REPORTS / "report-parts")
+        os.environ[report.PARTS_ENV] = str(parts.resolve())  # behave processes inherit it
+        extra += ["--runner", report.RUNNER]
+    jobs: list = []
+    try:
+        if args.jobs > 1:
+            from otaharness.bdd import parallel
 
-        options, jobs = parallel.plan(behave_args, junit_dir)  # reads last run's times first
-        _clear_reports(junit_dir)
-        status = parallel.run([*options, *extra], jobs, args.jobs, junit_dir, REPORTS / "console")
-    else:
-        _clear_reports(junit_dir)
-        status = behave_main(["--junit", "--junit-directory", str(junit_dir), *behave_args,
-                              *extra])
+            options, jobs = parallel.plan(behave_args, junit_dir)  # reads last run's times first
+            _clear_reports(junit_dir)
+            status = parallel.run([*options, *extra], jobs, args.jobs, junit_dir,
+                                  REPORTS / "console")
+        else:
+            _clear_reports(junit_dir)
+            status = behave_main(["--junit", "--junit-directory", str(junit_dir), *behave_args,
+                                  *extra])
+    finally:  # also when the run is interrupted: the report shows what ran
+        if own_runner:
+            print("no HTML report: behave's --runner is yours (the report needs "
+                  f"{report.RUNNER})", file=sys.stderr)
+        else:
+            unreported = {job.feature: f"its process exited {job.returncode}; console output "
+                          f"in {job.console}" for job in jobs}
+            written = report.build_report(parts, REPORTS / report.REPORT_NAME,
+                                          unreported=unreported,
+                                          command=_run_command_line(args, behave_args))
+            print(f"HTML report: {written.resolve()}", flush=True)
     if args.fail_on_skip if args.fail_on_skip is not None else os.environ.get("CI") == "true":
         skipped = skipped_core_scenarios(junit_dir)
         if skipped:
@@ -108,6 +131,13 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
                   sep="\n  ", file=sys.stderr)
             return status or 1
     return status
+
+
+def _run_command_line(args: argparse.Namespace, behave_args: list[str]) -> str:
+    ours = [*(["--jobs", str(args.jobs)] if args.jobs > 1 else []),
+            *(["--pcap", args.pcap] if args.pcap else []),
+            *(["--broker", args.broker] if args.broker else [])]
+    return shlex.join(["otaharness", "run", *ours, *behave_args])
 
 
 def _clear_reports(junit_dir: Path) -> None:

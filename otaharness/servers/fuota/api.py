@@ -57,7 +57,7 @@ from otaharness.servers.json_body import describe, read_body
 
 from .campaign import CampaignConfig, CampaignError, CorruptCampaign, UnknownCampaign
 from .openapi import openapi_document
-from .report import summary, timeline_png
+from .report import campaign_plot, campaign_report
 from .schemas import CREATE_SCHEMA
 from .server import FuotaServer
 from .store import EVENT_KINDS
@@ -186,7 +186,7 @@ async def stop(request: web.Request) -> web.Response:
 
 def _summary(server: FuotaServer, campaign_id: int) -> dict[str, Any]:
     try:
-        return summary(server.store, campaign_id)
+        return campaign_report(server.store, campaign_id)
     except UnknownCampaign as error:
         raise ApiError(404, str(error)) from None
     except CorruptCampaign as error:
@@ -214,7 +214,7 @@ async def report(request: web.Request) -> web.Response:
 
 async def report_png(request: web.Request) -> web.Response:
     data = _summary(request.app[SERVER_KEY], _campaign_id(request))
-    png = await asyncio.get_running_loop().run_in_executor(None, timeline_png, data)
+    png = await asyncio.get_running_loop().run_in_executor(None, campaign_plot, data)
     return web.Response(body=png, content_type="image/png")
 
 

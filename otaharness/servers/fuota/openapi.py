@@ -77,7 +77,7 @@ def _component_schemas() -> dict[str, Any]:
                             dev_eui={"anyOf": [_DEV_EUI, {"type": "null"}]}),
                   "description": "plus the event's own fields (stage, command, payload, ...)"},
         "Report": _object(
-            ["id", "name", "state", "duration_s", "stages", "fragments", "devices"],
+            ["id", "name", "state", "duration_s", "stages", "fragments", "devices", "notes"],
             id={"type": "integer"}, name=_STR, state={"enum": [state.value for state in CampaignState]},
             duration_s=_NUMBER,
             stages={"type": "array", "items": _object(["stage", "name", "round", "start", "end"],
@@ -85,9 +85,15 @@ def _component_schemas() -> dict[str, Any]:
                                                       round={"type": "integer"}, start=_NUMBER, end=_NUMBER)},
             fragments={"type": "array", "items": _object(["at"], at=_NUMBER)},
             devices={"type": "array", "items": _object(
-                ["dev_eui", "status", "reason", "answers_at"], dev_eui=_DEV_EUI,
-                status={"enum": [status.value for status in DeviceStatus]}, reason=_STR,
-                answers_at={"type": "array", "items": _NUMBER})}),
+                ["dev_eui", "label", "status", "reason", "answers_at", "losses", "rejected"], dev_eui=_DEV_EUI,
+                label=_STR, status={"enum": [status.value for status in DeviceStatus]}, reason=_STR,
+                answers_at={"type": "array", "items": _NUMBER},
+                losses={"type": "array", "items": _object(
+                    ["round", "sent", "received", "lost", "missing"], round={"type": "integer"},
+                    sent={"type": "integer"}, received={"type": ["integer", "null"]},
+                    lost={"type": ["integer", "null"]}, missing={"type": ["integer", "null"]})},
+                rejected={"type": "array", "items": _STR})},
+            notes={"type": "array", "items": _object(["at", "text"], at=_NUMBER, text=_STR)}),
     }
 
 
