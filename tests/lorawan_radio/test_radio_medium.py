@@ -220,6 +220,32 @@ def test_link_specific_loss_wins_over_the_device_model() -> None:
     assert medium.counters["lost_loss"] == 1
 
 
+def test_loss_in_one_direction_spares_the_other() -> None:
+    """A device that loses every downlink still gets its uplinks through, and the reverse."""
+    async def main(clock):
+        received: list[tuple[float, Reception]] = []
+        heard: list[Reception] = []
+        medium = _medium_with_gateway(received)
+        gateway = medium.gateways["gw"]
+        device = medium.attach_device("d", (200.0, 0.0), receiver=heard.append, listening=lambda *a: True)
+        outcome = []
+        for direction in ("downlink", "uplink"):
+            medium.set_loss("d", None)
+            medium.set_loss("d", FixedLoss(1.0), direction=direction)
+            device.transmit(uplink(CH1, 5, bytes(10)))
+            await asyncio.sleep(1)
+            gateway.transmit(Transmission(RX2_FREQUENCY, EU868.data_rate(5), bytes(30), power_dbm=27))
+            await asyncio.sleep(1)
+            outcome.append((direction, len(received), len(heard)))
+            received.clear()
+            heard.clear()
+        return outcome
+
+    assert run_virtual(main) == [("downlink", 1, 0), ("uplink", 0, 1)]
+    with pytest.raises(ValueError, match="direction"):
+        RadioMedium(EU868).set_loss("d", FixedLoss(1.0), direction="sideways")
+
+
 def test_loss_models_reject_impossible_probabilities() -> None:
     with pytest.raises(ValueError, match="probability"):
         FixedLoss(1.5)

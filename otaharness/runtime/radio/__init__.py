@@ -11,6 +11,7 @@ API::
     medium.time_until_allowed("gw1", 869_525_000, airtime_s)   # 0.0 when a downlink may start now
     medium.set_loss("dev1", FixedLoss(0.1))                     # every link of dev1, both directions
     medium.set_loss("dev1", GilbertElliott(0.05, 0.5), gateway="gw1")   # one link only
+    medium.set_loss("dev1", FixedLoss(0.3), direction="downlink")  # only frames to dev1
     medium.add_monitor(lambda frame, receptions: ...)           # captures (lora_capture.py)
     medium.counters                                             # collections.Counter, see below
 

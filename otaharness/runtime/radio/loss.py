@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
+
+# Which frames of a device a loss model applies to (RadioMedium.set_loss).
+Direction = Literal["both", "uplink", "downlink"]
+DIRECTIONS: tuple[Direction, ...] = ("both", "uplink", "downlink")
 
 
 class LossModel(Protocol):

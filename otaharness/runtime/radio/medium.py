@@ -17,7 +17,7 @@ from otaharness.protocols.lorawan.errors import LoRaWANError
 from otaharness.protocols.lorawan.region import EU868, DataRate, Modulation, Region
 
 from .duty_cycle import DutyCycleTracker
-from .loss import LossModel
+from .loss import DIRECTIONS, Direction, LossModel
 from .propagation import PathLossModel, Position
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,10 @@ class RadioMedium:
         self.capture_threshold_db = capture_threshold_db
         self.gateways: dict[str, GatewayRadio] = {}
         self.devices: dict[str, DeviceRadio] = {}
-        self._loss: dict[tuple[str, str | None], LossModel] = {}
+        # Loss per direction, keyed (device, gateway or None): a model set for both directions
+        # is the same instance in both tables, so its state (a burst) is shared.
+        self._loss_up: dict[tuple[str, str | None], LossModel] = {}
+        self._loss_down: dict[tuple[str, str | None], LossModel] = {}
         self._monitors: list[Monitor] = []
         self.counters: collections.Counter[str] = collections.Counter()
         # Who hears a sender, with what signal: a pure function of the positions, the radios
@@ -246,19 +249,28 @@ class RadioMedium:
             self._monitors.remove(monitor)
 
     # -- loss ----------------------------------------------------------------------------------
-    def set_loss(self, device: str, model: LossModel | None, *, gateway: str | None = None) -> None:
-        """Loss on every link of ``device`` (both directions), or only on its link to ``gateway``.
+    def set_loss(self, device: str, model: LossModel | None, *, gateway: str | None = None,
+                 direction: Direction = "both") -> None:
+        """Loss on every link of ``device``, or only on its link to ``gateway``; in both
+        directions, or only on its ``"uplink"`` or ``"downlink"`` frames.
 
-        A link-specific model wins over the device-wide one. None removes the model.
+        A link-specific model wins over the device-wide one (per direction). None removes the
+        model in that direction.
         """
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
         key = (device, gateway)
-        if model is None:
-            self._loss.pop(key, None)
-        else:
-            self._loss[key] = model
+        tables = {"both": (self._loss_up, self._loss_down), "uplink": (self._loss_up,),
+                  "downlink": (self._loss_down,)}[direction]
+        for table in tables:
+            if model is None:
+                table.pop(key, None)
+            else:
+                table[key] = model
 
-    def _loss_model(self, device: str, gateway: str) -> LossModel | None:
-        return self._loss.get((device, gateway)) or self._loss.get((device, None))
+    def _loss_model(self, device: str, gateway: str, uplink: bool) -> LossModel | None:
+        table = self._loss_up if uplink else self._loss_down
+        return table.get((device, gateway)) or table.get((device, None))
 
     # -- duty cycle ------------------------------------------------------------------------------
     def time_until_allowed(self, gateway: str, frequency_hz: int, airtime_s: float = 0.0) -> float:
@@ -319,7 +331,7 @@ class RadioMedium:
         for receiver, rssi, snr in in_reach:
             arrival = _Incoming(frame, receiver, rssi, snr)
             device, gateway = (sender.name, receiver.name) if uplink else (receiver.name, sender.name)
-            model = self._loss_model(device, gateway)
+            model = self._loss_model(device, gateway, uplink)
             if model is not None and model.lost(self.rng):
                 arrival.lost = "lost_loss"
             self._collide(arrival, now)
