@@ -12,9 +12,19 @@ from html.parser import HTMLParser
 import pytest
 
 from otaharness.bdd.report import build_report, read_timeline, timeline_svg
-from otaharness.servers.fuota import CampaignConfig, CampaignDevice, CampaignState, CampaignStore, DeviceState
+from otaharness.servers.fuota import (
+    CampaignConfig,
+    CampaignDevice,
+    CampaignState,
+    CampaignStore,
+    DeviceState,
+)
 from otaharness.servers.fuota.campaign import DeviceStatus
-from otaharness.servers.fuota.report import campaign_plot, campaign_report, stored_campaign_reports
+from otaharness.servers.fuota.report import (
+    campaign_plot,
+    campaign_report,
+    stored_campaign_reports,
+)
 
 OTAHARNESS = [sys.executable, "-m", "otaharness.cli"]
 
@@ -43,9 +53,10 @@ class Elements(HTMLParser):
         for element in self.open:
             element[2] += data
 
-    def all(self, tag: str, css_class: str = "") -> list[list]:
-        return [e for e in self.found if e[0] == tag and css_class in e[1].get("class", "").split()
-                or e[0] == tag and not css_class]
+    def all(self, tag: str, css_classes: str = "") -> list[list]:
+        """The ``tag`` elements with every class of ``css_classes`` (space-separated)."""
+        wanted = set(css_classes.split())
+        return [e for e in self.found if e[0] == tag and wanted <= set((e[1].get("class") or "").split())]
 
 
 def _part(folder, features):
