@@ -33,13 +33,24 @@ def _examples(item: pytest.Item) -> int:
     return chosen.max_examples
 
 
-@pytest.fixture
-def tshark() -> str:
-    """Debian's tshark. Outside CI a missing tshark skips the test; under CI=true it fails it
-    (CI installs it: scripts/setup)."""
-    path = shutil.which("tshark")
+def debian_tool(command: str) -> str:
+    """The path of a Debian package's command of the same name. Outside CI a missing one skips the
+    test; under CI=true it fails it (CI installs it: scripts/setup)."""
+    path = shutil.which(command)
     if path is None:
         if os.environ.get("CI") == "true":
-            pytest.fail("tshark is required under CI (Debian package tshark, see scripts/setup)")
-        pytest.skip("tshark is not installed (Debian package tshark)")
+            pytest.fail(f"{command} is required under CI (Debian package {command}, see scripts/setup)")
+        pytest.skip(f"{command} is not installed (Debian package {command})")
     return path
+
+
+@pytest.fixture
+def tshark() -> str:
+    """Debian's tshark."""
+    return debian_tool("tshark")
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's chromium (headless: the HTML report's browser test)."""
+    return debian_tool("chromium")

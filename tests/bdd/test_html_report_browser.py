@@ -3,7 +3,6 @@ scenario and a FUOTA campaign, its report opened in headless Chromium (Debian's 
 rendered DOM read back. Slow by nature: a browser start and a real campaign."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -33,18 +32,6 @@ Feature: A campaign with a lossy device
     Then the FUOTA campaign ends finished
     And "lossy" failed the FUOTA campaign with "no complete image"
 '''
-
-
-@pytest.fixture
-def chromium() -> str:
-    """Debian's chromium. Outside CI a missing one skips the test; under CI=true it fails it (CI
-    installs it: scripts/setup)."""
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is required under CI (Debian package chromium, see scripts/setup)")
-        pytest.skip("chromium is not installed (Debian package chromium)")
-    return path
 
 
 def test_the_report_opens_in_a_browser_and_shows_the_failure_and_its_timeline(tmp_path, chromium):
