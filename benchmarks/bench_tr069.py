@@ -1,6 +1,7 @@
 """Fleet throughput of a TR-069 batch upgrade: N MikroTik CHRs go from RouterOS 6.48 to 6.48.4.
 
-Run from the repository root: python -m benchmarks.bench_tr069 [--counts 100 5000]
+Run from the repository root: python -m benchmarks.bench_tr069 [--counts 100 1000 10000]
+[--default-collector] [--no-save]
 
 Per N, in a fresh process on the virtual clock (the hour between Informs and the 30-minute
 check cost no real time): the ACS (CWMP endpoint, file server, admin API, SQLite state) and N
@@ -19,6 +20,13 @@ Baseline, in the same process against the same ACS once every CPE has booted (be
 exists): every CPE runs one bare CWMP session, a 2 PERIODIC Inform -> InformResponse, the empty
 POST -> 204, all N at once. The ratio "upgrade cycle / bare Inform sessions" (upgrade_s /
 baseline_s) is the cost of the batch upgrade in units of one plain periodic session.
+
+Also per N: CPU seconds of the process for the whole run and the upgrade cycle (steadier than
+wall seconds on a machine shared with other work), the process's peak RSS, and the wall seconds
+of the whole run (ACS start, boot, baseline, upgrade, teardown). The process runs with the fleet collector settings
+(otaharness.runtime.collector); ``--default-collector`` keeps CPython's defaults, to compare.
+Results are merged into benchmarks/results/tr069_fleet.json (``--no-save``: not), which
+benchmarks/plot_fleet_scaling.py draws.
 """
 
 from __future__ import annotations
@@ -32,12 +40,14 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, on_virtual_clock, run_sizes
+from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, on_virtual_clock, peak_rss_mib,
+                                run_sizes, save_results)
 from otaharness.emulators.cpe.connection_request import ConnectionRequestServer
 from otaharness.emulators.cpe.device import Cpe
 from otaharness.fixtures import fixture_path
 from otaharness.protocols.cwmp.codes import EVENT_PERIODIC
 from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.collector import tune_for_fleets
 from otaharness.servers.tr069 import AcsServer
 
 HOUR = 3600.0
@@ -134,6 +144,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int) -> Figure
             raise AssertionError(f"not every CPE runs 6.48.4: {versions}")
         return {
             "cpes": count,
+            "devices": count,
+            "upgrade_cpu_s": upgrade.cpu_seconds,
             "boot_s": booting.seconds,
             "upgrade_s": upgrade.seconds,
             "cpes_per_s": count / upgrade.seconds,
@@ -152,8 +164,13 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int) -> Figure
         await server.stop()
 
 
-def measure(count: int) -> Figures:
-    return on_virtual_clock(partial(fleet_run, count=count), real_time_limit=1800.0)
+def measure(count: int, collector: str = "fleet") -> Figures:
+    if collector == "fleet":
+        tune_for_fleets()
+    with Stopwatch() as whole:  # server start, boot, baseline, upgrade and teardown
+        figures = on_virtual_clock(partial(fleet_run, count=count), real_time_limit=1800.0)
+    return {**figures, "wall_s": whole.seconds, "cpu_s": whole.cpu_seconds,
+            "peak_rss_mib": peak_rss_mib(), "collector": collector}
 
 
 def describe(result: Figures) -> str:
@@ -163,14 +180,25 @@ def describe(result: Figures) -> str:
             f"baseline {result['baseline_sessions_per_s']:.0f} bare Inform sessions/s, "
             f"cycle = {result['cycle_per_session']:.1f} sessions  "
             f"RSS/CPE {result['rss_per_cpe_booted_kib']:.0f} KiB booted, "
-            f"{result['rss_per_cpe_after_kib']:.0f} KiB after")
+            f"{result['rss_per_cpe_after_kib']:.0f} KiB after; "
+            f"whole run {result['wall_s']:.1f} s, {result['cpu_s']:.1f} CPU s "
+            f"(upgrade {result['upgrade_cpu_s']:.1f}), peak RSS {result['peak_rss_mib']:.0f} MiB, "
+            f"{result['collector']} collector")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[100, 5000])
+    parser.add_argument("--counts", type=int, nargs="+", default=[100, 1000, 10000])
+    parser.add_argument("--default-collector", action="store_true",
+                        help="CPython's collector thresholds instead of the fleet settings")
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
-    run_sizes("bench_tr069", measure, ((count,) for count in arguments.counts), describe)
+    collector = "default" if arguments.default_collector else "fleet"
+    results = run_sizes("bench_tr069", measure, ((count, collector) for count in arguments.counts),
+                        describe)
+    if not arguments.no_save:
+        save_results("tr069_fleet" if collector == "fleet" else "tr069_fleet_default_collector",
+                     results, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,8 +8,12 @@ machines and survives other work running meanwhile.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import multiprocessing
+import os
+import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -34,6 +38,46 @@ def rss_bytes(pid: int | str = "self") -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS in /proc/{pid}/status")
+
+
+def peak_rss_mib() -> float:
+    """The highest resident set size this process has had, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def save_results(name: str, results: Iterable[Figures], *, size_key: str = "devices",
+                 description: str = "") -> Path:
+    """Merge per-size figures into ``benchmarks/results/<name>.json`` (a size measured again
+    replaces its old entry), with when, where and under what load each was measured."""
+    path = RESULTS_DIR / f"{name}.json"
+    document: dict[str, Any] = {"results": []}
+    if path.exists():
+        document = json.loads(path.read_text())
+    stamp = {"measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "machine": machine(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    fresh = {result[size_key]: {**result, **stamp} for result in results}
+    kept = [result for result in document["results"] if result.get(size_key) not in fresh]
+    document["results"] = sorted([*kept, *fresh.values()], key=lambda result: result[size_key])
+    if description:
+        document["description"] = description
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    return path
+
+
+def machine() -> str:
+    """CPU model, cores and Python, for the record beside a figure."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 class ServedFlows:

@@ -25,11 +25,13 @@ an RPC its namespace does not define) a SOAP Fault (8000/8003, HTTP 500 as SOAP 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -58,7 +60,8 @@ from otaharness.protocols.cwmp import (
 from otaharness.protocols.cwmp.namespaces import SCHEMA_LEVEL
 
 from otaharness.protocols.http_digest import AuthOutcome, ServerAuth
-from otaharness.runtime.redaction import authorization_for_log
+from otaharness.runtime.redaction import authorization_for_log, remember
+
 from .acs import Acs, AcsConfig, nc_reuse_allowed
 
 log = logging.getLogger(__name__)
@@ -92,6 +95,7 @@ class CwmpSession:
     held: bool = False  # HoldRequests=1 was sent in this session
     requests: int = 0
     connections: set[object] = field(default_factory=set)  # keep-alive: one, normally
+    opened: int = 0  # creation order: of several sessions that match a request, the newest wins
 
 
 class SessionRefused(Exception):
@@ -107,6 +111,11 @@ class CwmpEndpoint:
         self.auth = cwmp_auth(config)
         self.trace = trace
         self.sessions: dict[str, CwmpSession] = {}
+        # Open sessions by TCP connection and by (user name, source address), so that finding
+        # a request's session costs the same with 10 open sessions as with 10,000.
+        self._by_connection: dict[object, dict[str, CwmpSession]] = {}
+        self._by_client: dict[tuple[str, str], dict[str, CwmpSession]] = {}
+        self._opened = itertools.count()
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.acs.config.max_body_bytes, middlewares=[undecodable_body])
@@ -224,20 +233,22 @@ class CwmpEndpoint:
         message = envelope.body
         assert isinstance(message, Inform)
         host = _peer_host(request)
-        for earlier in [s for s in self.sessions.values() if s.connection == _connection(request)]:
+        for earlier in list(self._by_connection.get(_connection(request), {}).values()):
             self._end(earlier, "superseded by an Inform")  # a new session on this connection
         if len(self.sessions) >= self.acs.config.max_sessions:
             return web.Response(status=503, headers={"Retry-After": "60"},
                                 text="too many open CWMP sessions; try again later")
         device_id = self.acs.inform(message, host)
         ident = message.device_id
-        session = CwmpSession(id=secrets.token_urlsafe(16), device_id=device_id,
+        session = CwmpSession(id=remember(secrets.token_urlsafe(16)), device_id=device_id,
                               oui=ident.oui, serial_number=ident.serial_number,
                               namespace=envelope.namespace, peer_host=host,
                               connection=_connection(request), username=username,
                               started=_loop_time(), requests=1,
-                              connections={_connection(request)})
+                              connections={_connection(request)}, opened=next(self._opened))
         self.sessions[session.id] = session
+        self._by_connection.setdefault(session.connection, {})[session.id] = session
+        self._by_client.setdefault((session.username, session.peer_host), {})[session.id] = session
         self._touch(session)
         session.hold = self.acs.config.hold_requests and bool(self.acs.pending_tasks(device_id))
         session.held = session.hold
@@ -280,21 +291,35 @@ class CwmpEndpoint:
                 if not (same_connection or same_client):
                     raise SessionRefused(403, "that session cookie belongs to another client")
                 if claim:
-                    session.connection = connection
+                    self._move(session, connection)
                 return session
-        by_connection = [s for s in self.sessions.values() if s.connection == connection]
+        by_connection = self._by_connection.get(connection)
         if by_connection:
-            return by_connection[-1]
+            return _newest(by_connection)
         if not username:
             return None  # no identity but the connection: another connection is another client
         # CPEs often share credentials: the identity is the user name *and* the address.
-        candidates = [s for s in self.sessions.values()
-                      if s.username == username and s.peer_host == _peer_host(request)]
+        candidates = self._by_client.get((username, _peer_host(request)))
         if candidates:
+            newest = _newest(candidates)
             if claim:
-                candidates[-1].connection = connection
-            return candidates[-1]
+                self._move(newest, connection)
+            return newest
         return None
+
+    def _move(self, session: CwmpSession, connection: object) -> None:
+        """The session continues on ``connection`` (the CPE reconnected)."""
+        self._unindex(self._by_connection, session.connection, session)
+        session.connection = connection
+        self._by_connection.setdefault(connection, {})[session.id] = session
+
+    @staticmethod
+    def _unindex(index: dict[Any, dict[str, CwmpSession]], key: Any, session: CwmpSession) -> None:
+        bucket = index.get(key)
+        if bucket is not None:
+            bucket.pop(session.id, None)
+            if not bucket:
+                del index[key]
 
     def _touch(self, session: CwmpSession) -> None:
         if session.timer is not None:
@@ -317,6 +342,8 @@ class CwmpEndpoint:
         if session.in_flight is not None:
             self.acs.task_returned(session.in_flight)
         self.sessions.pop(session.id, None)
+        self._unindex(self._by_connection, session.connection, session)
+        self._unindex(self._by_client, (session.username, session.peer_host), session)
 
 
 def cwmp_auth(config: AcsConfig) -> ServerAuth:
@@ -342,6 +369,10 @@ def _peer_host(request: web.Request) -> str:
 def _connection(request: web.Request) -> object:
     peer = request.transport.get_extra_info("peername") if request.transport else None
     return tuple(peer) if peer else None
+
+
+def _newest(sessions: dict[str, CwmpSession]) -> CwmpSession:
+    return max(sessions.values(), key=lambda session: session.opened)
 
 
 def _loop_time() -> float:

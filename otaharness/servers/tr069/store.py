@@ -56,6 +56,13 @@ CREATE TABLE IF NOT EXISTS batch_devices (
     PRIMARY KEY (batch_id, device_id));
 CREATE TABLE IF NOT EXISTS batch_starts (
     batch_id INTEGER, device_id TEXT, started REAL);
+-- What every Inform and session looks up by device, command key or batch: without these each
+-- lookup scans the table, and a fleet's upgrade costs grow with the square of its size.
+CREATE INDEX IF NOT EXISTS tasks_by_device ON tasks (device_id, state);
+CREATE INDEX IF NOT EXISTS tasks_by_command_key ON tasks (command_key);
+CREATE INDEX IF NOT EXISTS events_by_device ON events (device_id);
+CREATE INDEX IF NOT EXISTS batch_devices_by_device ON batch_devices (device_id);
+CREATE INDEX IF NOT EXISTS batch_starts_by_batch ON batch_starts (batch_id, started);
 """
 
 LAYOUT_VERSION = 1  # PRAGMA user_version: 1 = stored files carry DISK_SUFFIX
@@ -205,10 +212,9 @@ class Store:
         members = {r["device_id"] for r in self._all(
             "SELECT device_id FROM group_members WHERE group_name=?", name)}
         if group["oui"] or group["product_class"]:
-            for device in self._all("SELECT id, oui, product_class FROM devices"):
-                if (group["oui"] in ("", device["oui"])
-                        and group["product_class"] in ("", device["product_class"])):
-                    members.add(device["id"])
+            members.update(row[0] for row in self.db.execute(
+                "SELECT id FROM devices WHERE (?1 = '' OR oui = ?1) AND (?2 = '' OR product_class = ?2)",
+                (group["oui"], group["product_class"])))
         return sorted(members)
 
     def groups_of(self, device_id: str) -> list[str]:
