@@ -178,10 +178,22 @@ def _failure(scenario, runtime: Runtime) -> dict:
     message = step.error_message or (str(step.exception) if step.exception else step.status.name)
     inner = _innermost_substep(message)
     reason = _deepest_reason(message)
-    devices = [name for name in runtime.devices
-               if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", f"{step.name} {inner} {reason}")]
     return {"step": f"{step.keyword} {step.name}", "inner": inner, "reason": reason,
-            "device": devices[0] if devices else None, "location": str(step.location)}
+            "device": _device_named(runtime, f"{step.name} {inner} {reason}"),
+            "location": str(step.location)}
+
+
+def _device_named(runtime: Runtime, text: str) -> str | None:
+    """The device a failure is about: a device of the runtime the text names, else one the text
+    calls a device (`device "lamp1"`, a device behind a gateway), else its first quoted name."""
+    for name in runtime.devices:
+        if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
+            return name
+    called = re.search(r"\b(?:device|router|tracker|station|gateway)s? [\"`']?([\w.-]+)", text)
+    if called and called[1] not in ("is", "runs", "of", "the", "a"):
+        return called[1]
+    quoted = re.search(r"[\"`]([\w.-]+)[\"`]", text)
+    return quoted[1] if quoted else None
 
 
 def _innermost_substep(message: str) -> str | None:

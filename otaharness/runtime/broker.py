@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from otaharness.protocols.mqtt_wire import encode_varint
+from otaharness.runtime.redaction import remember
 
 log = logging.getLogger(__name__)
 
@@ -503,7 +504,7 @@ class MosquittoBroker(Broker):
         if tool is None:
             log.warning("mosquitto_passwd not found: anonymous clients can reach $aws/ topics")
             return
-        password = secrets.token_hex(24)  # hex: never taken for an option by a command line
+        password = remember(secrets.token_hex(24))  # hex: never taken for an option by a command line
         password_file = self._directory / "passwords"
         subprocess.run([tool, "-b", "-c", str(password_file), SERVICE_USERNAME, password],
                        check=True, capture_output=True, timeout=START_TIMEOUT)

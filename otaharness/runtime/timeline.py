@@ -20,6 +20,7 @@ written goes through the one redactor (``otaharness.runtime.redaction``).
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import defaultdict, deque
@@ -42,8 +43,10 @@ class Recorder:
         self.clock = clock
         self.started = clock.monotonic()
         self.device_of = device_of  # a device's source address -> its scenario name
-        self.events: deque[tuple[float, str, str, str]] = deque(maxlen=EVENTS_KEPT)
-        self.steps: list[tuple[float, str, str, str]] = []  # step boundaries and failures
+        # (t, order, actor, kind, text): the order keeps events of one moment as they came
+        self.events: deque[tuple[float, int, str, str, str]] = deque(maxlen=EVENTS_KEPT)
+        self.steps: list[tuple[float, int, str, str, str]] = []  # step boundaries and failures
+        self._order = itertools.count()
         self.exchanges: dict[str, deque] = defaultdict(lambda: deque(maxlen=EXCHANGES_KEPT))
         self.events_seen = 0
 
@@ -51,7 +54,7 @@ class Recorder:
         return self.clock.monotonic() - self.started
 
     def note(self, actor: str, kind: str, text: str) -> None:
-        entry = (self.now(), actor, kind, text)
+        entry = (self.now(), next(self._order), actor, kind, text)
         if kind in STEP_KINDS:
             self.steps.append(entry)
         else:
@@ -65,19 +68,27 @@ class Recorder:
     # -- reading ------------------------------------------------------------------------------
     def timeline(self, secrets: SecretSet | None = None) -> list[dict[str, Any]]:
         """Every kept event in order, names resolved and redacted."""
-        merged = sorted([*self.events, *self.steps], key=lambda entry: entry[0])
-        return [{"t": round(t, 6), "actor": self.device_of(actor), "kind": kind,
+        merged = sorted([*self.events, *self.steps], key=lambda entry: entry[:2])
+        return [{"t": round(t, 6), "actor": self.name_of(actor), "kind": kind,
                  "text": _one_line(redact(self._names(text), secrets))}
-                for t, actor, kind, text in merged]
+                for t, _, actor, kind, text in merged]
+
+    def name_of(self, peer: str) -> str:
+        """A device's scenario name for its address (``127.1.0.1`` or ``127.1.0.1:40312``)."""
+        name = self.device_of(peer)
+        if name == peer and ":" in peer:
+            host = peer.rsplit(":", 1)[0]
+            return self.device_of(host) if self.device_of(host) != host else peer
+        return name
 
     def _names(self, text: str) -> str:
         """Device source addresses (127.1.x.y) shown as the scenario's device names."""
-        return _ADDRESS.sub(lambda m: self.device_of(m[0]), text)
+        return _ADDRESS.sub(lambda m: self.name_of(m[0]), text)
 
     def transcript(self, actor: str, secrets: SecretSet | None = None) -> str:
         lines = []
         for t, peer, what, body, decode in self.exchanges.get(actor, ()):
-            lines.append(f"[{_clock(t)}] {self.device_of(peer)}  {self._names(what)}")
+            lines.append(f"[{_clock(t)}] {self.name_of(peer)}  {self._names(what)}")
             text = _body_text(body, decode)
             if text:
                 lines += ["    " + line for line in text.splitlines()]
@@ -110,7 +121,7 @@ class Recorder:
         return written
 
 
-_ADDRESS = re.compile(r"\b127\.1\.\d{1,3}\.\d{1,3}\b")
+_ADDRESS = re.compile(r"\b127\.1\.\d{1,3}\.\d{1,3}(?::\d+)?\b")
 
 
 def format_timeline(events: list[dict[str, Any]], *, dropped: int = 0) -> str:

@@ -168,7 +168,7 @@ class _Session:
             if kind == wire.CONNECT:
                 raise wire.MqttWireError("a second CONNECT")
             if kind == wire.PUBLISH:
-                timeline.exchange("aws-iot", self.thing or self.peer, "→", (packet, self.level), wire.publish_text)
+                timeline.exchange("aws-iot", self.peer, "→", (packet, self.level), wire.publish_text)
             self.upstream.write(packet)
             await self.upstream.drain()
 
@@ -226,7 +226,7 @@ class _Session:
             if self._refused_filters and wire.packet_type(packet) == wire.SUBACK:
                 packet = self._patch_suback(packet)
             elif wire.packet_type(packet) == wire.PUBLISH:
-                timeline.exchange("aws-iot", self.thing or self.peer, "←", (packet, self.level), wire.publish_text)
+                timeline.exchange("aws-iot", self.peer, "←", (packet, self.level), wire.publish_text)
             self.writer.write(packet)
             await self.writer.drain()
 
@@ -315,7 +315,7 @@ class MqttGateway:
         now = self._loop.time() if self._loop is not None else 0.0
         self.events.append(GatewayEvent(now, peer, client_id, what))
         log.info("mqtt gateway %s %s: %s", peer, client_id or "-", what)
-        timeline.note("aws-iot", "session", f"{client_id or peer}: {what}")
+        timeline.note("aws-iot", "session", f"{peer} ({client_id or '-'}): {what}")
 
     def forget(self, session: _Session) -> None:
         self._sessions.discard(session)

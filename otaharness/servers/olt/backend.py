@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from otaharness.protocols import olt
+from otaharness.runtime.redaction import remember
 from otaharness.servers.olt import schemas
 from otaharness.servers.olt.errors import (
     Conflict, Forbidden, Gone, InvalidDocument, Locked, NotFound, Unauthorized)
@@ -147,7 +148,7 @@ class OltBackend:
     # -- tenants and tokens ------------------------------------------------------------------------
     def create_tenant(self, name: str) -> TenantCredentials:
         tenant_id = self.new_id()
-        client_id, secret = f"tenant-{self.new_id()}", secrets.token_hex(24)
+        client_id, secret = f"tenant-{self.new_id()}", remember(secrets.token_hex(24))
         with self.db:
             self.store.add_tenant(tenant_id, name)
             self.store.add_client(client_id, _sha256(secret), tenant_id, None)
@@ -162,7 +163,7 @@ class OltBackend:
                               (name,)).fetchone()
         if row is None:
             return self.create_tenant(name)
-        client_id, secret = f"tenant-{self.new_id()}", secrets.token_hex(24)
+        client_id, secret = f"tenant-{self.new_id()}", remember(secrets.token_hex(24))
         with self.db:
             self.store.add_client(client_id, _sha256(secret), row[0], None)
         return TenantCredentials(row[0], client_id, secret)
@@ -199,7 +200,7 @@ class OltBackend:
     def create_device_credentials(self, who: Principal, device_id: str) -> dict[str, str]:
         self._tenant_only(who, "create device credentials")
         self.get_device(who, device_id)
-        client_id, secret = f"device-{self.new_id()}", secrets.token_hex(24)
+        client_id, secret = f"device-{self.new_id()}", remember(secrets.token_hex(24))
         with self.db:
             self.store.add_client(client_id, _sha256(secret), who.tenant_id, device_id)
         return {"clientId": client_id, "clientSecret": secret, "deviceId": device_id}
