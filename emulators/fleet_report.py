@@ -150,21 +150,19 @@ class FleetReport:
         when the size is unknown; the first call of a download tells ``download_started``."""
         self.add(device)
         record = self.devices[device]
-        if record.state != "downloading" or (total is not None and record.download_total != total):
+        if record.state not in ("downloading", "installing") or record.download_total != total:
             record.download_total = total
             record.next_milestone = (total + 3) // 4 if total else _FIRST_UNSIZED_MILESTONE
             self.event(device, "download_started",
                        f"{_size(total)} image" if total else "", **({"size": total} if total else {}))
         if total:
-            if received >= total:
-                self.event(device, "download_complete", f"{_size(total)}", bytes=received)
-                record.download_total = None
-                return
-            while record.next_milestone and received >= record.next_milestone:
+            while record.next_milestone < total and received >= record.next_milestone:
                 percent = 100 * record.next_milestone // total
                 self.event(device, "download_progress", f"{percent}% ({_size(received)} of "
                            f"{_size(total)})", bytes=received, size=total, percent=percent)
                 record.next_milestone += (total + 3) // 4
+            if received >= total and record.state == "downloading":
+                self.event(device, "download_complete", f"{_size(total)}", bytes=received)
         else:
             while received >= record.next_milestone:
                 self.event(device, "download_progress", f"{_size(received)} so far", bytes=received)
