@@ -8,7 +8,8 @@ scenarios' artifacts into ``reports/artifacts/<scenario>/`` as a serial run does
 output goes to ``reports/console/<feature>.txt``; the parent prints it in one block when the
 process ends (whole for a failure, the progress lines for a pass), then one merged summary.
 Longest features start first (last run's JUnit times, else the count of their steps), so the run ends
-about when its longest feature does.
+about when its longest feature does. Each process writes its part of the HTML report
+(:mod:`otaharness.bdd.report`), which the caller merges when all have ended.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ _SUMMARY = re.compile(r"^(\d+) (feature|rule|scenario|step)s? passed((?:, \d+ \w
 _NOISE = re.compile(r"^(USING RUNNER: |Took \d+min )")
 _STATEMENTS = ("feature", "rule", "scenario", "step")
 _ALWAYS_SHOWN = ("passed", "failed", "skipped")
+# Formatters whose -o is a folder they fill with files of unique names: every feature process
+# may add its own to the same folder, so they keep their -o under --jobs.
+FOLDER_FORMATTERS = {"allure_behave.formatter:AllureFormatter"}
 
 
 @dataclass
@@ -93,11 +97,14 @@ def plan(behave_args: list[str], junit_dir: Path) -> tuple[list[str], list[Featu
 
     options, paths = split_paths(behave_args)
     config = Configuration(command_args=[*options, *paths], load_config=True)
-    for option in ("-o", "--outfile"):
-        if any(arg == option or arg.startswith(option + "=") for arg in options):
-            raise SystemExit("otaharness run --jobs: each feature process writes its own "
-                             "console output (reports/console/); -o/--outfile is for one "
-                             "process (--jobs 1)")
+    for formatter, outfile in _outfiles(options):
+        if formatter not in FOLDER_FORMATTERS:
+            raise SystemExit(f"otaharness run --jobs: each feature process writes its own "
+                             f"console output (reports/console/); -o/--outfile is for one "
+                             f"process (--jobs 1), here {outfile} for "
+                             f"{formatter or 'the default formatter'}; with --jobs only a "
+                             f"formatter that fills a folder keeps its -o "
+                             f"({', '.join(sorted(FOLDER_FORMATTERS))})")
     locations = collect_feature_locations(config.paths or ["features"])
     by_file: dict[str, list[str]] = {}
     steps: dict[str, int] = {}
@@ -126,6 +133,22 @@ def plan(behave_args: list[str], junit_dir: Path) -> tuple[list[str], list[Featu
         jobs.append(FeatureJob(feature, chosen, expected))
     jobs.sort(key=lambda job: job.expected_s, reverse=True)
     return options, jobs
+
+
+def _outfiles(options: list[str]) -> list[tuple[str | None, str]]:
+    """Each -o/--outfile with the formatter behave pairs it with (the -f of the same rank)."""
+    found: dict[str, list[str]] = {"format": [], "outfile": []}
+    names = {"-f": "format", "--format": "format", "-o": "outfile", "--outfile": "outfile"}
+    for index, arg in enumerate(options):
+        for option, name in names.items():
+            if arg == option and index + 1 < len(options):
+                found[name].append(options[index + 1])
+            elif arg.startswith(option + "=") or (len(option) == 2 and arg.startswith(option)
+                                                  and arg != option and not arg.startswith("--")):
+                found[name].append(arg[len(option):].removeprefix("="))
+    formats = found["format"]
+    return [(formats[rank] if rank < len(formats) else None, outfile)
+            for rank, outfile in enumerate(found["outfile"])]
 
 
 def _steps_to_run(feature: str, config) -> int:

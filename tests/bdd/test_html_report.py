@@ -319,3 +319,24 @@ def test_otaharness_run_writes_the_report_and_says_where(repository, jobs):
     assert "0.000 s → 259200.0 s (3 days, 0:00:00)" in failed
     if jobs != "1":
         assert "features/crash.feature: no result (its process exited 3; console output in" in page
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_allure_results_through_otaharness_run(repository, jobs):
+    """allure-behave's formatter beside ours (README, Running): its result files, one per scenario;
+    with --jobs every feature process adds its own to the same folder."""
+    (repository / "features" / "more.feature").write_text(
+        "Feature: More\n  Scenario: Another day\n    Given the time is 2026-03-02T02:00:00Z\n"
+        "    When 1 day passes\n    Then the time is 2026-03-03T02:00:00Z\n")
+    result = _run(repository, "--jobs", jobs, "-f", "allure_behave.formatter:AllureFormatter",
+                  "-o", "reports/allure", "-f", "progress", "features")
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    results = [json.loads(path.read_text()) for path in (repository / "reports" / "allure").glob("*-result.json")]
+    outcomes = {entry["name"]: (entry["status"], entry.get("statusDetails", {}).get("message", ""))
+                for entry in results}
+    assert set(outcomes) == {"Days pass in moments", "A wrong expectation", "Another day"}, outcomes
+    assert outcomes["A wrong expectation"][0] == "failed"
+    assert "expected 2026-03-06T02:00:00+00:00" in outcomes["A wrong expectation"][1]
+    assert outcomes["Another day"][0] == outcomes["Days pass in moments"][0] == "passed"
+    assert (repository / "reports" / "report.html").exists()  # ours as well
