@@ -25,6 +25,7 @@ from collections import Counter
 from typing import Any
 
 import gevent
+import gevent.lock
 import gevent.queue
 import gevent.subprocess
 from locust import User, constant, events, task
@@ -57,6 +58,8 @@ class DeviceHost:
         self.process: gevent.subprocess.Popen | None = None
         self.commands: gevent.queue.Queue = gevent.queue.Queue()
         self.greenlets: list[gevent.Greenlet] = []
+        self._opening = gevent.lock.BoundedSemaphore()
+        self.closing = False
         self.free: list[int] = []  # device slots given back by stopped users, reused first
         self.next_slot = 1
         self.numbers: set[int] = set()
@@ -73,8 +76,11 @@ class DeviceHost:
         return max(0, int(getattr(self.environment.runner, "worker_index", 0) or 0))
 
     def open(self) -> None:
-        if self.process is not None:
-            return
+        with self._opening:  # Popen yields to other users' greenlets: one host only
+            if self.process is None:
+                self._open()
+
+    def _open(self) -> None:
         options = self.environment.parsed_options
         self.kind = options.kind
         settings = {"kind": self.kind, "worker_index": self.worker_index,
@@ -155,7 +161,7 @@ class DeviceHost:
             elif "n" in record:
                 log.info("worker %d host: %s", self.worker_index, record["n"])
         code = self.process.wait()
-        if code not in (0, None) and not getattr(self, "closing", False):
+        if code not in (0, None) and not self.closing:
             log.error("worker %d: device host ended with status %s", self.worker_index, code)
 
     def report(self) -> dict[str, Any]:

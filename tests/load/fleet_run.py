@@ -116,27 +116,34 @@ class ServedAcs:
 
 
 class BatchKeeper(threading.Thread):
-    """The operator during the run: one batch, and every newly booted CPE added to it (the
-    admin API's "find new devices") until ``stop()``."""
+    """The operator during the run: one batch; every CPE that booted since is added to it (the
+    admin API's "find new devices") and forced ("Force upgrade (now)": a Connection Request),
+    until ``stop()``. Forcing, with CPEs informing only hourly, leaves no session running once
+    the last upgrade ends, so the ACS's records and the master's totals can be compared."""
 
-    def __init__(self, acs: ServedAcs, every: float = 2.0) -> None:
+    def __init__(self, acs: ServedAcs, every: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.acs = acs
         self.every = every
         self.batch_id = acs.create_batch()
+        self.forced: list[str] = []
         self._stop_event = threading.Event()
         self.errors: list[str] = []
 
     def run(self) -> None:
         while not self._stop_event.wait(self.every):
             try:
-                self.acs.call("POST", f"/batches/{self.batch_id}/find-new-devices")
+                added = self.acs.call("POST", f"/batches/{self.batch_id}/find-new-devices")
+                for device in added["added"]:
+                    self.acs.call("POST", f"/batches/{self.batch_id}/devices/"
+                                  f"{quote(device, safe='')}/force")
+                    self.forced.append(device)
             except (AssertionError, requests.RequestException) as exc:
                 self.errors.append(str(exc))
 
     def stop(self) -> None:
         self._stop_event.set()
-        self.join(30)
+        self.join(60)
 
 
 def load_command(*args: str) -> list[str]:
@@ -145,7 +152,7 @@ def load_command(*args: str) -> list[str]:
 
 def cpe_options(acs: ServedAcs) -> list[str]:
     return ["--acs-url", acs.endpoints["acs"], "--ca", acs.endpoints["ca"],
-            "--periodic-interval", "10", "--boot-seconds", "1"]
+            "--periodic-interval", "3600", "--boot-seconds", "1"]
 
 
 def free_port() -> int:

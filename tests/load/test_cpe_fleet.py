@@ -1,0 +1,150 @@
+"""``otaharness load cpe`` against ``otaharness serve tr069``: a Locust master and two worker
+processes on loopback push a fleet of CPEs through a batch upgrade; judged from the ACS's own
+records (its admin API) and the master's fleet report, never from the load tool alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from fleet_run import (
+    BatchKeeper, Process, ServedAcs, alive, cpe_options, free_port, load_command, wait_for)
+
+RUN_BOUND = 600.0  # real seconds a run may take before the test gives up (liveness only)
+
+
+@pytest.fixture
+def acs():
+    served = ServedAcs()
+    served.upload_seed_files()
+    yield served
+    served.stop()
+
+
+def start_distributed(tmp_path: Path, acs: ServedAcs, users: int, *extra: str
+                      ) -> tuple[Process, list[Process]]:
+    port = free_port()
+    master = Process("master", load_command(
+        "cpe", "--master", "--headless", "--expect-workers", "2", "--master-bind-port", str(port),
+        "-u", str(users), "-r", "200", "--run-time", "8m", "--until-upgraded",
+        "--fleet-report", str(tmp_path / "fleet.json"), *cpe_options(acs), *extra), tmp_path)
+    workers = [Process(f"worker{n}", load_command("cpe", "--worker", "--master-port", str(port)),
+                       tmp_path) for n in range(2)]
+    return master, workers
+
+
+def finish(master: Process, workers: list[Process]) -> int:
+    try:
+        code = master.wait(RUN_BOUND)
+        for worker in workers:
+            worker.wait(60)
+        return code
+    finally:
+        for process in (master, *workers):
+            process.stop()
+
+
+def acs_records(acs: ServedAcs) -> tuple[list[dict], Counter]:
+    """Every device the ACS knows, and its event log's kinds summed over the fleet."""
+    devices = acs.devices()
+    kinds: Counter = Counter()
+    for device in devices:
+        kinds.update(event["kind"] for event in acs.events(device["id"]))
+    return devices, kinds
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
+        tmp_path: Path, acs: ServedAcs) -> None:
+    keeper = BatchKeeper(acs)
+    keeper.start()
+    master, workers = start_distributed(tmp_path, acs, 1000)
+    code = finish(master, workers)
+    keeper.stop()
+    assert code == 0, master.text()[-4000:]
+    report = json.loads((tmp_path / "fleet.json").read_text())
+
+    # every device upgraded, by the ACS's batch and by what each CPE reported
+    batch = acs.batch(keeper.batch_id)
+    assert Counter(d["state"] for d in batch["devices"]) == {"installed": 1000}
+    devices, kinds = acs_records(acs)
+    assert len(devices) == 1000
+    assert {d["software_version"] for d in devices} == {"6.48.4"}
+    # serials unique across workers, from each worker's index: 500 users each
+    serials = {d["serial_number"] for d in devices}
+    assert serials == {f"OTAH{worker * 1_000_000 + n:09d}" for worker in (0, 1)
+                       for n in range(1, 501)}
+
+    # the master's totals, summed over both workers, equal what the ACS recorded
+    assert report["succeeded"] == 1000 and report["failed"] == {}
+    assert report["started"] == 1000
+    assert sorted(w["most_devices"] for w in report["workers"].values()) == [500, 500]
+    sessions = report["requests"]["cpe CWMP Inform session"]
+    assert sessions["failures"] == 0
+    assert sessions["requests"] == kinds["inform"]
+    assert report["requests"]["cpe upgrade"]["requests"] == kinds["transfer-complete"] == 1000
+    assert report["requests"]["cpe HTTP file GET"]["requests"] == 3 * 1000  # XML + 2 packages
+    assert report["bytes_downloaded"] == report["requests"]["cpe HTTP file GET"]["bytes"] > 0
+    assert set(report["time_to_upgrade"]) == {"p50_ms", "p95_ms", "p99_ms"}
+    assert report["lost_workers"] == []
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
+        tmp_path: Path, acs: ServedAcs) -> None:
+    keeper = BatchKeeper(acs)
+    keeper.start()
+    # --enable-rebalancing: the lost worker's users start again on the other at once (else
+    # when Locust drops the worker, a minute later)
+    master, workers = start_distributed(tmp_path, acs, 200, "--enable-rebalancing")
+    victim = workers[0]
+    try:
+        host_line = re.compile(r"worker (\d+): device host pid (\d+)")
+        assert wait_for(lambda: host_line.search(victim.text()) and len(acs.devices()) >= 60,
+                        RUN_BOUND), victim.text()[-3000:]
+        index, host_pid = map(int, host_line.search(victim.text()).groups())
+        os.kill(victim.popen.pid, signal.SIGKILL)  # the worker only: its host must follow
+        assert wait_for(lambda: not alive(host_pid), 60), "the device host outlived its worker"
+    except BaseException:
+        finish(master, workers)
+        raise
+    code = finish(master, workers)
+    keeper.stop()
+
+    log = master.text()
+    assert re.search(rf"worker \S+ \(index {index}\) lost: its \d+ devices", log), log[-4000:]
+    assert code == 0, log[-4000:]
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    assert [lost["worker_index"] for lost in report["lost_workers"]] == [index]
+    # the surviving worker took the lost worker's users over and upgraded all of them
+    survivor = [w for w in report["workers"].values() if w["worker_index"] != index]
+    assert [w["most_devices"] for w in survivor] == [200]
+    assert report["succeeded"] >= 200 and report["failed"] == {}
+
+
+def test_the_cli_and_emulate_never_import_locust() -> None:
+    """Locust monkey-patches its importer with gevent: only `otaharness load`'s own process may
+    import it."""
+    probe = ("import sys\n"
+             "import otaharness.cli\n"
+             "from otaharness.cli import main\n"
+             "try:\n"
+             "    main(['emulate', '--help'])\n"
+             "except SystemExit:\n"
+             "    pass\n"
+             "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "[]"
+    assert "gevent" not in sys.modules and "locust" not in sys.modules  # nor pytest's process
