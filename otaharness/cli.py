@@ -295,7 +295,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
 RUN_DESCRIPTION = """\
 Run features with behave on otaharness's defaults: one runtime and virtual clock per scenario,
 JUnit XML in reports/junit (behave's --junit and --junit-directory are set), a failed scenario's
-logs in reports/artifacts/<scenario>/ with its seed for replay.
+logs in reports/artifacts/<scenario>/ with its seed for replay, and one HTML report of the run,
+reports/report.html (through behave's --runner, set to otaharness.bdd.report:ReportingRunner).
 
 Settings (otaharness.toml, overridden by -D; every name and value is checked before the run):
   -D seed=N                      replay a scenario's randomness

@@ -76,6 +76,7 @@ from otaharness.protocols.basics_station import (
     station_key_crcs,
     station_update_decision,
 )
+from otaharness.runtime import timeline
 from otaharness.runtime.tasks import BackgroundTasks
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ class BasicsStation:
     def note(self, kind: str, detail: str = "") -> None:
         self.events.append(StationEvent(asyncio.get_running_loop().time(), kind, detail))
         log.info("%s: %s %s", self.name, kind, detail)
+        timeline.note(self.bind_address or self.name, "state", f"{kind} {detail}".strip())
 
     def count(self, kind: str) -> int:
         return sum(1 for event in self.events if event.kind == kind)

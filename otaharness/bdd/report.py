@@ -613,7 +613,9 @@ def _files_html(folder: Path, scenario: dict[str, Any], base: Path) -> str:
     pcaps: list[Path] = []
     capture = scenario.get("capture")
     if capture and Path(capture).is_dir():
-        pcaps += sorted(Path(capture).glob(f"{folder.name}.pcap*"))
+        # --pcap DIR holds <scenario>.pcapng (TCP/IP) and <scenario>-radio.pcap (LoRa), of every scenario
+        own = re.compile(re.escape(folder.name) + r"(-radio)?\.pcap(ng)?")
+        pcaps += sorted(path for path in Path(capture).iterdir() if own.fullmatch(path.name))
     files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
     pcaps += [path for path in files if path.suffix in (".pcap", ".pcapng")]
     others = [path for path in files if path not in pcaps]

@@ -69,10 +69,10 @@ def _step(keyword, name, status, start, end, error=""):
             "error": error, "wall_s": 0.012, "start_t": start, "end_t": end, "text": "", "table": None}
 
 
-def _scenario(name, status, steps, artifacts=None, devices=None, line=2):
+def _scenario(name, status, steps, artifacts=None, devices=None, line=2, capture=None):
     return {"name": name, "line": line, "tags": [], "rule": None, "status": status, "error": "",
             "skip_reason": "", "wall_s": 0.5, "artifacts": None if artifacts is None else str(artifacts),
-            "capture": None, "seed": 42, "virtual": True, "devices": devices or {}, "captured": "",
+            "capture": None if capture is None else str(capture), "seed": 42, "virtual": True, "devices": devices or {}, "captured": "",
             "steps": steps}
 
 
@@ -92,6 +92,11 @@ def run_folder(tmp_path):
     (failed / "transcripts" / "t1.txt").write_text("[     1.500] aws-iot  PUBLISH $aws/things/t1/jobs/get\n"
                                                   "    {\"clientToken\": \"<b>x</b>\"}\n")
     (failed / "scenario.pcapng").write_bytes(b"\x0a\x0d\x0d\x0a")
+    pcaps = tmp_path / "pcaps"  # --pcap DIR: every scenario's captures side by side
+    pcaps.mkdir()
+    for name in ("Upgrades-A-cut-download.pcapng", "Upgrades-A-cut-download-radio.pcap",
+                 "Upgrades-A-cut-download-again.pcapng"):
+        (pcaps / name).write_bytes(b"\x0a\x0d\x0d\x0a")
     passed = reports / "artifacts" / "Upgrades-All-well"
     passed.mkdir(parents=True)
     _part(reports / "report-parts", [{
@@ -101,7 +106,8 @@ def run_folder(tmp_path):
             _scenario("A cut download", "failed", [
                 _step("Given", "a tracker", "passed", 0.0, 0.0),
                 _step("Then", "t1 runs version 1.0.1", "failed", 0.0, 95.0,
-                      "ASSERT FAILED: t1 runs 1.0.0, expected 1.0.1 <seen on the device>")], failed, line=9)]}])
+                      "ASSERT FAILED: t1 runs 1.0.0, expected 1.0.1 <seen on the device>")], failed, line=9,
+                      capture=pcaps)]}])
     return reports
 
 
@@ -131,6 +137,8 @@ def test_a_failed_scenario_is_open_with_its_reason_timeline_transcripts_and_link
     # relative links to the pcap and the folder's files, which exist from the report's folder
     links = [a[1]["href"] for a in elements.all("a") if "href" in a[1] and not a[1]["href"].startswith("#")]
     assert "artifacts/Upgrades-A-cut-download/scenario.pcapng" in links
+    assert "../pcaps/Upgrades-A-cut-download.pcapng" in links and "../pcaps/Upgrades-A-cut-download-radio.pcap" in links
+    assert "../pcaps/Upgrades-A-cut-download-again.pcapng" not in links  # another scenario's
     assert "artifacts/Upgrades-A-cut-download/transcripts/t1.txt" in links
     for link in links:
         assert (run_folder / link.rstrip("/")).exists(), link
