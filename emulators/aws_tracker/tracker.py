@@ -44,6 +44,7 @@ from typing import Any
 
 from otaharness.emulators.aws_tracker.download import DownloadFailed, RangeDownload
 from otaharness.emulators.aws_tracker.job_document import FirmwareJob, JobDocumentError
+from otaharness.runtime import timeline
 from otaharness.runtime.mqtt import MqttClient, MqttError
 from otaharness.runtime.tasks import BackgroundTasks
 
@@ -217,6 +218,7 @@ class Tracker:
     def _event(self, text: str) -> None:
         self.events.append((self.clock.epoch(), text))
         log.info("%s: %s", self.thing_name, text)
+        timeline.note(self.bind_address or self.thing_name, "state", text)
         for listener in list(self.listeners):
             listener(text)
 

@@ -58,6 +58,7 @@ from otaharness.protocols.cwmp import (
     build_envelope,
 )
 from otaharness.protocols.cwmp.codes import CWMP_1_0_TRANSFER_COMPLETE_FAULT_CODES
+from otaharness.runtime import timeline
 
 from .connection_request import ConnectionRequestServer
 from .datamodel import DataModel
@@ -246,6 +247,8 @@ class Cpe:
                                                      started, self.clock.utcnow()))
         self.nv.downloads_in_progress.clear()
         self._install_staged_firmware()
+        timeline.note(self.bind_address or self.device_id.serial_number, "state",
+                      f"boots {self.model.get('DeviceInfo.SoftwareVersion')}")
         url = self._connection_requests.register(
             self._token, self.model.get("ManagementServer.ConnectionRequestUsername"),
             self.model.get("ManagementServer.ConnectionRequestPassword"),
@@ -377,6 +380,8 @@ class Cpe:
                         current_time=self.clock.utcnow(), retry_count=self.retry_count,
                         parameter_list=self._inform_parameters())
         self.informs.append(tuple(e.event_code for e in events))
+        timeline.note(self.bind_address or self.device_id.serial_number, "session",
+                      "Inform: " + ", ".join(e.event_code for e in events))
         reply = await client.post(self._emit(Envelope(body=inform, header=self._header(),
                                                       namespace=self.namespace)))
         if reply is None or not isinstance(reply.body, InformResponse):
@@ -513,6 +518,8 @@ class Cpe:
         except CorruptFile as corrupt:
             fault_code, fault_string = 9018, f"File corrupted: {corrupt}"
         del self.nv.downloads_in_progress[request.command_key]
+        timeline.note(self.bind_address or self.device_id.serial_number, "download",
+                      f"{request.url}: {fault_string or 'fetched and applied'}")
         transfer = PendingTransfer(request.command_key, fault_code, fault_string, started,
                                    self.clock.utcnow())
         self.nv.transfers.append(transfer)

@@ -29,6 +29,7 @@ import aiohttp
 from otaharness.emulators.olt_gateway.api_client import InstallationGone, OltApiClient, OltApiError
 from otaharness.emulators.olt_gateway.device import Ack, Begin, Chunk, Commit, FieldDevice
 from otaharness.protocols import olt
+from otaharness.runtime import timeline
 
 log = logging.getLogger(__name__)
 
@@ -255,11 +256,15 @@ class OltGateway:
 
     def _finish(self, job: InstallJob, result: str) -> None:
         self.results[job.installation_id] = result
+        timeline.note(self.api.bind_address or self.gateway_id, "state",
+                      f"installation {job.installation_id} ends {result}")
         self.flash.pop(job.installation_id, None)
 
     async def _patch(self, job: InstallJob, status: str, *, progress: tuple[int, int] | None = None,
                      details: list[str] | None = None) -> None:
         body: dict[str, Any] = {"status": status}
+        timeline.note(self.api.bind_address or self.gateway_id, "state",
+                      f"installation {job.installation_id}: {status}" + (f" {details}" if details else ""))
         if progress is not None:
             body["progress"] = {"cnt": progress[0], "of": progress[1]}
         if details:

@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from otaharness.runtime import timeline
 from otaharness.runtime.capture import PcapWriter, TcpConversation
 from otaharness.runtime.faults import CutAfter, Delay, Drop, LinkFault, Refuse, Throttle
 
@@ -491,6 +492,7 @@ class LinkProxy:
         conn.link.counters.connections += 1
         if isinstance(conn.link.fault, Refuse):
             conn.link.counters.refused += 1
+            timeline.note(device, "fault", f"connection to {self.name} refused")
             conn.close()
         else:
             conn.connect_upstream()
@@ -499,6 +501,7 @@ class LinkProxy:
     def _cut_budget_spent(self, device: str, fault: CutAfter) -> None:
         link = self._link(device)
         link.counters.cuts += 1
+        timeline.note(device, "fault", f"link to {self.name} cut after {fault.nbytes} bytes")
         if fault.once:
             link.fault = None
         else:

@@ -311,6 +311,8 @@ class Runtime:
             proxy.clear_fault(device)
         else:
             proxy.set_fault(device, fault)
+        if self.recorder is not None:
+            self.recorder.note(device, "fault", f"link to {url}: {fault or 'restored'}")
 
     def capture(self):
         """The scenario's TCP/IP capture, written as it goes; at close it becomes
