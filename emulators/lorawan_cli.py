@@ -10,19 +10,27 @@ Against our server, ``--register-cups URL`` registers the stations (CUPS admin A
 ``--register-app URL`` the devices (the network server's application API, docs/lorawan.md, with
 ``--app-token`` — ``serve``'s ``tokens.lorawan-app`` — and ``--ca`` to trust its HTTPS);
 against another LNS, register them there (every device uses ``--app-key`` and ``--join-eui``).
+
+The stations reach CUPS and the LNS through the fleet's local proxy, each from its own loopback
+address, so ``--fault`` (on the stations: ``--fault-devices`` counts them 1..S), ``--capture``
+(their links as pcapng; the radio as LoRaTap beside it, ``<FILE>-radio.pcap`` with its LoRaWAN
+key log), ``--json`` and ``-v`` work as for every kind (emulators/fleet.py). The summary (at the
+end, ``--duration`` or Ctrl-C) counts joins, uplinks, downlinks and the radio's counters.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
 from pathlib import Path
 
 import aiohttp
 
+from otaharness.emulators.basics_station.cli import StationWatch
+from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet_report import FleetReport
 from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.runtime.radio import FixedLoss
@@ -51,12 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="percent of frames lost on every device link")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until interrupted)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--capture", type=Path, help="write the radio traffic as LoRaTap pcap (+ key log)")
     parser.add_argument("--register-cups", metavar="URL", help="register the stations with our CUPS admin API")
     parser.add_argument("--register-app", metavar="URL", help="register the devices with our application API")
     parser.add_argument("--app-token", help="bearer token of the application API (serve's tokens.lorawan-app)")
     parser.add_argument("--ca", type=Path, help="CA file our HTTPS APIs' certificates chain to (serve's ca; "
                                                 "default: the system's trust store)")
+    add_fleet_arguments(parser)
 
 
 async def _register(args: argparse.Namespace, station_euis: list[int], configs: list[DeviceConfig]) -> None:
@@ -80,16 +88,21 @@ async def _register(args: argparse.Namespace, station_euis: list[int], configs: 
 
 
 async def _device_life(device: LoRaWANDevice, args: argparse.Namespace, rng: random.Random,
-                       totals: dict[str, int]) -> None:
+                       totals: dict[str, int], report: FleetReport) -> None:
     await asyncio.sleep(rng.uniform(0, min(args.interval, 30.0)))
     while not await device.join():
         totals["join_failures"] += 1
+        report.event(device.name, "connection_failed", "no join accept", reason="join failed")
         await asyncio.sleep(rng.uniform(10, 30))
     totals["joined"] += 1
+    report.event(device.name, "joined", f"DevEUI {device.config.dev_eui:016X}",
+                 dev_eui=f"{device.config.dev_eui:016X}")
     counter = 0
     while True:
         await device.send(args.fport, counter.to_bytes(4, "big"))
         totals["uplinks"] += 1
+        report.event(device.name, "uplink", f"FPort {args.fport}, counter {counter}",
+                     fport=args.fport, counter=counter)
         counter += 1
         await asyncio.sleep(args.interval * rng.uniform(0.9, 1.1))
 
@@ -97,43 +110,71 @@ async def _device_life(device: LoRaWANDevice, args: argparse.Namespace, rng: ran
 async def run(args: argparse.Namespace) -> int:
     clock = RealClock()
     rng = random.Random(args.seed)
+    try:
+        fleet = Fleet("lorawan", args)
+    except FleetError as error:
+        log.error("%s", error)
+        return 2
+    radio_capture = None
     if args.capture:
         args.capture.parent.mkdir(parents=True, exist_ok=True)
-    capture = LoraCapture(args.capture, clock) if args.capture else None
-    field = LoRaWANField(args.home, clock, random.Random(args.seed + 1), tc_uri=args.tc_uri, cups_uri=args.cups_uri,
-                         capture=capture)
+        radio_capture = LoraCapture(args.capture.with_name(f"{args.capture.stem}-radio.pcap"), clock)
     first_station, first_device = parse_eui(args.station_eui), parse_eui(args.dev_eui)
     station_euis = [first_station + index for index in range(args.stations)]
     configs = [DeviceConfig(dev_eui=first_device + index, app_eui=parse_eui(args.join_eui),
                             app_key=bytes.fromhex(args.app_key), device_class=DeviceClass(args.device_class))
                for index in range(args.devices)]
-    await _register(args, station_euis, configs)
     totals = {"joined": 0, "join_failures": 0, "uplinks": 0, "downlinks": 0}
-    tasks = []
-    try:
-        for index, eui in enumerate(station_euis):
-            await field.add_station(f"gw{index + 1}", eui, (index * args.spacing, 0.0))
-        for index, config in enumerate(configs):
-            near = rng.randrange(args.stations) * args.spacing
-            position = (near + rng.uniform(-args.radius, args.radius), rng.uniform(-args.radius, args.radius))
-            device = field.add_device(f"dev{index + 1}", config, position, random.Random(args.seed * 1000 + index))
-            if args.loss:
-                field.medium.set_loss(device.name, FixedLoss(args.loss / 100))
+    tasks: list[asyncio.Task[None]] = []
+    async with fleet:
+        await _register(args, station_euis, configs)
+        field = LoRaWANField(args.home, clock, random.Random(args.seed + 1), tc_uri=args.tc_uri,
+                             cups_uri=args.cups_uri, capture=radio_capture,
+                             dial=None if fleet.direct else fleet.dial,
+                             address_of=None if fleet.direct else fleet.address_of)
+        watches: list[StationWatch] = []
+        try:
+            for index, eui in enumerate(station_euis):
+                name = f"gw{index + 1}"
+                fleet.add(name, power_off_seconds=False,
+                          power_cut=lambda _off, name=name: field.stations[name].power_cut())
+                fleet.report.event(name, "started", f"station {format_eui(eui, '')}")
+                station = await field.add_station(name, eui, (index * args.spacing, 0.0))
+                station.tls_keylog = fleet.keylog  # its TLS contexts are made when it connects
+                watches.append(StationWatch(fleet.report, station))
+            for index, config in enumerate(configs):
+                near = rng.randrange(args.stations) * args.spacing
+                position = (near + rng.uniform(-args.radius, args.radius), rng.uniform(-args.radius, args.radius))
+                device = field.add_device(f"dev{index + 1}", config, position, random.Random(args.seed * 1000 + index))
+                fleet.report.add(device.name)
+                if args.loss:
+                    field.medium.set_loss(device.name, FixedLoss(args.loss / 100))
 
-            def downlink(fport: int, payload: bytes, multicast: bool, name: str = device.name) -> None:
-                totals["downlinks"] += 1
-                log.info("%s: downlink on FPort %d%s: %s", name, fport, " (multicast)" if multicast else "",
-                         payload.hex())
+                def downlink(fport: int, payload: bytes, multicast: bool, name: str = device.name) -> None:
+                    totals["downlinks"] += 1
+                    fleet.report.event(name, "downlink", f"FPort {fport}{' (multicast)' if multicast else ''}: "
+                                       f"{len(payload)} bytes", fport=fport, multicast=multicast)
 
-            device.on_downlink = downlink
-            tasks.append(asyncio.create_task(_device_life(device, args, random.Random(args.seed + index), totals)))
-        await (asyncio.sleep(args.duration) if args.duration > 0 else asyncio.Event().wait())
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await field.close(drain_s=0.0)
-        if capture is not None:
-            capture.close()
-        print(json.dumps({**totals, "radio": dict(field.medium.counters)}), flush=True)
+                device.on_downlink = downlink
+                tasks.append(asyncio.create_task(_device_life(
+                    device, args, random.Random(args.seed + index), totals, fleet.report)))
+
+            async def poll() -> None:
+                while True:
+                    for watch in watches:
+                        watch.poll()
+                    await asyncio.sleep(0.2)
+
+            fleet.spawn(poll())
+            await fleet.wait(args.duration)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await field.close(drain_s=0.0)
+            for watch in watches:
+                watch.poll()
+            if radio_capture is not None:
+                radio_capture.close()
+            fleet.report.totals.update({**totals, "radio": dict(field.medium.counters)})
     return 0
