@@ -5,6 +5,8 @@ A downloading emulator that can resume keeps ``resumed_at`` (the byte offsets at
 download went on after a break): the AWS tracker (HTTP ranges after a cut connection) and the olt
 gateway (``Range`` from its flash). A TR-069 CPE and a Basics Station fetch a file whole each
 time, so "resumed" steps say so for them instead of passing or failing on nothing.
+
+A failed check says ``<device>: expected <what the step says>, seen <what the device did>``.
 """
 
 from behave import then
@@ -48,7 +50,8 @@ def resumed_from(context, name, offset):
     for the rest: judged from the device's own record of its range requests."""
     resumed_at = _resumptions(context, name)
     assert _size(offset) in resumed_at, (
-        f"{name} resumed at bytes {resumed_at}" if resumed_at else f"{name} never resumed a download")
+        f"{name}: expected a resumption from byte {_size(offset)}, seen "
+        + (f"resumptions at bytes {resumed_at}" if resumed_at else "none (it never resumed)"))
 
 
 @then('device "{name}" resumed the download {count:d} times')
@@ -56,14 +59,15 @@ def resumed_from(context, name, offset):
 def resumed_count(context, name, count):
     """How often the device went on with a broken download instead of starting over."""
     resumed_at = _resumptions(context, name)
-    assert len(resumed_at) == count, f"{name} resumed {len(resumed_at)} times, at bytes {resumed_at}"
+    assert len(resumed_at) == count, (f"{name}: expected {count} resumptions, seen "
+                                      f"{len(resumed_at)}: {name} resumed at bytes {resumed_at}")
 
 
 @then('device "{name}" did not resume a download')
 def not_resumed(context, name):
     """The device never went on with a broken download (or none broke)."""
     resumed_at = _resumptions(context, name)
-    assert not resumed_at, f"{name} resumed at bytes {resumed_at}"
+    assert not resumed_at, f"{name}: expected no resumption, seen {name} resumed at bytes {resumed_at}"
 
 
 # -- files ---------------------------------------------------------------------------------------
@@ -76,12 +80,12 @@ def acs_file_size(context, file, size):
     runtime = ota(context)
     store = runtime.run(runtime.service("tr069")).store
     record = store.file(file)
-    assert record is not None, f"the file server has no {file!r} (it has: " \
-        f"{', '.join(f['name'] for f in store.files()) or 'nothing'})"
+    assert record is not None, f"{file}: expected on the ACS file server, seen only: " \
+        f"{', '.join(f['name'] for f in store.files()) or 'nothing'}"
     stored = store.file_path(file).stat().st_size
     expected = _size(size)
     assert record["size"] == stored == expected, (
-        f"{file}: recorded {record['size']} bytes, stored {stored}, expected {expected}")
+        f"{file}: expected {expected} bytes, seen recorded {record['size']} bytes, stored {stored}")
 
 
 # -- LoRaWAN fragments ---------------------------------------------------------------------------
@@ -108,7 +112,7 @@ def _compare(name: str, actual: int, expected: str) -> None:
         ok = actual <= int(words.removeprefix("at most "))
     else:
         ok = actual == (0 if words == "no" else int(words))
-    assert ok, f"{name} heard {actual} fragments on the radio, expected {expected}"
+    assert ok, f"{name}: expected {expected} fragments heard, seen {name} heard {actual} fragments on the radio"
 
 
 @then('device "{name}" heard {count} fragments on the radio')

@@ -99,11 +99,12 @@ def json_argument(context) -> Any:
 
 
 def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
-    """Where ``actual`` does not contain ``expected`` (objects match on the expected keys only)."""
+    """Where ``actual`` does not contain ``expected`` (objects match on the expected keys only),
+    each as ``<path>: expected <value>, seen <value>``."""
     here = path or "(top)"
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
-            return [f"{here}: expected an object, got {actual!r}"]
+            return [f"{here}: expected an object, seen {actual!r}"]
         found = []
         for key, value in expected.items():
             if key not in actual:
@@ -113,11 +114,11 @@ def mismatches(expected: Any, actual: Any, path: str = "") -> list[str]:
         return found
     if isinstance(expected, list):
         if not isinstance(actual, list) or len(actual) != len(expected):
-            return [f"{here}: expected {expected!r}, got {actual!r}"]
+            return [f"{here}: expected {expected!r}, seen {actual!r}"]
         found = []
         for index, (item, other) in enumerate(zip(expected, actual)):
             found += mismatches(item, other, f"{path}.{index}".lstrip("."))
         return found
     if expected != actual or isinstance(expected, bool) != isinstance(actual, bool):
-        return [f"{here}: expected {expected!r}, got {actual!r}"]
+        return [f"{here}: expected {expected!r}, seen {actual!r}"]
     return []

@@ -171,10 +171,28 @@ def _body_text(body: Any, decode: Callable[[Any], str] | None) -> str:
             return f"({len(raw)} bytes of binary)"
         if "\x00" in text:
             return f"({len(raw)} bytes of binary)"
-    text = str(text)
+    text = _indented_xml(str(text))
     if len(text) > BODY_SHOWN:
         text = text[:BODY_SHOWN] + f"\n… ({len(text) - BODY_SHOWN} more characters)"
     return text
+
+
+def _indented_xml(text: str) -> str:
+    """A SOAP body one element a line, for reading; anything else (or XML with a DTD, which the
+    transcript never expands) as it came."""
+    if not text.lstrip().startswith("<") or "<!" in text:
+        return text
+    from xml.dom import minidom
+    from xml.parsers.expat import ExpatError
+
+    try:
+        pretty = minidom.parseString(text.encode()).toprettyxml(indent="  ")
+    except (ExpatError, ValueError):
+        return text
+    lines = [line for line in pretty.splitlines() if line.strip()]
+    if not text.lstrip().startswith("<?xml"):
+        lines = lines[1:]  # the declaration minidom adds
+    return "\n".join(lines)
 
 
 # -- the hooks servers and emulators call ---------------------------------------------------------

@@ -309,7 +309,9 @@ def _transcribed(actor: str):
         finally:
             peer, status = request.remote or "?", getattr(answer, "status", 500)
             # the body the handler read, if it read one (aiohttp keeps it on the request)
-            timeline.exchange(actor, peer, f"→ {request.method} {request.path_qs}",
+            asked = request.headers.get("Range")
+            timeline.exchange(actor, peer, f"→ {request.method} {request.path_qs}"
+                              + (f" (Range: {asked})" if asked else ""),
                               getattr(request, "_read_bytes", None))
             body = getattr(answer, "body", None)
             timeline.exchange(actor, peer, f"← {status}", body if isinstance(body, bytes) else None)

@@ -121,7 +121,7 @@ def test_resumption_is_judged_from_the_downloading_device(results):
     assert _step(results, tracker, 'device "t1" resumed the download 1 time')[1] == "passed", \
         results[tracker]
     _, status, message = _step(results, tracker, 'device "t1" did not resume a download')
-    assert status == "failed" and "t1 resumed at bytes [" in message
+    assert status == "failed" and "t1: expected no resumption, seen t1 resumed at bytes [" in message
     gateway = "a gateway resumes from its flash"
     assert _step(results, gateway, 'device "gw1" resumed the download 1 time')[1] == "passed", \
         results[gateway]
@@ -139,7 +139,7 @@ def test_the_size_of_an_uploaded_file_is_set_and_seen(results):
     assert _step(results, scenario,
                  'the ACS file server holds "big.bin" of 307200 bytes')[1] == "passed"
     _, status, message = _step(results, scenario, 'the ACS file server holds "big.bin" of 307201 bytes')
-    assert status == "failed" and "recorded 307200 bytes, stored 307200, expected 307201" in message
+    assert status == "failed" and "big.bin: expected 307201 bytes, seen recorded 307200 bytes, stored 307200" in message
 
 
 def test_fragments_heard_per_device_on_the_radio(results):
@@ -153,5 +153,5 @@ def test_fragments_heard_per_device_on_the_radio(results):
     assert _step(results, scenario, 'device "a" heard at most 15 fragments on the radio')[1] == "passed"
     status, message = table_checks[1][1:]
     assert status == "failed"
-    assert "a heard 15 fragments on the radio, expected no" in message
-    assert "b heard 15 fragments on the radio, expected 16" in message  # every row reported
+    assert "a: expected no fragments heard, seen a heard 15 fragments on the radio" in message
+    assert "b: expected 16 fragments heard, seen b heard 15" in message  # every row reported

@@ -58,6 +58,6 @@ def test_partial_matching_reports_each_difference():
     actual = {"jobId": "j", "status": "IN_PROGRESS", "versionNumber": 2, "extra": True}
     assert mismatches({"jobId": "j", "versionNumber": 2}, actual) == []
     problems = mismatches({"status": "CANCELED", "missing": 1, "versionNumber": 2.0}, actual)
-    assert problems == ["status: expected 'CANCELED', got 'IN_PROGRESS'", "missing: missing"]
-    assert mismatches({"flag": True}, {"flag": 1}) == ["flag: expected True, got 1"]
+    assert problems == ["status: expected 'CANCELED', seen 'IN_PROGRESS'", "missing: missing"]
+    assert mismatches({"flag": True}, {"flag": 1}) == ["flag: expected True, seen 1"]
     assert mismatches([1, 2], [1]) != []

@@ -71,3 +71,16 @@ def test_memory_is_bounded_and_steps_are_always_kept(tmp_path):
     assert "10 earlier events were not kept" in (tmp_path / "timeline.txt").read_text()
     assert f"only the last {EXCHANGES_KEPT} exchanges" in \
         (tmp_path / "transcripts" / "acs.txt").read_text()
+
+
+def test_soap_bodies_are_shown_one_element_a_line_without_passwords(tmp_path):
+    _, recorder = _recorder()
+    soap = ("<?xml version='1.0' encoding='UTF-8'?><Envelope><Body><SetParameterValues>"
+            "<ParameterValueStruct><Name>Device.ManagementServer.ConnectionRequestPassword</Name>"
+            '<Value type="xsd:string">s3cr3t-pw</Value></ParameterValueStruct>'
+            "</SetParameterValues></Body></Envelope>")
+    recorder.exchange("acs", "127.1.0.1", "← 200", soap.encode())
+    recorder.write(tmp_path)
+    transcript = (tmp_path / "transcripts" / "acs.txt").read_text()
+    assert "\n      <Body>\n" in transcript  # indented, one element a line
+    assert "s3cr3t-pw" not in transcript and MARK in transcript
