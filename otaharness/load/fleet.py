@@ -8,52 +8,31 @@ for the Locust worker to turn into request entries and fleet counters.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import ipaddress
+import contextlib
 import json
 import logging
+import sys
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from yarl import URL
-
-from otaharness.runtime.faults import (
-    ALL_DEVICES, DeviceSelection, FaultPlan, PowerCut, parse_device_selection, parse_faults)
-from otaharness.runtime.proxy import LinkProxy
+from otaharness.emulators.fleet import Fleet
+from otaharness.emulators.fleet_report import FleetReport
 
 log = logging.getLogger(__name__)
 
 # Device numbers are worker_index * STRIDE + n (n = 1, 2, ... on that worker): unique across
 # workers and the same on every run with the same workers and users.
 STRIDE = 1_000_000
-# Devices of one worker bind 127.<1 + worker_index % 250>.x.y: unique source addresses, so a
-# server (and our link proxy) tells them apart; Linux routes all of 127/8 to lo.
-_FIRST_ADDRESS = int(ipaddress.IPv4Address("127.0.0.0"))
-POWER_WATCH_SECONDS = 0.05  # how often a "power cut at N bytes" device's byte count is read
 
 
 def device_number(worker_index: int, local: int) -> int:
     if not 1 <= local < STRIDE:
         raise ValueError(f"device {local} of a worker is outside 1..{STRIDE - 1}")
     return worker_index * STRIDE + local
-
-
-def loopback_address(number: int) -> str:
-    worker, local = divmod(number, STRIDE)
-    if local >= 1 << 16:
-        raise ValueError(f"a worker hosts at most {(1 << 16) - 1} devices with their own "
-                         "loopback address")
-    return str(ipaddress.IPv4Address(_FIRST_ADDRESS + ((1 + worker % 250) << 16) + local))
-
-
-def is_loopback(url: str) -> bool:
-    host = URL(url).host or ""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 class Reporter:
@@ -66,6 +45,11 @@ class Reporter:
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
         self._write = write
+        self.fleet_report: FleetReport | None = None  # emulate's, for the worker's log
+
+    def _tell(self, device: str, event: str, detail: str = "", **fields: Any) -> None:
+        if self.fleet_report is not None:
+            self.fleet_report.event(device, event, detail, **fields)
 
     def _emit(self, record: dict[str, Any]) -> None:
         self._write(json.dumps(record, separators=(",", ":")).encode() + b"\n")
@@ -74,14 +58,21 @@ class Reporter:
                 device: str, error: str | None = None) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         self._emit({"r": [request_type, name, round(elapsed_ms, 3), length, error, device]})
+        if error is None and request_type != "HTTP":
+            self._tell(device, "connected", name)
 
     def upgrade_started(self, device: str) -> None:
         self._emit({"s": device})
+        self._tell(device, "download_started")
 
     def upgrade_ended(self, device: str, ok: bool, reason: str, started: float,
                       length: int) -> None:
         elapsed_ms = (time.monotonic() - started) * 1000
         self._emit({"o": [device, ok, reason, round(elapsed_ms, 3), length]})
+        if ok:
+            self._tell(device, "upgraded", bytes=length)
+        else:
+            self._tell(device, "upgrade_failed", reason, reason=reason)
 
     def gauges(self, connected: int, in_progress: int) -> None:
         self._emit({"g": {"connected": connected, "in_progress": in_progress}})
@@ -97,104 +88,21 @@ class HostSettings:
     kind: str
     worker_index: int
     options: dict[str, Any]
-    faults: FaultPlan = field(default_factory=FaultPlan)
-    faulted: DeviceSelection = ALL_DEVICES
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostSettings:
-        options = data["options"]
-        texts = options.get("fault") or []
-        selection = options.get("fault_devices") or "all"
-        return cls(kind=data["kind"], worker_index=int(data["worker_index"]), options=options,
-                   faults=parse_faults(texts), faulted=parse_device_selection(selection))
-
-    def fault_plan_of(self, number: int) -> FaultPlan:
-        """The device's faults: the run's plan when the selection picks its number."""
-        return self.faults if self.faults and self.faulted.selects(number) else FaultPlan()
-
-
-class FaultedLinks:
-    """Link faults and power cuts of the devices that have a fault plan.
-
-    A faulted device reaches each upstream through a :class:`LinkProxy` of this host (made on
-    first use per upstream), from its own loopback address; the proxy applies the device's link
-    fault and counts its bytes, which is how ``power cut at 64 KiB`` knows when to strike.
-    """
-
-    def __init__(self) -> None:
-        self._proxies: dict[tuple[str, int], LinkProxy] = {}
-        self._making: dict[tuple[str, int], asyncio.Future[LinkProxy]] = {}
-        self._devices: dict[str, str] = {}  # source address -> device name
-        self._plans: dict[str, FaultPlan] = {}
-        self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._armed: set[tuple[LinkProxy, str]] = set()  # a link fault is set once per link
-
-    def link_for(self, device: str, address: str, plan: FaultPlan
-                 ) -> Callable[[str], Awaitable[tuple[str, int]]]:
-        self._devices[address] = device
-        self._plans[device] = plan
-
-        async def link(url: str) -> tuple[str, int]:
-            proxy = await self._proxy(url)
-            if plan.link is not None and (proxy, device) not in self._armed:
-                self._armed.add((proxy, device))
-                proxy.set_fault(device, plan.link)
-            return proxy.address
-        return link
-
-    async def _proxy(self, url: str) -> LinkProxy:
-        parsed = URL(url)
-        upstream = (parsed.host or "127.0.0.1", parsed.port or 80)
-        proxy = self._proxies.get(upstream)
-        if proxy is not None:
-            return proxy
-        if upstream in self._making:
-            return await asyncio.shield(self._making[upstream])
-        future: asyncio.Future[LinkProxy] = asyncio.get_running_loop().create_future()
-        self._making[upstream] = future
-        proxy = LinkProxy(f"{upstream[0]}:{upstream[1]}", upstream,
-                          service_port=upstream[1], device_of=self._devices.__getitem__)
-        await proxy.start()
-        self._proxies[upstream] = proxy
-        future.set_result(proxy)
-        return proxy
-
-    def bytes_to(self, device: str) -> int:
-        return sum(proxy.counters(device).bytes_to_device for proxy in self._proxies.values())
-
-    def watch_power(self, device: str, power_cut: PowerCut,
-                    cut: Callable[[float], Awaitable[None]]) -> None:
-        """Cut the device's power once, when its byte count or its time comes."""
-
-        async def watch() -> None:
-            if power_cut.after_seconds is not None:
-                await asyncio.sleep(power_cut.after_seconds)
-            else:
-                while self.bytes_to(device) < (power_cut.at_bytes or 0):
-                    await asyncio.sleep(POWER_WATCH_SECONDS)
-            await cut(power_cut.off_seconds)
-
-        self._watchers[device] = asyncio.ensure_future(watch())
-
-    async def forget(self, device: str) -> None:
-        watcher = self._watchers.pop(device, None)
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
-        self._armed = {(proxy, name) for proxy, name in self._armed if name != device}
-        for proxy in self._proxies.values():
-            proxy.disconnect(device)
-
-    async def close(self) -> None:
-        for device in list(self._watchers):
-            await self.forget(device)
-        for proxy in self._proxies.values():
-            await proxy.close()
-        self._proxies.clear()
+        return cls(kind=data["kind"], worker_index=int(data["worker_index"]),
+                   options=data["options"])
 
 
 class DeviceFleet:
-    """A worker's devices of one kind. Subclasses implement the ``_start_device`` family."""
+    """A worker's devices of one kind. Subclasses implement the ``_start_device`` family.
+
+    Links, faults and power cuts are ``otaharness emulate``'s own (:class:`Fleet`): with
+    ``--fault``, every device reaches its servers through the host's local proxies from its own
+    loopback address, and the devices ``--fault-devices`` picks (counted on this worker, in the
+    order they start) get the fault plan; without, devices dial their servers directly.
+    """
 
     kind = ""
 
@@ -202,8 +110,13 @@ class DeviceFleet:
         self.settings = settings
         self.options = settings.options
         self.report = report
-        self.links = FaultedLinks()
         self.devices: dict[int, Any] = {}
+        faults = list(self.options.get("fault") or [])
+        self.links = Fleet(self.kind, argparse.Namespace(
+            fault=faults, fault_devices=self.options.get("fault_devices") or "all",
+            fault_endpoint=self.options.get("fault_endpoint"), direct=not faults), report=FleetReport(self.kind, human=sys.stderr, live=False))
+        report.fleet_report = self.links.report
+        self._resources = contextlib.AsyncExitStack()
 
     def name_of(self, number: int) -> str:
         prefix = self.options.get("device_prefix") or self.default_prefix()
@@ -214,6 +127,7 @@ class DeviceFleet:
 
     async def open(self) -> None:
         """Start what the worker's devices share (listeners, PKI)."""
+        await self._resources.enter_async_context(self.links)
 
     async def add(self, number: int) -> None:
         if number in self.devices:
@@ -223,7 +137,6 @@ class DeviceFleet:
     async def remove(self, number: int) -> None:
         device = self.devices.pop(number, None)
         if device is not None:
-            await self.links.forget(self.name_of(number))
             await self._stop_device(device)
 
     async def reboot(self, numbers: list[int]) -> None:
@@ -233,8 +146,8 @@ class DeviceFleet:
     async def close(self) -> None:
         for number in list(self.devices):
             await self.remove(number)
-        await self.links.close()
         await self._close_shared()
+        await self._resources.aclose()  # the links' summary (faults struck) goes to the log
 
     def gauges(self) -> tuple[int, int]:
         """(devices connected, upgrades in progress)."""

@@ -371,9 +371,11 @@ def _watch(environment: Any) -> None:
             last_line = now
             log.info(TOTALS.line(environment))
         target = runner.target_user_count or 0
+        ended = TOTALS.succeeded + sum(TOTALS.failed.values())
         if (options.until_upgraded and runner.state == STATE_RUNNING and target
-                and TOTALS.succeeded >= target):
-            log.info("every device upgraded (%d): stopping", TOTALS.succeeded)
+                and ended >= target and not TOTALS.summary(environment)["in_progress"]):
+            log.info("every device's upgrade ended (%d upgraded, %d failed): stopping",
+                     TOTALS.succeeded, ended - TOTALS.succeeded)
             runner.quit()
             return
 

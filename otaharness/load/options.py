@@ -16,7 +16,7 @@ KIND_NAMES = ("cpe",)
 # dest -> passed to the device host (everything the devices need; nothing of Locust's own)
 HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
                 "periodic_interval", "boot_seconds", "device_prefix", "seed", "fault",
-                "fault_devices")
+                "fault_devices", "fault_endpoint")
 
 
 def _checked_by(parse: Any) -> Any:
@@ -62,15 +62,19 @@ def add_load_options(parser: Any) -> None:
                        "one power cut)")
     fleet.add_argument("--fault-devices", default="all", type=_selection, metavar="SHARE|LIST",
                        help="which devices get --fault: '10%%' (spread evenly), '1,3,5-7' "
-                       "(device numbers) or 'all' (default)")
+                       "(the worker's devices, counted from 1 in the order they start) or 'all' "
+                       "(default)")
+    fleet.add_argument("--fault-endpoint", metavar="HOST:PORT",
+                       help="the link fault only on the link to this endpoint (default: every "
+                       "endpoint the device reaches)")
     fleet.add_argument("--reboot-wave-every", type=float, default=0.0, metavar="SECONDS",
                        help="reboot a share of the fleet every SECONDS (a different share each "
                        "wave)")
     fleet.add_argument("--reboot-wave-share", type=_share, default=10.0, metavar="PERCENT",
                        help="share of the fleet each reboot wave takes (default 10)")
     fleet.add_argument("--until-upgraded", action="store_true",
-                       help="stop the run once every device has upgraded (as many upgrades as "
-                       "users)")
+                       help="stop the run once every device's upgrade has ended: as many "
+                       "upgraded or failed as users, none in progress")
     fleet.add_argument("--fleet-report", metavar="FILE",
                        help="write the fleet's totals (JSON) here at the end (master)")
 

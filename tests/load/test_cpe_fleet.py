@@ -148,3 +148,48 @@ def test_the_cli_and_emulate_never_import_locust() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "[]"
     assert "gevent" not in sys.modules and "locust" not in sys.modules  # nor pytest's process
+
+
+def run_local(tmp_path: Path, acs: ServedAcs, users: int, *extra: str) -> tuple[int, dict, str]:
+    """One process, no workers: Locust's local runner with the same device host."""
+    run = Process("local", load_command(
+        "cpe", "--headless", "-u", str(users), "-r", str(users),
+        "--fleet-report", str(tmp_path / "fleet.json"), *cpe_options(acs), *extra), tmp_path)
+    code = finish(run, [])
+    return code, json.loads((tmp_path / "fleet.json").read_text()), run.text()
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_a_share_of_the_fleet_with_a_cut_download_fails_as_the_acs_records_it(
+        tmp_path: Path, acs: ServedAcs) -> None:
+    keeper = BatchKeeper(acs)
+    keeper.start()
+    files = acs.endpoints["files"].removeprefix("https://")
+    code, report, log = run_local(tmp_path, acs, 20, "--until-upgraded", "--run-time", "8m",
+                                  "--fault", "cut after 3 KiB", "--fault-endpoint", files,
+                                  "--fault-devices", "25%", "--exit-code-on-error", "0")
+    keeper.stop()
+    assert code == 0, log[-4000:]
+    states = Counter(d["state"] for d in acs.batch(keeper.batch_id)["devices"])
+    assert states == {"installed": 15, "error": 5}  # every 4th device: 4, 8, ..., 20
+    assert report["succeeded"] == 15
+    assert sum(report["failed"].values()) == 5
+    assert all(reason.startswith("90") for reason in report["failed"])  # TransferComplete faults
+    upgrade = report["requests"]["cpe upgrade"]
+    assert (upgrade["requests"], upgrade["failures"]) == (20, 5)
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_reboot_waves_reach_the_acs_as_boot_informs(tmp_path: Path, acs: ServedAcs) -> None:
+    code, report, log = run_local(tmp_path, acs, 20, "--run-time", "14s",
+                                  "--reboot-wave-every", "3", "--reboot-wave-share", "50")
+    assert code == 0, log[-4000:]
+    assert report["reboot_waves"] >= 2
+    devices, _ = acs_records(acs)
+    boots = {d["serial_number"]: sum(1 for e in acs.events(d["id"]) if e["kind"] == "inform"
+                                     and "1 BOOT" in {code for code, _ in e["detail"]["events"]})
+             for d in devices}
+    # the first two waves took one half of the fleet each: every CPE booted again at least once
+    assert len(boots) == 20 and all(count >= 2 for count in boots.values()), boots

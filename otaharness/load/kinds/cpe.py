@@ -20,7 +20,7 @@ from otaharness.emulators.cpe.transport import SessionFailed, TransferFailed
 from otaharness.protocols.cwmp import FIRMWARE_UPGRADE_IMAGE, DownloadResponse
 from otaharness.runtime.clock import RealClock
 
-from ..fleet import DeviceFleet, Reporter, is_loopback, loopback_address
+from ..fleet import DeviceFleet, Reporter
 
 
 class LoadCpe(Cpe):
@@ -124,29 +124,28 @@ class CpeFleet(DeviceFleet):
         self.clock = RealClock()
         self.listener = ConnectionRequestServer(self.options.get("cr_host") or "127.0.0.1", 0)
         await self.listener.start()
+        await super().open()
         acs_url = self.options.get("acs_url")
         if not acs_url:
             raise SystemExit("otaharness load cpe needs --acs-url")
         self.acs_url = acs_url
-        self.own_addresses = is_loopback(acs_url)
 
     async def _start_device(self, number: int) -> LoadCpe:
         name = self.name_of(number)
-        plan = self.settings.fault_plan_of(number)
-        address = loopback_address(number) if (self.own_addresses or plan) else None
-        link = self.links.link_for(name, address, plan) if plan and address else None
+        direct = self.links.direct
         cpe = LoadCpe(name, acs_url=self.acs_url, clock=self.clock,
                       rng=random.Random(f"{self.options.get('seed', 0)}:{number}"),
                       profile=self.options.get("cpe_profile") or "mikrotik",
-                      connection_requests=self.listener, bind_address=address, link=link,
+                      connection_requests=self.listener,
+                      bind_address=self.links.address_of(name),
+                      link=None if direct else self.links.link,
                       username=self.options.get("username") or "",
                       password=self.options.get("password") or "",
                       periodic_interval=self.options.get("periodic_interval"),
                       boot_seconds=float(self.options.get("boot_seconds") or 0.0),
                       ca_file=self.options.get("ca"), report=self.report)
+        self.links.add(name, power_cut=cpe.power_cut)
         await cpe.start()
-        if plan.power is not None:
-            self.links.watch_power(name, plan.power, cpe.power_cut)
         return cpe
 
     async def _stop_device(self, device: LoadCpe) -> None:
