@@ -93,7 +93,10 @@ class Fleet:
     summary)."""
 
     def __init__(self, kind: str, args: argparse.Namespace, *, direct: bool = False,
-                 address_base: str | None = None, report: FleetReport | None = None) -> None:
+                 address_base: str | None = None, report: FleetReport | None = None,
+                 power_off_seconds: bool = True) -> None:
+        """``power_off_seconds``: whether the kind's devices can stay off a while after a power
+        cut (``power cut ... for 5 s``); ``direct``: the kind's own options ask for no proxy."""
         try:
             self.plan: FaultPlan = parse_faults(getattr(args, "fault", []) or [])
             self.selection: DeviceSelection = (
@@ -103,6 +106,10 @@ class Fleet:
             raise FleetError(str(error)) from None
         self.direct = direct or bool(getattr(args, "direct", False))
         self.capture_file: Path | None = getattr(args, "capture", None)
+        power = self.plan.power
+        if power is not None and power.off_seconds and not power_off_seconds:
+            raise FleetError(f"{kind} devices come back at once after a power cut: leave out "
+                             f"'for {power.off_seconds:g} s'")
         if self.direct and (self.plan or self.capture_file):
             raise FleetError("--fault and --capture need the local proxy: leave out --direct "
                              "(and a shared --bind-address)")
@@ -197,8 +204,7 @@ class Fleet:
 
     # -- devices and faults --------------------------------------------------------------------
 
-    def add(self, device: str, *, power_cut: PowerCutAction | None = None,
-            power_off_seconds: bool = True) -> int:
+    def add(self, device: str, *, power_cut: PowerCutAction | None = None) -> int:
         """A device of the fleet (numbered from 1 in the order added); ``power_cut(off_seconds)``
         is how it loses power. Arms the faults when ``--fault-devices`` chooses it."""
         number = self._numbers.setdefault(device, len(self._numbers) + 1)
@@ -212,9 +218,6 @@ class Fleet:
             if power_cut is None:
                 raise FleetError(f"{self.report.kind} devices cannot lose power here: leave out "
                                  f"{describe_fault(power)!r}")
-            if power.off_seconds and not power_off_seconds:
-                raise FleetError(f"{self.report.kind} devices come back at once after a power cut:"
-                                 f" leave out 'for {power.off_seconds:g} s'")
             if power.after_seconds is not None:
                 loop = asyncio.get_running_loop()
                 self._timers.append(loop.call_later(power.after_seconds, self._strike, device))

@@ -111,7 +111,7 @@ async def run(args: argparse.Namespace) -> int:
     clock = RealClock()
     rng = random.Random(args.seed)
     try:
-        fleet = Fleet("lorawan", args)
+        fleet = Fleet("lorawan", args, power_off_seconds=False)
     except FleetError as error:
         log.error("%s", error)
         return 2
@@ -136,8 +136,7 @@ async def run(args: argparse.Namespace) -> int:
         try:
             for index, eui in enumerate(station_euis):
                 name = f"gw{index + 1}"
-                fleet.add(name, power_off_seconds=False,
-                          power_cut=lambda _off, name=name: field.stations[name].power_cut())
+                fleet.add(name, power_cut=lambda _off, name=name: field.stations[name].power_cut())
                 fleet.report.event(name, "started", f"station {format_eui(eui, '')}")
                 station = await field.add_station(name, eui, (index * args.spacing, 0.0))
                 station.tls_keylog = fleet.keylog  # its TLS contexts are made when it connects

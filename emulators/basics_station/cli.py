@@ -122,7 +122,7 @@ class StationWatch:
 
 async def run(args: argparse.Namespace) -> int:
     try:
-        fleet = Fleet("basics-station", args, direct=bool(args.bind_address))
+        fleet = Fleet("basics-station", args, direct=bool(args.bind_address), power_off_seconds=False)
     except FleetError as error:
         log.error("%s", error)
         return 2
@@ -130,8 +130,7 @@ async def run(args: argparse.Namespace) -> int:
         stations = stations_from(args, RealClock(), fleet)
         watches = [StationWatch(fleet.report, station) for station in stations]
         for station, watch in zip(stations, watches):
-            fleet.add(station.name, power_cut=lambda _off, station=station: station.power_cut(),
-                      power_off_seconds=False)
+            fleet.add(station.name, power_cut=lambda _off, station=station: station.power_cut())
             fleet.report.event(station.name, "started", f"package {watch.first_version or '?'}",
                                version=watch.first_version)
             await station.start()

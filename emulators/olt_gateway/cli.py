@@ -108,7 +108,7 @@ async def run(args: argparse.Namespace) -> int:
     from otaharness.runtime.pki import client_context
 
     try:
-        fleet = Fleet("olt-gateway", args, direct=bool(args.bind_address))
+        fleet = Fleet("olt-gateway", args, direct=bool(args.bind_address), power_off_seconds=False)
     except FleetError as error:
         log.error("%s", error)
         return 2
@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace) -> int:
         gateway = OltGateway(args.gateway_id, api, mqtt, RealClock(),
                              devices=[FieldDevice(device_id) for device_id in args.device],
                              chunk_size=args.chunk_size, retry_delay=args.retry_delay)
-        fleet.add(gateway_name, power_cut=lambda _off: gateway.power_cut(), power_off_seconds=False)
+        fleet.add(gateway_name, power_cut=lambda _off: gateway.power_cut())
         for device_id in args.device:
             fleet.report.add(device_id)
         fleet.report.event(gateway_name, "started", f"gateway with devices {', '.join(args.device)}")

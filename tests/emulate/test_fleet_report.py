@@ -1,0 +1,103 @@
+"""The fleet report every emulate kind shares: states from events, the summary's figures, JSON
+lines, readable lines, the live display on a terminal only; and the fleet's option checks."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+
+import pytest
+
+from emulate_processes import OTAHARNESS, parses_as_iso_utc
+from otaharness.emulators.fleet_report import FleetReport, percentiles
+
+
+class Ticks:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_796_342_400.0  # 2026-12-04T00:00:00Z
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_states_follow_the_events_and_the_summary_counts_them():
+    clock, stream, human = Ticks(), io.StringIO(), io.StringIO()
+    report = FleetReport("cpe", verbose=True, json_out=stream, human=human, clock=clock)
+    for name in ("a", "b", "c"):
+        report.event(name, "started")
+    clock.now += 0.5
+    report.event("a", "connected")
+    report.event("b", "connected")
+    report.progress("a", 0, 4000)
+    clock.now += 2.0
+    report.progress("a", 2500, 4000)
+    report.progress("a", 4000, 4000)
+    report.event("a", "upgraded", version="2.0")
+    report.event("a", "disconnected")  # after the upgrade it stays upgraded
+    report.event("b", "upgrade_failed", reason="9010 download interrupted by power loss")
+    report.event("c", "power_cut")
+    summary = report.close()
+    assert summary["states"] == {"upgraded": 1, "failed": 1, "powered off": 1}
+    assert summary["failures"] == {"9010 download interrupted by power loss": 1}
+    assert summary["durations"]["connect"] == {"count": 2, "p50": 0.5, "p95": 0.5, "max": 0.5}
+    assert summary["durations"]["upgrade"] == {"count": 1, "p50": 2.0, "p95": 2.0, "max": 2.0}
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["percent"] for line in lines if line["event"] == "download_progress"] == [25, 50, 75]
+    assert [line["event"] for line in lines if line.get("device") == "a"][-4:] == [
+        "download_progress", "download_complete", "upgraded", "disconnected"]
+    assert lines[0]["time"] == "2026-12-04T00:00:00.000Z" and lines[-1]["event"] == "summary"
+    assert all(parses_as_iso_utc(line["time"]) for line in lines)
+    text = human.getvalue()
+    assert "00:00:02.500 a                download progress: 50% (2.4 KiB of 3.9 KiB)" in text
+    assert "devices by state: upgraded 1, failed 1, powered off 1" in text
+    assert "1 x 9010 download interrupted by power loss" in text
+
+
+def test_an_unknown_event_name_is_refused():
+    with pytest.raises(ValueError, match="unknown fleet event 'exploded'"):
+        FleetReport("cpe", human=io.StringIO()).event("a", "exploded")
+
+
+def test_percentiles_are_nearest_rank():
+    assert percentiles([]) == {"count": 0}
+    assert percentiles([float(n) for n in range(1, 101)]) == {"count": 100, "p50": 50.0, "p95": 95.0,
+                                                               "max": 100.0}
+
+
+def test_the_live_display_shows_on_a_terminal_only():
+    quiet = io.StringIO()
+    report = FleetReport("cpe", human=quiet)
+    report.start()
+    report.event("a", "connected")
+    report.close()
+    assert "devices by state: connected 1" in quiet.getvalue()
+    assert "\x1b[" not in quiet.getvalue()  # no live display (and no colour codes) in a file
+    controller, terminal = os.openpty()
+    with os.fdopen(terminal, "w") as tty:
+        report = FleetReport("cpe", human=tty)
+        report.start()
+        assert report._live is not None
+        report.event("a", "connected")
+        report._live.refresh()
+        report.close()
+    shown = os.read(controller, 65536).decode(errors="replace")
+    os.close(controller)
+    assert "emulated cpe devices" in shown and "connected" in shown
+
+
+@pytest.mark.parametrize("options, complaint", [
+    (["--fault", "melted"], "not a fault"),
+    (["--fault", "dropped", "--direct"], "need the local proxy"),
+    (["--fault-devices", "150%"], "not a share of the fleet"),
+    (["--fault", "power cut after 1 s for 2 s"], "come back at once"),
+])
+def test_fleet_options_that_cannot_work_end_the_run_with_2(tmp_path, options, complaint):
+    result = subprocess.run([*OTAHARNESS, "emulate", "basics-station", "--home", str(tmp_path),
+                             "--cups-uri", "http://127.0.0.1:9", *options],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert complaint in result.stderr and "Traceback" not in result.stderr
