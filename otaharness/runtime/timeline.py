@@ -63,6 +63,8 @@ class Recorder:
 
     def exchange(self, actor: str, peer: str, what: str, body: Any = None,
                  decode: Callable[[Any], str] | None = None) -> None:
+        if decode is None and isinstance(body, (bytes, str)) and len(body) > BODY_SHOWN:
+            body = _Cut(body[:BODY_SHOWN], len(body))  # an uploaded image is not kept whole
         self.exchanges[actor].append((self.now(), peer, what, body, decode))
 
     # -- reading ------------------------------------------------------------------------------
@@ -156,9 +158,23 @@ def _file_name(actor: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", actor).strip("-.") or "actor"
 
 
+class _Cut:
+    """The beginning of a long body, and how long it was."""
+
+    __slots__ = ("head", "length")
+
+    def __init__(self, head: bytes | str, length: int) -> None:
+        self.head, self.length = head, length
+
+
 def _body_text(body: Any, decode: Callable[[Any], str] | None) -> str:
     if body is None:
         return ""
+    if isinstance(body, _Cut):
+        shown = _body_text(body.head, None)
+        if shown.startswith("(") and shown.endswith("bytes of binary)"):
+            return f"({body.length} bytes of binary)"
+        return shown + f"\n… ({body.length - len(body.head)} more)"
     try:
         text = decode(body) if decode is not None else body
     except Exception as error:  # noqa: BLE001 - a transcript never fails a scenario; say what it could not read

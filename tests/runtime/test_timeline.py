@@ -84,3 +84,14 @@ def test_soap_bodies_are_shown_one_element_a_line_without_passwords(tmp_path):
     transcript = (tmp_path / "transcripts" / "acs.txt").read_text()
     assert "\n      <Body>\n" in transcript  # indented, one element a line
     assert "s3cr3t-pw" not in transcript and MARK in transcript
+
+
+def test_a_long_body_is_kept_only_in_part(tmp_path):
+    _, recorder = _recorder()
+    recorder.exchange("acs-admin", "127.0.0.1", "→ PUT /files/big.bin", bytes(range(256)) * 4096)
+    recorder.exchange("olt", "127.0.0.1", "→ POST /v1/notes", b"a" * (timeline.BODY_SHOWN + 5))
+    assert all(len(entry[3].head) == timeline.BODY_SHOWN
+               for entries in recorder.exchanges.values() for entry in entries)
+    recorder.write(tmp_path)
+    assert "(1048576 bytes of binary)" in (tmp_path / "transcripts" / "acs-admin.txt").read_text()
+    assert "… (5 more)" in (tmp_path / "transcripts" / "olt.txt").read_text()
