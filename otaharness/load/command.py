@@ -55,6 +55,8 @@ def main(argv: list[str]) -> int:
         return 2
     if has_option(rest, "-h", "--help"):
         print(our_help(kind), flush=True)  # Locust prints its own below, not ours
+    if has_option(rest, "--stages"):  # Locust takes a shape class only if the file has one
+        os.environ["OTAHARNESS_LOAD_SHAPE"] = "stages"
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "otaharness.load",

@@ -7,9 +7,11 @@ with only ``--worker --master-host H`` runs its devices with the master's settin
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
 from otaharness.runtime.faults import LinkFaultError, parse_device_selection, parse_fault
+from otaharness.units import parse_duration
 
 KIND_NAMES = ("cpe",)
 
@@ -35,6 +37,35 @@ def _checked_by(parse: Any) -> Any:
 
 _fault_phrase = _checked_by(parse_fault)
 _selection = _checked_by(parse_device_selection)
+
+
+_STAGE = re.compile(r"\s*(\d+)\s+in\s+(.+?)\s*")
+
+
+def parse_stages(text: str) -> list[tuple[int, float]]:
+    """``200 in 10s, 1000 in 60s`` -> [(200, 10.0), (1000, 60.0)]: devices by the stage's end,
+    at seconds since the start."""
+    stages, elapsed = [], 0.0
+    for part in text.split(","):
+        match = _STAGE.fullmatch(part)
+        if match is None:
+            raise ValueError(f"a stage is 'DEVICES in DURATION' (e.g. '200 in 10s'), not {part!r}")
+        seconds = parse_duration(match[2])
+        if not seconds > 0:
+            raise ValueError(f"a stage lasts more than 0 s: {part!r}")
+        elapsed += seconds
+        stages.append((int(match[1]), elapsed))
+    if not stages:
+        raise ValueError("no stages")
+    return stages
+
+
+def _stages(text: str) -> str:
+    try:
+        parse_stages(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _share(text: str) -> float:
@@ -72,6 +103,9 @@ def add_load_options(parser: Any) -> None:
                        "wave)")
     fleet.add_argument("--reboot-wave-share", type=_share, default=10.0, metavar="PERCENT",
                        help="share of the fleet each reboot wave takes (default 10)")
+    fleet.add_argument("--stages", metavar="'N in DURATION, ...'", type=_stages,
+                       help="ramp the fleet up in stages, e.g. '200 in 10s, 1000 in 60s' "
+                       "(each stage reaches its size by its end; replaces -u/-r)")
     fleet.add_argument("--until-upgraded", action="store_true",
                        help="stop the run once every device's upgrade has ended: as many "
                        "upgraded or failed as users, none in progress")
