@@ -10,6 +10,7 @@ from behave import given, then, when
 from otaharness.bdd.support import json_argument, ota, substitute
 from otaharness.emulators.aws_tracker.tracker import JobRejected, Tracker
 from otaharness.servers.aws_iot import DATA_ENDPOINT
+from otaharness.units import parse_size
 
 # The seed names AWS services by their JavaScript SDK v3 package; boto3 names work as well.
 SDK_PACKAGES = {
@@ -267,9 +268,32 @@ def update_job(context, name, key, status, version):
 def firmware_in_bucket(context, version, bucket, key):
     """Put an image for `version` (bytes derived from the version, 10 KiB) into the bucket; its
     size is `${firmware.<version>.size}`."""
+    _put_firmware(context, version, bucket, key, 10240)
+
+
+@given("the firmware `{version}` of {size} is in the FOTA bucket `{bucket}` as `{key}`")
+def sized_firmware_in_bucket(context, version, size, bucket, key):
+    """The same with an image of this size (`64 KiB`, `700 bytes`)."""
+    _put_firmware(context, version, bucket, key, parse_size(size))
+
+
+@then("the object `{key}` in the FOTA bucket is {size}")
+def object_size(context, key, size):
+    """S3 answers a HEAD of the object with this Content-Length, and a GET with as many bytes."""
+    runtime = ota(context)
+    bucket, key = runtime.values["fotaBucketName"], substitute(key, runtime.values)
+    head = _call(context, "s3", "head_object", {"Bucket": bucket, "Key": key})
+    body = _call(context, "s3", "get_object", {"Bucket": bucket, "Key": key})["Body"].read()
+    expected = parse_size(size)
+    assert head["ContentLength"] == len(body) == expected, (
+        f"{key}: HEAD says {head['ContentLength']} bytes, GET gave {len(body)}, expected {expected}")
+
+
+def _put_firmware(context, version: str, bucket: str, key: str, size: int) -> None:
     runtime = ota(context)
     bucket, key = substitute(bucket, runtime.values), substitute(key, runtime.values)
-    image = (f"firmware {version}\n".encode() * 1024)[:10240]
+    line = f"firmware {version}\n".encode()
+    image = (line * (size // len(line) + 1))[:size]
     _call(context, "s3", "put_object", {"Bucket": bucket, "Key": key, "Body": image,
                                         "ContentType": "text/x-hex"})
     runtime.values.setdefault("firmware", {})[version] = {"size": len(image), "bucket": bucket,

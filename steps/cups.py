@@ -50,7 +50,7 @@ from otaharness.servers.basics_station.identity import (
     issue_credentials,
     station_certificate,
 )
-from otaharness.units import parse_duration
+from otaharness.units import parse_duration, parse_size
 
 FIRST_STATION_EUI = 0x0016C001FF10A235  # stations get consecutive EUIs from here, in order of appearance
 CONNECT_LIMIT = 600.0  # scenario seconds a step waits for a station to come up
@@ -335,6 +335,17 @@ def refused_update(context, name, outcome):
         f"station {name} did not refuse an update because {outcome!r}: {_events(station)}")
     assert station.count("update-run") == 0, f"station {name} ran an update: {_events(station)}"
     assert not (station.home.path / "update.bin").exists(), "the refused update.bin is still there"
+
+
+@then('station "{name}" received an update of {size}')
+def received_update_of(context, name, size):
+    """The last update the station wrote to its update.bin had this many bytes (`64 KiB`, `900
+    bytes`): the station's own note when it stored it."""
+    station = _station(context, name)
+    received = station.last("update-received")
+    assert received is not None, f"station {name} received no update: {_events(station)}"
+    expected = parse_size(size)
+    assert received.detail == f"{expected} bytes", f"station {name} received an update of {received.detail}, not {expected} bytes"
 
 
 @then('station "{name}" received no update')

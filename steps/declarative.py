@@ -42,7 +42,7 @@ from behave import given, then, use_step_matcher, when
 from behave.matchers import get_step_matcher_factory
 
 from otaharness.bdd.support import ota
-from otaharness.units import parse_size
+from otaharness.units import parse_duration, parse_size
 
 # Regular expressions here; whatever matcher was current (behave's "parse", or a user's choice)
 # is put back at the end of the module.
@@ -129,12 +129,13 @@ def _missing(context) -> list[str]:
     return _layer(context)["missing"]
 
 
-def _firmware_available(context, version: str) -> None:
-    """The image for ``version`` in the FOTA bucket as `fw-<version>.hex` (the bucket made once),
-    unless the scenario said it is missing."""
+def _firmware_available(context, version: str, size: str | None = None) -> None:
+    """The image for ``version`` in the FOTA bucket as `fw-<version>.hex` (the bucket made once;
+    10 KiB unless said), unless the scenario said it is missing."""
     values = _bucket(context)
     if version not in values.get("firmware", {}) and version not in _missing(context):
-        _run(context, f"Given the firmware `{version}` is in the FOTA bucket "
+        sized = f" of {size}" if size else ""
+        _run(context, f"Given the firmware `{version}`{sized} is in the FOTA bucket "
                       f"`${{fotaBucketName}}` as `fw-{version}.hex`")
 
 
@@ -338,11 +339,14 @@ def _tr069_ends(context, name: str, state: str) -> None:
 
 CUPS_KEY = "release"  # the firmware team's signature key, on every station of the layer
 CUPS_UNKNOWN_KEY = "unknown"  # a key no station of the layer holds
+CUPS_DEFAULT_SIZE = "16 KiB"  # an update big enough to be cut in the middle
+CUPS_POWER_CUT_RATE = "2 KiB/s"  # the station's link while a power cut waits for its moment
 
 
 def _cups(context) -> dict:
     """What the layer remembers of the CUPS flow: update files made, each station's packages."""
-    return _layer(context).setdefault("cups", {"files": [], "runs": {}, "wants": {}, "signers": {}})
+    return _layer(context).setdefault("cups", {"files": [], "runs": {}, "wants": {}, "signers": {},
+                                               "power_cuts": [], "cut_at": {}})
 
 
 def _cups_key(context) -> None:
@@ -373,8 +377,8 @@ def _cups_update_file(context, version: str, size: str | None, signed_by: str = 
         _cups_key(context)
         if signed_by != CUPS_KEY:
             _run(context, f'Given the firmware team prepares the signature key "{signed_by}"')
-        sized = f" of {size}" if size else ""
-        _run(context, f'Given an update file "{file}"{sized} that installs package "{version}"',
+        _run(context, f'Given an update file "{file}" of {size or CUPS_DEFAULT_SIZE} that installs '
+                      f'package "{version}"',
              f'And the firmware team signs "{file}" with the key "{signed_by}"')
         layer["files"].append(file)
         layer["signers"][file] = signed_by
@@ -387,6 +391,30 @@ def _cups_upgrade(context, names: list[str], version: str) -> None:
     for name in names:
         _run(context, f'When the operator uploads "{file}" as package "{version}" for station "{name}"')
         _cups(context)["wants"][name] = version
+        if name in _cups(context)["power_cuts"]:
+            _cups(context)["power_cuts"].remove(name)
+            _cups_power_cut_mid_download(context, name, file)
+
+
+def _cups_power_cut_mid_download(context, name: str, file: str) -> None:
+    """The station's link to CUPS slowed; once half the update's bytes have reached the station
+    (counted on its link from now: the next CUPS answers carry the update) it loses power, and
+    the link is fast again. The bytes it had are kept as `cut_at` (the wire's count)."""
+    runtime = ota(context)
+    size = (context.cups_flow.workspace / "firmware" / file).stat().st_size
+    url = runtime.endpoint_url("cups")
+    _run(context, f'Given the link between "{name}" and the cups endpoint is throttled to {CUPS_POWER_CUT_RATE}')
+    proxy = runtime.proxy_for(url)
+    before = proxy.counters(name).bytes_to_device
+
+    async def cut_halfway() -> None:
+        while (received := proxy.counters(name).bytes_to_device - before) < size // 2:
+            await asyncio.sleep(0.5)
+        _cups(context)["cut_at"][name] = (received, size)
+        await runtime.devices[name].power_cut()
+        await runtime.set_link_fault(name, url, None)
+
+    runtime.loop.create_task(cut_halfway())
 
 
 def _cups_ends(context, name: str, state: str) -> None:
@@ -524,7 +552,8 @@ def firmware_available(context, version, size=None, unknown_key=None):
     """The firmware image of this version is published, ready for upgrades: `firmware 1.0.1 is
     available`, `version "2.0.0" of the firmware is published` (AWS IoT: in the FOTA bucket as
     `fw-<version>.hex`; TR-069: the fixtures' RouterOS files); with its size in the other flows,
-    `firmware 2.1.0 of 64 KiB is available` (olt 32 KiB, FUOTA 3 KiB unless said); CUPS and
+    `firmware 2.1.0 of 64 KiB is available` (AWS IoT 10 KiB, olt 32 KiB, CUPS 16 KiB, FUOTA 3 KiB
+    unless said); CUPS and
     FUOTA images the devices must refuse: `firmware v1 signed with an unknown key is available`."""
     if unknown_key and _flow(context) not in ("cups", "fuota"):
         raise ValueError("only CUPS and FUOTA images are signed for the devices")
@@ -537,12 +566,14 @@ def firmware_available(context, version, size=None, unknown_key=None):
     if _flow(context) == "fuota":
         _fuota_image(context, version, size, " signed with an unknown key" if unknown_key else "")
         return
-    if size:
-        raise ValueError("only the firmware REST flow's images have a size to say")
     if _flow(context) == "tr069":
+        if size:
+            raise ValueError("the TR-069 flow's RouterOS packages are the fixtures' files, of their "
+                             'own sizes: for a file of your size say `the operator\'s file "big.bin" '
+                             'is 300 KiB of random bytes`')
         _tr069_firmware_available(context, version)
         return
-    _firmware_available(context, version)
+    _firmware_available(context, version, size)
 
 
 @intent(given, when)(
@@ -566,6 +597,7 @@ def upgrade(context, names, version):
     slot; TR-069: an upgrade batch `to <version>`, forced now for each router; CUPS: the
     operator's upload for each station (taken at its next daily check); FUOTA: a campaign with
     the default settings."""
+    _started(context)
     if _flow(context) == "olt":
         _olt_upgrade(context, _names(names), version)
         return
@@ -639,6 +671,7 @@ def create_batch(context, version, batch=None, options=""):
     upgrade XML and packages uploaded first if not yet there); the routers get the Download at
     their next such Inform: `I create the upgrade batch "spring" to RouterOS 6.48.4 at any
     Inform with at most 2 attempts` (also `at a Boot`, `on Tue and Wed`, `between 2 and 3`)."""
+    _started(context)
     _tr069_batch(context, batch or f"to {version}", list(_trackers(context)), version,
                  **_batch_options(options or ""))
 
@@ -661,6 +694,7 @@ def create_campaign(context, version, names=None, options=""):
     version, created and started with its settings in words: `I start a campaign to version 1.1.0
     with FEC and redundancy 20%`, `I create the campaign for "a" and "b" to 1.1.0 without FEC, at
     most 2 rounds and a success threshold of 100%`."""
+    _started(context)
     who = _names(names) if names else list(_trackers(context))
     _fuota_campaign(context, who, version, _campaign_options(options or ""))
 
@@ -672,15 +706,22 @@ def campaign_ends(context, state):
     _run(context, f"Then the FUOTA campaign ends {state.lower()}")
 
 
-@intent(given, when)(*_who(r"\s+loses?\s+(?P<percent>\d+(?:\.\d+)?)\s*%\s+of\s+(?:its\s+|the\s+)?"
-                           r"(?P<what>radio\s+frames|frames|fragments)"))
+@intent(given, when)(*_who(r"\s+loses?\s+(?P<percent>\d+(?:\.\d+)?)\s*%\s+of\s+(?:its\s+|the\s+|their\s+)?"
+                           r"(?P<what>(?:radio\s+)?frames?|fragments?|downlinks?|uplinks?)"))
 def loses_frames(context, names, percent, what):
     """A LoRaWAN device's radio link loses this share of frames, both ways, all the time (`a
-    loses 30% of its frames`, `the device "a" loses 30% of its frames`), or of the fragments of
-    the campaign's first round (`b loses 100% of the fragments`)."""
+    loses 30% of its frames`, `the device "a" loses 30% of its frames`), only the frames to it
+    (`d1 loses 30% of its downlinks`: unicast, multicast, fragments) or only its own (`… of its
+    uplinks`), or the fragments of the campaign's first round (`b loses 100% of the fragments`)."""
+    if _flow(context) not in ("fuota", "lorawan"):
+        raise ValueError(f"radio frames are lost in the FUOTA and LoRaWAN flows; in the {_flow(context)} "
+                         "flow say `the download to t2 is cut after 4 KiB`")
+    what = what.lower().rstrip("s")
     for name in _names(names):
-        if what == "fragments":
+        if what == "fragment":
             _run(context, f'Given "{name}" loses {percent}% of the fragments in round 1')
+        elif what in ("downlink", "uplink"):
+            _run(context, f'Given the radio link of "{name}" loses {percent}% of {what}s')
         else:
             _run(context, f'Given the radio link of "{name}" loses {percent}% of frames')
 
@@ -711,15 +752,26 @@ def download_cut(context, names, size):
             _run(context, f'Given the link between "{name}" and the AWS endpoint is cut after {size}')
 
 
-@intent(given, when)(*_who(r"\s+loses?\s+power\s+during\s+the\s+download"))
+@intent(given, when)(*_who(r"\s+loses?\s+(?:its\s+|the\s+)?power\s+(?:during|in\s+the\s+middle\s+of|halfway\s+through)\s+"
+                           r"(?:the|its|their)\s+(?:download|campaign|upgrade|update|transfer)"))
 def power_lost_during_download(context, names):
     """The device loses power during its next download and boots again: `t2 loses power during
     the download`, `the tracker "t1" loses power during the download`. AWS IoT: a quarter into
     the image, the tracker takes the job up anew; olt: the device's gateway, its link slowed to
     2 KiB/s, a quarter into the image (it resumes from its flash); TR-069: the router, its link
     to the file server slowed to 1 KiB/s, 2 s into the download (the transfer fails with 9010,
-    the batch retries while attempts remain)."""
+    the batch retries while attempts remain); CUPS: the station, its link to CUPS slowed to 2
+    KiB/s, halfway into the update (it asks CUPS again at boot); FUOTA: the device, a quarter
+    into the campaign's fragments (`… loses power during the campaign`; its fragmentation
+    session is RAM: it has to fail, or be saved by a later round)."""
     runtime = ota(context)
+    if _flow(context) == "cups":
+        _cups(context)["power_cuts"].extend(_names(names))
+        return
+    if _flow(context) == "fuota":
+        for name in _names(names):
+            _run(context, f'Given "{name}" loses power after hearing a quarter of the fragments')
+        return
     if _flow(context) == "olt":  # the device's gateway, slowed so a quarter of the image takes a while
         for name in _names(names):
             gateway = _olt(context)["gateway_of"].get(name, name)
@@ -790,7 +842,8 @@ def upgrade_ends(context, names, state):
     the job (`succeeded`, `failed`, `in progress`, `timed out`, …); olt: the installation
     (`succeeded`, `failed`, `canceled`, …); TR-069: the router's row in its batch (`Ready` or
     `succeeded`, `Error` or `failed`, `queued`, …); CUPS: `succeeded` (the new package reported
-    to the LNS) or `failed`; FUOTA: `succeeded` (passed the campaign)."""
+    to the LNS) or `failed`; FUOTA: `succeeded` (passed the campaign, and runs its firmware) or
+    `failed` (once the campaign decided; the device does not run the campaign's firmware)."""
     for name in _names(names):
         if _flow(context) == "olt":
             _olt_ends(context, name, state)
@@ -799,10 +852,13 @@ def upgrade_ends(context, names, state):
         elif _flow(context) == "cups":
             _cups_ends(context, name, state)
         elif _flow(context) == "fuota":
-            if state.strip().lower() not in ("succeeded", "passed"):
-                raise ValueError("a FUOTA device's upgrade is said to end succeeded; a failure "
-                                 'is the detailed `"<device>" failed the FUOTA campaign with "<reason>"`')
-            _run(context, f'Then "{name}" passed the FUOTA campaign')
+            words = state.strip().lower()
+            if words in ("succeeded", "passed"):
+                _run(context, f'Then "{name}" passed the FUOTA campaign')
+            elif words == "failed":
+                _run(context, f'Then "{name}" failed the FUOTA campaign')
+            else:
+                raise ValueError(f"no upgrade state {state!r} for a FUOTA device; states: succeeded, failed")
         else:
             _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
 
@@ -813,6 +869,184 @@ def every_upgrade_ends(context, state):
     """Every device's upgrade is in this state: `every upgrade ends succeeded`, `every
     installation ends failed`."""
     upgrade_ends(context, ", ".join(_trackers(context)), state)
+
+
+
+# -- downloads, fragments and files, in words --------------------------------------------------------
+
+_BYTES = r"(?P<offset>\d+(?:\.\d+)?(?:\s*(?:[KMG]i?B|bytes?))?)"
+_TIMES = r"(?P<count>\d+|once|twice)(?:\s+times?)?"
+
+
+def _downloader(context, name: str) -> str:
+    """Who downloads for the device: an olt device's gateway, else the device itself."""
+    return _olt(context)["gateway_of"].get(name, name) if _flow(context) == "olt" else name
+
+
+@intent(then)(*_who(rf"\s+(?:has\s+)?resumed\s+(?:the|its|their)\s+downloads?\s+(?:from|at)\s+byte\s+{_BYTES}"))
+def resumed_download_from(context, names, offset):
+    """The device went on with its broken download from this byte, judged from the device's own
+    record of its range requests: `t2 resumed the download from byte 4096` (or `4 KiB`; `the
+    tracker "t2" resumed its download from byte 4 KiB`); an olt
+    device's gateway downloads for it. A router or a station fetches whole and says so."""
+    for name in _names(names):
+        _run(context, f'Then device "{_downloader(context, name)}" resumed the download from byte {offset}')
+
+
+@intent(then)(*_who(rf"\s+(?:has\s+)?resumed\s+(?:the|its|their)\s+downloads?\s+{_TIMES}"))
+def resumed_times(context, names, count):
+    """How often the device went on with a broken download: `t2 resumed the download once`,
+    `the device "lamp1" resumed its download 2 times`."""
+    count = {"once": "1", "twice": "2"}.get(count.lower(), count)
+    for name in _names(names):
+        _run(context, f'Then device "{_downloader(context, name)}" resumed the download {count} '
+                      f'{"time" if count == "1" else "times"}')
+
+
+@intent(then)(*_who(r"\s+(?:did\s+not|didn't|never)\s+resumed?\s+(?:the|its|a|their)\s+downloads?"))
+def never_resumed(context, names):
+    """The device never went on with a broken download (`t1 did not resume the download`,
+    `the tracker "t1" never resumed a download`)."""
+    for name in _names(names):
+        _run(context, f'Then device "{_downloader(context, name)}" did not resume a download')
+
+
+@intent(then)(*_who(r"\s+heard\s+(?P<count>(?:at\s+least\s+|at\s+most\s+|exactly\s+)?\d+|no)\s+"
+                    r"(?:multicast\s+)?fragments?(?:\s+(?:on|over)\s+the\s+(?:radio|air))?"))
+def heard_fragments_in_words(context, names, count):
+    """FUOTA: the multicast fragments that reached each device over the air, counted on the
+    radio medium (lost ones are not): `d1 heard at least 12 fragments`, `d2 heard no fragments`,
+    `the device "d3" heard 40 fragments on the radio`."""
+    count = re.sub(r"^exactly\s+", "", " ".join(count.lower().split()))
+    for name in _names(names):
+        _run(context, f'Then device "{name}" heard {count} fragments on the radio')
+
+
+@intent(then)(
+    r"(?:the\s+)?(?:(?:image|file|update|firmware|package|RouterOS|version)\s+(?:of\s+|for\s+)?)+"
+    rf"\"?(?P<version>[\w.+-]+?)\"?(?:\s+(?:image|file|update|package))?\s+"
+    rf"(?:is|weighs|has|was|holds)\s+{_SIZE}")
+def firmware_size(context, version, size):
+    """The uploaded firmware of this version has this size, judged where it lands: AWS IoT: S3's
+    answer for `fw-<version>.hex` and every tracker's own count of the bytes it downloaded; olt:
+    the firmware's blob as the platform describes and serves it; TR-069: the RouterOS package on
+    the ACS file server (its record and the bytes it serves); CUPS: the update file as each
+    station given it stored it: `the firmware 1.0.1 image is 64 KiB`, `the update v1 is 16 KiB`."""
+    expected, flow = parse_size(size), _flow(context)
+    if flow == "olt":
+        name = _olt_firmware(version)
+        _run(context, f'Then firmware "{name}" offers its image for download with its size and hashes')
+        held = len(context.olt_platform.images[name])
+        assert held == expected, f"firmware {version} is {held} bytes, not {expected}"
+    elif flow == "tr069":
+        _run(context, f'Then the ACS file server holds "{TR069_PACKAGES[0].format(v=version)}" of {size}')
+    elif flow == "cups":
+        stations = [name for name, wants in _cups(context)["wants"].items() if wants == version]
+        assert stations, f"no station was upgraded to {version} in this scenario"
+        for name in stations:
+            _run(context, f'Then station "{name}" received an update of {size}')
+    elif flow == "fuota":
+        raise ValueError("a FUOTA image reaches the devices as fragments: say `d1 heard at least "
+                         "12 fragments`")
+    else:
+        _run(context, f"Then the object `fw-{version}.hex` in the FOTA bucket is {size}")
+        for name in _trackers(context):
+            done = [text for _, text in ota(context).devices[name].events
+                    if text.startswith("download complete:") and f"/fw-{version}.hex" in _last_download(
+                        ota(context).devices[name], text)]
+            for text in done:
+                got = int(text.split()[2])
+                assert got == expected, f"{name} downloaded {got} bytes of firmware {version}, not {expected}"
+
+
+def _last_download(tracker, complete: str) -> str:
+    """The `download of <host>/<path> started` event before this `download complete` one."""
+    started = ""
+    for _, text in tracker.events:
+        if text.startswith("download of "):
+            started = text
+        if text == complete:
+            return started
+    return started
+
+
+@intent(then)(*_who(r"\s+lost\s+(?:its\s+|the\s+)?power\s+(?:during|in\s+the\s+middle\s+of|halfway\s+through)\s+"
+                    r"(?:the|its|their)\s+(?:download|campaign|upgrade|update|transfer)"))
+def lost_power_during(context, names):
+    """The power cut said in the Given came while the device was downloading, judged from the
+    device: a CUPS station had not stored the update before its cut (and half of the update's
+    bytes had crossed its link); a FUOTA device had heard fragments and had no complete image
+    yet; an AWS tracker's download had started and not completed: `gw1 lost power during the
+    download`, `the device "d2" lost power during the campaign`."""
+    runtime = ota(context)
+    for name in _names(names):
+        device, flow = runtime.devices[name], _flow(context)
+        if flow == "cups":
+            kinds = [(event.kind, event.detail) for event in device.events]
+            assert ("halt", "power cut") in kinds, f"{name} never lost power: {kinds}"
+            cut = kinds.index(("halt", "power cut"))
+            assert not any(kind == "update-received" for kind, _ in kinds[:cut]), (
+                f"{name} had stored the update before its power cut: {kinds}")
+            received, size = _cups(context)["cut_at"][name]
+            assert received >= size // 2, f"{name} lost power after {received} of {size} bytes"
+        elif flow == "fuota":
+            agent = context.fuota.agents[name]
+            cuts = [at for at, what in agent.events if what == "power cut"]
+            assert cuts, f"{name} never lost power"
+            heard = [at for at, command, multicast in agent.received
+                     if multicast and type(command).__name__ == "DataFragment" and at <= cuts[0]]
+            complete = [at for at, what in agent.events if what.startswith("data block") and
+                        "complete" in what and at <= cuts[0]]
+            assert heard and not complete, (
+                f"{name} lost power having heard {len(heard)} fragments"
+                + (" and holding a complete image" if complete else ""))
+        elif flow == "aws-iot":
+            texts = [text for _, text in device.events]
+            cut = next((i for i, text in enumerate(texts) if text.startswith("power cut")), None)
+            assert cut is not None, f"{name} never lost power: {texts}"
+            before = texts[:cut]
+            started = max((i for i, text in enumerate(before) if text.startswith("download of ")), default=None)
+            assert started is not None and not any(
+                text.startswith("download complete") for text in before[started:]), (
+                f"{name} was not downloading when it lost power: {before[-5:]}")
+        else:
+            raise ValueError(f"no `lost power during the download` check in words for the {flow} flow yet")
+
+
+_DURATION = r"(?P<duration>\d+(?:\.\d+)?\s*(?:seconds?|s|minutes?|min|hours?|h|days?))"
+
+
+@intent(then)(rf"within\s+{_DURATION}(?:\s+of\s+the\s+(?:upgrade|start))?,?\s+(?P<step>.+)",
+              rf"(?P<step>.+?),?\s+within\s+{_DURATION}(?:\s+of\s+the\s+(?:upgrade|start))?")
+def within(context, duration, step):
+    """Another Then-step holds within this much scenario time of the upgrade (the last `I
+    upgrade …`, batch or campaign of the scenario; of this step without one), retried as `soon`
+    retries: `every tracker runs version 1.0.1 within 2 hours`, `within 30 minutes, cpe1 runs
+    6.48.4`. Said after the time is up, it fails: when a state was reached is not known."""
+    runtime = ota(context)
+    now = runtime.clock.monotonic()
+    start = _layer(context).get("started", now)
+    deadline = start + parse_duration(duration)
+    if now > deadline:
+        raise AssertionError(f"already {(now - start) / 60:.0f} minutes past the upgrade, more than "
+                             f"{duration}: say `within {duration}` before other waits")
+    delay = 1.0
+    while True:
+        try:
+            _run(context, f"Then {step}")
+            return
+        except AssertionError as failure:
+            now = runtime.clock.monotonic()
+            if str(failure).startswith("ERROR") or now >= deadline:
+                raise AssertionError(f"not within {duration} of the upgrade "
+                                     f"({(now - start) / 60:.0f} minutes): {failure}") from None
+        runtime.run_for(min(delay, deadline - now))
+        delay = min(delay * 2, 16.0)
+
+
+def _started(context) -> None:
+    """The upgrade's moment, for `within`."""
+    _layer(context)["started"] = ota(context).clock.monotonic()
 
 
 use_step_matcher(_PREVIOUS)

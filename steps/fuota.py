@@ -249,6 +249,37 @@ def loses_fragments(context, name, percent, round_number):
     scenario.tasks.append(asyncio.ensure_future(watch(), loop=ota(context).loop))
 
 
+@given('"{name}" loses power after hearing {count:d} fragments')
+@given('"{name}" loses power after hearing {count:d} fragment')
+def power_cut_after_fragments(context, name, count):
+    """Once the device has heard this many DataFragments of the campaign over the air, its
+    supply is cut and comes back (RAM lost: its fragmentation session with what it had; the
+    flash slot and the running version are kept)."""
+    _power_cut_once_heard(context, name, lambda run: count)
+
+
+@given('"{name}" loses power after hearing a quarter of the fragments')
+def power_cut_a_quarter_in(context, name):
+    """As `after hearing N fragments`, N a quarter of the campaign's uncoded fragments."""
+    _power_cut_once_heard(context, name, lambda run: max(1, run.block().nb_frag // 4))
+
+
+def _power_cut_once_heard(context, name: str, threshold) -> None:
+    scenario, agent = _fuota(context), _agent(context, name)
+
+    async def watch() -> None:
+        while True:
+            run = scenario.service.server.runs.get(scenario.campaign) if scenario.campaign is not None else None
+            heard = sum(1 for _, command, multicast in agent.received
+                        if multicast and isinstance(command, ts004.DataFragment))
+            if run is not None and run.block() is not None and heard >= threshold(run):
+                await agent.power_cut()
+                return
+            await asyncio.sleep(1.0)
+
+    scenario.tasks.append(asyncio.ensure_future(watch(), loop=ota(context).loop))
+
+
 # -- campaigns -------------------------------------------------------------------------------------
 
 
@@ -530,6 +561,28 @@ def passed(context, names):
         running = _agent(context, name).firmware_version
         assert running == image_version, \
             f"the server passed {name}, but it runs {running:#010x}, not {image_version:#010x}"
+
+
+@then('"{name}" failed the FUOTA campaign')
+def failed_on_device(context, name):
+    """Time passes until the campaign has decided about the device; it failed, and the device
+    itself does not run the campaign's firmware (its own state)."""
+    runtime = ota(context)
+
+    dev_eui = _agent(context, name).device.config.dev_eui
+
+    def decided() -> bool:  # read in process: a check inside run_until makes no API call
+        run = _run(context)
+        device = run.devices.get(dev_eui)
+        return run.state in (CampaignState.FINISHED, CampaignState.STOPPED) or (
+            device is not None and device.status.value in ("passed", "failed"))
+
+    assert runtime.run_until(decided, timeout=CAMPAIGN_LIMIT_S), f"the campaign is still {_run(context).state.value}"
+    state = _device_state(context, name)
+    assert state["status"] == "failed", f"{name}: {state}"
+    running = _agent(context, name).firmware_version
+    assert running != _fuota(context).image_version, \
+        f"the server failed {name} ({state['reason']}), yet it runs the campaign's firmware {running:#010x}"
 
 
 @then('"{name}" failed the FUOTA campaign with "{reason}"')

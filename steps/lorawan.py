@@ -97,6 +97,19 @@ def radio_loss(context, name, percent):
     _world(context).field.medium.set_loss(name, FixedLoss(percent / 100))
 
 
+@given('the radio link of "{name}" loses {percent:g}% of downlinks')
+def radio_downlink_loss(context, name, percent):
+    """Every frame to the device (unicast, multicast, fragments) is lost with this probability;
+    its uplinks all arrive."""
+    _world(context).field.medium.set_loss(name, FixedLoss(percent / 100), direction="downlink")
+
+
+@given('the radio link of "{name}" loses {percent:g}% of uplinks')
+def radio_uplink_loss(context, name, percent):
+    """Every frame from the device is lost with this probability; downlinks to it all arrive."""
+    _world(context).field.medium.set_loss(name, FixedLoss(percent / 100), direction="uplink")
+
+
 # -- devices ---------------------------------------------------------------------------------------
 
 

@@ -406,6 +406,7 @@ class BasicsStation:
         with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o750), "wb") as file:
             file.write(response.update)
         partial.replace(update_file)
+        self.note("update-received", f"{len(response.update)} bytes")
         decision = station_update_decision(response, self.home.sig_key_files())
         assert decision is not None
         if not decision.runs_update:

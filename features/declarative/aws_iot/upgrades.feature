@@ -31,3 +31,21 @@ Feature: Tracker upgrades in a few lines
     When I upgrade the tracker t1 to 1.0.1
     Then soon the upgrade of t1 ends failed
     And t1 still runs version 1.0.0
+
+  Scenario: A cut download goes on from where it stopped, within minutes
+    Given a tracker t1 running version 1.0.0
+    And firmware 1.0.1 of 64 KiB is available
+    And the download to t1 is cut after 16 KiB
+    When I upgrade t1 to version 1.0.1
+    Then t1 runs version 1.0.1 within 10 minutes
+    And t1 resumed the download once
+    And the firmware 1.0.1 image is 64 KiB
+    And the upgrade of t1 ends succeeded
+
+  Scenario: A power cut comes in the middle of the download
+    Given the tracker "t1" runs version 1.0.0
+    And t1 loses power during the download
+    When I upgrade t1 to firmware "1.0.1"
+    Then soon t1 runs version 1.0.1
+    And t1 lost power during the download
+    And t1 did not resume the download

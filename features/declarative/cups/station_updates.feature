@@ -33,3 +33,14 @@ Feature: Basics Station updates in a few lines
     And 1 day passes
     Then gw1 still runs version v0
     And soon the upgrade of gw1 ends failed
+
+  Scenario: A station that loses power mid-download takes the update when it is back
+    Given a Basics station gw1 running package v0
+    And firmware v1 of 32 KiB is available
+    And gw1 loses power during the download
+    When I upgrade gw1 to v1
+    And 1 day passes
+    Then soon gw1 runs version v1
+    And gw1 lost power during the download
+    And the update v1 is 32 KiB
+    And the upgrade of gw1 ends succeeded

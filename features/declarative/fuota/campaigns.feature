@@ -18,3 +18,30 @@ Feature: FUOTA campaigns in a few lines
     When I start a campaign to version 1.1.0 without FEC, a success threshold of 100% and at most 2 rounds
     Then the campaign ends finished
     And a and b run version 1.1.0
+
+  Scenario: A device that loses power during the campaign ends failed, the others upgrade
+    Given 3 FUOTA devices running version 1.0.0
+    And d2 loses power during the campaign
+    When I start a campaign to version 1.1.0 without FEC and at most 1 round
+    Then the campaign ends finished
+    And d2 lost power during the campaign
+    And the upgrade of d2 ends failed
+    And d2 still runs version 1.0.0
+    And d1 and d3 run version 1.1.0
+
+  Scenario: An image the devices reject fails every upgrade
+    Given 2 FUOTA devices running version 1.0.0
+    And firmware 1.1.0 signed with an unknown key is available
+    When I upgrade every device to firmware "1.1.0"
+    Then every upgrade ends failed
+    And every device still runs version 1.0.0
+
+  Scenario: FEC makes up for a device's lost downlinks
+    Given the FUOTA devices d1 and d2 run version 1.0.0
+    And d2 loses 30% of its downlinks
+    When I start a campaign to version 1.1.0 with FEC and redundancy 50%
+    Then the campaign ends finished
+    And every device runs version 1.1.0
+    And d1 heard at least 20 fragments
+    And d2 heard at most 20 fragments
+    And "d2" lost uncoded fragments that FEC rebuilt

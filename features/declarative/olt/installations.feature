@@ -33,3 +33,12 @@ Feature: Device installations in a few lines
     When I upgrade lamp1 to version 2.1.0
     Then soon lamp1 runs version 2.1.0
     And lamp2 still runs version 2.0.0
+
+  Scenario: The gateway goes on from the byte where its download was cut
+    Given a device lamp1 of type switch running version 2.0.0
+    And firmware 2.1.0 of 64 KiB is available
+    And the download to lamp1 is cut after 32 KiB
+    When I upgrade lamp1 to version 2.1.0
+    Then within 1 hour, lamp1 runs version 2.1.0
+    And lamp1 resumed the download once
+    And the image of firmware 2.1.0 is 64 KiB

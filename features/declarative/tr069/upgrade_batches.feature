@@ -33,3 +33,9 @@ Feature: Router upgrades through the ACS in a few lines
     And cpe2 still runs RouterOS 6.48
     Then soon all the routers run version 6.48.4
     And soon the batch "autumn" ends Ready
+
+  Scenario: A router is upgraded within the hour, from the files on the ACS
+    Given a router cpe1 running RouterOS 6.48
+    When I upgrade cpe1 to 6.48.4
+    Then cpe1 runs RouterOS 6.48.4 within 1 hour
+    And the RouterOS 6.48.4 package is 4128 bytes
