@@ -2,7 +2,7 @@
 
 Two complementary nets, both applied by :func:`redact`:
 
-* **by shape** (:data:`CREDENTIAL`): ``Authorization`` values (Bearer, Basic, a Digest
+* **by shape** (:data:`CREDENTIAL`; in binary files also DER EC private keys): ``Authorization`` values (Bearer, Basic, a Digest
   ``response`` kept to its first 4 hex digits so two lines can still be told apart), a bare
   ``Bearer <token>``, PEM private keys, and the value of any JSON/XML/form field whose name says it
   is a secret (``password``, ``token``, ``secret``, ``cupsCred``, ``tcCred``, a TR-069
@@ -44,6 +44,9 @@ _TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-]{12,}")
 _TOKEN_RUN_BYTES = re.compile(rb"[A-Za-z0-9_\-]{12,}")
 _TOKEN_ALPHABET = re.compile(r"[A-Za-z0-9_\-]{12,}\Z")
 _PEM_KEY_BYTES = re.compile(rb"(-----BEGIN [A-Z ]*PRIVATE KEY-----)([\s\S]*?)(?=-----END [A-Z ]*PRIVATE KEY-----)")
+# A DER EC private key (SEC1 ECPrivateKey, alone or inside PKCS#8): version 1, then the private
+# scalar as an OCTET STRING of 32 (P-256) or 48 (P-384) bytes. A station's tc.key/cups.key.
+_DER_EC_SCALAR = re.compile(rb"\x02\x01\x01\x04(?:\x20(?P<p256>[\s\S]{32})|\x30(?P<p384>[\s\S]{48}))")
 
 
 class SecretSet:
@@ -196,10 +199,15 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _mask_scalar(match: re.Match) -> bytes:
+    scalar = match["p256"] or match["p384"]
+    return match[0][:-len(scalar)] + b"\x00" * len(scalar)
+
+
 def scrub_file(path: Path, secrets: SecretSet | None) -> bool:
-    """Mask every secret in a kept file, in place: PEM private keys and known secrets in any file,
-    everything :func:`redact` finds in a text file. Binary files get same-length masks, so a
-    SQLite database stays a database. True when something was masked."""
+    """Mask every secret in a kept file, in place: in a text file everything :func:`redact`
+    finds; in a binary one PEM and DER (EC) private keys and known secrets, with same-length
+    masks, so a SQLite database stays a database. True when something was masked."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -209,6 +217,7 @@ def scrub_file(path: Path, secrets: SecretSet | None) -> bool:
         cleaned = redact(text, secrets or SecretSet()).encode()
     else:
         cleaned = _PEM_KEY_BYTES.sub(lambda m: m[1] + b"*" * len(m[2]), data)
+        cleaned = _DER_EC_SCALAR.sub(_mask_scalar, cleaned)
         if secrets:
             cleaned = secrets.scrub_bytes(cleaned)
     if cleaned != data:

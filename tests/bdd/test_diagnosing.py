@@ -64,7 +64,8 @@ BROKEN = {
 }
 
 # The test's own hooks: ours, plus a dump of what the runtime issued, gathered independently of
-# the redactor (the running APIs' tokens, the PKI's private keys as files), before teardown.
+# the redactor (the running APIs' tokens, the PKI's private keys as files, a station's credential
+# files), before teardown.
 ENVIRONMENT = '''\
 import json, os
 from pathlib import Path
@@ -79,6 +80,9 @@ def after_scenario(context, scenario):
         for path in Path(pki.directory).rglob("*"):
             if path.is_file() and "PRIVATE KEY" in path.read_text(errors="replace"):
                 issued["keys"].append(path.read_text())
+    # a Basics Station's credential files (client key or token) as the station holds them
+    issued["station_credentials"] = [path.read_bytes().hex() for path in runtime.artifacts.rglob("*")
+                                     if path.name in ("tc.key", "cups.key")]
     with open(os.environ["ISSUED_SECRETS"], "a") as out:
         out.write(json.dumps(issued) + "\\n")
     ota_environment.after_scenario(context, scenario)
@@ -187,6 +191,9 @@ def test_no_secret_the_runtime_issued_is_in_any_artifact_or_junit_file(run):
     assert tokens and keys, issued  # the check has something to look for
     key_bodies = {line for key in keys for line in key.splitlines()
                   if line and not line.startswith("-----")}
+    credentials = {bytes.fromhex(blob) for entry in issued
+                   for blob in entry.get("station_credentials", ())}
+    assert credentials, issued  # the CUPS scenario's station has its credential files
     files = [p for p in (root / "reports").rglob("*") if p.is_file()]
     assert any(p.suffix == ".xml" for p in files)
     for path in files:
@@ -196,4 +203,6 @@ def test_no_secret_the_runtime_issued_is_in_any_artifact_or_junit_file(run):
         for line in key_bodies:
             assert line.encode() not in data, f"a private key in {path}"
         assert not re.search(rb'response="?[0-9a-f]{32}', data), f"a Digest response in {path}"
+        for blob in credentials:
+            assert blob not in data, f"a station credential in {path}"
         assert not re.search(rb"PRIVATE KEY-----\s*[A-Za-z0-9+/]{20}", data), f"a PEM key in {path}"

@@ -120,3 +120,17 @@ def test_kept_files_are_scrubbed_in_place_sqlite_still_readable(tmp_path):
         assert db.execute("select token from t").fetchone()[0] == "*" * len(token)
     db.close()
     assert not scrub_file(log, secrets)  # nothing left to mask
+
+
+def test_der_private_keys_in_binary_files_are_masked(tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    scalar = key.private_numbers().private_value.to_bytes(32, "big")
+    for fmt in (serialization.PrivateFormat.TraditionalOpenSSL, serialization.PrivateFormat.PKCS8):
+        path = tmp_path / "tc.key"
+        path.write_bytes(key.private_bytes(serialization.Encoding.DER, fmt,
+                                           serialization.NoEncryption()))
+        assert scrub_file(path, None)
+        assert scalar not in path.read_bytes() and len(path.read_bytes()) > 100
