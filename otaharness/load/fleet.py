@@ -114,7 +114,8 @@ class DeviceFleet:
         faults = list(self.options.get("fault") or [])
         self.links = Fleet(self.kind, argparse.Namespace(
             fault=faults, fault_devices=self.options.get("fault_devices") or "all",
-            fault_endpoint=self.options.get("fault_endpoint"), direct=not faults), report=FleetReport(self.kind, human=sys.stderr, live=False))
+            fault_endpoint=self.options.get("fault_endpoint"), direct=not faults),
+            report=FleetReport(self.kind, human=sys.stderr, live=False))
         report.fleet_report = self.links.report
         self._resources = contextlib.AsyncExitStack()
 

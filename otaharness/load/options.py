@@ -71,7 +71,8 @@ def _stages(text: str) -> str:
 def _share(text: str) -> float:
     value = float(text.rstrip("%"))
     if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"a share of the fleet is above 0 and at most 100 %, not {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"a share of the fleet is above 0 and at most 100 %, not {text!r}")
     return value
 
 

@@ -1,10 +1,10 @@
 """``--stages "200 in 10s, 1000 in 60s"``: a fleet that ramps up in stages (a Locust shape).
 
 Each stage reaches its device count by its end, at an even rate from the count before (so
-``1000 in 60s`` after ``200 in 10s`` adds 800 devices over the next 60 seconds); after the last stage
-the fleet holds its size until ``--run-time`` or ``--until-upgraded`` ends the run. Locust uses a
-shape class whenever the Locust file defines one, so ``otaharness load`` imports this module
-only when ``--stages`` is given (environment variable ``OTAHARNESS_LOAD_SHAPE``).
+``1000 in 60s`` after ``200 in 10s`` adds 800 devices over the next 60 seconds); after the last
+stage the fleet holds its size until ``--run-time`` or ``--until-upgraded`` ends the run. Locust
+uses a shape class whenever the Locust file defines one, so ``otaharness load`` imports this
+module only when ``--stages`` is given (environment variable ``OTAHARNESS_LOAD_SHAPE``).
 """
 
 from __future__ import annotations

@@ -10,20 +10,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
 
-import requests
-
-from otaharness.fixtures import fixture_path
-
-FIRMWARE = "1 Firmware Upgrade Image"
-PACKAGES = ("routeros-x86-6.48.4.npk", "tr069-client-6.48.4.npk")
-XML = "upgrade_6.48.4.xml"
-SEED_FILE_SERVER = b"https://splynx_domain:7567"
+from otaharness.load.acs_operator import AcsAdmin, BatchKeeper  # noqa: F401 (tests use both)
 
 
 def interrupt(popen: subprocess.Popen[bytes]) -> None:
@@ -58,8 +48,8 @@ class Process:
         self._log.close()
 
 
-class ServedAcs:
-    """``otaharness serve tr069 --json`` and the operator's calls on its admin API."""
+class ServedAcs(AcsAdmin):
+    """``otaharness serve tr069 --json`` in a child process, and the operator's calls on it."""
 
     def __init__(self) -> None:
         self._err = tempfile.TemporaryFile()
@@ -71,79 +61,12 @@ class ServedAcs:
         if not line:
             self._err.seek(0)
             raise AssertionError(f"serve tr069 did not start: {self._err.read()[-3000:]!r}")
-        self.endpoints: dict[str, Any] = json.loads(line)
-        self.http = requests.Session()
-        self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace our CA
-        self.http.verify = self.endpoints["ca"]
-        self.http.headers["Authorization"] = f"Bearer {self.endpoints['tokens']['admin']}"
-        self.admin = self.endpoints["admin"]
+        super().__init__(json.loads(line))
 
     def stop(self) -> None:
-        self.http.close()
+        self.close()
         interrupt(self.process)
         self._err.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, self.admin + path, timeout=60, **kwargs)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-        return response.json()
-
-    def upload_seed_files(self) -> None:
-        """The seed's files: RouterOS 6.48.4 as an upgrade XML and its two packages."""
-        uploads = {name: fixture_path("tr069", name).read_bytes() for name in PACKAGES}
-        uploads[XML] = fixture_path("tr069", XML).read_bytes().replace(
-            SEED_FILE_SERVER, self.endpoints["files"].encode())
-        for name, content in uploads.items():
-            self.call("PUT", f"/files/{name}", data=content, headers={
-                "fileType": FIRMWARE, "oui": "E48D8C", "productClass": "CHR",
-                "version": "6.48.4"})
-        self.call("PUT", "/groups/chr", json={"oui": "E48D8C", "product_class": "CHR"})
-
-    def create_batch(self) -> int:
-        batch = self.call("POST", "/batches", json={
-            "group": "chr", "original_version": "6.48", "file": XML, "new_version": "6.48.4",
-            "event": "Inform"})
-        return int(batch["id"])
-
-    def devices(self) -> list[dict[str, Any]]:
-        return self.call("GET", "/devices")
-
-    def events(self, device_id: str) -> list[dict[str, Any]]:
-        return self.call("GET", f"/devices/{quote(device_id, safe='')}/events")
-
-    def batch(self, batch_id: int) -> dict[str, Any]:
-        return self.call("GET", f"/batches/{batch_id}")
-
-
-class BatchKeeper(threading.Thread):
-    """The operator during the run: one batch; every CPE that booted since is added to it (the
-    admin API's "find new devices") and forced ("Force upgrade (now)": a Connection Request),
-    until ``stop()``. Forcing, with CPEs informing only hourly, leaves no session running once
-    the last upgrade ends, so the ACS's records and the master's totals can be compared."""
-
-    def __init__(self, acs: ServedAcs, every: float = 1.0) -> None:
-        super().__init__(daemon=True)
-        self.acs = acs
-        self.every = every
-        self.batch_id = acs.create_batch()
-        self.forced: list[str] = []
-        self._stop_event = threading.Event()
-        self.errors: list[str] = []
-
-    def run(self) -> None:
-        while not self._stop_event.wait(self.every):
-            try:
-                added = self.acs.call("POST", f"/batches/{self.batch_id}/find-new-devices")
-                for device in added["added"]:
-                    self.acs.call("POST", f"/batches/{self.batch_id}/devices/"
-                                  f"{quote(device, safe='')}/force")
-                    self.forced.append(device)
-            except (AssertionError, requests.RequestException) as exc:
-                self.errors.append(str(exc))
-
-    def stop(self) -> None:
-        self._stop_event.set()
-        self.join(60)
 
 
 def load_command(*args: str) -> list[str]:

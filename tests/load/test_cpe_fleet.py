@@ -29,6 +29,15 @@ def acs():
     served.stop()
 
 
+@pytest.fixture
+def keeper(acs: ServedAcs):
+    """The operator's batch, every CPE forced into it as it boots."""
+    batch = BatchKeeper(acs)
+    batch.start()
+    yield batch
+    batch.stop()
+
+
 def start_distributed(tmp_path: Path, acs: ServedAcs, users: int, *extra: str
                       ) -> tuple[Process, list[Process]]:
     port = free_port()
@@ -64,12 +73,9 @@ def acs_records(acs: ServedAcs) -> tuple[list[dict], Counter]:
 @pytest.mark.load
 @pytest.mark.slow
 def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
-        tmp_path: Path, acs: ServedAcs) -> None:
-    keeper = BatchKeeper(acs)
-    keeper.start()
+        tmp_path: Path, acs: ServedAcs, keeper: BatchKeeper) -> None:
     master, workers = start_distributed(tmp_path, acs, 1000)
     code = finish(master, workers)
-    keeper.stop()
     assert code == 0, master.text()[-4000:]
     report = json.loads((tmp_path / "fleet.json").read_text())
 
@@ -101,9 +107,7 @@ def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
 @pytest.mark.load
 @pytest.mark.slow
 def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
-        tmp_path: Path, acs: ServedAcs) -> None:
-    keeper = BatchKeeper(acs)
-    keeper.start()
+        tmp_path: Path, acs: ServedAcs, keeper: BatchKeeper) -> None:
     # --enable-rebalancing: the lost worker's users start again on the other at once (else
     # when Locust drops the worker, a minute later)
     master, workers = start_distributed(tmp_path, acs, 200, "--enable-rebalancing")
@@ -119,7 +123,6 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
         finish(master, workers)
         raise
     code = finish(master, workers)
-    keeper.stop()
 
     log = master.text()
     assert re.search(rf"worker \S+ \(index {index}\) lost: its \d+ devices", log), log[-4000:]
@@ -142,7 +145,8 @@ def test_the_cli_and_emulate_never_import_locust() -> None:
              "    main(['emulate', '--help'])\n"
              "except SystemExit:\n"
              "    pass\n"
-             "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules), file=sys.stderr)\n")
+             "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules),\n"
+             "      file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0, result.stderr
@@ -162,14 +166,11 @@ def run_local(tmp_path: Path, acs: ServedAcs, users: int, *extra: str) -> tuple[
 @pytest.mark.load
 @pytest.mark.slow
 def test_a_share_of_the_fleet_with_a_cut_download_fails_as_the_acs_records_it(
-        tmp_path: Path, acs: ServedAcs) -> None:
-    keeper = BatchKeeper(acs)
-    keeper.start()
+        tmp_path: Path, acs: ServedAcs, keeper: BatchKeeper) -> None:
     files = acs.endpoints["files"].removeprefix("https://")
     code, report, log = run_local(tmp_path, acs, 20, "--until-upgraded", "--run-time", "8m",
                                   "--fault", "cut after 3 KiB", "--fault-endpoint", files,
                                   "--fault-devices", "25%", "--exit-code-on-error", "0")
-    keeper.stop()
     assert code == 0, log[-4000:]
     states = Counter(d["state"] for d in acs.batch(keeper.batch_id)["devices"])
     assert states == {"installed": 15, "error": 5}  # every 4th device: 4, 8, ..., 20
