@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from behave.model import Rule
 from behave.runner import Runner
 
 from otaharness.runtime.redaction import redact
@@ -123,7 +124,9 @@ class PartWriter:
         self.scenarios[id(scenario)] = _ScenarioFacts()
 
     def step(self, step) -> None:
-        pass
+        # behave announces the steps after before_scenario: a scenario its hook skipped or failed
+        # has its runtime (artifacts, seed) already
+        self._learn_runtime()
 
     def match(self, match) -> None:
         self._step_began = (time.perf_counter(), self._scenario_seconds())
@@ -222,7 +225,7 @@ class PartWriter:
         if status in FAILED:
             captured = self._masked(_text_of(getattr(scenario, "captured", None))[-CAPTURED_SHOWN:])
         return {"name": scenario.name, "line": scenario.line, "tags": list(scenario.effective_tags),
-                "rule": getattr(getattr(scenario, "rule", None), "name", None), "status": status,
+                "rule": _rule_of(scenario), "status": status,
                 "error": self._masked(getattr(scenario, "error_message", None)),
                 "skip_reason": getattr(scenario, "skip_reason", None) or "",
                 "wall_s": facts.wall_s, "artifacts": facts.artifacts, "capture": facts.capture,
@@ -232,6 +235,16 @@ class PartWriter:
 
     def _masked(self, text: str | None) -> str:
         return redact(str(text), self._secrets) if text else ""
+
+
+def _rule_of(scenario) -> str | None:
+    """The name of the Rule a scenario (or its outline) sits in, if any."""
+    parent = getattr(scenario, "parent", None)
+    while parent is not None:
+        if isinstance(parent, Rule):
+            return parent.name
+        parent = getattr(parent, "parent", None)
+    return None
 
 
 def _text_of(captured) -> str:
@@ -576,7 +589,7 @@ def _campaigns_html(folder: Path, scenario: dict[str, Any]) -> str:
         for device in report["devices"]:
             losses = "; ".join(f"round {loss['round']}: {loss['received']} of {loss['sent']} received"
                                + (f", {loss['lost']} lost" if loss.get("lost") else "")
-                               for loss in device["losses"]) or "—"
+                               for loss in device["losses"]) or "not reported (no FragSessionStatusAns)"
             reason = "; ".join([device["reason"], *device["rejected"]] if device["reason"] else device["rejected"])
             rows.append(f"<tr><td>{_e(device['label'])}</td><td><code>{_e(device['dev_eui'])}</code></td>"
                         f"<td class='s-{_e(device['status'])}'>{_e(device['status'])}</td><td>{_e(losses)}</td>"

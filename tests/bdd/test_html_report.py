@@ -306,7 +306,12 @@ def test_otaharness_run_writes_the_report_and_says_where(repository, jobs):
     stale.parent.mkdir(parents=True)
     stale.write_text(json.dumps({"features": [{"name": "From an earlier run", "filename": "x", "scenarios": [],
                                                "status": "passed"}]}))
-    arguments = ["--jobs", jobs, "-f", "progress", "features/clock.feature"]
+    (repository / "features" / "rules.feature").write_text(
+        "Feature: Rules\n  Rule: whole days\n    Scenario Outline: <n> days\n"
+        "      Given the time is 2026-03-02T02:00:00Z\n      When <n> days pass\n      Then the time is <then>\n"
+        "      Examples:\n        | n | then                 |\n        | 1 | 2026-03-03T02:00:00Z |\n"
+        "        | 2 | 2026-03-04T02:00:00Z |\n")
+    arguments = ["--jobs", jobs, "-f", "progress", "features/clock.feature", "features/rules.feature"]
     if jobs != "1":
         arguments.append("features/crash.feature")  # a process of its own, which dies
     result = _run(repository, *arguments)
@@ -318,8 +323,9 @@ def test_otaharness_run_writes_the_report_and_says_where(repository, jobs):
     assert "From an earlier run" not in page
     elements = Elements(page)
     scenarios = elements.all("details", "scenario")
-    assert [(s[1]["class"], "open" in s[1]) for s in scenarios] == [("scenario passed", False),
-                                                                    ("scenario failed", True)]
+    assert [(s[1]["class"], "open" in s[1]) for s in scenarios] == [
+        ("scenario passed", False), ("scenario failed", True), ("scenario passed", False), ("scenario passed", False)]
+    assert "whole days › 1 days" in scenarios[2][2] and "whole days › 2 days" in scenarios[3][2]  # outline rows
     failed = scenarios[1][2]
     assert "the time is 2026-03-05T02:00:00+00:00, expected 2026-03-06T02:00:00+00:00" in failed
     assert "seed " in failed and "replay with -D seed=" in failed

@@ -132,8 +132,9 @@ def campaign_plot(report: Mapping[str, Any], image_format: str = "png") -> bytes
         colour = OUTCOME_COLOURS.get(device["status"], "#999999")
         axes.plot(device["answers_at"], [row] * len(device["answers_at"]), "|", color="black", markersize=7)
         axes.plot([report["duration_s"]], [row], "o", color=colour, markersize=6)
-        axes.text(report["duration_s"], row, "  " + _device_note(device), va="center", ha="left", fontsize=7,
-                  color=colour if device["status"] == "failed" else "black", parse_math=False)
+        axes.annotate(_device_note(device), (report["duration_s"], row), xytext=(8, 0), textcoords="offset points",
+                      va="center", ha="left", fontsize=7, annotation_clip=False, parse_math=False,
+                      color=colour if device["status"] == "failed" else "black")
     labels = ["stages", "fragments sent"] + [device.get("label", device["dev_eui"]) for device in shown]
     axes.set_yticks(range(len(labels)), labels, fontsize=7)
     axes.set_ylim(len(labels) - 0.4, -1.4)
