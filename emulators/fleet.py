@@ -34,10 +34,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otaharness.emulators.fleet_report import FleetReport
+
 from otaharness.runtime.capture import PcapWriter, embed_tls_secrets
 from otaharness.runtime.faults import (
-    ALL_DEVICES, DeviceSelection, FaultPlan, LinkFaultError, PowerCut, describe_fault,
-    parse_device_selection, parse_faults)
+    ALL_DEVICES,
+    DeviceSelection,
+    FaultPlan,
+    LinkFaultError,
+    PowerCut,
+    describe_fault,
+    parse_device_selection,
+    parse_faults,
+)
 from otaharness.runtime.proxy import LinkProxy
 from otaharness.runtime.runtime import WELL_KNOWN_PORTS
 

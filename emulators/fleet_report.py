@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 # Event names shared by every kind, with what they mean.
@@ -60,7 +60,7 @@ _FIRST_UNSIZED_MILESTONE = 16 * 1024
 
 def iso_time(epoch: float) -> str:
     """ISO 8601 in UTC with milliseconds: ``2026-12-03T23:12:01.123Z``."""
-    stamp = datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="milliseconds")
+    stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
     return stamp.replace("+00:00", "Z")
 
 
@@ -189,9 +189,8 @@ class FleetReport:
             record.connected = record.connected or now
             if record.state not in ("downloading", "installing"):
                 record.state = record.outcome or "connected"
-        elif event in ("disconnected", "connection_failed"):
-            if record.state not in ("powered off",):
-                record.state = record.outcome or "offline"
+        elif event in ("disconnected", "connection_failed") and record.state != "powered off":
+            record.state = record.outcome or "offline"
 
     # -- what the fleet looks like -----------------------------------------------------------------
 
@@ -265,8 +264,8 @@ class FleetReport:
 
 def format_summary(summary: dict[str, Any]) -> list[str]:
     """The summary as lines for people."""
-    lines = [f"{summary['devices']} emulated {summary['kind']} devices after "
-             f"{summary['seconds']:.1f} s",
+    lines = [(f"{summary['devices']} emulated {summary['kind']} devices after "
+              f"{summary['seconds']:.1f} s"),
              "  devices by state: " + (", ".join(f"{state} {count}" for state, count
                                                  in summary["states"].items()) or "none")]
     failures = summary["failures"]
@@ -297,7 +296,7 @@ def _reason(text: str) -> str:
 
 
 def _clock_text(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S.%f")[:-3]
 
 
 def _size(count: int | None) -> str:

@@ -27,16 +27,16 @@ import random
 from pathlib import Path
 
 import aiohttp
-
 from otaharness.emulators.basics_station.cli import StationWatch
 from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
 from otaharness.emulators.fleet_report import FleetReport
 from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from otaharness.emulators.lorawan_field import LoRaWANField
-from otaharness.runtime.radio import FixedLoss
+
 from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.lora_capture import LoraCapture
+from otaharness.runtime.radio import FixedLoss
 
 log = logging.getLogger(__name__)
 

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from otaharness.emulators.aws_tracker.tracker import Tracker, TrackerError
 from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
 from otaharness.emulators.fleet_report import FleetReport
+
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttError
 from otaharness.runtime.pki import client_context
@@ -176,7 +177,7 @@ def tell(report: FleetReport, tracker: Tracker, text: str) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     try:
-        mqtt, s3 = endpoints(args)
+        endpoints(args)  # checked before any device starts
         fleet = Fleet("aws-tracker", args, direct=bool(args.bind_address))
     except (EndpointError, FleetError) as error:
         log.error("%s", error)

@@ -23,6 +23,7 @@ from otaharness.emulators.basics_station.home import StationHome
 from otaharness.emulators.basics_station.station import BasicsStation, StationSettings
 from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
 from otaharness.emulators.fleet_report import FleetReport
+
 from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.runtime.clock import Clock, RealClock
 

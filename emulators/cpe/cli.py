@@ -15,6 +15,7 @@ import logging
 import random
 
 from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+
 from otaharness.protocols.cwmp import DownloadResponse, Inform, TransferComplete
 from otaharness.protocols.cwmp.envelope import parse_envelope
 from otaharness.runtime.clock import RealClock

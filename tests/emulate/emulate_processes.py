@@ -104,6 +104,6 @@ class Emulation:
 
 def parses_as_iso_utc(stamp: str) -> bool:
     """``2026-12-03T23:12:01.123Z``: ISO 8601, UTC, milliseconds."""
-    parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    parsed = datetime.fromisoformat(stamp)  # Python 3.11 reads the Z
     return stamp.endswith("Z") and parsed.utcoffset().total_seconds() == 0 and len(
         stamp.split(".")[-1]) == 4

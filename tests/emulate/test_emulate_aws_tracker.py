@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
-
 from emulate_processes import Emulation, parses_as_iso_utc, served
+
 from otaharness.runtime.broker import find_mosquitto
 from otaharness.servers.aws_iot import DATA_ENDPOINT
 

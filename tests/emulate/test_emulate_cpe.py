@@ -6,15 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import ssl
+import subprocess
 import urllib.request
 from urllib.parse import quote
 
 import pytest
-
 from emulate_processes import Emulation, parses_as_iso_utc, served
 from otaharness.emulators.cpe.firmware import build_image
+
 from otaharness.runtime.broker import find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",

@@ -11,8 +11,8 @@ import subprocess
 import urllib.request
 
 import pytest
-
 from emulate_processes import OTAHARNESS, Emulation, parses_as_iso_utc, served
+
 from otaharness.runtime.broker import find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",

@@ -13,9 +13,9 @@ import urllib.request
 from urllib.parse import urlsplit
 
 import pytest
-
 from emulate_processes import Emulation, parses_as_iso_utc, served
 from otaharness.fixtures import fixture_path
+
 from otaharness.runtime.broker import find_mosquitto
 
 pytestmark = pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",

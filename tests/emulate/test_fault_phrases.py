@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from otaharness.runtime.faults import (
-    CutAfter, Delay, Drop, FaultPlan, LinkFaultError, PowerCut, Refuse, Throttle, describe_fault,
-    parse_device_selection, parse_fault, parse_faults, parse_link_fault)
+    CutAfter,
+    Delay,
+    Drop,
+    FaultPlan,
+    LinkFaultError,
+    PowerCut,
+    Refuse,
+    Throttle,
+    describe_fault,
+    parse_device_selection,
+    parse_fault,
+    parse_faults,
+    parse_link_fault,
+)
 
 
 @pytest.mark.parametrize("phrase, fault", [
@@ -66,7 +80,7 @@ def test_a_share_of_the_fleet_is_spread_evenly_over_any_first_devices(size, perc
     share = float(percent[:-1])
     assert len(chosen) == int(size * share // 100)
     if len(chosen) > 1:  # spread out, not bunched at the start
-        gaps = {b - a for a, b in zip(chosen, chosen[1:])}
+        gaps = {b - a for a, b in itertools.pairwise(chosen)}
         assert max(gaps) - min(gaps) <= 1
 
 
