@@ -124,6 +124,17 @@ def heard_fragments(context, name, count):
     _compare(name, _fragments_heard(context, name), count)
 
 
+@then('device "{name}" heard {comparison} fragments on the radio than device "{other}"')
+def heard_fewer_or_more(context, name, comparison, other):
+    """`fewer` or `more` multicast fragments reached the one device than the other over the
+    air (as counted in the single step): what a lossier link or a later start shows."""
+    if comparison not in ("fewer", "more"):
+        raise ValueError(f"say `fewer` or `more`, not {comparison!r}")
+    mine, theirs = _fragments_heard(context, name), _fragments_heard(context, other)
+    assert mine < theirs if comparison == "fewer" else mine > theirs, (
+        f"{name} heard {mine} fragments on the radio, {other} {theirs}: not {comparison}")
+
+
 @then('the devices heard these numbers of fragments on the radio')
 def heard_fragments_table(context):
     """Per device (columns `device`, `fragments`: `120`, `at least 100`, …), as in the single

@@ -59,7 +59,8 @@ _VERSION = r'(?:(?:firmware|version|RouterOS|package)\s+)*"?(?P<version>[\w.+-]+
 _ARTICLE = r"(?:(?:a|an|the)\s+)?"
 _TRACKER = (r"(?:nRF9160\s+|MikroTik\s+(?:CHR\s+)?|(?:LoRa\s+)?Basics\s+|FUOTA\s+|LoRaWAN\s+)?(?:asset\s+)?"
             r"(?:tracker|device|router|station)s?\s+")
-_EVERY = r"(?:every|each|all(?:\s+the)?|all\s+of\s+the)\s+(?:trackers?|devices?|routers?|stations?)"
+_EVERY = (r"(?:every|each|all(?:\s+the)?|all\s+of\s+the|both(?:\s+the)?|the\s+(?:two|three|four|\d+))\s+"
+          r"(?:(?:asset|FUOTA|LoRaWAN|MikroTik|Basics)\s+)?(?:trackers?|devices?|routers?|stations?|sensors?|gateways?)")
 
 # AWS IoT job execution states (what "ends succeeded" and the like name)
 _STATES = {"succeeded": "SUCCEEDED", "failed": "FAILED", "in progress": "IN_PROGRESS",
@@ -85,7 +86,7 @@ def intent(*keywords):
 # Whom a line is about: `the tracker "t1"`, `trackers t1 and t2`, or bare names `t1, t2 and t3`.
 # A quoted name without the word "tracker" is left to the other flows' steps (`"a" runs …`).
 def _who(rest: str) -> tuple[str, str]:
-    return (rf"{_ARTICLE}{_TRACKER}{_NAMES}{rest}", rf"{_BARE_NAMES}{rest}")
+    return (rf"{_ARTICLE}{_TRACKER}(?:(?:named|called)\s+)?{_NAMES}{rest}", rf"{_BARE_NAMES}{rest}")
 
 
 def _names(text: str) -> list[str]:
@@ -255,9 +256,9 @@ def _olt_ends(context, name: str, state: str) -> None:
 TR069_FACTORY_VERSION = "6.48"  # what the emulated routers leave the factory with
 TR069_PACKAGES = ("routeros-x86-{v}.npk", "tr069-client-{v}.npk")  # fixtures/tr069
 TR069_GROUP = "MikroTik CHR"
-# Half the routers' factory hour: a batch's Download (at an Inform) and the check 30 minutes after
-# the transfer both come within the hour that `soon` waits.
-TR069_INFORM_INTERVAL = "30 minutes"
+# A quarter of the routers' factory hour: a batch's Download (at an Inform), a failed attempt and
+# its retry at the next Inform all come within the hour that `soon` waits.
+TR069_INFORM_INTERVAL = "15 minutes"
 _TR069_STATES = {"succeeded": "Ready", "ready": "Ready", "failed": "Error", "error": "Error",
                  "queued": "queued", "downloading": "downloading", "installed": "installed",
                  "discarded": "discarded"}
@@ -682,7 +683,7 @@ def batch_ends(context, state):
     """Every router of the scenario is in this state in its batch: `the batch ends Ready` (or
     `succeeded`; `failed` is Error)."""
     for name in _trackers(context):
-        _tr069_ends(context, name, state)
+        _until_final(context, state, lambda name=name: _tr069_ends(context, name, state))
 
 
 @intent(when, given)(
@@ -837,7 +838,8 @@ def _state(text: str) -> str:
 @intent(then)(*(rf"the\s+(?:upgrade|job|installation)\s+(?:of|for|on)\s+{who}" for who in _who(
     r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")))
 def upgrade_ends(context, names, state):
-    """The device's upgrade is in this state: `the upgrade of the tracker "t1" ends failed`,
+    """The device's upgrade is in this state, waited for when it is a final one (as `soon`
+    waits; FUOTA: until the campaign decided): `the upgrade of the tracker "t1" ends failed`,
     `the upgrade of t1 ends succeeded`, `the installation for lamp1 ends succeeded`. AWS IoT:
     the job (`succeeded`, `failed`, `in progress`, `timed out`, …); olt: the installation
     (`succeeded`, `failed`, `canceled`, …); TR-069: the router's row in its batch (`Ready` or
@@ -846,24 +848,56 @@ def upgrade_ends(context, names, state):
     `failed` (once the campaign decided; the device does not run the campaign's firmware)."""
     for name in _names(names):
         if _flow(context) == "olt":
-            _olt_ends(context, name, state)
+            _until_final(context, state, lambda name=name: _olt_ends(context, name, state))
         elif _flow(context) == "tr069":
-            _tr069_ends(context, name, state)
+            _until_final(context, state, lambda name=name: _tr069_ends(context, name, state))
         elif _flow(context) == "cups":
-            _cups_ends(context, name, state)
-        elif _flow(context) == "fuota":
+            _until_final(context, state, lambda name=name: _cups_ends(context, name, state))
+        elif _flow(context) == "fuota":  # the campaign's verdict, waited for however long it takes
             words = state.strip().lower()
-            if words in ("succeeded", "passed"):
-                _run(context, f'Then "{name}" passed the FUOTA campaign')
-            elif words == "failed":
-                _run(context, f'Then "{name}" failed the FUOTA campaign')
-            else:
+            if words not in ("succeeded", "passed", "failed"):
                 raise ValueError(f"no upgrade state {state!r} for a FUOTA device; states: succeeded, failed")
+            _run(context, f'When the FUOTA campaign has decided about "{name}"')
+            _run(context, f'Then "{name}" {"failed" if words == "failed" else "passed"} the FUOTA campaign')
         else:
-            _run(context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}")
+            _until_final(context, state, lambda name=name: _run(
+                context, f"Then the job `{_job(name)}` of the `{name}` tracker is {_state(state)}"))
 
 
-@intent(then)(r"(?:every|each|all(?:\s+the)?)\s+(?:upgrades?|jobs?|installations?)\s+(?:ends?|ended|is|are)\s+"
+# States an upgrade ends in: said of one, the check waits (as `soon` does) for the upgrade to get there.
+_FINAL_STATES = {"succeeded", "failed", "passed", "ready", "error", "canceled", "cancelled", "timed out",
+                 "rejected", "removed", "refused", "discarded", "done", "finished"}
+FINAL_STATE_LIMIT = 3600.0  # scenario seconds, as `soon`
+
+
+def _until_final(context, state: str, check) -> None:
+    """Run ``check`` now for a state on the way; for a final one, retry it while time passes
+    (1 s, 2 s, 4 s … then every 16 s, at most an hour) until it holds. A check that errs (not
+    an assertion) is not retried."""
+    if " ".join(state.lower().replace("_", " ").split()) not in _FINAL_STATES:
+        check()
+        return
+    _retrying(context, check, ota(context).clock.monotonic() + FINAL_STATE_LIMIT)
+
+
+def _retrying(context, check, give_up: float) -> None:
+    """``check`` retried as `soon` retries (1 s, 2 s, 4 s … then every 16 s of scenario time)
+    until it passes; past ``give_up`` (the clock's monotonic time) its failure stands. A
+    sub-step that errs (behave's "ERROR SUB-STEP") is a broken step, not retried."""
+    runtime, delay = ota(context), 1.0
+    while True:
+        try:
+            check()
+            return
+        except AssertionError as failure:
+            now = runtime.clock.monotonic()
+            if str(failure).startswith("ERROR") or now >= give_up:
+                raise
+        runtime.run_for(min(delay, give_up - now))
+        delay = min(delay * 2, 16.0)
+
+
+@intent(then)(r"(?:every|each|all(?:\s+the)?|both(?:\s+the)?)\s+(?:upgrades?|jobs?|installations?)\s+(?:ends?|ended|is|are)\s+"
                r"(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")
 def every_upgrade_ends(context, state):
     """Every device's upgrade is in this state: `every upgrade ends succeeded`, `every
@@ -920,6 +954,16 @@ def heard_fragments_in_words(context, names, count):
     count = re.sub(r"^exactly\s+", "", " ".join(count.lower().split()))
     for name in _names(names):
         _run(context, f'Then device "{name}" heard {count} fragments on the radio')
+
+
+@intent(then)(*_who(r"\s+heard\s+(?P<comparison>fewer|less|more)\s+(?:multicast\s+)?fragments(?:\s+(?:on|over)\s+the\s+(?:radio|air))?"
+                    r"\s+than\s+(?:the\s+)?(?:device\s+)?\"?(?P<other>[A-Za-z][\w.-]*)\"?"))
+def heard_fewer_fragments(context, names, comparison, other):
+    """FUOTA: fewer (or more) fragments reached the device over the air than another one:
+    `d3 heard fewer fragments than d1`, `the device "d1" heard more fragments than d3`."""
+    comparison = "fewer" if comparison.lower() in ("fewer", "less") else "more"
+    for name in _names(names):
+        _run(context, f'Then device "{name}" heard {comparison} fragments on the radio than device "{other}"')
 
 
 @intent(then)(
@@ -1030,18 +1074,13 @@ def within(context, duration, step):
     if now > deadline:
         raise AssertionError(f"already {(now - start) / 60:.0f} minutes past the upgrade, more than "
                              f"{duration}: say `within {duration}` before other waits")
-    delay = 1.0
-    while True:
-        try:
-            _run(context, f"Then {step}")
-            return
-        except AssertionError as failure:
-            now = runtime.clock.monotonic()
-            if str(failure).startswith("ERROR") or now >= deadline:
-                raise AssertionError(f"not within {duration} of the upgrade "
-                                     f"({(now - start) / 60:.0f} minutes): {failure}") from None
-        runtime.run_for(min(delay, deadline - now))
-        delay = min(delay * 2, 16.0)
+    try:
+        _retrying(context, lambda: _run(context, f"Then {step}"), deadline)
+    except AssertionError as failure:
+        if str(failure).startswith("ERROR"):
+            raise
+        raise AssertionError(f"not within {duration} of the upgrade ({(runtime.clock.monotonic() - start) / 60:.0f} "
+                             f"minutes): {failure}") from None
 
 
 def _started(context) -> None:

@@ -563,12 +563,15 @@ def passed(context, names):
             f"the server passed {name}, but it runs {running:#010x}, not {image_version:#010x}"
 
 
-@then('"{name}" failed the FUOTA campaign')
-def failed_on_device(context, name):
-    """Time passes until the campaign has decided about the device; it failed, and the device
-    itself does not run the campaign's firmware (its own state)."""
-    runtime = ota(context)
+@when('the FUOTA campaign has decided about {names}')
+def campaign_decided(context, names):
+    """Time passes until the campaign has passed or failed each device, or is over."""
+    for name in _names(names):
+        _wait_decided(context, name)
 
+
+def _wait_decided(context, name: str) -> None:
+    runtime = ota(context)
     dev_eui = _agent(context, name).device.config.dev_eui
 
     def decided() -> bool:  # read in process: a check inside run_until makes no API call
@@ -578,6 +581,13 @@ def failed_on_device(context, name):
             device is not None and device.status.value in ("passed", "failed"))
 
     assert runtime.run_until(decided, timeout=CAMPAIGN_LIMIT_S), f"the campaign is still {_run(context).state.value}"
+
+
+@then('"{name}" failed the FUOTA campaign')
+def failed_on_device(context, name):
+    """Time passes until the campaign has decided about the device; it failed, and the device
+    itself does not run the campaign's firmware (its own state)."""
+    _wait_decided(context, name)
     state = _device_state(context, name)
     assert state["status"] == "failed", f"{name}: {state}"
     running = _agent(context, name).firmware_version
