@@ -49,6 +49,7 @@ PART_VERSION = 1
 TRANSCRIPT_SHOWN = 256 * 1024   # characters of a transcript inlined (the file is linked whole)
 CAPTURED_SHOWN = 20_000         # characters of a failed scenario's captured output kept (its end)
 EVENTS_LISTED = 2_000           # timeline lines in a scenario's event table (the plot has all)
+MARKERS_AS_SVG = 1_500          # a timeline with more events has its markers drawn as an image
 FILES_LISTED = 300              # files of an artifact folder linked
 FAILED = ("failed", "error", "hook_error", "cleanup_error", "undefined")
 
@@ -494,9 +495,11 @@ def timeline_svg(events: list[dict[str, Any]], title: str = "") -> str:
                     axes.axvline(event["t"], color="#dddddd", linewidth=0.6, zorder=0)
             continue
         chosen = [event for event in events if event["kind"] == kind]
+        # thousands of markers as SVG elements weigh megabytes: drawn as one image inside the
+        # SVG instead (the axes, names and legend stay text)
         axes.plot([event["t"] for event in chosen], [rows[event["actor"]] for event in chosen], marker,
                   color=colour, linestyle="none", markersize=9 if kind == "failure" else 6, label=kind,
-                  zorder=3 if kind == "failure" else 2)
+                  zorder=3 if kind == "failure" else 2, rasterized=len(events) > MARKERS_AS_SVG)
         if kind == "failure":
             for event in chosen:
                 axes.axvline(event["t"], color="#cc0000", linewidth=1.0, zorder=1)
@@ -521,7 +524,7 @@ def _svg(figure) -> str:
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
+        figure.savefig(buffer, format="svg", metadata={"Date": None}, dpi=100)
     return inline_svg(buffer.getvalue())
 
 

@@ -11,7 +11,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from otaharness.bdd.report import build_report, read_timeline, timeline_svg
+from otaharness.bdd.report import (
+    MARKERS_AS_SVG,
+    build_report,
+    read_timeline,
+    timeline_svg,
+)
 from otaharness.servers.fuota import (
     CampaignConfig,
     CampaignDevice,
@@ -181,6 +186,14 @@ def test_timeline_plot_rows_are_actors_and_unknown_kinds_get_markers(tmp_path):
     ids = set(re.findall(r'id="([^"]+)"', svg))
     other = set(re.findall(r'id="([^"]+)"', timeline_svg(events, title="another")))
     assert ids and not ids & other
+    assert "<image" not in svg  # few events: every marker an SVG element
+
+
+def test_a_long_timeline_keeps_its_markers_in_one_image_and_its_names_as_text():
+    events = [{"t": n * 0.5, "actor": f"d{n % 30}", "kind": "download", "text": ""} for n in range(MARKERS_AS_SVG + 1)]
+    svg = timeline_svg(events)
+    assert svg.count("<image") == 1 and ">d29<" in svg and ">download<" in svg
+    assert len(svg) < 200_000  # as separate elements they weigh about 150 bytes each
 
 
 # -- FUOTA campaign reports --------------------------------------------------------------------------
