@@ -49,6 +49,7 @@ from otaharness.protocols.fuota.fec import (
     FragmentDecoder,
 )
 from otaharness.protocols.lorawan import LoRaWANError
+from otaharness.runtime import timeline
 
 from ..device import LoRaWANDevice
 from ..state import DeviceError
@@ -254,6 +255,7 @@ class FuotaAgent:
     def _note(self, what: str) -> None:
         self.events.append((self._now(), what))
         log.info("%s: %s", self.name, what)
+        timeline.note(self.name, "state", what)
 
     def _queue(self, package: Package, build: Callable[[], Command], delay_s: float = 0.0) -> None:
         self._outbox.append(_Uplink(package.fport, lambda: build().to_bytes(), self._now() + delay_s))
