@@ -2,7 +2,7 @@
 N autonomous trackers each take one job end to end.
 
 Run from the repository root: python -m benchmarks.bench_aws_trackers [--counts 100 500]
-[--modes plain mtls] [--repeat 3] [--image-size 5120] [--fragment-size 2048]
+[--modes plain mtls] [--repeat 3] [--image-size 5120] [--fragment-size 2048] [--no-save]
 
 Per N and per mode, in a fresh process on the virtual clock (reboots cost no real time): a
 mosquitto broker, the AWS IoT back end (moto + jobs bridge + MQTT gateway), N things and one
@@ -36,6 +36,12 @@ mtls mode, HTTP in the plain one, on a pool of kept-alive connections; as many a
 trackers connect. It is the transport a tracker's FOTA cycle rides on without the tracker; the
 ratio "full FOTA cycle per tracker / bare MQTT+HTTP exchange" (upgrade_s / baseline_s) is the
 cost of the flow in units of that exchange, comparable between machines.
+
+Also per run: CPU seconds of the process (moto's threads included) for the whole run and the FOTA
+cycle, its peak RSS, and the wall seconds of the whole run (broker and back end start, things,
+certificates, baseline, connecting, FOTA, teardown), on the fleet collector settings
+(otaharness.runtime.collector). mTLS runs are merged into benchmarks/results/aws_fleet.json
+(``--no-save``: not), which benchmarks/plot_fleet_scaling.py draws.
 """
 
 from __future__ import annotations
@@ -54,10 +60,11 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock,
-                                report, run_sizes, run_until_done)
+                                peak_rss_mib, report, run_sizes, run_until_done, save_results)
 from otaharness.emulators.aws_tracker import Tracker
 from otaharness.runtime.broker import MosquittoBroker
 from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.collector import tune_for_fleets
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.runtime.pki import client_context
 from otaharness.servers.aws_iot import DATA_ENDPOINT, AwsIotBackend
@@ -203,6 +210,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
         return {
             "mode": mode,
             "trackers": count,
+            "devices": count,
+            "upgrade_cpu_s": upgrade.cpu_seconds,
             "provision_s": provisioning.seconds,
             "tls_contexts_s": contexts.seconds,
             "connect_s": connecting.seconds,
@@ -228,8 +237,11 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
 
 
 def measure(count: int, image_size: int, fragment_size: int, mode: str) -> Figures:
-    return on_virtual_clock(partial(fleet_run, mode=mode, count=count, image_size=image_size,
-                                    fragment_size=fragment_size))
+    tune_for_fleets()
+    with Stopwatch() as whole:
+        figures = on_virtual_clock(partial(fleet_run, mode=mode, count=count, image_size=image_size,
+                                           fragment_size=fragment_size), real_time_limit=600.0)
+    return {**figures, "wall_s": whole.seconds, "cpu_s": whole.cpu_seconds, "peak_rss_mib": peak_rss_mib()}
 
 
 def describe(result: dict[str, Any]) -> str:
@@ -240,7 +252,9 @@ def describe(result: dict[str, Any]) -> str:
             f"  baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTP exchanges/s,"
             f" cycle = {result['cycle_per_exchange']:.1f} exchanges"
             f"  RSS/thing {result['rss_per_thing_connected_kib']:.0f} KiB connected,"
-            f" {result['rss_per_thing_after_kib']:.0f} KiB after")
+            f" {result['rss_per_thing_after_kib']:.0f} KiB after; whole run {result['wall_s']:.1f} s,"
+            f" {result['cpu_s']:.1f} CPU s (FOTA {result['upgrade_cpu_s']:.1f}),"
+            f" peak RSS {result['peak_rss_mib']:.0f} MiB")
 
 
 def compare(by_mode: dict[str, list[Figures]]) -> Figures:
@@ -288,6 +302,7 @@ def main() -> None:
                         help="runs per mode and N, the modes alternating; the comparison takes medians")
     parser.add_argument("--image-size", type=int, default=5120)
     parser.add_argument("--fragment-size", type=int, default=2048)
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
     modes = list(dict.fromkeys(arguments.modes))
     for count in arguments.counts:
@@ -298,6 +313,8 @@ def main() -> None:
                                     ((count, arguments.image_size, arguments.fragment_size, mode)
                                      for mode in order), describe):
                 by_mode[result["mode"]].append(result)
+                if result["mode"] == "mtls" and not arguments.no_save:
+                    save_results("aws_fleet", [result], description=__doc__.splitlines()[0])
         if set(modes) == set(MODES):
             comparison = compare(by_mode)
             report("bench_aws_trackers", comparison, describe_comparison(comparison))

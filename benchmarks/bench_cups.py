@@ -1,6 +1,7 @@
 """Fleet throughput of the Basics Station CUPS upgrade: N stations each take one signed update.
 
-Run from the repository root: python -m benchmarks.bench_cups [--counts 10 200] [--update-size 4096]
+Run from the repository root: python -m benchmarks.bench_cups [--counts 100 1000] [--update-size 4096]
+[--no-save]
 
 Per N, in a fresh process on the virtual clock (the 24-hour CUPS interval costs no real time):
 the Basics Station back end (CUPS + admin API, LNS, SQLite registry) and N emulated stations, each
@@ -19,21 +20,30 @@ each station's own /update-info request (its current credential CRCs, package v0
 POSTed bare, byte for byte as the station does (``post_update_info``), 50 at a time (all N at
 once would measure the listen backlog's SYN retries instead), answered with the no-update reply. The ratio "upgrade cycle / bare CUPS round trips" (upgrade_s /
 baseline_s) is the cost of a full signed upgrade in units of one plain CUPS check.
+
+Also per N: CPU seconds of the process for the whole run and the upgrade cycle, its peak RSS
+(the update programs run as child processes, not counted), and the wall seconds of the whole run
+(server start, stations, connecting, baseline, uploads, upgrade, teardown), on the fleet collector
+settings (otaharness.runtime.collector). Results are merged into benchmarks/results/cups_fleet.json
+(``--no-save``: not), which benchmarks/plot_fleet_scaling.py draws.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from benchmarks.measure import Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock, run_sizes
+from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock,
+                                peak_rss_mib, run_sizes, save_results)
 from otaharness.emulators.basics_station import BasicsStation, StationHome, StationSettings
 from otaharness.emulators.basics_station.cups_http import post_update_info
 from otaharness.protocols.basics_station import format_eui
 from otaharness.provision.basics_station import prepare_signature_key, upgrade_firmware, write_firmware_digest
 from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.collector import tune_for_fleets
 from otaharness.servers.basics_station.registry import StationRecord
 from otaharness.servers.basics_station.server import BasicsStationServer
 
@@ -83,15 +93,26 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
                 cups_uri=cups_url, version="v0", sig_keys=(key.key_file.read_bytes(),))
             stations.append(BasicsStation(StationSettings(eui), home, clock, name=format_eui(eui, "")))
 
-        def all_report(package: str) -> bool:
-            sessions = server.lns.sessions
-            return all((session := sessions.get(eui)) is not None and session.version is not None
-                       and session.version.package == package for eui in euis)
+        def reported(package: str) -> Callable[[], bool]:
+            """Whether every station has reported ``package`` to the LNS. Checked at every quiet
+            moment of the clock: each station is looked at until it has reported, so the checks
+            of a whole run cost in proportion to the fleet, not to its square."""
+            waiting = list(reversed(euis))
+
+            def every_station() -> bool:
+                sessions = server.lns.sessions
+                while waiting:
+                    session = sessions.get(waiting[-1])
+                    if session is None or session.version is None or session.version.package != package:
+                        return False
+                    waiting.pop()
+                return True
+            return every_station
 
         with Stopwatch() as connecting:
             for station in stations:
                 await station.start()
-            assert await clock.run_until(lambda: all_report("v0"), timeout=3600), "not every station connected"
+            assert await clock.run_until(reported("v0"), timeout=3600), "not every station connected"
         rss_connected = memory.per_unit_kib(count)
 
         with Stopwatch() as baseline:
@@ -103,7 +124,7 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
                                        token=server.admin_token)
 
         with Stopwatch(clock) as upgrade:
-            assert await clock.run_until(lambda: all_report("v1"), timeout=2 * DAY), "not every station upgraded"
+            assert await clock.run_until(reported("v1"), timeout=2 * DAY), "not every station upgraded"
         rss_after = memory.per_unit_kib(count)
 
         reported = {server.registry.get(eui).reported_package for eui in euis}
@@ -111,6 +132,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
             raise AssertionError(f"not every station upgraded once: {reported}")
         return {
             "stations": count,
+            "devices": count,
+            "upgrade_cpu_s": upgrade.cpu_seconds,
             "connect_s": connecting.seconds,
             "upload_s": uploads.seconds,
             "upgrade_s": upgrade.seconds,
@@ -130,7 +153,11 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
 
 
 def measure(count: int, update_size: int) -> Figures:
-    return on_virtual_clock(partial(fleet_run, count=count, update_size=update_size))
+    tune_for_fleets()
+    with Stopwatch() as whole:
+        figures = on_virtual_clock(partial(fleet_run, count=count, update_size=update_size),
+                                   real_time_limit=600.0)
+    return {**figures, "wall_s": whole.seconds, "cpu_s": whole.cpu_seconds, "peak_rss_mib": peak_rss_mib()}
 
 
 def describe(result: Figures) -> str:
@@ -140,15 +167,21 @@ def describe(result: Figures) -> str:
             f"  baseline {result['baseline_posts_per_s']:.0f} bare /update-info POSTs/s,"
             f" cycle = {result['cycle_per_post']:.1f} POSTs"
             f"  RSS/station {result['rss_per_station_connected_kib']:.0f} KiB connected,"
-            f" {result['rss_per_station_after_kib']:.0f} KiB after")
+            f" {result['rss_per_station_after_kib']:.0f} KiB after; whole run {result['wall_s']:.1f} s,"
+            f" {result['cpu_s']:.1f} CPU s (upgrade {result['upgrade_cpu_s']:.1f}),"
+            f" peak RSS {result['peak_rss_mib']:.0f} MiB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[10, 200])
+    parser.add_argument("--counts", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--update-size", type=int, default=4096, help="bytes of the update file")
+    parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
-    run_sizes("bench_cups", measure, ((count, arguments.update_size) for count in arguments.counts), describe)
+    for count in arguments.counts:  # each size saved as it finishes
+        results = run_sizes("bench_cups", measure, [(count, arguments.update_size)], describe)
+        if not arguments.no_save:
+            save_results("cups_fleet", results, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ loop: every access happens under `lock`, and `on_change` is called after the loc
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import math
 import threading
@@ -106,9 +107,14 @@ class JobExecutionRecord(FakeJobExecution):
     responses (describe/list) read it through to_get_dict()/to_dict()."""
 
     def __init__(
-        self, job_id: str, thing_arn: str, thing_name: str, queued_at: int, sequence: int, clock: Clock
+        self, job_id: str, thing_arn: str, thing_name: str, queued_at: int, sequence: int, clock: Clock,
+        tally: collections.Counter[str] | None = None,
     ) -> None:
+        self._tally: collections.Counter[str] | None = None
         super().__init__(job_id, thing_arn)
+        self._tally = tally  # the job's executions per status, kept as each status changes
+        if tally is not None:
+            tally[self._status] += 1
         self.thing_name = thing_name
         self.sequence = sequence  # creation order: the pending list is FIFO
         self.clock = clock
@@ -120,6 +126,23 @@ class JobExecutionRecord(FakeJobExecution):
         self.version_number = 1
         self.status_details_map: dict[str, str] = {}
         self.timers: dict[str, tuple[float, TimerHandle]] = {}  # kind -> (deadline, handle)
+
+    @property  # type: ignore[override]
+    def status(self) -> str:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        if self._tally is not None:
+            self._tally[self._status] -= 1
+            self._tally[value] += 1
+        self._status = value
+
+    def leave_tally(self) -> None:
+        """The execution is deleted: it no longer counts for its job."""
+        if self._tally is not None:
+            self._tally[self._status] -= 1
+            self._tally = None
 
     @property
     def execution_status(self) -> Status:
@@ -155,6 +178,12 @@ class JobsService:
         self._notified: dict[str, tuple[tuple[tuple[str, str], ...], str | None]] = {}
         self._sequence = itertools.count(1)
         self._timers: dict[int, TimerHandle] = {}  # id -> handle: handles need not be hashable
+        # Our executions by thing and by job, beside moto's dict keyed by both, so that a device's
+        # request and a job's counters cost the same with 10 things as with 10,000. An entry
+        # counts only while moto's dict holds that very record (a reset or delete drops it there).
+        self._of_thing: dict[str, dict[str, JobExecutionRecord]] = collections.defaultdict(dict)
+        self._of_job: dict[str, dict[str, JobExecutionRecord]] = collections.defaultdict(dict)
+        self._tallies: dict[str, collections.Counter[str]] = {}  # job id -> executions per status
 
     def set_on_change(self, on_change: Callable[[str], None]) -> None:
         """`on_change(thing_name)`: something that notify/notify-next report may have changed."""
@@ -188,13 +217,29 @@ class JobsService:
             self._timers.clear()
             self._notified.clear()
             self._changed.clear()
+            self._of_thing.clear()
+            self._of_job.clear()
+            self._tallies.clear()
 
     def _touch(self, record: JobExecutionRecord) -> None:
         record.last_updated_at = self.now()
         self._changed[record.thing_name] = None
 
-    def _records(self, backend: IoTBackend) -> list[JobExecutionRecord]:
-        return [r for r in backend.job_executions.values() if isinstance(r, JobExecutionRecord)]
+    @staticmethod
+    def _current(backend: IoTBackend, records: dict[str, JobExecutionRecord]) -> list[JobExecutionRecord]:
+        return [r for r in records.values() if backend.job_executions.get((r.job_id, r.thing_name)) is r]
+
+    def _records_of_thing(self, backend: IoTBackend, thing_name: str) -> list[JobExecutionRecord]:
+        return self._current(backend, self._of_thing.get(thing_name, {}))
+
+    def _records_of_job(self, backend: IoTBackend, job_id: str) -> list[JobExecutionRecord]:
+        return self._current(backend, self._of_job.get(job_id, {}))
+
+    def _forget(self, record: JobExecutionRecord) -> None:
+        """After deleting ``record`` from moto's dict."""
+        record.leave_tally()
+        self._of_thing.get(record.thing_name, {}).pop(record.job_id, None)
+        self._of_job.get(record.job_id, {}).pop(record.thing_name, None)
 
     def _record(self, backend: IoTBackend, job_id: str, thing_name: str) -> JobExecutionRecord:
         record = backend.job_executions.get((job_id, thing_name))
@@ -217,11 +262,7 @@ class JobsService:
 
     def _pending(self, backend: IoTBackend, thing_name: str) -> list[JobExecutionRecord]:
         """IN_PROGRESS first, then QUEUED, each in creation order: `$next` is the head."""
-        pending = [
-            r
-            for r in self._records(backend)
-            if r.thing_name == thing_name and not r.execution_status.is_terminal
-        ]
+        pending = [r for r in self._records_of_thing(backend, thing_name) if not r.execution_status.is_terminal]
         return sorted(pending, key=lambda r: (r.status != Status.IN_PROGRESS, r.sequence))
 
     def _view(self, backend: IoTBackend, record: JobExecutionRecord) -> JobExecutionView:
@@ -430,9 +471,12 @@ class JobsService:
 
     def _queue(self, backend: IoTBackend, job_id: str, thing_name: str, thing_arn: str) -> None:
         record = JobExecutionRecord(
-            job_id, thing_arn, thing_name, self.now(), next(self._sequence), self._clock
+            job_id, thing_arn, thing_name, self.now(), next(self._sequence), self._clock,
+            self._tallies.setdefault(job_id, collections.Counter()),
         )
         backend.job_executions[(job_id, thing_name)] = record
+        self._of_thing[thing_name][job_id] = record
+        self._of_job[job_id][thing_name] = record
         self._changed[thing_name] = None
 
     def queue_job(self, backend: IoTBackend, job: FakeJob, things: dict[str, str]) -> None:
@@ -440,6 +484,9 @@ class JobsService:
         with self.transaction():
             for key in [k for k in backend.job_executions if k[0] == job.job_id]:
                 del backend.job_executions[key]  # moto's own, keyed by group names
+            # A new job (an id may come again after a reset or a delete): counted from nothing.
+            self._tallies[job.job_id] = collections.Counter()
+            self._of_job.pop(job.job_id, None)
             job.status = "IN_PROGRESS"  # AWS: a job is IN_PROGRESS from creation
             job.created_at = self.now()  # type: ignore[assignment]  # harness clock, not moto's utcnow
             for thing_name, thing_arn in things.items():
@@ -485,7 +532,7 @@ class JobsService:
             job.reason_code = reason_code if reason_code is not None else job.reason_code
             job.comment = comment if comment is not None else job.comment
             job.force = bool(force) or job.force
-            for record in [r for r in self._records(backend) if r.job_id == job_id]:
+            for record in self._records_of_job(backend, job_id):
                 if record.status == Status.QUEUED or (record.status == Status.IN_PROGRESS and force):
                     record.force_canceled = record.status == Status.IN_PROGRESS
                     self._finish(backend, record, Status.CANCELED)
@@ -501,11 +548,13 @@ class JobsService:
                     RejectedCode.INVALID_STATE_TRANSITION,
                     f"Job {job_id} is IN_PROGRESS; deleting it needs force",
                 )
-            for record in [r for r in self._records(backend) if r.job_id == job_id]:
+            for record in self._records_of_job(backend, job_id):
                 self._disarm(record)
                 del backend.job_executions[(job_id, record.thing_name)]
+                self._forget(record)
                 self._changed[record.thing_name] = None
             del backend.jobs[job_id]
+            self._tallies.pop(job_id, None)
 
     def cancel_execution(self, backend: IoTBackend, job_id: str, thing_name: str, force: bool) -> None:
         with self.transaction():
@@ -536,6 +585,7 @@ class JobsService:
                 )
             self._disarm(record)
             del backend.job_executions[(job_id, thing_name)]
+            self._forget(record)
             self._changed[thing_name] = None
             self._refresh_job(backend, job_id)
 
@@ -550,7 +600,7 @@ class JobsService:
         job = backend.jobs.get(job_id)
         if job is None:
             return
-        statuses = [r.status for r in self._records(backend) if r.job_id == job_id]
+        tally = self._tallies.get(job_id, collections.Counter())
         counters = {
             "numberOfQueuedThings": Status.QUEUED,
             "numberOfInProgressThings": Status.IN_PROGRESS,
@@ -562,8 +612,8 @@ class JobsService:
             "numberOfTimedOutThings": Status.TIMED_OUT,
         }
         for name, status in counters.items():
-            job.job_process_details[name] = statuses.count(status)
-        done = statuses and all(Status(s).is_terminal for s in statuses)
+            job.job_process_details[name] = tally[status]
+        done = sum(tally.values()) > 0 and all(Status(s).is_terminal for s, n in tally.items() if n)
         if job.status == "IN_PROGRESS" and job.target_selection != "CONTINUOUS" and done:
             job.status = "COMPLETED"
             job.completed_at = self.now()  # type: ignore[assignment]

@@ -48,6 +48,7 @@ class FileServer:
         self.auth = auth
         # (name, peer, Range) of recent downloads, for tests; bounded
         self.downloads: deque[tuple[str, str, str | None]] = deque(maxlen=KEPT_DOWNLOADS)
+        self.downloads_served = 0  # all of them, beyond the ones kept
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[undecodable_body])
@@ -76,6 +77,7 @@ class FileServer:
         with stream:
             peer = request.transport.get_extra_info("peername") if request.transport else None
             self.downloads.append((name, peer[0] if peer else "", request.headers.get("Range")))
+            self.downloads_served += 1
             return await self._answer(request, stream, record["md5"])
 
     async def _answer(self, request: web.Request, stream, md5: str) -> web.StreamResponse:
