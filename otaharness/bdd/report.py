@@ -36,6 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 from behave.model import Rule
+from behave.model_core import Status
 from behave.runner import Runner
 
 from otaharness.runtime.redaction import redact
@@ -51,7 +52,8 @@ CAPTURED_SHOWN = 20_000         # characters of a failed scenario's captured out
 EVENTS_LISTED = 2_000           # timeline lines in a scenario's event table (the plot has all)
 MARKERS_AS_SVG = 1_500          # a timeline with more events has its markers drawn as an image
 FILES_LISTED = 300              # files of an artifact folder linked
-FAILED = ("failed", "error", "hook_error", "cleanup_error", "undefined")
+# behave's statuses that fail a run (Status.has_failed), by name: the parts carry names
+FAILED = tuple(status.name for status in Status if status.has_failed())
 
 
 def parts_folder() -> Path:
@@ -340,11 +342,11 @@ td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:now
 details.scenario{border:1px solid #ddd;border-left:6px solid #999;margin:.4em 0;padding:.2em .6em}
 details.scenario>summary{cursor:pointer;font-weight:600}
 details.passed{border-left-color:#3a3}details.failed,details.error,details.hook_error,details.undefined,
-details.cleanup_error{border-left-color:#c33}details.skipped,details.untested{border-left-color:#bbb}
+details.cleanup_error,details.pending{border-left-color:#c33}details.skipped,details.untested{border-left-color:#bbb}
 .status{display:inline-block;min-width:5em;font-size:.8em;font-weight:700;text-transform:uppercase}
-.s-passed{color:#282}.s-failed,.s-error,.s-hook_error,.s-undefined,.s-cleanup_error{color:#c00}
+.s-passed{color:#282}.s-failed,.s-error,.s-hook_error,.s-undefined,.s-cleanup_error,.s-pending{color:#c00}
 .s-skipped,.s-untested{color:#888}
-tr.step-failed td,tr.step-error td,tr.step-undefined td{background:#fdeaea}
+tr.step-failed td,tr.step-error td,tr.step-undefined td,tr.step-pending td{background:#fdeaea}
 .reason{white-space:pre-wrap;background:#fdeaea;border:1px solid #f3c0c0;padding:.5em;font:12px/1.35 ui-monospace,monospace}
 figure{margin:.6em 0}figure svg{max-width:100%;height:auto}figcaption{color:#666;font-size:.9em}
 details.fold{margin:.3em 0}details.fold>summary{cursor:pointer;color:#245}
