@@ -221,3 +221,45 @@ def test_no_secret_the_runtime_issued_is_in_any_artifact_or_junit_file(run):
         for blob in credentials:
             assert blob not in data, f"a station credential in {path}"
         assert not re.search(rb"PRIVATE KEY-----\s*[A-Za-z0-9+/]{20}", data), f"a PEM key in {path}"
+
+
+PASSING = """\
+@embedded:tr069
+Feature: passing tr069
+  Scenario: A router takes the new version
+    Given a MikroTik router "cpe1" running RouterOS 6.48
+    And RouterOS 6.48.4 is available
+    When I upgrade cpe1 to version 6.48.4
+    Then soon cpe1 runs version 6.48.4
+"""
+
+
+@pytest.mark.parametrize("keep", ["failed", "all"])
+def test_a_passed_scenario_keeps_its_timeline_and_with_artifacts_all_everything(tmp_path, keep):
+    features = tmp_path / "features"
+    (features / "steps").mkdir(parents=True)
+    (features / "environment.py").write_text("from otaharness.bdd.environment import *  # noqa\n")
+    (features / "steps" / "ota.py").write_text(
+        "from otaharness.bdd import load_step_library\nload_step_library()\n")
+    (features / "passing.feature").write_text(PASSING)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CI")}
+    result = subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "--format",
+                             "progress", "-D", f"artifacts={keep}", "features"], check=False,
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stderr
+    folder = tmp_path / "reports" / "artifacts" / slug("passing tr069 -- A router takes the new version")
+    assert (folder / "timeline.jsonl").is_file()
+    kept_all = (folder / "timeline.txt").is_file() and (folder / "transcripts" / "acs.txt").is_file()
+    assert kept_all == (keep == "all"), sorted(p.name for p in folder.iterdir())
+
+
+def test_the_artifacts_setting_is_checked():
+    from otaharness.runtime.targets import ConfigError, load_config
+
+    assert load_config({"artifacts": "all"}).keep_artifacts == "all"
+    assert load_config({}).keep_artifacts == "failed"
+    assert load_config({"artifacts_dir": "out"}).artifacts_dir == Path("out")
+    with pytest.raises(ConfigError, match=r"artifacts: must be one of failed, all, not 'al' "
+                                          r"\(did you mean `all`\?\)"):
+        load_config({"artifacts": "al"})
