@@ -176,6 +176,8 @@ def _failure(scenario, runtime: Runtime) -> dict:
         return {"step": None, "inner": None, "reason": _deepest_reason(text), "device": None,
                 "location": str(scenario.location)}
     message = step.error_message or (str(step.exception) if step.exception else step.status.name)
+    if runtime.recorder is not None:  # device addresses as the scenario's names
+        message = runtime.recorder.names_in(message)
     inner = _innermost_substep(message)
     reason = _deepest_reason(message)
     return {"step": f"{step.keyword} {step.name}", "inner": inner, "reason": reason,

@@ -72,7 +72,7 @@ class Recorder:
         """Every kept event in order, names resolved and redacted."""
         merged = sorted([*self.events, *self.steps], key=lambda entry: entry[:2])
         return [{"t": round(t, 6), "actor": self.name_of(actor), "kind": kind,
-                 "text": _one_line(redact(self._names(text), secrets))}
+                 "text": _one_line(redact(self.names_in(text), secrets))}
                 for t, _, actor, kind, text in merged]
 
     def name_of(self, peer: str) -> str:
@@ -83,14 +83,14 @@ class Recorder:
             return self.device_of(host) if self.device_of(host) != host else peer
         return name
 
-    def _names(self, text: str) -> str:
+    def names_in(self, text: str) -> str:
         """Device source addresses (127.1.x.y) shown as the scenario's device names."""
         return _ADDRESS.sub(lambda m: self.name_of(m[0]), text)
 
     def transcript(self, actor: str, secrets: SecretSet | None = None) -> str:
         lines = []
         for t, peer, what, body, decode in self.exchanges.get(actor, ()):
-            lines.append(f"[{_clock(t)}] {self.name_of(peer)}  {self._names(what)}")
+            lines.append(f"[{_clock(t)}] {self.name_of(peer)}  {self.names_in(what)}")
             text = _body_text(body, decode)
             if text:
                 lines += ["    " + line for line in text.splitlines()]
