@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -100,6 +101,16 @@ def shared_multicast_plaintext(frame: DataFrame, phy_payload: bytes, keys: Sessi
     if plaintext is None:
         plaintext = _remember(_shared_plaintexts, key, frame.decrypt_payload(keys, fcnt))
     return plaintext
+
+
+@functools.lru_cache(maxsize=64)
+def _window_timing(region: Region, data_rate: int) -> tuple[float, float]:
+    """(symbol time, airtime of the longest downlink) at ``data_rate``: a receive window's size."""
+    dr = region.data_rate(data_rate)
+    assert dr.spreading_factor is not None and dr.bandwidth_hz is not None
+    longest = frame_time_on_air_s(min(dr.max_mac_payload_size(repeater_compatible=False) + MIC_AND_MHDR, 255),
+                                  dr, uplink=False)
+    return lora_symbol_time_s(dr.spreading_factor, dr.bandwidth_hz), longest
 
 
 class DeviceClock:
@@ -420,12 +431,9 @@ class LoRaWANDevice:
         return result.result() if result.done() and not result.cancelled() else None
 
     def _window(self, frequency_hz: int, data_rate: int, uplink_end: float, delay_s: int) -> RxWindow:
-        dr = self.region.data_rate(data_rate)
-        assert dr.spreading_factor is not None and dr.bandwidth_hz is not None
-        tolerance = self.config.rx_window_symbols * lora_symbol_time_s(dr.spreading_factor, dr.bandwidth_hz)
+        symbol_s, longest = _window_timing(self.region, data_rate)
+        tolerance = self.config.rx_window_symbols * symbol_s
         opens = uplink_end + self.clock.loop_delay(delay_s)
-        longest = frame_time_on_air_s(min(dr.max_mac_payload_size(repeater_compatible=False) + MIC_AND_MHDR, 255),
-                                      dr, uplink=False)
         return RxWindow(frequency_hz, data_rate, opens, tolerance, opens + tolerance + longest + 1e-6)
 
     async def _free_channel(self, generation: int) -> Channel:
@@ -451,9 +459,11 @@ class LoRaWANDevice:
     def listening(self, frequency_hz: int, data_rate: int, start: float, end: float) -> bool:
         """Was the receiver on ``frequency_hz``/``data_rate`` for the whole of [start, end]?"""
         # Asked for every frame the device is in reach of (plain loops: this is the hot path).
-        for tx_start, tx_end in self._tx_intervals:
-            if tx_start < end and start < tx_end:
-                return False  # half duplex: the device was transmitting
+        intervals = self._tx_intervals  # in time order: only those ending after `start` can overlap
+        if intervals and intervals[-1][1] > start:
+            for tx_start, tx_end in intervals:
+                if tx_start < end and start < tx_end:
+                    return False  # half duplex: the device was transmitting
         windows = self._windows
         if windows:
             for window in windows:
@@ -467,10 +477,13 @@ class LoRaWANDevice:
     def _continuous_rx(self, start: float, end: float) -> tuple[int, int] | None:
         """The parameters the receiver stays on between windows: a running multicast session's
         (LoRaMac-node's McRxParams override class C RX2), else RX2 for class C, else none."""
+        clock = self.clock
         for group in self.multicast.values():
             session = group.session
-            if session is not None and (self.clock.loop_time_of(session.start_gps) <= start
-                                        and end <= self.clock.loop_time_of(session.end_gps)):
+            # clock.loop_time_of, inline: asked for every frame a device in a session hears
+            if session is not None and (
+                    clock._reference_loop + (session.start_gps - clock._reference_gps) / clock.rate <= start
+                    and end <= clock._reference_loop + (session.end_gps - clock._reference_gps) / clock.rate):
                 return session.frequency_hz, session.data_rate
         if self.device_class is DeviceClass.C:
             return self.mac.rx2_frequency_hz, self.mac.rx2_data_rate
@@ -540,21 +553,21 @@ class LoRaWANDevice:
         except LoRaWANError:
             self.counters["fcnt_overflow"] += 1
             return None
-
-        def mic_is_valid(candidate: int) -> bool:
-            if shared_phy_payload is None:
-                return frame.mic_is_valid(keys.nwk_s_key, candidate)
-            return shared_multicast_mic_is_valid(frame, shared_phy_payload, keys.nwk_s_key, candidate)
-
-        if mic_is_valid(fcnt):
+        if self._mic_is_valid(frame, keys, fcnt, shared_phy_payload):
             return fcnt
         if last is not None:
             earlier = fcnt - (1 << 16)
-            if earlier >= 0 and mic_is_valid(earlier):
+            if earlier >= 0 and self._mic_is_valid(frame, keys, earlier, shared_phy_payload):
                 self.counters["replayed"] += 1  # an FCnt at or below the last accepted one
                 return None
         self.counters["mic_failed"] += 1
         return None
+
+    @staticmethod
+    def _mic_is_valid(frame: DataFrame, keys: SessionKeys, fcnt: int, shared_phy_payload: bytes | None) -> bool:
+        if shared_phy_payload is None:
+            return frame.mic_is_valid(keys.nwk_s_key, fcnt)
+        return shared_multicast_mic_is_valid(frame, shared_phy_payload, keys.nwk_s_key, fcnt)
 
     def _on_unicast(self, frame: DataFrame, session: Session, reception: Reception) -> None:
         fcnt = self._accept_fcnt(frame, session.keys, session.fcnt_down, 0)

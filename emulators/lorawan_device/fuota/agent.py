@@ -181,9 +181,12 @@ class FuotaAgent:
         self._runner: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._boot_ram()
+        self._hooks: dict[int, tuple[Package, Callable[[int, bytes, bool], None]]] = {}
         for package, handler in ((MULTICAST_SETUP, self._on_multicast_setup), (FRAGMENTATION, self._on_fragmentation),
                                  (CLOCK_SYNC, self._on_clock_sync), (FIRMWARE_MANAGEMENT, self._on_firmware)):
-            self.device.set_port_handler(package.fport, self._hook(package, handler))
+            hook = self._hook(package, handler)
+            self._hooks[package.fport] = package, hook
+            self.device.set_port_handler(package.fport, hook)
 
     @property
     def name(self) -> str:
@@ -318,6 +321,16 @@ class FuotaAgent:
             log.info("%s: uplink not completed: %s", self.name, error)
 
     # -- downlinks -------------------------------------------------------------------------------
+    def provision(self, *commands: Command) -> None:
+        """Take unicast FUOTA requests as if each had arrived in its own downlink, without the
+        radio: a fleet put in the state its class A exchanges would leave (a multicast session
+        set up, a fragmentation session open) to measure what comes next. Answers are queued
+        as for a received request."""
+        for command in commands:
+            package, hook = next((package, hook) for package, hook in self._hooks.values()
+                                 if type(command) in package.downlink_commands)
+            hook(package.fport, command.to_bytes(), False)
+
     def _hook(self, package: Package, handler: Callable[[Command, bool], None]) -> Callable[[int, bytes, bool], None]:
         def on_downlink(fport: int, payload: bytes, multicast: bool) -> None:
             try:
@@ -408,7 +421,9 @@ class FuotaAgent:
 
     # TS004 ------------------------------------------------------------------------------------
     def _on_fragmentation(self, command: Command, multicast: bool) -> None:
-        if isinstance(command, ts004.FragSessionSetupReq):
+        if type(command) is ts004.DataFragment:  # first: over a thousand of these per image
+            self._on_fragment(command)
+        elif isinstance(command, ts004.FragSessionSetupReq):
             self._on_frag_setup(command)
         elif isinstance(command, ts004.FragSessionDeleteReq):
             missing = self._sessions.pop(command.frag_index, None) is None

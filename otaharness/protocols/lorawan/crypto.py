@@ -94,6 +94,9 @@ def frm_payload_cipher(key: bytes, payload: bytes, *, dev_addr: int, fcnt: int, 
     """
     if len(payload) > MAX_ENCRYPTED_LENGTH:
         raise LoRaWANError(f"FRMPayload of {len(payload)} octets exceeds {MAX_ENCRYPTED_LENGTH}")
+    if not payload:
+        check_key("key", key)
+        return b""  # no keystream to apply (an empty poll uplink): no cipher set up
     a1 = _direction_block(0x01, uplink, dev_addr, fcnt, 1)
     encryptor = Cipher(algorithms.AES(check_key("key", key)), modes.CTR(a1)).encryptor()
     return encryptor.update(bytes(payload)) + encryptor.finalize()

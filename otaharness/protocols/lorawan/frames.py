@@ -39,15 +39,20 @@ class MType(IntEnum):
 
     @property
     def is_data(self) -> bool:
-        return self not in (MType.JOIN_REQUEST, MType.JOIN_ACCEPT)
+        return self not in _JOIN_MTYPES
 
     @property
     def is_uplink(self) -> bool:
-        return self in (MType.JOIN_REQUEST, MType.UNCONFIRMED_DATA_UP, MType.CONFIRMED_DATA_UP)
+        return self in _UPLINK_MTYPES
 
     @property
     def mhdr(self) -> int:
         return self << 5 | LORAWAN_R1
+
+
+# looked up for every frame decoded (a fleet decodes each multicast frame once per device)
+_JOIN_MTYPES = frozenset((MType.JOIN_REQUEST, MType.JOIN_ACCEPT))
+_UPLINK_MTYPES = frozenset((MType.JOIN_REQUEST, MType.UNCONFIRMED_DATA_UP, MType.CONFIRMED_DATA_UP))
 
 
 def decode_mhdr(octet: int) -> MType:
@@ -129,7 +134,7 @@ def _fctrl_type(mtype: MType) -> type[UplinkFCtrl] | type[DownlinkFCtrl]:
 # FCtrl values are immutable: one instance per octet and direction, shared by decoded frames
 _FCTRL_OF_OCTET = {uplink: tuple((UplinkFCtrl if uplink else DownlinkFCtrl).from_octet(octet) for octet in range(256))
                    for uplink in (True, False)}
-_UPLINK_MTYPES = frozenset(mtype for mtype in MType if mtype.is_uplink)
+_CONFIRMED_MTYPES = frozenset((MType.CONFIRMED_DATA_UP, MType.CONFIRMED_DATA_DOWN))
 
 
 def _check_mic(mic: bytes) -> None:
@@ -179,11 +184,11 @@ class DataFrame:
 
     @property
     def uplink(self) -> bool:
-        return self.mtype.is_uplink
+        return self.mtype in _UPLINK_MTYPES
 
     @property
     def confirmed(self) -> bool:
-        return self.mtype in (MType.CONFIRMED_DATA_UP, MType.CONFIRMED_DATA_DOWN)
+        return self.mtype in _CONFIRMED_MTYPES
 
     def signed_part(self) -> bytes:
         """MHDR | FHDR | FPort | FRMPayload: the ``msg`` the MIC covers (§4.4)."""
@@ -200,7 +205,7 @@ class DataFrame:
         data = bytes(data)
         need("data message", data, cls.MIN_LENGTH)
         mtype = decode_mhdr(data[0])
-        if not mtype.is_data:
+        if mtype in _JOIN_MTYPES:
             raise LoRaWANError(f"{mtype.name} is not a data message")
         # Offsets in `data`: the MACPayload starts at 1 and ends where the MIC starts.
         mic_start = len(data) - MIC_SIZE

@@ -120,15 +120,24 @@ class Reception:
         return self.frame.end
 
 
-@dataclass
 class _Incoming:
-    """A frame arriving at one receiver; ``lost`` names why it will not be delivered."""
+    """A frame arriving at one receiver; ``lost`` names why it will not be delivered.
 
-    frame: AirFrame
-    receiver: _Radio
-    rssi_dbm: float
-    snr_db: float
-    lost: str | None = None
+    One per receiver in reach of every frame (a multicast fragment reaches every device of a
+    gateway): a plain slotted class, compared by identity, with the frame's channel and end
+    copied in for the collision checks."""
+
+    __slots__ = ("channel", "end", "frame", "lost", "receiver", "rssi_dbm", "snr_db")
+
+    def __init__(self, frame: AirFrame, receiver: _Radio, rssi_dbm: float, snr_db: float,
+                 channel: tuple[int, int, int], lost: str | None = None) -> None:
+        self.frame = frame
+        self.receiver = receiver
+        self.rssi_dbm = rssi_dbm
+        self.snr_db = snr_db
+        self.lost = lost
+        self.channel = channel
+        self.end = frame.end
 
 
 @dataclass(eq=False)
@@ -175,8 +184,19 @@ Monitor = Callable[[AirFrame, list[Reception]], None]
 
 
 def _device(radio: _Radio) -> DeviceRadio:
-    assert isinstance(radio, DeviceRadio)
-    return radio
+    return radio  # type: ignore[return-value]  # a downlink's receivers are devices (_in_reach)
+
+
+def _gateway(radio: _Radio) -> GatewayRadio:
+    return radio  # type: ignore[return-value]  # an uplink's receivers are gateways (_in_reach)
+
+
+def _reception(frame: AirFrame, receiver: str, rssi_dbm: float, snr_db: float) -> Reception:
+    """``Reception(frame, receiver, rssi_dbm, snr_db)`` without the frozen dataclass's per-field
+    ``object.__setattr__`` (one per receiver of every frame; there is nothing to check)."""
+    reception = object.__new__(Reception)
+    reception.__dict__.update(frame=frame, receiver=receiver, rssi_dbm=rssi_dbm, snr_db=snr_db)
+    return reception
 
 
 class RadioMedium:
@@ -200,8 +220,10 @@ class RadioMedium:
         self.counters: collections.Counter[str] = collections.Counter()
         # Who hears a sender, with what signal: a pure function of the positions, the radios
         # attached and the link parameters, so computed once per sender and parameters and
-        # forgotten whenever a radio moves, attaches or detaches (a fleet is mostly static; a
-        # gateway's multicast would otherwise compute every device's link budget per frame).
+        # forgotten whenever a radio moves or a gateway attaches or detaches (a fleet is mostly
+        # static; a gateway's multicast would otherwise compute every device's link budget per
+        # frame). A device attaching or detaching (a reboot) only adds itself to or leaves the
+        # gateways' entries, so a fleet rebooting does not recompute every link once per device.
         self._reach: dict[tuple[object, ...], tuple[list[tuple[_Radio, float, float]], int]] = {}
 
     @property
@@ -227,14 +249,32 @@ class RadioMedium:
         self._check_new_name(name)
         device = DeviceRadio(self, name, position, receiver=receiver, listening=listening)
         self.devices[name] = device
-        self._reach.clear()
+        for key, (in_reach, out_of_range) in self._reach.items():
+            _, sender_position, power_dbm, bandwidth_hz, spreading_factor, uplink, path_loss = key
+            if uplink:
+                continue  # a device sender's entry lists gateways only
+            rssi, snr = path_loss.link_budget(power_dbm, sender_position, position, bandwidth_hz)
+            if path_loss.demodulates(spreading_factor, snr):
+                in_reach.append((device, rssi, snr))  # attached last: last in attachment order
+            else:
+                self._reach[key] = in_reach, out_of_range + 1
         return device
 
     def detach(self, name: str) -> None:
         """Remove a radio; frames on their way to it are dropped."""
-        self.gateways.pop(name, None)
-        self.devices.pop(name, None)
-        self._reach.clear()
+        if self.gateways.pop(name, None) is not None:
+            self._reach.clear()
+        device = self.devices.pop(name, None)
+        if device is None:
+            return
+        for key, (in_reach, out_of_range) in self._reach.items():
+            if key[5]:
+                continue
+            kept = [entry for entry in in_reach if entry[0] is not device]
+            if len(kept) == len(in_reach):
+                self._reach[key] = in_reach, out_of_range - 1
+            else:
+                in_reach[:] = kept
 
     def _check_new_name(self, name: str) -> None:
         if name in self.gateways or name in self.devices:
@@ -267,10 +307,6 @@ class RadioMedium:
                 table.pop(key, None)
             else:
                 table[key] = model
-
-    def _loss_model(self, device: str, gateway: str, uplink: bool) -> LossModel | None:
-        table = self._loss_up if uplink else self._loss_down
-        return table.get((device, gateway)) or table.get((device, None))
 
     # -- duty cycle ------------------------------------------------------------------------------
     def time_until_allowed(self, gateway: str, frequency_hz: int, airtime_s: float = 0.0) -> float:
@@ -328,13 +364,17 @@ class RadioMedium:
         if out_of_range:
             self.counters["out_of_range"] += out_of_range
         arrivals: list[_Incoming] = []
-        for receiver, rssi, snr in in_reach:
-            arrival = _Incoming(frame, receiver, rssi, snr)
-            device, gateway = (sender.name, receiver.name) if uplink else (receiver.name, sender.name)
-            model = self._loss_model(device, gateway, uplink)
-            if model is not None and model.lost(self.rng):
-                arrival.lost = "lost_loss"
-            self._collide(arrival, now)
+        channel = transmission.channel()
+        table, rng, sender_name = (self._loss_up if uplink else self._loss_down), self.rng, sender.name
+        for receiver, rssi, snr in in_reach:  # once per receiver in reach: lookups kept local
+            arrival = _Incoming(frame, receiver, rssi, snr, channel)
+            if table:
+                device, gateway = (sender_name, receiver.name) if uplink else (receiver.name, sender_name)
+                model = table.get((device, gateway)) or table.get((device, None))
+                if model is not None and model.lost(rng):
+                    arrival.lost = "lost_loss"
+            if receiver._incoming:
+                self._collide(arrival, now)
             receiver._incoming.append(arrival)
             arrivals.append(arrival)
         self.loop.call_at(frame.end, self._finish, frame, arrivals)
@@ -364,9 +404,9 @@ class RadioMedium:
     def _collide(self, arrival: _Incoming, now: float) -> None:
         """Capture rule: of two overlapping frames on one channel and SF, one survives only if it
         arrives at least ``capture_threshold_db`` stronger; otherwise both are lost."""
-        channel = arrival.frame.transmission.channel()
+        channel = arrival.channel
         for other in arrival.receiver._incoming:
-            if other.frame.end <= now or other.frame.transmission.channel() != channel:
+            if other.end <= now or other.channel != channel:
                 continue
             margin = arrival.rssi_dbm - other.rssi_dbm
             if margin < self.capture_threshold_db:
@@ -381,6 +421,7 @@ class RadioMedium:
         transmission = frame.transmission
         frequency_hz, data_rate_index = transmission.frequency_hz, transmission.data_rate.index
         not_listening = 0
+        start, end, to_device = frame.start, frame.end, not frame.uplink
         for arrival in arrivals:
             receiver = arrival.receiver
             receiver._incoming.remove(arrival)
@@ -389,13 +430,12 @@ class RadioMedium:
             if arrival.lost:
                 self.counters[arrival.lost] += 1
                 continue
-            to_device = isinstance(receiver, DeviceRadio)
-            if to_device and not receiver.listening(frequency_hz, data_rate_index, frame.start, frame.end):
+            if to_device and not _device(receiver).listening(frequency_hz, data_rate_index, start, end):
                 not_listening += 1
                 continue
-            reception = Reception(frame, receiver.name, arrival.rssi_dbm, arrival.snr_db)
+            reception = _reception(frame, receiver.name, arrival.rssi_dbm, arrival.snr_db)
             receptions.append(reception)
-            deliver = _device(receiver).receiver if to_device else receiver.on_uplink
+            deliver = _device(receiver).receiver if to_device else _gateway(receiver).on_uplink
             try:
                 deliver(reception)
             except Exception:

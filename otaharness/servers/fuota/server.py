@@ -184,7 +184,9 @@ class CampaignRun:
             for device in pending:
                 self.send(device, build(device))
             extra = first_wait_extra_s if attempt == 0 else 0.0
-            await self._until(lambda: not waiting(), self.config.unicast_timeout_s + extra)
+            # asked after every answer of the fleet: stops at the first device still waiting
+            await self._until(lambda: not any(step not in d.done and d.status is not DeviceStatus.FAILED
+                                              for d in devices), self.config.unicast_timeout_s + extra)
         return waiting()
 
     # -- stages ------------------------------------------------------------------------------

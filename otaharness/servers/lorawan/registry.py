@@ -5,12 +5,18 @@ Every state change is committed before the call returns, so a restart (a new
 :class:`DeviceRegistry` on the same file) loses nothing. EUIs are stored as 16-digit hex text
 (SQLite integers are signed 64-bit); DevAddr, counters and nonces as integers; keys as blobs.
 sqlite3 calls run on the event loop: a local file, a few rows, microseconds per call.
+
+Devices are read on every uplink (by DevAddr, then by DevEUI) and only this registry writes its
+file, so it keeps them in memory too, written through: a read is a dict lookup of the immutable
+:class:`Device` last committed, and every change is committed to SQLite before the memory copy
+changes (a failed write leaves both as they were).
 """
 
 from __future__ import annotations
 
+import collections
 import sqlite3
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -132,7 +138,7 @@ def _eui_text(eui: int | None) -> str | None:
 
 
 def _to_row(device: Device) -> dict[str, Any]:
-    row = {f.name: getattr(device, f.name) for f in fields(Device)}
+    row = dict(device.__dict__)  # every field of the dataclass, nothing else (no slots, no caches)
     for column in _EUI_COLUMNS:
         row[column] = _eui_text(row[column])
     row["device_class"] = device.device_class.value
@@ -166,6 +172,27 @@ class DeviceRegistry:
             self._db.execute("INSERT OR IGNORE INTO settings VALUES ('next_nwk_addr', 1)")
             # A downlink that was in flight when the server stopped is waiting again.
             self._db.execute("UPDATE downlink_queue SET in_flight_diid = NULL")
+        self._devices: dict[int, Device] = {}
+        self._by_dev_addr: dict[int, dict[int, None]] = {}  # DevAddr -> DevEUIs holding it, in order
+        for row in self._db.execute("SELECT * FROM devices ORDER BY rowid"):
+            self._remember(_from_row(row))
+        # queue_id -> DevEUI of every queued downlink: a device with none (most uplinks) is
+        # answered without a query
+        self._queued_for: dict[int, int] = {
+            queue_id: int(dev_eui, 16)
+            for queue_id, dev_eui in self._db.execute("SELECT queue_id, dev_eui FROM downlink_queue")}
+        self._queued_count: collections.Counter[int] = collections.Counter(self._queued_for.values())
+
+    def _remember(self, device: Device) -> None:
+        previous = self._devices.get(device.dev_eui)
+        if previous is not None and previous.dev_addr != device.dev_addr and previous.dev_addr is not None:
+            holders = self._by_dev_addr[previous.dev_addr]
+            del holders[device.dev_eui]
+            if not holders:
+                del self._by_dev_addr[previous.dev_addr]
+        self._devices[device.dev_eui] = device
+        if device.dev_addr is not None:
+            self._by_dev_addr.setdefault(device.dev_addr, {})[device.dev_eui] = None
 
     def close(self) -> None:
         self._db.close()
@@ -200,11 +227,11 @@ class DeviceRegistry:
         with self._db:
             self._db.execute(f"INSERT INTO devices ({columns}) VALUES ({', '.join('?' * len(row))})",
                              tuple(row.values()))
+        self._remember(device)
         return device
 
     def find(self, dev_eui: int) -> Device | None:
-        row = self._db.execute("SELECT * FROM devices WHERE dev_eui = ?", (_eui_text(dev_eui),)).fetchone()
-        return None if row is None else _from_row(row)
+        return self._devices.get(dev_eui)
 
     def get(self, dev_eui: int) -> Device:
         device = self.find(dev_eui)
@@ -215,18 +242,21 @@ class DeviceRegistry:
     def update(self, dev_eui: int, **changes: Any) -> Device:
         device = replace(self.get(dev_eui), **changes)
         row = _to_row(device)
-        assignments = ", ".join(f"{column} = ?" for column in row)
-        with self._db:
-            self._db.execute(f"UPDATE devices SET {assignments} WHERE dev_eui = ?",
-                             (*row.values(), _eui_text(dev_eui)))
+        columns = [column for column in row if column in changes]  # only what changed is written
+        assignments = ", ".join(f"{column} = ?" for column in columns)
+        if columns:
+            with self._db:
+                self._db.execute(f"UPDATE devices SET {assignments} WHERE dev_eui = ?",
+                                 (*(row[column] for column in columns), _eui_text(dev_eui)))
+        self._remember(device)
         return device
 
     def devices_by_dev_addr(self, dev_addr: int) -> list[Device]:
-        rows = self._db.execute("SELECT * FROM devices WHERE dev_addr = ?", (dev_addr,)).fetchall()
-        return [_from_row(row) for row in rows]
+        devices = self._devices
+        return [devices[dev_eui] for dev_eui in self._by_dev_addr.get(dev_addr, ())]
 
     def all_devices(self) -> list[Device]:
-        return [_from_row(row) for row in self._db.execute("SELECT * FROM devices ORDER BY dev_eui")]
+        return [self._devices[dev_eui] for dev_eui in sorted(self._devices)]
 
     def take_downlink_fcnt(self, dev_eui: int) -> int:
         """NFCntDown for a new frame, counted up and committed before the frame exists (a counter
@@ -276,13 +306,18 @@ class DeviceRegistry:
             cursor = self._db.execute(
                 "INSERT INTO downlink_queue (dev_eui, fport, payload, confirmed) VALUES (?, ?, ?, ?)",
                 (_eui_text(dev_eui), fport, payload, int(confirmed)))
-        return QueuedDownlink(int(cursor.lastrowid or 0), dev_eui, fport, payload, confirmed)
+        queue_id = int(cursor.lastrowid or 0)
+        self._queued_for[queue_id] = dev_eui
+        self._queued_count[dev_eui] += 1
+        return QueuedDownlink(queue_id, dev_eui, fport, payload, confirmed)
 
     def devices_with_queued_downlinks(self) -> list[int]:
         rows = self._db.execute("SELECT DISTINCT dev_eui FROM downlink_queue ORDER BY dev_eui").fetchall()
         return [int(row[0], 16) for row in rows]
 
     def queued(self, dev_eui: int, *, waiting_only: bool = True) -> list[QueuedDownlink]:
+        if not self._queued_count[dev_eui]:
+            return []
         condition = " AND in_flight_diid IS NULL" if waiting_only else ""
         rows = self._db.execute(f"SELECT * FROM downlink_queue WHERE dev_eui = ?{condition} ORDER BY queue_id",
                                 (_eui_text(dev_eui),)).fetchall()
@@ -296,3 +331,8 @@ class DeviceRegistry:
     def remove_queued(self, queue_id: int) -> None:
         with self._db:
             self._db.execute("DELETE FROM downlink_queue WHERE queue_id = ?", (queue_id,))
+        dev_eui = self._queued_for.pop(queue_id, None)
+        if dev_eui is not None:
+            self._queued_count[dev_eui] -= 1
+            if not self._queued_count[dev_eui]:
+                del self._queued_count[dev_eui]
