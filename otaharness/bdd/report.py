@@ -487,6 +487,7 @@ def timeline_svg(events: list[dict[str, Any]], title: str = "") -> str:
             styles[event["kind"]] = KIND_STYLES.get(event["kind"]) or DEFAULT_MARKERS[
                 sum(kind not in KIND_STYLES for kind in styles) % len(DEFAULT_MARKERS)]
     rows = {actor: index for index, actor in enumerate(actors)}
+    marked: dict[str, list[dict[str, Any]]] = {}  # SVG group -> its events, in marker order
     height = 1.4 + 0.3 * max(len(actors), 1)
     figure = Figure(figsize=(11, height))
     axes = figure.subplots()
@@ -499,9 +500,11 @@ def timeline_svg(events: list[dict[str, Any]], title: str = "") -> str:
         chosen = [event for event in events if event["kind"] == kind]
         # thousands of markers as SVG elements weigh megabytes: drawn as one image inside the
         # SVG instead (the axes, names and legend stay text)
+        group = f"events-{len(marked)}"
+        marked[group] = chosen
         axes.plot([event["t"] for event in chosen], [rows[event["actor"]] for event in chosen], marker,
                   color=colour, linestyle="none", markersize=9 if kind == "failure" else 6, label=kind,
-                  zorder=3 if kind == "failure" else 2, rasterized=len(events) > MARKERS_AS_SVG)
+                  zorder=3 if kind == "failure" else 2, rasterized=len(events) > MARKERS_AS_SVG, gid=group)
         if kind == "failure":
             for event in chosen:
                 axes.axvline(event["t"], color="#cc0000", linewidth=1.0, zorder=1)
@@ -517,17 +520,46 @@ def timeline_svg(events: list[dict[str, Any]], title: str = "") -> str:
     if title:
         axes.set_title(title, fontsize=9, loc="left", parse_math=False)
     figure.subplots_adjust(left=0.16, right=0.88, top=1 - 0.35 / height, bottom=0.5 / height + 0.05)
-    return _svg(figure)
+    return _svg(figure, marked)
 
 
-def _svg(figure) -> str:
-    """The figure as an inline ``<svg>`` element, its text kept as text (searchable, selectable)."""
+_MARKER = re.compile(r"<use [^>]*/>")
+
+
+def _with_tooltips(svg: str, marked: dict[str, list[dict[str, Any]]]) -> str:
+    """Each marker gets its event as a tooltip (an SVG ``<title>``: the browser shows it on
+    hover). matplotlib writes a line's markers as ``<use/>`` elements in the line's group, in the
+    order of its points; a group whose count differs (markers drawn as an image) is left as is."""
+    for group, events in marked.items():
+        start = svg.find(f'id="{group}"')
+        if start < 0:
+            continue
+        end = svg.find("</g>", start)  # the end of the clip group holding the markers
+        if end < 0:
+            continue
+        body = svg[start:end]
+        markers = _MARKER.findall(body)
+        if len(markers) != len(events):
+            continue
+        titles = iter(f"<title>{_e(_tooltip(event))}</title>" for event in events)
+        body = _MARKER.sub(lambda found, titles=titles: f"{found[0][:-2]}>{next(titles)}</use>", body)
+        svg = svg[:start] + body + svg[end:]
+    return svg
+
+
+def _tooltip(event: dict[str, Any]) -> str:
+    return f"{event['t']:.3f} s  {event['actor']}  {event['kind']}: {event['text']}"
+
+
+def _svg(figure, marked: dict[str, list[dict[str, Any]]]) -> str:
+    """The figure as an inline ``<svg>`` element, its text kept as text (searchable, selectable),
+    its markers with their events as tooltips."""
     import matplotlib
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, dpi=100)
-    return inline_svg(buffer.getvalue())
+    return inline_svg(_with_tooltips(buffer.getvalue(), marked))
 
 
 _FIGURES = itertools.count(1)

@@ -134,6 +134,9 @@ def test_a_failed_scenario_is_open_with_its_reason_timeline_transcripts_and_link
     assert len(timeline) == 1
     svg = page[page.index("<figure class=timeline>"):page.index("</figure>")]
     assert "<svg" in svg and ">t1<" in svg and ">aws-iot<" in svg and ">failure<" in svg
+    # each marker's event on hover, the failure's too
+    assert "<title>95.000 s  t1  failure: t1 runs 1.0.0, expected 1.0.1</title>" in svg
+    assert "<title>30.250 s  t1  download: cut after 4096 bytes</title>" in svg
     assert "Timeline: 5 events of 3 actors; failure at 95.0 s (0:01:35) (1 lines did not read)" in failed
     # the transcript folded under the scenario, escaped, with its file linked
     transcript = elements.all("details", "transcript")
@@ -186,7 +189,8 @@ def test_timeline_plot_rows_are_actors_and_unknown_kinds_get_markers(tmp_path):
     ids = set(re.findall(r'id="([^"]+)"', svg))
     other = set(re.findall(r'id="([^"]+)"', timeline_svg(events, title="another")))
     assert ids and not ids & other
-    assert "<image" not in svg  # few events: every marker an SVG element
+    assert "<image" not in svg  # few events: every marker an SVG element, its event on hover
+    assert "<title>1.000 s  cpe1  session: Inform</title>" in svg and "<title>2.000 s  acs  custom-kind: x</title>" in svg
 
 
 def test_a_long_timeline_keeps_its_markers_in_one_image_and_its_names_as_text():

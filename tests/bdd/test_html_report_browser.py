@@ -63,6 +63,8 @@ def test_the_report_opens_in_a_browser_and_shows_the_failure_and_its_timeline(tm
     [timeline] = [figure for figure in dom.all("figure", "timeline") if "failure at 259200.0 s" in figure[2]]
     plot = timeline[2]  # the text of the figure: the SVG's axis labels, actors and legend, then the caption
     assert "scenario time (s)" in plot and "failure" in plot and "scenario" in plot
+    # the failure's marker tells it on hover (its SVG <title>)
+    assert "failure: the time is 2026-03-05T02:00:00+00:00, expected 2026-03-06T02:00:00+00:00" in plot
     assert timeline[2] in failed[2]  # inside the failed scenario's element
     assert dom.all("svg")
 
