@@ -293,7 +293,8 @@ class Fleet:
             self.report.event(device, "connection_failed", f"after the power cut: {error}",
                               reason=f"boot after power cut: {error}")
             return
-        self.report.event(device, "booted", "power back")
+        if self.report.devices[device].state == "powered off":  # unless it told its own boot
+            self.report.event(device, "booted", "power back")
 
     async def _watch_links(self) -> None:
         while True:

@@ -95,8 +95,10 @@ class StationWatch:
         name, report = self.station.name, self.report
         version = self.station.home.version() or ""
         if kind == "boot":
-            if detail != "#1":
+            if report.devices[name].state == "powered off":  # else the fleet told it already
                 report.event(name, "booted", f"boot {detail}, package {version}", version=version)
+            elif detail != "#1":
+                report.event(name, "note", f"boot {detail}, package {version}")
         elif kind == "cups-done":
             report.event(name, "connected", f"CUPS: {detail}")
             if "update" in detail.split(", "):

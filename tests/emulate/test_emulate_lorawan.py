@@ -64,6 +64,7 @@ def test_a_station_power_cut_is_survived_and_the_summary_matches_the_network_ser
     assert 0 < len(heard) <= totals["uplinks"] + len(DEVICES)
     assert totals["uplinks"] == emulation.count("uplink")
     assert summary["faults"] == {"plan": "power cut after 2 s", "devices": 1, "power_cuts": 1}
+    assert [event["device"] for event in emulation.events if event["event"] == "booted"] == ["gw1"]
     assert summary["states"] == {"connected": 3}
     assert all(parses_as_iso_utc(event["time"]) for event in [*emulation.events, summary])
     # The links capture decrypts the station's websocket to the LNS (updf messages);
