@@ -277,9 +277,13 @@ def build_data_frame(
         fctrl = _fctrl_type(mtype)()
     plain = DataFrame(mtype=mtype, dev_addr=dev_addr, fcnt16=fcnt & 0xFFFF, fctrl=fctrl, fopts=bytes(fopts),
                       fport=fport, frm_payload=bytes(payload))
-    # The cipher is an XOR keystream, so "decrypting" the plain payload encrypts it.
-    encrypted = replace(plain, frm_payload=plain.decrypt_payload(keys, fcnt))
-    return replace(encrypted, mic=encrypted.compute_mic(keys.nwk_s_key, fcnt))
+    # The cipher is an XOR keystream, so "decrypting" the plain payload encrypts it. The encrypted
+    # payload has the plain one's length and the MIC four octets, so the fields checked above hold:
+    # the signed frame is filled in place before anyone sees it (every uplink and downlink).
+    frame = object.__new__(DataFrame)
+    frame.__dict__.update(plain.__dict__, frm_payload=plain.decrypt_payload(keys, fcnt))
+    frame.__dict__["mic"] = frame.compute_mic(keys.nwk_s_key, fcnt)
+    return frame
 
 
 @dataclass(frozen=True)

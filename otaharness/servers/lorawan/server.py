@@ -402,8 +402,9 @@ class NetworkServer:
         if future is None or future.done():
             log.warning("dntxed from gateway %s for unknown diid %d", format_eui(gateway_id), dntxed.diid)
             return
-        log.info("gateway %s transmitted diid %d for %s on %d Hz DR%d", format_eui(gateway_id), dntxed.diid,
-                 format_eui(dntxed.dev_eui), dntxed.freq, dntxed.dr)
+        if log.isEnabledFor(logging.INFO):  # per frame: no EUI formatting when not logged
+            log.info("gateway %s transmitted diid %d for %s on %d Hz DR%d", format_eui(gateway_id), dntxed.diid,
+                     format_eui(dntxed.dev_eui), dntxed.freq, dntxed.dr)
         future.set_result(dntxed)
 
     def handle_timesync(self, gateway_id: int, message: dict[str, Any]) -> dict[str, Any]:
@@ -524,9 +525,10 @@ class NetworkServer:
         payload = frame.decrypt_payload(keys, fcnt) if frame.fport is not None else b""
         gps_time = gps_seconds(self.clock.epoch() - (asyncio.get_running_loop().time() - best.received_at))
         meta = UplinkMeta(frame.dev_addr, fcnt, frame.confirmed, frame.fctrl.adr, best, receptions, gps_time)
-        log.info("uplink from %s: FCnt %d, FPort %s, %d octets, via %d gateway(s), best %s",
-                 format_eui(device.dev_eui), fcnt, frame.fport, len(payload), len(receptions),
-                 format_eui(best.gateway_id))
+        if log.isEnabledFor(logging.INFO):  # per frame: no EUI formatting when not logged
+            log.info("uplink from %s: FCnt %d, FPort %s, %d octets, via %d gateway(s), best %s",
+                     format_eui(device.dev_eui), fcnt, frame.fport, len(payload), len(receptions),
+                     format_eui(best.gateway_id))
         self._settle_confirmed(device.dev_eui, fcnt if frame.fctrl.ack else None)
         answers = self._answer_mac_commands(device, frame.fopts if frame.fport != 0 else payload, meta)
         if frame.fport:
@@ -680,8 +682,9 @@ class NetworkServer:
             log.warning("dnmsg %d for %s not sent: gateway %s: %s", dnmsg.diid, format_eui(dnmsg.dev_eui),
                         format_eui(gateway_id), error)
             return None
-        log.info("dnmsg %d to gateway %s: %s %d Hz DR%d, %d octets, for %s", dnmsg.diid, format_eui(gateway_id),
-                 window.name, window.frequency, window.data_rate, len(dnmsg.pdu), format_eui(dnmsg.dev_eui))
+        if log.isEnabledFor(logging.INFO):  # per frame: no EUI formatting when not logged
+            log.info("dnmsg %d to gateway %s: %s %d Hz DR%d, %d octets, for %s", dnmsg.diid, format_eui(gateway_id),
+                     window.name, window.frequency, window.data_rate, len(dnmsg.pdu), format_eui(dnmsg.dev_eui))
         return future
 
     def _undo_send(self, booking: Booking, diid: int, item: QueuedDownlink | None) -> None:
