@@ -189,8 +189,10 @@ class PartWriter:
         # what the part keeps of errors and output is masked like the JUnit files: by shape, and
         # by value with every secret the scenarios issued (the hooks collect them)
         self._secrets = getattr(self.runner.context, "ota_secrets", None) if self.runner.context else None
+        features = [self._feature(feature) for feature in self.features]
+        # a feature none of whose scenarios was selected (--tags=-docker) was not part of the run
         document = {"version": PART_VERSION, "pid": os.getpid(),
-                    "features": [self._feature(feature) for feature in self.features]}
+                    "features": [feature for feature in features if feature["scenarios"]]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_suffix(".tmp")
         partial.write_text(json.dumps(document))
@@ -234,7 +236,6 @@ class PartWriter:
                 "wall_s": facts.wall_s, "artifacts": facts.artifacts, "capture": facts.capture,
                 "seed": facts.seed, "virtual": facts.virtual, "devices": facts.devices,
                 "captured": captured, "steps": steps}
-
 
     def _masked(self, text: str | None) -> str:
         return redact(str(text), self._secrets) if text else ""

@@ -328,7 +328,10 @@ def test_otaharness_run_writes_the_report_and_says_where(repository, jobs):
         "      Given the time is 2026-03-02T02:00:00Z\n      When <n> days pass\n      Then the time is <then>\n"
         "      Examples:\n        | n | then                 |\n        | 1 | 2026-03-03T02:00:00Z |\n"
         "        | 2 | 2026-03-04T02:00:00Z |\n")
-    arguments = ["--jobs", jobs, "-f", "progress", "features/clock.feature", "features/rules.feature"]
+    (repository / "features" / "tagged.feature").write_text(
+        "@docker\nFeature: Tagged away\n  Scenario: not run\n    Given the time is 2026-03-02T02:00:00Z\n")
+    arguments = ["--jobs", jobs, "-f", "progress", "--tags=-docker", "features/clock.feature",
+                 "features/rules.feature", "features/tagged.feature"]
     if jobs != "1":
         arguments.append("features/crash.feature")  # a process of its own, which dies
     result = _run(repository, *arguments)
@@ -338,6 +341,7 @@ def test_otaharness_run_writes_the_report_and_says_where(repository, jobs):
     assert f"HTML report: {report}" in output
     page = report.read_text()
     assert "From an earlier run" not in page
+    assert "Tagged away" not in page  # no scenario of it was part of the run
     elements = Elements(page)
     scenarios = elements.all("details", "scenario")
     assert [(s[1]["class"], "open" in s[1]) for s in scenarios] == [
