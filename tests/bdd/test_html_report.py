@@ -172,6 +172,20 @@ def test_a_feature_without_a_part_is_listed_with_what_is_known(run_folder):
     assert "reported anyway" not in page
 
 
+def test_a_hook_failure_and_an_undefined_step_are_reasons_too(tmp_path):
+    leftover = _scenario("Leaves a thread", "hook_error", [_step("Given", "a tracker", "passed", 0.0, 0.0)])
+    leftover["error"] = "HOOK-ERROR in after_scenario: AssertionError: scenario left things running: thread x"
+    undefined = _scenario("Says something new", "undefined", [_step("Given", "a thing never defined", "undefined",
+                                                                    None, None)], line=7)
+    _part(tmp_path / "parts", [{"name": "Hooks", "filename": "features/hooks.feature", "line": 1,
+                                "status": "failed", "tags": [], "scenarios": [leftover, undefined]}])
+    page = build_report(tmp_path / "parts", tmp_path / "report.html").read_text()
+    opened = [element for element in Elements(page).all("details", "scenario") if "open" in element[1]]
+    assert len(opened) == 2
+    assert "scenario left things running: thread x" in opened[0][2]
+    assert "undefined step: Given a thing never defined" in opened[1][2]
+
+
 def test_an_empty_run_still_writes_a_report(tmp_path):
     page = build_report(tmp_path / "no-parts", tmp_path / "report.html").read_text()
     assert "No scenario ran." in page
