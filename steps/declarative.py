@@ -581,10 +581,13 @@ def firmware_available(context, version, size=None, unknown_key=None):
     rf"{_ARTICLE}(?:image\s+of\s+)?(?:the\s+)?firmware\s+(?:version\s+)?\"?(?P<version>[\w.+-]+)\"?\s+is\s+"
     r"(?:missing|not\s+available|not\s+in\s+the\s+bucket)")
 def firmware_missing(context, version):
-    """No image of this version in the FOTA bucket: an upgrade to it names `fw-<version>.hex`,
-    which S3 does not have (`firmware 9.9.9 is missing`)."""
-    _bucket(context)
+    """No image of this version in the FOTA bucket: an upgrade to it names `fw-<version>.hex` of
+    10 KiB, as a job made before an upload that never happened does, and S3 does not have it
+    (`firmware 9.9.9 is missing`)."""
+    values = _bucket(context)
     _missing(context).append(version)
+    values.setdefault("firmware", {}).setdefault(version, {
+        "size": 10240, "bucket": values["fotaBucketName"], "key": f"fw-{version}.hex"})
 
 
 # -- the upgrade -----------------------------------------------------------------------------------
@@ -836,7 +839,7 @@ def _state(text: str) -> str:
 
 
 @intent(then)(*(rf"the\s+(?:upgrade|job|installation)\s+(?:of|for|on)\s+{who}" for who in _who(
-    r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>[A-Za-z_ ]+?)")))
+    r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?(?P<state>(?:(?!\s(?:because|with|saying)\b)[A-Za-z_ ])+?)")))
 def upgrade_ends(context, names, state):
     """The device's upgrade is in this state, waited for when it is a final one (as `soon`
     waits; FUOTA: until the campaign decided): `the upgrade of the tracker "t1" ends failed`,
@@ -1086,6 +1089,88 @@ def within(context, duration, step):
 def _started(context) -> None:
     """The upgrade's moment, for `within`."""
     _layer(context)["started"] = ota(context).clock.monotonic()
+
+
+
+# -- what the back end was told, why an upgrade failed, how many attempts ----------------------------
+
+
+@intent(then)(*_who(rf"\s+(?:has\s+)?report(?:s|ed)?\s+{_VERSION}(?:\s+(?:to\s+the\s+(?:back\s*end|server|ACS|LNS|platform|cloud)|in\s+its\s+shadow))?"))
+def reports_version(context, names, version):
+    """What the device told the back end agrees with what it runs: `t1 reports version 1.0.1`,
+    `the router "cpe1" reports RouterOS 6.48.4 to the ACS`.
+    AWS IoT: the thing shadow's `dev.v.appV` and the tracker's version; olt: the platform's device
+    resource shows the slot's version and the device's slot holds that image; TR-069: the ACS's
+    SoftwareVersion from the router's last Inform and the router's packages; CUPS: the station's
+    version message to the LNS on the wire and the registry; FUOTA: the version the device runs
+    (what its DevVersionAns says)."""
+    for name in _names(names):
+        flow = _flow(context)
+        if flow == "olt":
+            _run(context, f'Then device "{name}" reports version "{version}" in its {OLT_SLOT} slot')
+        elif flow == "tr069":
+            _run(context, f'Then the ACS shows software version "{version}" for "{name}"',
+                 f'And router "{name}" runs RouterOS {version}')
+        elif flow == "cups":
+            _run(context, f'Then the registry shows package "{version}" reported by station "{name}" to the LNS',
+                 f'And station "{name}" runs package "{version}"')
+        elif flow == "fuota":
+            _run(context, f'Then "{name}" runs firmware {version}')
+        else:
+            _run(context, f"Then the `{name}` tracker reports firmware version `{version}` in its shadow")
+
+
+@intent(then)(*(rf"the\s+(?:upgrade|job|installation)\s+(?:of|for|on)\s+{who}" for who in _who(
+    r"\s+(?:ends|ended|is|has\s+ended)\s+(?:in\s+)?(?:state\s+)?failed,?\s+(?:because|with|saying|:)\s+"
+    r"(?:of\s+)?(?:fault\s+)?[\"`]?(?P<reason>[^\"`]+?)[\"`]?")))
+def upgrade_failed_because(context, names, reason):
+    """The device's upgrade ends failed, for this reason: `the upgrade of t1 ends failed because
+    "image not found"`, `the upgrade of the router "cpe1" ends failed with fault 9010`. AWS IoT: the tracker's own note of the
+    failure it reported; olt: the installation's details; TR-069: the fault code of the router's
+    last TransferComplete on the wire; CUPS: the station's refusal (or CUPS's answer when it
+    withheld the update); FUOTA: the campaign's recorded reason."""
+    upgrade_ends(context, names, "failed")
+    for name in _names(names):
+        flow = _flow(context)
+        if flow == "olt":
+            _run(context, f'Then the installation\'s details say "{reason}"')
+        elif flow == "tr069":
+            if not reason.strip().isdigit():
+                raise ValueError(f"a router's failure is said by its CWMP fault code (`with fault 9010`), not {reason!r}")
+            _run(context, f'Then the ACS received from "{name}" a TransferComplete with fault {reason.strip()}')
+        elif flow == "cups":
+            station = ota(context).devices[name]
+            if station.last("update-aborted") is not None:
+                _run(context, f'Then station "{name}" refused the update: {reason}')
+            else:
+                _run(context, f'Then the CUPS server\'s last answer to station "{name}" was "{reason}"')
+        elif flow == "fuota":
+            _run(context, f'Then "{name}" failed the FUOTA campaign with "{reason}"')
+        else:
+            job = ota(context).values[_job(name)]
+            notes = [text for _, text in ota(context).devices[name].events if text.startswith(f"job {job} failed: ")]
+            assert any(reason in text for text in notes), f"{name} failed {job} saying {notes or 'nothing'}"
+
+
+@intent(then)(*(rf"(?:the\s+download\s+(?:of|to|for|by)\s+)?{who}" for who in _who(
+    r"\s+(?:took|needed|used|made)\s+(?P<count>\d+|one|two|three)\s+(?:download\s+)?attempts?")))
+def download_attempts(context, names, count):
+    """How many times the device started downloading the image: `cpe1 needed 2 attempts`, `the
+    tracker "t1" took 1 attempt`. AWS IoT: the downloads the tracker started (its own log);
+    TR-069: the Downloads the router answered on the wire, and the attempts its batch counts."""
+    count = {"one": "1", "two": "2", "three": "3"}.get(count.lower(), count)
+    for name in _names(names):
+        flow = _flow(context)
+        if flow == "tr069":
+            batch = _tr069(context)["batch_of"].get(name)
+            assert batch is not None, f"no upgrade batch for {name} in this scenario"
+            _run(context, f'Then the ACS sent "{name}" {count} Download{"" if count == "1" else "s"}',
+                 f'And "{name}" used {count} of its attempts in batch "{batch}"')
+        elif flow == "aws-iot":
+            started = [text for _, text in ota(context).devices[name].events if text.startswith("download of ")]
+            assert len(started) == int(count), f"{name} started {len(started)} downloads: {started}"
+        else:
+            raise ValueError(f"no count of download attempts in words for the {flow} flow yet")
 
 
 use_step_matcher(_PREVIOUS)

@@ -10,6 +10,7 @@ Feature: Tracker upgrades in a few lines
     When I upgrade t1 to version 1.0.1
     Then soon t1 runs version 1.0.1
     And the upgrade of t1 ends succeeded
+    And t1 reports version 1.0.1 in its shadow
 
   Scenario: A fleet upgrades, one download cut on the way
     Given 3 trackers running firmware "1.0.0"
@@ -29,8 +30,9 @@ Feature: Tracker upgrades in a few lines
     Given a tracker t1 running version 1.0.0
     And firmware 1.0.1 is missing
     When I upgrade the tracker t1 to 1.0.1
-    Then soon the upgrade of t1 ends failed
+    Then the upgrade of t1 ends failed because "404"
     And t1 still runs version 1.0.0
+    And t1 took 1 attempt
 
   Scenario: A cut download goes on from where it stopped, within minutes
     Given a tracker t1 running version 1.0.0

@@ -13,6 +13,7 @@ Feature: Basics Station updates in a few lines
     When 1 hour passes
     Then soon gw1 runs version v1
     And soon the upgrade of gw1 ends succeeded
+    And gw1 reports package v1 to the LNS
 
   Scenario: Two stations, one download cut on the way, both arrive a day later
     Given 2 stations running package "v0"

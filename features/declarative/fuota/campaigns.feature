@@ -34,6 +34,7 @@ Feature: FUOTA campaigns in a few lines
     And firmware 1.1.0 signed with an unknown key is available
     When I upgrade every device to firmware "1.1.0"
     Then every upgrade ends failed
+    And the upgrade of d1 ends failed because "badly signed"
     And every device still runs version 1.0.0
 
   Scenario: FEC makes up for a device's lost downlinks

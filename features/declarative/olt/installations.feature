@@ -33,6 +33,7 @@ Feature: Device installations in a few lines
     When I upgrade lamp1 to version 2.1.0
     Then soon lamp1 runs version 2.1.0
     And lamp2 still runs version 2.0.0
+    And lamp1 reports version 2.1.0 to the platform
 
   Scenario: The gateway goes on from the byte where its download was cut
     Given a device lamp1 of type switch running version 2.0.0

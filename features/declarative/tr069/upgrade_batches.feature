@@ -21,9 +21,11 @@ Feature: Router upgrades through the ACS in a few lines
     Given the router cpe1 runs firmware "6.48"
     And the download to cpe1 is cut after 6 KiB
     When I create an upgrade batch to 6.48.4 at any Inform with at most 2 attempts
-    Then soon the upgrade of cpe1 ends failed
+    Then the upgrade of cpe1 ends failed with fault 9017
     And cpe1 still runs version 6.48
     Then soon cpe1 runs version 6.48.4
+    And cpe1 reports RouterOS 6.48.4 to the ACS
+    And cpe1 needed 2 attempts
 
   Scenario: A router that loses power during the download gets it again at a later Inform
     Given the routers cpe1 and cpe2 run RouterOS 6.48
