@@ -2,9 +2,9 @@
 
 Two complementary nets, both applied by :func:`redact`:
 
-* **by shape** (:data:`CREDENTIAL`; in binary files also DER EC private keys): ``Authorization`` values (Bearer, Basic, a Digest
+* **by shape** (:data:`CREDENTIALS`): ``Authorization`` values (Bearer, Basic, a Digest
   ``response`` kept to its first 4 hex digits so two lines can still be told apart), a bare
-  ``Bearer <token>``, PEM private keys, and the value of any JSON/XML/form field whose name says it
+  ``Bearer <token>``, PEM private keys (in binary files DER EC keys too), and the value of any JSON/XML/form field whose name says it
   is a secret (``password``, ``token``, ``secret``, ``cupsCred``, ``tcCred``, a TR-069
   ``…Password`` parameter);
 * **by value** (:class:`SecretSet`): every secret the runtime issued during a scenario (API and
@@ -29,15 +29,21 @@ MARK = "<redacted>"
 # A field named like a secret: JSON `"name": "value"`, XML `<Name>…Password</Name><Value …>value`,
 # form/query `name=value`. Names are matched case-insensitively on their end.
 _SECRET_NAME = r"[A-Za-z0-9_.\-]*(?:password|passwd|secret|token|cupsCred|tcCred|Cred|privateKey|private_key)"
-CREDENTIAL = re.compile(
-    r"(?i)(authorization\s*:\s*(?:(?:bearer|basic)\s+)?)(?!digest\b)[^\s'\"\\,]+"
-    r"|(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*"
-    r"|(response\s*=\s*\"?[0-9a-f]{4})[0-9a-f]{4,}"
-    r"|(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z ]*PRIVATE KEY-----)"
-    rf"|(\"{_SECRET_NAME}\"\s*:\s*\")(?:[^\"\\]|\\.)+(?=\")"
-    rf"|(<Name>[^<]*Password</Name>\s*<Value[^>]*>)[^<]+(?=</Value>)"
-    rf"|([?&;]{_SECRET_NAME}=)[^&\s\"'<]+")
-_GROUPS = range(1, 8)
+_SECRET_WORDS = ("password", "passwd", "secret", "token", "cred", "privatekey", "private_key")
+# Each shape: (words one of which the lower-cased text must hold, pattern whose group 1 is kept).
+# The words let a long transcript skip the patterns it cannot match (one pass of `in` each).
+CREDENTIALS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
+    (("authorization",),
+     re.compile(r"(?i)(authorization\s*:\s*(?:(?:bearer|basic)\s+)?)(?!digest\b)[^\s'\"\\,]+")),
+    (("bearer",), re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9\-._~+/]{16,}=*")),
+    (("response",), re.compile(r"(?i)(response\s*=\s*\"?[0-9a-f]{4})[0-9a-f]{4,}")),
+    (("private key",),
+     re.compile(r"(-----BEGIN [A-Z ]*PRIVATE KEY-----)[\s\S]*?(?=-----END [A-Z ]*PRIVATE KEY-----)")),
+    (_SECRET_WORDS, re.compile(rf"(?i)(\"{_SECRET_NAME}\"\s*:\s*\")(?:[^\"\\]|\\.)+(?=\")")),
+    (("password</name>",),
+     re.compile(r"(?i)(<Name>[^<]*Password</Name>\s*<Value[^>]*>)[^<]+(?=</Value>)")),
+    (_SECRET_WORDS, re.compile(rf"(?i)([?&;]{_SECRET_NAME}=)[^&\s\"'<]+")),
+)
 
 # A run of characters a token is made of: candidates for the by-value net in one pass.
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_\-]{12,}")
@@ -57,6 +63,8 @@ class SecretSet:
     def __init__(self) -> None:
         self.tokens: set[str] = set()
         self.others: set[str] = set()
+        self._token_lengths: list[int] = []
+        self._lengths_of = 0  # len(tokens) when _token_lengths was made
 
     def add(self, value: str | bytes | None) -> None:
         if not value:
@@ -76,8 +84,7 @@ class SecretSet:
 
     def scrub(self, text: str) -> str:
         if self.tokens:
-            text = _TOKEN_RUN.sub(lambda m: MARK if m[0] in self.tokens else _within(m[0], self.tokens),
-                                  text)
+            text = _TOKEN_RUN.sub(lambda m: self._hide_in_run(m[0], self.tokens, MARK), text)
         for other in self.others:
             if other in text:
                 text = text.replace(other, MARK)
@@ -85,36 +92,39 @@ class SecretSet:
 
     def scrub_bytes(self, data: bytes, mask: bool = True) -> bytes:
         """``mask``: each secret becomes as many ``*`` (a binary file keeps its layout)."""
-        def hide(secret: bytes) -> bytes:
-            return b"*" * len(secret) if mask else MARK.encode()
-
         if self.tokens:
             encoded = {token.encode() for token in self.tokens}
             data = _TOKEN_RUN_BYTES.sub(
-                lambda m: hide(m[0]) if m[0] in encoded else _within_bytes(m[0], encoded, hide),
-                data)
+                lambda m: self._hide_in_run(m[0], encoded, None if mask else MARK.encode()), data)
         for other in self.others:
             secret = other.encode()
             if secret in data:
-                data = data.replace(secret, hide(secret))
+                data = data.replace(secret, b"*" * len(secret) if mask else MARK.encode())
         return data
 
+    def _hide_in_run(self, run, tokens, mark):
+        """The run with every token in it hidden (``mark``, or as many ``*``): the whole run, or
+        a token glued to more token characters, found by sliding a window of each token length
+        over the run (a few lengths whatever the number of tokens)."""
+        def hidden(token):
+            return mark if mark is not None else b"*" * len(token)  # a mask only for bytes
 
-def _within(run: str, tokens: set[str]) -> str:
-    """A token glued to more token characters (a cookie and its suffix): found by its length."""
-    for token in tokens:
-        if len(token) < len(run) and token in run:
-            return run.replace(token, MARK)
-    return run
-
-
-def _within_bytes(run: bytes, tokens: set[bytes], hide) -> bytes:
-    if len(tokens) > 64:  # a fleet: whole runs only, this scan would be quadratic
+        if run in tokens:
+            return hidden(run)
+        for length in self._lengths():
+            if length >= len(run):
+                break
+            for start in range(len(run) - length + 1):
+                if run[start:start + length] in tokens:
+                    piece = run[start:start + length]
+                    return run.replace(piece, hidden(piece))
         return run
-    for token in tokens:
-        if len(token) < len(run) and token in run:
-            return run.replace(token, hide(token))
-    return run
+
+    def _lengths(self) -> list[int]:
+        if self._lengths_of != len(self.tokens):  # tokens were added since
+            self._token_lengths = sorted({len(token) for token in self.tokens})
+            self._lengths_of = len(self.tokens)
+        return self._token_lengths
 
 
 _active: SecretSet | None = None
@@ -149,16 +159,16 @@ def active() -> SecretSet | None:
 def redact(text: str, secrets: Iterable[str] | SecretSet | None = None) -> str:
     """``text`` with every credential found by shape, and every secret known by value (the
     scenario's set when none is given), replaced by ``<redacted>``."""
-    text = CREDENTIAL.sub(_keep_name, text)
+    folded = text.lower()
+    for words, pattern in CREDENTIALS:
+        if any(word in folded for word in words):
+            text = pattern.sub(_keep_name, text)
     known = _as_set(secrets)
     return known.scrub(text) if known else text
 
 
 def _keep_name(match: re.Match) -> str:
-    for group in _GROUPS:
-        if match[group]:
-            return match[group] + MARK
-    return MARK
+    return match[1] + MARK
 
 
 def _as_set(secrets: Iterable[str] | SecretSet | None) -> SecretSet | None:

@@ -193,21 +193,41 @@ def _body_text(body: Any, decode: Callable[[Any], str] | None) -> str:
     return text
 
 
+_XML_TOKEN = re.compile(r"<[^>]*>|[^<]+")
+
+
 def _indented_xml(text: str) -> str:
-    """A SOAP body one element a line, for reading; anything else (or XML with a DTD, which the
-    transcript never expands) as it came."""
+    """A SOAP body one element a line (an element holding only text on one line), for reading:
+    display only, nothing parsed or expanded; anything else, or XML with a DTD or comments, as
+    it came."""
     if not text.lstrip().startswith("<") or "<!" in text:
         return text
-    from xml.dom import minidom
-    from xml.parsers.expat import ExpatError
-
-    try:
-        pretty = minidom.parseString(text.encode()).toprettyxml(indent="  ")
-    except (ExpatError, ValueError):
-        return text
-    lines = [line for line in pretty.splitlines() if line.strip()]
-    if not text.lstrip().startswith("<?xml"):
-        lines = lines[1:]  # the declaration minidom adds
+    tokens = _XML_TOKEN.findall(text.strip())
+    lines, depth, index = [], 0, 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token.startswith("</"):
+            depth = max(depth - 1, 0)
+            lines.append("  " * depth + token)
+        elif token.startswith("<?"):
+            lines.append(token)
+        elif token.startswith("<"):
+            following = tokens[index + 1:index + 3]
+            if len(following) == 2 and not following[0].startswith("<") \
+                    and following[1].startswith("</"):
+                lines.append("  " * depth + token + following[0] + following[1])  # <a>text</a>
+                index += 3
+                continue
+            if following and following[0].startswith("</") and not token.endswith("/>"):
+                lines.append("  " * depth + token + following[0])  # <a></a>
+                index += 2
+                continue
+            lines.append("  " * depth + token)
+            if not token.endswith("/>"):
+                depth += 1
+        elif token.strip():
+            lines.append("  " * depth + token.strip())
+        index += 1
     return "\n".join(lines)
 
 

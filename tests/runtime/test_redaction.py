@@ -134,3 +134,14 @@ def test_der_private_keys_in_binary_files_are_masked(tmp_path):
                                            serialization.NoEncryption()))
         assert scrub_file(path, None)
         assert scalar not in path.read_bytes() and len(path.read_bytes()) > 100
+
+
+def test_a_fleets_thousands_of_secrets_are_found_in_one_pass_also_glued():
+    secrets = SecretSet()
+    tokens = [new_token() for _ in range(2000)]
+    for token in tokens:
+        secrets.add(token)
+    text = f"a {tokens[5]} b cookie={tokens[7]}x {tokens[-1]}"
+    assert redact(text, secrets) == f"a {MARK} b cookie={MARK}x {MARK}"
+    data = b"\x00" + tokens[9].encode() + b"Z\x01"
+    assert secrets.scrub_bytes(data) == b"\x00" + b"*" * len(tokens[9]) + b"Z\x01"
