@@ -39,10 +39,13 @@ class AcsAdmin:
         self.http.close()
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.answer(method, path, **kwargs).json()
+
+    def answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         response = self.http.request(method, self.admin + path, timeout=60, **kwargs)
         if response.status_code >= 300:
             raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json()
+        return response
 
     def upload_seed_files(self) -> None:
         """The seed's files: RouterOS 6.48.4 as an upgrade XML and its two packages, and the
@@ -74,7 +77,9 @@ class AcsAdmin:
 
 class BatchKeeper(threading.Thread):
     """The operator during the run: one batch; every CPE that booted since is added to it (the
-    admin API's "find new devices") and forced, until ``stop()``."""
+    admin API's "find new devices") and forced, until ``stop()``. When the force's Connection
+    Request did not reach the CPE (202: the ACS gives up after 2 s, which a loaded machine can
+    exceed), it is sent again a few seconds later, as an operator would."""
 
     def __init__(self, acs: AcsAdmin, every: float = 1.0) -> None:
         super().__init__(daemon=True)
@@ -82,19 +87,34 @@ class BatchKeeper(threading.Thread):
         self.every = every
         self.batch_id = acs.create_batch()
         self.forced: list[str] = []
+        self.unreached: set[str] = set()
+        self.requests_again = 0
         self._stop_event = threading.Event()
         self.errors: list[str] = []
 
     def run(self) -> None:
+        rounds = 0
         while not self._stop_event.wait(self.every):
+            rounds += 1
             try:
                 added = self.acs.call("POST", f"/batches/{self.batch_id}/find-new-devices")
                 for device in added["added"]:
-                    self.acs.call("POST", f"/batches/{self.batch_id}/devices/"
-                                  f"{quote(device, safe='')}/force")
                     self.forced.append(device)
+                    self._reach(device, f"/batches/{self.batch_id}/devices/"
+                                        f"{quote(device, safe='')}/force")
+                if rounds % 5 == 0:
+                    for device in sorted(self.unreached):
+                        self.requests_again += 1
+                        self._reach(device, f"/devices/{quote(device, safe='')}"
+                                            "/connection-request")
             except (AssertionError, requests.RequestException) as exc:
                 self.errors.append(str(exc))
+
+    def _reach(self, device: str, path: str) -> None:
+        if self.acs.answer("POST", path).status_code == 200:
+            self.unreached.discard(device)
+        else:
+            self.unreached.add(device)
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -32,7 +32,7 @@ from locust import User, constant, events, task
 from locust.runners import STATE_MISSING, STATE_RUNNING, LocalRunner, MasterRunner, WorkerRunner
 
 from otaharness.load.fleet import STRIDE, device_number
-from otaharness.load.options import add_load_options, host_options
+from otaharness.load.options import WORKER_OWN_OPTIONS, add_load_options, host_options
 
 log = logging.getLogger("otaharness.load")
 
@@ -59,6 +59,9 @@ class DeviceHost:
         self.commands: gevent.queue.Queue = gevent.queue.Queue()
         self.greenlets: list[gevent.Greenlet] = []
         self._opening = gevent.lock.BoundedSemaphore()
+        # read now: the master's options replace the worker's own at the first spawn message
+        self.own_options = {name: getattr(environment.parsed_options, name, None)
+                            for name in WORKER_OWN_OPTIONS}
         self.closing = False
         self.free: list[int] = []  # device slots given back by stopped users, reused first
         self.next_slot = 1
@@ -84,7 +87,7 @@ class DeviceHost:
         options = self.environment.parsed_options
         self.kind = options.kind
         settings = {"kind": self.kind, "worker_index": self.worker_index,
-                    "options": host_options(options)}
+                    "options": host_options(options, self.own_options)}
         self.process = gevent.subprocess.Popen(
             [sys.executable, "-m", "otaharness.load.host", json.dumps(settings)],
             stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE, bufsize=0)

@@ -20,6 +20,10 @@ HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host
                 "periodic_interval", "boot_seconds", "device_prefix", "seed", "fault",
                 "fault_devices", "fault_endpoint")
 
+# Options a worker takes from its own command line, not from the master's (Locust copies the
+# master's custom options onto every worker): where this host listens.
+WORKER_OWN_OPTIONS = ("cr_host",)
+
 
 def _checked_by(parse: Any) -> Any:
     """An argparse type that keeps the text once ``parse`` reads it (its error, as argparse's)."""
@@ -129,5 +133,7 @@ def add_load_options(parser: Any) -> None:
                      help="seconds a reboot takes (default 30)")
 
 
-def host_options(options: Any) -> dict[str, Any]:
-    return {name: getattr(options, name, None) for name in HOST_OPTIONS}
+def host_options(options: Any, own: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the device host needs, the worker's ``own`` options (``WORKER_OWN_OPTIONS``, read
+    from its command line before the master's arrived) over the master's."""
+    return {**{name: getattr(options, name, None) for name in HOST_OPTIONS}, **(own or {})}

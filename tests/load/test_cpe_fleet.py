@@ -24,9 +24,11 @@ RUN_BOUND = 600.0  # real seconds a run may take before the test gives up (liven
 @pytest.fixture
 def acs():
     served = ServedAcs()
-    served.upload_seed_files()
-    yield served
-    served.stop()
+    try:
+        served.upload_seed_files()
+        yield served
+    finally:
+        served.stop()
 
 
 @pytest.fixture
@@ -38,15 +40,17 @@ def keeper(acs: ServedAcs):
     batch.stop()
 
 
-def start_distributed(tmp_path: Path, acs: ServedAcs, users: int, *extra: str
+def start_distributed(tmp_path: Path, acs: ServedAcs, users: int, *extra: str,
+                      worker_options: tuple[list[str], list[str]] = ([], [])
                       ) -> tuple[Process, list[Process]]:
     port = free_port()
     master = Process("master", load_command(
         "cpe", "--master", "--headless", "--expect-workers", "2", "--master-bind-port", str(port),
         "-u", str(users), "-r", "200", "--run-time", "8m", "--until-upgraded",
         "--fleet-report", str(tmp_path / "fleet.json"), *cpe_options(acs), *extra), tmp_path)
-    workers = [Process(f"worker{n}", load_command("cpe", "--worker", "--master-port", str(port)),
-                       tmp_path) for n in range(2)]
+    workers = [Process(f"worker{n}", load_command("cpe", "--worker", "--master-port", str(port),
+                                                  *worker_options[n]), tmp_path)
+               for n in range(2)]
     return master, workers
 
 
@@ -74,7 +78,10 @@ def acs_records(acs: ServedAcs) -> tuple[list[dict], Counter]:
 @pytest.mark.slow
 def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
         tmp_path: Path, acs: ServedAcs, keeper: BatchKeeper) -> None:
-    master, workers = start_distributed(tmp_path, acs, 1000)
+    # the second worker's Connection Request listener on an address of its own (its own
+    # option, not the master's)
+    master, workers = start_distributed(tmp_path, acs, 1000,
+                                        worker_options=([], ["--cr-host", "127.0.0.2"]))
     code = finish(master, workers)
     assert code == 0, master.text()[-4000:]
     report = json.loads((tmp_path / "fleet.json").read_text())
@@ -89,6 +96,9 @@ def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
     serials = {d["serial_number"] for d in devices}
     assert serials == {f"OTAH{worker * 1_000_000 + n:09d}" for worker in (0, 1)
                        for n in range(1, 501)}
+    listeners = {(d["serial_number"][:7], d["connection_request_url"].split("/")[2].split(":")[0])
+                 for d in devices}  # (worker index part of the serial, listener address)
+    assert len(listeners) == 2 and {host for _, host in listeners} == {"127.0.0.1", "127.0.0.2"}
 
     # the master's totals, summed over both workers, equal what the ACS recorded
     assert report["succeeded"] == 1000 and report["failed"] == {}
