@@ -479,6 +479,12 @@ def _fuota_image(context, version: str, size: str | None, variant: str = "") -> 
         layer["image"] = version
 
 
+def _fuota_version(text: str) -> int:
+    """`1.1.0` as the FUOTA devices number it (0x01010000)."""
+    major, minor, patch = (int(part) for part in text.split("."))
+    return major << 24 | minor << 16 | patch << 8
+
+
 def _campaign_options(text: str) -> dict:
     """`with FEC, redundancy 20% and at most 2 rounds` → the campaign's settings."""
     return _options_in_words(text, _CAMPAIGN_OPTIONS, "campaign", "`with FEC` or `without FEC`, "
@@ -978,7 +984,8 @@ def firmware_size(context, version, size):
     answer for `fw-<version>.hex` and every tracker's own count of the bytes it downloaded; olt:
     the firmware's blob as the platform describes and serves it; TR-069: the RouterOS package on
     the ACS file server (its record and the bytes it serves); CUPS: the update file as each
-    station given it stored it: `the firmware 1.0.1 image is 64 KiB`, `the update v1 is 16 KiB`."""
+    station given it stored it; FUOTA: the firmware each device installed, by its own note (the
+    image's body, as `firmware 1.1.0 of 3 KiB` sets it): `the firmware 1.0.1 image is 64 KiB`, `the update v1 is 16 KiB`."""
     expected, flow = parse_size(size), _flow(context)
     if flow == "olt":
         name = _olt_firmware(version)
@@ -992,9 +999,14 @@ def firmware_size(context, version, size):
         assert stations, f"no station was upgraded to {version} in this scenario"
         for name in stations:
             _run(context, f'Then station "{name}" received an update of {size}')
-    elif flow == "fuota":
-        raise ValueError("a FUOTA image reaches the devices as fragments: say `d1 heard at least "
-                         "12 fragments`")
+    elif flow == "fuota":  # each device's own note of the firmware it installed
+        installed = {name: [what for _, what in context.fuota.agents[name].events
+                            if what.startswith(f"installed firmware {_fuota_version(version):#x} ")]
+                     for name in _trackers(context)}
+        assert any(installed.values()), f"no device installed firmware {version}"
+        for name, notes in installed.items():
+            for note in notes:
+                assert note.endswith(f", {expected} octets)"), f"{name}: {note}, not {expected} octets"
     else:
         _run(context, f"Then the object `fw-{version}.hex` in the FOTA bucket is {size}")
         for name in _trackers(context):

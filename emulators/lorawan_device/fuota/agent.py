@@ -223,7 +223,8 @@ class FuotaAgent:
         """Restart: a valid image in the flash slot is installed first (TS006 §2), then RAM is lost."""
         check = check_image(self.flash.data, verify_key=self.verify_key, hw_version=self.hw_version)
         if check.status is ts006.UpImageStatus.VALID and check.fw_version is not None:
-            self._note(f"installed firmware {check.fw_version:#x} (was {self.firmware_version:#x})")
+            self._note(f"installed firmware {check.fw_version:#x} (was {self.firmware_version:#x}, "
+                       f"{check.body_size} octets)")
             self.firmware_version = check.fw_version
             self.flash.erase()  # "after a successful reboot into the new version the image is deleted"
         self.reboots += 1

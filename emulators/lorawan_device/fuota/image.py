@@ -36,6 +36,7 @@ def build_image(body: bytes, *, fw_version: int, hw_version: int, signing_key: E
 class ImageCheck:
     status: UpImageStatus
     fw_version: int | None = None
+    body_size: int | None = None  # octets of firmware the header announces (a valid image)
 
 
 def check_image(data: bytes | None, *, verify_key: Ed25519PublicKey, hw_version: int) -> ImageCheck:
@@ -53,7 +54,7 @@ def check_image(data: bytes | None, *, verify_key: Ed25519PublicKey, hw_version:
         return ImageCheck(UpImageStatus.CORRUPT_OR_BAD_SIGNATURE)
     if image_hw != hw_version:
         return ImageCheck(UpImageStatus.WRONG_HARDWARE, fw_version)
-    return ImageCheck(UpImageStatus.VALID, fw_version)
+    return ImageCheck(UpImageStatus.VALID, fw_version, length)
 
 
 # Slots that hold the same octets share one bytes object: bytes are immutable and a device can

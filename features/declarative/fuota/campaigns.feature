@@ -11,6 +11,7 @@ Feature: FUOTA campaigns in a few lines
     Then the campaign ends finished
     And every device runs firmware 1.1.0
     And every upgrade ends succeeded
+    And the firmware 1.1.0 image is 3 KiB
 
   Scenario: Without FEC, a device that lost its fragments gets a second round
     Given the devices a and b run version 1.0.0
