@@ -590,7 +590,8 @@ def _timeline_html(folder: Path, scenario: dict[str, Any]) -> str:
     except Exception as error:  # noqa: BLE001 - a plot that cannot be drawn must not cost the rest
         plot = f"<p class=problem>the timeline could not be plotted: {_e(repr(error))}</p>"
     failures = [event for event in events if event["kind"] == "failure"]
-    caption = (f"Timeline: {len(events)} events of {len({e['actor'] for e in events})} actors"
+    actors = {event["actor"] for event in events if event["kind"] != "step"}  # the plot's rows
+    caption = (f"Timeline: {len(events)} events, {len(actors)} devices and servers"
                + (f"; failure at {_seconds(failures[0]['t'])}" if failures else "") + unread)
     listed = events[:EVENTS_LISTED]
     table = "".join(

@@ -137,7 +137,7 @@ def test_a_failed_scenario_is_open_with_its_reason_timeline_transcripts_and_link
     # each marker's event on hover, the failure's too
     assert "<title>95.000 s  t1  failure: t1 runs 1.0.0, expected 1.0.1</title>" in svg
     assert "<title>30.250 s  t1  download: cut after 4096 bytes</title>" in svg
-    assert "Timeline: 5 events of 3 actors; failure at 95.0 s (0:01:35) (1 lines did not read)" in failed
+    assert "Timeline: 5 events, 2 devices and servers; failure at 95.0 s (0:01:35) (1 lines did not read)" in failed
     # the transcript folded under the scenario, escaped, with its file linked
     transcript = elements.all("details", "transcript")
     assert len(transcript) == 1 and "open" not in transcript[0][1]
