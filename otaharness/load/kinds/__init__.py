@@ -1,0 +1,1 @@
+"""Device kinds of ``otaharness load``: a :class:`~otaharness.load.fleet.DeviceFleet` each."""
