@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from otaharness.protocols import olt
+from otaharness.runtime import timeline
 from otaharness.runtime.redaction import remember
 from otaharness.servers.olt import schemas
 from otaharness.servers.olt.errors import (
@@ -143,6 +144,7 @@ class OltBackend:
         if self.publisher is None:
             log.info("no MQTT publisher: dropped %s %s", topic, payload)
             return
+        timeline.exchange("olt", "mqtt", f"← PUBLISH {topic}", payload, json.dumps)
         await self.publisher.publish(topic, payload, qos=1)
 
     # -- tenants and tokens ------------------------------------------------------------------------

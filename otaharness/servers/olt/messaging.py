@@ -12,6 +12,7 @@ import logging
 from typing import Any, Protocol
 
 from otaharness.protocols import olt
+from otaharness.runtime import timeline
 from otaharness.servers.olt.backend import OltBackend
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ class OltMessaging:
         await self.client.subscribe(olt.EVENT_INGEST, qos=1)
 
     async def on_data(self, topic: str, payload: bytes) -> None:
+        timeline.exchange("olt", "mqtt", f"→ PUBLISH {topic}", payload)
         try:
             device_id, kind, value = olt.decode_data_report(payload)
         except olt.TopicError as exc:
@@ -52,6 +54,7 @@ class OltMessaging:
         await self.backend.ingest_report(device_id, kind, value)
 
     async def on_event(self, topic: str, payload: bytes) -> None:
+        timeline.exchange("olt", "mqtt", f"→ PUBLISH {topic}", payload)
         try:
             event = olt.decode_event(payload)
         except olt.TopicError as exc:
