@@ -113,6 +113,19 @@ def _run(context, *lines: str) -> None:
     context.execute_steps("\n".join(lines))
 
 
+def _background(context, coroutine) -> None:
+    """A watcher on the scenario's loop (a fault waiting for its moment), cancelled at the end if
+    its moment never came: the check that the fault happened says so, not a leftover task."""
+    runtime = ota(context)
+    task = runtime.loop.create_task(coroutine)
+
+    async def cancel() -> None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+    runtime.add_cleanup(cancel)
+
+
 def _job(name: str) -> str:
     return f"job-{name}"
 
@@ -324,7 +337,7 @@ def _tr069_power_cut_mid_download(context, name: str) -> None:
         await asyncio.sleep(2)
         await router.power_cut()
 
-    runtime.loop.create_task(cut_once_downloading())
+    _background(context, cut_once_downloading())
 
 
 def _tr069_ends(context, name: str, state: str) -> None:
@@ -415,7 +428,7 @@ def _cups_power_cut_mid_download(context, name: str, file: str) -> None:
         await runtime.devices[name].power_cut()
         await runtime.set_link_fault(name, url, None)
 
-    runtime.loop.create_task(cut_halfway())
+    _background(context, cut_halfway())
 
 
 def _cups_ends(context, name: str, state: str) -> None:
