@@ -32,7 +32,8 @@ from locust import User, constant, events, task
 from locust.runners import STATE_MISSING, STATE_RUNNING, LocalRunner, MasterRunner, WorkerRunner
 
 from otaharness.load.fleet import STRIDE, device_number
-from otaharness.load.options import WORKER_OWN_OPTIONS, add_load_options, host_options
+from otaharness.load.options import (
+    WORKER_OWN_OPTIONS, add_load_options, host_options, missing_options)
 
 log = logging.getLogger("otaharness.load")
 
@@ -311,6 +312,11 @@ TOTALS = FleetTotals()
 def _init(environment: Any, **_: Any) -> None:
     global HOST
     runner = environment.runner
+    missing = missing_options(environment.parsed_options)
+    if missing and not isinstance(runner, WorkerRunner):  # workers get them from the master
+        log.error("otaharness load %s needs %s", environment.parsed_options.kind,
+                  " and ".join(missing))
+        sys.exit(2)
     if isinstance(runner, (WorkerRunner, LocalRunner)):
         HOST = DeviceHost(environment)
         runner.register_message(REBOOT_MESSAGE, lambda environment, msg, **kw: HOST.reboot_wave(

@@ -133,6 +133,15 @@ def add_load_options(parser: Any) -> None:
                      help="seconds a reboot takes (default 30)")
 
 
+REQUIRED = {"cpe": ("acs_url",)}
+
+
+def missing_options(options: Any) -> list[str]:
+    """The kind's required options the run lacks, as command-line flags."""
+    return ["--" + name.replace("_", "-") for name in REQUIRED.get(options.kind, ())
+            if not getattr(options, name, None)]
+
+
 def host_options(options: Any, own: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the device host needs, the worker's ``own`` options (``WORKER_OWN_OPTIONS``, read
     from its command line before the master's arrived) over the master's."""

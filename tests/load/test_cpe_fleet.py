@@ -204,3 +204,22 @@ def test_reboot_waves_reach_the_acs_as_boot_informs(tmp_path: Path, acs: ServedA
              for d in devices}
     # the first two waves took one half of the fleet each: every CPE booted again at least once
     assert len(boots) == 20 and all(count >= 2 for count in boots.values()), boots
+
+
+@pytest.mark.load
+@pytest.mark.slow  # each starts Locust (seconds of imports)
+@pytest.mark.parametrize("arguments, message", [
+    (["--acs-url", "https://127.0.0.1:9", "--fault", "cut after bogus"],
+     "argument --fault: in link fault 'cut after bogus': not a size: 'bogus'"),
+    (["--acs-url", "https://127.0.0.1:9", "--stages", "200 in no time"],
+     "argument --stages: not a duration: 'no time'"),
+    (["--acs-url", "https://127.0.0.1:9", "--stages", "200 at 10s"],
+     "a stage is 'DEVICES in DURATION' (e.g. '200 in 10s'), not '200 at 10s'"),
+    ([], "otaharness load cpe needs --acs-url"),
+])
+def test_a_run_that_cannot_work_is_refused_before_any_device_starts(arguments, message) -> None:
+    result = subprocess.run(load_command("cpe", "--headless", "-u", "1", "-t", "5s", *arguments),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "device host pid" not in result.stderr
