@@ -107,6 +107,10 @@ class RangeDownload:
         retries = SOCKET_RETRIES
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
                                          auto_decompress=False) as session:
+            # aiohttp sends a GET again, unseen, when a kept-alive connection breaks before the
+            # answer; the nRF client sees the broken socket and resumes itself (counted, logged).
+            # No public switch exists for this (aiohttp 3.14): the attribute is its own.
+            session._retry_connection = False
             while self.size is None or self.offset < self.size:
                 before = self.offset
                 try:

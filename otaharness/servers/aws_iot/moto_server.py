@@ -13,7 +13,13 @@ are moto's, outside the scenario's loop; a scenario's virtual jumps cannot fire 
 devices' bytes held by a link fault wait in virtual time, which costs little real time. A
 connection past its deadline is shut down from a timer thread (the handler's thread is blocked in
 a read, which the shutdown ends); no 408 is written, since a TLS socket cannot be written from a
-second thread while the first reads it."""
+second thread while the first reads it.
+
+Keep-alive: werkzeug closes every connection after its response, because it cannot drain an
+unread request body without eating the next request. A request without a body (a device's S3
+range GET) has nothing to drain, so its connection is kept open for the next request, as S3 does:
+a tracker's 2 KiB ranges then share one TLS session instead of a handshake each. A request with
+a body still ends its connection as werkzeug does."""
 
 from __future__ import annotations
 
@@ -53,6 +59,29 @@ class _RequestCounter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.in_flight = 0
+        self.connections: dict[threading.Thread, socket.socket] = {}  # open ones, by their thread
+
+    def opened(self, connection: socket.socket) -> None:
+        with self._lock:
+            self.connections[threading.current_thread()] = connection
+
+    def closed(self) -> None:
+        with self._lock:
+            self.connections.pop(threading.current_thread(), None)
+
+    def close_all(self, timeout: float) -> None:
+        """End every open connection (a kept-alive one waits for its next request) and wait
+        for their threads, so that a stopped server leaves no thread behind."""
+        with self._lock:
+            open_now = dict(self.connections)
+        for connection in open_now.values():
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
+        deadline = time.monotonic() + timeout
+        for thread in open_now:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def enter(self) -> None:
         with self._lock:
@@ -61,6 +90,15 @@ class _RequestCounter:
     def exit(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+
+class _NothingMore:
+    """What werkzeug's drain after a response reads from a kept-alive connection: nothing, so
+    the next request stays in the socket for the next ``handle_one_request``."""
+
+    @staticmethod
+    def read(_size: int = -1) -> bytes:
+        return b""
 
 
 class _ConnectionDeadline:
@@ -106,6 +144,7 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits) -> type:
             return parsed
 
         def handle(self) -> None:
+            counter.opened(self.connection)
             self._deadline = _ConnectionDeadline(self.connection, self.client_address[0])
             self._deadline.start(limits.handshake + limits.headers_ceiling, "TLS handshake and first request")
             self._served_one = False
@@ -115,9 +154,35 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits) -> type:
                 log.info("TLS with %s failed: %s", self.client_address[0], error)
             finally:
                 self._deadline.cancel()
+                counter.closed()
+
+        def make_environ(self) -> dict[str, Any]:
+            environ = super().make_environ()  # its wsgi.input keeps the connection's reader
+            self._keep_alive = self._without_body() and not self.close_connection
+            if self._keep_alive:
+                self._request_reader, self.rfile = self.rfile, _NothingMore()
+            return environ
+
+        def _without_body(self) -> bool:
+            length = self.headers.get("Content-Length", "").strip()
+            return (self.request_version == "HTTP/1.1" and length in ("", "0")
+                    and "Transfer-Encoding" not in self.headers)
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if self._keep_alive and keyword.lower() == "connection" and value.lower() == "close":
+                return  # werkzeug's "always close": not for a request with nothing left to read
+            super().send_header(keyword, value)
+
+        def run_wsgi(self) -> None:
+            try:
+                super().run_wsgi()
+            finally:
+                if self._keep_alive:
+                    self.rfile = self._request_reader
 
         def handle_one_request(self) -> None:
             self._counted = False
+            self._keep_alive = False
             if self._served_one:
                 try:
                     arrived = self.rfile.peek(1)  # idle until the next request's first byte
@@ -181,6 +246,7 @@ class MotoServer:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
+            self._requests.close_all(QUIET_TIMEOUT)  # kept-alive connections end with the server
             self._server = None
             self._url = None
 
