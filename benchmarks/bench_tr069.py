@@ -119,7 +119,8 @@ async def bare_sessions(clock: VirtualClock, cpes: list[Cpe]) -> None:
         for cpe in wave:
             cpe.queue_event(EVENT_PERIODIC)
         finished = await clock.run_until(
-            lambda: all(cpe.sessions_completed > before for cpe, before in zip(wave, done_before)),
+            lambda wave=wave, done_before=done_before: all(
+                cpe.sessions_completed > before for cpe, before in zip(wave, done_before)),
             timeout=HOUR / 2)
         assert finished, "not every CPE finished its bare Inform session"
 

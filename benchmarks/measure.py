@@ -56,7 +56,7 @@ def save_results(name: str, results: Iterable[Figures], *, size_key: str = "devi
     document: dict[str, Any] = {"results": []}
     if path.exists():
         document = json.loads(path.read_text())
-    stamp = {"measured": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    stamp = {"measured": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
              "machine": machine(), "load_average": [round(x, 2) for x in os.getloadavg()]}
     fresh = {result[size_key]: {**result, **stamp} for result in results}
     kept = [result for result in document["results"] if result.get(size_key) not in fresh]

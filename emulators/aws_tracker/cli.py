@@ -38,6 +38,7 @@ from otaharness.emulators.fleet_report import FleetReport
 from otaharness.runtime.clock import RealClock
 from otaharness.runtime.mqtt import MqttError
 from otaharness.runtime.pki import client_context
+from otaharness.runtime.collector import tune_for_fleets
 
 log = logging.getLogger("otaharness.emulators.aws_tracker")
 
@@ -176,6 +177,7 @@ def tell(report: FleetReport, tracker: Tracker, text: str) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_fleets()  # thousands of devices in this process: see runtime/collector.py
     try:
         endpoints(args)  # checked before any device starts
         fleet = Fleet("aws-tracker", args, direct=bool(args.bind_address))

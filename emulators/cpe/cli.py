@@ -19,6 +19,7 @@ from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
 from otaharness.protocols.cwmp import DownloadResponse, Inform, TransferComplete
 from otaharness.protocols.cwmp.envelope import parse_envelope
 from otaharness.runtime.clock import RealClock
+from otaharness.runtime.collector import tune_for_fleets
 
 from .connection_request import ConnectionRequestServer
 from .device import Cpe
@@ -130,6 +131,7 @@ class CpeWatch:
 
 
 async def run(args: argparse.Namespace) -> int:
+    tune_for_fleets()  # thousands of devices in this process: see runtime/collector.py
     clock = RealClock()
     try:
         base = ipaddress.IPv4Address(args.bind_base) if args.bind_base else None
