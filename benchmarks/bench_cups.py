@@ -3,17 +3,17 @@
 Run from the repository root: python -m benchmarks.bench_cups [--counts 100 1000] [--update-size 4096]
 [--no-save]
 
-Per N, in a fresh process on the virtual clock (the 24-hour CUPS interval costs no real time):
-the Basics Station back end (CUPS + admin API, LNS, SQLite registry) and N emulated stations, each
-with its own home directory and sig-0.key, all holding one signing key. The stations start and
-connect (CUPS, then the LNS reports package v0). Then, per station, the provisioning tool's
-`upgrade_firmware` uploads the signed update file and sets the twin; at the stations' next
-regular CUPS check (24 virtual hours later) each one downloads the update, verifies its
-ECDSA-SHA512 signature, runs the update program (a real /bin/sh process), restarts, asks CUPS
+Per N, in a fresh process on the virtual clock (the 24-hour CUPS interval costs no real time): the
+Basics Station back end (CUPS + admin API, LNS, SQLite registry) and N emulated stations, each with
+its own home directory and sig-0.key, all holding one signing key. The stations start and connect
+(CUPS, then the LNS reports package v0), in waves of 500 a virtual second apart. Then, per station,
+the provisioning tool's `upgrade_firmware` uploads the signed update file and sets the twin; at the
+stations' next regular CUPS check (24 virtual hours later) each one downloads the update, verifies
+its ECDSA-SHA512 signature, runs the update program (a real /bin/sh process), restarts, asks CUPS
 again (14-byte no-update) and reports v1 to the LNS. Timed in real seconds: connecting; the
-uploads; the upgrade cycle from the start of the 24-hour wait to the last LNS report of v1.
-Memory per station: growth of this process's resident set divided by N, after connecting and at
-the end. Every station's registry entry is checked to report v1 before a result is printed.
+uploads; the upgrade cycle from the start of the 24-hour wait to the last LNS report of v1. Memory
+per station: growth of this process's resident set divided by N, after connecting and at the end.
+Every station's registry entry is checked to report v1 before a result is printed.
 
 Baseline, in the same process against the same CUPS server once every station is connected:
 each station's own /update-info request (its current credential CRCs, package v0 and key CRCs)
@@ -50,6 +50,10 @@ from otaharness.servers.basics_station.server import BasicsStationServer
 FIRST_EUI = 0x0016C001FF100000
 DAY = 86400.0
 POSTS_AT_A_TIME = 50
+# Stations that start in the same virtual second, and so check CUPS together every 24 hours: each
+# update runs a /bin/sh child (pipes included), and a fleet updating in one instant would need more
+# descriptors than a process may hold here (20,000).
+WAVE = 500
 UPDATE_PROGRAM = "#!/bin/sh\nprintf 'v1\\n' > version.txt\nrm -f update.bin\n: > station.restart\n"
 
 
@@ -110,8 +114,10 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, count: int, update_si
             return every_station
 
         with Stopwatch() as connecting:
-            for station in stations:
-                await station.start()
+            for start in range(0, len(stations), WAVE):
+                for station in stations[start:start + WAVE]:
+                    await station.start()
+                await clock.run_for(1.0)
             assert await clock.run_until(reported("v0"), timeout=3600), "not every station connected"
         rss_connected = memory.per_unit_kib(count)
 

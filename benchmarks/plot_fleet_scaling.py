@@ -7,9 +7,9 @@ Reads benchmarks/results/*.json as the benchmarks write them (bench_tr069 -> tr0
 bench_aws_trackers -> aws_fleet.json, bench_cups -> cups_fleet.json, and the class C multicast
 run's multicast_fleet.json when present; aws_fleet_closing_connections.json is the AWS flow before
 moto's S3 kept connections alive, the baseline of that change): per fleet size ``devices``, ``wall_s``, ``peak_rss_mib``
-and, where measured, ``cpu_s``. Both axes are logarithmic, with dotted lines of slope one through
-each flow's smallest fleet: a flow whose cost is linear in devices runs parallel to its line,
-a superlinear one bends above it.
+and, where measured, ``cpu_s``. Logarithmic axes, with dotted lines of slope one through each
+flow's smallest fleet: a flow whose cost is linear in devices runs parallel to its line, a
+superlinear one bends above it; and CPU time per device, flat when the cost is linear.
 """
 
 from __future__ import annotations
@@ -34,7 +34,16 @@ FLOWS = {  # results file -> label in the legend
 }
 PANELS = (("wall_s", "wall time of the whole run (s)"),
           ("cpu_s", "CPU time of the process (s)"),
+          ("cpu_ms_per_device", "CPU time per device (ms; flat = linear)"),
           ("peak_rss_mib", "peak resident set (MiB)"))
+PER_DEVICE = {"cpu_ms_per_device": "cpu_s"}  # panels of a figure divided by the fleet size
+
+
+def value(run: dict[str, Any], key: str) -> float | None:
+    if key in PER_DEVICE:
+        total = run.get(PER_DEVICE[key])
+        return None if total is None else 1000 * total / run["devices"]
+    return run.get(key)
 
 
 def entries(document: Any) -> list[dict[str, Any]]:
@@ -56,21 +65,23 @@ def load(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def plot(flows: dict[str, list[dict[str, Any]]], out: Path) -> None:
-    figure, axes = plt.subplots(1, len(PANELS), figsize=(15, 5))
+    figure, axes = plt.subplots(1, len(PANELS), figsize=(20, 5))
     for axis, (key, label) in zip(axes, PANELS):
         for index, (name, runs) in enumerate(flows.items()):
-            points = [(run["devices"], run[key]) for run in runs if run.get(key) is not None]
+            points = [(run["devices"], value(run, key)) for run in runs if value(run, key) is not None]
             if not points:
                 continue
             colour = f"C{index}"
             sizes, values = zip(*points)
             axis.plot(sizes, values, "o-", color=colour, label=FLOWS[name])
             first_size, first_value = points[0]
-            if len(points) > 1:  # cost linear in devices from the smallest fleet on
+            if len(points) > 1 and key not in PER_DEVICE:  # linear in devices from the smallest fleet
                 axis.plot([first_size, sizes[-1]], [first_value, first_value * sizes[-1] / first_size],
                           ":", color=colour, linewidth=1)
         axis.set_xscale("log")
-        axis.set_yscale("log")
+        axis.set_yscale("linear" if key in PER_DEVICE else "log")
+        if key in PER_DEVICE:
+            axis.set_ylim(bottom=0)
         axis.set_xlabel("devices in one process")
         axis.set_ylabel(label)
         axis.grid(True, which="both", linewidth=0.3)
