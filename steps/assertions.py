@@ -63,6 +63,15 @@ def resumed_count(context, name, count):
                                       f"{len(resumed_at)}: {name} resumed at bytes {resumed_at}")
 
 
+@then('device "{name}" resumed the download at least {count:d} times')
+@then('device "{name}" resumed the download at least {count:d} time')
+def resumed_at_least(context, name, count):
+    """The device went on with a broken download at least this often (a link cut more than once
+    may break it again)."""
+    resumed_at = _resumptions(context, name)
+    assert len(resumed_at) >= count, f"{name} resumed {len(resumed_at)} times, at bytes {resumed_at}"
+
+
 @then('device "{name}" did not resume a download')
 def not_resumed(context, name):
     """The device never went on with a broken download (or none broke)."""

@@ -139,7 +139,11 @@ def generate_certificate(context, tracker):
     """Create the tracker's thing (an IMEI-like id), keys and certificate, attached to it. Its
     id and ARN are `${tracker.<name>.id}` and `${tracker.<name>.arn}`."""
     runtime = ota(context)
-    thing_id = "35" + "".join(str(runtime.rng(f"imei:{tracker}").randrange(10)) for _ in range(13))
+    # One stream per tracker, 13 digits drawn from it (a fresh stream per digit gave one digit 13
+    # times: ten ids in all, and trackers of one scenario took each other's MQTT sessions).
+    rng, taken = runtime.rng(f"imei:{tracker}"), {t["id"] for t in runtime.values.get("tracker", {}).values()}
+    while (thing_id := "35" + "".join(str(rng.randrange(10)) for _ in range(13))) in taken:
+        pass
     thing = _call(context, "iot", "create_thing", {"thingName": thing_id})
     cert = _call(context, "iot", "create_keys_and_certificate", {"setAsActive": True})
     _call(context, "iot", "attach_thing_principal",

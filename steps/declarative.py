@@ -931,7 +931,7 @@ def every_upgrade_ends(context, state):
 # -- downloads, fragments and files, in words --------------------------------------------------------
 
 _BYTES = r"(?P<offset>\d+(?:\.\d+)?(?:\s*(?:[KMG]i?B|bytes?))?)"
-_TIMES = r"(?P<count>\d+|once|twice)(?:\s+times?)?"
+_TIMES = r"(?P<least>at\s+least\s+)?(?P<count>\d+|once|twice)(?:\s+times?)?"
 
 
 def _downloader(context, name: str) -> str:
@@ -950,12 +950,13 @@ def resumed_download_from(context, names, offset):
 
 
 @intent(then)(*_who(rf"\s+(?:has\s+)?resumed\s+(?:the|its|their)\s+downloads?\s+{_TIMES}"))
-def resumed_times(context, names, count):
+def resumed_times(context, names, count, least=None):
     """How often the device went on with a broken download: `t2 resumed the download once`,
-    `the device "lamp1" resumed its download 2 times`."""
+    `the device "lamp1" resumed its download 2 times`, `t3 resumed the download at least once`."""
     count = {"once": "1", "twice": "2"}.get(count.lower(), count)
+    at_least = "at least " if least else ""
     for name in _names(names):
-        _run(context, f'Then device "{_downloader(context, name)}" resumed the download {count} '
+        _run(context, f'Then device "{_downloader(context, name)}" resumed the download {at_least}{count} '
                       f'{"time" if count == "1" else "times"}')
 
 

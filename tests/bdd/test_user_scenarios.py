@@ -1,6 +1,7 @@
 """Issue 16's measure of done: scenarios written the way new users write them — short,
 declarative, in their own words, a couple per flow with faults (tests/bdd/user_scenarios/, first
-written outside the repository) — run from a folder outside the checkout through the README's
+written outside the repository; tracker_fleet.feature from a second round, after the first
+had shaped the layer) — run from a folder outside the checkout through the README's
 recipe, with no step code of their own, and every one passes."""
 
 import json
@@ -33,7 +34,9 @@ def test_user_scenarios_run_through_the_readme_recipe(tmp_path):
     results = json.loads((tmp_path / "result.json").read_text())
     outcomes = {f"{feature['name']} / {scenario['name']}": scenario["status"]
                 for feature in results for scenario in feature["elements"] if scenario["type"] == "scenario"}
-    assert len(outcomes) == 8, outcomes
+    written = sum(line.strip().startswith("Scenario:") for feature in SCENARIOS.glob("*.feature")
+                  for line in feature.read_text().splitlines())
+    assert len(outcomes) == written >= 6, outcomes
     failed = {name: status for name, status in outcomes.items() if status != "passed"}
     assert not failed, f"{failed}\n{run.stdout[-6000:]}"
     assert run.returncode == 0, run.stdout[-6000:]
