@@ -11,6 +11,7 @@ so the ACS's records and the master's totals can be compared.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -22,6 +23,7 @@ FIRMWARE = "1 Firmware Upgrade Image"
 PACKAGES = ("routeros-x86-6.48.4.npk", "tr069-client-6.48.4.npk")
 XML = "upgrade_6.48.4.xml"
 SEED_FILE_SERVER = b"https://splynx_domain:7567"
+FORCES_AT_ONCE = 16
 
 
 class AcsAdmin:
@@ -90,6 +92,7 @@ class BatchKeeper(threading.Thread):
         self.unreached: set[str] = set()
         self.requests_again = 0
         self._stop_event = threading.Event()
+        self._pool = ThreadPoolExecutor(FORCES_AT_ONCE, thread_name_prefix="force")
         self.errors: list[str] = []
 
     def run(self) -> None:
@@ -98,15 +101,16 @@ class BatchKeeper(threading.Thread):
             rounds += 1
             try:
                 added = self.acs.call("POST", f"/batches/{self.batch_id}/find-new-devices")
-                for device in added["added"]:
-                    self.forced.append(device)
-                    self._reach(device, f"/batches/{self.batch_id}/devices/"
-                                        f"{quote(device, safe='')}/force")
+                self.forced += added["added"]
+                # at once: each force waits for its Connection Request (up to the ACS's 2 s)
+                list(self._pool.map(lambda device: self._reach(
+                    device, f"/batches/{self.batch_id}/devices/{quote(device, safe='')}/force"),
+                    added["added"]))
                 if rounds % 5 == 0:
-                    for device in sorted(self.unreached):
-                        self.requests_again += 1
-                        self._reach(device, f"/devices/{quote(device, safe='')}"
-                                            "/connection-request")
+                    again = sorted(self.unreached)
+                    self.requests_again += len(again)
+                    list(self._pool.map(lambda device: self._reach(
+                        device, f"/devices/{quote(device, safe='')}/connection-request"), again))
             except (AssertionError, requests.RequestException) as exc:
                 self.errors.append(str(exc))
 
@@ -119,3 +123,4 @@ class BatchKeeper(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
         self.join(60)
+        self._pool.shutdown()

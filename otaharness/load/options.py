@@ -13,12 +13,13 @@ from typing import Any
 from otaharness.runtime.faults import LinkFaultError, parse_device_selection, parse_fault
 from otaharness.units import parse_duration
 
-KIND_NAMES = ("cpe",)
+KIND_NAMES = ("cpe", "olt-gateway")
 
 # dest -> passed to the device host (everything the devices need; nothing of Locust's own)
 HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
                 "periodic_interval", "boot_seconds", "device_prefix", "seed", "fault",
-                "fault_devices", "fault_endpoint")
+                "fault_devices", "fault_endpoint", "api", "mqtt", "olt_token", "gateway_type",
+                "device_type")
 
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
@@ -85,6 +86,8 @@ def add_load_options(parser: Any) -> None:
         "otaharness fleet", "the emulated devices (each Locust user is one device)")
     fleet.add_argument("--kind", choices=KIND_NAMES, default="cpe",
                        help="device kind (set by `otaharness load KIND`)")
+    fleet.add_argument("--ca", help="CA file the servers' certificates chain to (serve prints it "
+                       "as `ca`; default: the system's trust store)")
     fleet.add_argument("--device-prefix", default="", metavar="TEXT",
                        help="device names are TEXT + a 9-digit number worker_index * 1000000 + n "
                        "(default per kind, e.g. OTAH for CPE serials)")
@@ -119,8 +122,6 @@ def add_load_options(parser: Any) -> None:
 
     cpe = parser.add_argument_group("cpe", "TR-069 CPEs (emulators/cpe)")
     cpe.add_argument("--acs-url", help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
-    cpe.add_argument("--ca", help="CA file the ACS's and file server's certificates chain to "
-                     "(serve prints it as `ca`; default: the system's trust store)")
     cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"))
     cpe.add_argument("--username", default="", help="CPE -> ACS user name")
     cpe.add_argument("--password", default="")
@@ -132,8 +133,18 @@ def add_load_options(parser: Any) -> None:
     cpe.add_argument("--boot-seconds", type=float, default=30.0,
                      help="seconds a reboot takes (default 30)")
 
+    olt = parser.add_argument_group(
+        "olt-gateway", "OLT gateways, one field device each (emulators/olt_gateway); each onboards "
+        "itself through the API with the tenant's token")
+    olt.add_argument("--api", help="firmware REST API base URL (serve olt prints it as `olt`)")
+    olt.add_argument("--mqtt", help="broker URL (serve prints it as `mqtt`)")
+    olt.add_argument("--olt-token", help="the tenant's bearer token (serve olt: tokens.olt)")
+    olt.add_argument("--gateway-type", help="device type id of the gateways")
+    olt.add_argument("--device-type", help="device type id of the field devices")
 
-REQUIRED = {"cpe": ("acs_url",)}
+
+REQUIRED = {"cpe": ("acs_url",),
+            "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type")}
 
 
 def missing_options(options: Any) -> list[str]:

@@ -48,6 +48,20 @@ class Process:
         self._log.close()
 
 
+RUN_BOUND = 600.0  # real seconds a run may take before a test gives up (liveness only)
+
+
+def finish(master: Process, workers: list[Process]) -> int:
+    try:
+        code = master.wait(RUN_BOUND)
+        for worker in workers:
+            worker.wait(60)
+        return code
+    finally:
+        for process in (master, *workers):
+            process.stop()
+
+
 class ServedAcs(AcsAdmin):
     """``otaharness serve tr069 --json`` in a child process, and the operator's calls on it."""
 

@@ -16,9 +16,10 @@ from pathlib import Path
 import pytest
 
 from fleet_run import (
-    BatchKeeper, Process, ServedAcs, alive, cpe_options, free_port, load_command, wait_for)
+    RUN_BOUND, BatchKeeper, Process, ServedAcs, alive, cpe_options, finish, free_port,
+    load_command, wait_for)
 
-RUN_BOUND = 600.0  # real seconds a run may take before the test gives up (liveness only)
+
 
 
 @pytest.fixture
@@ -52,17 +53,6 @@ def start_distributed(tmp_path: Path, acs: ServedAcs, users: int, *extra: str,
                                                   *worker_options[n]), tmp_path)
                for n in range(2)]
     return master, workers
-
-
-def finish(master: Process, workers: list[Process]) -> int:
-    try:
-        code = master.wait(RUN_BOUND)
-        for worker in workers:
-            worker.wait(60)
-        return code
-    finally:
-        for process in (master, *workers):
-            process.stop()
 
 
 def acs_records(acs: ServedAcs) -> tuple[list[dict], Counter]:
