@@ -177,6 +177,7 @@ class FuotaAgent:
 
     def __post_init__(self) -> None:
         self.flash = FlashSlot(self.flash_capacity)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.reboots = 0
         self._runner: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -254,7 +255,10 @@ class FuotaAgent:
 
     # -- uplinks ---------------------------------------------------------------------------------
     def _now(self) -> float:
-        return asyncio.get_running_loop().time()
+        loop = self._loop  # the running loop, looked up once (asked per fragment heard)
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
 
     def _note(self, what: str) -> None:
         self.events.append((self._now(), what))

@@ -207,6 +207,11 @@ class DataFrame:
         mtype = decode_mhdr(data[0])
         if mtype in _JOIN_MTYPES:
             raise LoRaWANError(f"{mtype.name} is not a data message")
+        return cls._decoded(data, mtype)
+
+    @classmethod
+    def _decoded(cls, data: bytes, mtype: MType) -> DataFrame:
+        """The frame in ``data`` (bytes of at least MIN_LENGTH octets) whose MHDR is ``mtype``."""
         # Offsets in `data`: the MACPayload starts at 1 and ends where the MIC starts.
         mic_start = len(data) - MIC_SIZE
         fctrl_octet = data[5]
@@ -459,4 +464,5 @@ def decode_phy_payload(data: bytes) -> PHYPayload:
         return JoinRequest.from_bytes(data)
     if mtype is MType.JOIN_ACCEPT:
         return EncryptedJoinAccept.from_bytes(data)
-    return DataFrame.from_bytes(data)
+    need("data message", data, DataFrame.MIN_LENGTH)
+    return DataFrame._decoded(data, mtype)  # MHDR read once (a fleet decodes every frame it hears)

@@ -108,7 +108,9 @@ UPLINKS: dict[str, Any] = {
 GROUP: dict[str, Any] = {
     "type": "object", "required": ["name", "mcAddr", "frequency", "dr", "fCnt"],
     "properties": {"name": {"type": "string"}, "mcAddr": {"type": "string", "pattern": "^[0-9A-F]{8}$"},
-                   "frequency": {"type": "integer"}, "dr": {"type": "integer"}, "fCnt": U32},
+                   "frequency": {"type": "integer"}, "dr": {"type": "integer"},
+                   # the next McFCount: 2^32 once the group has used FCnt 2^32 - 1 (set it up again)
+                   "fCnt": {"type": "integer", "minimum": 0, "maximum": U32_MAX + 1}},
 }
 MULTICAST_FRAMES: dict[str, Any] = {
     "type": "object", "required": ["group", "frames"],
