@@ -18,7 +18,7 @@ from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
 from otaharness.protocols.lorawan import keys as lorawan_keys
-from otaharness.protocols.fuota.fec import encode_block
+from otaharness.protocols.fuota.fec import DecoderState, encode_block
 from otaharness.protocols.lorawan import EU868, SessionKeys
 from otaharness.runtime.clock import VirtualClock, VirtualEventLoop
 
@@ -211,4 +211,27 @@ def test_app_time_answer_needs_the_current_token() -> None:
         assert abs(device.clock.gps() - before) < 1
         device.deliver(ts003.AppTimeAns(time_correction=40, token_ans=0))
         assert abs(device.clock.gps() - before - 40) < 1
+    run(main)
+
+
+def test_provision_takes_unicast_requests_as_if_received_and_queues_their_answers() -> None:
+    async def main(device: StandInDevice, agent: FuotaAgent, clock: VirtualClock) -> None:
+        ke_key = lorawan_keys.derive_mc_ke_key(lorawan_keys.mc_root_key_from_gen_app_key(GEN_APP_KEY))
+        block = encode_block(bytes(range(200)) * 5, 50, 4)
+        now = int(device.clock.gps())
+        agent.provision(
+            ts005.McGroupSetupReq(mc_group_id=0, mc_addr=MC_ADDR, mc_key_encrypted=lorawan_keys.encrypt_mc_key(
+                ke_key, MC_KEY), min_mc_fcount=0, max_mc_fcount=0xFFFFFFFF),
+            ts005.McClassCSessionReq(mc_group_id=0, session_time=now + 100, dl_frequency=8695250, time_out=6, dr=5),
+            ts004.FragSessionSetupReq.for_block(block, frag_index=0, mc_group_bit_mask=1, block_ack_delay=0,
+                                                descriptor=bytes(4)))
+        assert device.multicast[0].keys.app_s_key.hex() == "95cb4518ee375606735bbacbdce837fa"
+        assert device.multicast[0].session is not None
+        assert agent.fragment_state(0) is DecoderState.RECEIVING
+        assert [type(command) for _, command, _ in agent.received] == [
+            ts005.McGroupSetupReq, ts005.McClassCSessionReq, ts004.FragSessionSetupReq]
+        await clock.run_for(30)  # the session is 100 s away: the agent still answers before it
+        assert device.answers(200)[0] == ts005.McGroupSetupAns(mc_group_id=0, id_error=False)
+        assert device.answers(201) == [ts004.FragSessionSetupAns(frag_index=0, encoding_unsupported=False,
+                                                                 not_enough_memory=False)]
     run(main)
