@@ -60,10 +60,7 @@ from otaharness.protocols.lorawan import (DataFrame, MType, SessionKeys, build_d
 from otaharness.runtime.clock import VirtualClock
 from otaharness.servers.fuota import CampaignConfig, CampaignDevice, FuotaServer
 from otaharness.servers.fuota.radio_link import RadioGatewayPort
-try:  # the report module's function was being renamed while this benchmark was last changed
-    from otaharness.servers.fuota.report import campaign_report as summary
-except ImportError:
-    from otaharness.servers.fuota.report import summary  # type: ignore[attr-defined,no-redef]
+from otaharness.servers.fuota.report import campaign_report
 from otaharness.servers.lorawan import NetworkServer
 
 GATEWAY_SPACING_M = 30_000.0
@@ -166,7 +163,7 @@ async def campaign(clock: VirtualClock, workdir: Path, *, devices: int, gateways
         if upgraded < status["devices"]["passed"]:
             raise AssertionError(f"{status['devices']['passed']} devices passed but {upgraded} run the new version")
         stages: dict[str, float] = {}
-        for stage in summary(fuota.store, campaign_id)["stages"]:
+        for stage in campaign_report(fuota.store, campaign_id)["stages"]:
             stages[stage["name"]] = stages.get(stage["name"], 0.0) + stage["end"] - stage["start"]
         mc_key, mc_addr = bytes.fromhex(run.progress["mc_key"]), int(run.progress["mc_addr"])
     finally:
