@@ -28,7 +28,7 @@ import ipaddress
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 DEFAULT_ADDRESS_BASE = "127.1.0.0"
 # How often the links' counters are read for cuts and refusals to report.
 _WATCH_SECONDS = 0.25
+# How often a kind's watches read its devices' state (Fleet.poll).
+POLL_SECONDS = 0.2
 
 PowerCutAction = Callable[[float], Awaitable[Any]]
 
@@ -356,6 +358,18 @@ class Fleet:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def poll(self, watches: Iterable[Any]) -> asyncio.Task[Any]:
+        """Read each watch's device every POLL_SECONDS (for kinds whose devices are read, not
+        heard): a fleet task, so it ends with the fleet."""
+
+        async def poll_forever() -> None:
+            while True:
+                for watch in watches:
+                    watch.poll()
+                await asyncio.sleep(POLL_SECONDS)
+
+        return self.spawn(poll_forever())
 
     async def wait(self, duration: float = 0.0) -> None:
         """Run ``duration`` seconds, or until cancelled (Ctrl-C, SIGTERM) when 0."""

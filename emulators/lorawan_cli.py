@@ -158,13 +158,7 @@ async def run(args: argparse.Namespace) -> int:
                 tasks.append(asyncio.create_task(_device_life(
                     device, args, random.Random(args.seed + index), totals, fleet.report)))
 
-            async def poll() -> None:
-                while True:
-                    for watch in watches:
-                        watch.poll()
-                    await asyncio.sleep(0.2)
-
-            fleet.spawn(poll())
+            fleet.poll(watches)
             await fleet.wait(args.duration)
         finally:
             for task in tasks:

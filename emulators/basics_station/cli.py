@@ -13,7 +13,6 @@ address, so ``--fault``, ``--capture``, ``--json`` and ``-v`` work as for every 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import logging
 import shutil
@@ -28,9 +27,6 @@ from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.runtime.clock import Clock, RealClock
 
 log = logging.getLogger(__name__)
-
-# How often the stations' event lists are read for the fleet report.
-_POLL_SECONDS = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -138,13 +134,7 @@ async def run(args: argparse.Namespace) -> int:
                                version=watch.first_version)
             await station.start()
 
-        async def poll() -> None:
-            while True:
-                for watch in watches:
-                    watch.poll()
-                await asyncio.sleep(_POLL_SECONDS)
-
-        fleet.spawn(poll())
+        fleet.poll(watches)
         try:
             await fleet.wait()  # until interrupted
         finally:

@@ -9,7 +9,6 @@ so ``--fault``, ``--capture``, ``--json`` and ``-v`` work as for every kind (emu
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ipaddress
 import logging
 import random
@@ -171,13 +170,7 @@ async def run(args: argparse.Namespace) -> int:
             log.info("%d CPEs running; Connection Requests on %s:%d", len(cpes), listener.host,
                      listener.port)
 
-            async def poll() -> None:
-                while True:
-                    for watch in watches:
-                        watch.poll()
-                    await asyncio.sleep(0.2)
-
-            fleet.spawn(poll())
+            fleet.poll(watches)
             try:
                 await fleet.wait(args.duration)
             finally:

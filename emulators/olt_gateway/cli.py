@@ -11,7 +11,6 @@ kind (emulators/fleet.py); the report follows the gateway and each device's inst
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,9 +22,6 @@ from otaharness.emulators.olt_gateway.device import FieldDevice
 from otaharness.emulators.olt_gateway.gateway import OltGateway
 
 log = logging.getLogger(__name__)
-
-# How often the gateway's installations are read for the fleet report.
-_POLL_SECONDS = 0.2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,12 +137,7 @@ async def run(args: argparse.Namespace) -> int:
         for device_id in args.device:
             fleet.report.event(device_id, "connected", f"behind gateway {gateway_name}")
 
-        async def poll() -> None:
-            while True:
-                watch.poll()
-                await asyncio.sleep(_POLL_SECONDS)
-
-        fleet.spawn(poll())
+        fleet.poll([watch])
         try:
             await fleet.wait()  # until the CLI cancels us (Ctrl-C, SIGTERM)
         finally:
