@@ -42,6 +42,7 @@ from otaharness.runtime.faults import (
     FaultPlan,
     LinkFaultError,
     PowerCut,
+    add_fault_arguments,
     describe_fault,
     parse_device_selection,
     parse_faults,
@@ -72,18 +73,7 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
         "faults, capture and reporting (every kind)",
         "Faults use the scenarios' phrases and strike through a local proxy in front of the "
         "endpoints (TLS passes through it untouched).")
-    group.add_argument("--fault", action="append", default=[], metavar="PHRASE",
-                       help="a link fault: 'cut after 40 KiB', 'cut after 4 KiB every time', "
-                       "'throttled to 1 KiB/s', 'delayed by 2 s', 'dropped', 'refused'; or a "
-                       "power cut: 'power cut at 64 KiB' (bytes received by the device), "
-                       "'power cut after 30 s' (from its start), either with 'for 5 s' off. "
-                       "Repeat for one link fault and one power cut")
-    group.add_argument("--fault-devices", default="all", metavar="SHARE|LIST",
-                       help="which devices get the faults: '25%%' (spread evenly), '1,3,5-7' "
-                       "(devices count from 1) or 'all' (default)")
-    group.add_argument("--fault-endpoint", metavar="HOST:PORT",
-                       help="put the link fault only on the link to this endpoint (default: "
-                       "every endpoint the device reaches)")
+    add_fault_arguments(group)
     group.add_argument("--capture", type=Path, metavar="FILE",
                        help="write the devices' TCP traffic as pcapng with the TLS key log "
                        "embedded (Wireshark and tshark decrypt it unaided)")

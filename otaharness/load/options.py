@@ -10,7 +10,7 @@ import argparse
 import re
 from typing import Any
 
-from otaharness.runtime.faults import LinkFaultError, parse_device_selection, parse_fault
+from otaharness.runtime.faults import add_fault_arguments
 from otaharness.units import parse_duration
 
 KIND_NAMES = ("cpe", "olt-gateway")
@@ -24,24 +24,6 @@ HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
 WORKER_OWN_OPTIONS = ("cr_host",)
-
-
-def _checked_by(parse: Any) -> Any:
-    """An argparse type that keeps the text once ``parse`` reads it (its error, as argparse's)."""
-
-    def check(text: str) -> str:
-        try:
-            parse(text)
-        except LinkFaultError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-        return text
-
-    check.__name__ = parse.__name__.removeprefix("parse_")
-    return check
-
-
-_fault_phrase = _checked_by(parse_fault)
-_selection = _checked_by(parse_device_selection)
 
 
 _STAGE = re.compile(r"\s*(\d+)\s+in\s+(.+?)\s*")
@@ -94,18 +76,8 @@ def add_load_options(parser: Any) -> None:
     fleet.add_argument("--seed", type=int, default=0,
                        help="seed of protocol randomness (retry back-off); keys, nonces and "
                        "tokens come from the CSPRNG")
-    fleet.add_argument("--fault", action="append", default=[], type=_fault_phrase,
-                       metavar="PHRASE", help="a fault for the devices --fault-devices picks, in "
-                       "the scenarios' words: 'cut after 40 KiB', 'throttled to 1 KiB/s', "
-                       "'power cut at 64 KiB', 'power cut after 30 s for 5 s' (one link fault, "
-                       "one power cut)")
-    fleet.add_argument("--fault-devices", default="all", type=_selection, metavar="SHARE|LIST",
-                       help="which devices get --fault: '10%%' (spread evenly), '1,3,5-7' "
-                       "(the worker's devices, counted from 1 in the order they start) or 'all' "
-                       "(default)")
-    fleet.add_argument("--fault-endpoint", metavar="HOST:PORT",
-                       help="the link fault only on the link to this endpoint (default: every "
-                       "endpoint the device reaches)")
+    add_fault_arguments(fleet, devices_counted="the worker's devices, counted from 1 in the "
+                        "order they start")
     fleet.add_argument("--reboot-wave-every", type=float, default=0.0, metavar="SECONDS",
                        help="reboot a share of the fleet every SECONDS (a different share each "
                        "wave)")

@@ -7,7 +7,7 @@ How a device reboots or loses power lives with the emulators; *when* a power cut
 fault here (``PowerCut``: ``power cut at 64 KiB``, ``power cut after 30 s``), so ``otaharness
 emulate`` and ``otaharness load`` read the same phrases as scenarios with ``parse_fault`` /
 ``parse_faults``, and ``parse_device_selection`` reads which devices of a fleet get them
-(``25%``, ``1,3,5-7``, ``all``).
+(``25%``, ``1,3,5-7``, ``all``); ``add_fault_arguments`` gives both commands the same options.
 
 Container faults are what the harness can do to a back end running in a docker target
 (``runtime/docker_targets.py``): ``paused for 30 seconds`` (it hangs: connections stay open,
@@ -18,8 +18,10 @@ is what its volumes keep), ``killed`` (SIGKILL, down until ``started``), read by
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from otaharness.units import parse_duration, parse_rate, parse_size
 
@@ -331,3 +333,41 @@ def parse_container_fault(text: str) -> ContainerFault:
             raise LinkFaultError(f"in container fault {text!r}: {exc}") from exc
     raise LinkFaultError(f"not a container fault: {text!r}; expected one of "
                          f"{_CONTAINER_PHRASES_HELP}")
+
+
+# -- the same phrases as command-line options (emulate, load) ------------------------------------
+
+def _checked_by(parse: Any) -> Any:
+    """An argparse type that keeps the text once ``parse`` reads it (its error, as argparse's)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except LinkFaultError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    check.__name__ = parse.__name__.removeprefix("parse_")
+    return check
+
+
+_fault_phrase = _checked_by(parse_fault)
+_device_selection = _checked_by(parse_device_selection)
+
+
+def add_fault_arguments(group: Any, *, devices_counted: str = "devices count from 1") -> None:
+    """--fault, --fault-devices and --fault-endpoint, in the scenarios' phrases, for ``emulate``
+    and ``load`` alike; ``devices_counted`` says how a list's numbers count the devices."""
+    group.add_argument("--fault", action="append", default=[], type=_fault_phrase, metavar="PHRASE",
+                       help="a link fault: 'cut after 40 KiB', 'cut after 4 KiB every time', "
+                       "'throttled to 1 KiB/s', 'delayed by 2 s', 'dropped', 'refused'; or a "
+                       "power cut: 'power cut at 64 KiB' (bytes received by the device), "
+                       "'power cut after 30 s' (from its start), either with 'for 5 s' off. "
+                       "Repeat for one link fault and one power cut")
+    group.add_argument("--fault-devices", default="all", type=_device_selection,
+                       metavar="SHARE|LIST",
+                       help="which devices get the faults: '25%%' (spread evenly), '1,3,5-7' "
+                       f"({devices_counted}) or 'all' (default)")
+    group.add_argument("--fault-endpoint", metavar="HOST:PORT",
+                       help="put the link fault only on the link to this endpoint (default: "
+                       "every endpoint the device reaches)")
