@@ -31,6 +31,7 @@ from .fleet import DeviceFleet, HostSettings, Reporter
 KINDS = {
     "cpe": "otaharness.load.kinds.cpe:CpeFleet",
     "olt-gateway": "otaharness.load.kinds.olt_gateway:OltGatewayFleet",
+    "basics-station": "otaharness.load.kinds.basics_station:BasicsStationFleet",
 }
 GAUGE_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1

@@ -13,13 +13,15 @@ from typing import Any
 from otaharness.runtime.faults import add_fault_arguments
 from otaharness.units import parse_duration
 
-KIND_NAMES = ("cpe", "olt-gateway")
+KIND_NAMES = ("cpe", "olt-gateway", "basics-station")
 
 # dest -> passed to the device host (everything the devices need; nothing of Locust's own)
 HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
                 "periodic_interval", "boot_seconds", "device_prefix", "seed", "fault",
                 "fault_devices", "fault_endpoint", "api", "mqtt", "olt_token", "gateway_type",
                 "device_type")
+HOST_OPTIONS += ("cups_url", "cups_token", "station_auth", "station_package", "station_sig_key",
+                 "station_eui_base", "cups_interval", "cups_resync_interval")
 
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
@@ -114,9 +116,35 @@ def add_load_options(parser: Any) -> None:
     olt.add_argument("--gateway-type", help="device type id of the gateways")
     olt.add_argument("--device-type", help="device type id of the field devices")
 
+    station = parser.add_argument_group(
+        "basics-station", "LoRa Basics Stations (emulators/basics_station), each EUI "
+        "--station-eui-base + worker_index * 1000000 + n; each gets its credentials from the "
+        "back end's admin API, as `otaharness cups station-credentials` does")
+    station.add_argument("--cups-url", help="the CUPS URL the stations start with (serve cups "
+                         "prints it as `cups`)")
+    station.add_argument("--cups-token", help="the admin API's bearer token, to have each new "
+                         "station issued its credential set (serve cups: tokens.cups); without "
+                         "it the stations present none (--ca is their only trust)")
+    station.add_argument("--station-auth", choices=("certificate", "token"),
+                         default="certificate", help="the credential the back end issues each "
+                         "station: a client certificate with CN = its EUI, or a bearer token")
+    station.add_argument("--station-package", default="v0",
+                         help="the package a new station runs (version.txt; default v0)")
+    station.add_argument("--station-sig-key", action="append", metavar="FILE",
+                         help="a firmware signature key (64-byte sig-N.key of `otaharness cups "
+                         "prepare`), installed as sig-0.key, sig-1.key, ... (repeat)")
+    station.add_argument("--station-eui-base", default="0016C001F0000000", metavar="EUI",
+                         help="the first station's EUI is this + 1 (default 0016C001F0000000)")
+    station.add_argument("--cups-interval", type=float, metavar="SECONDS",
+                         help="seconds between a station's CUPS checks (default 86400, the "
+                         "station's own)")
+    station.add_argument("--cups-resync-interval", type=float, metavar="SECONDS",
+                         help="seconds to the next CUPS check after a failed one (default 60)")
+
 
 REQUIRED = {"cpe": ("acs_url",),
-            "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type")}
+            "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type"),
+            "basics-station": ("cups_url",)}
 
 
 def missing_options(options: Any) -> list[str]:
