@@ -13,7 +13,8 @@ files.
 
 Request entries: ``CUPS`` / ``check`` (one ``POST /update-info`` round trip, to the decoded
 reply; a failed session carries the station's reason), ``CUPS`` / ``update download`` (a reply
-that carried an update; its size is the update's), ``WS`` / ``LNS connect`` (router-info
+that carried an update; its size is the update's; failed when the reply was cut inside the
+update), ``WS`` / ``LNS connect`` (router-info
 discovery and the muxs websocket up to the ``version`` message; a muxs reconnect without
 discovery counts from the reconnect), ``HTTP`` / ``station credentials`` (the provisioning call).
 
@@ -39,6 +40,7 @@ from otaharness.emulators.basics_station import (
     StationHome,
     StationSettings,
 )
+from otaharness.emulators.basics_station.station import config_before_update
 from otaharness.protocols.basics_station import format_eui, parse_eui
 from otaharness.provision.basics_station import ProvisioningError, station_credentials
 from otaharness.runtime.clock import RealClock
@@ -69,6 +71,12 @@ class LoadStation(BasicsStation):
     async def _cups_exchange(self) -> Any:
         self._cups_started = time.monotonic()
         return await super()._cups_exchange()
+
+    def _keep_before_cut(self, cut: Any, credential_set: Any) -> list[str]:
+        if cut.status == 200 and config_before_update(cut.partial) is not None:
+            self.report.request("CUPS", "update download", self._cups_started, 0, self.name,
+                                f"reply cut inside the update, after {len(cut.partial)} bytes")
+        return super()._keep_before_cut(cut, credential_set)
 
     async def _discover(self, tc_uri: str) -> tuple[str, str | None]:
         self._tc_started = time.monotonic()
