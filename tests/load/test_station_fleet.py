@@ -5,6 +5,7 @@ registry (each twin's reported package) and the master's fleet report."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -16,9 +17,14 @@ import pytest
 from fleet_run import Process, finish, free_port, interrupt, load_command
 
 from otaharness.load.cups_operator import CupsAdmin, Rollout, station_euis
+from otaharness.provision.basics_station import (
+    prepare_signature_key,
+    write_firmware_digest,
+)
 
 STATIONS_PER_WORKER = 8
 UPDATE_SIZE = 8 * 1024
+REFUSED = "update refused: abort: no key could verify the signature"
 
 
 class ServedCups(CupsAdmin):
@@ -144,3 +150,69 @@ def test_a_cut_cups_link_fails_one_check_per_faulted_station_and_every_station_u
     downloads = entries["basics-station CUPS update download"]
     assert (downloads["requests"], downloads["failures"]) == (users + 2, 2)
     assert report["bytes_downloaded"] == users * release.size
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_an_update_that_does_not_restart_the_station_ends_at_a_reboot_wave(
+        tmp_path: Path, cups: ServedCups) -> None:
+    users = 4
+    euis = station_euis(1, users)
+    for eui in euis:
+        cups.register(eui)
+    # the starter kit's kind of update: version.txt written, no restart, so a station already on
+    # the LNS reports the new package there only when it reconnects
+    release = cups.release(tmp_path, "v1", restarts=False)
+    rollout = Rollout(cups, euis, release, from_package="v0")
+    rollout.start()
+    run = Process("local", load_command(
+        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "2m",
+        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
+        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
+        "--cups-token", cups.endpoints["tokens"]["cups"],
+        "--station-sig-key", str(release.key.key_file), "--cups-interval", "2",
+        "--reboot-wave-every", "8", "--reboot-wave-share", "100"), tmp_path)
+    try:
+        code = finish(run, [])
+    finally:
+        rollout.stop()
+    assert code == 0, run.text()[-4000:]
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    assert {cups.station(eui)["reportedPackage"] for eui in euis} == {"v1"}
+    assert report["succeeded"] == users and report["failed"] == {}
+    assert report["reboot_waves"] >= 1
+    # each update ran at a CUPS check; the package reached the LNS after a wave's reboot only
+    assert min(report["time_to_upgrade"].values()) >= 1000
+    assert report["requests"]["basics-station CUPS update download"]["requests"] == users
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_an_update_signed_with_another_key_is_refused_by_every_station_which_says_why(
+        tmp_path: Path, cups: ServedCups) -> None:
+    users = 4
+    euis = station_euis(1, users)
+    for eui in euis:
+        cups.register(eui)
+    release = cups.release(tmp_path / "release", "v1")
+    # the release names the stations' key (CUPS sends it), but another key signed the file
+    other_key = prepare_signature_key(tmp_path / "other")
+    mis_signed = dataclasses.replace(release, signature=write_firmware_digest(
+        release.file, other_key.private_key_file, tmp_path / "other" / "update.digest"))
+    for eui in euis:
+        cups.roll_out(eui, mis_signed)
+    run = Process("local", load_command(
+        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "1m",
+        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
+        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
+        "--cups-token", cups.endpoints["tokens"]["cups"],
+        "--station-sig-key", str(release.key.key_file), "--exit-code-on-error", "0"), tmp_path)
+    code = finish(run, [])
+    assert code == 0, run.text()[-4000:]
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    assert {cups.station(eui)["reportedPackage"] for eui in euis} == {"v0"}
+    assert report["succeeded"] == 0 and report["started"] == users
+    assert report["failed"] == {REFUSED: users}
+    assert report["bytes_downloaded"] == 0
+    upgrades = report["requests"]["basics-station upgrade"]
+    assert (upgrades["requests"], upgrades["failures"]) == (users, users)
