@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 
 from otaharness.fixtures import fixture_path
+from otaharness.load.admin_api import AdminApi
 
 FIRMWARE = "1 Firmware Upgrade Image"
 PACKAGES = ("routeros-x86-6.48.4.npk", "tr069-client-6.48.4.npk")
@@ -26,28 +27,12 @@ SEED_FILE_SERVER = b"https://splynx_domain:7567"
 FORCES_AT_ONCE = 16
 
 
-class AcsAdmin:
+class AcsAdmin(AdminApi):
     """Calls on the ACS's admin API (``endpoints``: what ``serve tr069 --json`` printed)."""
 
     def __init__(self, endpoints: dict[str, Any]) -> None:
+        super().__init__(endpoints["admin"], endpoints["ca"], endpoints["tokens"]["admin"])
         self.endpoints = endpoints
-        self.http = requests.Session()
-        self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace our CA
-        self.http.verify = endpoints["ca"]
-        self.http.headers["Authorization"] = f"Bearer {endpoints['tokens']['admin']}"
-        self.admin = endpoints["admin"]
-
-    def close(self) -> None:
-        self.http.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self.answer(method, path, **kwargs).json()
-
-    def answer(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        response = self.http.request(method, self.admin + path, timeout=60, **kwargs)
-        if response.status_code >= 300:
-            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-        return response
 
     def upload_seed_files(self) -> None:
         """The seed's files: RouterOS 6.48.4 as an upgrade XML and its two packages, and the

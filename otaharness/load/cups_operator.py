@@ -16,6 +16,7 @@ from typing import Any
 
 import requests
 
+from otaharness.load.admin_api import AdminApi
 from otaharness.load.fleet import device_number
 from otaharness.load.kinds.basics_station import DEFAULT_EUI_BASE
 from otaharness.protocols.basics_station import format_eui, parse_eui
@@ -49,28 +50,15 @@ class Release:
     file: Path
 
 
-class CupsAdmin:
+class CupsAdmin(AdminApi):
     """Calls on the CUPS admin API (``endpoints``: what ``serve cups --json`` printed)."""
 
     def __init__(self, endpoints: dict[str, Any]) -> None:
+        super().__init__(endpoints["cups"], endpoints["ca"], endpoints["tokens"]["cups"])
         self.endpoints = endpoints
-        self.http = requests.Session()
-        self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace our CA
-        self.http.verify = endpoints["ca"]
-        self.http.headers["Authorization"] = f"Bearer {endpoints['tokens']['cups']}"
-        self.cups = endpoints["cups"].rstrip("/")
-
-    def close(self) -> None:
-        self.http.close()
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, self.cups + path, timeout=60, **kwargs)
-        if response.status_code >= 300:
-            raise AssertionError(f"{method} {path}: {response.status_code} {response.text}")
-        return response.json()
 
     def register(self, eui: str) -> None:
-        self.call("PUT", f"/admin/stations/{eui}", json={"cupsUri": self.cups,
+        self.call("PUT", f"/admin/stations/{eui}", json={"cupsUri": self.base_url,
                                                           "tcUri": self.endpoints["lns"]})
 
     def station(self, eui: str) -> dict[str, Any]:

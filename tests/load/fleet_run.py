@@ -62,25 +62,36 @@ def finish(master: Process, workers: list[Process]) -> int:
             process.stop()
 
 
-class ServedAcs(AcsAdmin):
-    """``otaharness serve tr069 --json`` in a child process, and the operator's calls on it."""
+class Served:
+    """``otaharness serve FLOW --json`` in a child process; ``endpoints``: what it printed."""
 
-    def __init__(self) -> None:
-        self._err = tempfile.TemporaryFile()
+    def __init__(self, flow: str) -> None:
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "otaharness.cli", "serve", "tr069", "--json"],
+            [sys.executable, "-m", "otaharness.cli", "serve", flow, "--json"],
             stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         if not line:
             self._err.seek(0)
-            raise AssertionError(f"serve tr069 did not start: {self._err.read()[-3000:]!r}")
-        super().__init__(json.loads(line))
+            raise AssertionError(f"serve {flow} did not start: {self._err.read()[-3000:]!r}")
+        self.endpoints = json.loads(line)
+
+    def stop(self) -> None:
+        interrupt(self.process)
+        self._err.close()
+
+
+class ServedAcs(AcsAdmin):
+    """``otaharness serve tr069 --json`` in a child process, and the operator's calls on it."""
+
+    def __init__(self) -> None:
+        self.served = Served("tr069")
+        super().__init__(self.served.endpoints)
 
     def stop(self) -> None:
         self.close()
-        interrupt(self.process)
-        self._err.close()
+        self.served.stop()
 
 
 def load_command(*args: str) -> list[str]:

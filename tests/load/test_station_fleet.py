@@ -1,71 +1,81 @@
-"""``otaharness load basics-station`` against ``otaharness serve cups``: a Locust master and two
-worker processes on loopback run LoRa Basics Stations; the operator registers them, releases a
-signed update and rolls it out to each station once it is on the LNS; judged from the back end's
-registry (each twin's reported package) and the master's fleet report."""
+"""``otaharness load basics-station`` against ``otaharness serve cups``: LoRa Basics Stations
+run by a Locust master and two workers (or one local process); the operator registers them,
+releases a signed update and rolls it out; judged from the back end's registry (each twin's
+reported package) and the master's fleet report."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_run import Process, finish, free_port, interrupt, load_command
+from fleet_run import Process, Served, finish, free_port, load_command
 
-from otaharness.load.cups_operator import CupsAdmin, Rollout, station_euis
+from otaharness.load.cups_operator import CupsAdmin, Release, Rollout, station_euis
 from otaharness.provision.basics_station import (
     prepare_signature_key,
     write_firmware_digest,
 )
 
 STATIONS_PER_WORKER = 8
-UPDATE_SIZE = 8 * 1024
 REFUSED = "update refused: abort: no key could verify the signature"
-
-
-class ServedCups(CupsAdmin):
-    """``otaharness serve cups --json`` in a child process, and the operator's calls on it."""
-
-    def __init__(self) -> None:
-        self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "otaharness.cli", "serve", "cups", "--json"],
-            stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self._err.seek(0)
-            raise AssertionError(f"serve cups did not start: {self._err.read()[-3000:]!r}")
-        endpoints: dict[str, Any] = json.loads(line)
-        super().__init__(endpoints)
-
-    def stop(self) -> None:
-        self.close()
-        interrupt(self.process)
-        self._err.close()
 
 
 @pytest.fixture
 def cups():
-    served = ServedCups()
+    server = Served("cups")
+    admin = CupsAdmin(server.endpoints)
     try:
-        yield served
+        yield admin
     finally:
-        served.stop()
+        admin.close()
+        server.stop()
+
+
+def registered(cups: CupsAdmin, workers: int, stations_per_worker: int) -> list[str]:
+    euis = station_euis(workers, stations_per_worker)
+    for eui in euis:
+        cups.register(eui)
+    return euis
+
+
+def station_options(cups: CupsAdmin, release: Release, tmp_path: Path, *extra: str) -> list[str]:
+    """The run's fleet options: credentials from the back end, the release's key on the stations."""
+    return ["--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
+            "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
+            "--cups-token", cups.endpoints["tokens"]["cups"],
+            "--station-sig-key", str(release.key.key_file), *extra]
+
+
+def run_locally(cups: CupsAdmin, release: Release, tmp_path: Path, users: int,
+                rollout: Rollout | None, *extra: str) -> dict[str, Any]:
+    """One local Locust process (no master or workers); the fleet report it wrote."""
+    run = Process("local", load_command(
+        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "2m",
+        *station_options(cups, release, tmp_path, *extra)), tmp_path)
+    if rollout is not None:
+        rollout.start()
+    try:
+        code = finish(run, [])
+    finally:
+        if rollout is not None:
+            rollout.stop()
+    assert code == 0, run.text()[-4000:]
+    return json.loads((tmp_path / "fleet.json").read_text())
+
+
+def reported_packages(cups: CupsAdmin, euis: list[str]) -> set[str]:
+    return {cups.station(eui)["reportedPackage"] for eui in euis}
 
 
 @pytest.mark.load
 @pytest.mark.slow
 def test_two_workers_upgrade_stations_and_the_master_adds_up_to_the_registry(
-        tmp_path: Path, cups: ServedCups) -> None:
-    euis = station_euis(2, STATIONS_PER_WORKER)
-    for eui in euis:
-        cups.register(eui)
-    release = cups.release(tmp_path, "v1", UPDATE_SIZE)
+        tmp_path: Path, cups: CupsAdmin) -> None:
+    euis = registered(cups, 2, STATIONS_PER_WORKER)
+    release = cups.release(tmp_path, "v1", 8 * 1024)
     rollout = Rollout(cups, euis, release, from_package="v0")
     rollout.start()
     port = free_port()
@@ -73,10 +83,7 @@ def test_two_workers_upgrade_stations_and_the_master_adds_up_to_the_registry(
     master = Process("master", load_command(
         "basics-station", "--master", "--headless", "--expect-workers", "2",
         "--master-bind-port", str(port), "-u", str(users), "-r", str(users), "--run-time", "4m",
-        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
-        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
-        "--cups-token", cups.endpoints["tokens"]["cups"],
-        "--station-sig-key", str(release.key.key_file), "--cups-interval", "3"), tmp_path)
+        *station_options(cups, release, tmp_path, "--cups-interval", "3")), tmp_path)
     workers = [Process(f"worker{n}", load_command("basics-station", "--worker", "--master-port",
                                                   str(port)), tmp_path) for n in range(2)]
     try:
@@ -117,31 +124,17 @@ def test_two_workers_upgrade_stations_and_the_master_adds_up_to_the_registry(
 @pytest.mark.load
 @pytest.mark.slow
 def test_a_cut_cups_link_fails_one_check_per_faulted_station_and_every_station_upgrades(
-        tmp_path: Path, cups: ServedCups) -> None:
+        tmp_path: Path, cups: CupsAdmin) -> None:
     users = 8
-    euis = station_euis(1, users)
-    for eui in euis:
-        cups.register(eui)
+    euis = registered(cups, 1, users)
     # large enough that the cut lands in the update, whatever checks came before it
     release = cups.release(tmp_path, "v1", 256 * 1024)
-    rollout = Rollout(cups, euis, release, from_package="v0")
-    rollout.start()
-    cups_endpoint = cups.endpoints["cups"].split("//")[1]
-    run = Process("local", load_command(
-        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "3m",
-        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
-        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
-        "--cups-token", cups.endpoints["tokens"]["cups"], "--station-auth", "token",
-        "--station-sig-key", str(release.key.key_file), "--cups-interval", "3",
-        "--cups-resync-interval", "2", "--fault", "cut after 64 KiB", "--fault-devices", "25%",
-        "--fault-endpoint", cups_endpoint, "--exit-code-on-error", "0"), tmp_path)
-    try:
-        code = finish(run, [])
-    finally:
-        rollout.stop()
-    assert code == 0, run.text()[-4000:]
-    report = json.loads((tmp_path / "fleet.json").read_text())
-    assert {cups.station(eui)["reportedPackage"] for eui in euis} == {"v1"}
+    report = run_locally(
+        cups, release, tmp_path, users, Rollout(cups, euis, release, from_package="v0"),
+        "--station-auth", "token", "--cups-interval", "3", "--cups-resync-interval", "2",
+        "--fault", "cut after 64 KiB", "--fault-devices", "25%",
+        "--fault-endpoint", cups.endpoints["cups"].split("//")[1], "--exit-code-on-error", "0")
+    assert reported_packages(cups, euis) == {"v1"}
     assert report["succeeded"] == users and report["failed"] == {}
     entries = report["requests"]
     # the 2 faulted stations (25 %) each lost the download of the update to the cut (a failed
@@ -155,30 +148,16 @@ def test_a_cut_cups_link_fails_one_check_per_faulted_station_and_every_station_u
 @pytest.mark.load
 @pytest.mark.slow
 def test_an_update_that_does_not_restart_the_station_ends_at_a_reboot_wave(
-        tmp_path: Path, cups: ServedCups) -> None:
+        tmp_path: Path, cups: CupsAdmin) -> None:
     users = 4
-    euis = station_euis(1, users)
-    for eui in euis:
-        cups.register(eui)
+    euis = registered(cups, 1, users)
     # the starter kit's kind of update: version.txt written, no restart, so a station already on
     # the LNS reports the new package there only when it reconnects
     release = cups.release(tmp_path, "v1", restarts=False)
-    rollout = Rollout(cups, euis, release, from_package="v0")
-    rollout.start()
-    run = Process("local", load_command(
-        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "2m",
-        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
-        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
-        "--cups-token", cups.endpoints["tokens"]["cups"],
-        "--station-sig-key", str(release.key.key_file), "--cups-interval", "2",
-        "--reboot-wave-every", "8", "--reboot-wave-share", "100"), tmp_path)
-    try:
-        code = finish(run, [])
-    finally:
-        rollout.stop()
-    assert code == 0, run.text()[-4000:]
-    report = json.loads((tmp_path / "fleet.json").read_text())
-    assert {cups.station(eui)["reportedPackage"] for eui in euis} == {"v1"}
+    report = run_locally(
+        cups, release, tmp_path, users, Rollout(cups, euis, release, from_package="v0"),
+        "--cups-interval", "2", "--reboot-wave-every", "8", "--reboot-wave-share", "100")
+    assert reported_packages(cups, euis) == {"v1"}
     assert report["succeeded"] == users and report["failed"] == {}
     assert report["reboot_waves"] >= 1
     # each update ran at a CUPS check; the package reached the LNS after a wave's reboot only
@@ -189,11 +168,9 @@ def test_an_update_that_does_not_restart_the_station_ends_at_a_reboot_wave(
 @pytest.mark.load
 @pytest.mark.slow
 def test_an_update_signed_with_another_key_is_refused_by_every_station_which_says_why(
-        tmp_path: Path, cups: ServedCups) -> None:
+        tmp_path: Path, cups: CupsAdmin) -> None:
     users = 4
-    euis = station_euis(1, users)
-    for eui in euis:
-        cups.register(eui)
+    euis = registered(cups, 1, users)
     release = cups.release(tmp_path / "release", "v1")
     # the release names the stations' key (CUPS sends it), but another key signed the file
     other_key = prepare_signature_key(tmp_path / "other")
@@ -201,16 +178,8 @@ def test_an_update_signed_with_another_key_is_refused_by_every_station_which_say
         release.file, other_key.private_key_file, tmp_path / "other" / "update.digest"))
     for eui in euis:
         cups.roll_out(eui, mis_signed)
-    run = Process("local", load_command(
-        "basics-station", "--headless", "-u", str(users), "-r", str(users), "--run-time", "1m",
-        "--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
-        "--cups-url", cups.endpoints["cups"], "--ca", cups.endpoints["ca"],
-        "--cups-token", cups.endpoints["tokens"]["cups"],
-        "--station-sig-key", str(release.key.key_file), "--exit-code-on-error", "0"), tmp_path)
-    code = finish(run, [])
-    assert code == 0, run.text()[-4000:]
-    report = json.loads((tmp_path / "fleet.json").read_text())
-    assert {cups.station(eui)["reportedPackage"] for eui in euis} == {"v0"}
+    report = run_locally(cups, release, tmp_path, users, None, "--exit-code-on-error", "0")
+    assert reported_packages(cups, euis) == {"v0"}
     assert report["succeeded"] == 0 and report["started"] == users
     assert report["failed"] == {REFUSED: users}
     assert report["bytes_downloaded"] == 0
