@@ -185,3 +185,22 @@ def test_an_update_signed_with_another_key_is_refused_by_every_station_which_say
     assert report["bytes_downloaded"] == 0
     upgrades = report["requests"]["basics-station upgrade"]
     assert (upgrades["requests"], upgrades["failures"]) == (users, users)
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_stations_losing_power_during_the_update_download_take_it_again_after_booting(
+        tmp_path: Path, cups: CupsAdmin) -> None:
+    users = 8
+    euis = registered(cups, 1, users)
+    release = cups.release(tmp_path, "v1", 256 * 1024)
+    report = run_locally(
+        cups, release, tmp_path, users, Rollout(cups, euis, release, from_package="v0"),
+        "--cups-interval", "3", "--fault", "power cut at 100 KiB for 2 s",
+        "--fault-devices", "25%", "--exit-code-on-error", "0")
+    assert reported_packages(cups, euis) == {"v1"}
+    assert report["succeeded"] == users and report["failed"] == {}
+    checks = report["requests"]["basics-station CUPS check"]
+    # the 2 stations (25 %) lost the session carrying the update; booted, they asked again
+    assert checks["failures"] == 2
+    assert report["requests"]["basics-station CUPS update download"]["requests"] == users

@@ -17,6 +17,8 @@ that carried an update; its size is the update's; failed when the reply was cut 
 update), ``WS`` / ``LNS connect`` (router-info
 discovery and the muxs websocket up to the ``version`` message; a muxs reconnect without
 discovery counts from the reconnect), ``HTTP`` / ``station credentials`` (the provisioning call).
+A CUPS session or LNS connection broken off by a reboot wave or a power cut (``--fault 'power cut
+at 64 KiB for 5 s'``: the station stays off that long) is a failed entry saying so.
 
 An upgrade starts when a CUPS reply carries an update and ends: succeeded when the station next
 reaches the LNS reporting another package than before (what the back end's registry records as
@@ -28,6 +30,7 @@ in progress until the station reconnects (a reboot wave ends it).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import tempfile
@@ -65,12 +68,34 @@ class LoadStation(BasicsStation):
         self.report = report
         self.upgrade: Upgrade | None = None
         self._cups_started = time.monotonic()
+        self._cups_in_flight = False
         self._tc_started: float | None = None
         super().__init__(*args, **kwargs)
 
     async def _cups_exchange(self) -> Any:
-        self._cups_started = time.monotonic()
-        return await super()._cups_exchange()
+        self._cups_started, self._cups_in_flight = time.monotonic(), True
+        try:
+            return await super()._cups_exchange()
+        finally:
+            self._cups_in_flight = False
+
+    async def power_off(self, off_seconds: float) -> None:
+        """A power cut (``--fault 'power cut at 64 KiB for 5 s'``): off that long, then booted;
+        files kept, RAM state and connections gone."""
+        self.interrupted("power cut")
+        await self._halt(graceful=False)
+        await asyncio.sleep(off_seconds)
+        await self.start()
+
+    def interrupted(self, why: str) -> None:
+        """Round trips a reboot wave or power cut breaks off fail with it (not the restart an
+        update asks for, which is part of the upgrade, nor the stop at the end of the run)."""
+        if self._cups_in_flight:
+            self.report.request("CUPS", "check", self._cups_started, 0, self.name,
+                                f"{why} during the session")
+        if self._tc_started is not None:
+            self.report.request("WS", "LNS connect", self._tc_started, 0, self.name,
+                                f"{why} while connecting")
 
     def _keep_before_cut(self, cut: Any, credential_set: Any) -> list[str]:
         if cut.status == 200 and config_before_update(cut.partial) is not None:
@@ -200,7 +225,7 @@ class BasicsStationFleet(DeviceFleet):
                               bind_address=self.links.address_of(name),
                               dial=None if direct else self.links.dial,
                               tls_keylog=self.links.keylog, report=self.report)
-        self.links.add(name, power_cut=lambda _off: station.power_cut())
+        self.links.add(name, power_cut=station.power_off)
         await station.start()
         return station
 
@@ -208,6 +233,7 @@ class BasicsStationFleet(DeviceFleet):
         await device.stop()
 
     async def _reboot_device(self, device: LoadStation) -> None:
+        device.interrupted("reboot")
         await device.reboot()
 
     async def _close_shared(self) -> None:
