@@ -156,7 +156,8 @@ def test_an_update_that_does_not_restart_the_station_ends_at_a_reboot_wave(
     release = cups.release(tmp_path, "v1", restarts=False)
     report = run_locally(
         cups, release, tmp_path, users, Rollout(cups, euis, release, from_package="v0"),
-        "--cups-interval", "2", "--reboot-wave-every", "8", "--reboot-wave-share", "100")
+        "--cups-interval", "2", "--reboot-wave-every", "8", "--reboot-wave-share", "100",
+        "--exit-code-on-error", "0")  # a wave may break off a CUPS check: a failure, by design
     assert reported_packages(cups, euis) == {"v1"}
     assert report["succeeded"] == users and report["failed"] == {}
     assert report["reboot_waves"] >= 1
