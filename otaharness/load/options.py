@@ -57,6 +57,17 @@ def _stages(text: str) -> str:
     return text
 
 
+def _eui(text: str) -> str:
+    # here, not at the top: the codec package (jsonschema) is not needed for other kinds' --help
+    from otaharness.protocols.basics_station import BasicsStationCodecError, parse_eui
+
+    try:
+        parse_eui(text)
+    except BasicsStationCodecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _share(text: str) -> float:
     value = float(text.rstrip("%"))
     if not 0 < value <= 100:
@@ -133,7 +144,7 @@ def add_load_options(parser: Any) -> None:
     station.add_argument("--station-sig-key", action="append", metavar="FILE",
                          help="a firmware signature key (64-byte sig-N.key of `otaharness cups "
                          "prepare`), installed as sig-0.key, sig-1.key, ... (repeat)")
-    station.add_argument("--station-eui-base", default="0016C001F0000000", metavar="EUI",
+    station.add_argument("--station-eui-base", default="0016C001F0000000", metavar="EUI", type=_eui,
                          help="the first station's EUI is this + 1 (default 0016C001F0000000)")
     station.add_argument("--cups-interval", type=float, metavar="SECONDS",
                          help="seconds between a station's CUPS checks (default 86400, the "
