@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -205,3 +206,20 @@ def test_stations_losing_power_during_the_update_download_take_it_again_after_bo
     # the 2 stations (25 %) lost the session carrying the update; booted, they asked again
     assert checks["failures"] == 2
     assert report["requests"]["basics-station CUPS update download"]["requests"] == users
+
+
+@pytest.mark.load
+@pytest.mark.slow  # each starts Locust (seconds of imports)
+@pytest.mark.parametrize("arguments, message", [
+    ([], "otaharness load basics-station needs --cups-url"),
+    (["--cups-url", "https://127.0.0.1:9", "--station-eui-base", "00-11:22"],
+     "argument --station-eui-base: EUI '00-11:22' mixes '-' and ':'"),
+])
+def test_a_station_run_that_cannot_work_is_refused_before_any_station_starts(
+        arguments: list[str], message: str) -> None:
+    result = subprocess.run(load_command("basics-station", "--headless", "-u", "1", "-t", "5s",
+                                         *arguments), check=False, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "device host pid" not in result.stderr
