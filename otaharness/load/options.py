@@ -49,23 +49,29 @@ def parse_stages(text: str) -> list[tuple[int, float]]:
     return stages
 
 
-def _stages(text: str) -> str:
-    try:
-        parse_stages(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+def _checked_by(parse: Any) -> Any:
+    """An argparse type that keeps the text once ``parse`` reads it (its ValueError, as
+    argparse's error)."""
+
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+
+    return check
 
 
-def _eui(text: str) -> str:
+def _parse_eui(text: str) -> int:
     # here, not at the top: the codec package (jsonschema) is not needed for other kinds' --help
-    from otaharness.protocols.basics_station import BasicsStationCodecError, parse_eui
+    from otaharness.protocols.basics_station import parse_eui
 
-    try:
-        parse_eui(text)
-    except BasicsStationCodecError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+    return parse_eui(text)
+
+
+_stages = _checked_by(parse_stages)
+_eui = _checked_by(_parse_eui)
 
 
 def _share(text: str) -> float:
