@@ -159,6 +159,16 @@ _TRACKER_EVENTS: list[tuple[re.Pattern[str], str]] = [(re.compile(pattern), even
 )]
 
 
+async def power_cut(tracker: Tracker, off_seconds: float) -> None:
+    """A fault plan's power cut: off for ``off_seconds``, then the tracker's own boot."""
+    boot = tracker.reboot_seconds
+    tracker.reboot_seconds = boot + off_seconds
+    try:
+        await tracker.power_cut()
+    finally:
+        tracker.reboot_seconds = boot
+
+
 def tell(report: FleetReport, tracker: Tracker, text: str) -> None:
     """One tracker event as a fleet event (``note`` when it has no name of its own)."""
     for pattern, event in _TRACKER_EVENTS:
@@ -205,14 +215,6 @@ async def run(args: argparse.Namespace) -> int:
                     fleet.report.event(tracker.thing_name, "connection_failed", str(error),
                                        reason=str(error))
                     return False
-
-        async def power_cut(tracker: Tracker, off_seconds: float) -> None:
-            boot = tracker.reboot_seconds
-            tracker.reboot_seconds = boot + off_seconds  # power off, then its boot
-            try:
-                await tracker.power_cut()
-            finally:
-                tracker.reboot_seconds = boot
 
         for tracker in trackers:
             tracker.listeners.append(lambda text, tracker=tracker: tell(fleet.report, tracker, text))

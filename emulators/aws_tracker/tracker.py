@@ -130,6 +130,9 @@ def imei_of(thing_name: str) -> str:
 
 
 class Tracker:
+    # The download client's class (a load run's subclass reports each range request).
+    range_download: type[RangeDownload] = RangeDownload
+
     def __init__(
         self,
         thing_name: str,
@@ -534,7 +537,7 @@ class Tracker:
                 marks.discard(mark)
                 self._event(f"download {mark}%")
 
-        self.download = RangeDownload(
+        self.download = self.range_download(
             endpoint=endpoint, host=firmware.host, path=firmware.path, sink=self.flash.slot,
             fragment_size=self.fragment_size, expected_size=firmware.size,
             timeout=self.download_timeout, bind_address=self.bind_address, on_progress=progress,

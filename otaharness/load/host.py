@@ -32,6 +32,7 @@ KINDS = {
     "cpe": "otaharness.load.kinds.cpe:CpeFleet",
     "olt-gateway": "otaharness.load.kinds.olt_gateway:OltGatewayFleet",
     "basics-station": "otaharness.load.kinds.basics_station:BasicsStationFleet",
+    "aws-tracker": "otaharness.load.kinds.aws_tracker:AwsTrackerFleet",
 }
 GAUGE_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1

@@ -13,7 +13,7 @@ from typing import Any
 from otaharness.runtime.faults import add_fault_arguments
 from otaharness.units import parse_duration
 
-KIND_NAMES = ("cpe", "olt-gateway", "basics-station")
+KIND_NAMES = ("cpe", "olt-gateway", "basics-station", "aws-tracker")
 
 # dest -> passed to the device host (everything the devices need; nothing of Locust's own)
 HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
@@ -22,6 +22,8 @@ HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host
                 "device_type")
 HOST_OPTIONS += ("cups_url", "cups_token", "station_auth", "station_package", "station_sig_key",
                  "station_eui_base", "cups_interval", "cups_resync_interval")
+HOST_OPTIONS += ("aws_api", "aws_region", "iot_policy", "credentials_dir", "s3_endpoint",
+                 "server_name", "app_version", "fragment_size", "tracker_reboot_seconds")
 
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
@@ -158,10 +160,38 @@ def add_load_options(parser: Any) -> None:
     station.add_argument("--cups-resync-interval", type=float, metavar="SECONDS",
                          help="seconds to the next CUPS check after a failed one (default 60)")
 
+    tracker = parser.add_argument_group(
+        "aws-tracker", "nRF9160 asset trackers (emulators/aws_tracker), things named --device-prefix "
+        "(default tracker-) + worker_index * 1000000 + n, taking AWS IoT Jobs FOTA jobs over "
+        "--mqtt (mqtts:// for mutual TLS, as real trackers; serve aws-iot prints it as `mqtts`) "
+        "and downloading in HTTPS range requests")
+    tracker.add_argument("--aws-api", metavar="URL", help="the IoT control plane each new "
+                         "tracker's thing, keys and certificate are created on (serve aws-iot: "
+                         "`aws`; AWS: https://iot.REGION.amazonaws.com), signed with the "
+                         "environment's AWS credentials")
+    tracker.add_argument("--aws-region", help="region of --aws-api (default $AWS_DEFAULT_REGION "
+                         "or us-east-1)")
+    tracker.add_argument("--iot-policy", metavar="NAME", help="AWS IoT policy attached to each "
+                         "new certificate (AWS needs one; serve aws-iot enforces its own rules)")
+    tracker.add_argument("--credentials-dir", metavar="DIR", help="instead of --aws-api: things "
+                         "provisioned already, <thing>.cert.pem and <thing>.private.key each")
+    tracker.add_argument("--s3-endpoint", metavar="URL", help="where <bucket>.s3.amazonaws.com "
+                         "is dialled (serve aws-iot: `aws`; default: the job document's host)")
+    tracker.add_argument("--server-name", metavar="HOST", help="host name the broker's "
+                         "certificate is checked for (serve aws-iot: "
+                         "a1b2c3d4e5f6g7-ats.iot.us-east-1.amazonaws.com; default the --mqtt host)")
+    tracker.add_argument("--app-version", default="1.0.0",
+                         help="the version a new tracker runs (default 1.0.0)")
+    tracker.add_argument("--fragment-size", type=int, default=2048, metavar="BYTES",
+                         help="bytes per range request (default 2048, the nRF's)")
+    tracker.add_argument("--tracker-reboot-seconds", type=float, default=10.0, metavar="SECONDS",
+                         help="seconds a tracker takes to boot (default 10)")
+
 
 REQUIRED = {"cpe": ("acs_url",),
             "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type"),
-            "basics-station": ("cups_url",)}
+            "basics-station": ("cups_url",),
+            "aws-tracker": ("mqtt",)}
 
 
 def missing_options(options: Any) -> list[str]:
