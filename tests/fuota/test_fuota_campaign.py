@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from fuota_world import HW_VERSION, NEW_VERSION, OLD_VERSION, OTHER_KEY, FuotaWo
 
 from otaharness.emulators.lorawan_device.fuota import LORAMAC_NODE, SPECIFICATION
 from otaharness.protocols.fuota.fec import DecoderState
-from otaharness.servers.fuota import CampaignKind, DeviceStatus
+from otaharness.runtime.radio import FixedLoss
+from otaharness.servers.fuota import CampaignKind, CampaignState, DeviceStatus, Stage
 
 
 def stage_starts(world: FuotaWorld, campaign: int) -> list[tuple[int, int]]:
@@ -62,6 +64,33 @@ def test_fec_off_with_threshold_runs_a_second_round_for_the_others(tmp_path: Pat
         assert [a["up_image_status"] for a in answers(world, campaign, "b", "DevUpgradeImageAns")] == [0, 3]
         assert world.fuota.status(campaign)["devices"]["passed"] == 2
         assert world.fuota.runs[campaign].block().redundancy == 0
+    run_world(tmp_path, main)
+
+
+def test_devices_ready_after_round_one_are_verified_when_round_two_has_nobody_left(tmp_path: Path) -> None:
+    """Round 2 loses its last device in FragSessionSetup (b hears nothing from then on): a, ready
+    since round 1, is still told to reboot and verified, not failed with its image in flash."""
+    async def main(world: FuotaWorld) -> None:
+        world.add_device("a")
+        world.add_device("b")
+        campaign = world.fuota.create_campaign(world.config(fec=False, success_threshold=1.0, max_rounds=2), image())
+        world.fuota.start_campaign(campaign)
+        run = world.fuota.runs[campaign]
+
+        async def b_loses_round_one_fragments_then_everything() -> None:
+            while run.state is CampaignState.RUNNING:
+                deaf = run.round >= 2 or run.stage is Stage.DL_FRAGMENT
+                world.medium.set_loss("b", FixedLoss(1.0) if deaf else None)
+                await asyncio.sleep(1.0)
+        watch = asyncio.ensure_future(b_loses_round_one_fragments_then_everything())
+        await world.finish(campaign)
+        watch.cancel()
+        starts = stage_starts(world, campaign)
+        assert (3, 2) in starts and (4, 2) not in starts and starts[-1] == (7, 2), starts
+        state_b = world.device_state(campaign, "b")
+        assert state_b.status is DeviceStatus.FAILED and "FragSessionSetupAns" in state_b.reason
+        assert world.device_state(campaign, "a").status is DeviceStatus.PASSED
+        assert world.agents["a"].firmware_version == NEW_VERSION and world.agents["a"].reboots == 1
     run_world(tmp_path, main)
 
 

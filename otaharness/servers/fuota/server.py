@@ -234,6 +234,19 @@ class CampaignRun:
             self._enter(Stage.DEV_REBOOT_TIME)
             await self.stage_reboot_time()
             self._leave(Stage.DEV_REBOOT_TIME)
+        try:
+            await self._run_rounds(resume_at)
+        except _NobodyLeft as nobody:
+            # No active device left for a later round's stage: the devices made ready by the
+            # rounds before are still verified (they would otherwise end failed, image in hand).
+            self.log("note", text=f"no device left for stage {int(nobody.args[0])} of round {self.round}")
+        if firmware:
+            self._enter(Stage.COMPLETION_VERIFICATION)
+            await self.stage_verification()
+            self._leave(Stage.COMPLETION_VERIFICATION)
+
+    async def _run_rounds(self, resume_at: Stage) -> None:
+        """Stages 3-6, again for another round while stage 6 asks for one."""
         while resume_at <= Stage.UPGRADE_IMAGE:
             if resume_at <= Stage.FRAG_SESSION_SETUP:
                 self._enter(Stage.FRAG_SESSION_SETUP)
@@ -256,11 +269,6 @@ class CampaignRun:
             self.progress.pop("next_fragment", None)
             self.progress.pop("session_time_gps", None)
             resume_at = Stage.FRAG_SESSION_SETUP
-            continue
-        if firmware:
-            self._enter(Stage.COMPLETION_VERIFICATION)
-            await self.stage_verification()
-            self._leave(Stage.COMPLETION_VERIFICATION)
 
     async def stage_group_setup(self) -> None:
         config = self.config
