@@ -394,9 +394,20 @@ def tracker_version(context, name, version):
 @then("the `{name}` tracker reports firmware version `{version}` in its shadow")
 def shadow_reports_version(context, name, version):
     """The thing shadow (read with get_thing_shadow) has `state.reported.dev.v.appV`."""
+    from botocore.exceptions import ClientError
+
     runtime = ota(context)
-    shadow = _call(context, "iot-data", "get_thing_shadow",
-                   {"thingName": runtime.values["tracker"][name]["id"]})
+    thing = runtime.values["tracker"][name]["id"]
+    try:
+        shadow = _call(context, "iot-data", "get_thing_shadow", {"thingName": thing})
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+        # AWS answers 404 for a thing whose shadow was never written: say so in the device's terms.
+        raise AssertionError(
+            f"the `{name}` tracker has reported no version: thing {thing} has no shadow yet (the"
+            f" tracker runs {_tracker(context, name).app_version}; it writes its shadow after an"
+            f" upgrade)") from None
     document = json.loads(shadow["payload"].read())
     reported = document.get("state", {}).get("reported", {})
     assert reported.get("dev", {}).get("v", {}).get("appV") == version, (

@@ -26,6 +26,11 @@ FEATURE = textwrap.dedent("""\
         And device "t1" resumed the download 1 time
         And device "t1" did not resume a download
 
+      @embedded:aws-iot
+      Scenario: a tracker asked for its version before its first upgrade
+        Given a tracker "t1" running version 1.0.0
+        Then t1 reports version 1.0.0
+
       @embedded:olt
       Scenario: a gateway resumes from its flash
         Given the device type "switch" declares the firmware, bootloader and configuration slots
@@ -155,3 +160,12 @@ def test_fragments_heard_per_device_on_the_radio(results):
     assert status == "failed"
     assert "a: expected no fragments heard, seen a heard 15 fragments on the radio" in message
     assert "b: expected 16 fragments heard, seen b heard 15" in message  # every row reported
+
+
+def test_a_tracker_without_a_shadow_fails_the_version_check_in_its_terms(results):
+    """AWS answers ResourceNotFound for a shadow never written; the check says the tracker has
+    reported nothing yet and what it runs, not the SDK's error."""
+    _, status, message = _step(results, "a tracker asked for its version before its first upgrade",
+                               "t1 reports version 1.0.0")
+    assert status == "failed" and "the `t1` tracker has reported no version" in message, message
+    assert "runs 1.0.0" in message and "ResourceNotFoundException" not in message, message
