@@ -156,3 +156,25 @@ def test_an_image_missing_from_s3_fails_every_tracker_with_its_reason(
     assert report["succeeded"] == 0 and report["started"] == users
     assert sum(report["failed"].values()) == users
     assert all("HTTP 404" in reason for reason in report["failed"]), report["failed"]
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_reboot_waves_during_throttled_downloads_still_end_in_one_upgrade_per_tracker(
+        tmp_path: Path, aws: IotOperator) -> None:
+    users = 4
+    image = aws.store_image("fota-load", "app-1.1.0.bin", "1.1.0", os.urandom(48 * 1024))
+    s3 = aws.endpoints["aws"].split("//")[1]
+    # about 3 s per download; every 3 s half the fleet reboots (the other half the next wave)
+    report, statuses = run_locally(
+        aws, image, tmp_path, users, "--fault", "throttled to 16 KiB/s", "--fault-endpoint", s3,
+        "--reboot-wave-every", "3", "--reboot-wave-share", "50",
+        "--exit-code-on-error", "0")  # a wave may break off a GET or a job update, by design
+    assert len(statuses) == users and set(statuses.values()) == {"SUCCEEDED"}
+    # a reboot mid-download is the same job offered again: still one upgrade per tracker
+    assert report["succeeded"] == users and report["started"] == users
+    assert report["failed"] == {}
+    assert report["reboot_waves"] >= 1
+    connects = report["requests"]["aws-tracker MQTT connect"]
+    # 1.0.0, 1.1.0, and once more for each of the first wave's half
+    assert connects["requests"] >= 2 * users + users // 2
