@@ -33,6 +33,7 @@ KINDS = {
     "olt-gateway": "otaharness.load.kinds.olt_gateway:OltGatewayFleet",
     "basics-station": "otaharness.load.kinds.basics_station:BasicsStationFleet",
     "aws-tracker": "otaharness.load.kinds.aws_tracker:AwsTrackerFleet",
+    "lorawan": "otaharness.load.kinds.lorawan:LorawanFleet",
 }
 GAUGE_SECONDS = 1.0
 PR_SET_PDEATHSIG = 1

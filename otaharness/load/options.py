@@ -13,7 +13,7 @@ from typing import Any
 from otaharness.runtime.faults import add_fault_arguments
 from otaharness.units import parse_duration
 
-KIND_NAMES = ("cpe", "olt-gateway", "basics-station", "aws-tracker")
+KIND_NAMES = ("cpe", "olt-gateway", "basics-station", "aws-tracker", "lorawan")
 
 # dest -> passed to the device host (everything the devices need; nothing of Locust's own)
 HOST_OPTIONS = ("acs_url", "ca", "cpe_profile", "username", "password", "cr_host",
@@ -24,6 +24,9 @@ HOST_OPTIONS += ("cups_url", "cups_token", "station_auth", "station_package", "s
                  "station_eui_base", "cups_interval", "cups_resync_interval")
 HOST_OPTIONS += ("aws_api", "aws_region", "iot_policy", "credentials_dir", "s3_endpoint",
                  "server_name", "app_version", "fragment_size", "tracker_reboot_seconds")
+HOST_OPTIONS += ("lns_url", "app_api", "app_token", "fuota_verify_key", "lorawan_firmware_version",
+                 "lorawan_hw_version", "poll_interval", "dev_eui_base", "join_eui", "key_sheet",
+                 "stations_per_worker")
 
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
@@ -188,10 +191,42 @@ def add_load_options(parser: Any) -> None:
                          help="seconds a tracker takes to boot (default 10)")
 
 
+    lorawan = parser.add_argument_group(
+        "lorawan", "LoRaWAN end devices (emulators/lorawan_device, OTAA, with the FUOTA packages "
+        "TS003-TS006) on a radio medium per worker with its own Basics Stations (EUI "
+        "--station-eui-base + worker_index * 1000000 + s; with --cups-url and --cups-token each is "
+        "registered and issued its credentials by the CUPS admin API); devices DevEUI "
+        "--dev-eui-base + worker_index * 1000000 + n, keys from the CSPRNG, registered through the "
+        "application API; the upgrade is a FUOTA campaign the operator starts")
+    lorawan.add_argument("--lns-url", help="the LNS the stations connect to (serve lorawan "
+                         "prints it as `lns`)")
+    lorawan.add_argument("--app-api", metavar="URL", help="the network server's application API "
+                         "each new device is registered with (serve lorawan: `lorawan-app`)")
+    lorawan.add_argument("--app-token", help="its bearer token (serve: tokens.lorawan-app)")
+    lorawan.add_argument("--fuota-verify-key", metavar="PEM", help="the firmware team's Ed25519 "
+                         "public key the devices check images with")
+    lorawan.add_argument("--lorawan-firmware-version", default="1.0.0", metavar="X.Y.Z",
+                         help="the version a new device runs (default 1.0.0)")
+    lorawan.add_argument("--lorawan-hw-version", default="0x00AB0001", metavar="HEX",
+                         help="the devices' hardware version word (default 0x00AB0001)")
+    lorawan.add_argument("--poll-interval", type=float, default=60.0, metavar="SECONDS",
+                         help="seconds between a device's uplinks when it has nothing to answer "
+                         "(the class A windows the server's requests ride in; default 60)")
+    lorawan.add_argument("--dev-eui-base", default="0004A30B00000000", metavar="EUI", type=_eui,
+                         help="the first device's DevEUI is this + 1 (default 0004A30B00000000)")
+    lorawan.add_argument("--join-eui", default="70B3D57ED0000001", metavar="EUI", type=_eui)
+    lorawan.add_argument("--key-sheet", metavar="DIR", help="write each new device's "
+                         "{dev_eui, gen_app_key} to DIR/<DevEUI>.json (0600): what the FUOTA "
+                         "campaign needs")
+    lorawan.add_argument("--stations-per-worker", type=int, default=1, metavar="N",
+                         help="Basics Stations on each worker's radio medium (default 1)")
+
+
 REQUIRED = {"cpe": ("acs_url",),
             "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type"),
             "basics-station": ("cups_url",),
-            "aws-tracker": ("mqtt",)}
+            "aws-tracker": ("mqtt",),
+            "lorawan": ("lns_url", "app_api", "fuota_verify_key")}
 
 
 def missing_options(options: Any) -> list[str]:
