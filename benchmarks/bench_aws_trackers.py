@@ -37,7 +37,8 @@ trackers connect. It is the transport a tracker's FOTA cycle rides on without th
 ratio "full FOTA cycle per tracker / bare MQTT+HTTP exchange" (upgrade_s / baseline_s) is the
 cost of the flow in units of that exchange, comparable between machines.
 
-Also per run: CPU seconds of the process (moto's threads included) for the whole run and the FOTA
+Also per run: the most file descriptors the process held while the trackers connected and
+during the FOTA cycle (sampled each second: a process may hold 20,000 here), CPU seconds of the process (moto's threads included) for the whole run and the FOTA
 cycle, its peak RSS, and the wall seconds of the whole run (broker and back end start, things,
 certificates, baseline, connecting, FOTA, teardown), on the fleet collector settings
 (otaharness.runtime.collector). mTLS runs are merged into benchmarks/results/aws_fleet.json
@@ -50,11 +51,13 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import ssl
 import statistics
+import threading
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -120,6 +123,32 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
         await client.disconnect()
 
 
+class DescriptorPeak:
+    """The most file descriptors this process held while the block ran, sampled every
+    ``interval`` seconds from a thread (counting /proc/self/fd costs milliseconds at 20,000)."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="descriptor-peak", daemon=True)
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, len(os.listdir("/proc/self/fd")))
+
+
 def provision_certificates(backend: AwsIotBackend, names: list[str]) -> list[tuple[Path, Path]]:
     """Per thing: a certificate from the device CA, registered ACTIVE and attached to the thing
     (what create_keys_and_certificate + attach_thing_principal do, without N HTTPS calls)."""
@@ -171,7 +200,7 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
                             s3_endpoint=s3_endpoint, fragment_size=fragment_size, reboot_seconds=10.0,
                             tls=tls[i] if mtls else None, mqtt_server_name=DATA_ENDPOINT if mtls else None)
                     for i, name in enumerate(names)]
-        with Stopwatch() as connecting:
+        with Stopwatch() as connecting, DescriptorPeak() as connect_descriptors:
             await run_until_done(clock, gather_limited(CONNECT_CONCURRENCY, (t.connect() for t in trackers)))
         rss_connected = memory.per_unit_kib(count)
 
@@ -191,7 +220,7 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
         # "https" either way: without a TLS context the tracker downloads over plain HTTP.
         document = {"operation": "app_fw_update", "size": image_size, "fwversion": "1.0.1",
                     "location": {"protocol": "https", "host": S3_HOST, "path": "fleet"}}
-        with Stopwatch(clock) as upgrade:
+        with Stopwatch(clock) as upgrade, DescriptorPeak() as upgrade_descriptors:
             iot.create_job(jobId="fleet", targets=arns, document=json.dumps(document), targetSelection="SNAPSHOT")
             await run_until_done(clock, finished)
         rss_after = memory.per_unit_kib(count)
@@ -225,6 +254,8 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
             "cycle_per_exchange": upgrade.seconds / baseline.seconds,
             "rss_per_thing_connected_kib": rss_connected,
             "rss_per_thing_after_kib": rss_after,
+            "peak_fds_connect": connect_descriptors.peak,
+            "peak_fds_upgrade": upgrade_descriptors.peak,
         }
     finally:
         for tracker in trackers:
@@ -252,7 +283,8 @@ def describe(result: dict[str, Any]) -> str:
             f"  baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTP exchanges/s,"
             f" cycle = {result['cycle_per_exchange']:.1f} exchanges"
             f"  RSS/thing {result['rss_per_thing_connected_kib']:.0f} KiB connected,"
-            f" {result['rss_per_thing_after_kib']:.0f} KiB after; whole run {result['wall_s']:.1f} s,"
+            f" {result['rss_per_thing_after_kib']:.0f} KiB after; descriptors at most"
+            f" {result['peak_fds_connect']} connected, {result['peak_fds_upgrade']} in FOTA; whole run {result['wall_s']:.1f} s,"
             f" {result['cpu_s']:.1f} CPU s (FOTA {result['upgrade_cpu_s']:.1f}),"
             f" peak RSS {result['peak_rss_mib']:.0f} MiB")
 

@@ -205,6 +205,24 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits) -> type:
     return CountingRequestHandler
 
 
+def _remember_backends_by_host(app: Any) -> None:
+    """moto 5.2.5's dispatcher finds the backend for a request's host under its one lock by
+    listing moto's package folder (os.listdir plus an isdir per entry) and then trying its URL
+    patterns in turn, on every request: at a fleet's 2 KiB range GETs this was moto's largest
+    cost, serialised across its threads, and the listing needs a descriptor (a process at its
+    limit failed requests with EMFILE). The answer depends only on the host and on moto's
+    installed modules and patterns, fixed for the process, so each host's is remembered."""
+    find = app.get_backend_for_host
+    found: dict[str | None, Any] = {}
+
+    def get_backend_for_host(host: str | None) -> Any:
+        if host not in found:
+            found[host] = find(host)
+        return found[host]
+
+    app.get_backend_for_host = get_backend_for_host
+
+
 class MotoServer:
     """``tls_context``: serve HTTPS with it (the handshake happens in the request's own thread,
     not in the accepting one, so a slow or faulted client holds up nobody else)."""
@@ -239,6 +257,7 @@ class MotoServer:
             werkzeug_server = self._server._server
             werkzeug_server.socket = self.tls_context.wrap_socket(
                 werkzeug_server.socket, server_side=True, do_handshake_on_connect=False)
+        _remember_backends_by_host(self._server._server.app)
         host, port = self._server.get_host_and_port()
         self._url = f"{'https' if self.tls_context is not None else 'http'}://{host}:{port}"
         return self._url
