@@ -225,14 +225,15 @@ def add_load_options(parser: Any) -> None:
 REQUIRED = {"cpe": ("acs_url",),
             "olt-gateway": ("api", "mqtt", "olt_token", "gateway_type", "device_type"),
             "basics-station": ("cups_url",),
-            "aws-tracker": ("mqtt",),
+            "aws-tracker": ("mqtt", "aws_api|credentials_dir"),
             "lorawan": ("lns_url", "app_api", "fuota_verify_key")}
 
 
 def missing_options(options: Any) -> list[str]:
-    """The kind's required options the run lacks, as command-line flags."""
-    return ["--" + name.replace("_", "-") for name in REQUIRED.get(options.kind, ())
-            if not getattr(options, name, None)]
+    """The kind's required options the run lacks, as command-line flags (``a|b``: either)."""
+    return [" or ".join("--" + name.replace("_", "-") for name in required.split("|"))
+            for required in REQUIRED.get(options.kind, ())
+            if not any(getattr(options, name, None) for name in required.split("|"))]
 
 
 def host_options(options: Any, own: dict[str, Any] | None = None) -> dict[str, Any]:
