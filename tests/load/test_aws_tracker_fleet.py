@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +179,20 @@ def test_reboot_waves_during_throttled_downloads_still_end_in_one_upgrade_per_tr
     connects = report["requests"]["aws-tracker MQTT connect"]
     # 1.0.0, 1.1.0, and once more for each of the first wave's half
     assert connects["requests"] >= 2 * users + users // 2
+
+
+@pytest.mark.load
+@pytest.mark.slow  # each starts Locust (seconds of imports)
+@pytest.mark.parametrize("arguments, message", [
+    ([], "otaharness load aws-tracker needs --mqtt and --aws-api or --credentials-dir"),
+    (["--mqtt", "mqtts://127.0.0.1:9"],
+     "otaharness load aws-tracker needs --aws-api or --credentials-dir"),
+])
+def test_a_run_without_broker_or_identity_is_refused_before_any_tracker_starts(
+        arguments: list[str], message: str) -> None:
+    result = subprocess.run(load_command("aws-tracker", "--headless", "-u", "1", "-t", "5s",
+                                         *arguments), capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "device host pid" not in result.stderr
