@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import logging
@@ -49,9 +50,16 @@ REPORTS = Path("reports")
 
 
 def _available(registry: dict[str, str]) -> dict[str, str]:
-    return {name: module for name, module in registry.items()
-            if importlib.util.find_spec(module.rsplit(".", 1)[0]) is not None
-            and importlib.util.find_spec(module) is not None}
+    """The entries whose module exists, found without importing its package (find_spec of the
+    module itself would run the package's __init__, e.g. the FUOTA server's numpy and aiohttp)."""
+    found = {}
+    for name, module in registry.items():
+        package = importlib.util.find_spec(module.rpartition(".")[0])
+        locations = package.submodule_search_locations if package is not None else None
+        if locations is not None and importlib.machinery.PathFinder.find_spec(
+                module, locations) is not None:
+            found[name] = module
+    return found
 
 
 def _userdata(pairs: list[str]) -> dict[str, str]:
@@ -322,7 +330,19 @@ for pcaps is --pcap DIR.
 # -- parser --------------------------------------------------------------------------------------
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command line, the emulator kinds and flow commands it does not
+    name get no arguments, so their modules are not imported (about 1 s of CPU each run)."""
+    words = None if argv is None else [arg for arg in argv if not arg.startswith("-")]
+
+    def wanted(group: str, name: str, names) -> bool:
+        if words is None:
+            return True
+        if not words or words[0] != group:
+            return False
+        # `group --help` or a misspelled name: every name's help is shown
+        return len(words) < 2 or words[1] == name or words[1] not in names
+
     parser = argparse.ArgumentParser(
         prog="otaharness", description="End-to-end test harness for remote firmware upgrades.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -364,10 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     emulate = sub.add_parser("emulate", help="run emulated devices against any endpoint "
                              "(real time)")
     kinds = emulate.add_subparsers(dest="kind", required=True, metavar="KIND")
-    for kind, module in _available(EMULATORS).items():
-        kind_parser = kinds.add_parser(kind, help=_summary(module))
-        importlib.import_module(module).add_arguments(kind_parser)
-        kind_parser.set_defaults(module=module)
+    if words is None or words[:1] == ["emulate"]:
+        for kind, module in _available(EMULATORS).items():
+            if not wanted("emulate", kind, EMULATORS):
+                kinds.add_parser(kind).set_defaults(module=module)
+                continue
+            kind_parser = kinds.add_parser(kind, help=_summary(module))
+            importlib.import_module(module).add_arguments(kind_parser)
+            kind_parser.set_defaults(module=module)
 
     for flow, commands in COMMANDS.items():
         available = _available(commands)
@@ -377,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         flow_commands = flow_parser.add_subparsers(dest="flow_command", required=True,
                                                    metavar="COMMAND")
         for name, module in available.items():
+            if not wanted(flow, name, commands):
+                flow_commands.add_parser(name).set_defaults(module=module)
+                continue
             command = flow_commands.add_parser(name, help=_summary(module))
             importlib.import_module(module).add_arguments(command)
             command.set_defaults(module=module)
@@ -411,7 +438,9 @@ def _summary(module_name: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     args, rest = parser.parse_known_args(argv)
     if args.command == "run":
         # behave captures the logs and shows them for failed scenarios (also in JUnit).
