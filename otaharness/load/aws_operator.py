@@ -9,8 +9,10 @@ with the AWS CLI.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from otaharness.load.fleet import device_number
@@ -62,6 +64,21 @@ class IotOperator:
                 "Resource": f"arn:aws:s3:::{bucket}/*"}]}))
         self.s3.put_object(Bucket=bucket, Key=key, Body=image)
         return Image(bucket, key, version, len(image))
+
+    def provision(self, names: list[str], folder: Path) -> None:
+        """The factory's side of a fleet provisioned before it runs: per thing, the thing, keys
+        and a certificate (ACTIVE, attached), written as ``<thing>.cert.pem`` and
+        ``<thing>.private.key`` (0600), the layout ``--credentials-dir`` reads."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            self.iot.create_thing(thingName=name)
+            issued = self.iot.create_keys_and_certificate(setAsActive=True)
+            self.iot.attach_thing_principal(thingName=name, principal=issued["certificateArn"])
+            (folder / f"{name}.cert.pem").write_text(issued["certificatePem"])
+            key_file = os.open(folder / f"{name}.private.key", os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                               0o600)
+            with os.fdopen(key_file, "w") as file:
+                file.write(issued["keyPair"]["PrivateKey"])
 
     def existing(self, names: list[str]) -> dict[str, str]:
         """name -> thing ARN of those of ``names`` that exist now."""

@@ -45,9 +45,12 @@ def aws(monkeypatch: pytest.MonkeyPatch):
 
 
 def tracker_options(aws: IotOperator, tmp_path: Path, *extra: str) -> list[str]:
+    """The run's fleet options; identities from the control plane unless ``extra`` names a
+    --credentials-dir."""
     endpoints = aws.endpoints
+    identity = [] if "--credentials-dir" in extra else ["--aws-api", endpoints["aws"]]
     return ["--until-upgraded", "--fleet-report", str(tmp_path / "fleet.json"),
-            "--mqtt", endpoints["mqtts"], "--ca", endpoints["ca"], "--aws-api", endpoints["aws"],
+            "--mqtt", endpoints["mqtts"], "--ca", endpoints["ca"], *identity,
             "--s3-endpoint", endpoints["aws"], "--server-name", DATA_ENDPOINT,
             "--fragment-size", str(FRAGMENT), "--tracker-reboot-seconds", "1", *extra]
 
@@ -120,6 +123,22 @@ def test_two_workers_upgrade_trackers_and_the_master_adds_up_to_the_job_executio
     assert entries["aws-tracker upgrade"]["requests"] == users
     assert set(report["time_to_upgrade"]) == {"p50_ms", "p95_ms", "p99_ms"}
     assert report["lost_workers"] == []
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_trackers_provisioned_before_the_run_use_their_credentials_dir(
+        tmp_path: Path, aws: IotOperator) -> None:
+    users = 4
+    image = aws.store_image("fota-load", "app-1.1.0.bin", "1.1.0", os.urandom(8 * 1024))
+    aws.provision(thing_names(1, users), tmp_path / "credentials")
+    report, statuses = run_locally(aws, image, tmp_path, users,
+                                   "--credentials-dir", str(tmp_path / "credentials"))
+    assert len(statuses) == users and set(statuses.values()) == {"SUCCEEDED"}
+    assert report["succeeded"] == users and report["failed"] == {}
+    assert "aws-tracker HTTPS IoT API" not in report["requests"]  # nothing provisioned in the run
+    connects = report["requests"]["aws-tracker MQTT connect"]
+    assert (connects["requests"], connects["failures"]) == (2 * users, 0)
 
 
 @pytest.mark.load
