@@ -2,7 +2,8 @@
 N autonomous trackers each take one job end to end.
 
 Run from the repository root: python -m benchmarks.bench_aws_trackers [--counts 100 500]
-[--modes plain mtls] [--repeat 3] [--image-size 5120] [--fragment-size 2048] [--no-save]
+[--modes plain mtls] [--repeat 3] [--image-size 5120] [--fragment-size 2048]
+[--rollout-per-minute 1000] [--no-save]
 
 Per N and per mode, in a fresh process on the virtual clock (reboots cost no real time): a
 mosquitto broker, the AWS IoT back end (moto + jobs bridge + MQTT gateway), N things and one
@@ -10,6 +11,11 @@ public S3 image. The N trackers connect (each subscribes and asks `$next/get`), 
 targets all N: every tracker goes IN_PROGRESS, downloads the image in range requests from moto,
 reboots (10 virtual seconds), connects again, updates SUCCEEDED and reports `appV` in its shadow.
 Timed: connecting, and job creation -> the last shadow report (the FOTA cycle).
+``--rollout-per-minute M``: the job is a staged rollout (CreateJob's
+``jobExecutionsRolloutConfig.maximumPerMinute``, at most 1000 in AWS): M things a virtual minute.
+Without it every tracker downloads at once, and each holds 5 descriptors in this process then
+(MQTT client, gateway side and gateway link to the broker; HTTPS client and moto's side): above
+about 3,800 trackers that passes the 20,000 a process may hold here.
 
 The two modes differ only in the transport, every hop being the same:
 
@@ -163,7 +169,7 @@ def provision_certificates(backend: AwsIotBackend, names: list[str]) -> list[tup
 
 
 async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int, image_size: int,
-                    fragment_size: int) -> Figures:
+                    fragment_size: int, rollout_per_minute: int | None = None) -> Figures:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     mtls = mode == "mtls"
@@ -221,7 +227,10 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
         document = {"operation": "app_fw_update", "size": image_size, "fwversion": "1.0.1",
                     "location": {"protocol": "https", "host": S3_HOST, "path": "fleet"}}
         with Stopwatch(clock) as upgrade, DescriptorPeak() as upgrade_descriptors:
-            iot.create_job(jobId="fleet", targets=arns, document=json.dumps(document), targetSelection="SNAPSHOT")
+            rollout = ({"jobExecutionsRolloutConfig": {"maximumPerMinute": rollout_per_minute}}
+                       if rollout_per_minute else {})
+            iot.create_job(jobId="fleet", targets=arns, document=json.dumps(document), targetSelection="SNAPSHOT",
+                           **rollout)
             await run_until_done(clock, finished)
         rss_after = memory.per_unit_kib(count)
 
@@ -248,6 +257,7 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
             "upgrade_s": upgrade.seconds,
             "things_per_s": count / upgrade.seconds,
             "virtual_s": upgrade.virtual_seconds,
+            "rollout_per_minute": rollout_per_minute,
             "http_requests": sum(t.counters["range_requests"] for t in trackers),
             "baseline_s": baseline.seconds,
             "baseline_exchanges_per_s": count / baseline.seconds,
@@ -267,11 +277,13 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
         await broker.stop()
 
 
-def measure(count: int, image_size: int, fragment_size: int, mode: str) -> Figures:
+def measure(count: int, image_size: int, fragment_size: int, mode: str,
+            rollout_per_minute: int | None = None) -> Figures:
     tune_for_fleets()
     with Stopwatch() as whole:
         figures = on_virtual_clock(partial(fleet_run, mode=mode, count=count, image_size=image_size,
-                                           fragment_size=fragment_size), real_time_limit=600.0)
+                                           fragment_size=fragment_size, rollout_per_minute=rollout_per_minute),
+                                   real_time_limit=600.0)
     return {**figures, "wall_s": whole.seconds, "cpu_s": whole.cpu_seconds, "peak_rss_mib": peak_rss_mib()}
 
 
@@ -279,7 +291,8 @@ def describe(result: dict[str, Any]) -> str:
     return (f"N={result['trackers']:>5} {result['mode']:>5}  connect {result['connect_s']:6.2f} s"
             f" ({result['connects_per_s']:7.1f}/s)"
             f"  upgrade {result['upgrade_s']:6.2f} s ({result['things_per_s']:6.1f} things/s,"
-            f" {result['virtual_s']:.0f} virtual s, {result['http_requests']} range GETs)"
+            f" {result['virtual_s']:.0f} virtual s, {result['http_requests']} range GETs"
+            f"{', rollout %s/min' % result['rollout_per_minute'] if result.get('rollout_per_minute') else ''})"
             f"  baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTP exchanges/s,"
             f" cycle = {result['cycle_per_exchange']:.1f} exchanges"
             f"  RSS/thing {result['rss_per_thing_connected_kib']:.0f} KiB connected,"
@@ -334,6 +347,8 @@ def main() -> None:
                         help="runs per mode and N, the modes alternating; the comparison takes medians")
     parser.add_argument("--image-size", type=int, default=5120)
     parser.add_argument("--fragment-size", type=int, default=2048)
+    parser.add_argument("--rollout-per-minute", type=int, default=None,
+                        help="a staged rollout: the job reaches this many things a (virtual) minute")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
     modes = list(dict.fromkeys(arguments.modes))
@@ -342,7 +357,8 @@ def main() -> None:
         for run in range(arguments.repeat):
             order = modes if run % 2 == 0 else modes[::-1]  # neither mode always runs first
             for result in run_sizes("bench_aws_trackers", measure,
-                                    ((count, arguments.image_size, arguments.fragment_size, mode)
+                                    ((count, arguments.image_size, arguments.fragment_size, mode,
+                                      arguments.rollout_per_minute)
                                      for mode in order), describe):
                 by_mode[result["mode"]].append(result)
                 if result["mode"] == "mtls" and not arguments.no_save:

@@ -513,3 +513,43 @@ def test_reset_forgets_timers_and_notification_memory(fota: Harness) -> None:
     fota.job("job1", [fota.thing("fota")])  # same ids after a reset: no leak, no duplicate
     assert fota.execution("job1", "fota")["versionNumber"] == 1
     assert len(fota.bridge.notifications("fota")) == 2
+
+
+# ---------------------------------------------------------------- staged rollout
+
+
+def _queued_things(harness: Harness, job_id: str) -> list[str]:
+    summaries = harness.iot.list_job_executions_for_job(jobId=job_id)["executionSummaries"]
+    return sorted(s["thingArn"].rsplit("/", 1)[1] for s in summaries)
+
+
+def test_rollout_queues_at_most_maximum_per_minute_things_a_minute(harness: Harness) -> None:
+    """CreateJob's jobExecutionsRolloutConfig.maximumPerMinute: 2 things now, 2 a minute later,
+    the last one the minute after; the job completes only after the last has its execution."""
+    names = [f"r{i}" for i in range(5)]
+    harness.job("staged", [harness.thing(name) for name in names],
+                jobExecutionsRolloutConfig={"maximumPerMinute": 2})
+    assert _queued_things(harness, "staged") == ["r0", "r1"]
+    for name in ("r0", "r1"):
+        harness.reply(jobs_topic(name, "staged/update"), {"status": "SUCCEEDED"})
+    assert harness.iot.describe_job(jobId="staged")["job"]["status"] == "IN_PROGRESS"
+    harness.scheduler.advance(59)
+    assert _queued_things(harness, "staged") == ["r0", "r1"]
+    harness.scheduler.advance(1)
+    assert _queued_things(harness, "staged") == ["r0", "r1", "r2", "r3"]
+    assert [t for t, _ in harness.bridge.notifications("r2")] == [jobs_topic("r2", "notify"),
+                                                                  jobs_topic("r2", "notify-next")]
+    harness.scheduler.advance(60)
+    assert _queued_things(harness, "staged") == names
+    for name in names[2:]:
+        harness.reply(jobs_topic(name, "staged/update"), {"status": "SUCCEEDED"})
+    assert harness.iot.describe_job(jobId="staged")["job"]["status"] == "COMPLETED"
+
+
+def test_a_cancelled_rollout_queues_no_more_things(harness: Harness) -> None:
+    harness.job("staged", [harness.thing(f"c{i}") for i in range(3)],
+                jobExecutionsRolloutConfig={"maximumPerMinute": 1})
+    harness.iot.cancel_job(jobId="staged")
+    harness.scheduler.advance(180)
+    summaries = harness.iot.list_job_executions_for_job(jobId="staged")["executionSummaries"]
+    assert [s["jobExecutionSummary"]["status"] for s in summaries] == ["CANCELED"]

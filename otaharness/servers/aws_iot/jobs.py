@@ -10,6 +10,12 @@ and the `iot-jobs-data` API reference; see shared/protocols/aws-iot-jobs.md §2.
 versionNumber starts at 1 and counts device updates ("incremented each time they are updated by a
 device"); executionNumber is 1 (no retry configuration yet).
 
+Staged rollout: a job created with `jobExecutionsRolloutConfig.maximumPerMinute` (CreateJob; AWS
+allows 1-1000) queues, and so notifies, at most that many things at once, the next ones a minute
+later on the harness clock; the job completes only when every thing has had its execution.
+`exponentialRate` is not modelled (such a job rolls out at `maximumPerMinute` if given, else all
+at once).
+
 moto's HTTP handlers call in here from its server threads while the bridges run on the asyncio
 loop: every access happens under `lock`, and `on_change` is called after the lock is released.
 """
@@ -184,6 +190,7 @@ class JobsService:
         self._of_thing: dict[str, dict[str, JobExecutionRecord]] = collections.defaultdict(dict)
         self._of_job: dict[str, dict[str, JobExecutionRecord]] = collections.defaultdict(dict)
         self._tallies: dict[str, collections.Counter[str]] = {}  # job id -> executions per status
+        self._rollout_waiting: dict[str, int] = {}  # job id -> things not yet queued (staged rollout)
 
     def set_on_change(self, on_change: Callable[[str], None]) -> None:
         """`on_change(thing_name)`: something that notify/notify-next report may have changed."""
@@ -220,6 +227,7 @@ class JobsService:
             self._of_thing.clear()
             self._of_job.clear()
             self._tallies.clear()
+            self._rollout_waiting.clear()
 
     def _touch(self, record: JobExecutionRecord) -> None:
         record.last_updated_at = self.now()
@@ -489,9 +497,31 @@ class JobsService:
             self._of_job.pop(job.job_id, None)
             job.status = "IN_PROGRESS"  # AWS: a job is IN_PROGRESS from creation
             job.created_at = self.now()  # type: ignore[assignment]  # harness clock, not moto's utcnow
-            for thing_name, thing_arn in things.items():
-                self._queue(backend, job.job_id, thing_name, thing_arn)
-            self._refresh_job(backend, job.job_id)
+            per_minute = (getattr(job, "job_executions_rollout_config", None) or {}).get("maximumPerMinute")
+            self._roll_out(backend, job, list(things.items()), int(per_minute) if per_minute else None)
+
+    def _roll_out(self, backend: IoTBackend, job: FakeJob, waiting: list[tuple[str, str]],
+                  per_minute: int | None) -> None:
+        """Queue the next `per_minute` things (all without a rate); the rest a minute later."""
+        now, later = (waiting, []) if per_minute is None else (waiting[:per_minute], waiting[per_minute:])
+        for thing_name, thing_arn in now:
+            self._queue(backend, job.job_id, thing_name, thing_arn)
+        self._rollout_waiting[job.job_id] = len(later)
+        self._refresh_job(backend, job.job_id)
+        if not later:
+            return
+        handle: TimerHandle | None = None
+
+        def next_minute() -> None:
+            with self.transaction():
+                self._timers.pop(id(handle), None)
+                if backend.jobs.get(job.job_id) is not job or job.status != "IN_PROGRESS":
+                    self._rollout_waiting.pop(job.job_id, None)  # cancelled or deleted: no more
+                    return
+                self._roll_out(backend, job, later, per_minute)
+
+        handle = self._scheduler.schedule(60.0, next_minute)
+        self._timers[id(handle)] = handle
 
     def things_joined_group(self, backend: IoTBackend, thing_name: str) -> None:
         """CONTINUOUS jobs reach things added to their target groups later."""
@@ -555,6 +585,7 @@ class JobsService:
                 self._changed[record.thing_name] = None
             del backend.jobs[job_id]
             self._tallies.pop(job_id, None)
+            self._rollout_waiting.pop(job_id, None)
 
     def cancel_execution(self, backend: IoTBackend, job_id: str, thing_name: str, force: bool) -> None:
         with self.transaction():
@@ -613,7 +644,8 @@ class JobsService:
         }
         for name, status in counters.items():
             job.job_process_details[name] = tally[status]
-        done = sum(tally.values()) > 0 and all(Status(s).is_terminal for s, n in tally.items() if n)
+        done = (sum(tally.values()) > 0 and all(Status(s).is_terminal for s, n in tally.items() if n)
+                and not self._rollout_waiting.get(job_id))
         if job.status == "IN_PROGRESS" and job.target_selection != "CONTINUOUS" and done:
             job.status = "COMPLETED"
             job.completed_at = self.now()  # type: ignore[assignment]
