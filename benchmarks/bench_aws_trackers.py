@@ -288,11 +288,12 @@ def measure(count: int, image_size: int, fragment_size: int, mode: str,
 
 
 def describe(result: dict[str, Any]) -> str:
+    rollout = f", rollout {result['rollout_per_minute']}/min" if result.get("rollout_per_minute") else ""
     return (f"N={result['trackers']:>5} {result['mode']:>5}  connect {result['connect_s']:6.2f} s"
             f" ({result['connects_per_s']:7.1f}/s)"
             f"  upgrade {result['upgrade_s']:6.2f} s ({result['things_per_s']:6.1f} things/s,"
             f" {result['virtual_s']:.0f} virtual s, {result['http_requests']} range GETs"
-            f"{', rollout %s/min' % result['rollout_per_minute'] if result.get('rollout_per_minute') else ''})"
+            f"{rollout})"
             f"  baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTP exchanges/s,"
             f" cycle = {result['cycle_per_exchange']:.1f} exchanges"
             f"  RSS/thing {result['rss_per_thing_connected_kib']:.0f} KiB connected,"
