@@ -103,7 +103,10 @@ class ReceivedLog:
         self._multicast = bytearray()
 
     def append(self, entry: tuple[float, Command, bool]) -> None:
-        at, command, multicast = entry
+        self.add(*entry)
+
+    def add(self, at: float, command: Command, multicast: bool) -> None:
+        """``append((at, command, multicast))`` without the tuple (once per command heard)."""
         self._times.append(at)
         self._commands.append(command)
         self._multicast.append(multicast)
@@ -344,11 +347,12 @@ class FuotaAgent:
             except FuotaCodecError as error:
                 self._note(f"FPort {fport}: downlink ignored: {error}")
                 return
+            now = self._now()
             for command in commands:
                 if multicast and not command.MULTICAST_ALLOWED:
                     self._note(f"{type(command).__name__} on multicast dropped (unicast only)")
                     continue
-                self.received.append((self._now(), command, multicast))
+                self.received.add(now, command, multicast)
                 if isinstance(command, PackageVersionReq):
                     self._queue(package, package.version_answer)
                 else:

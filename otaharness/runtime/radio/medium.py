@@ -183,22 +183,6 @@ class DeviceRadio(_Radio):
 Monitor = Callable[[AirFrame, list[Reception]], None]
 
 
-def _device(radio: _Radio) -> DeviceRadio:
-    return radio  # type: ignore[return-value]  # a downlink's receivers are devices (_in_reach)
-
-
-def _gateway(radio: _Radio) -> GatewayRadio:
-    return radio  # type: ignore[return-value]  # an uplink's receivers are gateways (_in_reach)
-
-
-def _reception(frame: AirFrame, receiver: str, rssi_dbm: float, snr_db: float) -> Reception:
-    """``Reception(frame, receiver, rssi_dbm, snr_db)`` without the frozen dataclass's per-field
-    ``object.__setattr__`` (one per receiver of every frame; there is nothing to check)."""
-    reception = object.__new__(Reception)
-    reception.__dict__.update(frame=frame, receiver=receiver, rssi_dbm=rssi_dbm, snr_db=snr_db)
-    return reception
-
-
 class RadioMedium:
     """Shared air for gateways and devices on one event loop (virtual time in scenarios)."""
 
@@ -216,6 +200,7 @@ class RadioMedium:
         # is the same instance in both tables, so its state (a burst) is shared.
         self._loss_up: dict[tuple[str, str | None], LossModel] = {}
         self._loss_down: dict[tuple[str, str | None], LossModel] = {}
+        self._link_specific_loss = False  # any model for one (device, gateway) link: looked up first
         self._monitors: list[Monitor] = []
         self.counters: collections.Counter[str] = collections.Counter()
         # Who hears a sender, with what signal: a pure function of the positions, the radios
@@ -307,6 +292,8 @@ class RadioMedium:
                 table.pop(key, None)
             else:
                 table[key] = model
+        self._link_specific_loss = any(gateway_name is not None for table in (self._loss_up, self._loss_down)
+                                       for _, gateway_name in table)
 
     # -- duty cycle ------------------------------------------------------------------------------
     def time_until_allowed(self, gateway: str, frequency_hz: int, airtime_s: float = 0.0) -> float:
@@ -366,11 +353,12 @@ class RadioMedium:
         arrivals: list[_Incoming] = []
         channel = transmission.channel()
         table, rng, sender_name = (self._loss_up if uplink else self._loss_down), self.rng, sender.name
+        link_specific = self._link_specific_loss
         for receiver, rssi, snr in in_reach:  # once per receiver in reach: lookups kept local
             arrival = _Incoming(frame, receiver, rssi, snr, channel)
             if table:
                 device, gateway = (sender_name, receiver.name) if uplink else (receiver.name, sender_name)
-                model = table.get((device, gateway)) or table.get((device, None))
+                model = (link_specific and table.get((device, gateway))) or table.get((device, None))
                 if model is not None and model.lost(rng):
                     arrival.lost = "lost_loss"
             if receiver._incoming:
@@ -422,20 +410,26 @@ class RadioMedium:
         frequency_hz, data_rate_index = transmission.frequency_hz, transmission.data_rate.index
         not_listening = 0
         start, end, to_device = frame.start, frame.end, not frame.uplink
+        new_reception, reception_fields = object.__new__, Reception
         for arrival in arrivals:
             receiver = arrival.receiver
             receiver._incoming.remove(arrival)
-            if attached.get(receiver.name) is not receiver:
+            name = receiver.name
+            if attached.get(name) is not receiver:
                 continue
             if arrival.lost:
                 self.counters[arrival.lost] += 1
                 continue
-            if to_device and not _device(receiver).listening(frequency_hz, data_rate_index, start, end):
+            # a downlink's receivers are devices, an uplink's gateways (_in_reach); no cast
+            # helper here: this runs once per receiver of every frame
+            if to_device and not receiver.listening(frequency_hz, data_rate_index, start, end):  # type: ignore[attr-defined]
                 not_listening += 1
                 continue
-            reception = _reception(frame, receiver.name, arrival.rssi_dbm, arrival.snr_db)
+            # Reception(frame, ...) without the frozen dataclass's per-field object.__setattr__
+            reception = new_reception(reception_fields)
+            reception.__dict__.update(frame=frame, receiver=name, rssi_dbm=arrival.rssi_dbm, snr_db=arrival.snr_db)
             receptions.append(reception)
-            deliver = _device(receiver).receiver if to_device else _gateway(receiver).on_uplink
+            deliver = receiver.receiver if to_device else receiver.on_uplink  # type: ignore[attr-defined]
             try:
                 deliver(reception)
             except Exception:

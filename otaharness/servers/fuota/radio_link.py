@@ -68,7 +68,9 @@ class RadioGatewayPort:
         except ValueError as error:
             log.info("gateway %x: frame not forwarded: %s", gateway_id, error)
             return
-        self._spawn(self.server.handle_uplink(gateway_id, message.to_dict()))
+        # the decoded message, not its JSON form: nothing here crosses a wire (the LNS websocket
+        # path checks the station's JSON), and a campaign forwards tens of thousands of uplinks
+        self._spawn(self.server.handle_uplink(gateway_id, message))
 
     async def send_dnmsg(self, gateway_id: int, dnmsg: dict[str, Any]) -> None:
         if gateway_id not in self.radios:
@@ -96,4 +98,4 @@ class RadioGatewayPort:
         assert self.server is not None
         dntxed = DownlinkTransmitted(diid=message.diid, dr=data_rate, freq=frequency, dev_eui=message.dev_eui,
                                      xtime=XTIME_BASE_US + int(frame.start * 1e6), txtime=frame.start)
-        self._spawn(self.server.handle_dntxed(gateway_id, dntxed.to_dict()))
+        self._spawn(self.server.handle_dntxed(gateway_id, dntxed))

@@ -298,6 +298,8 @@ class NetworkServer:
     def _drop_unsendable(self, device: Device, waiting: list[QueuedDownlink]) -> list[QueuedDownlink]:
         """Drop the queued downlinks that stopped fitting every window of the device (its data
         rate settings changed since they were queued); the rest, in order."""
+        if not waiting:  # most uplinks find nothing queued: no window sizes to work out
+            return waiting
         maximum = self.max_downlink_payload(device)
         kept = []
         for item in waiting:
