@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import functools
 import logging
 import random
 from collections.abc import Callable
@@ -103,14 +102,24 @@ def shared_multicast_plaintext(frame: DataFrame, phy_payload: bytes, keys: Sessi
     return plaintext
 
 
-@functools.lru_cache(maxsize=64)
+# Keyed by the region object's identity (the entry holds the region, so the id is not reused):
+# hashing a Region dataclass hashes every data rate and channel of it, and two windows open
+# per uplink of every device.
+_window_timings: dict[tuple[int, int], tuple[Region, tuple[float, float]]] = {}
+
+
 def _window_timing(region: Region, data_rate: int) -> tuple[float, float]:
     """(symbol time, airtime of the longest downlink) at ``data_rate``: a receive window's size."""
+    known = _window_timings.get((id(region), data_rate))
+    if known is not None:
+        return known[1]
     dr = region.data_rate(data_rate)
     assert dr.spreading_factor is not None and dr.bandwidth_hz is not None
     longest = frame_time_on_air_s(min(dr.max_mac_payload_size(repeater_compatible=False) + MIC_AND_MHDR, 255),
                                   dr, uplink=False)
-    return lora_symbol_time_s(dr.spreading_factor, dr.bandwidth_hz), longest
+    timing = lora_symbol_time_s(dr.spreading_factor, dr.bandwidth_hz), longest
+    _window_timings[(id(region), data_rate)] = region, timing
+    return timing
 
 
 class DeviceClock:

@@ -145,6 +145,15 @@ def _to_row(device: Device) -> dict[str, Any]:
     return row
 
 
+def _column_value(column: str, value: Any) -> Any:
+    """One field as _to_row stores it."""
+    if column in _EUI_COLUMNS:
+        return _eui_text(value)
+    if column == "device_class":
+        return DeviceClassName(value).value
+    return value
+
+
 def _from_row(row: sqlite3.Row) -> Device:
     values = dict(row)
     for column in _EUI_COLUMNS:
@@ -173,6 +182,7 @@ class DeviceRegistry:
             # A downlink that was in flight when the server stopped is waiting again.
             self._db.execute("UPDATE downlink_queue SET in_flight_diid = NULL")
         self._devices: dict[int, Device] = {}
+        self._update_statements: dict[tuple[str, ...], str] = {}
         self._by_dev_addr: dict[int, dict[int, None]] = {}  # DevAddr -> DevEUIs holding it, in order
         for row in self._db.execute("SELECT * FROM devices ORDER BY rowid"):
             self._remember(_from_row(row))
@@ -240,14 +250,19 @@ class DeviceRegistry:
         return device
 
     def update(self, dev_eui: int, **changes: Any) -> Device:
-        device = replace(self.get(dev_eui), **changes)
-        row = _to_row(device)
-        columns = [column for column in row if column in changes]  # only what changed is written
-        assignments = ", ".join(f"{column} = ?" for column in columns)
+        """Commit ``changes`` (only those columns) and return the device as it now is. Called on
+        every uplink (its frame counter): the statement text is kept per set of columns, and
+        only the changed values are converted to their column form."""
+        device = replace(self.get(dev_eui), **changes)  # checks the field names
+        columns = tuple(changes)
         if columns:
+            statement = self._update_statements.get(columns)
+            if statement is None:
+                assignments = ", ".join(f"{column} = ?" for column in columns)
+                statement = self._update_statements[columns] = f"UPDATE devices SET {assignments} WHERE dev_eui = ?"
+            values = [_column_value(column, value) for column, value in changes.items()]
             with self._db:
-                self._db.execute(f"UPDATE devices SET {assignments} WHERE dev_eui = ?",
-                                 (*(row[column] for column in columns), _eui_text(dev_eui)))
+                self._db.execute(statement, (*values, _eui_text(dev_eui)))
         self._remember(device)
         return device
 
