@@ -210,8 +210,13 @@ class DeviceState:
             self.status, self.reason = DeviceStatus.FAILED, reason
 
     def to_json(self) -> dict[str, Any]:
-        document = asdict(self)
+        """The stored form, saved after every answer: the fields one level deep (asdict's recursive
+        deep copy of ``answers`` was most of a save), the two dicts copied, the answers in them
+        being JSON values already and never changed in place (on_answer replaces them)."""
+        document = dict(self.__dict__)
         document["status"] = self.status.value
+        document["done"] = dict(self.done)
+        document["answers"] = dict(self.answers)
         return document
 
     @classmethod
