@@ -63,12 +63,13 @@ def finish(master: Process, workers: list[Process]) -> int:
 
 
 class Served:
-    """``otaharness serve FLOW --json`` in a child process; ``endpoints``: what it printed."""
+    """``otaharness serve FLOW --json`` in a child process (FLOW: one or more, e.g. "lorawan
+    fuota"); ``endpoints``: what it printed."""
 
     def __init__(self, flow: str) -> None:
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop())
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "otaharness.cli", "serve", flow, "--json"],
+            [sys.executable, "-m", "otaharness.cli", "serve", *flow.split(), "--json"],
             stdout=subprocess.PIPE, stderr=self._err, start_new_session=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
