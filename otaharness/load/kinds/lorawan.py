@@ -53,7 +53,12 @@ import aiohttp
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from otaharness.api_token_option import authorization_headers
-from otaharness.emulators.lorawan_device import DeviceConfig, DeviceError, LoRaWANDevice
+from otaharness.emulators.lorawan_device import (
+    DeviceConfig,
+    DeviceError,
+    DeviceResetError,
+    LoRaWANDevice,
+)
 from otaharness.emulators.lorawan_device.fuota import FuotaAgent
 from otaharness.emulators.lorawan_field import LoRaWANField
 from otaharness.protocols.basics_station import format_eui, parse_eui
@@ -71,7 +76,7 @@ DEFAULT_STATION_EUI_BASE = "0016C001F1000000"
 DEFAULT_DEV_EUI_BASE = "0004A30B00000000"
 DEFAULT_JOIN_EUI = "70B3D57ED0000001"
 STATION_SPACING_M = 2000.0
-DEVICE_RADIUS_M = 1000.0
+DEVICE_RADIUS_M = 500.0  # devices stand this near a station of their worker
 REJOIN_SECONDS = (5.0, 15.0)  # a device whose join failed tries again after this long
 
 
@@ -82,10 +87,13 @@ def version_word(text: str) -> int:
 
 
 class LoadDevice(LoRaWANDevice):
-    """An end device whose joins and uplinks are request entries."""
+    """An end device whose joins and uplinks are request entries. An uplink cut by the reboot
+    the campaign programmed is part of the upgrade, not a failed round trip (one cut by a reboot
+    wave is)."""
 
     report: Reporter
     last_uplink_error: str | None = None
+    reset_cause: str | None = None  # set by whoever reboots the device; None: the upgrade's reboot
 
     async def join(self) -> bool:
         started = time.monotonic()
@@ -100,8 +108,15 @@ class LoadDevice(LoRaWANDevice):
 
     async def send(self, fport: int | None, payload: bytes = b"", *, confirmed: bool = False) -> bool:
         started, self.last_uplink_error = time.monotonic(), None
+        self.reset_cause = None  # a reboot wave that struck while the device was idle is over
         try:
             answer = await super().send(fport, payload, confirmed=confirmed)
+        except DeviceResetError:
+            if self.reset_cause is not None:
+                self.last_uplink_error = f"{self.reset_cause} during the uplink"
+                self.report.request("LoRaWAN", "uplink", started, len(payload), self.name,
+                                    self.last_uplink_error)
+            raise
         except DeviceError as error:
             self.last_uplink_error = str(error) or type(error).__name__
             self.report.request("LoRaWAN", "uplink", started, len(payload), self.name,
@@ -351,6 +366,7 @@ class LorawanFleet(DeviceFleet):
         self.field.medium.detach(device.device.name)
 
     async def _reboot_device(self, device: FleetDevice) -> None:
+        device.device.reset_cause = "reboot wave"  # until the device's next uplink starts
         await device.agent.reboot()
 
     async def _close_shared(self) -> None:
