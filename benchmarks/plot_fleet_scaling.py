@@ -6,7 +6,8 @@ Run from the repository root after the fleet benchmarks: python -m benchmarks.pl
 Reads benchmarks/results/*.json as the benchmarks write them (bench_tr069 -> tr069_fleet.json,
 bench_aws_trackers -> aws_fleet.json, bench_cups -> cups_fleet.json, and the class C multicast
 run's multicast_fleet.json when present; aws_fleet_closing_connections.json is the AWS flow before
-moto's S3 kept connections alive, the baseline of that change): per fleet size ``devices``, ``wall_s``, ``peak_rss_mib``
+moto's S3 kept connections alive, the baseline of that change, and
+aws_fleet_before_host_cache.json the AWS flow before moto remembered each host's backend): per fleet size ``devices``, ``wall_s``, ``peak_rss_mib``
 and, where measured, ``cpu_s``. Logarithmic axes, with dotted lines of slope one through each
 flow's smallest fleet: a flow whose cost is linear in devices runs parallel to its line, a
 superlinear one bends above it; and CPU time per device, flat when the cost is linear.
@@ -29,6 +30,7 @@ FLOWS = {  # results file -> label in the legend
     "tr069_fleet": "TR-069 batch upgrade (CPEs)",
     "aws_fleet": "AWS IoT FOTA job, mutual TLS (trackers)",
     "aws_fleet_closing_connections": "AWS IoT, before S3 kept connections alive",
+    "aws_fleet_before_host_cache": "AWS IoT, before moto remembered each host's backend",
     "cups_fleet": "CUPS signed upgrade (Basics Stations)",
     "multicast_fleet": "LoRaWAN class C multicast (devices)",
 }
