@@ -83,7 +83,7 @@ class DeviceRecord:
 
     state: str = "starting"
     outcome: str | None = None  # "upgraded" or "failed": kept through reconnects and reboots
-    started: float = 0.0
+    started: float | None = None  # when the fleet added it; None if it appeared by an event
     connected: float | None = None
     download_started: float | None = None
     upgraded: float | None = None
@@ -121,8 +121,15 @@ class FleetReport:
     # -- devices and events ----------------------------------------------------------------------
 
     def add(self, device: str) -> None:
-        if device not in self.devices:
-            self.devices[device] = DeviceRecord(started=self.clock())
+        """A device starting now: its time to connect counts from here."""
+        record = self.devices.setdefault(device, DeviceRecord())
+        if record.started is None and not record.events:
+            record.started = self.clock()
+
+    def _record(self, device: str) -> DeviceRecord:
+        # a device first seen by an event has no start time (its time to connect is unknown,
+        # not 0: a figure made of such devices would read "p50 -0.000 s")
+        return self.devices.setdefault(device, DeviceRecord())
 
     def event(self, device: str, event: str, detail: str = "", **fields: Any) -> None:
         """``device`` did ``event`` (a name of ``EVENTS``); ``detail`` says it in words,
@@ -130,8 +137,7 @@ class FleetReport:
         if event not in EVENTS:
             raise ValueError(f"unknown fleet event {event!r}; known: {', '.join(EVENTS)}")
         now = self.clock()
-        self.add(device)
-        record = self.devices[device]
+        record = self._record(device)
         record.events[event] += 1
         self._advance(record, event, now, fields)
         if event in ("upgrade_failed", "connection_failed"):
@@ -148,8 +154,7 @@ class FleetReport:
     def progress(self, device: str, received: int, total: int | None = None) -> None:
         """Download progress: told at each quarter of ``total``, or at 16 KiB, 32 KiB, 64 KiB...
         when the size is unknown; the first call of a download tells ``download_started``."""
-        self.add(device)
-        record = self.devices[device]
+        record = self._record(device)
         if record.state not in ("downloading", "installing") or record.download_total != total:
             record.download_total = total
             record.next_milestone = (total + 3) // 4 if total else _FIRST_UNSIZED_MILESTONE
@@ -169,7 +174,9 @@ class FleetReport:
                 record.next_milestone *= 2
 
     def _advance(self, record: DeviceRecord, event: str, now: float, fields: dict[str, Any]) -> None:
-        if event == "upgraded":
+        if event == "started" and record.started is None:
+            record.started = now
+        elif event == "upgraded":
             record.outcome = record.state = "upgraded"
             record.upgraded = now
         elif event == "upgrade_failed":
@@ -199,7 +206,9 @@ class FleetReport:
         return {state: counts[state] for state in sorted(counts, key=_state_order)}
 
     def summary(self) -> dict[str, Any]:
-        connect = [r.connected - r.started for r in self.devices.values() if r.connected]
+        connect = [r.connected - r.started for r in self.devices.values()
+                   if r.connected is not None and r.started is not None
+                   and r.connected >= r.started]
         upgrade = [r.upgraded - r.download_started for r in self.devices.values()
                    if r.upgraded and r.download_started and r.upgraded >= r.download_started]
         return {"time": iso_time(self.clock()), "kind": self.kind, "event": "summary",

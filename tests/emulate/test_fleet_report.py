@@ -56,6 +56,30 @@ def test_states_follow_the_events_and_the_summary_counts_them():
     assert "1 x 9010 download interrupted by power loss" in text
 
 
+def test_devices_first_seen_by_an_event_have_no_time_to_connect():
+    """A kind that never says when a device started (the load hosts') gets no connect figure,
+    not a "p50 -0.000 s" made of the gap between two readings of the clock."""
+
+    class Creeping(Ticks):  # every reading a little later, as a real clock
+        def __call__(self) -> float:
+            self.now += 0.0001
+            return self.now
+
+    human = io.StringIO()
+    report = FleetReport("aws-tracker", human=human, live=False, clock=Creeping())
+    report.event("tracker-1", "connected")
+    report.add("tracker-1")  # told of the device after it connected: still no start time
+    report.event("tracker-1", "download_started")
+    report.event("tracker-1", "upgraded")
+    report.add("tracker-2")
+    report.event("tracker-2", "connected")
+    summary = report.close()
+    assert summary["durations"]["connect"]["count"] == 1
+    assert summary["durations"]["connect"]["p50"] >= 0
+    assert summary["durations"]["upgrade"]["count"] == 1
+    assert "-0.000" not in human.getvalue()
+
+
 def test_an_unknown_event_name_is_refused():
     with pytest.raises(ValueError, match="unknown fleet event 'exploded'"):
         FleetReport("cpe", human=io.StringIO()).event("a", "exploded")
