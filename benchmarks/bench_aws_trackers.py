@@ -49,6 +49,19 @@ cycle, its peak RSS, and the wall seconds of the whole run (broker and back end 
 certificates, baseline, connecting, FOTA, teardown), on the fleet collector settings
 (otaharness.runtime.collector). mTLS runs are merged into benchmarks/results/aws_fleet.json
 (``--no-save``: not), which benchmarks/plot_fleet_scaling.py draws.
+
+``--backend served`` measures the fleet as a user runs it (issue #19: "one process runs 5,000
+AWS trackers through a FOTA job"): the back end is ``otaharness serve aws-iot --json`` in its own
+process on real time, the system under test; this process holds only the trackers, built as
+``otaharness emulate aws-tracker --direct`` builds them (emulators/aws_tracker/cli.py
+``build_trackers``: mutual TLS, per-thing identities from ``--credentials-dir``). Before the
+clock starts, the operator (otaharness/load/aws_operator.py) stores the image and provisions
+every thing, key and certificate through the IoT API, and the trackers connect. Timed: job
+creation -> every tracker has reported the new ``appV`` (the FOTA cycle, real seconds; the reboot
+takes ``--reboot-seconds`` of it), judged from the trackers and cross-checked with the back end's
+execution statuses. No staged rollout: each tracker holds 2 descriptors here (MQTT and HTTPS).
+Reported: CPU seconds of each process (serve's counted with its child processes, mosquitto),
+peak RSS and descriptors of the fleet process. Saved to benchmarks/results/aws_fleet_served.json.
 """
 
 from __future__ import annotations
@@ -60,23 +73,41 @@ import json
 import os
 import ssl
 import statistics
+import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
 import aiohttp
-
-from benchmarks.measure import (Figures, MemoryGrowth, Stopwatch, gather_limited, on_virtual_clock,
-                                peak_rss_mib, report, run_sizes, run_until_done, save_results)
 from otaharness.emulators.aws_tracker import Tracker
+from otaharness.emulators.aws_tracker import cli as tracker_cli
+
+from benchmarks.measure import (
+    Figures,
+    MemoryGrowth,
+    ServedFlows,
+    Stopwatch,
+    gather_limited,
+    on_virtual_clock,
+    peak_rss_mib,
+    report,
+    rss_bytes,
+    run_sizes,
+    run_until_done,
+    save_results,
+)
+from otaharness.load.aws_operator import Image, IotOperator
 from otaharness.runtime.broker import MosquittoBroker
-from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.clock import RealClock, VirtualClock
 from otaharness.runtime.collector import tune_for_fleets
 from otaharness.runtime.mqtt import MqttClient
 from otaharness.runtime.pki import client_context
+from otaharness.runtime.runtime import raise_fd_limit
 from otaharness.servers.aws_iot import DATA_ENDPOINT, AwsIotBackend
+from otaharness.servers.aws_iot.moto_server import DUMMY_CREDENTIALS
 
 BUCKET = "fota-bucket"
 S3_HOST = f"{BUCKET}.s3.amazonaws.com"
@@ -277,6 +308,151 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
         await broker.stop()
 
 
+# ---------------------------------------------------------------- back end in its own process
+
+SERVED_TIME_LIMIT = 900.0  # real seconds the FOTA cycle may take before the run is given up
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PROVISION_THREADS = 10  # botocore's default connection pool per client
+
+
+def process_tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads) and of its live
+    descendants, from /proc (a child's own figure, not RUSAGE_CHILDREN, which counts only
+    children already waited for)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (proc(5))
+        children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                    for child in (task / "children").read_text().split()]
+    except OSError:
+        return total
+    return total + sum(process_tree_cpu_seconds(child) for child in children)
+
+
+def thing_arns(operator: IotOperator, prefix: str) -> dict[str, str]:
+    """name -> ARN of the account's things named ``prefix``… (ListThings pages, not one call a thing)."""
+    arns = {}
+    for page in operator.iot.get_paginator("list_things").paginate(PaginationConfig={"PageSize": 250}):
+        arns.update((thing["thingName"], thing["thingArn"]) for thing in page["things"]
+                    if thing["thingName"].startswith(prefix))
+    return arns
+
+
+async def served_fleet_run(served: ServedFlows, operator: IotOperator, image: Image, credentials: Path,
+                           *, count: int, fragment_size: int, reboot_seconds: float) -> Figures:
+    endpoints = served.endpoints
+    prefix = "bench-"
+    arguments = argparse.ArgumentParser()
+    tracker_cli.add_arguments(arguments)
+    options = arguments.parse_args([
+        "--mqtt", endpoints["mqtts"], "--ca", endpoints["ca"], "--credentials-dir", str(credentials),
+        "--s3-endpoint", endpoints["aws"], "--server-name", DATA_ENDPOINT, "--count", str(count),
+        "--prefix", prefix, "--fragment-size", str(fragment_size),
+        "--reboot-seconds", str(reboot_seconds), "--direct"])
+    memory = MemoryGrowth()
+    trackers = tracker_cli.build_trackers(options, RealClock())
+    try:
+        with Stopwatch() as connecting, DescriptorPeak() as connect_descriptors:
+            await gather_limited(tracker_cli.CONNECT_CONCURRENCY, (t.connect() for t in trackers))
+        rss_connected = memory.per_unit_kib(count)
+        arns = await asyncio.to_thread(thing_arns, operator, prefix)
+        if len(arns) != count:
+            raise AssertionError(f"{len(arns)} things of {count} exist")
+
+        finished = asyncio.get_running_loop().create_future()
+        remaining = {tracker.thing_name for tracker in trackers}
+
+        def watch(tracker: Tracker) -> None:
+            def listener(text: str) -> None:
+                if text.startswith("reported appV"):
+                    remaining.discard(tracker.thing_name)
+                    if not remaining and not finished.done():
+                        finished.set_result(None)
+            tracker.listeners.append(listener)
+
+        for tracker in trackers:
+            watch(tracker)
+        serve_cpu_before = process_tree_cpu_seconds(served.pid)
+        with Stopwatch() as upgrade, DescriptorPeak() as upgrade_descriptors:
+            # boto3 blocks: from a thread, so that the trackers are served meanwhile
+            await asyncio.to_thread(operator.create_job, "fleet", list(arns.values()), image)
+            try:
+                await asyncio.wait_for(finished, SERVED_TIME_LIMIT)
+            except TimeoutError:
+                raise AssertionError(f"{len(remaining)} of {count} trackers not upgraded after "
+                                     f"{SERVED_TIME_LIMIT:g} s") from None
+        serve_upgrade_cpu = process_tree_cpu_seconds(served.pid) - serve_cpu_before
+        rss_after = memory.per_unit_kib(count)
+
+        upgraded = sum(tracker.app_version == image.version for tracker in trackers)
+        statuses = await asyncio.to_thread(operator.execution_statuses, "fleet")
+        if upgraded != count or len(statuses) != count or set(statuses.values()) != {"SUCCEEDED"}:
+            raise AssertionError(f"{upgraded} of {count} trackers run {image.version}; back end:"
+                                 f" {len(statuses)} executions, {set(statuses.values())}")
+        if any(tracker.tls is None for tracker in trackers):
+            raise AssertionError("a tracker is not on mutual TLS")
+        return {
+            "connect_s": connecting.seconds,
+            "connects_per_s": count / connecting.seconds,
+            "upgrade_s": upgrade.seconds,
+            "things_per_s": count / upgrade.seconds,
+            "fleet_upgrade_cpu_s": upgrade.cpu_seconds,
+            "serve_upgrade_cpu_s": serve_upgrade_cpu,
+            "reboot_s": reboot_seconds,
+            "http_requests": sum(t.counters["range_requests"] for t in trackers),
+            "fleet_rss_per_thing_connected_kib": rss_connected,
+            "fleet_rss_per_thing_after_kib": rss_after,
+            "fleet_peak_fds_connect": connect_descriptors.peak,
+            "fleet_peak_fds_upgrade": upgrade_descriptors.peak,
+        }
+    finally:
+        await asyncio.gather(*(tracker.disconnect() for tracker in trackers), return_exceptions=True)
+
+
+def measure_served(count: int, image_size: int, fragment_size: int, reboot_seconds: float) -> Figures:
+    """One run with the back end in its own process (in a fresh process: run_sizes)."""
+    tune_for_fleets()
+    raise_fd_limit()
+    # moto takes any credentials; boto3 reads them from the environment, as for a user's shell
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", DUMMY_CREDENTIALS["aws_access_key_id"])
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", DUMMY_CREDENTIALS["aws_secret_access_key"])
+    with Stopwatch() as whole, ServedFlows("aws-iot") as served, \
+            tempfile.TemporaryDirectory(prefix="bench-aws-") as folder:
+        operator = IotOperator(served.endpoints)
+        image = operator.store_image(BUCKET, "fleet", "1.0.1", bytes(range(256)) * (
+            image_size // 256) + bytes(image_size % 256))
+        credentials = Path(folder) / "credentials"
+        names = [f"bench-{index}" for index in range(1, count + 1)]
+        with Stopwatch() as provisioning, ThreadPoolExecutor(PROVISION_THREADS) as pool:
+            # each IoT call waits on the wire more than it works: several at a time (boto3
+            # clients are thread-safe), as a factory script would
+            list(pool.map(partial(operator.provision, folder=credentials),
+                          (names[i::PROVISION_THREADS] for i in range(PROVISION_THREADS))))
+        figures = asyncio.run(served_fleet_run(served, operator, image, credentials, count=count,
+                                               fragment_size=fragment_size,
+                                               reboot_seconds=reboot_seconds))
+        serve_cpu = process_tree_cpu_seconds(served.pid)
+        serve_rss_mib = rss_bytes(served.pid) / 2**20
+    return {"backend": "served", "mode": "mtls", "trackers": count, "devices": count,
+            "provision_s": provisioning.seconds, **figures, "wall_s": whole.seconds,
+            "fleet_cpu_s": whole.cpu_seconds, "serve_cpu_s": serve_cpu,
+            "serve_rss_mib": serve_rss_mib, "fleet_peak_rss_mib": peak_rss_mib()}
+
+
+def describe_served(result: dict[str, Any]) -> str:
+    return (f"N={result['trackers']:>5} served mtls  provision {result['provision_s']:.1f} s,"
+            f" connect {result['connect_s']:.2f} s ({result['connects_per_s']:.0f}/s);"
+            f" FOTA cycle {result['upgrade_s']:.2f} s ({result['things_per_s']:.1f} things/s,"
+            f" reboot {result['reboot_s']:g} s, {result['http_requests']} range GETs),"
+            f" CPU s fleet {result['fleet_upgrade_cpu_s']:.1f} / serve {result['serve_upgrade_cpu_s']:.1f};"
+            f" whole run {result['wall_s']:.1f} s, CPU s fleet {result['fleet_cpu_s']:.1f} /"
+            f" serve {result['serve_cpu_s']:.1f}; fleet process: peak RSS"
+            f" {result['fleet_peak_rss_mib']:.0f} MiB ({result['fleet_rss_per_thing_after_kib']:.0f}"
+            f" KiB/thing), descriptors at most {result['fleet_peak_fds_connect']} connected,"
+            f" {result['fleet_peak_fds_upgrade']} in FOTA; serve RSS {result['serve_rss_mib']:.0f} MiB")
+
+
 def measure(count: int, image_size: int, fragment_size: int, mode: str,
             rollout_per_minute: int | None = None) -> Figures:
     tune_for_fleets()
@@ -350,8 +526,22 @@ def main() -> None:
     parser.add_argument("--fragment-size", type=int, default=2048)
     parser.add_argument("--rollout-per-minute", type=int, default=None,
                         help="a staged rollout: the job reaches this many things a (virtual) minute")
+    parser.add_argument("--backend", choices=("in-process", "served"), default="in-process",
+                        help="served: the back end is `otaharness serve aws-iot` in its own process, "
+                        "on real time, and this process holds only the trackers (mTLS)")
+    parser.add_argument("--reboot-seconds", type=float, default=1.0,
+                        help="served: the trackers' boot after the upgrade (real seconds)")
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
+    if arguments.backend == "served":
+        for result in run_sizes("bench_aws_trackers", measure_served,
+                                ((count, arguments.image_size, arguments.fragment_size,
+                                  arguments.reboot_seconds) for count in arguments.counts
+                                 for _ in range(arguments.repeat)), describe_served):
+            if not arguments.no_save:
+                save_results("aws_fleet_served", [result], description=__doc__.splitlines()[0]
+                             + " (back end in its own process)")
+        return
     modes = list(dict.fromkeys(arguments.modes))
     for count in arguments.counts:
         by_mode: dict[str, list[Figures]] = {mode: [] for mode in modes}
