@@ -28,6 +28,7 @@ import gevent
 import gevent.lock
 import gevent.queue
 import gevent.subprocess
+import locust.runners
 from locust import User, constant, events, task
 from locust.runners import STATE_MISSING, STATE_RUNNING, LocalRunner, MasterRunner, WorkerRunner
 
@@ -41,6 +42,9 @@ REBOOT_MESSAGE = "otaharness-reboot-wave"
 UPGRADE = "upgrade"  # the request entry whose response time is the time to upgrade
 FLEET_LOG_SECONDS = 5.0
 HOST_CLOSE_SECONDS = 30.0
+# A pipe that always has data never blocks, so a greenlet reading or writing it would never
+# switch: the worker's heartbeat greenlet starved behind a flood of device events (issue #20).
+LINES_PER_YIELD = 64
 
 
 @events.init_command_line_parser.add_listener
@@ -125,8 +129,12 @@ class DeviceHost:
 
     def _write(self) -> None:
         assert self.process is not None and self.process.stdin is not None
+        written = 0
         while True:
             command = self.commands.get()
+            written += 1
+            if written % LINES_PER_YIELD == 0:
+                gevent.sleep(0)
             try:
                 self.process.stdin.write(json.dumps(command).encode() + b"\n")
             except (BrokenPipeError, OSError):
@@ -138,7 +146,9 @@ class DeviceHost:
     def _drain(self) -> None:
         assert self.process is not None and self.process.stdout is not None
         fire = self.environment.events.request.fire
-        for line in self.process.stdout:
+        for read, line in enumerate(self.process.stdout, 1):
+            if read % LINES_PER_YIELD == 0:
+                gevent.sleep(0)
             record = json.loads(line)
             if "r" in record:
                 request_type, name, elapsed, length, error, device = record["r"]
@@ -176,7 +186,9 @@ class DeviceHost:
                 # the host's last gauges, bounded by the devices this worker still has
                 "connected": min(self.connected, len(self.numbers)),
                 "in_progress": min(self.in_progress, len(self.numbers)),
-                "devices": len(self.numbers)}
+                "devices": len(self.numbers),
+                # distinct device identifiers this worker ever started (slots are reused first)
+                "identities": self.next_slot - 1}
         self.started = self.succeeded = self.bytes = 0
         self.failed = Counter()
         return data
@@ -219,7 +231,10 @@ class FleetTotals:
         self.bytes = 0
         self.gauges: dict[str, dict[str, int]] = {}
         self.lost: list[dict[str, Any]] = []
+        self.returned: list[dict[str, Any]] = []
         self.reboot_waves = 0
+        self.fleet_asked = 0  # the most users the run asked for at once
+        self.identities: dict[str, int] = {}  # per worker: device identifiers it ever started
 
     def add(self, client_id: str, data: dict[str, Any]) -> None:
         self.kind = data["kind"] or self.kind
@@ -227,6 +242,8 @@ class FleetTotals:
         self.succeeded += data["succeeded"]
         self.failed.update(data["failed"])
         self.bytes += data["bytes"]
+        self.identities[client_id] = max(self.identities.get(client_id, 0),
+                                         data.get("identities", 0))
         if client_id not in {lost["worker"] for lost in self.lost}:
             before = self.gauges.get(client_id, {})
             self.gauges[client_id] = {
@@ -243,6 +260,22 @@ class FleetTotals:
                 "connected": last["connected"], "in_progress": last["in_progress"]}
         self.lost.append(lost)
         return lost
+
+    def worker_returned(self, client_id: str) -> dict[str, Any]:
+        """A worker marked missing answered again (it was starved, not dead): its gauges count
+        again; Locust gives it users anew."""
+        lost = next(lost for lost in self.lost if lost["worker"] == client_id)
+        self.lost.remove(lost)
+        self.gauges.pop(client_id + " (lost)", None)
+        self.returned.append(lost)
+        return lost
+
+    def identities_beyond_fleet(self) -> int:
+        """Devices started with new identifiers beyond the fleet asked for: Locust re-spawns a
+        missing worker's users on the others, as new devices (an identifier belongs to the
+        worker that started it, whose host may still run it), so a back end that registers
+        devices (things, stations, CPEs) then holds more than the fleet."""
+        return max(0, sum(self.identities.values()) - self.fleet_asked)
 
     def summary(self, environment: Any) -> dict[str, Any]:
         stats = environment.runner.stats
@@ -269,6 +302,10 @@ class FleetTotals:
             "requests": requests,
             "workers": {client_id: gauges for client_id, gauges in self.gauges.items()},
             "lost_workers": self.lost,
+            "returned_workers": self.returned,
+            "fleet_asked": self.fleet_asked,
+            "identities": sum(self.identities.values()),
+            "identities_beyond_fleet": self.identities_beyond_fleet(),
             "reboot_waves": self.reboot_waves,
         }
 
@@ -280,7 +317,12 @@ class FleetTotals:
                 f"{s['connected']} connected, "
                 f"{s['in_progress']} upgrading, {s['succeeded']} upgraded, {failed} failed"
                 + (f" ({timing})" if timing else "")
-                + (f", {len(s['lost_workers'])} worker(s) lost" if s["lost_workers"] else ""))
+                + (f", {len(s['lost_workers'])} worker(s) lost" if s["lost_workers"] else "")
+                + (f", {len(s['returned_workers'])} worker(s) back after going missing"
+                   if s["returned_workers"] else "")
+                + (f"; {s['identities_beyond_fleet']} devices started with new identifiers "
+                   f"beyond the fleet of {s['fleet_asked']} (users re-spawned after a worker "
+                   f"went missing)" if s["identities_beyond_fleet"] else ""))
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -328,6 +370,10 @@ def _init(environment: Any, **_: Any) -> None:
         events.worker_report.add_listener(
             lambda client_id, data: "otaharness" in data and TOTALS.add(client_id,
                                                                         data["otaharness"]))
+        if isinstance(runner, MasterRunner):
+            # read by Locust each time a worker connects or answers (module global, not option)
+            liveness = environment.parsed_options.heartbeat_liveness
+            locust.runners.HEARTBEAT_LIVENESS = max(1, liveness)
         gevent.spawn(_watch, environment)
         if environment.web_ui is not None:
             _extend_web_ui(environment)
@@ -354,9 +400,11 @@ def _watch(environment: Any) -> None:
     runner, options = environment.runner, environment.parsed_options
     started = time.monotonic()
     last_line = last_wave = started
+    beyond_told = 0
     while True:
         gevent.sleep(1.0)
         now = time.monotonic()
+        TOTALS.fleet_asked = max(TOTALS.fleet_asked, runner.target_user_count or 0)
         if isinstance(runner, LocalRunner):
             TOTALS.add("local", HOST.report())
         else:
@@ -368,6 +416,20 @@ def _watch(environment: Any) -> None:
                                 "upgrading) are gone; the run goes on with %d worker(s)",
                                 client.id, lost["worker_index"], lost["devices"],
                                 lost["connected"], lost["in_progress"], runner.worker_count)
+                elif client.state != STATE_MISSING and client.id in {
+                        lost["worker"] for lost in TOTALS.lost}:
+                    back = TOTALS.worker_returned(client.id)
+                    log.warning("worker %s (index %d) answered again after going missing "
+                                "(starved, not dead; --heartbeat-liveness is %d s): Locust "
+                                "gives it users anew", client.id, back["worker_index"],
+                                locust.runners.HEARTBEAT_LIVENESS)
+        beyond = TOTALS.identities_beyond_fleet()
+        if beyond > beyond_told:
+            beyond_told = beyond
+            log.warning("%d devices started with new identifiers beyond the fleet of %d: Locust "
+                        "re-spawned the users of a missing worker on the others; a back end "
+                        "that registers devices now holds more than the fleet", beyond,
+                        TOTALS.fleet_asked)
         if options.reboot_wave_every and runner.state == STATE_RUNNING and (
                 now - last_wave >= options.reboot_wave_every):
             last_wave = now
@@ -407,7 +469,8 @@ def _extend_web_ui(environment: Any) -> None:
 
     def rows() -> list[dict[str, Any]]:
         s = TOTALS.summary(environment)
-        timing = {k[:3]: round(v / 1000, 2) for k, v in s["time_to_upgrade"].items()}
+        timing = {k[:3]: round(v / 1000, 2) for k, v in s["time_to_upgrade"].items()} or {
+            "p50": "—", "p95": "—", "p99": "—"}  # no upgrade ended yet: no figure, not 0
         fleet = [{"scope": f"all ({s['kind']})", "devices": s["devices"],
                   "connected": s["connected"], "in_progress": s["in_progress"],
                   "succeeded": s["succeeded"], "failed": sum(s["failed"].values()),

@@ -28,6 +28,12 @@ HOST_OPTIONS += ("lns_url", "app_api", "app_token", "fuota_verify_key", "lorawan
                  "lorawan_hw_version", "poll_interval", "dev_eui_base", "join_eui", "key_sheet",
                  "stations_per_worker")
 
+# Locust marks a worker missing after 3 heartbeats (one a second) go unanswered; on a shared
+# CI machine at load average 7-9 a worker's gevent loop was starved that long during spawn, and
+# the master re-dispatched its users (issue #20). 20 s rides that out; a worker that really
+# dies is still reported 20 s after its last heartbeat.
+HEARTBEAT_LIVENESS = 20
+
 # Options a worker takes from its own command line, not from the master's (Locust copies the
 # master's custom options onto every worker): where this host listens.
 WORKER_OWN_OPTIONS = ("cr_host",)
@@ -113,6 +119,10 @@ def add_load_options(parser: Any) -> None:
     fleet.add_argument("--until-upgraded", action="store_true",
                        help="stop the run once every device's upgrade has ended: as many "
                        "upgraded or failed as users, none in progress")
+    fleet.add_argument("--heartbeat-liveness", type=int, default=HEARTBEAT_LIVENESS,
+                       metavar="SECONDS", help="seconds without a worker's heartbeat before the "
+                       "master marks it missing (Locust's own is 3: too short for a worker "
+                       "starved of CPU on a loaded machine; default %(default)s)")
     fleet.add_argument("--fleet-report", metavar="FILE",
                        help="write the fleet's totals (JSON) here at the end (master)")
 

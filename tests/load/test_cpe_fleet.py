@@ -102,6 +102,10 @@ def test_two_workers_upgrade_a_thousand_cpes_and_the_master_adds_up_to_the_acs(
     assert report["bytes_downloaded"] == report["requests"]["cpe HTTP file GET"]["bytes"] > 0
     assert set(report["time_to_upgrade"]) == {"p50_ms", "p95_ms", "p99_ms"}
     assert report["lost_workers"] == []
+    # no worker went missing (the heartbeat tolerance rides out a starved worker), so no user
+    # was re-spawned as a device with a new identifier
+    assert report["fleet_asked"] == report["identities"] == 1000
+    assert report["identities_beyond_fleet"] == 0
 
 
 @pytest.mark.load
@@ -133,6 +137,11 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
     survivor = [w for w in report["workers"].values() if w["worker_index"] != index]
     assert [w["most_devices"] for w in survivor] == [200]
     assert report["succeeded"] >= 200 and report["failed"] == {}
+    # the lost worker's devices came back on the survivor as new devices, and the run says so
+    # (the ACS's count may differ by what the victim started after its last report)
+    beyond = report["identities_beyond_fleet"]
+    assert beyond > 0 and report["identities"] == 200 + beyond
+    assert f"{beyond} devices started with new identifiers beyond the fleet of 200" in log
 
 
 def test_the_cli_and_emulate_never_import_locust() -> None:
