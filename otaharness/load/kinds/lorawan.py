@@ -96,11 +96,13 @@ class LoadDevice(LoRaWANDevice):
     reset_cause: str | None = None  # set by whoever reboots the device; None: the upgrade's reboot
 
     async def join(self) -> bool:
-        started = time.monotonic()
+        started, self.reset_cause = time.monotonic(), None
         try:
             joined = await super().join()
         except DeviceError as error:
-            self.report.request("LoRaWAN", "join", started, 0, self.name, str(error))
+            reason = (f"{self.reset_cause} during the join"
+                      if isinstance(error, DeviceResetError) and self.reset_cause else str(error))
+            self.report.request("LoRaWAN", "join", started, 0, self.name, reason)
             raise
         self.report.request("LoRaWAN", "join", started, 0, self.name,
                             None if joined else "no JoinAccept")
