@@ -30,11 +30,21 @@ import gevent.queue
 import gevent.subprocess
 import locust.runners
 from locust import User, constant, events, task
-from locust.runners import STATE_MISSING, STATE_RUNNING, LocalRunner, MasterRunner, WorkerRunner
+from locust.runners import (
+    STATE_MISSING,
+    STATE_RUNNING,
+    LocalRunner,
+    MasterRunner,
+    WorkerRunner,
+)
 
 from otaharness.load.fleet import STRIDE, device_number
 from otaharness.load.options import (
-    WORKER_OWN_OPTIONS, add_load_options, host_options, missing_options)
+    WORKER_OWN_OPTIONS,
+    add_load_options,
+    host_options,
+    missing_options,
+)
 
 log = logging.getLogger("otaharness.load")
 

@@ -14,12 +14,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from fleet_run import (
-    RUN_BOUND, BatchKeeper, Process, ServedAcs, alive, cpe_options, finish, free_port,
-    load_command, wait_for)
-
-
+    RUN_BOUND,
+    BatchKeeper,
+    Process,
+    ServedAcs,
+    alive,
+    cpe_options,
+    finish,
+    free_port,
+    load_command,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -157,7 +163,7 @@ def test_the_cli_and_emulate_never_import_locust() -> None:
              "print(sorted(m for m in ('locust', 'gevent') if m in sys.modules),\n"
              "      file=sys.stderr)\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1] == "[]"
     assert "gevent" not in sys.modules and "locust" not in sys.modules  # nor pytest's process
@@ -218,7 +224,7 @@ def test_reboot_waves_reach_the_acs_as_boot_informs(tmp_path: Path, acs: ServedA
 ])
 def test_a_run_that_cannot_work_is_refused_before_any_device_starts(arguments, message) -> None:
     result = subprocess.run(load_command("cpe", "--headless", "-u", "1", "-t", "5s", *arguments),
-                            capture_output=True, text=True, timeout=120)
+                            capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert message in result.stderr
     assert "device host pid" not in result.stderr
