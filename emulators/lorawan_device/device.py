@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from otaharness.runtime.radio import DeviceRadio, DutyCycleTracker, Position, RadioMedium, Reception, Transmission
 from otaharness.protocols.lorawan import mac_commands as mc
 from otaharness.protocols.lorawan.airtime import frame_time_on_air_s, lora_symbol_time_s
 from otaharness.protocols.lorawan.errors import LoRaWANError
@@ -26,6 +25,14 @@ from otaharness.protocols.lorawan.frames import (
 )
 from otaharness.protocols.lorawan.keys import SessionKeys, derive_session_keys
 from otaharness.protocols.lorawan.region import EU868, Region, frequencies_from_cf_list
+from otaharness.runtime.radio import (
+    DeviceRadio,
+    DutyCycleTracker,
+    Position,
+    RadioMedium,
+    Reception,
+    Transmission,
+)
 
 from .mac import STICKY_ANSWERS, MacContext, answer_mac_commands
 from .state import (
@@ -120,6 +127,12 @@ def _window_timing(region: Region, data_rate: int) -> tuple[float, float]:
     timing = lora_symbol_time_s(dr.spreading_factor, dr.bandwidth_hz), longest
     _window_timings[(id(region), data_rate)] = region, timing
     return timing
+
+
+def _resolve_with_none(result: asyncio.Future[DataFrame | None]) -> None:
+    """A receive window closed with nothing caught (unless a frame or a power cut resolved it)."""
+    if not result.done():
+        result.set_result(None)
 
 
 class DeviceClock:
@@ -430,10 +443,14 @@ class LoRaWANDevice:
         self._windows = [rx1, rx2]
         loop = self.medium.loop
         self._window_result = result = loop.create_future()
+        # One timer that resolves the window's future with None when RX2 has closed, instead of
+        # asyncio.wait_for: on Python 3.11 that adds a waiter future, and on the timeout (most
+        # class A polls hear nothing) a cancel-and-wait round and a TimeoutError, per uplink.
+        closing = loop.call_later(max(rx2.closes_by - loop.time(), 0.0), _resolve_with_none, result)
         try:
-            await asyncio.wait_for(result, timeout=max(rx2.closes_by - loop.time(), 0.0))
-        except TimeoutError:
-            pass
+            await result
+        finally:
+            closing.cancel()
         self._check_alive(generation)
         self._windows = []
         self._window_result = None
