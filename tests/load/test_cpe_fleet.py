@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -128,7 +129,11 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
                         RUN_BOUND), victim.text()[-3000:]
         index, host_pid = map(int, host_line.search(victim.text()).groups())
         os.kill(victim.popen.pid, signal.SIGKILL)  # the worker only: its host must follow
+        killed = time.monotonic()
         assert wait_for(lambda: not alive(host_pid), 60), "the device host outlived its worker"
+        # marked missing only after --heartbeat-liveness (20 s) of silence, not Locust's 3 s
+        assert wait_for(lambda: "setting state to missing" in master.text(), RUN_BOUND)
+        assert time.monotonic() - killed >= 15, master.text()[-3000:]
     except BaseException:
         finish(master, workers)
         raise
