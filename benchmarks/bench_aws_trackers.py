@@ -534,13 +534,14 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
     arguments = parser.parse_args()
     if arguments.backend == "served":
-        for result in run_sizes("bench_aws_trackers", measure_served,
-                                ((count, arguments.image_size, arguments.fragment_size,
-                                  arguments.reboot_seconds) for count in arguments.counts
-                                 for _ in range(arguments.repeat)), describe_served):
-            if not arguments.no_save:
-                save_results("aws_fleet_served", [result], description=__doc__.splitlines()[0]
-                             + " (back end in its own process)")
+        for count in arguments.counts:
+            for _ in range(arguments.repeat):  # each run saved as it ends, before a larger one
+                [result] = run_sizes("bench_aws_trackers", measure_served,
+                                     [(count, arguments.image_size, arguments.fragment_size,
+                                       arguments.reboot_seconds)], describe_served)
+                if not arguments.no_save:
+                    save_results("aws_fleet_served", [result], description=__doc__.splitlines()[0]
+                                 + " (back end in its own process)")
         return
     modes = list(dict.fromkeys(arguments.modes))
     for count in arguments.counts:
