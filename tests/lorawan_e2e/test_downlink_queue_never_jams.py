@@ -12,6 +12,7 @@ Judged from the device's radio (what it decoded) and the API's queue listing."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from otaharness.servers.http_service import serve_app
 
 CLASS_A = 0x0004A30B001C00A1
 CLASS_C = 0x0004A30B001C00C1
+CONFIRMATION_SECONDS = 5.0  # scenario time for a station's dntxed to reach the network server
 
 
 async def api_client(world: World) -> tuple[Any, Any]:
@@ -41,6 +43,20 @@ async def api_client(world: World) -> tuple[Any, Any]:
         await site.stop()
 
     return call, close
+
+
+async def queue_once_transmitted(world: World, call: Any, dev_eui: int) -> dict[str, Any]:
+    """The device's queue listing once no entry is in flight: the station confirms a downlink
+    (``dntxed``) at the frame's end, so the device can have decoded it a moment before the network
+    server hears that it went out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CONFIRMATION_SECONDS
+    while True:
+        status, body = await call("GET", f"/api/devices/{dev_eui:016X}/queue")
+        assert status == 200, body
+        if not any(entry["inFlight"] for entry in body["queue"]) or loop.time() >= deadline:
+            return body
+        await asyncio.sleep(0.1)
 
 
 async def joined_class_a_device(world: World) -> tuple[Any, list[tuple[int, bytes]]]:
@@ -71,13 +87,13 @@ def test_oversize_refused_bigger_waits_for_a_fast_uplink_and_the_rest_goes_on(tm
 
             await device.send(2, b"slow")  # DR0: RX1 and RX2 carry 51 octets at most
             assert received == [(4, b"\x01\x02")]
-            status, body = await call("GET", f"/api/devices/{CLASS_A:016X}/queue")
+            body = await queue_once_transmitted(world, call, CLASS_A)
             assert [entry["fPort"] for entry in body["queue"]] == [3]  # waiting, not jamming
 
             device.mac.data_rate = 5  # a fast uplink: RX1 at DR5 carries 222
             await device.send(2, b"fast")
             assert received == [(4, b"\x01\x02"), (3, b"\xbb" * 200)]
-            status, body = await call("GET", f"/api/devices/{CLASS_A:016X}/queue")
+            body = await queue_once_transmitted(world, call, CLASS_A)
             assert body["queue"] == []
         finally:
             await close()
@@ -104,7 +120,7 @@ def test_a_downlink_that_stops_fitting_is_dropped_with_an_event(tmp_path: Path) 
             assert (dropped.queue_id, dropped.dev_eui, dropped.size) == (big.queue_id, CLASS_A, 200)
             assert "at most 51 octets" in dropped.reason
             assert big.transmitted.cancelled()
-            status, body = await call("GET", f"/api/devices/{CLASS_A:016X}/queue")
+            body = await queue_once_transmitted(world, call, CLASS_A)
             assert body["queue"] == []
             assert body["dropped"] == [{"id": big.queue_id, "size": 200, "reason": dropped.reason,
                                         "at": dropped.at}]  # the application is told why
