@@ -199,6 +199,25 @@ def provision_certificates(backend: AwsIotBackend, names: list[str]) -> list[tup
     return files
 
 
+def every_tracker_reported_a_version(trackers: list[Tracker]) -> asyncio.Future[None]:
+    """Done when each tracker has reported its application version to its shadow (after its
+    reboot into the job's image): judged from the trackers' own logs."""
+    finished = asyncio.get_running_loop().create_future()
+    remaining = {tracker.thing_name for tracker in trackers}
+
+    def watch(tracker: Tracker) -> None:
+        def listener(text: str) -> None:
+            if text.startswith("reported appV"):
+                remaining.discard(tracker.thing_name)
+                if not remaining and not finished.done():
+                    finished.set_result(None)
+        tracker.listeners.append(listener)
+
+    for tracker in trackers:
+        watch(tracker)
+    return finished
+
+
 async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int, image_size: int,
                     fragment_size: int, rollout_per_minute: int | None = None) -> Figures:
     if mode not in MODES:
@@ -241,19 +260,7 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
             await run_until_done(clock, gather_limited(CONNECT_CONCURRENCY, (t.connect() for t in trackers)))
         rss_connected = memory.per_unit_kib(count)
 
-        finished = asyncio.get_running_loop().create_future()
-        remaining = set(names)
-
-        def watch(tracker: Tracker) -> None:
-            def listener(text: str) -> None:
-                if text.startswith("reported appV"):
-                    remaining.discard(tracker.thing_name)
-                    if not remaining and not finished.done():
-                        finished.set_result(None)
-            tracker.listeners.append(listener)
-
-        for tracker in trackers:
-            watch(tracker)
+        finished = every_tracker_reported_a_version(trackers)
         # "https" either way: without a TLS context the tracker downloads over plain HTTP.
         document = {"operation": "app_fw_update", "size": image_size, "fwversion": "1.0.1",
                     "location": {"protocol": "https", "host": S3_HOST, "path": "fleet"}}
@@ -360,19 +367,7 @@ async def served_fleet_run(served: ServedFlows, operator: IotOperator, image: Im
         if len(arns) != count:
             raise AssertionError(f"{len(arns)} things of {count} exist")
 
-        finished = asyncio.get_running_loop().create_future()
-        remaining = {tracker.thing_name for tracker in trackers}
-
-        def watch(tracker: Tracker) -> None:
-            def listener(text: str) -> None:
-                if text.startswith("reported appV"):
-                    remaining.discard(tracker.thing_name)
-                    if not remaining and not finished.done():
-                        finished.set_result(None)
-            tracker.listeners.append(listener)
-
-        for tracker in trackers:
-            watch(tracker)
+        finished = every_tracker_reported_a_version(trackers)
         serve_cpu_before = process_tree_cpu_seconds(served.pid)
         with Stopwatch() as upgrade, DescriptorPeak() as upgrade_descriptors:
             # boto3 blocks: from a thread, so that the trackers are served meanwhile
@@ -380,7 +375,8 @@ async def served_fleet_run(served: ServedFlows, operator: IotOperator, image: Im
             try:
                 await asyncio.wait_for(finished, SERVED_TIME_LIMIT)
             except TimeoutError:
-                raise AssertionError(f"{len(remaining)} of {count} trackers not upgraded after "
+                waiting = sum(tracker.app_version != image.version for tracker in trackers)
+                raise AssertionError(f"{waiting} of {count} trackers not upgraded after "
                                      f"{SERVED_TIME_LIMIT:g} s") from None
         serve_upgrade_cpu = process_tree_cpu_seconds(served.pid) - serve_cpu_before
         rss_after = memory.per_unit_kib(count)
