@@ -125,8 +125,13 @@ def test_a_worker_killed_mid_run_is_reported_and_the_run_ends_cleanly(
     victim = workers[0]
     try:
         host_line = re.compile(r"worker (\d+): device host pid (\d+)")
-        assert wait_for(lambda: host_line.search(victim.text()) and len(acs.devices()) >= 60,
-                        RUN_BOUND), victim.text()[-3000:]
+        # killed only once the master has heard of the victim's devices: a fleet line counting
+        # more than one worker's 100 (before its first report, the master could not know the
+        # victim started any, and no identifier would count as beyond the fleet)
+        fleet_line = re.compile(r"fleet cpe: (\d+) devices")
+        assert wait_for(lambda: host_line.search(victim.text()) and len(acs.devices()) >= 60
+                        and any(int(n) > 100 for n in fleet_line.findall(master.text())),
+                        RUN_BOUND), victim.text()[-3000:] + master.text()[-3000:]
         index, host_pid = map(int, host_line.search(victim.text()).groups())
         os.kill(victim.popen.pid, signal.SIGKILL)  # the worker only: its host must follow
         killed = time.monotonic()
