@@ -24,7 +24,7 @@ does per received frame what the device does on reception: PHYPayload decode, FC
 reconstruction, MIC check, FRMPayload decryption, TS004 command parse, FEC decoder push; every
 device must rebuild the image. As in the devices, the MIC check, the decryption and the parse of
 one multicast frame are done once and shared by every device that received it (same octets, same
-keys: otaharness.emulators.lorawan_device.device.shared_multicast_*, fuota.agent.shared_downlink_commands);
+keys: otaharness.emulators.lorawan_device.device.shared_multicast_payload, fuota.agent.shared_downlink_commands);
 decode, FCnt and the decoder are each device's own. The ratio "campaign wall time / codec baseline" (wall_s /
 baseline_s) is the cost of the whole campaign (unicast stages, network server, radio, agents,
 SQLite) in units of the devices' own reception and decoding of the fragments. This codec work,
@@ -45,19 +45,46 @@ from functools import partial
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from benchmarks.measure import Figures, Stopwatch, on_virtual_clock, run_sizes, run_until_done
-from otaharness.emulators.lorawan_device import AbpActivation, DeviceConfig, LoRaWANDevice
-from otaharness.emulators.lorawan_device.device import (forget_shared_multicast_work, shared_multicast_mic_is_valid,
-                                             shared_multicast_plaintext)
+from otaharness.emulators.lorawan_device import (
+    AbpActivation,
+    DeviceConfig,
+    LoRaWANDevice,
+)
+from otaharness.emulators.lorawan_device.device import (
+    forget_shared_multicast_work,
+    shared_multicast_payload,
+)
 from otaharness.emulators.lorawan_device.fuota import FuotaAgent, build_image
-from otaharness.emulators.lorawan_device.fuota.agent import forget_shared_parses, shared_downlink_commands
-from otaharness.runtime.radio import FixedLoss, RadioMedium
+from otaharness.emulators.lorawan_device.fuota.agent import (
+    forget_shared_parses,
+    shared_downlink_commands,
+)
+
+from benchmarks.measure import (
+    Figures,
+    Stopwatch,
+    on_virtual_clock,
+    run_sizes,
+    run_until_done,
+)
 from otaharness.protocols.fuota import fragmentation as ts004
-from otaharness.protocols.fuota.fec import DecoderState, FragmentDecoder, clear_caches, encode_block
-from otaharness.protocols.lorawan import (DataFrame, MType, SessionKeys, build_data_frame, decode_phy_payload,
-                                          derive_mc_session_keys, reconstruct_fcnt)
+from otaharness.protocols.fuota.fec import (
+    DecoderState,
+    FragmentDecoder,
+    clear_caches,
+    encode_block,
+)
+from otaharness.protocols.lorawan import (
+    DataFrame,
+    MType,
+    SessionKeys,
+    build_data_frame,
+    decode_phy_payload,
+    derive_mc_session_keys,
+    reconstruct_fcnt,
+)
 from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.radio import FixedLoss, RadioMedium
 from otaharness.servers.fuota import CampaignConfig, CampaignDevice, FuotaServer
 from otaharness.servers.fuota.radio_link import RadioGatewayPort
 from otaharness.servers.fuota.report import campaign_report
@@ -100,10 +127,10 @@ def codec_receptions(devices: int, frames: list[bytes], mc_key: bytes, mc_addr: 
             frame = decode_phy_payload(phy_payload)
             assert isinstance(frame, DataFrame) and frame.dev_addr == mc_addr
             fcnt = reconstruct_fcnt(frame.fcnt16, 0 if last_fcnt is None else last_fcnt + 1)
-            if not shared_multicast_mic_is_valid(frame, phy_payload, keys.nwk_s_key, fcnt):
+            plaintext = shared_multicast_payload(frame, phy_payload, keys, fcnt)  # None: the MIC failed
+            if plaintext is None:
                 continue
             last_fcnt = fcnt
-            plaintext = shared_multicast_plaintext(frame, phy_payload, keys, fcnt)
             for command in shared_downlink_commands(ts004.FRAGMENTATION, plaintext):
                 assert isinstance(command, ts004.DataFragment)
                 decoder.push(command.n, command.payload)  # pushed after completion too, as the agent does

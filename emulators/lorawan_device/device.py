@@ -54,6 +54,7 @@ from .state import (
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K")
 
 MAX_FOPTS = 15
 MIC_AND_MHDR = 5  # MHDR(1) + MIC(4) around a MACPayload
@@ -70,13 +71,16 @@ SessionListener = Callable[[int, SessionKeys], None]  # (DevAddr or McAddr, keys
 # the PHYPayload, NwkSKey and the 32-bit FCnt tried) and the FRMPayload decryption (PHYPayload,
 # AppSKey, FCnt), whose result is then one bytes object that every device's FUOTA agent
 # references. Each device still decodes the PHYPayload, rebuilds the FCnt and applies its own
-# counters and rules. Bounded: cleared when full (a few campaign rounds' frames).
+# counters and rules. Bounded: cleared when full (a few campaign rounds' frames). A device's
+# reception of a multicast frame asks `shared_multicast_payload`, both in one look-up.
 _SHARED_MULTICAST_LIMIT = 4096
 _shared_mic_checks: dict[tuple[bytes, bytes, int], bool] = {}
 _shared_plaintexts: dict[tuple[bytes, bytes, int], bytes] = {}
+_shared_payloads: dict[tuple[bytes, bytes, bytes, int], bytes | None] = {}
+_NOT_YET = object()
 
 
-def _remember(table: dict[tuple[bytes, bytes, int], T], key: tuple[bytes, bytes, int], value: T) -> T:
+def _remember(table: dict[K, T], key: K, value: T) -> T:
     if len(table) >= _SHARED_MULTICAST_LIMIT:
         table.clear()
     table[key] = value
@@ -87,6 +91,7 @@ def forget_shared_multicast_work() -> None:
     """Empty the shared MIC and decryption results (to time reception from a cold start)."""
     _shared_mic_checks.clear()
     _shared_plaintexts.clear()
+    _shared_payloads.clear()
 
 
 def shared_multicast_mic_is_valid(frame: DataFrame, phy_payload: bytes, nwk_s_key: bytes, fcnt: int) -> bool:
@@ -107,6 +112,19 @@ def shared_multicast_plaintext(frame: DataFrame, phy_payload: bytes, keys: Sessi
     if plaintext is None:
         plaintext = _remember(_shared_plaintexts, key, frame.decrypt_payload(keys, fcnt))
     return plaintext
+
+
+def shared_multicast_payload(frame: DataFrame, phy_payload: bytes, keys: SessionKeys, fcnt: int) -> bytes | None:
+    """The plain FRMPayload of a multicast frame (FPort > 0) decoded from ``phy_payload`` if its
+    MIC holds for ``keys.nwk_s_key`` and ``fcnt``, else None: ``shared_multicast_mic_is_valid``
+    then ``shared_multicast_plaintext`` in one look-up, computed once per process for those
+    octets, keys and FCnt (the same bytes object for every device of the group)."""
+    key = (phy_payload, keys.nwk_s_key, keys.app_s_key, fcnt)
+    plaintext = _shared_payloads.get(key, _NOT_YET)
+    if plaintext is _NOT_YET:
+        plaintext = _remember(_shared_payloads, key, frame.decrypt_payload(keys, fcnt)
+                              if frame.mic_is_valid(keys.nwk_s_key, fcnt) else None)
+    return plaintext  # type: ignore[return-value]
 
 
 # Keyed by the region object's identity (the entry holds the region, so the id is not reused):
@@ -657,10 +675,14 @@ class LoRaWANDevice:
             fcnt: int | None = reconstruct_fcnt(frame.fcnt16, group.min_fcnt if last is None else last + 1)
         except LoRaWANError:
             fcnt = None
-        if fcnt is None or not shared_multicast_mic_is_valid(frame, phy_payload, keys.nwk_s_key, fcnt):
+        # the MIC check and the decryption, shared with the group's other devices (decrypted
+        # even past max_fcnt: a pure function, and such a frame is rare)
+        plaintext = None if fcnt is None else shared_multicast_payload(frame, phy_payload, keys, fcnt)
+        if plaintext is None:
             fcnt = self._accept_fcnt(frame, keys, last, group.min_fcnt, phy_payload)
             if fcnt is None:
                 return
+            plaintext = shared_multicast_plaintext(frame, phy_payload, keys, fcnt)
         if fcnt > group.max_fcnt:
             self.counters["multicast_fcnt_beyond_max"] += 1
             return
@@ -670,7 +692,7 @@ class LoRaWANDevice:
         fport = frame.fport
         handler = self._port_handlers.get(fport, self.on_downlink)  # self._deliver, inline
         if handler is not None:
-            handler(fport, shared_multicast_plaintext(frame, phy_payload, keys, fcnt), True)
+            handler(fport, plaintext, True)
 
     def _deliver(self, fport: int, payload: bytes, *, multicast: bool) -> None:
         handler = self._port_handlers.get(fport, self.on_downlink)

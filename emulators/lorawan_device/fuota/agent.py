@@ -40,7 +40,6 @@ from otaharness.protocols.fuota import clock_sync as ts003
 from otaharness.protocols.fuota import firmware_management as ts006
 from otaharness.protocols.fuota import fragmentation as ts004
 from otaharness.protocols.fuota import multicast_setup as ts005
-from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.protocols.fuota.fec import (
     LORAMAC_NODE_PROFILE,
     SPECIFICATION_PROFILE,
@@ -49,6 +48,7 @@ from otaharness.protocols.fuota.fec import (
     FragmentDecoder,
 )
 from otaharness.protocols.lorawan import LoRaWANError
+from otaharness.protocols.lorawan import keys as lorawan_keys
 from otaharness.runtime import timeline
 
 from ..device import LoRaWANDevice
@@ -154,6 +154,12 @@ def shared_downlink_commands(package: Package, payload: bytes) -> tuple[Command,
     return commands
 
 
+def _resolve(waiter: asyncio.Future[None] | None) -> None:
+    """Wake the agent's uplink loop if it is waiting (a timer firing or an uplink queued)."""
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 @dataclass
 class _Uplink:
     fport: int
@@ -183,7 +189,7 @@ class FuotaAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.reboots = 0
         self._runner: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._wakeup: asyncio.Future[None] | None = None  # what _run waits on; _queue resolves it
         self._boot_ram()
         self._hooks: dict[int, tuple[Package, Callable[[int, bytes, bool], None]]] = {}
         for package, handler in ((MULTICAST_SETUP, self._on_multicast_setup), (FRAGMENTATION, self._on_fragmentation),
@@ -270,7 +276,7 @@ class FuotaAgent:
 
     def _queue(self, package: Package, build: Callable[[], Command], delay_s: float = 0.0) -> None:
         self._outbox.append(_Uplink(package.fport, lambda: build().to_bytes(), self._now() + delay_s))
-        self._wake.set()
+        _resolve(self._wakeup)
 
     def _queue_app_time_request(self, delay_s: float = 0.0) -> None:
         def request() -> Command:
@@ -289,27 +295,35 @@ class FuotaAgent:
         return self.in_session() and not self.profile.poll_during_session
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             now = self._now()
             due = [item for item in self._outbox if item.not_before <= now]
-            if self.device.joined and not self._quiet() and (due or now - self._last_uplink >= self._poll_gap):
+            quiet = self._quiet()  # asked once: nothing between here and the wait changes it
+            if self.device.joined and not quiet and (due or now - self._last_uplink >= self._poll_gap):
                 await self._send(due)
                 # jittered, so that devices polling at one period do not keep meeting in the same
                 # gateway RX1 slots (where the duty cycle would starve the same ones every time)
                 self._poll_gap = self.poll_interval_s * self.rng.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
                 continue
-            if self._quiet():  # nothing goes out before the session ends
+            if quiet:  # nothing goes out before the session ends
                 waits = [self.device.clock.loop_time_of(group.session.end_gps) - now + 1.0
                          for group in self.device.multicast.values() if group.session is not None]
             else:
                 waits = [item.not_before - now for item in self._outbox if item.not_before > now]
                 waits.append(self._last_uplink + self._poll_gap - now)
-            self._wake.clear()
+            # Until the earliest wait is over or _queue wakes us: one future and one timer that
+            # resolves it (at the loop time asyncio.timeout would have used), rather than
+            # asyncio.timeout around an Event, whose expiry -- how most waits end, at the next
+            # poll -- cancels the task and raises and converts a CancelledError (issue #18:
+            # 96,000 polls at 1,000 devices).
+            self._wakeup = wakeup = loop.create_future()
+            timer = loop.call_later(max(min(waits), 0.05), _resolve, wakeup)
             try:
-                async with asyncio.timeout(max(min(waits), 0.05)):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+                await wakeup
+            finally:
+                timer.cancel()
+                self._wakeup = None
 
     async def _send(self, due: list[_Uplink]) -> None:
         fport: int | None = None
@@ -340,14 +354,21 @@ class FuotaAgent:
             hook(package.fport, command.to_bytes(), False)
 
     def _hook(self, package: Package, handler: Callable[[Command, bool], None]) -> Callable[[int, bytes, bool], None]:
+        package_fport = package.fport
+
         def on_downlink(fport: int, payload: bytes, multicast: bool) -> None:
-            try:
-                commands: Sequence[Command] = (shared_downlink_commands(package, payload) if multicast
-                                               else package.parse_downlink(payload))
-            except FuotaCodecError as error:
-                self._note(f"FPort {fport}: downlink ignored: {error}")
-                return
-            now = self._now()
+            # once per fragment every device hears: the shared parse looked up here first, the
+            # loop's time read directly once the loop is known
+            commands: Sequence[Command] | None = _shared_parses.get((package_fport, payload)) if multicast else None
+            if commands is None:
+                try:
+                    commands = (shared_downlink_commands(package, payload) if multicast
+                                else package.parse_downlink(payload))
+                except FuotaCodecError as error:
+                    self._note(f"FPort {fport}: downlink ignored: {error}")
+                    return
+            loop = self._loop
+            now = loop.time() if loop is not None else self._now()
             for command in commands:
                 if multicast and not command.MULTICAST_ALLOWED:
                     self._note(f"{type(command).__name__} on multicast dropped (unicast only)")
