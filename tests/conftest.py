@@ -12,12 +12,22 @@ import pytest
 FUZZING_CAMPAIGN_EXAMPLES = 100
 
 
+# Runs on real time that must not share a core with each other: `tox -e slow` spreads the slow
+# checks over two xdist workers (`--dist loadgroup`) and keeps these in one group, one at a time
+# on one worker, while fuzzing and builds take the other.
+REAL_TIME_FLEET_GROUP = "real-time-fleet"
+
+
+# before xdist's own hook, which reads the xdist_group marks to name each test's group
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
         if (_examples(item) >= FUZZING_CAMPAIGN_EXAMPLES
                 or getattr(module, "schemathesis", None) is not None):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("load") or item.get_closest_marker("real_time_fleet"):
+            item.add_marker(pytest.mark.xdist_group(REAL_TIME_FLEET_GROUP))
 
 
 def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:

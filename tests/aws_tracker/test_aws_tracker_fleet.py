@@ -16,6 +16,7 @@ HEX = b"SOME HEX DATA"
 
 
 @pytest.mark.slow  # a load run: 200 trackers through one back end
+@pytest.mark.real_time_fleet
 def test_two_hundred_trackers_each_take_a_job_in_one_process() -> None:
     count = 200
 
@@ -33,4 +34,6 @@ def test_two_hundred_trackers_each_take_a_job_in_one_process() -> None:
         assert len(statuses) == count
         assert {s["jobExecutionSummary"]["status"] for s in statuses} == {"SUCCEEDED"}
 
-    run_scenario(body)
+    # 200 trackers busy at once reach a quiet moment less often on a shared machine (under
+    # `tox -e slow`, fuzzing runs beside): a wider liveness bound than one tracker's 30 s
+    run_scenario(body, real_time_limit=180.0)

@@ -124,9 +124,11 @@ def texts(tracker: Tracker) -> list[str]:
     return [text for _, text in tracker.events]
 
 
-def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0) -> T:
-    """Run `body(world)` on a VirtualEventLoop, letting virtual time pass until it is done."""
-    clock = VirtualClock(real_time_limit=30.0)
+def run_scenario(body: Callable[[World], Awaitable[T]], timeout: float = 3600.0,
+                 real_time_limit: float = 30.0) -> T:
+    """Run `body(world)` on a VirtualEventLoop, letting virtual time pass until it is done;
+    the clock gives up after ``real_time_limit`` real seconds without a quiet moment."""
+    clock = VirtualClock(real_time_limit=real_time_limit)
     loop = VirtualEventLoop(clock)
 
     async def main() -> T:
