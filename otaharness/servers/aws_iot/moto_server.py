@@ -109,8 +109,10 @@ class _NothingMore:
 class _Deadlines:
     """The deadlines of every connection of one server, kept by one thread: each connection's
     next deadline is an entry in a heap by time. The deadlines have one of two lengths and are
-    set in time order, so a new one is seldom the earliest and wakes nobody; a cancelled one
-    stays in the heap, disarmed, until its time (at most ``handshake + headers_ceiling``)."""
+    set in time order, so a new one is seldom the earliest and wakes nobody. A cancelled one
+    stays in the heap, disarmed, until the thread next wakes, which drops it with every disarmed
+    entry ahead of the first armed one: the thread wakes about once per deadline length, not
+    once per request."""
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
@@ -145,9 +147,13 @@ class _Deadlines:
             while not self._stopped:
                 now = time.monotonic()
                 due = []
-                while self._heap and self._heap[0][0] <= now:
-                    _, sequence, deadline = heapq.heappop(self._heap)
-                    if deadline.armed is not None and deadline.armed[0] == sequence:
+                while self._heap:
+                    when, sequence, deadline = self._heap[0]
+                    armed = deadline.armed is not None and deadline.armed[0] == sequence
+                    if armed and when > now:
+                        break  # the earliest deadline still armed: sleep until it
+                    heapq.heappop(self._heap)
+                    if armed:
                         due.append((deadline, deadline.armed))
                         deadline.armed = None
                 if due:
