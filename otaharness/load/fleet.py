@@ -21,6 +21,7 @@ from typing import Any
 
 from otaharness.emulators.fleet import Fleet
 from otaharness.emulators.fleet_report import FleetReport
+from otaharness.runtime.pki import client_context
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class Reporter:
 
     ``r``: a protocol round trip [type, name, milliseconds, bytes, error or null, device];
     ``s``: an upgrade started [device]; ``o``: an upgrade ended [device, ok, reason,
-    milliseconds, bytes]; ``g``: gauges {connected, in_progress}.
+    milliseconds, bytes]; ``g``: gauges {connected, in_progress}; ``x``: the devices cannot
+    start at all (a key file, CA or URL the kind cannot use), the reason.
     """
 
     def __init__(self, write: Callable[[bytes], None]) -> None:
@@ -79,6 +81,9 @@ class Reporter:
 
     def note(self, text: str) -> None:
         self._emit({"n": text})
+
+    def cannot_start(self, reason: str) -> None:
+        self._emit({"x": reason})
 
 
 @dataclass
@@ -128,6 +133,12 @@ class DeviceFleet:
 
     async def open(self) -> None:
         """Start what the worker's devices share (listeners, PKI)."""
+        ca = self.options.get("ca")
+        if ca:  # every device would fail alike on a CA file that does not load
+            try:
+                client_context(ca)
+            except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+                raise ValueError(f"--ca {ca}: {error}") from None
         await self._resources.enter_async_context(self.links)
 
     async def add(self, number: int) -> None:

@@ -7,6 +7,10 @@ come as JSON lines on stdin, events leave as JSON lines on stdout (``fleet.Repor
     {"add": N}      start device number N          {"remove": N}   stop it for good
     {"reboot": [N, ...]}  reboot those devices     {"close": true} stop every device and exit
 
+A kind whose shared part cannot open (``--station-sig-key`` or ``--fuota-verify-key`` missing, a
+CA that does not load, the back end refusing its stations) sends ``{"x": reason}`` and exits with
+status 2, its traceback left out: the worker ends the run with that one line.
+
 End of stdin (the worker quit, or died: the pipe closes with it) is a close as well, and the
 kernel sends SIGTERM if the worker dies first (PR_SET_PDEATHSIG), so no host outlives its
 worker.
@@ -15,6 +19,7 @@ worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import importlib
 import json
@@ -58,7 +63,7 @@ def die_with_parent() -> None:
 
 async def serve(settings: HostSettings) -> None:
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+    transport, _protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
                                                         os.fdopen(sys.stdout.fileno(), "wb", 0))
     report = Reporter(transport.write)
     reader = asyncio.StreamReader(limit=1 << 20)
@@ -67,14 +72,21 @@ async def serve(settings: HostSettings) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # the worker decides when to stop
     fleet = fleet_class(settings.kind)(settings, report)
-    await fleet.open()
+    try:
+        await fleet.open()
+    except (Exception, SystemExit) as failure:  # noqa: BLE001 (any: told to the worker)
+        report.cannot_start(str(failure) or type(failure).__name__)
+        with contextlib.suppress(Exception):  # what did open: links, temporary homes
+            await fleet.close()
+        transport.close()
+        raise CannotStart from None
     pending: set[asyncio.Task[Any]] = set()
 
-    def spawn(coroutine: Any) -> None:
+    def spawn(coroutine: Any, what: str = "device command") -> None:
         task = asyncio.ensure_future(coroutine)
         pending.add(task)
         task.add_done_callback(pending.discard)
-        task.add_done_callback(_log_failure)
+        task.add_done_callback(lambda task: _log_failure(task, what))
 
     async def gauges() -> None:
         while True:
@@ -85,7 +97,8 @@ async def serve(settings: HostSettings) -> None:
         while line := await reader.readline():
             command = json.loads(line)
             if "add" in command:
-                spawn(fleet.add(int(command["add"])))
+                number = int(command["add"])
+                spawn(fleet.add(number), f"starting device {fleet.name_of(number)}")
             elif "remove" in command:
                 spawn(fleet.remove(int(command["remove"])))
             elif "reboot" in command:
@@ -106,9 +119,15 @@ async def serve(settings: HostSettings) -> None:
         transport.close()
 
 
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("device command failed", exc_info=task.exception())
+class CannotStart(Exception):
+    """The fleet's shared part did not open; the worker was told why."""
+
+
+def _log_failure(task: asyncio.Task[Any], what: str) -> None:
+    """One line per failed device (its request entry names the call): a wrong token or an
+    unreachable back end fails every device alike, and a traceback each buried the reason."""
+    if not task.cancelled() and (failure := task.exception()) is not None:
+        log.error("%s failed: %s: %s", what, type(failure).__name__, failure)
 
 
 def main() -> None:
@@ -117,7 +136,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s host %(name)s: %(message)s")
     settings = HostSettings.from_json(json.loads(sys.argv[1]))
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except CannotStart:
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -49,6 +49,8 @@ from otaharness.load.options import (
 log = logging.getLogger("otaharness.load")
 
 REBOOT_MESSAGE = "otaharness-reboot-wave"
+CANNOT_START_MESSAGE = "otaharness-cannot-start"  # worker -> master: its devices cannot start
+CANNOT_START_EXIT = 2  # as a run refused for its options
 UPGRADE = "upgrade"  # the request entry whose response time is the time to upgrade
 FLEET_LOG_SECONDS = 5.0
 HOST_CLOSE_SECONDS = 30.0
@@ -184,9 +186,23 @@ class DeviceHost:
                 self.in_progress = record["g"]["in_progress"]
             elif "n" in record:
                 log.info("worker %d host: %s", self.worker_index, record["n"])
+            elif "x" in record:
+                gevent.spawn(self._cannot_start, record["x"])
         code = self.process.wait()
         if code not in (0, None) and not self.closing:
             log.error("worker %d: device host ended with status %s", self.worker_index, code)
+
+    def _cannot_start(self, reason: str) -> None:
+        """The host could not open (a missing key file, a CA that does not load, ...): every
+        device would fail alike, so the run ends with that reason rather than run idle."""
+        log.error("worker %d: the %s devices cannot start: %s", self.worker_index, self.kind,
+                  reason)
+        environment = self.environment
+        environment.process_exit_code = CANNOT_START_EXIT
+        if isinstance(environment.runner, WorkerRunner):
+            environment.runner.send_message(CANNOT_START_MESSAGE, {
+                "worker_index": self.worker_index, "kind": self.kind, "reason": reason})
+        _end_run(environment)
 
     def report(self) -> dict[str, Any]:
         """Counters since the last report, and the gauges now (then the counters restart)."""
@@ -381,12 +397,29 @@ def _init(environment: Any, **_: Any) -> None:
             lambda client_id, data: "otaharness" in data and TOTALS.add(client_id,
                                                                         data["otaharness"]))
         if isinstance(runner, MasterRunner):
+            runner.register_message(CANNOT_START_MESSAGE, _worker_cannot_start)
             # read by Locust each time a worker connects or answers (module global, not option)
             liveness = environment.parsed_options.heartbeat_liveness
             locust.runners.HEARTBEAT_LIVENESS = max(1, liveness)
         gevent.spawn(_watch, environment)
         if environment.web_ui is not None:
             _extend_web_ui(environment)
+
+
+def _end_run(environment: Any) -> None:
+    """Stop the run; headless (and on workers) quit, as Locust's --run-time does."""
+    options = environment.parsed_options
+    if isinstance(environment.runner, WorkerRunner) or options.headless:
+        environment.runner.quit()
+    else:  # the web UI stays up to show what happened
+        environment.runner.stop()
+
+
+def _worker_cannot_start(environment: Any, msg: Any, **_: Any) -> None:
+    log.error("worker %d: the %s devices cannot start: %s; stopping the run",
+              msg.data["worker_index"], msg.data["kind"], msg.data["reason"])
+    environment.process_exit_code = CANNOT_START_EXIT
+    gevent.spawn(_end_run, environment)  # not in the master's message greenlet, which quit kills
 
 
 @events.quitting.add_listener
@@ -397,6 +430,9 @@ def _quitting(environment: Any, **_: Any) -> None:
     if isinstance(runner, LocalRunner):
         TOTALS.add("local", HOST.report())  # what arrived while the host closed
     if isinstance(runner, (MasterRunner, LocalRunner)):
+        # _watch samples it once a second: a run ending sooner would count every device as
+        # started beyond a fleet of 0
+        TOTALS.fleet_asked = max(TOTALS.fleet_asked, runner.target_user_count or 0)
         print(TOTALS.line(environment), flush=True)
         path = environment.parsed_options.fleet_report
         if path:

@@ -166,8 +166,12 @@ class AwsTrackerFleet(DeviceFleet):
         import boto3  # here: only this kind's hosts need it
 
         region = self.options.get("aws_region") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        return boto3.client("iot", endpoint_url=self.options["aws_api"], region_name=region,
-                            verify=self.options.get("ca") or None)
+        session = boto3.session.Session(region_name=region)
+        if session.get_credentials() is None:  # else every tracker's CreateThing fails alike
+            raise ValueError("--aws-api needs AWS credentials on this host, as the AWS CLI "
+                             "does (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile)")
+        return session.client("iot", endpoint_url=self.options["aws_api"],
+                              verify=self.options.get("ca") or None)
 
     async def _iot_call(self, device: str, operation: str, **parameters: Any) -> dict[str, Any]:
         started = time.monotonic()
