@@ -33,6 +33,7 @@ from locust import User, constant, events, task
 from locust.runners import (
     STATE_MISSING,
     STATE_RUNNING,
+    STATE_SPAWNING,
     LocalRunner,
     MasterRunner,
     WorkerRunner,
@@ -277,13 +278,16 @@ class FleetTotals:
                    ("worker_index", "connected", "in_progress", "devices")},
                 "most_devices": max(data["devices"], before.get("most_devices", 0))}
 
-    def worker_lost(self, client_id: str, index: int) -> dict[str, Any]:
+    def worker_lost(self, client_id: str, index: int, quit: bool = False) -> dict[str, Any]:
+        """A worker gone missing (no heartbeat) or ``quit`` (it stopped: SIGTERM or Ctrl-C on
+        its host): its devices no longer count."""
         last = self.gauges.pop(client_id, {"connected": 0, "in_progress": 0, "devices": 0})
         self.gauges[client_id + " (lost)"] = {"worker_index": index, "connected": 0,
                                               "in_progress": 0, "devices": 0,
                                               "most_devices": last.get("most_devices", 0)}
         lost = {"worker": client_id, "worker_index": index, "devices": last["devices"],
-                "connected": last["connected"], "in_progress": last["in_progress"]}
+                "connected": last["connected"], "in_progress": last["in_progress"],
+                "quit": quit}
         self.lost.append(lost)
         return lost
 
@@ -348,7 +352,7 @@ class FleetTotals:
                    if s["returned_workers"] else "")
                 + (f"; {s['identities_beyond_fleet']} devices started with new identifiers "
                    f"beyond the fleet of {s['fleet_asked']} (users re-spawned after a worker "
-                   f"went missing)" if s["identities_beyond_fleet"] else ""))
+                   f"went missing or quit)" if s["identities_beyond_fleet"] else ""))
 
 
 # -- users ------------------------------------------------------------------------------------
@@ -469,12 +473,23 @@ def _watch(environment: Any) -> None:
                                 "(starved, not dead; --heartbeat-liveness is %d s): Locust "
                                 "gives it users anew", client.id, back["worker_index"],
                                 locust.runners.HEARTBEAT_LIVENESS)
+            if runner.state in (STATE_SPAWNING, STATE_RUNNING):
+                # a worker that quit mid-run (Locust drops it at once): its last gauges would
+                # count its stopped devices to the end (at the run's end Locust stops first)
+                for client_id in [client_id for client_id in TOTALS.gauges
+                                  if client_id not in runner.clients
+                                  and not client_id.endswith(" (lost)")]:
+                    lost = TOTALS.worker_lost(client_id, TOTALS.gauges[client_id]["worker_index"],
+                                              quit=True)
+                    log.warning("worker %s (index %d) quit mid-run: its %d devices stopped with "
+                                "it; the run goes on with %d worker(s)", client_id,
+                                lost["worker_index"], lost["devices"], runner.worker_count)
         beyond = TOTALS.identities_beyond_fleet()
         if beyond > beyond_told:
             beyond_told = beyond
             log.warning("%d devices started with new identifiers beyond the fleet of %d: Locust "
-                        "re-spawned the users of a missing worker on the others; a back end "
-                        "that registers devices now holds more than the fleet", beyond,
+                        "re-spawned the users of a missing or stopped worker on the others; a "
+                        "back end that registers devices now holds more than the fleet", beyond,
                         TOTALS.fleet_asked)
         if options.reboot_wave_every and runner.state == STATE_RUNNING and (
                 now - last_wave >= options.reboot_wave_every):
