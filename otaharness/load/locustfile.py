@@ -80,6 +80,7 @@ class DeviceHost:
         # read now: the master's options replace the worker's own at the first spawn message
         self.own_options = {name: getattr(environment.parsed_options, name, None)
                             for name in WORKER_OWN_OPTIONS}
+        self.command_line = host_options(environment.parsed_options)
         self.closing = False
         self.free: list[int] = []  # device slots given back by stopped users, reused first
         self.next_slot = 1
@@ -103,6 +104,8 @@ class DeviceHost:
 
     def _open(self) -> None:
         options = self.environment.parsed_options
+        if isinstance(self.environment.runner, WorkerRunner):
+            self._warn_of_replaced_options()
         self.kind = options.kind
         settings = {"kind": self.kind, "worker_index": self.worker_index,
                     "options": host_options(options, self.own_options)}
@@ -112,6 +115,23 @@ class DeviceHost:
         self.greenlets = [gevent.spawn(self._write), gevent.spawn(self._drain)]
         log.info("worker %d: device host pid %d for %s devices", self.worker_index,
                  self.process.pid, self.kind)
+
+    def _warn_of_replaced_options(self) -> None:
+        """Fleet options given to a worker are silently replaced by the master's (Locust copies
+        them with each spawn message): say which, by name only (values may be tokens)."""
+        import argparse
+
+        parser = argparse.ArgumentParser()
+        add_load_options(parser)
+        defaults = vars(parser.parse_args([]))
+        master = host_options(self.environment.parsed_options)
+        replaced = sorted("--" + name.replace("_", "-") for name, value in self.command_line.items()
+                          if name not in WORKER_OWN_OPTIONS and value != defaults.get(name)
+                          and value != master.get(name))
+        if replaced:
+            log.warning("worker %d: %s given here replaced by the master's: fleet options go to "
+                        "the master (only --cr-host is each worker's own)", self.worker_index,
+                        ", ".join(replaced))
 
     def add_device(self) -> int:
         self.open()
@@ -499,6 +519,7 @@ def _watch(environment: Any) -> None:
                                                  "percent": options.reboot_wave_share})
             log.info("reboot wave %d: %g%% of the fleet", TOTALS.reboot_waves,
                      options.reboot_wave_share)
+        TOTALS.kind = TOTALS.kind or options.kind  # before any worker reported: not "fleet :"
         if now - last_line >= FLEET_LOG_SECONDS:
             last_line = now
             log.info(TOTALS.line(environment))

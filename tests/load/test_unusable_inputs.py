@@ -85,3 +85,21 @@ def test_devices_that_fail_to_start_say_so_in_one_line_each(tmp_path: Path) -> N
             result.stderr)
     assert "t0ken" not in result.stdout + result.stderr
     assert_ended_cleanly(result.stderr)
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_a_worker_says_which_of_its_own_fleet_options_the_master_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    master = Process("master", load_command(
+        "basics-station", "--master", "--master-bind-port", str(port), "--expect-workers", "1",
+        "--headless", "-u", "1", "-r", "1", "-t", "3s", "--cups-url", "https://127.0.0.1:9"),
+        tmp_path)
+    worker = Process("worker", load_command(
+        "basics-station", "--worker", "--master-port", str(port), "--station-package", "v9",
+        "--cups-token", "t0ken", "--cr-host", "127.0.0.2"), tmp_path)
+    finish(master, [worker])
+    assert ("worker 0: --cups-token, --station-package given here replaced by the master's: "
+            "fleet options go to the master") in worker.text(), worker.text()[-3000:]
+    assert "t0ken" not in worker.text() + master.text()
+    assert_ended_cleanly(worker.text())
