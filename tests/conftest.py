@@ -18,16 +18,20 @@ FUZZING_CAMPAIGN_EXAMPLES = 100
 REAL_TIME_FLEET_GROUP = "real-time-fleet"
 
 
-# before xdist's own hook, which reads the xdist_group marks to name each test's group
-@pytest.hookimpl(tryfirst=True)
+def pytest_itemcollected(item: pytest.Item) -> None:
+    # as each test is collected, so before xdist's collection hook reads the xdist_group marks
+    # to name each test's group (pyproject keeps pytest below 9.1: xdist 3.8 names the group in
+    # `item._nodeid`, which pytest 9.2 no longer reads, and the group was silently lost)
+    if item.get_closest_marker("load") or item.get_closest_marker("real_time_fleet"):
+        item.add_marker(pytest.mark.xdist_group(REAL_TIME_FLEET_GROUP))
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
         if (_examples(item) >= FUZZING_CAMPAIGN_EXAMPLES
                 or getattr(module, "schemathesis", None) is not None):
             item.add_marker(pytest.mark.slow)
-        if item.get_closest_marker("load") or item.get_closest_marker("real_time_fleet"):
-            item.add_marker(pytest.mark.xdist_group(REAL_TIME_FLEET_GROUP))
 
 
 def pytest_ignore_collect(collection_path, config: pytest.Config) -> bool | None:
