@@ -23,6 +23,7 @@ import struct
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -38,6 +39,22 @@ MQTT_DEFAULT_PORT = 1883
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 FLUSH_TIMEOUT = 2.0
+
+
+# Linux ends a child given PR_SET_PDEATHSIG when the *thread* that forked it ends, not the process:
+# mosquitto is forked from one thread kept for the process's life, so a broker ends with the
+# process that started it, even when that process is killed outright (SIGKILL leaves no chance to
+# stop it, and the broker runs in its own session, away from the killed process group).
+PROCESS_LIFETIME_THREAD_PREFIX = "process-lifetime-"  # not a runtime's leftover (runtime.close)
+_PROCESS_LIFETIME_SPAWNER = ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix=PROCESS_LIFETIME_THREAD_PREFIX + "broker-spawner")
+
+
+def _ends_with_this_process(argv: list[str]) -> list[str]:
+    """``argv`` run through util-linux's setpriv, which asks for SIGTERM when its parent thread ends
+    and then executes ``argv`` (same pid); ``argv`` unchanged where there is no setpriv."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", *argv] if setpriv else argv
 
 
 class BrokerError(Exception):
@@ -519,10 +536,10 @@ class MosquittoBroker(Broker):
         config_path.write_text(mosquitto_config(port, **access) if self.service_credentials
                                else mosquitto_config(port))
         with open(self.log_path, "wb") as log_file:  # a retry starts a fresh log
-            self._process = subprocess.Popen(
-                [self.binary, "-c", str(config_path)],
+            self._process = _PROCESS_LIFETIME_SPAWNER.submit(
+                subprocess.Popen, _ends_with_this_process([self.binary, "-c", str(config_path)]),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                start_new_session=True)  # a Ctrl-C in the terminal is ours to handle, not its
+                start_new_session=True).result()  # a Ctrl-C in the terminal is ours to handle, not its
         _raise_open_files_limit(self._process.pid)
         self.port = port
         deadline = time.perf_counter() + START_TIMEOUT

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from otaharness.runtime.broker import PROCESS_LIFETIME_THREAD_PREFIX
 from otaharness.runtime.clock import Clock, RealClock, VirtualClock, VirtualEventLoop
 from otaharness.runtime.faults import LinkFault
 from otaharness.runtime.targets import HarnessConfig, Target
@@ -408,12 +409,14 @@ async def _logged(awaitable: Awaitable, what: str) -> None:
 
 
 def _new_threads(before: set[threading.Thread], grace: float = 2.0) -> list[threading.Thread]:
-    """Threads started since ``before`` that are still alive after a short grace period."""
+    """Threads started since ``before`` that are still alive after a short grace period, apart from
+    those meant to live as long as the process."""
     import time
 
     deadline = time.monotonic() + grace
     while True:
-        new = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        new = [t for t in threading.enumerate() if t not in before and t.is_alive()
+               and not t.name.startswith(PROCESS_LIFETIME_THREAD_PREFIX)]
         if not new or time.monotonic() > deadline:
             return new
         time.sleep(0.02)

@@ -5,6 +5,7 @@ would."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,25 @@ from typing import Any
 import aiohttp
 
 START_TIMEOUT = 60.0
+CHILD_EXIT_TIMEOUT = 10.0
+
+
+def descendants(pid: int) -> list[int]:
+    """Every living process below ``pid`` (Linux: /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in map(int, children.read_text().split()):
+                found += [child, *descendants(child)]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """``pid`` still runs (a zombie has ended: its parent, gone, can no longer reap it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 class Served:
@@ -50,10 +71,20 @@ class Served:
         return self._log.read().decode(errors="replace")
 
     def kill9(self) -> None:
-        """SIGKILL to the server and everything it started (mosquitto), nothing flushed."""
+        """SIGKILL to the server's process group, nothing flushed. What it started in sessions of
+        its own (mosquitto) is not in that group: it must end by itself once the server is gone,
+        as after any crash, or it would hold its port and files for good."""
         assert self.process is not None
+        children = descendants(self.process.pid)
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
+        deadline = time.monotonic() + CHILD_EXIT_TIMEOUT
+        while (survivors := [pid for pid in children if alive(pid)]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in survivors:  # not left behind by a failing test either
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert not survivors, f"serve {self.flow}'s children outlived its SIGKILL: {survivors}"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
