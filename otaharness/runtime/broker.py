@@ -46,8 +46,17 @@ FLUSH_TIMEOUT = 2.0
 # process that started it, even when that process is killed outright (SIGKILL leaves no chance to
 # stop it, and the broker runs in its own session, away from the killed process group).
 PROCESS_LIFETIME_THREAD_PREFIX = "process-lifetime-"  # not a runtime's leftover (runtime.close)
-_PROCESS_LIFETIME_SPAWNER = ThreadPoolExecutor(
-    max_workers=1, thread_name_prefix=PROCESS_LIFETIME_THREAD_PREFIX + "broker-spawner")
+_spawners: dict[int, ThreadPoolExecutor] = {}
+
+
+def _process_lifetime_spawner() -> ThreadPoolExecutor:
+    """This process's spawner thread (a forked child has none of its parent's threads)."""
+    pid = os.getpid()
+    if pid not in _spawners:
+        _spawners.clear()
+        _spawners[pid] = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=PROCESS_LIFETIME_THREAD_PREFIX + "broker-spawner")
+    return _spawners[pid]
 
 
 def _ends_with_this_process(argv: list[str]) -> list[str]:
@@ -536,7 +545,7 @@ class MosquittoBroker(Broker):
         config_path.write_text(mosquitto_config(port, **access) if self.service_credentials
                                else mosquitto_config(port))
         with open(self.log_path, "wb") as log_file:  # a retry starts a fresh log
-            self._process = _PROCESS_LIFETIME_SPAWNER.submit(
+            self._process = _process_lifetime_spawner().submit(
                 subprocess.Popen, _ends_with_this_process([self.binary, "-c", str(config_path)]),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 start_new_session=True).result()  # a Ctrl-C in the terminal is ours to handle, not its
