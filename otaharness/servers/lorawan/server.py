@@ -523,7 +523,9 @@ class NetworkServer:
             return
         keys = device.session_keys
         assert keys is not None
-        device = self.registry.update(device.dev_eui, fcnt_up=fcnt, last_gateway=best.gateway_id)
+        # committed before anything this uplink causes leaves the server (_settle_confirmed,
+        # _deliver; a downlink's NFCntDown commits it): a crash forgets no uplink heard outside
+        device = self.registry.update_deferred(device.dev_eui, fcnt_up=fcnt, last_gateway=best.gateway_id)
         payload = frame.decrypt_payload(keys, fcnt) if frame.fport is not None else b""
         gps_time = gps_seconds(self.clock.epoch() - (asyncio.get_running_loop().time() - best.received_at))
         meta = UplinkMeta(frame.dev_addr, fcnt, frame.confirmed, frame.fctrl.adr, best, receptions, gps_time)
@@ -571,6 +573,7 @@ class NetworkServer:
         if handler is None:
             log.info("no application handler for FPort %d (uplink of %s)", fport, format_eui(dev_eui))
             return
+        self.registry.commit()
         result = handler(dev_eui, fport, payload, meta)
         if inspect.isawaitable(result):
             self._tasks.spawn(result)
@@ -580,6 +583,7 @@ class NetworkServer:
         handle = self._awaiting_ack.pop(dev_eui, None)
         if handle is None or handle.acknowledged.done():
             return
+        self.registry.commit()
         if ack_fcnt is None:
             log.warning("device %s did not acknowledge confirmed downlink %d", format_eui(dev_eui), handle.queue_id)
         else:

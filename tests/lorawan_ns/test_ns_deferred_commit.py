@@ -1,0 +1,96 @@
+"""The network server commits an uplink's frame counter late (issue #18), but before anything the
+uplink caused leaves it: a crash forgets only uplinks nobody outside heard of, so the replay of
+one that was forwarded, answered or acknowledged is still refused after a restart.
+
+A crash is the registry's files copied as they are on disk while the server runs (what a killed
+process leaves), and a new server started on the copy."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from lorawan_ns_world import EndDevice, World, run_world
+
+from otaharness.protocols.lorawan import SessionKeys
+from otaharness.servers.lorawan.registry import DEFERRED_UPDATES_KEPT
+
+DEV_EUI = 0x0000_0000_1100_0007
+DEV_ADDR = 0x2601_1B07
+KEYS = SessionKeys(nwk_s_key=bytes(range(16)), app_s_key=bytes(range(16, 32)))
+NS_LOG = "otaharness.servers.lorawan.server"
+FORWARDED_FPORT, IGNORED_FPORT = 2, 1  # an application handler only on the first
+
+
+def crashed_copy(world: World, directory: Path) -> World:
+    """A server started on the registry's files as a crash now would leave them."""
+    directory.mkdir()
+    for source in world.tmp_path.glob("ns.sqlite*"):
+        if not source.name.endswith("-shm"):  # the shared-memory index is rebuilt on open
+            shutil.copy(source, directory / source.name)
+    return World(directory, world.clock)
+
+
+def setup(world: World) -> tuple[EndDevice, list[int]]:
+    world.server.add_abp_device(DEV_EUI, DEV_ADDR, KEYS.nwk_s_key, KEYS.app_s_key)
+    forwarded: list[int] = []
+    world.server.on_uplink(FORWARDED_FPORT, lambda eui, port, payload, meta: forwarded.append(meta.fcnt))
+    return EndDevice(DEV_EUI, dev_addr=DEV_ADDR, keys=KEYS), forwarded
+
+
+def test_a_crash_forgets_only_uplinks_nobody_outside_heard_of(tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    async def main(world: World) -> None:
+        device, forwarded = setup(world)
+        silent = device.uplink(IGNORED_FPORT, b"a")  # FCnt 0: no handler, nothing queued
+        await world.receive(silent)
+        heard = device.uplink(FORWARDED_FPORT, b"b")  # FCnt 1: forwarded to the application
+        await world.receive(heard)
+        assert forwarded == [1]
+        await world.receive(device.uplink(IGNORED_FPORT, b"c"))  # FCnt 2: silent again
+        assert world.server.device(DEV_EUI).fcnt_up == 2
+
+        restarted = crashed_copy(world, tmp_path / "crash-1")
+        try:
+            assert restarted.server.device(DEV_EUI).fcnt_up == 1  # FCnt 2 was heard by nobody outside
+            with caplog.at_level(logging.WARNING, NS_LOG):
+                await restarted.receive(heard)
+                await restarted.receive(silent)
+            assert "FCnt 1 replayed" in caplog.text and "FCnt 0 went back" in caplog.text
+        finally:
+            await restarted.server.close()
+
+        world.server.enqueue_downlink(DEV_EUI, 5, b"answer")
+        answered = device.uplink(IGNORED_FPORT, b"d")  # FCnt 3: answered in RX1
+        await world.receive(answered)
+        assert world.port.sent, "the queued downlink went out"
+        restarted = crashed_copy(world, tmp_path / "crash-2")
+        try:
+            assert restarted.server.device(DEV_EUI).fcnt_up == 3  # the downlink's NFCntDown committed it
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, NS_LOG):
+                await restarted.receive(answered)
+            assert "FCnt 3 replayed" in caplog.text
+        finally:
+            await restarted.server.close()
+
+    run_world(tmp_path, main)
+
+
+def test_silent_uplinks_are_committed_in_groups_and_on_close(tmp_path: Path) -> None:
+    async def main(world: World) -> None:
+        device, _ = setup(world)
+        for _ in range(DEFERRED_UPDATES_KEPT + 1):
+            await world.receive(device.uplink(IGNORED_FPORT, b"x"))
+        restarted = crashed_copy(world, tmp_path / "crash")
+        try:
+            # the group commit came with the DEFERRED_UPDATES_KEPT-th uplink (FCnt one less)
+            assert restarted.server.device(DEV_EUI).fcnt_up == DEFERRED_UPDATES_KEPT - 1
+        finally:
+            await restarted.server.close()
+        server = await world.restart()  # an orderly stop commits the rest
+        assert server.device(DEV_EUI).fcnt_up == DEFERRED_UPDATES_KEPT
+
+    run_world(tmp_path, main)
