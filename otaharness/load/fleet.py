@@ -14,9 +14,11 @@ import contextlib
 import json
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from otaharness.emulators.fleet import Fleet
@@ -88,16 +90,19 @@ class Reporter:
 
 @dataclass
 class HostSettings:
-    """What the worker hands its host: the kind, the worker's index and the run's options."""
+    """What the worker hands its host: the kind, the worker's index, the run's options and the
+    folder for the host's files (its devices' private keys): the worker made it and removes it
+    once the host has ended, however it ended (SIGKILL leaves the host no chance to)."""
 
     kind: str
     worker_index: int
     options: dict[str, Any]
+    scratch: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostSettings:
         return cls(kind=data["kind"], worker_index=int(data["worker_index"]),
-                   options=data["options"])
+                   options=data["options"], scratch=data.get("scratch"))
 
 
 class DeviceFleet:
@@ -114,6 +119,7 @@ class DeviceFleet:
     def __init__(self, settings: HostSettings, report: Reporter) -> None:
         self.settings = settings
         self.options = settings.options
+        self.scratch = settings.scratch
         self.report = report
         self.devices: dict[int, Any] = {}
         faults = list(self.options.get("fault") or [])
@@ -130,6 +136,11 @@ class DeviceFleet:
 
     def default_prefix(self) -> str:
         return "OTAH"
+
+    def private_folder(self, prefix: str) -> Path:
+        """A new folder only this user reads, inside the worker's scratch folder for this host
+        (removed by the worker once the host ends, even if the host was killed outright)."""
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch))
 
     async def open(self) -> None:
         """Start what the worker's devices share (listeners, PKI)."""

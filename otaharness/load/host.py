@@ -25,6 +25,7 @@ import importlib
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from typing import Any
@@ -140,6 +141,9 @@ def main() -> None:
         asyncio.run(serve(settings))
     except CannotStart:
         sys.exit(2)
+    finally:  # the worker removes it too, but a worker killed outright cannot
+        if settings.scratch:
+            shutil.rmtree(settings.scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

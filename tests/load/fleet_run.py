@@ -30,12 +30,14 @@ def interrupt(popen: subprocess.Popen[bytes]) -> None:
 class Process:
     """A child process whose output goes to a file (read when a check fails)."""
 
-    def __init__(self, name: str, argv: list[str], folder: Path) -> None:
+    def __init__(self, name: str, argv: list[str], folder: Path,
+                 env: dict[str, str] | None = None) -> None:
         self.name = name
         self.log_path = folder / f"{name}.log"
         self._log = open(self.log_path, "wb")
         self.popen = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+                                      start_new_session=True,
+                                      env=None if env is None else {**os.environ, **env})
 
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -1,7 +1,7 @@
 """Ending a distributed run from outside, as a platform engineer would: SIGTERM to one worker
 mid-run (its host stops, the master stops counting its devices and says so), then Ctrl-C
 (SIGINT) to the master (every process ends, the fleet report and Locust's CSV are written, no
-device host is left)."""
+device host is left). And hosts killed outright leave none of their devices' private keys on disk."""
 
 from __future__ import annotations
 
@@ -76,3 +76,42 @@ def test_a_worker_terminated_and_then_the_master_interrupted_end_cleanly(tmp_pat
     assert [(g["worker_index"], g["devices"], g["connected"]) for g in lost_gauges] == [
         (index, 0, 0)]
     assert (tmp_path / "fleet_stats.csv").read_text().count("basics-station") >= 2
+
+
+@pytest.mark.load
+@pytest.mark.slow
+def test_killed_device_hosts_leave_no_private_keys_behind(tmp_path: Path) -> None:
+    """One worker's host gets SIGKILL (its worker removes the host's folder), the other worker
+    gets SIGKILL (its host, told by the kernel, removes its own): the stations' keys are gone."""
+    server = Served("cups")
+    cups = CupsAdmin(server.endpoints)
+    for eui in station_euis(2, STATIONS_PER_WORKER):
+        cups.register(eui)
+    temp = tmp_path / "tmp"  # the load processes' TMPDIR: what they leave is seen here alone
+    temp.mkdir()
+    port, users = free_port(), 2 * STATIONS_PER_WORKER
+    master = Process("master", load_command(
+        "basics-station", "--master", "--master-bind-port", str(port), "--expect-workers", "2",
+        "--headless", "-u", str(users), "-r", str(users), "-t", "10m",
+        "--cups-url", server.endpoints["cups"], "--ca", server.endpoints["ca"],
+        "--cups-token", server.endpoints["tokens"]["cups"]), tmp_path, env={"TMPDIR": str(temp)})
+    workers = [Process(f"worker{n}", load_command(
+        "basics-station", "--worker", "--master-port", str(port)), tmp_path,
+        env={"TMPDIR": str(temp)}) for n in (0, 1)]
+    try:
+        assert wait_for(lambda: f"{users} connected" in master.text(), BOUND), master.text()[-3000:]
+        keys = sorted(temp.glob("otaharness-load-host-*/otaharness-stations-*/*/*.key"))
+        assert len(keys) >= users, sorted(temp.rglob("*"))  # the check below could fail
+        host_killed, worker_killed = workers
+        [host] = children_of(host_killed.popen.pid)
+        os.kill(host, signal.SIGKILL)
+        [orphaned_host] = children_of(worker_killed.popen.pid)
+        os.kill(worker_killed.popen.pid, signal.SIGKILL)
+        assert wait_for(lambda: not alive(host) and not alive(orphaned_host), BOUND)
+        assert wait_for(lambda: not any(temp.iterdir()), 30), sorted(temp.rglob("*"))
+        assert "device host ended with status -9" in host_killed.text()
+    finally:
+        for process in (master, *workers):
+            process.stop()
+        cups.close()
+        server.stop()

@@ -26,10 +26,8 @@ import argparse
 import asyncio
 import os
 import shutil
-import tempfile
 import time
 from functools import partial
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -157,7 +155,7 @@ class AwsTrackerFleet(DeviceFleet):
         self.mqtt = await self.links.link(options["mqtt"])
         self.s3 = await self.links.link(options["s3_endpoint"]) if options.get("s3_endpoint") else None
         # The keys' only stop on the way to a TLS context (ssl loads a chain from files only).
-        self.key_folder = Path(tempfile.mkdtemp(prefix="otaharness-load-trackers-"))
+        self.key_folder = self.private_folder("otaharness-load-trackers-")
         self.iot = None
         if options.get("aws_api"):
             self.iot = await asyncio.to_thread(self._iot_client)

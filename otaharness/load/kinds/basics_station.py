@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -185,7 +184,7 @@ class BasicsStationFleet(DeviceFleet):
                                        or self.settings.cups_resync_interval))
         self.clock = RealClock()
         # the stations' homes hold their private keys: a folder only this user reads, removed
-        self.homes = Path(tempfile.mkdtemp(prefix="otaharness-stations-"))
+        self.homes = self.private_folder("otaharness-stations-")
 
     def name_of(self, number: int) -> str:
         return format_eui(self.eui_base + number, "")

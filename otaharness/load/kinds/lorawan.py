@@ -42,7 +42,6 @@ import os
 import random
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,7 +262,7 @@ class LorawanFleet(DeviceFleet):
         self.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self.ssl))
         self.app_keys: dict[int, tuple[bytes, bytes]] = {}
         # the stations' homes hold their private keys: a folder only this user reads, removed
-        self.homes = Path(tempfile.mkdtemp(prefix="otaharness-lorawan-"))
+        self.homes = self.private_folder("otaharness-lorawan-")
         direct = self.links.direct
         self.field = LoRaWANField(self.homes, RealClock(), self.rng, tc_uri=None,
                                   dial=None if direct else self.links.dial,
