@@ -28,7 +28,14 @@ from pathlib import Path
 
 import aiohttp
 from otaharness.emulators.basics_station.cli import StationWatch
-from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet import (
+    HTTP,
+    WEBSOCKET,
+    Fleet,
+    FleetError,
+    add_fleet_arguments,
+    url_argument,
+)
 from otaharness.emulators.fleet_report import FleetReport
 from otaharness.emulators.lorawan_device import DeviceClass, DeviceConfig, LoRaWANDevice
 from otaharness.emulators.lorawan_field import LoRaWANField
@@ -42,8 +49,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tc-uri", required=True, help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
-    parser.add_argument("--cups-uri", help="a CUPS URI for the stations (optional)")
+    parser.add_argument("--tc-uri", required=True, type=url_argument(WEBSOCKET),
+                            help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
+    parser.add_argument("--cups-uri", type=url_argument(HTTP), help="a CUPS URI for the stations (optional)")
     parser.add_argument("--home", type=Path, required=True, help="directory for the stations' homes")
     parser.add_argument("--stations", type=int, default=1, help="number of stations (default 1)")
     parser.add_argument("--station-eui", default="0016C001FF100001", help="EUI of the first station")
@@ -59,8 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=float, default=0.0, help="percent of frames lost on every device link")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until interrupted)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--register-cups", metavar="URL", help="register the stations with our CUPS admin API")
-    parser.add_argument("--register-app", metavar="URL", help="register the devices with our application API")
+    parser.add_argument("--register-cups", metavar="URL", type=url_argument(HTTP),
+                            help="register the stations with our CUPS admin API")
+    parser.add_argument("--register-app", metavar="URL", type=url_argument(HTTP),
+                            help="register the devices with our application API")
     parser.add_argument("--app-token", help="bearer token of the application API (serve's tokens.lorawan-app)")
     parser.add_argument("--ca", type=Path, help="CA file our HTTPS APIs' certificates chain to (serve's ca; "
                                                 "default: the system's trust store)")

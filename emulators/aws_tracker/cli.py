@@ -32,13 +32,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from otaharness.emulators.aws_tracker.tracker import Tracker, TrackerError
-from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet import (
+    HTTP,
+    MQTT,
+    Fleet,
+    FleetError,
+    add_fleet_arguments,
+    url_argument,
+)
 from otaharness.emulators.fleet_report import FleetReport
 
 from otaharness.runtime.clock import RealClock
+from otaharness.runtime.collector import tune_for_fleets
 from otaharness.runtime.mqtt import MqttError
 from otaharness.runtime.pki import client_context
-from otaharness.runtime.collector import tune_for_fleets
 
 log = logging.getLogger("otaharness.emulators.aws_tracker")
 
@@ -58,9 +65,9 @@ def endpoint(url: str, schemes: tuple[str, ...], default_port: int) -> tuple[str
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mqtt", required=True, metavar="URL",
+    parser.add_argument("--mqtt", required=True, metavar="URL", type=url_argument(MQTT),
                         help="broker: mqtts://host:8883 (mutual TLS, as AWS IoT) or mqtt://host:port")
-    parser.add_argument("--s3-endpoint", metavar="URL",
+    parser.add_argument("--s3-endpoint", metavar="URL", type=url_argument(HTTP),
                         help="where <bucket>.s3.amazonaws.com is dialled, https://host:port or "
                              "http://host:port (default: the job document's host)")
     parser.add_argument("--ca", metavar="FILE", help="PEM file of the CA the servers chain to "

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from otaharness.emulators.basics_station.home import StationHome
 from otaharness.emulators.basics_station.station import BasicsStation, StationSettings
-from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet import (
+    HTTP,
+    WEBSOCKET,
+    Fleet,
+    FleetError,
+    add_fleet_arguments,
+    url_argument,
+)
 from otaharness.emulators.fleet_report import FleetReport
 
 from otaharness.protocols.basics_station import format_eui, parse_eui
@@ -30,8 +37,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cups-uri", help="written to cups.uri (e.g. http://127.0.0.1:5002)")
-    parser.add_argument("--tc-uri", help="written to tc.uri (usually left to CUPS)")
+    parser.add_argument("--cups-uri", type=url_argument(HTTP),
+                            help="written to cups.uri (e.g. http://127.0.0.1:5002)")
+    parser.add_argument("--tc-uri", type=url_argument(WEBSOCKET),
+                            help="written to tc.uri (usually left to CUPS)")
     parser.add_argument("--home", type=Path, required=True, help="the station's home (sandbox) directory")
     parser.add_argument("--eui", default="::1", help="station EUI (ID6 or hex; default ::1)")
     parser.add_argument("--count", type=int, default=1, help="number of stations (homes DIR/<EUI>)")

@@ -13,7 +13,13 @@ import ipaddress
 import logging
 import random
 
-from otaharness.emulators.fleet import Fleet, FleetError, add_fleet_arguments
+from otaharness.emulators.fleet import (
+    HTTP,
+    Fleet,
+    FleetError,
+    add_fleet_arguments,
+    url_argument,
+)
 
 from otaharness.protocols.cwmp import DownloadResponse, Inform, TransferComplete
 from otaharness.protocols.cwmp.envelope import parse_envelope
@@ -29,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--acs-url", required=True, help="the ACS's CWMP URL")
+    parser.add_argument("--acs-url", required=True, type=url_argument(HTTP), help="the ACS's CWMP URL")
     parser.add_argument("--count", type=int, default=1, help="number of CPEs (default 1)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="mikrotik")
     parser.add_argument("--datamodel", help="data model file (default: the profile's)")

@@ -10,6 +10,7 @@ import argparse
 import re
 from typing import Any
 
+from otaharness.emulators.fleet import HTTP, MQTT, WEBSOCKET, url_argument
 from otaharness.runtime.faults import add_fault_arguments
 from otaharness.units import parse_duration
 
@@ -127,7 +128,8 @@ def add_load_options(parser: Any) -> None:
                        help="write the fleet's totals (JSON) here at the end (master)")
 
     cpe = parser.add_argument_group("cpe", "TR-069 CPEs (emulators/cpe)")
-    cpe.add_argument("--acs-url", help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
+    cpe.add_argument("--acs-url", type=url_argument(HTTP),
+                         help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
     cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"))
     cpe.add_argument("--username", default="", help="CPE -> ACS user name")
     cpe.add_argument("--password", default="")
@@ -142,8 +144,9 @@ def add_load_options(parser: Any) -> None:
     olt = parser.add_argument_group(
         "olt-gateway", "OLT gateways, one field device each (emulators/olt_gateway); each onboards "
         "itself through the API with the tenant's token")
-    olt.add_argument("--api", help="firmware REST API base URL (serve olt prints it as `olt`)")
-    olt.add_argument("--mqtt", help="broker URL (serve prints it as `mqtt`)")
+    olt.add_argument("--api", type=url_argument(HTTP),
+                         help="firmware REST API base URL (serve olt prints it as `olt`)")
+    olt.add_argument("--mqtt", type=url_argument(MQTT), help="broker URL (serve prints it as `mqtt`)")
     olt.add_argument("--olt-token", help="the tenant's bearer token (serve olt: tokens.olt)")
     olt.add_argument("--gateway-type", help="device type id of the gateways")
     olt.add_argument("--device-type", help="device type id of the field devices")
@@ -152,7 +155,8 @@ def add_load_options(parser: Any) -> None:
         "basics-station", "LoRa Basics Stations (emulators/basics_station), each EUI "
         "--station-eui-base + worker_index * 1000000 + n; each gets its credentials from the "
         "back end's admin API, as `otaharness cups station-credentials` does")
-    station.add_argument("--cups-url", help="the CUPS URL the stations start with (serve cups "
+    station.add_argument("--cups-url", type=url_argument(HTTP),
+                             help="the CUPS URL the stations start with (serve cups "
                          "prints it as `cups`)")
     station.add_argument("--cups-token", help="the admin API's bearer token, to have each new "
                          "station issued its credential set (serve cups: tokens.cups); without "
@@ -178,7 +182,8 @@ def add_load_options(parser: Any) -> None:
         "(default tracker-) + worker_index * 1000000 + n, taking AWS IoT Jobs FOTA jobs over "
         "--mqtt (mqtts:// for mutual TLS, as real trackers; serve aws-iot prints it as `mqtts`) "
         "and downloading in HTTPS range requests")
-    tracker.add_argument("--aws-api", metavar="URL", help="the IoT control plane each new "
+    tracker.add_argument("--aws-api", metavar="URL", type=url_argument(HTTP),
+                             help="the IoT control plane each new "
                          "tracker's thing, keys and certificate are created on (serve aws-iot: "
                          "`aws`; AWS: https://iot.REGION.amazonaws.com), signed with the "
                          "environment's AWS credentials")
@@ -188,7 +193,8 @@ def add_load_options(parser: Any) -> None:
                          "new certificate (AWS needs one; serve aws-iot enforces its own rules)")
     tracker.add_argument("--credentials-dir", metavar="DIR", help="instead of --aws-api: things "
                          "provisioned already, <thing>.cert.pem and <thing>.private.key each")
-    tracker.add_argument("--s3-endpoint", metavar="URL", help="where <bucket>.s3.amazonaws.com "
+    tracker.add_argument("--s3-endpoint", metavar="URL", type=url_argument(HTTP),
+                             help="where <bucket>.s3.amazonaws.com "
                          "is dialled (serve aws-iot: `aws`; default: the job document's host)")
     tracker.add_argument("--server-name", metavar="HOST", help="host name the broker's "
                          "certificate is checked for (serve aws-iot: "
@@ -208,9 +214,11 @@ def add_load_options(parser: Any) -> None:
         "registered and issued its credentials by the CUPS admin API); devices DevEUI "
         "--dev-eui-base + worker_index * 1000000 + n, keys from the CSPRNG, registered through the "
         "application API; the upgrade is a FUOTA campaign the operator starts")
-    lorawan.add_argument("--lns-url", help="the LNS the stations connect to (serve lorawan "
+    lorawan.add_argument("--lns-url", type=url_argument(WEBSOCKET),
+                             help="the LNS the stations connect to (serve lorawan "
                          "prints it as `lns`)")
-    lorawan.add_argument("--app-api", metavar="URL", help="the network server's application API "
+    lorawan.add_argument("--app-api", metavar="URL", type=url_argument(HTTP),
+                             help="the network server's application API "
                          "each new device is registered with (serve lorawan: `lorawan-app`)")
     lorawan.add_argument("--app-token", help="its bearer token (serve: tokens.lorawan-app)")
     lorawan.add_argument("--fuota-verify-key", metavar="PEM", help="the firmware team's Ed25519 "
