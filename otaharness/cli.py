@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from otaharness.runtime.collector import tune_for_fleets
+from otaharness.runtime.gil import space_thread_switches
 from otaharness.runtime.runtime import FLOW_SERVICES, Runtime, raise_fd_limit
 from otaharness.runtime.targets import ConfigError, load_config
 
@@ -197,6 +198,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # full collection (runtime/collector.py; serve aws-iot, 300 -> 1,500 trackers: 0.6 -> 2.1
     # CPU ms per tracker in full collections).
     tune_for_fleets()
+    # A thread per HTTPS connection (moto's) beside the loop: their waits for the GIL wake every
+    # switch interval (runtime/gil.py).
+    space_thread_switches()
     settings = _userdata(args.define)
     if args.broker:
         settings["broker"] = args.broker
