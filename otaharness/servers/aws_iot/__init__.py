@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from typing import Any
 
 from otaharness.runtime.pki import Pki
@@ -42,6 +43,16 @@ SERVER_NAMES = (
 DATA_ENDPOINT = f"a1b2c3d4e5f6g7-ats.iot.{REGION}.amazonaws.com"
 
 
+def _one_ticket(context: ssl.SSLContext) -> ssl.SSLContext:
+    """One TLS 1.3 session ticket after each full handshake instead of OpenSSL's two (as s2n,
+    AWS's TLS library, sends by default): a device can still resume its session, and each
+    handshake costs the server one ticket less to seal: 1.4-1.5 -> 1.1-1.2 CPU ms a mutual-TLS
+    1.3 handshake on the server side (handshakes on memory buffers), and serve aws-iot does two a
+    tracker in a FOTA cycle (the MQTT connection after the reboot, the image's HTTPS)."""
+    context.num_tickets = 1
+    return context
+
+
 class AwsIotBackend:
     """``plain_mqtt``: also serve MQTT without TLS on the gateway (identity not enforced there),
     for users who need it and for measuring what TLS costs; ``https=False``: moto (S3) over plain
@@ -54,7 +65,7 @@ class AwsIotBackend:
         self._owns_pki = pki is None
         self.pki = pki or Pki()
         self.plain_mqtt = plain_mqtt
-        self.moto = MotoServer(host, tls_context=self.pki.server_context(SERVER_NAMES) if https else None)
+        self.moto = MotoServer(host, tls_context=_one_ticket(self.pki.server_context(SERVER_NAMES)) if https else None)
         self.identities = Identities(self.moto.iot_backend)
         self.jobs: JobsService | None = None
         self.bridge: MqttBridge | None = None
@@ -69,10 +80,10 @@ class AwsIotBackend:
         self.moto.start()
         self.jobs = JobsService(self.moto.iot_backend, self.clock, LoopScheduler(loop))
         device_cas = [self.pki.device_ca.certificate_pem]
-        gateway_context = self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
-                                                  require_client_certificate=True)
-        http_context = self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
-                                               require_client_certificate=True)
+        gateway_context = _one_ticket(self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
+                                                              require_client_certificate=True))
+        http_context = _one_ticket(self.pki.server_context(SERVER_NAMES, client_cas=device_cas,
+                                                           require_client_certificate=True))
         username, password = service_credentials if service_credentials else (None, None)
         self.gateway = MqttGateway(self.identities, gateway_context, broker_host=broker_host,
                                    broker_port=broker_port, service_username=username,
