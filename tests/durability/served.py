@@ -20,27 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from processes import alive, descendants
 
 START_TIMEOUT = 60.0
 CHILD_EXIT_TIMEOUT = 10.0
 
-
-def descendants(pid: int) -> list[int]:
-    """Every living process below ``pid`` (Linux: /proc/PID/task/TID/children)."""
-    found: list[int] = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            for child in map(int, children.read_text().split()):
-                found += [child, *descendants(child)]
-    return found
-
-
-def alive(pid: int) -> bool:
-    """``pid`` still runs (a zombie has ended: its parent, gone, can no longer reap it)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 class Served:

@@ -13,6 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from processes import alive, children_of  # noqa: F401 (the load tests import them from here)
+
 from otaharness.load.acs_operator import AcsAdmin, BatchKeeper  # noqa: F401 (tests use both)
 
 
@@ -123,22 +125,3 @@ def wait_for(condition, timeout: float, every: float = 0.5) -> bool:
             return True
         time.sleep(every)
     return condition()
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
