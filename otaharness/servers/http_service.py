@@ -25,6 +25,12 @@ Timeout`` and the connection closed; a body too slow makes the handler's read ra
 the connection is closed after the answer); a websocket frame too slow closes the connection. Time
 the server itself holds a client back (reading paused because a handler is not reading) does not
 count against the client.
+
+Malformed requests (a request line or header over the limit, a NUL in the path, a bad
+Content-Length or chunk size): aiohttp answers 400 and logs each at ERROR with its parser's
+traceback, so any client could fill the server's log with tracebacks that are no fault of the
+server. ``GuardedRequestHandler`` logs them as one INFO line with the parser's reason; an error of
+a handler (500) keeps its traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web, web_protocol, web_server
+from aiohttp.http_exceptions import HttpProcessingError
 
 from otaharness.runtime import timeline
 from otaharness.runtime.redaction import RedactingFilter, remember
@@ -139,6 +146,7 @@ def bearer_token_required(token: str | Callable[[], Collection[str]], *,
     return check_bearer_token
 
 
+MALFORMED_REASON_CHARS = 200  # of the parser's reason, which quotes what the client sent
 LINGERING_CLOSE_SECONDS = 2.0
 REQUEST_TIMEOUT_ANSWER = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
                           b"Content-Length: 0\r\n\r\n")
@@ -209,6 +217,16 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
             self._keepalive_handle = self._loop.call_at(close_time, self._process_keepalive)
             return
         super()._process_keepalive()
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        error = kw.get("exc_info")
+        if isinstance(error, HttpProcessingError) and error.code < 500:
+            # The client's malformed request, answered 400 by aiohttp: no fault of ours.
+            reason = " ".join(str(error.message).split())[:MALFORMED_REASON_CHARS]
+            self.logger.info("refused a malformed request from %s (%d): %s",
+                             self.peername, error.code, reason)
+            return
+        super().log_exception(*args, **kw)
 
     def _start_headers(self) -> None:
         self._deadline.start("headers", self._limits.headers, ceiling=self._limits.headers_ceiling)
