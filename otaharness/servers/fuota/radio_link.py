@@ -44,18 +44,12 @@ class RadioGatewayPort:
         self.server: NetworkServer | None = None
         self.radios: dict[int, GatewayRadio] = {}
         self.refused = 0
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def add_gateway(self, gateway_id: int, position: Position) -> GatewayRadio:
         radio = self.medium.attach_gateway(f"gw-{gateway_id:x}", position,
                                            lambda reception: self._on_uplink(gateway_id, reception))
         self.radios[gateway_id] = radio
         return radio
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _on_uplink(self, gateway_id: int, reception: Reception) -> None:
         if self.server is None:
@@ -69,8 +63,10 @@ class RadioGatewayPort:
             log.info("gateway %x: frame not forwarded: %s", gateway_id, error)
             return
         # the decoded message, not its JSON form: nothing here crosses a wire (the LNS websocket
-        # path checks the station's JSON), and a campaign forwards tens of thousands of uplinks
-        self._spawn(self.server.handle_uplink(gateway_id, message))
+        # path checks the station's JSON), and a campaign forwards tens of thousands of uplinks.
+        # Handed over at the next turn of the loop, where a task's first step would run (the
+        # same order of events), but without a task: receive_uplink never waits.
+        self.medium.loop.call_soon(self.server.receive_uplink, gateway_id, message)
 
     async def send_dnmsg(self, gateway_id: int, dnmsg: dict[str, Any]) -> None:
         if gateway_id not in self.radios:
@@ -98,4 +94,4 @@ class RadioGatewayPort:
         assert self.server is not None
         dntxed = DownlinkTransmitted(diid=message.diid, dr=data_rate, freq=frequency, dev_eui=message.dev_eui,
                                      xtime=XTIME_BASE_US + int(frame.start * 1e6), txtime=frame.start)
-        self._spawn(self.server.handle_dntxed(gateway_id, dntxed))
+        self.medium.loop.call_soon(self.server.receive_dntxed, gateway_id, dntxed)  # as receive_uplink

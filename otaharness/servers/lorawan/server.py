@@ -372,6 +372,12 @@ class NetworkServer:
         """An ``updf`` or ``jreq`` from ``gateway_id``, received at ``received_at`` (loop clock,
         default now). Copies of one frame from several gateways within the de-duplication
         window are processed once, the downlink going through the best-heard gateway."""
+        self.receive_uplink(gateway_id, message, received_at)
+
+    def receive_uplink(self, gateway_id: int, message: dict[str, Any] | UplinkDataFrame | JoinRequestMessage,
+                       received_at: float | None = None) -> None:
+        """:meth:`handle_uplink` as a plain call (it never waits), for a caller on the loop that
+        would otherwise run a task per uplink for it (the in-process radio link)."""
         loop = asyncio.get_running_loop()
         if received_at is None:
             received_at = loop.time()
@@ -395,6 +401,10 @@ class NetworkServer:
         loop.call_later(self.dedup_window_s, lambda: self._tasks.spawn(self._process_uplink(key)))
 
     async def handle_dntxed(self, gateway_id: int, message: dict[str, Any] | DownlinkTransmitted) -> None:
+        self.receive_dntxed(gateway_id, message)
+
+    def receive_dntxed(self, gateway_id: int, message: dict[str, Any] | DownlinkTransmitted) -> None:
+        """:meth:`handle_dntxed` as a plain call (it never waits)."""
         try:
             dntxed = DownlinkTransmitted.from_dict(message) if isinstance(message, dict) else message
         except BasicsStationCodecError as error:
