@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from olt_world import Api, Bare, fetch_token, fixture_json, image
 
+from otaharness.protocols.olt import seconds_until_window
 from otaharness.servers.olt.backend import TRANSITIONS
 from otaharness.servers.olt.openapi import openapi_document
-from otaharness.protocols.olt import seconds_until_window
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -74,6 +74,28 @@ async def test_tokens_expire_and_bad_client_credentials_are_refused(bare: Bare) 
     async with bare.session.post(bare.server.url + "/v1/id/auth/realms/olt/protocol/openid-connect/token",
                                  data={"grant_type": "password"}) as response:
         assert response.status == 400 and (await response.json())["error"] == "unsupported_grant_type"
+
+
+async def test_tokens_are_forgotten_one_lifetime_after_they_expire(bare: Bare) -> None:
+    """A client asking for a token before every request (a careless one, or a hostile one in a
+    loop) left a row per token in the store for ever; now a row goes one lifetime after its
+    token expired (until then the token is refused as expired, not unknown)."""
+    credentials = bare.server.backend.create_tenant("minting")
+    minted = [await fetch_token(bare.session, bare.server.url, credentials.client_id,
+                                credentials.client_secret) for _ in range(20)]
+    db = bare.server.store.db
+    assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 21  # and acme's
+    bare.clock.offset = 2 * 3600 - 60  # expired almost an hour ago: still told so
+    await fetch_token(bare.session, bare.server.url, credentials.client_id, credentials.client_secret)
+    status, body = await Api(bare.session, bare.server.url, minted[0]).request("GET", "/v1/firmwares")
+    assert status == 401 and body["errors"][0]["detail"] == "the bearer token has expired"
+    assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 22
+    bare.clock.offset = 2 * 3600 + 60  # more than a lifetime past expiry: gone
+    fresh = await fetch_token(bare.session, bare.server.url, credentials.client_id, credentials.client_secret)
+    assert db.execute("SELECT COUNT(*) FROM tokens").fetchone()[0] == 2
+    status, body = await Api(bare.session, bare.server.url, minted[0]).request("GET", "/v1/firmwares")
+    assert status == 401 and body["errors"][0]["detail"] == "unknown bearer token"
+    assert await Api(bare.session, bare.server.url, fresh).ok("GET", "/v1/firmwares") == []
 
 
 async def test_device_scoped_token_sees_only_its_devices_and_active_firmware(bare: Bare) -> None:

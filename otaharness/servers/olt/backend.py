@@ -23,10 +23,17 @@ from typing import Any, NamedTuple, Protocol
 from otaharness.protocols import olt
 from otaharness.runtime import timeline
 from otaharness.runtime.redaction import remember
+from otaharness.servers.http_service import new_token
 from otaharness.servers.olt import schemas
 from otaharness.servers.olt.errors import (
-    Conflict, Forbidden, Gone, InvalidDocument, Locked, NotFound, Unauthorized)
-from otaharness.servers.http_service import new_token
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidDocument,
+    Locked,
+    NotFound,
+    Unauthorized,
+)
 from otaharness.servers.olt.store import Store
 
 log = logging.getLogger(__name__)
@@ -184,9 +191,12 @@ class OltBackend:
         if client is None or not secrets.compare_digest(client[0], _sha256(client_secret)):
             raise Unauthorized("invalid client credentials", extra={"code": "invalid_client"})
         token = new_token()
+        now = self.clock.epoch()
         with self.db:
-            self.store.add_token(_sha256(token), client[1], client[2],
-                                 self.clock.epoch() + self.token_lifetime)
+            # Every grant is a row: without this the table kept every token ever issued. A token
+            # is kept a lifetime past its expiry so that it is refused as expired, not unknown.
+            self.store.forget_tokens_expired_before(now - self.token_lifetime)
+            self.store.add_token(_sha256(token), client[1], client[2], now + self.token_lifetime)
         return {"access_token": token, "token_type": "Bearer",
                 "expires_in": int(self.token_lifetime)}
 

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE TABLE IF NOT EXISTS timeseries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, path TEXT NOT NULL,
     time REAL NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
 CREATE INDEX IF NOT EXISTS installations_by_device ON installations (device_id, status);
 CREATE INDEX IF NOT EXISTS timeseries_by_path ON timeseries (device_id, path, time);
 """
@@ -130,6 +131,9 @@ class Store:
                   expires_at: float) -> None:
         self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)",
                         (token_sha256, tenant_id, device_id, expires_at))
+
+    def forget_tokens_expired_before(self, moment: float) -> None:
+        self.db.execute("DELETE FROM tokens WHERE expires_at < ?", (moment,))
 
     def token(self, token_sha256: str) -> tuple[str, str | None, float] | None:
         row: tuple[str, str | None, float] | None = self.db.execute(
