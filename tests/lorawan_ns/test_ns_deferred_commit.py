@@ -94,3 +94,22 @@ def test_silent_uplinks_are_committed_in_groups_and_on_close(tmp_path: Path) -> 
         assert server.device(DEV_EUI).fcnt_up == DEFERRED_UPDATES_KEPT
 
     run_world(tmp_path, main)
+
+
+def test_an_acknowledgement_is_committed_before_the_application_learns_of_it(tmp_path: Path) -> None:
+    async def main(world: World) -> None:
+        device, _ = setup(world)
+        handle = world.server.enqueue_downlink(DEV_EUI, 5, b"ack me", confirmed=True)
+        await world.receive(device.uplink(IGNORED_FPORT, b"a"))  # FCnt 0, answered in RX1
+        await world.run_for(3)
+        assert handle.transmitted.done()
+        device.take_downlink(world.port.sent[-1].message.pdu)
+        await world.receive(device.uplink(IGNORED_FPORT, b"", ack=True))  # FCnt 1: no forward, no downlink
+        assert handle.acknowledged.result() == 1
+        restarted = crashed_copy(world, tmp_path / "crash")
+        try:
+            assert restarted.server.device(DEV_EUI).fcnt_up == 1
+        finally:
+            await restarted.server.close()
+
+    run_world(tmp_path, main)
