@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # Device numbers are worker_index * STRIDE + n (n = 1, 2, ... on that worker): unique across
 # workers and the same on every run with the same workers and users.
 STRIDE = 1_000_000
+START_RETRY_FIRST_SECONDS = 1.0
+START_RETRY_MAX_SECONDS = 30.0
 
 
 def device_number(worker_index: int, local: int) -> int:
@@ -129,6 +131,7 @@ class DeviceFleet:
             report=FleetReport(self.kind, human=sys.stderr, live=False))
         report.fleet_report = self.links.report
         self._resources = contextlib.AsyncExitStack()
+        self._starting: set[int] = set()  # devices being started (or waiting to try again)
 
     def name_of(self, number: int) -> str:
         prefix = self.options.get("device_prefix") or self.default_prefix()
@@ -153,11 +156,41 @@ class DeviceFleet:
         await self._resources.enter_async_context(self.links)
 
     async def add(self, number: int) -> None:
-        if number in self.devices:
+        """Start device ``number``; a start that fails (its back end refusing or unreachable, a
+        provisioning call throttled) is tried again after 1, 2, 4 ... up to
+        ``START_RETRY_MAX_SECONDS``, as a factory line or a device's own boot would, until it
+        starts or is removed. The kind reports each failed call as a request entry; the log
+        says it once per device and reason."""
+        if number in self.devices or number in self._starting:
             return
-        self.devices[number] = await self._start_device(number)
+        self._starting.add(number)
+        delay, said = START_RETRY_FIRST_SECONDS, None
+        try:
+            while True:
+                try:
+                    device = await self._start_device(number)
+                except Exception as failure:  # noqa: BLE001 (any: the device tries again)
+                    reason = f"{type(failure).__name__}: {failure}"
+                    if reason != said:
+                        log.warning("device %s did not start (%s); trying again, every %.0f s "
+                                    "at most", self.name_of(number), reason,
+                                    START_RETRY_MAX_SECONDS)
+                        said = reason
+                    await asyncio.sleep(delay)
+                    delay = min(2 * delay, START_RETRY_MAX_SECONDS)
+                    if number not in self._starting:  # removed while it waited
+                        return
+                    continue
+                if number in self._starting:
+                    self.devices[number] = device
+                else:  # removed while it started
+                    await self._stop_device(device)
+                return
+        finally:
+            self._starting.discard(number)
 
     async def remove(self, number: int) -> None:
+        self._starting.discard(number)
         device = self.devices.pop(number, None)
         if device is not None:
             await self._stop_device(device)

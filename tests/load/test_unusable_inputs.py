@@ -74,15 +74,20 @@ def test_a_worker_whose_devices_cannot_start_ends_the_masters_run(tmp_path: Path
 
 @pytest.mark.load
 @pytest.mark.slow
-def test_devices_that_fail_to_start_say_so_in_one_line_each(tmp_path: Path) -> None:
+def test_devices_that_fail_to_start_say_so_in_one_line_each_and_try_again(tmp_path: Path) -> None:
     result = subprocess.run(load_command(
-        "basics-station", "--headless", "-u", "2", "-r", "2", "-t", "5s",
+        "basics-station", "--headless", "-u", "2", "-r", "2", "-t", "6s",
         "--cups-url", "https://127.0.0.1:9", "--cups-token", "t0ken"),
         capture_output=True, text=True, timeout=BOUND, check=False)
     assert result.returncode == 1  # Locust's --exit-code-on-error: failed request entries
     for eui in ("0016C001F0000001", "0016C001F0000002"):
-        assert f"starting device {eui} failed: ClientConnectorError: Cannot connect" in (
-            result.stderr)
+        said = [line for line in result.stderr.splitlines()
+                if f"device {eui} did not start (ClientConnectorError: Cannot connect" in line]
+        assert len(said) == 1 and "trying again" in said[0], result.stderr[-3000:]
+    # tried again after 1 s and 2 s more: three failed credential requests per station at least
+    failures = re.findall(r"HTTP station credentials\s+(\d+)\s+(\d+)\(", result.stderr)
+    assert failures and failures[-1][0] == failures[-1][1] and int(failures[-1][0]) >= 6, (
+        result.stderr[-3000:])
     assert "t0ken" not in result.stdout + result.stderr
     assert_ended_cleanly(result.stderr)
 

@@ -1,0 +1,106 @@
+"""A device whose start fails (its back end refusing or unreachable, a provisioning call
+throttled) is started again after 1, 2, 4 ... 30 s until it starts or is removed, as a device's
+own boot would; one log line per device and reason. On the virtual clock: no real waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from virtual_loop import run_on_virtual_clock
+
+from otaharness.load.fleet import DeviceFleet, HostSettings, Reporter
+
+
+class FlakyFleet(DeviceFleet):
+    """Devices whose first ``failures`` starts raise, then start (the device is its number)."""
+
+    kind = "cpe"
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(HostSettings("cpe", 0, {}), Reporter(lambda line: None))
+        self.failures = failures
+        self.attempts: list[float] = []
+        self.stopped: list[int] = []
+
+    async def _start_device(self, number: int) -> int:
+        self.attempts.append(asyncio.get_running_loop().time())
+        if len(self.attempts) <= self.failures:
+            raise ConnectionRefusedError(f"attempt {len(self.attempts)} refused")
+        return number
+
+    async def _stop_device(self, device: int) -> None:
+        self.stopped.append(device)
+
+
+def test_a_failed_start_is_tried_again_with_growing_waits_until_it_starts(caplog) -> None:
+    fleet = FlakyFleet(failures=7)
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(1))
+        assert await clock.run_until(starting.done, timeout=3600)
+
+    with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
+        run_on_virtual_clock(scenario)
+    waits = [round(later - earlier, 3) for earlier, later in zip(fleet.attempts, fleet.attempts[1:])]
+    assert waits == [1, 2, 4, 8, 16, 30, 30]
+    assert fleet.devices == {1: 1}
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 7 and "ConnectionRefusedError: attempt 1 refused" in said[0]
+
+
+def test_the_same_reason_is_said_once(caplog) -> None:
+    fleet = FlakyFleet(failures=3)
+
+    async def start(number: int) -> int:
+        fleet.attempts.append(0)
+        if len(fleet.attempts) <= fleet.failures:
+            raise ConnectionRefusedError("refused")
+        return number
+
+    fleet._start_device = start  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(2))
+        assert await clock.run_until(starting.done, timeout=3600)
+
+    with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
+        run_on_virtual_clock(scenario)
+    assert len(fleet.attempts) == 4 and fleet.devices == {2: 2}
+    assert len(caplog.records) == 1
+
+
+@pytest.mark.parametrize("removed_after", [0.5, 2.5])
+def test_a_device_removed_while_it_waits_to_try_again_is_not_started(removed_after: float) -> None:
+    fleet = FlakyFleet(failures=100)
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(3))
+        await clock.run_for(removed_after)
+        await fleet.remove(3)
+        assert await clock.run_until(starting.done, timeout=3600)
+        assert asyncio.get_running_loop().time() < 10  # it stopped at its next wake-up
+
+    run_on_virtual_clock(scenario)
+    assert fleet.devices == {} and fleet.stopped == []
+    assert len(fleet.attempts) == (1 if removed_after < 1 else 2)
+
+
+def test_a_device_removed_while_it_was_starting_is_stopped() -> None:
+    fleet = FlakyFleet(failures=0)
+
+    async def slow_start(number: int) -> int:
+        await asyncio.sleep(5)
+        return number
+
+    fleet._start_device = slow_start  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(4))
+        await clock.run_for(1)
+        await fleet.remove(4)
+        assert await clock.run_until(starting.done, timeout=3600)
+
+    run_on_virtual_clock(scenario)
+    assert fleet.devices == {} and fleet.stopped == [4]
