@@ -83,3 +83,43 @@ def test_slow_clients_are_cut_and_idle_keep_alive_is_not() -> None:
             time.sleep(2.0)  # idle longer than every deadline: not slowness
     finally:
         server.stop()
+
+
+def test_a_chunked_body_that_is_malformed_or_ends_inside_a_chunk_is_a_400_and_stores_nothing() -> None:
+    """werkzeug's chunked reader took the end of the connection inside a chunk for bytes to
+    come: one request naming a chunk of 2**72 bytes and then closing grew `serve aws-iot` by
+    hundreds of MiB a second without end; a smaller chunk stored an object of bytes nobody
+    sent. A chunk header that is no hex number was a 500 with a traceback."""
+    import socket
+
+    server = MotoServer()
+    url = server.start()
+    host, port = url.removeprefix("http://").split(":")
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="chunks")
+
+    def status_of(request: bytes) -> int:
+        with socket.create_connection((host, int(port)), timeout=30) as sock:
+            try:
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)  # the client's end: nothing more will come
+            except OSError:
+                pass  # the server answered and half-closed before the request's end
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        return int(answer.split(b" ", 2)[1])
+
+    def put(key: str, chunks: bytes) -> bytes:
+        return (f"PUT /chunks/{key} HTTP/1.1\r\nHost: {host}:{port}\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .encode() + chunks)
+
+    try:
+        assert status_of(put("cut", b"1000000\r\nonly this")) == 400  # 16 MiB announced
+        assert status_of(put("hex", b"zz\r\nab\r\n0\r\n\r\n")) == 400
+        assert status_of(put("line", b"f" * 70_000)) == 400  # a chunk header with no end
+        assert [item["Key"] for item in s3.list_objects_v2(Bucket="chunks").get("Contents", [])] == []
+        assert status_of(put("whole", b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")) == 200
+        assert s3.get_object(Bucket="chunks", Key="whole")["Body"].read() == b"hello world"
+    finally:
+        server.stop()

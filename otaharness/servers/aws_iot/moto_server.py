@@ -22,11 +22,20 @@ Keep-alive: werkzeug closes every connection after its response, because it cann
 unread request body without eating the next request. A request without a body (a device's S3
 range GET) has nothing to drain, so its connection is kept open for the next request, as S3 does:
 a tracker's 2 KiB ranges then share one TLS session instead of a handshake each. A request with
-a body still ends its connection as werkzeug does."""
+a body still ends its connection as werkzeug does.
+
+Chunked bodies: werkzeug's reader (``DechunkedInput``) takes the end of the connection inside a
+chunk for more bytes to come, so a request announcing a chunk of 2**72 bytes and closing made
+its thread fill memory without end (hundreds of MiB a second), and a smaller one handed moto an
+object of bytes nobody sent. The handler reads a chunked body whole before moto runs (moto reads
+every body whole anyway), through werkzeug's reader over one that refuses a short read and a
+chunk header line longer than ``MAX_CHUNK_HEADER``; a body that ends early or is malformed is
+answered 400 and the connection closed, and moto never sees it."""
 
 from __future__ import annotations
 
 import heapq
+import io
 import itertools
 import logging
 import socket
@@ -42,8 +51,11 @@ from moto.iot.models import IoTBackend, iot_backends
 from moto.iotdata.models import IoTDataPlaneBackend, iotdata_backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.server import MotoRequestHandler, ThreadedMotoServer
+from werkzeug.http import parse_set_header
+from werkzeug.serving import DechunkedInput
 
 from otaharness.runtime.broker import broker_backlog
+from otaharness.servers.http_service import LINGERING_CLOSE_SECONDS
 from otaharness.servers.read_deadlines import DEFAULT_READ_LIMITS, ReadLimits
 
 log = logging.getLogger(__name__)
@@ -104,6 +116,31 @@ class _NothingMore:
     @staticmethod
     def read(_size: int = -1) -> bytes:
         return b""
+
+
+MAX_CHUNK_HEADER = 4096  # bytes of a chunk's size line with its extensions
+
+
+class _WholeChunks:
+    """The connection's reader as ``DechunkedInput`` reads it, except that the connection ending
+    inside a chunk, or a chunk header line without its end, is an error (OSError), not more
+    bytes to come."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    def read(self, size: int) -> bytes:
+        data = self._reader.read(size)
+        if len(data) < size:
+            raise OSError(f"the connection ended {size - len(data)} bytes before the end of a chunk")
+        return data
+
+    def readline(self) -> bytes:
+        line = self._reader.readline(MAX_CHUNK_HEADER + 1)
+        if not line.endswith(b"\n"):
+            raise OSError("the connection ended inside a chunk header" if len(line) <= MAX_CHUNK_HEADER
+                          else f"a chunk header longer than {MAX_CHUNK_HEADER} bytes")
+        return line
 
 
 class _Deadlines:
@@ -221,6 +258,11 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits, deadlines: _
 
         def make_environ(self) -> dict[str, Any]:
             environ = super().make_environ()  # its wsgi.input keeps the connection's reader
+            if self._chunked_body is not None:  # read whole already: moto gets it as it is
+                environ["wsgi.input"] = io.BytesIO(self._chunked_body)
+                environ["CONTENT_LENGTH"] = str(len(self._chunked_body))
+                environ.pop("wsgi.input_terminated", None)
+                environ.pop("HTTP_TRANSFER_ENCODING")  # else werkzeug ignores the length
             self._keep_alive = self._without_body() and not self.close_connection
             if self._keep_alive:
                 self._request_reader, self.rfile = self.rfile, _NothingMore()
@@ -237,11 +279,44 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits, deadlines: _
             super().send_header(keyword, value)
 
         def run_wsgi(self) -> None:
+            self._chunked_body = None
+            if "chunked" in parse_set_header(self.headers.get("Transfer-Encoding")):
+                try:
+                    self._chunked_body = DechunkedInput(_WholeChunks(self.rfile)).read()
+                except (OSError, ValueError) as error:
+                    log.info("refused a chunked body from %s: %s", self.client_address[0], error)
+                    self._refuse(400, f"malformed chunked body: {error}")
+                    return
             try:
                 super().run_wsgi()
             finally:
                 if self._keep_alive:
                     self.rfile = self._request_reader
+
+        def _refuse(self, status: int, reason: str) -> None:
+            """A plain answer that closes the connection (not send_error: werkzeug logs that
+            as an ERROR of the server, for what is the client's fault)."""
+            body = (reason + "\n").encode()
+            self.close_connection = True
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            # Lingering close, as http_service's: what the client still sends is read and dropped
+            # for a moment, else closing with it unread resets the connection and the client
+            # may lose the answer.
+            until = time.monotonic() + LINGERING_CLOSE_SECONDS
+            try:
+                self.connection.shutdown(socket.SHUT_WR)
+                while (left := until - time.monotonic()) > 0:
+                    self.connection.settimeout(left)
+                    if not self.rfile.read1(65536):
+                        break
+            except OSError:
+                pass  # the client is gone, or took its time: closing now
 
         def handle_one_request(self) -> None:
             self._counted = False
