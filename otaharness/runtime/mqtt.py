@@ -365,8 +365,19 @@ class MqttClient:
         self._loop.remove_writer(sock)
 
     def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # Written on the loop's next turn, as a writable socket's add_writer would, without
+        # asking the selector first: a socket with room in its buffer (nearly always) then
+        # costs no epoll_ctl to watch it and none to stop (a tracker's publish, the jobs
+        # bridge's replies). Only what the socket cannot take now waits for it to be writable.
         assert self._loop is not None
-        self._loop.add_writer(sock, self._paho.loop_write)
+        self._loop.call_soon(self._write_queued, sock)
+
+    def _write_queued(self, sock: Any) -> None:
+        if self._paho.socket() is not sock:
+            return  # closed meanwhile
+        self._paho.loop_write()
+        if self._paho.want_write() and self._paho.socket() is sock:
+            self._loop.add_writer(sock, self._paho.loop_write)  # removed by unregister_write
 
     def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         assert self._loop is not None
