@@ -123,3 +123,29 @@ def test_a_chunked_body_that_is_malformed_or_ends_inside_a_chunk_is_a_400_and_st
         assert s3.get_object(Bucket="chunks", Key="whole")["Body"].read() == b"hello world"
     finally:
         server.stop()
+
+
+def test_a_bucket_post_without_its_key_field_is_a_400_not_a_500(harness) -> None:
+    """moto answered a browser-based POST upload without its ``key`` form field with a
+    KeyError (500 and a traceback); S3 answers 400 InvalidArgument. A POST with the field
+    still stores its object."""
+    import urllib.error
+    import urllib.request
+
+    s3 = harness.moto.client("s3")
+    s3.create_bucket(Bucket="posts")
+    for body, content_type in ((b"{}", "application/json"), (b"x=1", "application/x-www-form-urlencoded")):
+        request = urllib.request.Request(f"{harness.moto.url}/posts", data=body, method="POST",
+                                         headers={"Content-Type": content_type})
+        try:
+            urllib.request.urlopen(request, timeout=30)
+            raise AssertionError("the POST was accepted")
+        except urllib.error.HTTPError as error:
+            assert error.code == 400 and b"<Code>InvalidArgument</Code>" in error.read()
+    assert s3.list_objects_v2(Bucket="posts").get("KeyCount") == 0
+    form = b"key=hello.txt&file=hi"
+    request = urllib.request.Request(f"{harness.moto.url}/posts", data=form, method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (200, 204)
+    assert [item["Key"] for item in s3.list_objects_v2(Bucket="posts")["Contents"]] == ["hello.txt"]

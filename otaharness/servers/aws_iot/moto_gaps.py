@@ -5,7 +5,8 @@ AWS on the FOTA flow's path (shared/protocols/aws-iot-jobs.md §1.4, "Design con
 methods below replace or wrap moto's, each naming the gap it closes. Two more answer as moto does
 at a cost that does not grow with the fleet (`describe_thing`, `_get_principal`). Job executions are delegated
 to `JobsService`, so the control plane and both data planes see one state. `apply()` installs the
-patches (class attributes: they survive moto's reset), `remove()` restores moto.
+patches (class attributes: they survive moto's reset), `remove()` restores moto. One is S3's: a
+bucket POST without its `key` field is moto's 500, S3's 400.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from moto.iot.exceptions import (
 from moto.iot.models import FakeCertificate, FakeJob, FakeThing, IoTBackend
 from moto.iotdata.exceptions import ConflictException
 from moto.iotdata.models import FakeShadow, IoTDataPlaneBackend
+from moto.s3.exceptions import InvalidArgumentError
+from moto.s3.responses import S3Response
 from moto.utilities.utils import get_partition
 
 from otaharness.protocols.aws_iot_jobs import JobsRejection, RejectedCode
@@ -295,6 +298,16 @@ def register_certificate_without_ca(self: IoTBackend, certificate_pem: str, stat
     return certificate
 
 
+def bucket_response_post(self: S3Response, request: Any, bucket_name: str) -> Any:
+    """Gap: a browser-based POST upload without its ``key`` form field (any POST to a bucket
+    that is not a multi-object delete) was a KeyError in moto, a 500 with a traceback; S3
+    answers 400 InvalidArgument."""
+    self.path = self._get_path(request)
+    if request.headers.get("Content-Length") and not self.is_delete_keys() and "key" not in self.querystring:
+        raise InvalidArgumentError("Bucket POST must contain a field named 'key'.", "key", "")
+    return _original(S3Response, "_bucket_response_post")(self, request, bucket_name)
+
+
 def _notifying(cls: type, name: str, *, status: bool) -> Callable[..., Any]:
     """moto's method, then the identity listeners (with ``status``: open connections are
     checked again)."""
@@ -309,6 +322,7 @@ def _notifying(cls: type, name: str, *, status: bool) -> Callable[..., Any]:
 
 
 _PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
+    (S3Response, "_bucket_response_post", bucket_response_post),
     (FakeCertificate, "compute_cert_id", compute_cert_id),
     (IoTBackend, "create_keys_and_certificate", create_keys_and_certificate),
     (IoTBackend, "register_certificate", register_certificate),
