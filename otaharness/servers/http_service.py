@@ -27,8 +27,8 @@ the server itself holds a client back (reading paused because a handler is not r
 count against the client.
 
 Malformed requests (a request line or header over the limit, a NUL in the path, a bad
-Content-Length or chunk size): aiohttp answers 400 and logs each at ERROR with its parser's
-traceback, so any client could fill the server's log with tracebacks that are no fault of the
+Content-Length or chunk size, a body that does not decode as its Content-Encoding says): aiohttp
+answers 400 (or drains the body a handler left unread) and logs each at ERROR with a traceback, so any client could fill the server's log with tracebacks that are no fault of the
 server. ``GuardedRequestHandler`` logs them as one INFO line with the parser's reason; an error of
 a handler (500) keeps its traceback.
 """
@@ -220,6 +220,8 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         error = kw.get("exc_info")
+        if isinstance(error, web_protocol.RequestPayloadError) and isinstance(error.__cause__, HttpProcessingError):
+            error = error.__cause__  # a body left unread by the handler, drained, that does not decode
         if isinstance(error, HttpProcessingError) and error.code < 500:
             # The client's malformed request, answered 400 by aiohttp: no fault of ours.
             reason = " ".join(str(error.message).split())[:MALFORMED_REASON_CHARS]

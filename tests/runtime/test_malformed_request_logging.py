@@ -1,6 +1,7 @@
 """A malformed request (what any client can send) is answered 400 and logged as one line with the
-parser's reason, never as an ERROR with a traceback; an error of a handler keeps its traceback.
-The server goes on serving the next client."""
+parser's reason, never as an ERROR with a traceback; so is a body that does not decode, left
+unread by a handler that answered without it. An error of a handler keeps its traceback. The
+server goes on serving the next client."""
 
 from __future__ import annotations
 
@@ -21,7 +22,11 @@ MALFORMED = {
     "two Content-Lengths": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
     "bad chunk size": b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
     "Authorization not UTF-8": b"GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\r\n\x00\r\n\r\n",
+    # answered by a handler that does not read it (as a 401 or 404 does); aiohttp drains it
+    "corrupt gzip body left unread": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n"
+                                     b"Content-Length: 10\r\n\r\n\x1f\x8bjunkjunk",
 }
+ANSWERED_BY_THE_HANDLER = {"corrupt gzip body left unread"}
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -63,7 +68,7 @@ async def test_a_malformed_request_is_a_400_and_one_log_line_without_traceback(
     try:
         with caplog.at_level(logging.DEBUG, logger="aiohttp"):
             answer = await exchange(site.port, MALFORMED[case])
-        assert status(answer) == 400, answer[:200]
+        assert status(answer) == (200 if case in ANSWERED_BY_THE_HANDLER else 400), answer[:200]
         assert [record for record in caplog.records if traceback_of(record) or record.levelno >= logging.ERROR] == []
         refusals = [record.getMessage() for record in caplog.records
                     if record.getMessage().startswith("refused a malformed request from")]
