@@ -131,7 +131,9 @@ class DeviceFleet:
             report=FleetReport(self.kind, human=sys.stderr, live=False))
         report.fleet_report = self.links.report
         self._resources = contextlib.AsyncExitStack()
-        self._starting: set[int] = set()  # devices being started (or waiting to try again)
+        # device number -> the add() call starting it (or waiting to try again): a number
+        # removed and added again (a Locust user's slot reused) is the new call's alone
+        self._starting: dict[int, object] = {}
 
     def name_of(self, number: int) -> str:
         prefix = self.options.get("device_prefix") or self.default_prefix()
@@ -163,7 +165,11 @@ class DeviceFleet:
         says it once per device and reason."""
         if number in self.devices or number in self._starting:
             return
-        self._starting.add(number)
+        attempt = self._starting[number] = object()
+
+        def still_wanted() -> bool:
+            return self._starting.get(number) is attempt
+
         delay, said = START_RETRY_FIRST_SECONDS, None
         try:
             while True:
@@ -178,19 +184,20 @@ class DeviceFleet:
                         said = reason
                     await asyncio.sleep(delay)
                     delay = min(2 * delay, START_RETRY_MAX_SECONDS)
-                    if number not in self._starting:  # removed while it waited
+                    if not still_wanted():  # removed while it waited
                         return
                     continue
-                if number in self._starting:
+                if still_wanted():
                     self.devices[number] = device
                 else:  # removed while it started
                     await self._stop_device(device)
                 return
         finally:
-            self._starting.discard(number)
+            if still_wanted():
+                del self._starting[number]
 
     async def remove(self, number: int) -> None:
-        self._starting.discard(number)
+        self._starting.pop(number, None)
         device = self.devices.pop(number, None)
         if device is not None:
             await self._stop_device(device)

@@ -104,3 +104,21 @@ def test_a_device_removed_while_it_was_starting_is_stopped() -> None:
 
     run_on_virtual_clock(scenario)
     assert fleet.devices == {} and fleet.stopped == [4]
+
+
+def test_a_device_removed_and_added_again_while_it_waits_is_started_by_the_new_add_only() -> None:
+    """A Locust user's slot is reused: the number is removed and added again while the first
+    add() waits to try again; that first add() ends at its wake-up instead of trying too."""
+    fleet = FlakyFleet(failures=2)
+
+    async def scenario(clock) -> None:
+        first = asyncio.ensure_future(fleet.add(6))  # fails at 0, would try again at 1
+        await clock.run_for(0.5)
+        await fleet.remove(6)
+        second = asyncio.ensure_future(fleet.add(6))  # fails at 0.5, tries again at 1.5
+        assert await clock.run_until(lambda: first.done() and second.done(), timeout=3600)
+
+    run_on_virtual_clock(scenario)
+    assert [round(at, 3) for at in fleet.attempts] == [0, 0.5, 1.5]
+    assert fleet.devices == {6: 6} and fleet.stopped == []
+    assert fleet._starting == {}
