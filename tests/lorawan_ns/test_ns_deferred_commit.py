@@ -7,14 +7,17 @@ process leaves), and a new server started on the copy."""
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 from lorawan_ns_world import EndDevice, World, run_world
 
 from otaharness.protocols.lorawan import SessionKeys
+from otaharness.servers.lorawan.app_api import ApplicationApi
 from otaharness.servers.lorawan.registry import DEFERRED_UPDATES_KEPT
 
 DEV_EUI = 0x0000_0000_1100_0007
@@ -31,6 +34,15 @@ def crashed_copy(world: World, directory: Path) -> World:
         if not source.name.endswith("-shm"):  # the shared-memory index is rebuilt on open
             shutil.copy(source, directory / source.name)
     return World(directory, world.clock)
+
+
+async def fcnt_up_after_a_crash(world: World, directory: Path) -> int | None:
+    """The device's frame counter as a server started on a crash's files now would know it."""
+    restarted = crashed_copy(world, directory)
+    try:
+        return restarted.server.device(DEV_EUI).fcnt_up
+    finally:
+        await restarted.server.close()
 
 
 def setup(world: World) -> tuple[EndDevice, list[int]]:
@@ -84,12 +96,8 @@ def test_silent_uplinks_are_committed_in_groups_and_on_close(tmp_path: Path) -> 
         device, _ = setup(world)
         for _ in range(DEFERRED_UPDATES_KEPT + 1):
             await world.receive(device.uplink(IGNORED_FPORT, b"x"))
-        restarted = crashed_copy(world, tmp_path / "crash")
-        try:
-            # the group commit came with the DEFERRED_UPDATES_KEPT-th uplink (FCnt one less)
-            assert restarted.server.device(DEV_EUI).fcnt_up == DEFERRED_UPDATES_KEPT - 1
-        finally:
-            await restarted.server.close()
+        # the group commit came with the DEFERRED_UPDATES_KEPT-th uplink (FCnt one less)
+        assert await fcnt_up_after_a_crash(world, tmp_path / "crash") == DEFERRED_UPDATES_KEPT - 1
         server = await world.restart()  # an orderly stop commits the rest
         assert server.device(DEV_EUI).fcnt_up == DEFERRED_UPDATES_KEPT
 
@@ -106,10 +114,22 @@ def test_an_acknowledgement_is_committed_before_the_application_learns_of_it(tmp
         device.take_downlink(world.port.sent[-1].message.pdu)
         await world.receive(device.uplink(IGNORED_FPORT, b"", ack=True))  # FCnt 1: no forward, no downlink
         assert handle.acknowledged.result() == 1
-        restarted = crashed_copy(world, tmp_path / "crash")
-        try:
-            assert restarted.server.device(DEV_EUI).fcnt_up == 1
-        finally:
-            await restarted.server.close()
+        assert await fcnt_up_after_a_crash(world, tmp_path / "crash") == 1
+
+    run_world(tmp_path, main)
+
+
+def test_a_frame_counter_read_through_the_application_api_is_committed(tmp_path: Path) -> None:
+    """GET /api/devices/{eui} tells a client the device's fCntUp: from then on somebody outside
+    has heard of the uplink (here one without FPort, which no application handler sees)."""
+    async def main(world: World) -> None:
+        device, _ = setup(world)
+        api = ApplicationApi(world.server, list)
+        await world.receive(device.uplink(None))  # FCnt 0: no FPort, nothing forwarded or answered
+        assert await fcnt_up_after_a_crash(world, tmp_path / "before-read") is None  # nobody heard of it
+        response = await api.get_device(make_mocked_request(
+            "GET", f"/api/devices/{DEV_EUI:016X}", match_info={"eui": f"{DEV_EUI:016X}"}))
+        assert json.loads(response.body)["fCntUp"] == 0
+        assert await fcnt_up_after_a_crash(world, tmp_path / "after-read") == 0
 
     run_world(tmp_path, main)

@@ -207,7 +207,10 @@ class ApplicationApi:
         return web.json_response(device_to_dict(device), status=201)
 
     async def get_device(self, request: web.Request) -> web.Response:
-        return web.json_response(device_to_dict(self.ns.device(_eui(request.match_info["eui"]))))
+        device = self.ns.device(_eui(request.match_info["eui"]))
+        # its fCntUp leaves the server: committed first, as before an uplink is forwarded
+        self.ns.registry.commit()
+        return web.json_response(device_to_dict(device))
 
     async def post_downlink(self, request: web.Request) -> web.Response:
         dev_eui = _eui(request.match_info["eui"])
