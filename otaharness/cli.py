@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import signal
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from otaharness.runtime.collector import tune_for_fleets
 from otaharness.runtime.gil import space_thread_switches
+from otaharness.runtime.janitor import FolderJanitor
 from otaharness.runtime.runtime import FLOW_SERVICES, Runtime, raise_fd_limit
 from otaharness.runtime.targets import ConfigError, load_config
 
@@ -205,12 +205,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.broker:
         settings["broker"] = args.broker
     config = load_config(settings)
+    # Every temporary folder of this serve (PKI, mosquitto's) lives in one of its own, removed
+    # when it stops, even by SIGKILL (runtime/janitor.py). Without --state-dir it keeps the state
+    # too: two serves started in one working folder must not empty each other's databases.
+    scratch = Path(tempfile.mkdtemp(prefix="otaharness-serve-"))
+    janitor = FolderJanitor()
+    janitor.watch(scratch)
+    tempfile.tempdir = str(scratch)
     runtime = Runtime(config, name="serve", virtual=False, state_dir=args.state_dir,
                       tls_key_log=config.capture_dir is not None)
-    # Without --state-dir, each serve keeps its state in a folder of its own, removed when it
-    # stops: two serves started in one working folder must not empty each other's databases.
-    scratch = Path(tempfile.mkdtemp(prefix="otaharness-serve-")) if args.state_dir is None else None
-    if scratch is not None:
+    if args.state_dir is None:
         runtime.artifacts = scratch
 
     async def serve() -> None:
@@ -238,8 +242,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         leftovers = runtime.close()
         if leftovers:
             logging.warning("left running after shutdown: %s", "; ".join(leftovers))
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        janitor.close()
     return 0
 
 

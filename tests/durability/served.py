@@ -69,6 +69,11 @@ class Served:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         assert not survivors, f"serve {self.flow}'s children outlived its SIGKILL: {survivors}"
+        # nor its temporary folder (the CAs' private keys, mosquitto's passwords): the PKI's
+        # folder, where the CA file it printed is, lies inside it
+        temporary = Path(self.endpoints["ca"]).parent.parent
+        assert temporary.name.startswith("otaharness-serve-"), temporary
+        assert not temporary.exists(), f"serve {self.flow}'s {temporary} outlived its SIGKILL"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
