@@ -22,7 +22,8 @@ websocket frame from its first byte, each with ``ReadLimits`` (``read_deadlines.
 explains why a deadline needs both the real and the loop's clock to pass before it cuts, so
 virtual-time jumps in scenarios never cut a real-time peer). Headers too slow get ``408 Request
 Timeout`` and the connection closed; a body too slow makes the handler's read raise 408 (then
-the connection is closed after the answer); a websocket frame too slow closes the connection. Time
+the connection is closed after the answer); a websocket frame too slow closes the connection. A
+TLS handshake gets ``ReadLimits.handshake`` on real time (:class:`_TcpSite`). Time
 the server itself holds a client back (reading paused because a handler is not reading) does not
 count against the client.
 
@@ -35,6 +36,7 @@ a handler (500) keeps its traceback.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import secrets
@@ -47,6 +49,7 @@ from aiohttp import web, web_protocol, web_server
 from aiohttp.http_exceptions import HttpProcessingError
 
 from otaharness.runtime import timeline
+from otaharness.runtime.clock import VirtualEventLoop
 from otaharness.runtime.redaction import RedactingFilter, remember
 from otaharness.servers.read_deadlines import (
     DEFAULT_READ_LIMITS,
@@ -295,6 +298,37 @@ class _GuardedAppRunner(web.AppRunner):
                               read_limits=self._read_limits, **plain._kwargs)
 
 
+# asyncio's TLS handshake timer, on a scenario's virtual clock: out of the way (see _TcpSite)
+VIRTUAL_LOOP_HANDSHAKE_TIMEOUT = 365 * 86400.0
+
+
+class _TcpSite(web.TCPSite):
+    """aiohttp's TCPSite with a deadline for a client's TLS handshake: aiohttp passes none, so
+    asyncio's 60 s applied, where ``ReadLimits.handshake`` (20 s) is what the MQTT gateway and
+    moto allow. asyncio's handshake timer runs on the loop's clock alone: on real time (``serve``)
+    it is ``ReadLimits.handshake``; on a scenario's virtual clock, which jumps when the loop is
+    quiet, it is set out of the way, as the MQTT gateway does (a jump of minutes cut a real-time
+    peer half-way through its handshake)."""
+
+    def __init__(self, *args: Any, read_limits: ReadLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_seconds = read_limits.handshake
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # what TCPSite.start does, with the handshake deadline
+        loop = asyncio.get_running_loop()
+        handshake = {} if self._ssl_context is None else {"ssl_handshake_timeout": (
+            VIRTUAL_LOOP_HANDSHAKE_TIMEOUT if isinstance(loop, VirtualEventLoop)
+            else self._handshake_seconds)}
+        assert self._runner.server is not None
+        self._server = await loop.create_server(
+            self._runner.server, self._host, self._port, ssl=self._ssl_context,
+            backlog=self._backlog, reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port, **handshake)
+        self._bound_port = (self._server.sockets[0].getsockname()[1] if self._server.sockets
+                            else self._port)
+
+
 @dataclass
 class HttpSite:
     runner: web.AppRunner
@@ -306,7 +340,8 @@ class HttpSite:
         """One more socket for the same app (same handlers, state and read deadlines), e.g. with
         another certificate; its port."""
         before = set(self.runner.addresses)
-        await web.TCPSite(self.runner, host, port, ssl_context=ssl_context).start()
+        await _TcpSite(self.runner, host, port, ssl_context=ssl_context,
+                       read_limits=self.runner._read_limits).start()
         return next(address for address in self.runner.addresses if address not in before)[1]
 
     async def stop(self) -> None:
@@ -357,8 +392,8 @@ async def serve_app(app: web.Application, host: str = "127.0.0.1", port: int = 0
     runner = _GuardedAppRunner(app, handle_signals=False, access_log=None, read_limits=read_limits,
                                max_line_size=max_line_size)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=reuse_address,
-                       backlog=backlog)
+    site = _TcpSite(runner, host, port, ssl_context=ssl_context, reuse_address=reuse_address,
+                    backlog=backlog, read_limits=read_limits)
     await site.start()
     bound_port: int = runner.addresses[0][1]
     if scheme is None:

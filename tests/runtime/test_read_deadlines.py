@@ -8,6 +8,7 @@ import asyncio
 import pathlib
 import re
 import socket
+import ssl
 import threading
 
 import aiohttp
@@ -15,6 +16,7 @@ from aiohttp import web
 from virtual_loop import run_on_virtual_clock
 
 from otaharness.runtime.clock import VirtualClock
+from otaharness.runtime.pki import Pki
 from otaharness.servers.http_service import serve_app
 from otaharness.servers.read_deadlines import ReadLimits, WebSocketFrameBoundaries
 
@@ -224,3 +226,68 @@ def test_every_aiohttp_server_is_put_on_its_socket_by_serve_app() -> None:
                  for number, line in enumerate(path.read_text().splitlines(), 1)
                  if own_sockets.search(line)]
     assert not offenders, f"aiohttp servers not started through serve_app: {offenders}"
+
+
+TLS_CLIENT_HELLO_START = b"\x16\x03\x01\x00\xc8\x01\x00\x00\xc4\x03\x03"  # a ClientHello, cut short
+
+
+async def test_a_tls_handshake_left_half_way_is_cut_after_the_handshake_limit() -> None:
+    pki = Pki()
+    try:
+        site = await serve_app(echo_app(), ssl_context=pki.server_context(["127.0.0.1"]),
+                               read_limits=ReadLimits(handshake=0.3))
+        try:
+            for opening in (b"", TLS_CLIENT_HELLO_START):  # silent, or stopped mid-hello
+                reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+                writer.write(opening)
+                try:  # asyncio's own timer was 60 s, beyond this bound
+                    assert await asyncio.wait_for(reader.read(), 30) == b""
+                except ConnectionResetError:
+                    pass
+                finally:
+                    writer.close()
+        finally:
+            await site.stop()
+    finally:
+        pki.close()
+
+
+def test_a_virtual_jump_of_hours_during_a_real_time_tls_handshake_cuts_nothing() -> None:
+    """A real-time client (a thread) opens TCP, the scenario lets 3 hours pass in jumps, then the
+    client completes its TLS handshake and its request: the server was still there."""
+    connected, may_go_on = threading.Event(), threading.Event()
+    answers: list[bytes] = []
+    pki = Pki()
+
+    def real_time_client(port: int) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
+            connected.set()
+            may_go_on.wait(30)
+            tls = ssl.create_default_context()
+            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
+            with tls.wrap_socket(client) as secured:
+                secured.sendall(REQUEST + b"hello")
+                answers.append(secured.recv(4096))
+
+    async def scenario(clock: VirtualClock) -> None:
+        loop = asyncio.get_running_loop()
+        site = await serve_app(echo_app(), ssl_context=pki.server_context(["127.0.0.1"]))
+        client = threading.Thread(target=real_time_client, args=(site.port,))
+        client.start()
+        try:
+            with clock.busy("the client connects"):
+                assert await loop.run_in_executor(None, connected.wait, 30)
+            await clock.settle()
+            await clock.run_for(3 * 3600)
+            may_go_on.set()
+            with clock.busy("the client shakes hands, asks and reads the answer"):
+                await loop.run_in_executor(None, client.join, 30)
+        finally:
+            await site.stop()
+
+    try:
+        clock = run_on_virtual_clock(scenario)
+    finally:
+        pki.close()
+    assert clock.monotonic() >= 3 * 3600
+    assert answers and answers[0].startswith(b"HTTP/1.1 200") and answers[0].endswith(b"hello")
