@@ -1,8 +1,10 @@
-"""The device host: ``python -m otaharness.load.host SETTINGS_JSON``, one per Locust worker.
+"""The device host: ``python -m otaharness.load.host``, one per Locust worker.
 
 A plain asyncio process (it never imports Locust or gevent, so threading, selectors, sockets and
-ssl are the standard library's own): it runs its worker's devices on one event loop. Commands
-come as JSON lines on stdin, events leave as JSON lines on stdout (``fleet.Reporter``):
+ssl are the standard library's own): it runs its worker's devices on one event loop. Its
+settings (``fleet.HostSettings``, with the back ends' tokens) come as the first JSON line on
+stdin, not as an argument that every user's process list would show; then commands come as
+JSON lines on stdin, events leave as JSON lines on stdout (``fleet.Reporter``):
 
     {"add": N}      start device number N          {"remove": N}   stop it for good
     {"reboot": [N, ...]}  reboot those devices     {"close": true} stop every device and exit
@@ -131,12 +133,24 @@ def _log_failure(task: asyncio.Task[Any], what: str) -> None:
         log.error("%s failed: %s: %s", what, type(failure).__name__, failure)
 
 
+def read_settings() -> HostSettings:
+    """The first line on stdin, read a byte at a time: what follows it is the commands' stream,
+    which the event loop reads from the same descriptor (a buffered read would take some)."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(sys.stdin.fileno(), 1)
+        if not byte:  # the worker ended before it sent them
+            sys.exit(0)
+        line += byte
+    return HostSettings.from_json(json.loads(line))
+
+
 def main() -> None:
     die_with_parent()
     raise_fd_limit()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s host %(name)s: %(message)s")
-    settings = HostSettings.from_json(json.loads(sys.argv[1]))
+    settings = read_settings()
     try:
         asyncio.run(serve(settings))
     except CannotStart:

@@ -114,8 +114,10 @@ class DeviceHost:
         settings = {"kind": self.kind, "worker_index": self.worker_index,
                     "options": host_options(options, self.own_options), "scratch": self.scratch}
         self.process = gevent.subprocess.Popen(
-            [sys.executable, "-m", "otaharness.load.host", json.dumps(settings)],
+            [sys.executable, "-m", "otaharness.load.host"],
             stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE, bufsize=0)
+        # the first line, not an argument: every user's process list shows arguments (tokens)
+        self.process.stdin.write(json.dumps(settings).encode() + b"\n")
         self.greenlets = [gevent.spawn(self._write), gevent.spawn(self._drain)]
         log.info("worker %d: device host pid %d for %s devices", self.worker_index,
                  self.process.pid, self.kind)
