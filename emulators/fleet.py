@@ -79,17 +79,28 @@ def url_argument(schemes: tuple[str, ...]) -> Callable[[str], str]:
 
     def url(text: str) -> str:
         parts = urlsplit(text)
+        shown = repr(_without_password(text))
         try:
             parts.port  # noqa: B018 (raises on a port that is not a number or out of range)
         except ValueError as error:
-            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+            raise argparse.ArgumentTypeError(f"{shown}: {error}") from None
         if parts.scheme not in schemes or not parts.hostname:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not a URL like {' or '.join(s + '://host[:port]' for s in schemes)}")
+                f"{shown} is not a URL like {' or '.join(s + '://host[:port]' for s in schemes)}")
         return text
 
     url.__name__ = "URL"  # argparse names the type in its message
     return url
+
+
+def _without_password(text: str) -> str:
+    """``text`` with the password of its ``user:password@`` part (if any) as ``***``, for messages."""
+    scheme, separator, rest = text.partition("://")
+    authority, slash, path = rest.partition("/")
+    userinfo, at, host = authority.rpartition("@")
+    if not separator or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:

@@ -57,3 +57,11 @@ def test_load_refuses_a_bad_server_url_before_any_device_starts(kind: str, optio
         f"otaharness load: error: argument {option}: '127.0.0.1:7547/acs' is not a URL like "
         + " or ".join(f"{scheme}://host[:port]" for scheme in {
             "--mqtt": ("mqtt", "mqtts"), "--lns-url": ("ws", "wss")}.get(option, ("http", "https"))))
+
+
+def test_a_password_in_a_refused_url_is_not_repeated(capsys) -> None:
+    for bad in ("ftp://fleet:s3cret@127.0.0.1/", "mqtts://fleet:s3cret@127.0.0.1:port/x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["emulate", "aws-tracker", "--mqtt", bad])
+        error = capsys.readouterr().err
+        assert "s3cret" not in error and "fleet:***@127.0.0.1" in error, error
