@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 STRIDE = 1_000_000
 START_RETRY_FIRST_SECONDS = 1.0
 START_RETRY_MAX_SECONDS = 30.0
+# Failures a device's start does not try again: the kind's own defect (logged with its traceback)
+PROGRAMMING_ERRORS = (AttributeError, NameError, TypeError, AssertionError, NotImplementedError)
 
 
 def device_number(worker_index: int, local: int) -> int:
@@ -162,7 +164,8 @@ class DeviceFleet:
         provisioning call throttled) is tried again after 1, 2, 4 ... up to
         ``START_RETRY_MAX_SECONDS``, as a factory line or a device's own boot would, until it
         starts or is removed. The kind reports each failed call as a request entry; the log
-        says it once per device and reason."""
+        says it once per device and reason. A defect of the kind (``PROGRAMMING_ERRORS``) is
+        logged with its traceback and not tried again."""
         if number in self.devices or number in self._starting:
             return
         attempt = self._starting[number] = object()
@@ -175,7 +178,10 @@ class DeviceFleet:
             while True:
                 try:
                     device = await self._start_device(number)
-                except Exception as failure:  # noqa: BLE001 (any: the device tries again)
+                except PROGRAMMING_ERRORS:  # a defect, not the back end: no retry will mend it
+                    log.exception("device %s did not start", self.name_of(number))
+                    return
+                except Exception as failure:  # noqa: BLE001 (any other: the device tries again)
                     reason = f"{type(failure).__name__}: {failure}"
                     if reason != said:
                         log.warning("device %s did not start (%s); trying again, every %.0f s "

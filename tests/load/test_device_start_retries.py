@@ -122,3 +122,23 @@ def test_a_device_removed_and_added_again_while_it_waits_is_started_by_the_new_a
     assert [round(at, 3) for at in fleet.attempts] == [0, 0.5, 1.5]
     assert fleet.devices == {6: 6} and fleet.stopped == []
     assert fleet._starting == {}
+
+
+def test_a_defect_in_the_kind_is_logged_with_its_traceback_and_not_tried_again(caplog) -> None:
+    fleet = FlakyFleet(failures=0)
+
+    async def broken_start(number: int) -> int:
+        fleet.attempts.append(0)
+        return number.no_such_attribute  # type: ignore[attr-defined]
+
+    fleet._start_device = broken_start  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(5))
+        assert await clock.run_until(starting.done, timeout=3600)
+
+    with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
+        run_on_virtual_clock(scenario)
+    assert fleet.attempts == [0] and fleet.devices == {}
+    [record] = caplog.records
+    assert record.levelno == logging.ERROR and record.exc_info[0] is AttributeError
