@@ -34,15 +34,21 @@ class FlakyFleet(DeviceFleet):
         self.stopped.append(device)
 
 
+def start_on_virtual_clock(fleet: DeviceFleet, number: int) -> None:
+    """``fleet.add(number)`` to its end, virtual time passing while it waits."""
+
+    async def scenario(clock) -> None:
+        starting = asyncio.ensure_future(fleet.add(number))
+        assert await clock.run_until(starting.done, timeout=3600)
+
+    run_on_virtual_clock(scenario)
+
+
 def test_a_failed_start_is_tried_again_with_growing_waits_until_it_starts(caplog) -> None:
     fleet = FlakyFleet(failures=7)
 
-    async def scenario(clock) -> None:
-        starting = asyncio.ensure_future(fleet.add(1))
-        assert await clock.run_until(starting.done, timeout=3600)
-
     with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
-        run_on_virtual_clock(scenario)
+        start_on_virtual_clock(fleet, 1)
     waits = [round(later - earlier, 3) for earlier, later in zip(fleet.attempts, fleet.attempts[1:])]
     assert waits == [1, 2, 4, 8, 16, 30, 30]
     assert fleet.devices == {1: 1}
@@ -61,12 +67,8 @@ def test_the_same_reason_is_said_once(caplog) -> None:
 
     fleet._start_device = start  # type: ignore[method-assign]
 
-    async def scenario(clock) -> None:
-        starting = asyncio.ensure_future(fleet.add(2))
-        assert await clock.run_until(starting.done, timeout=3600)
-
     with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
-        run_on_virtual_clock(scenario)
+        start_on_virtual_clock(fleet, 2)
     assert len(fleet.attempts) == 4 and fleet.devices == {2: 2}
     assert len(caplog.records) == 1
 
@@ -133,12 +135,8 @@ def test_a_defect_in_the_kind_is_logged_with_its_traceback_and_not_tried_again(c
 
     fleet._start_device = broken_start  # type: ignore[method-assign]
 
-    async def scenario(clock) -> None:
-        starting = asyncio.ensure_future(fleet.add(5))
-        assert await clock.run_until(starting.done, timeout=3600)
-
     with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
-        run_on_virtual_clock(scenario)
+        start_on_virtual_clock(fleet, 5)
     assert fleet.attempts == [0] and fleet.devices == {}
     [record] = caplog.records
     assert record.levelno == logging.ERROR and record.exc_info[0] is AttributeError
