@@ -94,19 +94,16 @@ class Reporter:
 
 @dataclass
 class HostSettings:
-    """What the worker hands its host: the kind, the worker's index, the run's options and the
-    folder for the host's files (its devices' private keys): the worker made it and removes it
-    once the host has ended, however it ended (SIGKILL leaves the host no chance to)."""
+    """What the worker hands its host: the kind, the worker's index and the run's options."""
 
     kind: str
     worker_index: int
     options: dict[str, Any]
-    scratch: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> HostSettings:
         return cls(kind=data["kind"], worker_index=int(data["worker_index"]),
-                   options=data["options"], scratch=data.get("scratch"))
+                   options=data["options"])
 
 
 class DeviceFleet:
@@ -123,7 +120,6 @@ class DeviceFleet:
     def __init__(self, settings: HostSettings, report: Reporter) -> None:
         self.settings = settings
         self.options = settings.options
-        self.scratch = settings.scratch
         self.report = report
         self.devices: dict[int, Any] = {}
         faults = list(self.options.get("fault") or [])
@@ -145,9 +141,9 @@ class DeviceFleet:
         return "OTAH"
 
     def private_folder(self, prefix: str) -> Path:
-        """A new folder only this user reads, inside the worker's scratch folder for this host
-        (removed by the worker once the host ends, even if the host was killed outright)."""
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch))
+        """A new folder only this user reads, inside the host's temporary folder (which the
+        host's janitor removes once the host ends, even if it was killed outright: host.py)."""
+        return Path(tempfile.mkdtemp(prefix=prefix))
 
     async def open(self) -> None:
         """Start what the worker's devices share (listeners, PKI)."""

@@ -27,11 +27,13 @@ import importlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
+from otaharness.runtime.janitor import FolderJanitor
 from otaharness.runtime.runtime import raise_fd_limit
 
 from .fleet import DeviceFleet, HostSettings, Reporter
@@ -151,13 +153,18 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s host %(name)s: %(message)s")
     settings = read_settings()
+    # The devices' files (stations' homes, trackers' keys on their way into ssl) go in one
+    # temporary folder, removed once this host ends, even when killed outright (runtime/janitor.py).
+    scratch = tempfile.mkdtemp(prefix="otaharness-load-host-")
+    janitor = FolderJanitor()
+    janitor.watch(Path(scratch))
+    tempfile.tempdir = scratch
     try:
         asyncio.run(serve(settings))
     except CannotStart:
         sys.exit(2)
-    finally:  # the worker removes it too, but a worker killed outright cannot
-        if settings.scratch:
-            shutil.rmtree(settings.scratch, ignore_errors=True)
+    finally:
+        janitor.close()
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -109,10 +107,8 @@ class DeviceHost:
         if isinstance(self.environment.runner, WorkerRunner):
             self._warn_of_replaced_options()
         self.kind = options.kind
-        # the host's files (its devices' keys) live here; removed below once the host has ended
-        self.scratch = tempfile.mkdtemp(prefix="otaharness-load-host-")
         settings = {"kind": self.kind, "worker_index": self.worker_index,
-                    "options": host_options(options, self.own_options), "scratch": self.scratch}
+                    "options": host_options(options, self.own_options)}
         self.process = gevent.subprocess.Popen(
             [sys.executable, "-m", "otaharness.load.host"],
             stdin=gevent.subprocess.PIPE, stdout=gevent.subprocess.PIPE, bufsize=0)
@@ -216,7 +212,6 @@ class DeviceHost:
             elif "x" in record:
                 gevent.spawn(self._cannot_start, record["x"])
         code = self.process.wait()
-        shutil.rmtree(self.scratch, ignore_errors=True)
         if code not in (0, None) and not self.closing:
             log.error("worker %d: device host ended with status %s", self.worker_index, code)
 

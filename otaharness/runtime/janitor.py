@@ -1,8 +1,9 @@
 """Folders removed once the process that made them ends, even when it is killed with SIGKILL.
 
 A process killed outright runs no cleanup of its own, and ``otaharness serve``'s temporary folder
-holds the TLS CAs' private keys, mosquitto's password file and the servers' databases: without
-this, every crashed serve left them in /tmp. A small child process (``python -m
+holds the TLS CAs' private keys, mosquitto's password file and the servers' databases (a load
+run's device host: its stations' homes and trackers' keys): without this, every crashed serve
+left them in /tmp. A small child process (``python -m
 otaharness.runtime.janitor``) reads folder paths, one a line, from a pipe only its parent writes
 to, and removes them once that pipe ends: the kernel closes the parent's end however the parent
 ends. The child runs in a session of its own, so a signal to the parent's process group (Ctrl-C,

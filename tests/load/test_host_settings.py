@@ -5,6 +5,7 @@ master in locust.conf or the environment must not appear there on each worker's 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -16,13 +17,14 @@ BOUND = 60.0  # real seconds: liveness only
 
 def test_a_host_reads_its_settings_from_stdin_and_shows_no_token(tmp_path: Path) -> None:
     token = secrets.token_urlsafe(24)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    settings = {"kind": "olt-gateway", "worker_index": 0, "scratch": str(scratch),
+    temp = tmp_path / "tmp"  # the host's TMPDIR: its own folder goes here
+    temp.mkdir()
+    settings = {"kind": "olt-gateway", "worker_index": 0,
                 "options": {"api": "https://127.0.0.1:9/", "mqtt": "mqtt://127.0.0.1:9",
                             "olt_token": token, "gateway_type": 1, "device_type": 2}}
     host = subprocess.Popen([sys.executable, "-m", "otaharness.load.host"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "TMPDIR": str(temp)})
     try:
         assert host.stdin is not None and host.stdout is not None
         # settings and the first command in one write: the host must not read the command away
@@ -39,6 +41,6 @@ def test_a_host_reads_its_settings_from_stdin_and_shows_no_token(tmp_path: Path)
             host.wait()
     assert token.encode() not in command_line
     assert host.returncode == 0, stderr.decode(errors="replace")[-2000:]
-    # it ran with those settings: its last gauges line, and its scratch folder removed at the end
+    # it ran with those settings: its last gauges line, and its temporary folder removed at the end
     assert json.loads(stdout.splitlines()[-1]) == {"g": {"connected": 0, "in_progress": 0}}
-    assert not scratch.exists()
+    assert not any(temp.iterdir()), sorted(temp.rglob("*"))
