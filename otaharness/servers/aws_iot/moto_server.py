@@ -135,11 +135,17 @@ class _WholeChunks:
             raise OSError(f"the connection ended {size - len(data)} bytes before the end of a chunk")
         return data
 
-    def readline(self) -> bytes:
-        line = self._reader.readline(MAX_CHUNK_HEADER + 1)
+    def readline(self, size: int = -1) -> bytes:
+        # werkzeug 3.1.9 asks for at most 100 bytes of a chunk header and 2 of its end, 3.1.8
+        # for a whole line: either way no more than MAX_CHUNK_HEADER, and a short line without
+        # its end is the connection's end (a long one is left to werkzeug's own check).
+        limit = MAX_CHUNK_HEADER + 1 if size < 0 else min(size, MAX_CHUNK_HEADER + 1)
+        line = self._reader.readline(limit)
         if not line.endswith(b"\n"):
-            raise OSError("the connection ended inside a chunk header" if len(line) <= MAX_CHUNK_HEADER
-                          else f"a chunk header longer than {MAX_CHUNK_HEADER} bytes")
+            if len(line) < limit:
+                raise OSError("the connection ended inside a chunk header")
+            if size < 0:
+                raise OSError(f"a chunk header longer than {MAX_CHUNK_HEADER} bytes")
         return line
 
 
