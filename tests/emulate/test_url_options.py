@@ -47,6 +47,7 @@ def test_a_bad_server_url_stops_the_command_in_one_line(command, option, scheme,
     assert getattr(parsed, option[2:].replace("-", "_")) == GOOD[scheme]
 
 
+@pytest.mark.slow  # a Locust process each (issue #19: multi-process load runs are the slow step's)
 @pytest.mark.parametrize("kind, option", LOAD_OPTIONS)
 def test_load_refuses_a_bad_server_url_before_any_device_starts(kind: str, option: str) -> None:
     result = subprocess.run([sys.executable, "-m", "otaharness.cli", "load", kind, "--headless",
