@@ -13,13 +13,12 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from otaharness.runtime.collector import tune_for_fleets
 from otaharness.runtime.gil import space_thread_switches
-from otaharness.runtime.janitor import FolderJanitor
+from otaharness.runtime.janitor import private_tempdir
 from otaharness.runtime.runtime import FLOW_SERVICES, Runtime, raise_fd_limit
 from otaharness.runtime.targets import ConfigError, load_config
 
@@ -208,10 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Every temporary folder of this serve (PKI, mosquitto's) lives in one of its own, removed
     # when it stops, even by SIGKILL (runtime/janitor.py). Without --state-dir it keeps the state
     # too: two serves started in one working folder must not empty each other's databases.
-    scratch = Path(tempfile.mkdtemp(prefix="otaharness-serve-"))
-    janitor = FolderJanitor()
-    janitor.watch(scratch)
-    tempfile.tempdir = str(scratch)
+    scratch, janitor = private_tempdir("otaharness-serve-")
     runtime = Runtime(config, name="serve", virtual=False, state_dir=args.state_dir,
                       tls_key_log=config.capture_dir is not None)
     if args.state_dir is None:
@@ -286,8 +282,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    from otaharness.bdd.catalogue import (
-        catalogue, format_markdown, format_text, search)
+    from otaharness.bdd.catalogue import catalogue, format_markdown, format_text, search
     from otaharness.runtime.targets import closest
 
     entries = catalogue([Path(folder) for folder in args.features])

@@ -29,11 +29,9 @@ import logging
 import os
 import signal
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from otaharness.runtime.janitor import FolderJanitor
+from otaharness.runtime.janitor import private_tempdir
 from otaharness.runtime.runtime import raise_fd_limit
 
 from .fleet import DeviceFleet, HostSettings, Reporter
@@ -155,10 +153,7 @@ def main() -> None:
     settings = read_settings()
     # The devices' files (stations' homes, trackers' keys on their way into ssl) go in one
     # temporary folder, removed once this host ends, even when killed outright (runtime/janitor.py).
-    scratch = tempfile.mkdtemp(prefix="otaharness-load-host-")
-    janitor = FolderJanitor()
-    janitor.watch(Path(scratch))
-    tempfile.tempdir = scratch
+    _folder, janitor = private_tempdir("otaharness-load-host-")
     try:
         asyncio.run(serve(settings))
     except CannotStart:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 STOP_TIMEOUT = 10.0  # real seconds: removing a serve's folder
@@ -45,6 +46,16 @@ class FolderJanitor:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+
+def private_tempdir(prefix: str) -> tuple[Path, FolderJanitor]:
+    """A new folder for everything this process puts in ``tempfile``'s folder from now on, and
+    the janitor that removes it once the process ends (``close()`` it on a clean exit)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    janitor = FolderJanitor()
+    janitor.watch(folder)
+    tempfile.tempdir = str(folder)
+    return folder, janitor
 
 
 def main() -> None:
