@@ -31,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from otaharness.emulators.fleet_report import FleetReport
 
@@ -79,7 +79,7 @@ def url_argument(schemes: tuple[str, ...]) -> Callable[[str], str]:
 
     def url(text: str) -> str:
         parts = urlsplit(text)
-        shown = repr(_without_password(text))
+        shown = repr(_without_password(text, parts))
         try:
             parts.port  # noqa: B018 (raises on a port that is not a number or out of range)
         except ValueError as error:
@@ -93,14 +93,12 @@ def url_argument(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return url
 
 
-def _without_password(text: str) -> str:
+def _without_password(text: str, parts: SplitResult) -> str:
     """``text`` with the password of its ``user:password@`` part (if any) as ``***``, for messages."""
-    scheme, separator, rest = text.partition("://")
-    authority, slash, path = rest.partition("/")
-    userinfo, at, host = authority.rpartition("@")
-    if not separator or not at or ":" not in userinfo:
+    if parts.password is None:
         return text
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
