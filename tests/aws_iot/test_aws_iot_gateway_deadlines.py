@@ -5,13 +5,9 @@ a virtual jump of hours while a real-time client is half-way through costs it no
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-import threading
 
-from virtual_loop import run_on_virtual_clock
+from virtual_loop import real_time_tls_client_across_a_jump
 
-from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.pki import Pki
 from otaharness.servers.aws_iot.identities import Identities, Principal
 from otaharness.servers.aws_iot.mqtt_gateway import MqttGateway
@@ -70,42 +66,22 @@ async def test_a_plain_client_without_connect_is_cut() -> None:
 def test_a_virtual_jump_of_hours_during_a_real_time_handshake_cuts_nothing() -> None:
     """The real-time client (a thread) opens TCP, the scenario lets 3 hours pass in jumps, then the
     client completes its TLS handshake: the gateway was still there."""
-    connected, may_go_on = threading.Event(), threading.Event()
-    answer: list[bytes] = []
     pki = Pki()
+    gateways: list[MqttGateway] = []
 
-    def real_time_client(port: int) -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
-            connected.set()
-            may_go_on.wait(30)
-            tls = ssl.create_default_context()
-            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-            with tls.wrap_socket(client) as secured:
-                answer.append(secured.version().encode())
-
-    async def scenario(clock: VirtualClock) -> None:
-        loop = asyncio.get_running_loop()
+    async def serve():
         context = pki.server_context(["127.0.0.1"])
         gateway = MqttGateway(identities_with_nobody(), context, broker_host="127.0.0.1",
                               broker_port=1)  # default limits: far beyond this test's real time
         await gateway.start()
-        client = threading.Thread(target=real_time_client, args=(gateway.port,))
-        client.start()
-        try:
-            with clock.busy("the client connects"):
-                assert await loop.run_in_executor(None, connected.wait, 30)
-            await clock.settle()
-            await clock.run_for(3 * 3600)
-            may_go_on.set()
-            with clock.busy("the client sends its hello and reads the answer"):
-                await loop.run_in_executor(None, client.join, 30)
-            assert not any("within" in event.what for event in gateway.events)
-        finally:
-            await gateway.stop()
+        gateways.append(gateway)
+        return gateway.port, gateway.stop
 
     try:
-        clock = run_on_virtual_clock(scenario)
+        clock, version = real_time_tls_client_across_a_jump(
+            serve, lambda secured: secured.version().encode(), 3 * 3600)
     finally:
         pki.close()
+    assert not any("within" in event.what for event in gateways[0].events)
     assert clock.monotonic() >= 3 * 3600
-    assert answer and answer[0].startswith(b"TLS"), answer
+    assert version is not None and version.startswith(b"TLS"), version

@@ -13,7 +13,7 @@ import threading
 
 import aiohttp
 from aiohttp import web
-from virtual_loop import run_on_virtual_clock
+from virtual_loop import real_time_tls_client_across_a_jump, run_on_virtual_clock
 
 from otaharness.runtime.clock import VirtualClock
 from otaharness.runtime.pki import Pki
@@ -255,39 +255,19 @@ async def test_a_tls_handshake_left_half_way_is_cut_after_the_handshake_limit() 
 def test_a_virtual_jump_of_hours_during_a_real_time_tls_handshake_cuts_nothing() -> None:
     """A real-time client (a thread) opens TCP, the scenario lets 3 hours pass in jumps, then the
     client completes its TLS handshake and its request: the server was still there."""
-    connected, may_go_on = threading.Event(), threading.Event()
-    answers: list[bytes] = []
     pki = Pki()
 
-    def real_time_client(port: int) -> None:
-        with socket.create_connection(("127.0.0.1", port), timeout=30) as client:
-            connected.set()
-            may_go_on.wait(30)
-            tls = ssl.create_default_context()
-            tls.check_hostname, tls.verify_mode = False, ssl.CERT_NONE
-            with tls.wrap_socket(client) as secured:
-                secured.sendall(REQUEST + b"hello")
-                answers.append(secured.recv(4096))
-
-    async def scenario(clock: VirtualClock) -> None:
-        loop = asyncio.get_running_loop()
+    async def serve():
         site = await serve_app(echo_app(), ssl_context=pki.server_context(["127.0.0.1"]))
-        client = threading.Thread(target=real_time_client, args=(site.port,))
-        client.start()
-        try:
-            with clock.busy("the client connects"):
-                assert await loop.run_in_executor(None, connected.wait, 30)
-            await clock.settle()
-            await clock.run_for(3 * 3600)
-            may_go_on.set()
-            with clock.busy("the client shakes hands, asks and reads the answer"):
-                await loop.run_in_executor(None, client.join, 30)
-        finally:
-            await site.stop()
+        return site.port, site.stop
+
+    def ask(secured: ssl.SSLSocket) -> bytes:
+        secured.sendall(REQUEST + b"hello")
+        return secured.recv(4096)
 
     try:
-        clock = run_on_virtual_clock(scenario)
+        clock, answer = real_time_tls_client_across_a_jump(serve, ask, 3 * 3600)
     finally:
         pki.close()
     assert clock.monotonic() >= 3 * 3600
-    assert answers and answers[0].startswith(b"HTTP/1.1 200") and answers[0].endswith(b"hello")
+    assert answer is not None and answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello")
