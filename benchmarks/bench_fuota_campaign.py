@@ -1,7 +1,7 @@
 """A whole FUOTA firmware campaign on the virtual clock: N class A devices behind G gateways.
 
 Run from the repository root: python -m benchmarks.bench_fuota_campaign [--devices 1000]
-[--gateways 10] [--image-kib 256] [--loss 0.1] [--data-rate 5] [--redundancy 0.3]
+[--gateways 10] [--image-kib 256] [--loss 0.1] [--data-rate 5] [--redundancy 0.3] [--seed 0]
 
 In a fresh process on the virtual clock: radio medium, G gateways on a grid 30 km apart (out of
 each other's reach, so their simultaneous multicast copies do not collide at a device), N devices
@@ -10,7 +10,9 @@ within 2.5 km of one gateway each, the network server wired to the medium
 profile, poll every 300 s, quiet in the class C session). Every link loses --loss of the frames in
 both directions (FixedLoss). The campaign runs stages 1, 3-7 with FEC on at the given data rate on
 869.525 MHz (10 % duty cycle); SQLite files live in /dev/shm when there is one (the run measures
-the simulation, not fsync). Every device that passed must run the new version.
+the simulation, not fsync). Every device that passed must run the new version. Every random
+generator of the run (placement, keys, losses, the servers', each device's and agent's) is seeded
+from --seed: the same seed gives the same run; seed 0 is the run this benchmark has always made.
 Timed: from the campaign's start to its end, in simulated and in wall seconds (setting up the
 devices is reported apart), and in CPU seconds of the process (cpu_s, simulated_per_cpu,
 baseline_cpu_s, campaign_per_codec_cpu: on a machine shared with other work, wall time measures
@@ -101,6 +103,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def seeded(seed: int, stream: int) -> random.Random:
+    """The generator of one ``stream`` of the run: seed 0 keeps the streams' historic seeds (so
+    figures stay comparable with earlier runs); another seed gives every stream a new one."""
+    return random.Random(stream if seed == 0 else f"{seed}:{stream}")
+
+
 def fragment_stream(config: CampaignConfig, image: bytes, mc_key: bytes, mc_addr: int) -> list[bytes]:
     """The campaign's DataFragment frames as the gateways send them (first round: FCnt 0, 1, ...)."""
     frag_size = config.fragment_size()
@@ -139,18 +147,18 @@ def codec_receptions(devices: int, frames: list[bytes], mc_key: bytes, mc_addr: 
 
 
 async def campaign(clock: VirtualClock, workdir: Path, *, devices: int, gateways: int, image_kib: int,
-                   loss: float, data_rate: int, redundancy: float) -> Figures:
-    rng = random.Random(7)
-    medium = RadioMedium(rng=random.Random(1))
+                   loss: float, data_rate: int, redundancy: float, seed: int) -> Figures:
+    rng = seeded(seed, 7)
+    medium = RadioMedium(rng=seeded(seed, 1))
     port = RadioGatewayPort(medium)
     side = math.ceil(math.sqrt(gateways))
     sites = [(0xA000 + g, ((g % side) * GATEWAY_SPACING_M, (g // side) * GATEWAY_SPACING_M))
              for g in range(gateways)]
     for gateway_id, position in sites:
         port.add_gateway(gateway_id, position)
-    network = NetworkServer(workdir / "ns.sqlite", clock, random.Random(2), port)
+    network = NetworkServer(workdir / "ns.sqlite", clock, seeded(seed, 2), port)
     port.server = network
-    fuota = FuotaServer(network, workdir / "fuota.sqlite", clock, random.Random(3))
+    fuota = FuotaServer(network, workdir / "fuota.sqlite", clock, seeded(seed, 3))
     signing_key = Ed25519PrivateKey.generate()
     agents: list[FuotaAgent] = []
     try:
@@ -165,14 +173,14 @@ async def campaign(clock: VirtualClock, workdir: Path, *, devices: int, gateways
                 device = LoRaWANDevice(name, DeviceConfig(dev_eui=dev_eui, abp=AbpActivation(dev_addr, keys),
                                                           gen_app_key=rng.randbytes(16)),
                                        medium, (gx + radius * math.cos(angle), gy + radius * math.sin(angle)),
-                                       clock=clock, rng=random.Random(index))
+                                       clock=clock, rng=seeded(seed, index))
                 medium.set_loss(name, FixedLoss(loss) if loss else None)
                 agent = FuotaAgent(device, signing_key.public_key(), OLD, HW,
-                                   flash_capacity=(image_kib + 16) * 1024, rng=random.Random(index),
+                                   flash_capacity=(image_kib + 16) * 1024, rng=seeded(seed, index),
                                    poll_interval_s=300.0)
                 agent.start()
                 agents.append(agent)
-        image = build_image(random.Random(5).randbytes(image_kib * 1024), fw_version=NEW, hw_version=HW,
+        image = build_image(seeded(seed, 5).randbytes(image_kib * 1024), fw_version=NEW, hw_version=HW,
                             signing_key=signing_key)
         config = CampaignConfig(
             name="bench", firmware_version=NEW, redundancy=redundancy, data_rate=data_rate,
@@ -205,12 +213,12 @@ async def campaign(clock: VirtualClock, workdir: Path, *, devices: int, gateways
     clear_caches()
     with Stopwatch() as baseline:
         rebuilt = codec_receptions(devices, frames, mc_key, mc_addr, image, config.fragment_size(), loss,
-                                   random.Random(11))
+                                   seeded(seed, 11))
     if rebuilt != devices:
         raise AssertionError(f"the codec baseline rebuilt the image on {rebuilt} of {devices} devices")
     return {
         "devices": devices, "gateways": gateways, "data_rate": data_rate, "image_kib": image_kib, "loss": loss,
-        "redundancy": redundancy, "fragments": status["fragments_total"], "passed": status["devices"]["passed"],
+        "redundancy": redundancy, "seed": seed, "fragments": status["fragments_total"], "passed": status["devices"]["passed"],
         "failed": status["devices"]["failed"], "upgraded": upgraded,
         "setup_s": round(setting_up.seconds, 1),
         "simulated_s": round(running.virtual_seconds, 1), "wall_s": round(running.seconds, 2),
@@ -229,13 +237,14 @@ async def campaign(clock: VirtualClock, workdir: Path, *, devices: int, gateways
         "medium": dict(medium.counters)}
 
 
-def measure(devices: int, gateways: int, image_kib: int, loss: float, data_rate: int, redundancy: float) -> Figures:
+def measure(devices: int, gateways: int, image_kib: int, loss: float, data_rate: int, redundancy: float,
+            seed: int) -> Figures:
     logging.basicConfig(level=logging.ERROR)
     if Path("/dev/shm").is_dir():  # this fresh process's temporary directories (SQLite) in memory
         tempfile.tempdir = "/dev/shm"
     # one run_until spans the whole campaign: a long real-time limit
     return on_virtual_clock(partial(campaign, devices=devices, gateways=gateways, image_kib=image_kib, loss=loss,
-                                    data_rate=data_rate, redundancy=redundancy), real_time_limit=6 * 3600.0)
+                                    data_rate=data_rate, redundancy=redundancy, seed=seed), real_time_limit=6 * 3600.0)
 
 
 def describe(result: Figures) -> str:
@@ -259,10 +268,12 @@ def main() -> None:
     parser.add_argument("--loss", type=float, default=0.1)
     parser.add_argument("--data-rate", type=int, default=5)
     parser.add_argument("--redundancy", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=0, help="seeds every random generator of the run "
+                        "(0: the run this benchmark has always made)")
     arguments = parser.parse_args()
     run_sizes("bench_fuota_campaign", measure,
               [(arguments.devices, arguments.gateways, arguments.image_kib, arguments.loss, arguments.data_rate,
-                arguments.redundancy)], describe)
+                arguments.redundancy, arguments.seed)], describe)
 
 
 if __name__ == "__main__":
