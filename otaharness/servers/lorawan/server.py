@@ -13,7 +13,7 @@ import collections
 import inspect
 import logging
 import random
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -398,7 +398,7 @@ class NetworkServer:
             pending.receptions.append(reception)
             return
         self._pending[key] = _PendingUplink(decoded, [reception])
-        loop.call_later(self.dedup_window_s, lambda: self._tasks.spawn(self._process_uplink(key)))
+        loop.call_later(self.dedup_window_s, self._process_uplink, key)
 
     async def handle_dntxed(self, gateway_id: int, message: dict[str, Any] | DownlinkTransmitted) -> None:
         self.receive_dntxed(gateway_id, message)
@@ -426,36 +426,47 @@ class NetworkServer:
                              mux_time=self.clock.epoch()).to_dict()
 
     # -- uplink processing -----------------------------------------------------------------
-    async def _process_uplink(self, key: bytes) -> None:
+    def _process_uplink(self, key: bytes) -> None:
+        """The de-duplication window is over: the uplink is processed in the window timer's own
+        callback, and a task runs only to hand a downlink to its gateway (issue #18: a task
+        per uplink, 96,000 of them in a 1,000-device campaign, most answered with nothing)."""
         pending = self._pending.pop(key)
         best = max(pending.receptions, key=lambda reception: reception.quality)
-        if isinstance(pending.message, JoinRequestMessage):
-            await self._handle_join(key, best)
-        else:
-            await self._handle_data(key, best, tuple(pending.receptions))
+        try:
+            if isinstance(pending.message, JoinRequestMessage):
+                hand_over = self._handle_join(key, best)
+            else:
+                hand_over = self._handle_data(key, best, tuple(pending.receptions))
+        except Exception:  # as a failed background task did: logged, and the server goes on
+            log.exception("network server: processing an uplink failed")
+            return
+        if hand_over is not None:
+            self._tasks.spawn(hand_over)
 
-    async def _handle_join(self, phy: bytes, best: GatewayReception) -> None:
+    def _handle_join(self, phy: bytes, best: GatewayReception) -> Coroutine[Any, Any, None] | None:
+        """The join-request checked and answered: returns the join-accept's hand-over to the
+        gateway (None when none is sent)."""
         try:
             request = JoinRequest.from_bytes(phy)
         except LoRaWANError as error:
             log.warning("join-request dropped: %s", error)
-            return
+            return None
         device = self.registry.find(request.dev_eui)
         if device is None or device.app_key is None:
             log.warning("join-request dropped: unknown DevEUI %s", format_eui(request.dev_eui))
-            return
+            return None
         app_key = device.app_key
         if device.join_eui != request.app_eui:
             log.warning("join-request from %s dropped: JoinEUI %s is not the device's", format_eui(device.dev_eui),
                         format_eui(request.app_eui))
-            return
+            return None
         if not request.mic_is_valid(app_key):
             log.warning("join-request from %s dropped: MIC check failed", format_eui(device.dev_eui))
-            return
+            return None
         if self.registry.dev_nonce_used(device.dev_eui, request.dev_nonce):
             log.warning("join-request from %s dropped: DevNonce %d was used before (replay)",
                         format_eui(device.dev_eui), request.dev_nonce)
-            return
+            return None
         join_nonce = self.rng.randrange(1 << 24)
         net_id = self.registry.net_id
         dev_addr = self.registry.allocate_dev_addr()
@@ -476,10 +487,10 @@ class NetworkServer:
                 continue
             airtime = frame_time_on_air_s(len(accept), self.region.data_rate(window.data_rate), uplink=False)
             if self.airtime.is_free(best.gateway_id, window.frequency, airtime, window.start):
-                await self._send_class_a(device, best, self.region.join_accept_delay1_s, window, accept, airtime)
-                return
+                return self._send_class_a(device, best, self.region.join_accept_delay1_s, window, accept, airtime)
         log.warning("join-accept for %s not sent: no RX1/RX2 window free on gateway %s (duty cycle)",
                     format_eui(device.dev_eui), format_eui(best.gateway_id))
+        return None
 
     def _find_session(self, frame: DataFrame) -> tuple[Device, int] | None:
         """The device whose session verifies the MIC, with the rebuilt 32-bit FCnt."""
@@ -516,21 +527,24 @@ class NetworkServer:
             return False
         return True
 
-    async def _handle_data(self, phy: bytes, best: GatewayReception, receptions: tuple[GatewayReception, ...]) -> None:
+    def _handle_data(self, phy: bytes, best: GatewayReception,
+                     receptions: tuple[GatewayReception, ...]) -> Coroutine[Any, Any, None] | None:
+        """The uplink checked, counted, delivered and answered: returns the class A answer's
+        hand-over to the gateway (None when nothing is sent)."""
         try:
             frame = DataFrame.from_bytes(phy)
         except LoRaWANError as error:
             log.warning("uplink dropped: malformed frame %s: %s", phy.hex(), error)
-            return
+            return None
         if not frame.uplink:
             log.warning("uplink dropped: %s is a downlink frame type", frame.mtype.name)
-            return
+            return None
         session = self._find_session(frame)
         if session is None:
-            return
+            return None
         device, fcnt = session
         if not self._counter_accepted(device, fcnt):
-            return
+            return None
         keys = device.session_keys
         assert keys is not None
         # committed before anything this uplink causes leaves the server (_settle_confirmed,
@@ -547,9 +561,18 @@ class NetworkServer:
         answers = self._answer_mac_commands(device, frame.fopts if frame.fport != 0 else payload, meta)
         if frame.fport:
             self._deliver(device.dev_eui, frame.fport, payload, meta)
-        await self._answer_in_class_a(self.registry.get(device.dev_eui), best, answers, ack=frame.confirmed)
-        if device.device_class is DeviceClassName.C:
+        hand_over = self._answer_in_class_a(self.registry.get(device.dev_eui), best, answers, ack=frame.confirmed)
+        if device.device_class is not DeviceClassName.C:
+            return hand_over
+        if hand_over is None:
             self._kick_class_c(device.dev_eui)
+            return None
+        return self._then_kick_class_c(hand_over, device.dev_eui)
+
+    async def _then_kick_class_c(self, hand_over: Coroutine[Any, Any, None], dev_eui: int) -> None:
+        """A class C device's class A answer handed over, then its class C queue (as before)."""
+        await hand_over
+        self._kick_class_c(dev_eui)
 
     def _answer_mac_commands(self, device: Device, data: bytes, meta: UplinkMeta) -> list[MacCommand]:
         try:
@@ -618,12 +641,13 @@ class NetworkServer:
     def _fits(self, item: QueuedDownlink, fopts: bytes, data_rate: int) -> bool:
         return len(item.payload) + len(fopts) <= self.region.data_rate(data_rate).max_frm_payload_size()
 
-    async def _answer_in_class_a(self, device: Device, best: GatewayReception, answers: list[MacCommand],
-                                 ack: bool) -> None:
+    def _answer_in_class_a(self, device: Device, best: GatewayReception, answers: list[MacCommand],
+                           ack: bool) -> Coroutine[Any, Any, None] | None:
+        """The answer built and its airtime booked now; returns its hand-over to the gateway."""
         mac = encode_mac_commands(answers)
         waiting = self._drop_unsendable(device, self.registry.queued(device.dev_eui))
         if not mac and not waiting and not ack:
-            return
+            return None
         fopts, mac_in_payload = (mac, b"") if len(mac) <= MAX_FOPTS_LENGTH else (b"", mac)
         # An FPort 0 payload leaves no room for application data.
         candidates = [] if mac_in_payload else waiting
@@ -639,10 +663,10 @@ class NetworkServer:
                 continue
             more = len(waiting) > (1 if carried else 0)
             pdu = self._build_unicast(device, carried, fopts, mac_in_payload, ack=ack, more=more)
-            await self._send_class_a(device, best, device.rx1_delay, window, pdu, airtime, carried)
-            return
+            return self._send_class_a(device, best, device.rx1_delay, window, pdu, airtime, carried)
         log.warning("downlink for %s not sent: no RX1/RX2 window free on gateway %s (duty cycle); kept queued",
                     format_eui(device.dev_eui), format_eui(best.gateway_id))
+        return None
 
     def _build_unicast(self, device: Device, item: QueuedDownlink | None, fopts: bytes = b"",
                        mac_in_payload: bytes = b"", *, ack: bool = False, more: bool = False) -> bytes:
@@ -664,10 +688,11 @@ class NetworkServer:
         self._next_diid += 1
         return self._next_diid
 
-    async def _send_class_a(self, device: Device, best: GatewayReception, rx_delay: int, window: TxWindow,
-                            pdu: bytes, airtime: float, item: QueuedDownlink | None = None) -> None:
+    def _send_class_a(self, device: Device, best: GatewayReception, rx_delay: int, window: TxWindow,
+                      pdu: bytes, airtime: float, item: QueuedDownlink | None = None) -> Coroutine[Any, Any, None]:
         """A class A ``dnmsg``: the uplink's ``xtime`` and ``rctx``, RxDelay, and only the chosen
-        window's DR/frequency (the station then sends in RX2 at xtime + RxDelay + 1 s)."""
+        window's DR/frequency (the station then sends in RX2 at xtime + RxDelay + 1 s). Its airtime
+        is booked at once; the returned coroutine hands it to the gateway."""
         diid = self._take_diid()
         rx1 = window.name == "RX1"
         dnmsg = DownlinkMessage(
@@ -675,7 +700,13 @@ class NetworkServer:
             rx1_dr=window.data_rate if rx1 else None, rx1_freq=window.frequency if rx1 else None,
             rx2_dr=None if rx1 else window.data_rate, rx2_freq=None if rx1 else window.frequency,
             xtime=best.radio.upinfo.xtime, rctx=best.radio.upinfo.rctx, priority=0, mux_time=self.clock.epoch())
-        transmitted = await self._send(best.gateway_id, dnmsg, window, airtime, item)
+        return self._hand_over_class_a(best.gateway_id, dnmsg, window, airtime, item,
+                                       self._book(best.gateway_id, dnmsg, window, airtime, item))
+
+    async def _hand_over_class_a(self, gateway_id: int, dnmsg: DownlinkMessage, window: TxWindow, airtime: float,
+                                 item: QueuedDownlink | None,
+                                 booked: tuple[Booking, asyncio.Future[DownlinkTransmitted]]) -> None:
+        transmitted = await self._hand_over(gateway_id, dnmsg, window, item, *booked)
         if transmitted is not None:
             self._tasks.spawn(self._settle(item, transmitted, window.start + airtime - self._now()))
 
@@ -686,11 +717,23 @@ class NetworkServer:
                     item: QueuedDownlink | None) -> asyncio.Future[DownlinkTransmitted] | None:
         """Book the airtime, hand the ``dnmsg`` to the gateway, and return the future of its
         ``dntxed`` (None when the gateway could not take it)."""
+        return await self._hand_over(gateway_id, dnmsg, window, item,
+                                     *self._book(gateway_id, dnmsg, window, airtime, item))
+
+    def _book(self, gateway_id: int, dnmsg: DownlinkMessage, window: TxWindow, airtime: float,
+              item: QueuedDownlink | None) -> tuple[Booking, asyncio.Future[DownlinkTransmitted]]:
+        """The airtime booked and the ``dntxed`` awaited: the part of a send that must not wait."""
         booking = self.airtime.book(gateway_id, window.frequency, airtime, window.start)
         future: asyncio.Future[DownlinkTransmitted] = asyncio.get_running_loop().create_future()
         self._dntxed[dnmsg.diid] = future
         if item is not None:
             self.registry.mark_in_flight(item.queue_id, dnmsg.diid)
+        return booking, future
+
+    async def _hand_over(self, gateway_id: int, dnmsg: DownlinkMessage, window: TxWindow, item: QueuedDownlink | None,
+                         booking: Booking,
+                         future: asyncio.Future[DownlinkTransmitted]) -> asyncio.Future[DownlinkTransmitted] | None:
+        """The booked ``dnmsg`` to the gateway: the future of its ``dntxed``, or None (booking undone)."""
         try:
             await self.gateway_port.send_dnmsg(gateway_id, dnmsg.to_dict())
         except ConnectionError as error:
