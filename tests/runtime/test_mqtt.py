@@ -5,6 +5,7 @@ import json
 import os
 import resource
 import signal
+import socket
 
 import pytest
 import pytest_asyncio
@@ -377,3 +378,24 @@ def test_on_the_virtual_clock_no_timeout_fires_while_messages_cross_mosquitto():
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     assert clock.stats.virtual_seconds_skipped >= 86400
+
+
+async def test_an_ip_literal_is_resolved_without_the_loops_thread_pool():
+    """A fleet's TLS connections go to 127.0.0.1: asyncio's getaddrinfo would hand each to a
+    thread; a name still goes to the resolver."""
+    from otaharness.runtime.mqtt import _resolve
+
+    class NoPool:
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+
+        async def getaddrinfo(self, host, port, **_options):
+            self.asked.append(host)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    loop = NoPool()
+    assert (await _resolve(loop, "127.0.0.1", 8883))[0][4] == ("127.0.0.1", 8883)
+    assert (await _resolve(loop, "::1", 8883))[0][4][:2] == ("::1", 8883)
+    assert loop.asked == []
+    assert (await _resolve(loop, "iot.example", 8883))[0][4] == ("127.0.0.1", 8883)
+    assert loop.asked == ["iot.example"]
