@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 STRIDE = 1_000_000
 START_RETRY_FIRST_SECONDS = 1.0
 START_RETRY_MAX_SECONDS = 30.0
+# A start failure's reason is logged at most once in this many seconds per worker: devices failing
+# alike in between (a wrong CA, an unreachable back end: the whole fleet) are counted, then said.
+ALIKE_FAILURES_SECONDS = 10.0
 # Failures a device's start does not try again: the kind's own defect (logged with its traceback)
 PROGRAMMING_ERRORS = (AttributeError, NameError, TypeError, AssertionError, NotImplementedError)
 
@@ -106,6 +109,44 @@ class HostSettings:
                    options=data["options"])
 
 
+class AlikeFailures:
+    """A worker's start failures by reason: the first device failing with a reason is logged,
+    the devices failing the same way in the next ``ALIKE_FAILURES_SECONDS`` are counted and said
+    in one line when that time is up, so a fleet of thousands facing one refusal logs a few lines,
+    not thousands."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, list[str]] = {}  # reason -> devices not said yet
+        self._said_at: dict[str, float] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def failed(self, device: str, reason: str) -> None:
+        loop = asyncio.get_running_loop()
+        said_at = self._said_at.get(reason)
+        if said_at is None or loop.time() - said_at >= ALIKE_FAILURES_SECONDS:
+            log.warning("device %s did not start (%s); trying again, every %.0f s at most",
+                        device, reason, START_RETRY_MAX_SECONDS)
+            self._said_at[reason] = loop.time()
+            return
+        self._pending.setdefault(reason, []).append(device)
+        if reason not in self._timers:
+            self._timers[reason] = loop.call_at(said_at + ALIKE_FAILURES_SECONDS, self._say, reason)
+
+    def _say(self, reason: str) -> None:
+        self._timers.pop(reason, None)
+        devices = self._pending.pop(reason, [])
+        if devices:
+            log.warning("%d more device(s) did not start alike (%s): %s%s; each tries again",
+                        len(devices), reason, ", ".join(devices[:3]), ", ..." if len(devices) > 3 else "")
+            self._said_at[reason] = asyncio.get_running_loop().time()
+
+    def close(self) -> None:
+        """Say what is counted and not said yet (the worker is ending)."""
+        for reason, timer in list(self._timers.items()):
+            timer.cancel()
+            self._say(reason)
+
+
 class DeviceFleet:
     """A worker's devices of one kind. Subclasses implement the ``_start_device`` family.
 
@@ -132,6 +173,7 @@ class DeviceFleet:
         # device number -> the add() call starting it (or waiting to try again): a number
         # removed and added again (a Locust user's slot reused) is the new call's alone
         self._starting: dict[int, object] = {}
+        self._start_failures = AlikeFailures()
 
     def name_of(self, number: int) -> str:
         prefix = self.options.get("device_prefix") or self.default_prefix()
@@ -160,7 +202,7 @@ class DeviceFleet:
         provisioning call throttled) is tried again after 1, 2, 4 ... up to
         ``START_RETRY_MAX_SECONDS``, as a factory line or a device's own boot would, until it
         starts or is removed. The kind reports each failed call as a request entry; the log
-        says it once per device and reason. A defect of the kind (``PROGRAMMING_ERRORS``) is
+        says a device's reason once, and devices failing alike together (``AlikeFailures``). A defect of the kind (``PROGRAMMING_ERRORS``) is
         logged with its traceback and not tried again."""
         if number in self.devices or number in self._starting:
             return
@@ -180,9 +222,7 @@ class DeviceFleet:
                 except Exception as failure:  # noqa: BLE001 (any other: the device tries again)
                     reason = f"{type(failure).__name__}: {failure}"
                     if reason != said:
-                        log.warning("device %s did not start (%s); trying again, every %.0f s "
-                                    "at most", self.name_of(number), reason,
-                                    START_RETRY_MAX_SECONDS)
+                        self._start_failures.failed(self.name_of(number), reason)
                         said = reason
                     await asyncio.sleep(delay)
                     delay = min(2 * delay, START_RETRY_MAX_SECONDS)
@@ -211,6 +251,7 @@ class DeviceFleet:
     async def close(self) -> None:
         for number in list(self.devices):
             await self.remove(number)
+        self._start_failures.close()
         await self._close_shared()
         await self._resources.aclose()  # the links' summary (faults struck) goes to the log
 

@@ -1,6 +1,6 @@
 """A device whose start fails (its back end refusing or unreachable, a provisioning call
 throttled) is started again after 1, 2, 4 ... 30 s until it starts or is removed, as a device's
-own boot would; one log line per device and reason. On the virtual clock: no real waiting."""
+own boot would; one log line per device and reason, and a few for a fleet failing alike. On the virtual clock: no real waiting."""
 
 from __future__ import annotations
 
@@ -71,6 +71,42 @@ def test_the_same_reason_is_said_once(caplog) -> None:
         start_on_virtual_clock(fleet, 2)
     assert len(fleet.attempts) == 4 and fleet.devices == {2: 2}
     assert len(caplog.records) == 1
+
+
+def test_a_thousand_devices_failing_alike_log_a_few_lines_that_count_them_all(caplog) -> None:
+    """A wrong CA or an unreachable back end fails the whole fleet the same way: the first device
+    is named, the others counted and said once every 10 s, and what is counted when the worker
+    ends is said then; another reason is said at once."""
+    fleet = FlakyFleet(failures=0)
+
+    async def refused(number: int) -> int:
+        raise ConnectionRefusedError("refused")
+
+    fleet._start_device = refused  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        starting = [asyncio.ensure_future(fleet.add(n)) for n in range(1, 1001)]
+        await clock.run_for(0.5)
+        fleet._start_failures.failed("OTHER", "TimeoutError: no answer")
+        await clock.run_for(15)  # every device has failed again (at 1, 3, 7 s): not counted again
+        late = asyncio.ensure_future(fleet.add(1001))
+        await clock.run_for(1)
+        for number in range(1, 1002):
+            await fleet.remove(number)
+        await fleet.close()  # before the late device's 10 s are up: said now
+        await clock.run_for(31)
+        assert all(task.done() for task in [*starting, late])
+
+    with caplog.at_level(logging.WARNING, logger="otaharness.load.fleet"):
+        run_on_virtual_clock(scenario)
+    said = [record.getMessage() for record in caplog.records]
+    assert said[0].startswith("device OTAH000000001 did not start (ConnectionRefusedError: refused)")
+    assert said[1].startswith("device OTHER did not start (TimeoutError: no answer)")
+    assert said[2].startswith("999 more device(s) did not start alike (ConnectionRefusedError: refused): "
+                              "OTAH000000002, OTAH000000003, OTAH000000004, ...")
+    assert said[3].startswith("1 more device(s) did not start alike (ConnectionRefusedError: refused): "
+                              "OTAH000001001;")
+    assert len(said) == 4
 
 
 @pytest.mark.parametrize("removed_after", [0.5, 2.5])
