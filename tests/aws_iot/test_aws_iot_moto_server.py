@@ -168,3 +168,27 @@ def test_responses_are_not_held_for_the_clients_delayed_ack(moto_server: MotoSer
         assert all(connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for connection in served_on)
     finally:
         kept.close()
+
+
+def test_requests_refused_before_moto_sees_them_are_one_info_line_not_an_error(moto_server: MotoServer,
+                                                                                caplog) -> None:
+    """A request line or headers past http.server's limits, or an HTTP version it does not speak:
+    answered 414 / 431 / 505, logged as the client's doing (INFO), not the server's (ERROR)."""
+    import logging
+    import socket
+
+    host, port = moto_server.url.removeprefix("http://").split(":")
+    requests = {b"414": b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+                b"431": b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n",
+                b"505": b"GET / HTTP/3.0\r\n\r\n"}
+    with caplog.at_level(logging.INFO):
+        for status, request in requests.items():
+            with socket.create_connection((host, int(port)), timeout=10) as client:
+                client.sendall(request)
+                answer = b""
+                while chunk := client.recv(4096):
+                    answer += chunk
+            assert status in answer.split(b"\r\n", 1)[0] or b"Error code: " + status in answer
+    refused = [record for record in caplog.records if "refused a malformed request" in record.getMessage()]
+    assert len(refused) == 3 and {record.levelno for record in refused} == {logging.INFO}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -304,6 +304,13 @@ def _counting_handler(counter: _RequestCounter, limits: ReadLimits, deadlines: _
                 if self._keep_alive:
                     self.rfile = self._request_reader
 
+        def log_error(self, format: str, *args: Any) -> None:
+            # http.server says here what it refused before werkzeug saw a request (a request
+            # line or header past its limits, an HTTP version it does not speak: 414, 431, 505)
+            # and a read that timed out: the client's doing, which werkzeug logged as ERROR.
+            log.info("refused a malformed request from %s: %s", self.client_address[0],
+                     format % args if args else format)
+
         def _refuse(self, status: int, reason: str) -> None:
             """A plain answer that closes the connection (not send_error: werkzeug logs that
             as an ERROR of the server, for what is the client's fault)."""
