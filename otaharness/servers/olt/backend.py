@@ -39,6 +39,7 @@ from otaharness.servers.olt.store import Store
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 3600.0
+MAX_TOKENS_PER_PRINCIPAL = 10  # live bearer tokens of one tenant or device (GitHub keeps ten)
 BLOB_PATH = "/v1/firmwares/{id}/blob"
 
 # The installation state machine (harness design, anchored on hawkBit DDI's deployment feedback:
@@ -196,6 +197,10 @@ class OltBackend:
             # Every grant is a row: without this the table kept every token ever issued. A token
             # is kept a lifetime past its expiry so that it is refused as expired, not unknown.
             self.store.forget_tokens_expired_before(now - self.token_lifetime)
+            # A principal's live tokens are bounded as GitHub bounds an OAuth app's per user and
+            # scope: past the bound the oldest is revoked, so a client granting in a loop holds
+            # MAX_TOKENS_PER_PRINCIPAL rows, not grant rate x lifetime.
+            self.store.keep_newest_tokens(client[1], client[2], MAX_TOKENS_PER_PRINCIPAL - 1)
             self.store.add_token(_sha256(token), client[1], client[2], now + self.token_lifetime)
         return {"access_token": token, "token_type": "Bearer",
                 "expires_in": int(self.token_lifetime)}

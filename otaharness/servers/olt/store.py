@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS timeseries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, path TEXT NOT NULL,
     time REAL NOT NULL, value TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS tokens_by_expiry ON tokens (expires_at);
+CREATE INDEX IF NOT EXISTS tokens_by_principal ON tokens (tenant_id, device_id, expires_at);
 CREATE INDEX IF NOT EXISTS installations_by_device ON installations (device_id, status);
 CREATE INDEX IF NOT EXISTS timeseries_by_path ON timeseries (device_id, path, time);
 """
@@ -131,6 +132,14 @@ class Store:
                   expires_at: float) -> None:
         self.db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)",
                         (token_sha256, tenant_id, device_id, expires_at))
+
+    def keep_newest_tokens(self, tenant_id: str, device_id: str | None, count: int) -> int:
+        """Forget a principal's tokens but its ``count`` newest (by expiry, then by grant);
+        how many went."""
+        return self.db.execute(
+            "DELETE FROM tokens WHERE token_sha256 IN (SELECT token_sha256 FROM tokens"
+            " WHERE tenant_id = ? AND device_id IS ? ORDER BY expires_at DESC, rowid DESC LIMIT -1 OFFSET ?)",
+            (tenant_id, device_id, count)).rowcount
 
     def forget_tokens_expired_before(self, moment: float) -> None:
         self.db.execute("DELETE FROM tokens WHERE expires_at < ?", (moment,))
