@@ -173,6 +173,11 @@ class DeviceFleet:
         # device number -> the add() call starting it (or waiting to try again): a number
         # removed and added again (a Locust user's slot reused) is the new call's alone
         self._starting: dict[int, object] = {}
+        # device number -> set once its start in progress has ended: a device removed while it
+        # was starting still connects (then is stopped); its successor waits for that, else the
+        # two would hold one identity at once (the broker takes over the first's session with
+        # the second's, in either order)
+        self._start_ended: dict[int, asyncio.Event] = {}
         self._start_failures = AlikeFailures()
 
     def name_of(self, number: int) -> str:
@@ -214,29 +219,49 @@ class DeviceFleet:
         delay, said = START_RETRY_FIRST_SECONDS, None
         try:
             while True:
+                if (previous := self._start_ended.get(number)) is not None:
+                    await previous.wait()  # the removed one's start ends and its device stops
+                    if not still_wanted():
+                        return
                 try:
-                    device = await self._start_device(number)
+                    failure = await self._start_once(number, still_wanted)
                 except PROGRAMMING_ERRORS:  # a defect, not the back end: no retry will mend it
                     log.exception("device %s did not start", self.name_of(number))
                     return
-                except Exception as failure:  # noqa: BLE001 (any other: the device tries again)
-                    reason = f"{type(failure).__name__}: {failure}"
-                    if reason != said:
-                        self._start_failures.failed(self.name_of(number), reason)
-                        said = reason
-                    await asyncio.sleep(delay)
-                    delay = min(2 * delay, START_RETRY_MAX_SECONDS)
-                    if not still_wanted():  # removed while it waited
-                        return
-                    continue
-                if still_wanted():
-                    self.devices[number] = device
-                else:  # removed while it started
-                    await self._stop_device(device)
-                return
+                if failure is None:
+                    return
+                reason = f"{type(failure).__name__}: {failure}"
+                if reason != said:
+                    self._start_failures.failed(self.name_of(number), reason)
+                    said = reason
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, START_RETRY_MAX_SECONDS)
+                if not still_wanted():  # removed while it waited
+                    return
         finally:
             if still_wanted():
                 del self._starting[number]
+
+    async def _start_once(self, number: int, still_wanted: Callable[[], bool]) -> Exception | None:
+        """One try at starting device ``number``: its device kept if still wanted, else stopped
+        again; the failure, if the start failed (not a programming error: that is raised)."""
+        ended = self._start_ended[number] = asyncio.Event()
+        try:
+            try:
+                device = await self._start_device(number)
+            except PROGRAMMING_ERRORS:
+                raise
+            except Exception as failure:  # noqa: BLE001 (any other: the device tries again)
+                return failure
+            if still_wanted():
+                self.devices[number] = device
+            else:  # removed while it started
+                await self._stop_device(device)
+            return None
+        finally:
+            ended.set()
+            if self._start_ended.get(number) is ended:
+                del self._start_ended[number]
 
     async def remove(self, number: int) -> None:
         self._starting.pop(number, None)

@@ -144,6 +144,39 @@ def test_a_device_removed_while_it_was_starting_is_stopped() -> None:
     assert fleet.devices == {} and fleet.stopped == [4]
 
 
+def test_a_device_added_again_while_its_removed_start_is_in_flight_starts_after_that_one_stopped() -> None:
+    """The removed start still connects (a device cannot take back what it sent); the new one
+    starts only once that device is stopped, so one identity is never held twice at once."""
+    fleet = FlakyFleet(failures=0)
+    events: list[tuple[float, str, int]] = []
+
+    async def slow_start(number: int) -> int:
+        loop = asyncio.get_running_loop()
+        events.append((loop.time(), "start", number))
+        await asyncio.sleep(5)
+        events.append((loop.time(), "started", number))
+        return number
+
+    async def stop(device: int) -> None:
+        events.append((asyncio.get_running_loop().time(), "stopped", device))
+        fleet.stopped.append(device)
+
+    fleet._start_device = slow_start  # type: ignore[method-assign]
+    fleet._stop_device = stop  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        first = asyncio.ensure_future(fleet.add(7))
+        await clock.run_for(1)
+        await fleet.remove(7)
+        second = asyncio.ensure_future(fleet.add(7))
+        assert await clock.run_until(lambda: first.done() and second.done(), timeout=3600)
+
+    run_on_virtual_clock(scenario)
+    assert [(round(at, 3), what) for at, what, _ in events] == [
+        (0, "start"), (5, "started"), (5, "stopped"), (5, "start"), (10, "started")]
+    assert fleet.devices == {7: 7} and fleet._start_ended == {}
+
+
 def test_a_device_removed_and_added_again_while_it_waits_is_started_by_the_new_add_only() -> None:
     """A Locust user's slot is reused: the number is removed and added again while the first
     add() waits to try again; that first add() ends at its wake-up instead of trying too."""

@@ -74,16 +74,21 @@ def test_a_worker_whose_devices_cannot_start_ends_the_masters_run(tmp_path: Path
 
 @pytest.mark.load
 @pytest.mark.slow
-def test_devices_that_fail_to_start_say_so_in_one_line_each_and_try_again(tmp_path: Path) -> None:
+def test_devices_that_fail_to_start_alike_are_said_once_and_counted_and_try_again(tmp_path: Path) -> None:
     result = subprocess.run(load_command(
         "basics-station", "--headless", "-u", "2", "-r", "2", "-t", "6s",
         "--cups-url", "https://127.0.0.1:9", "--cups-token", "t0ken"),
         capture_output=True, text=True, timeout=BOUND, check=False)
     assert result.returncode == 1  # Locust's --exit-code-on-error: failed request entries
-    for eui in ("0016C001F0000001", "0016C001F0000002"):
-        said = [line for line in result.stderr.splitlines()
-                if f"device {eui} did not start (ClientConnectorError: Cannot connect" in line]
-        assert len(said) == 1 and "trying again" in said[0], result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    first = [line for line in lines
+             if "device 0016C001F0000001 did not start (ClientConnectorError: Cannot connect" in line]
+    assert len(first) == 1 and "trying again" in first[0], result.stderr[-3000:]
+    # the second fails the same way within 10 s: counted, and said when the worker ends
+    alike = [line for line in lines if "1 more device(s) did not start alike (ClientConnectorError: "
+             "Cannot connect" in line]
+    assert len(alike) == 1 and alike[0].endswith("0016C001F0000002; each tries again"), result.stderr[-3000:]
+    assert "device 0016C001F0000002 did not start" not in result.stderr
     # tried again after 1 s and 2 s more: three failed credential requests per station at least
     failures = re.findall(r"HTTP station credentials\s+(\d+)\s+(\d+)\(", result.stderr)
     assert failures and failures[-1][0] == failures[-1][1] and int(failures[-1][0]) >= 6, (
