@@ -22,7 +22,7 @@ from yarl import URL
 
 from otaharness.protocols.cwmp import Envelope, parse_envelope
 from otaharness.protocols.http_digest import DigestClient, basic_authorization, is_stale
-from otaharness.runtime.pki import client_context
+from otaharness.runtime.pki import client_context, tls_failure_reason
 
 from .quirks import Quirks
 
@@ -117,6 +117,12 @@ async def _dial(url: str, link: Link | None,
     return str(parsed.with_host(host).with_port(port)), options
 
 
+def _host_port(url: str) -> str:
+    """``host:port`` of a URL for messages (never its user information)."""
+    parsed = URL(url)
+    return f"{parsed.raw_host}:{parsed.port}"
+
+
 class AcsSession:
     """One CWMP session's HTTP connection (kept alive; ``limit=1`` keeps it one socket)."""
 
@@ -162,8 +168,15 @@ class AcsSession:
                     if response.status in (200, 500) and data.strip():
                         return parse_envelope(data)
                     raise SessionFailed(f"ACS answered HTTP {response.status}")
+            except aiohttp.ClientConnectorCertificateError as exc:
+                # The ACS as the URL names it: the error's own host and port are the local
+                # proxy's under `emulate`, a port the user never typed.
+                raise SessionFailed(f"ACS {_host_port(self.acs_url)} certificate refused: "
+                                    f"{tls_failure_reason(exc.certificate_error)}") from exc
             except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
                 raise SessionFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not self.credentials.username:
+            raise SessionFailed("ACS asks for credentials and this CPE has none")
         raise SessionFailed("ACS refused our credentials")
 
 
@@ -199,7 +212,8 @@ async def download(url: str, username: str, password: str, *, bind_address: str 
                     data = await response.read()
             except aiohttp.ClientConnectorCertificateError as exc:
                 # TR-069 Table 59: 9012 "File transfer server authentication failure".
-                raise TransferFailed(9012, f"file server certificate refused: {exc}") from exc
+                raise TransferFailed(9012, f"file server {_host_port(url)} certificate refused: "
+                                     f"{tls_failure_reason(exc.certificate_error)}") from exc
             except aiohttp.ClientConnectorError as exc:
                 raise TransferFailed(9015, f"cannot reach the file server: {exc}") from exc
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:

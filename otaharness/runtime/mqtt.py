@@ -39,6 +39,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.reasoncodes import ReasonCode
 
+from otaharness.runtime.pki import tls_failure_reason
 from otaharness.runtime.tasks import BackgroundTasks
 
 HANDLER_ERRORS_KEPT = 100
@@ -207,7 +208,7 @@ class MqttClient:
             except OSError as exc:  # ssl.SSLError included
                 self._connack = None
                 raise MqttError(f"{self.client_id}: TLS with {self.host}:{self.port} failed: "
-                                f"{_tls_reason(exc)}") from exc
+                                f"{tls_failure_reason(exc)}") from exc
         try:
             # A blocking TCP connect; on loopback it completes (or is refused) at once.
             self._paho.connect(self.host, self.port, keepalive=self.keepalive,
@@ -413,7 +414,7 @@ class MqttClient:
             error = MqttError(f"{self.client_id}: disconnected")
         else:
             if self._paho.last_socket_error is not None:
-                why = _tls_reason(self._paho.last_socket_error)
+                why = tls_failure_reason(self._paho.last_socket_error)
             elif not self._established:
                 why = "closed by the server before CONNACK"
             else:
@@ -517,16 +518,6 @@ class MqttClient:
         if self._misc_timer is not None:
             self._misc_timer.cancel()
             self._misc_timer = None
-
-
-def _tls_reason(error: OSError) -> str:
-    """The TLS library's own words: 'certificate verify failed: certificate has expired',
-    'tlsv13 alert certificate required', 'sslv3 alert certificate revoked', ..."""
-    if isinstance(error, ssl.SSLCertVerificationError):
-        return f"certificate verify failed: {error.verify_message}"
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return error.reason.lower().replace("_", " ")
-    return str(error) or type(error).__name__
 
 
 def _numeric_address(host: str, port: int) -> list[tuple[Any, ...]] | None:

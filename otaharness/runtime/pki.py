@@ -357,6 +357,17 @@ def client_context(ca_file: Path | str | None, certificate: Path | str | None = 
     return context
 
 
+def tls_failure_reason(error: OSError) -> str:
+    """The TLS library's own words for a failed handshake: 'certificate verify failed: certificate
+    has expired', 'tlsv13 alert certificate required', 'sslv3 alert certificate revoked', ... —
+    one wording for every device kind (MQTT, HTTPS) and what the feature files check."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError) and error.reason:
+        return error.reason.lower().replace("_", " ")
+    return str(error) or type(error).__name__
+
+
 # asyncio reads TLS through a buffer of this many bytes per connection (CPython's default is
 # 256 KiB, zero-filled, so resident: a fleet of thousands of TLS connections paid 0.25 MiB each).
 # A TLS record carries at most 16 KiB of data (RFC 8446 §5.1), so 32 KiB reads lose nothing.

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tr069_world import HOUR, RawCpe, World, booted, device_id, events_of, inform_bytes, rpc_bytes
+from yarl import URL
 
 from otaharness.emulators.cpe.quirks import Quirks
 from otaharness.protocols.cwmp import CWMP_1_0, CWMP_1_2, Fault, parse_envelope
@@ -362,8 +363,27 @@ def test_a_cpe_refuses_an_acs_whose_certificate_is_from_another_ca(run_world, pk
         cpe = await world.add_cpe("CHR0001")
         await world.clock.run_for(600)
         assert cpe.sessions_completed == 0
-        assert "certificate verify failed" in cpe.last_session_error
+        # the ACS as its URL names it and the TLS library's reason, not aiohttp's repr
+        acs = URL(world.url("acs"))
+        assert cpe.last_session_error == (
+            f"ACS {acs.host}:{acs.port} certificate refused: certificate verify failed: "
+            "unable to get local issuer certificate"), cpe.last_session_error
         assert world.acs.store.devices() == []
+
+    run_world(main)
+
+
+@pytest.mark.parametrize("username, password, reason", [
+    ("", "", "ACS asks for credentials and this CPE has none"),
+    ("cpe", "wrong", "ACS refused our credentials"),
+])
+def test_a_refused_cpe_says_whether_it_had_credentials(run_world, username, password, reason):
+    async def main(world: World) -> None:
+        await world.start(DIGEST)
+        cpe = await world.add_cpe("CHR0001", username=username, password=password)
+        await world.clock.run_for(60)
+        assert cpe.sessions_completed == 0
+        assert cpe.last_session_error == reason
 
     run_world(main)
 
