@@ -93,6 +93,19 @@ def url_argument(schemes: tuple[str, ...]) -> Callable[[str], str]:
     return url
 
 
+def device_count(text: str) -> int:
+    """An argparse type for how many devices a kind starts: a whole number from 1, or the command
+    stops at once with one line (``--count -3`` started no device and then waited, its summary
+    empty, until interrupted)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: at least 1 device")
+    return count
+
+
 def _without_password(text: str, parts: SplitResult) -> str:
     """``text`` with the password of its ``user:password@`` part (if any) as ``***``, for messages."""
     if parts.password is None:

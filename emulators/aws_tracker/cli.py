@@ -38,6 +38,7 @@ from otaharness.emulators.fleet import (
     Fleet,
     FleetError,
     add_fleet_arguments,
+    device_count,
     url_argument,
 )
 from otaharness.emulators.fleet_report import FleetReport
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "<thing>.private.key")
     parser.add_argument("--server-name", metavar="HOST", help="host name the broker's certificate "
                         "is checked for (default: the --mqtt host)")
-    parser.add_argument("--count", type=int, default=1, help="number of trackers (default 1)")
+    parser.add_argument("--count", type=device_count, default=1, help="number of trackers (default 1)")
     parser.add_argument("--prefix", default="tracker-", help="thing name prefix; names are "
                         "<prefix>1 ... <prefix>N (default tracker-)")
     parser.add_argument("--step-driven", action="store_true",

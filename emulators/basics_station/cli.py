@@ -26,6 +26,7 @@ from otaharness.emulators.fleet import (
     Fleet,
     FleetError,
     add_fleet_arguments,
+    device_count,
     url_argument,
 )
 from otaharness.emulators.fleet_report import FleetReport
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="written to tc.uri (usually left to CUPS)")
     parser.add_argument("--home", type=Path, required=True, help="the station's home (sandbox) directory")
     parser.add_argument("--eui", default="::1", help="station EUI (ID6 or hex; default ::1)")
-    parser.add_argument("--count", type=int, default=1, help="number of stations (homes DIR/<EUI>)")
+    parser.add_argument("--count", type=device_count, default=1, help="number of stations (homes DIR/<EUI>)")
     parser.add_argument("--package", help="written to version.txt")
     parser.add_argument("--sig-key", type=Path, action="append", default=[],
                         help="a sig-N.key to install (repeat for sig-1.key, ...)")

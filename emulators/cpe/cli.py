@@ -18,6 +18,7 @@ from otaharness.emulators.fleet import (
     Fleet,
     FleetError,
     add_fleet_arguments,
+    device_count,
     url_argument,
 )
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acs-url", required=True, type=url_argument(HTTP), help="the ACS's CWMP URL")
-    parser.add_argument("--count", type=int, default=1, help="number of CPEs (default 1)")
+    parser.add_argument("--count", type=device_count, default=1, help="number of CPEs (default 1)")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="mikrotik")
     parser.add_argument("--datamodel", help="data model file (default: the profile's)")
     parser.add_argument("--serial-prefix", default="OTAH", help="serials are PREFIX000001, ...")
