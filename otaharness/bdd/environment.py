@@ -181,36 +181,47 @@ def _failure(scenario, runtime: Runtime) -> dict:
     inner = _innermost_substep(message)
     reason = _deepest_reason(message)
     return {"step": f"{step.keyword} {step.name}", "inner": inner, "reason": reason,
-            "device": _device_named(runtime, f"{step.name} {inner} {reason}"),
+            "device": _device_named(runtime, f"{step.name} {inner}", reason),
             "location": str(step.location)}
 
 
-def _device_named(runtime: Runtime, text: str) -> str | None:
-    """The device a failure is about: a device of the runtime the text names, else one the text
-    calls a device (`device "lamp1"`, a device behind a gateway), else its first quoted name."""
+def _device_named(runtime: Runtime, steps: str, reason: str) -> str | None:
+    """The device a failure is about: a device of the runtime the steps or reason name, else one
+    they call a device (`device "lamp1"`, a device behind a gateway), else the steps' first quoted
+    name (not the reason's: there a quoted name is as often a file or a value)."""
+    text = f"{steps} {reason}"
     for name in runtime.devices:
         if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text):
             return name
     called = re.search(r"\b(?:device|router|tracker|station|gateway)s? [\"`']?([\w.-]+)", text)
     if called and called[1] not in ("is", "runs", "of", "the", "a"):
         return called[1]
-    quoted = re.search(r"[\"`]([\w.-]+)[\"`]", text)
+    quoted = re.search(r"[\"`]([\w.-]+)[\"`]", steps)
     return quoted[1] if quoted else None
 
 
 def _innermost_substep(message: str) -> str | None:
-    found = re.findall(r"FAILED SUB-STEP: (.+)", message)
+    found = re.findall(r"(?:FAILED|ERROR) SUB-STEP: (.+)", message)
     return found[-1].strip() if found else None
+
+
+# An exception's own line in a traceback (`FileNotFoundError: no file …`, a bare `KeyError`):
+# frames start with `File "`, and code lines never with an exception's name and a colon.
+_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning)(?::\s|$)")
 
 
 def _deepest_reason(message: str) -> str:
     """What the innermost failing check said: declarative steps nest the detailed ones, and
     behave repeats each level's message."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    asserted = [line for line in lines
+    asserted = [index for index, line in enumerate(lines)
                 if line.removeprefix("Substep info: ").startswith("ASSERT FAILED: ")]
-    for line in reversed(asserted):
-        text = line.removeprefix("Substep info: ").removeprefix("ASSERT FAILED: ")
+    for index in reversed(asserted):
+        text = lines[index].removeprefix("Substep info: ").removeprefix("ASSERT FAILED: ")
+        if text.startswith("ERROR SUB-STEP:"):
+            # a nested step raised: its exception, not the name of the step that raised it
+            return next((later for later in lines[index + 1:] if _EXCEPTION_LINE.match(later)),
+                        text)
         if not text.startswith("FAILED SUB-STEP:"):
             return text
     if lines and lines[0].startswith("Traceback"):
