@@ -40,6 +40,7 @@ import re
 
 from behave import given, then, use_step_matcher, when
 from behave.matchers import get_step_matcher_factory
+from otaharness.fixtures import fixture_path
 
 from otaharness.bdd.support import ota
 from otaharness.units import parse_duration, parse_size
@@ -297,6 +298,14 @@ def _tr069_firmware_available(context, version: str) -> None:
     if version in layer["uploaded"]:
         return
     packages = [package.format(v=version) for package in TR069_PACKAGES]
+    if not all(fixture_path("tr069", package).is_file() for package in packages):
+        # said here, not as the upload step's missing file three steps down
+        known = sorted(path.name.removeprefix("routeros-x86-").removesuffix(".npk")
+                       for path in fixture_path("tr069").glob("routeros-x86-*.npk"))
+        raise ValueError(f"no RouterOS {version} packages in fixtures/tr069 (the TR-069 flow has "
+                         f"{', '.join(known)}); for an upgrade that fails, take a package away "
+                         '(`the operator deletes the file "tr069-client-6.48.4.npk"`) or damage '
+                         'it (`a corrupted copy of "routeros-x86-6.48.4.npk"`)')
     xml = f"upgrade_{version}.xml"
     rows = "\n".join(f"  | {file} | 1 | E48D8C | CHR | {version} |" for file in [*packages, xml])
     _run(context,
@@ -602,7 +611,14 @@ def firmware_available(context, version, size=None, unknown_key=None):
 def firmware_missing(context, version):
     """No image of this version in the FOTA bucket: an upgrade to it names `fw-<version>.hex` of
     10 KiB, as a job made before an upload that never happened does, and S3 does not have it
-    (`firmware 9.9.9 is missing`)."""
+    (`firmware 9.9.9 is missing`). AWS IoT only: in another flow it would make an AWS bucket the
+    scenario never uses, and the upgrade then fail for another reason."""
+    if _flow(context) != "aws-iot":
+        raise ValueError(f"`firmware {version} is missing` is the AWS IoT flow's (an image not in "
+                         f"the FOTA bucket); this scenario is @embedded:{_flow(context)}: leave "
+                         "out the firmware's `is available` line instead"
+                         + ('; for a router\'s missing package say `the operator deletes the '
+                            'file "tr069-client-6.48.4.npk"`' if _flow(context) == "tr069" else ""))
     values = _bucket(context)
     _missing(context).append(version)
     values.setdefault("firmware", {}).setdefault(version, {

@@ -3,6 +3,7 @@ line of the detailed features, and it composes with detailed steps in one scenar
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -170,6 +171,20 @@ def test_the_layer_takes_no_line_of_the_detailed_features():
 def _run_outside_the_checkout(tmp_path, feature: str) -> str:
     """Run one scenario through the README's recipe from a folder outside the checkout; its
     steps must all pass but the last, whose error message is returned."""
+    steps = _scenarios_outside_the_checkout(tmp_path, feature)[0][0]["steps"]
+    statuses = [(step["name"], step["result"]["status"]) for step in steps]
+    assert [status for _, status in statuses] == ["passed"] * 7 + ["failed"], statuses
+    return _error_of(steps[-1])
+
+
+def _error_of(step: dict) -> str:
+    message = step["result"]["error_message"]
+    return message if isinstance(message, str) else "\n".join(message)
+
+
+def _scenarios_outside_the_checkout(tmp_path, feature: str) -> tuple[list[dict], str]:
+    """Run a feature through the README's recipe from a folder outside the checkout: behave's
+    JSON of its scenarios, and the console's output."""
     features = tmp_path / "features"
     (features / "steps").mkdir(parents=True)
     (features / "environment.py").write_text("from otaharness.bdd.environment import *  # noqa\n")
@@ -177,14 +192,11 @@ def _run_outside_the_checkout(tmp_path, feature: str) -> str:
         "from otaharness.bdd import load_step_library\nload_step_library()\n")
     (features / "scenario.feature").write_text(feature)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "-f", "json", "-o",
-                    "result.json", "features"], cwd=tmp_path, env=env, capture_output=True)
-    steps = json.loads((tmp_path / "result.json").read_text())[0]["elements"][0]["steps"]
-    statuses = [(step["name"], step["result"]["status"]) for step in steps]
-    assert [status for _, status in statuses] == ["passed"] * 7 + ["failed"], statuses
-    message = steps[-1]["result"]["error_message"]
-    message = message if isinstance(message, str) else "\n".join(message)
-    return message
+    run = subprocess.run([sys.executable, "-m", "otaharness.cli", "run", "-f", "json", "-o",
+                          "result.json", "features"], check=False, cwd=tmp_path, env=env,
+                         capture_output=True, text=True)
+    return (json.loads((tmp_path / "result.json").read_text())[0]["elements"],
+            run.stdout + run.stderr)
 
 
 @pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
@@ -227,6 +239,34 @@ def test_the_same_lines_in_another_flow_follow_its_tag(tmp_path):
         """)
     message = _run_outside_the_checkout(tmp_path, feature)
     assert "device lamp1 runs 2.1.0, not 2.0.0" in message
+
+
+@pytest.mark.skipif(find_mosquitto() is None and os.environ.get("CI") != "true",
+                    reason="Debian mosquitto is not installed (CI installs it)")
+def test_a_tr069_version_the_flow_cannot_serve_is_said_at_its_line(tmp_path):
+    """A RouterOS version without packages, or an AWS-only `is missing` line, stops at that line
+    with what to write instead (it used to fail three steps down, in the upload, or make an AWS
+    bucket the router never used)."""
+    feature = textwrap.dedent("""\
+        @embedded:tr069
+        Feature: versions the TR-069 flow has no packages for
+          Scenario: a version nobody has
+            Given a MikroTik router "cpe1" running RouterOS 6.48
+            When I upgrade cpe1 to version 6.49
+
+          Scenario: a missing image
+            Given a MikroTik router "cpe1" running RouterOS 6.48
+            And firmware 9.9.9 is missing
+        """)
+    (unknown, missing), output = _scenarios_outside_the_checkout(tmp_path, feature)
+    assert [step["result"]["status"] for step in unknown["steps"]] == ["passed", "error"]
+    assert [step["result"]["status"] for step in missing["steps"]] == ["passed", "error"]
+    reasons = re.findall(r"^  reason: +(.+)$", output, re.MULTILINE)  # the failure blocks
+    assert len(reasons) == 2, output
+    assert reasons[0].startswith("ValueError: no RouterOS 6.49 packages in fixtures/tr069 (the "
+                                 "TR-069 flow has 6.48.4)"), reasons
+    assert reasons[1].startswith("ValueError: `firmware 9.9.9 is missing` is the AWS IoT "
+                                 "flow's"), reasons
 
 
 def test_the_catalogue_shows_the_layer_in_words():
