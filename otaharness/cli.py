@@ -98,6 +98,9 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
         load_config(settings)
     except ConfigError as exc:
         raise SystemExit(f"otaharness run: {exc}") from None
+    no_library = _without_step_library(behave_args)
+    if no_library:
+        raise SystemExit(no_library)
     junit_dir = REPORTS / "junit"
     junit_dir.mkdir(parents=True, exist_ok=True)
     extra = [*(["-D", f"capture={args.pcap}"] if args.pcap else []),
@@ -140,6 +143,35 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
                   sep="\n  ", file=sys.stderr)
             return status or 1
     return status
+
+
+def _without_step_library(behave_args: list[str]) -> str | None:
+    """What to do when behave would find no steps folder (nor environment.py) beside or above the
+    first feature path, as in a new folder outside this checkout: behave's own words, `ConfigError:
+    No steps directory in '…/features'`, do not say how the step library gets there."""
+    from behave.configuration import Configuration
+
+    from otaharness.bdd.parallel import split_paths
+
+    options, paths = split_paths(behave_args)
+    first = Path(paths[0] if paths else "features")
+    if not first.exists():  # behave says so itself
+        return None
+    try:  # the folder names behave looks for (a behave.ini may rename them)
+        config = Configuration(command_args=[*options, *paths], load_config=True)
+        steps_dir, environment_file = config.steps_dir, config.environment_file
+    except (Exception, SystemExit):  # noqa: BLE001 (behave reports its own option errors)
+        return None
+    base = first.resolve() if first.is_dir() else first.resolve().parent
+    if any((folder / steps_dir).is_dir() or (folder / environment_file).is_file()
+           for folder in (base, *base.parents)):
+        return None
+    return (f"otaharness run: no {steps_dir}/ folder or {environment_file} in {base} or above it, "
+            "so behave would find no step. To use the step library outside this checkout add:\n"
+            f"  {base / environment_file}:  from otaharness.bdd.environment import *\n"
+            f"  {base / steps_dir / 'ota.py'}:  from otaharness.bdd import load_step_library; "
+            "load_step_library()\n"
+            "(README.md, \"Using the step library from another repository\")")
 
 
 def _run_command_line(args: argparse.Namespace, behave_args: list[str]) -> str:

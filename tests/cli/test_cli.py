@@ -151,6 +151,30 @@ def _user_repository(root: Path, *library_modules: str) -> Path:
     return features
 
 
+def test_run_outside_the_checkout_without_the_step_library_says_how_to_add_it(tmp_path):
+    """behave's own words were `ConfigError: No steps directory in '…/features'`."""
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "clock.feature").write_text(textwrap.dedent("""\
+        Feature: clock
+          Scenario: time passes
+            Given the time is 2026-03-02T02:00:00Z
+        """))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for path in ("features", "features/clock.feature"):
+        result = subprocess.run([*OTAHARNESS, "run", path], cwd=tmp_path, capture_output=True,
+                                text=True, env=env, check=False)
+        assert result.returncode != 0
+        assert "USING RUNNER" not in result.stdout  # said before behave started
+        assert (f"{features / 'environment.py'}:  from otaharness.bdd.environment import *"
+                in result.stderr), result.stderr
+        assert "Using the step library from another repository" in result.stderr
+    _user_repository(tmp_path, "common")  # the recipe it names: the same command then runs
+    result = subprocess.run([*OTAHARNESS, "run", "features/clock.feature"], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_an_undefined_step_names_the_closest_library_steps(tmp_path):
     features = _user_repository(tmp_path, "common")
     (features / "typo.feature").write_text(textwrap.dedent("""\
