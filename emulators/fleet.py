@@ -240,6 +240,7 @@ class Fleet:
                               wall_time=time.time, on_forward=self._forwarded)
             await proxy.start()
             self._proxies[key] = proxy
+            self.report.name_proxy("{}:{}".format(*proxy.address), key)
             for device in self._numbers:
                 self._apply_link_fault(device, key, proxy)
         return proxy.address

@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -117,6 +118,21 @@ class FleetReport:
         self._live: Any = None
         self._console: Any = None
         self._want_live = live
+        self._endpoint_of: dict[str, str] = {}  # a local proxy's host:port -> the endpoint's
+        self._proxy_address: re.Pattern[str] | None = None
+
+    def name_proxy(self, proxy: str, endpoint: str) -> None:
+        """Say ``endpoint`` (host:port, as the command line named it) wherever a device's error
+        names the local proxy in front of it (``proxy``, host:port): a TLS or connection error
+        showed the proxy's port, one the user never typed."""
+        self._endpoint_of[proxy] = endpoint
+        self._proxy_address = re.compile(
+            "|".join(rf"(?<![\w.]){re.escape(address)}(?!\d)" for address in self._endpoint_of))
+
+    def _named(self, text: str) -> str:
+        if self._proxy_address is None:
+            return text
+        return self._proxy_address.sub(lambda found: self._endpoint_of[found[0]], text)
 
     # -- devices and events ----------------------------------------------------------------------
 
@@ -136,6 +152,10 @@ class FleetReport:
         ``fields`` carry values for programs (bytes, version, reason...)."""
         if event not in EVENTS:
             raise ValueError(f"unknown fleet event {event!r}; known: {', '.join(EVENTS)}")
+        if self._proxy_address is not None:
+            detail = self._named(detail)
+            fields = {key: self._named(value) if isinstance(value, str) else value
+                      for key, value in fields.items()}
         now = self.clock()
         record = self._record(device)
         record.events[event] += 1

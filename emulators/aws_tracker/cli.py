@@ -219,9 +219,11 @@ async def run(args: argparse.Namespace) -> int:
                     await tracker.connect()
                     return True
                 except (MqttError, TrackerError) as error:
-                    log.error("%s: %s", tracker.thing_name, error)
-                    fleet.report.event(tracker.thing_name, "connection_failed", str(error),
-                                       reason=str(error))
+                    # the reason without the thing's name, so that the summary counts trackers
+                    # failing alike in one line (the event names the tracker)
+                    reason = str(error).removeprefix(f"{tracker.thing_name}: ")
+                    fleet.report.event(tracker.thing_name, "connection_failed", reason,
+                                       reason=reason)
                     return False
 
         for tracker in trackers:

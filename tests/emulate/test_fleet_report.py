@@ -3,6 +3,8 @@ lines, readable lines, the live display on a terminal only; and the fleet's opti
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import io
 import json
 import os
@@ -10,6 +12,7 @@ import subprocess
 
 import pytest
 from emulate_processes import OTAHARNESS, parses_as_iso_utc
+from otaharness.emulators.fleet import Fleet
 from otaharness.emulators.fleet_report import FleetReport, percentiles
 
 
@@ -137,3 +140,28 @@ def test_fleet_options_that_cannot_work_end_the_run_with_2(tmp_path, options, co
                             check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert complaint in result.stderr and "Traceback" not in result.stderr
+
+
+
+def test_a_devices_error_names_the_endpoint_not_the_local_proxy_in_front_of_it():
+    """Devices dial a local proxy (127.0.0.1:<its port>); their TLS and connection errors named
+    that port, one the user never typed, instead of the endpoint on the command line."""
+
+    async def main() -> tuple[dict, str, int]:
+        human = io.StringIO()
+        fleet = Fleet("aws-tracker", argparse.Namespace(fault=[], fault_devices=None),
+                      report=FleetReport("aws-tracker", verbose=True, human=human))
+        async with fleet:
+            host, port = await fleet.link("mqtts://127.0.0.1:8883")
+            assert (host, port) != ("127.0.0.1", 8883)
+            fleet.report.event("t1", "connection_failed", f"TLS with {host}:{port} failed",
+                               reason=f"TLS with {host}:{port} failed: certificate verify failed")
+            # an address that merely begins like the proxy's is left as it is
+            fleet.report.event("t2", "connection_failed", reason=f"lost {host}:{port}0")
+        return fleet.report.close(), human.getvalue(), port
+
+    summary, text, port = asyncio.run(main())
+    assert summary["failures"] == {
+        "TLS with 127.0.0.1:8883 failed: certificate verify failed": 1,
+        f"lost 127.0.0.1:{port}0": 1}
+    assert "t1               connection failed: TLS with 127.0.0.1:8883 failed" in text, text
