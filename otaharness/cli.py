@@ -222,8 +222,13 @@ def skipped_core_scenarios(junit_dir: Path) -> list[str]:
 def cmd_serve(args: argparse.Namespace) -> int:
     unknown = [flow for flow in args.flows if flow not in FLOW_SERVICES]
     if unknown:
-        raise SystemExit(f"unknown flow(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(sorted(FLOW_SERVICES))}")
+        import difflib
+
+        closest = {flow: difflib.get_close_matches(flow, FLOW_SERVICES, n=1) for flow in unknown}
+        guesses = [f"`{found[0]}` for `{flow}`" for flow, found in closest.items() if found]
+        raise SystemExit(f"otaharness serve: unknown flow(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(sorted(FLOW_SERVICES))}"
+                         + (f" (did you mean {', '.join(guesses)}?)" if guesses else ""))
     raise_fd_limit()
     # A back end serves whole fleets: its heap grows with them, and so would the cost of each
     # full collection (runtime/collector.py; serve aws-iot, 300 -> 1,500 trackers: 0.6 -> 2.1

@@ -38,21 +38,25 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--acs-url", required=True, type=url_argument(HTTP), help="the ACS's CWMP URL")
     parser.add_argument("--count", type=device_count, default=1, help="number of CPEs (default 1)")
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="mikrotik")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="mikrotik",
+                        help="mikrotik: a RouterOS CHR, TR-181 (default); generic: a TR-098 "
+                        "gateway with one firmware image")
     parser.add_argument("--datamodel", help="data model file (default: the profile's)")
     parser.add_argument("--serial-prefix", default="OTAH", help="serials are PREFIX000001, ...")
     parser.add_argument("--username", default="", help="CPE -> ACS user name")
-    parser.add_argument("--password", default="")
+    parser.add_argument("--password", default="", help="CPE -> ACS password (Basic or Digest, as "
+                        "the ACS asks)")
     parser.add_argument("--ca", help="CA file the ACS's and file servers' HTTPS certificates must "
                         "chain to (default: the system's trust store)")
     parser.add_argument("--cr-username", default="", help="Connection Request user name")
-    parser.add_argument("--cr-password", default="")
+    parser.add_argument("--cr-password", default="", help="Connection Request password")
     parser.add_argument("--cr-host", default="127.0.0.1", help="Connection Request listener host")
     parser.add_argument("--cr-port", type=int, default=0, help="listener port (0 = free port)")
     parser.add_argument("--bind-base", help="first source address, e.g. 127.1.0.1 (a loopback "
                         "address unless --direct; default 127.1.0.1)")
     parser.add_argument("--periodic-interval", type=float, help="PeriodicInformInterval, s")
-    parser.add_argument("--boot-seconds", type=float, default=30.0)
+    parser.add_argument("--boot-seconds", type=float, default=30.0,
+                        help="seconds a reboot takes, e.g. after a firmware install (default 30)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (session retry back-off; Digest cnonces come from the CSPRNG)")
     parser.add_argument("--duration", type=float, default=0, help="stop after N s (0 = never)")
     parser.add_argument("--quirk", action="append", default=[], metavar="NAME[=VALUE]",

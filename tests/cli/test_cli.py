@@ -43,6 +43,12 @@ def test_serve_refuses_a_misspelled_setting_in_one_line(tmp_path):
 def test_serve_rejects_an_unknown_flow():
     result = subprocess.run([*OTAHARNESS, "serve", "nonsense"], capture_output=True, text=True)
     assert result.returncode != 0 and "unknown flow" in result.stderr
+    assert "did you mean" not in result.stderr
+    typo = subprocess.run([*OTAHARNESS, "serve", "tr068", "aws_iot"], capture_output=True,
+                          text=True, check=False)
+    assert typo.returncode != 0
+    assert typo.stderr.strip().endswith(
+        "(did you mean `tr069` for `tr068`, `aws-iot` for `aws_iot`?)"), typo.stderr
 
 
 def test_steps_lists_the_catalogue_with_docs():
