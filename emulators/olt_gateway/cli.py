@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="broker URL, e.g. mqtt://127.0.0.1:1883")
     parser.add_argument("--gateway-id", required=True, help="the gateway's device id")
     parser.add_argument("--client-id", required=True, help="the gateway's client credentials")
-    parser.add_argument("--client-secret", required=True)
+    parser.add_argument("--client-secret", required=True,
+                        help="the secret issued with --client-id (OAuth2 client credentials)")
     parser.add_argument("--device", action="append", default=[], metavar="DEVICE_ID",
                         help="a device behind the gateway (repeat for more)")
     parser.add_argument("--bind-address", default=None, help="source address for connections "

@@ -130,9 +130,12 @@ def add_load_options(parser: Any) -> None:
     cpe = parser.add_argument_group("cpe", "TR-069 CPEs (emulators/cpe)")
     cpe.add_argument("--acs-url", type=url_argument(HTTP),
                          help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
-    cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"))
+    cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"),
+                     help="mikrotik: a RouterOS CHR, TR-181 (default); generic: a TR-098 "
+                     "gateway with one firmware image")
     cpe.add_argument("--username", default="", help="CPE -> ACS user name")
-    cpe.add_argument("--password", default="")
+    cpe.add_argument("--password", default="",
+                     help="CPE -> ACS password (Basic or Digest, as the ACS asks)")
     cpe.add_argument("--cr-host", default="127.0.0.1",
                      help="address of the worker's Connection Request listener (give one the "
                      "ACS can reach when it runs on another host)")
@@ -232,7 +235,9 @@ def add_load_options(parser: Any) -> None:
                          "(the class A windows the server's requests ride in; default 60)")
     lorawan.add_argument("--dev-eui-base", default="0004A30B00000000", metavar="EUI", type=_eui,
                          help="the first device's DevEUI is this + 1 (default 0004A30B00000000)")
-    lorawan.add_argument("--join-eui", default="70B3D57ED0000001", metavar="EUI", type=_eui)
+    lorawan.add_argument("--join-eui", default="70B3D57ED0000001", metavar="EUI", type=_eui,
+                         help="the devices' JoinEUI (AppEUI) in their join requests (default "
+                         "70B3D57ED0000001)")
     lorawan.add_argument("--key-sheet", metavar="DIR", help="write each new device's "
                          "{dev_eui, gen_app_key} to DIR/<DevEUI>.json (0600): what the FUOTA "
                          "campaign needs")
