@@ -7,8 +7,10 @@ Reads benchmarks/results/*.json as the benchmarks write them (bench_tr069 -> tr0
 bench_aws_trackers -> aws_fleet.json, bench_cups -> cups_fleet.json, and the class C multicast
 run's multicast_fleet.json when present; aws_fleet_closing_connections.json is the AWS flow before
 moto's S3 kept connections alive, the baseline of that change, and
-aws_fleet_before_host_cache.json the AWS flow before moto remembered each host's backend): per fleet size ``devices``, ``wall_s``, ``peak_rss_mib``
-and, where measured, ``cpu_s``. Logarithmic axes, with dotted lines of slope one through each
+aws_fleet_before_host_cache.json the AWS flow before moto remembered each host's backend;
+aws_fleet_served.json, bench_aws_trackers --backend served, is the trackers' process with
+`serve aws-iot` in its own: its CPU is both processes', its RSS the trackers'): per fleet size
+``devices``, ``wall_s``, ``peak_rss_mib`` and, where measured, ``cpu_s``. Logarithmic axes, with dotted lines of slope one through each
 flow's smallest fleet: a flow whose cost is linear in devices runs parallel to its line, a
 superlinear one bends above it; and CPU time per device, flat when the cost is linear.
 """
@@ -31,6 +33,7 @@ FLOWS = {  # results file -> label in the legend
     "aws_fleet": "AWS IoT FOTA job, mutual TLS (trackers)",
     "aws_fleet_closing_connections": "AWS IoT, before S3 kept connections alive",
     "aws_fleet_before_host_cache": "AWS IoT, before moto remembered each host's backend",
+    "aws_fleet_served": "AWS IoT, back end in its own process (CPU: both)",
     "cups_fleet": "CUPS signed upgrade (Basics Stations)",
     "multicast_fleet": "LoRaWAN class C multicast (devices)",
 }
@@ -54,7 +57,17 @@ def entries(document: Any) -> list[dict[str, Any]]:
         document = document["results"]
     if isinstance(document, dict):
         document = [{"devices": int(size), **figures} for size, figures in document.items()]
-    return sorted((entry for entry in document if "devices" in entry), key=lambda e: e["devices"])
+    return sorted((both_processes(entry) for entry in document if "devices" in entry),
+                  key=lambda e: e["devices"])
+
+
+def both_processes(entry: dict[str, Any]) -> dict[str, Any]:
+    """A served run's figures as one flow's: CPU of the trackers' process and the back end's,
+    the trackers' peak RSS (the back end's is its own row of the README)."""
+    if entry.get("backend") != "served":
+        return entry
+    return {**entry, "cpu_s": entry["fleet_cpu_s"] + entry["serve_cpu_s"],
+            "peak_rss_mib": entry["fleet_peak_rss_mib"]}
 
 
 def load(results_dir: Path) -> dict[str, list[dict[str, Any]]]:
