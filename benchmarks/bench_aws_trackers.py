@@ -61,7 +61,11 @@ creation -> every tracker has reported the new ``appV`` (the FOTA cycle, real se
 takes ``--reboot-seconds`` of it), judged from the trackers and cross-checked with the back end's
 execution statuses. No staged rollout: each tracker holds 2 descriptors here (MQTT and HTTPS).
 Reported: CPU seconds of each process (serve's counted with its child processes, mosquitto),
-peak RSS and descriptors of the fleet process. Saved to benchmarks/results/aws_fleet_served.json.
+peak RSS and descriptors of the fleet process. Baseline, before the trackers connect: N bare
+exchanges through ``serve`` as the first tracker (its certificate and client id, through the
+gateway over mutual TLS: `jobs/get` -> `get/accepted`) plus one range GET each over HTTPS from
+serve's moto, as the in-process baseline; ``cycle_per_exchange`` = FOTA cycle / baseline. Saved to
+benchmarks/results/aws_fleet_served.json.
 """
 
 from __future__ import annotations
@@ -75,6 +79,7 @@ import ssl
 import statistics
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -122,11 +127,12 @@ def host_and_port(url: str) -> tuple[str, int]:
     return parts.hostname, parts.port
 
 
-async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], count: int,
-                         fragment_size: int, https: ssl.SSLContext | None) -> None:
-    """The baseline: per thing, one jobs/get round trip over MQTT and one range GET from moto."""
-    username, password = broker.service_credentials or (None, None)
-    client = MqttClient("bench-baseline", broker.host, broker.port, username=username, password=password)
+async def bare_exchanges(client: MqttClient, thing_of: Callable[[int], str], s3_endpoint: tuple[str, int],
+                         count: int, fragment_size: int, https: ssl.SSLContext | None,
+                         replies: str = "$aws/things/+/jobs/get/accepted") -> None:
+    """The baseline: per thing, one jobs/get round trip over MQTT (on ``client``, for the thing
+    ``thing_of(index)``, the answers subscribed as ``replies``) and one range GET from moto;
+    ``client`` is disconnected at the end."""
     await client.connect()
     waiting: dict[str, asyncio.Future[None]] = {}
     tokens = itertools.count()
@@ -136,8 +142,8 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
         if future is not None and not future.done():
             future.set_result(None)
 
-    client.add_handler("$aws/things/+/jobs/get/accepted", on_reply)
-    await client.subscribe("$aws/things/+/jobs/get/accepted")
+    client.add_handler(replies, on_reply)
+    await client.subscribe(replies)
     scheme = "https" if https is not None else "http"
     url = f"{scheme}://{s3_endpoint[0]}:{s3_endpoint[1]}/fleet"
     range_headers = {"Host": S3_HOST, "Range": f"bytes=0-{fragment_size - 1}"}
@@ -147,7 +153,7 @@ async def bare_exchanges(broker: MosquittoBroker, s3_endpoint: tuple[str, int], 
     async def exchange(http: aiohttp.ClientSession, index: int) -> None:
         token = f"baseline-{next(tokens)}"
         reply = waiting[token] = asyncio.get_running_loop().create_future()
-        await client.publish(f"$aws/things/bench-{index}/jobs/get", {"clientToken": token}, qos=1)
+        await client.publish(f"$aws/things/{thing_of(index)}/jobs/get", {"clientToken": token}, qos=1)
         await reply  # it may have come before the PUBACK
         async with http.get(url, headers=range_headers, **tls) as response:
             assert response.status == 206, response.status
@@ -246,7 +252,11 @@ async def fleet_run(clock: VirtualClock, workdir: Path, *, mode: str, count: int
             identities = provision_certificates(backend, names) if mtls else []
 
         with Stopwatch() as baseline:
-            await run_until_done(clock, bare_exchanges(broker, s3_endpoint, count, fragment_size,
+            username, password = broker.service_credentials or (None, None)
+            straight_to_mosquitto = MqttClient("bench-baseline", broker.host, broker.port, username=username,
+                                               password=password)
+            await run_until_done(clock, bare_exchanges(straight_to_mosquitto, lambda index: f"bench-{index}",
+                                                       s3_endpoint, count, fragment_size,
                                                        client_context(ca_file) if mtls else None))
 
         memory = MemoryGrowth()
@@ -360,6 +370,15 @@ async def served_fleet_run(served: ServedFlows, operator: IotOperator, image: Im
     memory = MemoryGrowth()
     trackers = tracker_cli.build_trackers(options, RealClock())
     try:
+        with Stopwatch() as baseline:
+            # the first tracker's identity (the gateway takes only a thing's own client id), through
+            # the gateway, before the trackers connect
+            first = trackers[0]
+            as_first = MqttClient(first.thing_name, first.mqtt_host, first.mqtt_port,
+                                  tls=first.tls, server_hostname=first.mqtt_server_name)
+            await bare_exchanges(as_first, lambda _index: first.thing_name, host_and_port(endpoints["aws"]),
+                                 count, fragment_size, client_context(endpoints["ca"]),
+                                 replies=f"$aws/things/{first.thing_name}/jobs/get/accepted")
         with Stopwatch() as connecting, DescriptorPeak() as connect_descriptors:
             await gather_limited(tracker_cli.CONNECT_CONCURRENCY, (t.connect() for t in trackers))
         rss_connected = memory.per_unit_kib(count)
@@ -401,6 +420,9 @@ async def served_fleet_run(served: ServedFlows, operator: IotOperator, image: Im
             "fleet_rss_per_thing_after_kib": rss_after,
             "fleet_peak_fds_connect": connect_descriptors.peak,
             "fleet_peak_fds_upgrade": upgrade_descriptors.peak,
+            "baseline_s": baseline.seconds,
+            "baseline_exchanges_per_s": count / baseline.seconds,
+            "cycle_per_exchange": upgrade.seconds / baseline.seconds,
         }
     finally:
         await asyncio.gather(*(tracker.disconnect() for tracker in trackers), return_exceptions=True)
@@ -446,7 +468,9 @@ def describe_served(result: dict[str, Any]) -> str:
             f" serve {result['serve_cpu_s']:.1f}; fleet process: peak RSS"
             f" {result['fleet_peak_rss_mib']:.0f} MiB ({result['fleet_rss_per_thing_after_kib']:.0f}"
             f" KiB/thing), descriptors at most {result['fleet_peak_fds_connect']} connected,"
-            f" {result['fleet_peak_fds_upgrade']} in FOTA; serve RSS {result['serve_rss_mib']:.0f} MiB")
+            f" {result['fleet_peak_fds_upgrade']} in FOTA; serve RSS {result['serve_rss_mib']:.0f} MiB;"
+            f" baseline {result['baseline_exchanges_per_s']:.0f} bare MQTT+HTTPS exchanges/s,"
+            f" FOTA cycle = {result['cycle_per_exchange']:.1f} x bare exchange")
 
 
 def measure(count: int, image_size: int, fragment_size: int, mode: str,
