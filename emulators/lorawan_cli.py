@@ -34,6 +34,7 @@ from otaharness.emulators.fleet import (
     Fleet,
     FleetError,
     add_fleet_arguments,
+    device_count,
     url_argument,
 )
 from otaharness.emulators.fleet_report import FleetReport
@@ -53,20 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
     parser.add_argument("--cups-uri", type=url_argument(HTTP), help="a CUPS URI for the stations (optional)")
     parser.add_argument("--home", type=Path, required=True, help="directory for the stations' homes")
-    parser.add_argument("--stations", type=int, default=1, help="number of stations (default 1)")
+    parser.add_argument("--stations", type=device_count, default=1, help="number of stations (default 1)")
     parser.add_argument("--station-eui", default="0016C001FF100001", help="EUI of the first station")
     parser.add_argument("--spacing", type=float, default=2000.0, help="metres between stations")
-    parser.add_argument("--devices", type=int, default=1, help="number of end devices (default 1)")
-    parser.add_argument("--class", dest="device_class", choices=("A", "C"), default="A")
+    parser.add_argument("--devices", type=device_count, default=1, help="number of end devices (default 1)")
+    parser.add_argument("--class", dest="device_class", choices=("A", "C"), default="A",
+                        help="LoRaWAN device class: A listens only after its uplinks, C all the "
+                             "time (default A)")
     parser.add_argument("--dev-eui", default="0004A30B00100001", help="DevEUI of the first device")
-    parser.add_argument("--join-eui", default="70B3D57ED0000001")
+    parser.add_argument("--join-eui", default="70B3D57ED0000001", help="JoinEUI (AppEUI) of every device")
     parser.add_argument("--app-key", default="2b7e151628aed2a6abf7158809cf4f3c", help="AppKey of every device (hex)")
     parser.add_argument("--radius", type=float, default=1000.0, help="devices stand within this many metres")
     parser.add_argument("--interval", type=float, default=60.0, help="seconds between a device's uplinks")
-    parser.add_argument("--fport", type=int, default=2)
+    parser.add_argument("--fport", type=int, default=2, help="FPort of the devices' uplinks (default 2)")
     parser.add_argument("--loss", type=float, default=0.0, help="percent of frames lost on every device link")
     parser.add_argument("--duration", type=float, default=0.0, help="seconds to run (0: until interrupted)")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seed of the random choices: where devices stand, when "
+                        "they send, their channels and DevNonces, the radio's losses (default 1)")
     parser.add_argument("--register-cups", metavar="URL", type=url_argument(HTTP),
                             help="register the stations with our CUPS admin API")
     parser.add_argument("--register-app", metavar="URL", type=url_argument(HTTP),
