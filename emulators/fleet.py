@@ -30,7 +30,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from otaharness.emulators.fleet_report import FleetReport
@@ -64,7 +64,8 @@ PowerCutAction = Callable[[float], Awaitable[Any]]
 
 
 class FleetError(ValueError):
-    """Fleet options that cannot work together (the CLI exits with 2)."""
+    """Inputs the fleet's devices cannot use: options that cannot work together, a key or CA file
+    that does not load (the CLI says so in one line and exits with 2, with no summary)."""
 
 
 HTTP = ("http", "https")
@@ -137,7 +138,7 @@ def add_fleet_arguments(parser: argparse.ArgumentParser) -> None:
 class Fleet:
     """The links, faults, capture and report of one ``emulate`` run (an async context manager:
     on the way out, even when cancelled, it stops the links, writes the capture and prints the
-    summary)."""
+    summary — unless a :class:`FleetError` ends it: then the error says why no device ran)."""
 
     def __init__(self, kind: str, args: argparse.Namespace, *, direct: bool = False,
                  address_base: str | None = None, report: FleetReport | None = None,
@@ -187,16 +188,16 @@ class Fleet:
             Path(self.keylog).unlink(missing_ok=True)
         self.report.faults.update(self._fault_figures())
 
-    async def __aenter__(self) -> Fleet:
+    async def __aenter__(self) -> Self:
         self.report.start()
         if not self.direct:
             self._watch = asyncio.create_task(self._watch_links())
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def __aexit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        await self.close(summary=not (exc_type and issubclass(exc_type, FleetError)))
 
-    async def close(self) -> None:
+    async def close(self, *, summary: bool = True) -> None:
         for timer in self._timers:
             timer.cancel()
         for task in [*self._tasks, *([self._watch] if self._watch else [])]:
@@ -210,7 +211,7 @@ class Fleet:
             await proxy.close()
         self._proxies.clear()
         self._finish_capture()
-        self.report.close()
+        self.report.close(summary=summary)
 
     # -- the runtime contract: addresses and links -------------------------------------------------
 

@@ -253,21 +253,24 @@ class FleetReport:
                               redirect_stderr=False)
             self._live.start()
 
-    def close(self) -> dict[str, Any]:
-        """Stop the live display; print the summary (human, and JSON with ``--json``) once."""
-        summary = self.summary()
+    def close(self, *, summary: bool = True) -> dict[str, Any]:
+        """Stop the live display; print the summary (human, and JSON with ``--json``) once, unless
+        ``summary`` is False."""
+        figures = self.summary()
         if self._closed:
-            return summary
+            return figures
         self._closed = True
         if self._live is not None:
             self._live.stop()
             self._live = None
-        for line in format_summary(summary):
+        if not summary:
+            return figures
+        for line in format_summary(figures):
             self._say(line)
         if self.json_out is not None:
-            self.json_out.write(json.dumps(summary, default=str) + "\n")
+            self.json_out.write(json.dumps(figures, default=str) + "\n")
             self.json_out.flush()
-        return summary
+        return figures
 
     def _say(self, line: str) -> None:
         if self._console is not None:

@@ -133,10 +133,19 @@ async def run(args: argparse.Namespace) -> int:
     if args.capture:
         args.capture.parent.mkdir(parents=True, exist_ok=True)
         radio_capture = LoraCapture(args.capture.with_name(f"{args.capture.stem}-radio.pcap"), clock)
-    first_station, first_device = parse_eui(args.station_eui), parse_eui(args.dev_eui)
+    parsed: dict[str, int | bytes] = {}
+    for option, parse in (("station_eui", parse_eui), ("dev_eui", parse_eui),
+                          ("join_eui", parse_eui), ("app_key", bytes.fromhex)):
+        try:
+            parsed[option] = parse(getattr(args, option))
+        except ValueError as error:  # the value is left out: --app-key is a secret
+            log.error("--%s: %s", option.replace("_", "-"), error)
+            return 2
+    first_station, first_device = int(parsed["station_eui"]), int(parsed["dev_eui"])
+    join_eui, app_key = int(parsed["join_eui"]), bytes(parsed["app_key"])
     station_euis = [first_station + index for index in range(args.stations)]
-    configs = [DeviceConfig(dev_eui=first_device + index, app_eui=parse_eui(args.join_eui),
-                            app_key=bytes.fromhex(args.app_key), device_class=DeviceClass(args.device_class))
+    configs = [DeviceConfig(dev_eui=first_device + index, app_eui=join_eui, app_key=app_key,
+                            device_class=DeviceClass(args.device_class))
                for index in range(args.devices)]
     totals = {"joined": 0, "join_failures": 0, "uplinks": 0, "downlinks": 0}
     tasks: list[asyncio.Task[None]] = []

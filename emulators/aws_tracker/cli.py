@@ -54,8 +54,9 @@ log = logging.getLogger("otaharness.emulators.aws_tracker")
 CONNECT_CONCURRENCY = 50
 
 
-class EndpointError(ValueError):
-    """An --mqtt or --s3-endpoint URL that names no host and port."""
+class EndpointError(FleetError):
+    """An --mqtt or --s3-endpoint URL that names no host and port, or tracker credentials that
+    are missing or do not load."""
 
 
 def endpoint(url: str, schemes: tuple[str, ...], default_port: int) -> tuple[str, int]:
@@ -199,49 +200,50 @@ async def run(args: argparse.Namespace) -> int:
     try:
         endpoints(args)  # checked before any device starts
         fleet = Fleet("aws-tracker", args, direct=bool(args.bind_address))
-    except (EndpointError, FleetError) as error:
-        log.error("%s", error)
-        return 2
-    async with fleet:
-        try:
+        async with fleet:
             dialled = (await fleet.link(args.mqtt), await fleet.link(args.s3_endpoint)
                        if args.s3_endpoint else None)
             trackers = build_trackers(args, RealClock(), dialled=dialled,
                                       address_of=fleet.address_of, keylog=fleet.keylog)
-        except EndpointError as error:
-            log.error("%s", error)
-            return 2
-        gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+            return await _run_trackers(fleet, trackers)
+    except FleetError as error:
+        log.error("%s", error)
+        return 2
 
-        async def connect(tracker: Tracker) -> bool:
-            async with gate:
-                try:
-                    await tracker.connect()
-                    return True
-                except (MqttError, TrackerError) as error:
-                    # the reason without the thing's name, so that the summary counts trackers
-                    # failing alike in one line (the event names the tracker)
-                    reason = str(error).removeprefix(f"{tracker.thing_name}: ")
-                    fleet.report.event(tracker.thing_name, "connection_failed", reason,
-                                       reason=reason)
-                    return False
 
+async def _run_trackers(fleet: Fleet, trackers: list[Tracker]) -> int:
+    """The trackers connected, until the fleet's wait ends; 1 if none connected."""
+    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def connect(tracker: Tracker) -> bool:
+        async with gate:
+            try:
+                await tracker.connect()
+                return True
+            except (MqttError, TrackerError) as error:
+                # the reason without the thing's name, so that the summary counts trackers
+                # failing alike in one line (the event names the tracker)
+                reason = str(error).removeprefix(f"{tracker.thing_name}: ")
+                fleet.report.event(tracker.thing_name, "connection_failed", reason,
+                                   reason=reason)
+                return False
+
+    for tracker in trackers:
+        tracker.listeners.append(lambda text, tracker=tracker: tell(fleet.report, tracker, text))
+        fleet.add(tracker.thing_name,
+                  power_cut=lambda off, tracker=tracker: power_cut(tracker, off))
+        fleet.report.event(tracker.thing_name, "started", f"runs {tracker.app_version}",
+                           version=tracker.app_version)
+    try:
+        connected = await asyncio.gather(*(connect(tracker) for tracker in trackers))
+        log.info("%d of %d trackers connected; running until interrupted", sum(connected),
+                 len(trackers))
+        if not any(connected):
+            return 1
+        await fleet.wait()  # until the task is cancelled (Ctrl-C, SIGTERM)
+        return 0
+    finally:
+        await asyncio.gather(*(tracker.disconnect() for tracker in trackers),
+                             return_exceptions=True)
         for tracker in trackers:
-            tracker.listeners.append(lambda text, tracker=tracker: tell(fleet.report, tracker, text))
-            fleet.add(tracker.thing_name,
-                      power_cut=lambda off, tracker=tracker: power_cut(tracker, off))
-            fleet.report.event(tracker.thing_name, "started", f"runs {tracker.app_version}",
-                               version=tracker.app_version)
-        try:
-            connected = await asyncio.gather(*(connect(tracker) for tracker in trackers))
-            log.info("%d of %d trackers connected; running until interrupted", sum(connected),
-                     len(trackers))
-            if not any(connected):
-                return 1
-            await fleet.wait()  # until the task is cancelled (Ctrl-C, SIGTERM)
-            return 0
-        finally:
-            await asyncio.gather(*(tracker.disconnect() for tracker in trackers),
-                                 return_exceptions=True)
-            for tracker in trackers:
-                fleet.report.event(tracker.thing_name, "stopped", f"runs {tracker.app_version}")
+            fleet.report.event(tracker.thing_name, "stopped", f"runs {tracker.app_version}")

@@ -132,26 +132,34 @@ class StationWatch:
 async def run(args: argparse.Namespace) -> int:
     try:
         fleet = Fleet("basics-station", args, direct=bool(args.bind_address), power_off_seconds=False)
+        async with fleet:
+            try:
+                stations = stations_from(args, RealClock(), fleet)
+            except OSError as error:  # a --home or --sig-key the stations cannot use
+                raise FleetError(str(error)) from None
+            await _run_stations(fleet, stations)
     except FleetError as error:
         log.error("%s", error)
         return 2
-    async with fleet:
-        stations = stations_from(args, RealClock(), fleet)
-        watches = [StationWatch(fleet.report, station) for station in stations]
-        for station, watch in zip(stations, watches):
-            fleet.add(station.name, power_cut=lambda _off, station=station: station.power_cut())
-            fleet.report.event(station.name, "started", f"package {watch.first_version or '?'}",
-                               version=watch.first_version)
-            await station.start()
-
-        fleet.poll(watches)
-        try:
-            await fleet.wait()  # until interrupted
-        finally:
-            for station in stations:
-                await station.stop()
-            for watch in watches:
-                watch.poll()
-                fleet.report.event(watch.station.name, "stopped",
-                                   f"package {watch.station.home.version()}")
     return 0
+
+
+async def _run_stations(fleet: Fleet, stations: list[BasicsStation]) -> None:
+    """The stations started, until interrupted."""
+    watches = [StationWatch(fleet.report, station) for station in stations]
+    for station, watch in zip(stations, watches):
+        fleet.add(station.name, power_cut=lambda _off, station=station: station.power_cut())
+        fleet.report.event(station.name, "started", f"package {watch.first_version or '?'}",
+                           version=watch.first_version)
+        await station.start()
+
+    fleet.poll(watches)
+    try:
+        await fleet.wait()  # until interrupted
+    finally:
+        for station in stations:
+            await station.stop()
+        for watch in watches:
+            watch.poll()
+            fleet.report.event(watch.station.name, "stopped",
+                               f"package {watch.station.home.version()}")

@@ -161,16 +161,19 @@ async def run(args: argparse.Namespace) -> int:
                 bind = fleet.address_of(serial) if not fleet.direct else (
                     str(base + index) if base else None)
                 watch = CpeWatch(fleet, serial)
-                cpe = Cpe(serial, acs_url=args.acs_url, clock=clock,
-                          rng=random.Random(f"{args.seed}:{index}"), profile=args.profile,
-                          datamodel=args.datamodel, connection_requests=listener,
-                          bind_address=bind, link=None if fleet.direct else fleet.link,
-                          username=args.username, password=args.password,
-                          connection_request_username=args.cr_username,
-                          connection_request_password=args.cr_password, quirks=quirks,
-                          periodic_interval=args.periodic_interval,
-                          boot_seconds=args.boot_seconds, ca_file=args.ca,
-                          tls_keylog=fleet.keylog, trace=watch.trace)
+                try:
+                    cpe = Cpe(serial, acs_url=args.acs_url, clock=clock,
+                              rng=random.Random(f"{args.seed}:{index}"), profile=args.profile,
+                              datamodel=args.datamodel, connection_requests=listener,
+                              bind_address=bind, link=None if fleet.direct else fleet.link,
+                              username=args.username, password=args.password,
+                              connection_request_username=args.cr_username,
+                              connection_request_password=args.cr_password, quirks=quirks,
+                              periodic_interval=args.periodic_interval,
+                              boot_seconds=args.boot_seconds, ca_file=args.ca,
+                              tls_keylog=fleet.keylog, trace=watch.trace)
+                except OSError as error:  # ssl.SSLError included: a --ca that does not load
+                    raise FleetError(f"--ca {args.ca}: {error}") from None
                 watch.attach(cpe)
                 cpes.append(cpe)
                 watches.append(watch)
@@ -190,6 +193,9 @@ async def run(args: argparse.Namespace) -> int:
                 for cpe in cpes:
                     await cpe.stop()
                     fleet.report.event(cpe.serial_number, "stopped", f"runs {cpe.software_version}")
+    except FleetError as error:
+        log.error("%s", error)
+        return 2
     finally:
         await listener.stop()
     return 0

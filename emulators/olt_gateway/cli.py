@@ -115,43 +115,46 @@ async def run(args: argparse.Namespace) -> int:
 
     try:
         fleet = Fleet("olt-gateway", args, direct=bool(args.bind_address), power_off_seconds=False)
+        async with fleet:
+            gateway_name = args.gateway_id
+            address = fleet.address_of(gateway_name) or args.bind_address
+            api_url, broker = args.api, urlsplit(args.mqtt)
+            mqtt_host, mqtt_port = broker.hostname or "127.0.0.1", broker.port or 1883
+            if not fleet.direct:
+                host, port = await fleet.link(args.api)
+                api_url = f"{urlsplit(args.api).scheme}://{host}:{port}{urlsplit(args.api).path}"
+                mqtt_host, mqtt_port = await fleet.link(args.mqtt)
+            mqtt = MqttClient(f"olt-gateway-{args.gateway_id}", mqtt_host, mqtt_port,
+                              bind_address=address)
+            try:
+                ssl_context = client_context(args.ca, keylog=fleet.keylog) if args.ca or fleet.keylog \
+                    else None
+            except OSError as error:  # ssl.SSLError included: a --ca that does not load
+                raise FleetError(f"--ca {args.ca}: {error}") from None
+            api = OltApiClient(api_url, args.client_id, args.client_secret, bind_address=address,
+                               ssl_context=ssl_context)
+            gateway = OltGateway(args.gateway_id, api, mqtt, RealClock(),
+                                 devices=[FieldDevice(device_id) for device_id in args.device],
+                                 chunk_size=args.chunk_size, retry_delay=args.retry_delay)
+            fleet.add(gateway_name, power_cut=lambda _off: gateway.power_cut())
+            for device_id in args.device:
+                fleet.report.add(device_id)
+            fleet.report.event(gateway_name, "started", f"gateway with devices {', '.join(args.device)}")
+            watch = GatewayWatch(fleet.report, gateway)
+            fleet.watch_bytes(gateway_name, lambda _received: watch.poll())  # progress as bytes come
+            await gateway.start()
+            fleet.report.event(gateway_name, "connected", f"API {args.api}, broker {args.mqtt}")
+            for device_id in args.device:
+                fleet.report.event(device_id, "connected", f"behind gateway {gateway_name}")
+
+            fleet.poll([watch])
+            try:
+                await fleet.wait()  # until the CLI cancels us (Ctrl-C, SIGTERM)
+            finally:
+                await gateway.stop()
+                watch.poll()
+                fleet.report.event(gateway_name, "stopped", f"results {gateway.results}")
     except FleetError as error:
         log.error("%s", error)
         return 2
-    async with fleet:
-        gateway_name = args.gateway_id
-        address = fleet.address_of(gateway_name) or args.bind_address
-        api_url, broker = args.api, urlsplit(args.mqtt)
-        mqtt_host, mqtt_port = broker.hostname or "127.0.0.1", broker.port or 1883
-        if not fleet.direct:
-            host, port = await fleet.link(args.api)
-            api_url = f"{urlsplit(args.api).scheme}://{host}:{port}{urlsplit(args.api).path}"
-            mqtt_host, mqtt_port = await fleet.link(args.mqtt)
-        mqtt = MqttClient(f"olt-gateway-{args.gateway_id}", mqtt_host, mqtt_port,
-                          bind_address=address)
-        ssl_context = client_context(args.ca, keylog=fleet.keylog) if args.ca or fleet.keylog \
-            else None
-        api = OltApiClient(api_url, args.client_id, args.client_secret, bind_address=address,
-                           ssl_context=ssl_context)
-        gateway = OltGateway(args.gateway_id, api, mqtt, RealClock(),
-                             devices=[FieldDevice(device_id) for device_id in args.device],
-                             chunk_size=args.chunk_size, retry_delay=args.retry_delay)
-        fleet.add(gateway_name, power_cut=lambda _off: gateway.power_cut())
-        for device_id in args.device:
-            fleet.report.add(device_id)
-        fleet.report.event(gateway_name, "started", f"gateway with devices {', '.join(args.device)}")
-        watch = GatewayWatch(fleet.report, gateway)
-        fleet.watch_bytes(gateway_name, lambda _received: watch.poll())  # progress as bytes come
-        await gateway.start()
-        fleet.report.event(gateway_name, "connected", f"API {args.api}, broker {args.mqtt}")
-        for device_id in args.device:
-            fleet.report.event(device_id, "connected", f"behind gateway {gateway_name}")
-
-        fleet.poll([watch])
-        try:
-            await fleet.wait()  # until the CLI cancels us (Ctrl-C, SIGTERM)
-        finally:
-            await gateway.stop()
-            watch.poll()
-            fleet.report.event(gateway_name, "stopped", f"results {gateway.results}")
     return 0
