@@ -408,8 +408,11 @@ def _init(environment: Any, **_: Any) -> None:
     runner = environment.runner
     missing = missing_options(environment.parsed_options)
     if missing and not isinstance(runner, WorkerRunner):  # workers get them from the master
-        log.error("otaharness load %s needs %s", environment.parsed_options.kind,
-                  " and ".join(missing))
+        # one plain line, as the command line refuses a bad option (not through Locust's logger:
+        # its time stamp made this read like a run's event); Locust has logged its start before
+        # this first hook after its parse
+        print(f"otaharness load {environment.parsed_options.kind} needs {' and '.join(missing)}",
+              file=sys.stderr, flush=True)
         sys.exit(2)
     if isinstance(runner, (WorkerRunner, LocalRunner)):
         HOST = DeviceHost(environment)

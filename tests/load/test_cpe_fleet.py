@@ -236,5 +236,6 @@ def test_a_run_that_cannot_work_is_refused_before_any_device_starts(arguments, m
     result = subprocess.run(load_command("cpe", "--headless", "-u", "1", "-t", "5s", *arguments),
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
-    assert message in result.stderr
+    (refusal,) = [line for line in result.stderr.splitlines() if message in line]
+    assert refusal.startswith("otaharness load"), refusal  # one plain line, no log prefix
     assert "device host pid" not in result.stderr

@@ -221,5 +221,6 @@ def test_a_station_run_that_cannot_work_is_refused_before_any_station_starts(
                                          *arguments), check=False, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 2
-    assert message in result.stderr
+    (refusal,) = [line for line in result.stderr.splitlines() if message in line]
+    assert refusal.startswith("otaharness load"), refusal  # one plain line, no log prefix
     assert "device host pid" not in result.stderr
