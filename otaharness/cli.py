@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shlex
+import shutil
 import signal
 import sys
 import xml.etree.ElementTree as ET
@@ -95,12 +96,13 @@ def cmd_run(args: argparse.Namespace, behave_args: list[str]) -> int:
     if args.broker:
         settings["broker"] = args.broker
     try:  # settings checked before behave starts: a misspelling is one clear line, not a hook error
-        load_config(settings)
+        config = load_config(settings)
     except ConfigError as exc:
         raise SystemExit(f"otaharness run: {exc}") from None
     no_library = _without_step_library(behave_args)
     if no_library:
         raise SystemExit(no_library)
+    _clear_artifacts(config.artifacts_dir)
     junit_dir = REPORTS / "junit"
     junit_dir.mkdir(parents=True, exist_ok=True)
     extra = [*(["-D", f"capture={args.pcap}"] if args.pcap else []),
@@ -179,6 +181,19 @@ def _run_command_line(args: argparse.Namespace, behave_args: list[str]) -> str:
             *(["--pcap", args.pcap] if args.pcap else []),
             *(["--broker", args.broker] if args.broker else [])]
     return shlex.join(["otaharness", "run", *ours, *behave_args])
+
+
+def _clear_artifacts(folder: Path) -> None:
+    """Empty the run's artifact folder before behave starts, as pytest empties its --basetemp:
+    scenario folders an earlier run left read as this run's (docs/diagnosing.md). A folder that
+    holds the working directory (``-D artifacts_dir=.``) is refused, not emptied."""
+    here, target = Path.cwd().resolve(), folder.resolve()
+    if target == here or target in here.parents:
+        raise SystemExit(f"otaharness run: artifacts_dir {str(folder)!r} holds the working "
+                         "directory; it is emptied at every run: name a folder of its own "
+                         "(default reports/artifacts)")
+    if target.exists():
+        shutil.rmtree(target)
 
 
 def _clear_reports(junit_dir: Path) -> None:

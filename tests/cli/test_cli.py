@@ -290,3 +290,33 @@ def test_every_step_says_what_it_does():
             " if not (m.func.__doc__ or '').strip()))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "", f"steps without a docstring:\n{result.stdout}"
+
+
+def test_run_empties_the_artifact_folder_left_by_earlier_runs(tmp_path):
+    """reports/artifacts/ held an earlier run's scenario folders beside this run's; a folder that
+    holds the working directory is refused rather than emptied."""
+    features = _user_repository(tmp_path)
+    (features / "doc.feature").write_text(textwrap.dedent("""\
+        Feature: doc
+          Scenario: a JSON value
+            Given I have this JSON-encoded in `doc`
+              \"\"\"
+              {"a": 1}
+              \"\"\"
+        """))
+    artifacts = tmp_path / "reports" / "artifacts"
+    stale = artifacts / "an-earlier-runs-scenario"
+    stale.mkdir(parents=True)
+    (stale / "timeline.txt").write_text("an earlier run\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run([*OTAHARNESS, "run", "-D", "artifacts=all", "-f", "progress",
+                             "features"], cwd=tmp_path, capture_output=True, text=True, env=env,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    kept = [folder.name for folder in artifacts.iterdir()]
+    assert kept and "an-earlier-runs-scenario" not in kept, kept
+    assert (tmp_path / "reports" / "report.html").is_file()
+    refused = subprocess.run([*OTAHARNESS, "run", "-D", "artifacts_dir=..", "."],
+                             cwd=features, capture_output=True, text=True, env=env, check=False)
+    assert refused.returncode != 0 and "holds the working directory" in refused.stderr
+    assert (features / "doc.feature").is_file()
