@@ -49,6 +49,8 @@ COMMANDS: dict[str, dict[str, str]] = {
 CORE_FLOWS = ("harness", "aws_iot", "cups", "tr069", "olt", "lorawan", "fuota")
 
 REPORTS = Path("reports")
+# Marks an artifact folder `otaharness run` made: what is in it, the run may delete.
+ARTIFACTS_MARK = ".otaharness-artifacts"
 
 
 def _available(registry: dict[str, str]) -> dict[str, str]:
@@ -185,15 +187,37 @@ def _run_command_line(args: argparse.Namespace, behave_args: list[str]) -> str:
 
 def _clear_artifacts(folder: Path) -> None:
     """Empty the run's artifact folder before behave starts, as pytest empties its --basetemp:
-    scenario folders an earlier run left read as this run's (docs/diagnosing.md). A folder that
-    holds the working directory (``-D artifacts_dir=.``) is refused, not emptied."""
+    scenario folders an earlier run left read as this run's (docs/diagnosing.md). Only what runs
+    wrote is deleted: a folder marked by an earlier run, or (unmarked, as runs before the mark
+    left it) one holding nothing but scenario folders. Anything else there (``-D
+    artifacts_dir=features``, a folder holding the working directory) is refused, not emptied.
+    The folder itself stays, so a symbolic link to it keeps pointing somewhere."""
     here, target = Path.cwd().resolve(), folder.resolve()
     if target == here or target in here.parents:
         raise SystemExit(f"otaharness run: artifacts_dir {str(folder)!r} holds the working "
                          "directory; it is emptied at every run: name a folder of its own "
                          "(default reports/artifacts)")
-    if target.exists():
-        shutil.rmtree(target)
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():  # a link to nothing too
+        raise SystemExit(f"otaharness run: artifacts_dir {str(folder)!r} is not a folder")
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    if not (folder / ARTIFACTS_MARK).is_file():
+        foreign = [entry.name for entry in entries if not _is_scenario_folder(entry)]
+        if foreign:
+            raise SystemExit(f"otaharness run: artifacts_dir {str(folder)!r} holds {foreign[0]!r}, "
+                             "which no run wrote; it is emptied at every run: name an empty "
+                             "folder or one of its own (default reports/artifacts)")
+    for entry in entries:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.name != ARTIFACTS_MARK:
+            entry.unlink()  # a link is removed, not what it points to
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / ARTIFACTS_MARK).write_text("otaharness run empties this folder as it starts\n")
+
+
+def _is_scenario_folder(entry: Path) -> bool:
+    """A scenario's artifact folder: every scenario keeps its timeline.jsonl there."""
+    return entry.is_dir() and not entry.is_symlink() and (entry / "timeline.jsonl").is_file()
 
 
 def _clear_reports(junit_dir: Path) -> None:

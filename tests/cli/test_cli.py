@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from otaharness.cli import skipped_core_scenarios
+from otaharness.cli import ARTIFACTS_MARK, _clear_artifacts, skipped_core_scenarios
 from otaharness.runtime.broker import find_mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -307,16 +307,67 @@ def test_run_empties_the_artifact_folder_left_by_earlier_runs(tmp_path):
     artifacts = tmp_path / "reports" / "artifacts"
     stale = artifacts / "an-earlier-runs-scenario"
     stale.mkdir(parents=True)
-    (stale / "timeline.txt").write_text("an earlier run\n")
+    (stale / "timeline.jsonl").write_text("{}\n")  # every scenario keeps one
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     result = subprocess.run([*OTAHARNESS, "run", "-D", "artifacts=all", "-f", "progress",
                              "features"], cwd=tmp_path, capture_output=True, text=True, env=env,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    kept = [folder.name for folder in artifacts.iterdir()]
+    kept = [folder.name for folder in artifacts.iterdir() if folder.is_dir()]
     assert kept and "an-earlier-runs-scenario" not in kept, kept
     assert (tmp_path / "reports" / "report.html").is_file()
     refused = subprocess.run([*OTAHARNESS, "run", "-D", "artifacts_dir=..", "."],
                              cwd=features, capture_output=True, text=True, env=env, check=False)
     assert refused.returncode != 0 and "holds the working directory" in refused.stderr
     assert (features / "doc.feature").is_file()
+
+
+def _scenario_folder(parent: Path, name: str) -> Path:
+    folder = parent / name
+    folder.mkdir(parents=True)
+    (folder / "timeline.jsonl").write_text("{}\n")
+    return folder
+
+
+def test_an_artifact_folder_holding_what_no_run_wrote_is_refused_and_left_whole(tmp_path, monkeypatch):
+    """-D artifacts_dir=features (or any folder of the user's) was deleted whole as the run began."""
+    monkeypatch.chdir(tmp_path)
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "doc.feature").write_text("Feature: doc\n")
+    _scenario_folder(features, "looks-like-a-scenario")
+    with pytest.raises(SystemExit, match="holds 'doc.feature', which no run wrote"):
+        _clear_artifacts(Path("features"))
+    assert sorted(path.name for path in features.iterdir()) == ["doc.feature", "looks-like-a-scenario"]
+    stray_file = tmp_path / "a-file"
+    stray_file.write_text("mine\n")
+    with pytest.raises(SystemExit, match="is not a folder"):
+        _clear_artifacts(Path("a-file"))
+    assert stray_file.read_text() == "mine\n"
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(SystemExit, match="is not a folder"):
+        _clear_artifacts(Path("dangling"))
+
+
+def test_an_artifact_folder_of_earlier_runs_is_emptied_links_removed_not_followed(tmp_path, monkeypatch):
+    """Scenario folders an earlier run left (unmarked, as before the mark) go; the folder reached
+    through a symbolic link stays, and a link inside it is removed, not what it points to."""
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "big-disk" / "artifacts"
+    _scenario_folder(elsewhere, "an-earlier-runs-scenario")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "artifacts").symlink_to(elsewhere, target_is_directory=True)
+    _clear_artifacts(Path("reports/artifacts"))
+    assert (tmp_path / "reports" / "artifacts").is_symlink()
+    assert sorted(path.name for path in elsewhere.iterdir()) == [ARTIFACTS_MARK]
+    kept_outside = tmp_path / "kept-outside"
+    kept_outside.mkdir()
+    (kept_outside / "precious.txt").write_text("mine\n")
+    _scenario_folder(elsewhere, "this-runs-scenario")
+    (elsewhere / "a-link").symlink_to(kept_outside, target_is_directory=True)
+    (elsewhere / "notes.txt").write_text("written into a marked folder\n")
+    _clear_artifacts(Path("reports/artifacts"))  # marked by the first run: all of it goes
+    assert sorted(path.name for path in elsewhere.iterdir()) == [ARTIFACTS_MARK]
+    assert (kept_outside / "precious.txt").read_text() == "mine\n"
+    _clear_artifacts(Path("reports/fresh"))  # a folder that does not exist yet is made and marked
+    assert (tmp_path / "reports" / "fresh" / ARTIFACTS_MARK).is_file()
