@@ -16,7 +16,7 @@ import logging
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,11 +173,11 @@ class DeviceFleet:
         # device number -> the add() call starting it (or waiting to try again): a number
         # removed and added again (a Locust user's slot reused) is the new call's alone
         self._starting: dict[int, object] = {}
-        # device number -> set once its start in progress has ended: a device removed while it
-        # was starting still connects (then is stopped); its successor waits for that, else the
-        # two would hold one identity at once (the broker takes over the first's session with
-        # the second's, in either order)
-        self._start_ended: dict[int, asyncio.Event] = {}
+        # device number -> set once its start or stop in progress has ended: a device removed
+        # while it was starting still connects (then is stopped), one removed after it started
+        # takes its time to stop; its successor waits for that, else the two would hold one
+        # identity at once (the broker takes over the first's session with the second's)
+        self._settled: dict[int, asyncio.Event] = {}
         self._start_failures = AlikeFailures()
 
     def name_of(self, number: int) -> str:
@@ -219,8 +219,8 @@ class DeviceFleet:
         delay, said = START_RETRY_FIRST_SECONDS, None
         try:
             while True:
-                if (previous := self._start_ended.get(number)) is not None:
-                    await previous.wait()  # the removed one's start ends and its device stops
+                if (previous := self._settled.get(number)) is not None:
+                    await previous.wait()  # the removed one's start or stop ends
                     if not still_wanted():
                         return
                 try:
@@ -245,8 +245,7 @@ class DeviceFleet:
     async def _start_once(self, number: int, still_wanted: Callable[[], bool]) -> Exception | None:
         """One try at starting device ``number``: its device kept if still wanted, else stopped
         again; the failure, if the start failed (not a programming error: that is raised)."""
-        ended = self._start_ended[number] = asyncio.Event()
-        try:
+        with self._settling(number):
             try:
                 device = await self._start_device(number)
             except PROGRAMMING_ERRORS:
@@ -258,16 +257,24 @@ class DeviceFleet:
             else:  # removed while it started
                 await self._stop_device(device)
             return None
+
+    @contextlib.contextmanager
+    def _settling(self, number: int) -> Iterator[None]:
+        """Device ``number`` is starting or stopping while the block runs (``_settled``)."""
+        settled = self._settled[number] = asyncio.Event()
+        try:
+            yield
         finally:
-            ended.set()
-            if self._start_ended.get(number) is ended:
-                del self._start_ended[number]
+            settled.set()
+            if self._settled.get(number) is settled:
+                del self._settled[number]
 
     async def remove(self, number: int) -> None:
         self._starting.pop(number, None)
         device = self.devices.pop(number, None)
         if device is not None:
-            await self._stop_device(device)
+            with self._settling(number):
+                await self._stop_device(device)
 
     async def reboot(self, numbers: list[int]) -> None:
         await asyncio.gather(*(self._reboot_device(self.devices[n]) for n in numbers

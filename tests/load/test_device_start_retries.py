@@ -174,7 +174,36 @@ def test_a_device_added_again_while_its_removed_start_is_in_flight_starts_after_
     run_on_virtual_clock(scenario)
     assert [(round(at, 3), what) for at, what, _ in events] == [
         (0, "start"), (5, "started"), (5, "stopped"), (5, "start"), (10, "started")]
-    assert fleet.devices == {7: 7} and fleet._start_ended == {}
+    assert fleet.devices == {7: 7} and fleet._settled == {}
+
+
+def test_a_device_added_again_while_its_started_predecessor_stops_starts_after_it_stopped() -> None:
+    """Removing a started device takes the time its stop takes (a clean disconnect); an add of
+    the same number meanwhile starts once that stop has ended."""
+    fleet = FlakyFleet(failures=0)
+    events: list[tuple[float, str, int]] = []
+
+    async def start(number: int) -> int:
+        events.append((asyncio.get_running_loop().time(), "start", number))
+        return number
+
+    async def slow_stop(device: int) -> None:
+        await asyncio.sleep(3)
+        events.append((asyncio.get_running_loop().time(), "stopped", device))
+
+    fleet._start_device = start  # type: ignore[method-assign]
+    fleet._stop_device = slow_stop  # type: ignore[method-assign]
+
+    async def scenario(clock) -> None:
+        await fleet.add(8)
+        removing = asyncio.ensure_future(fleet.remove(8))
+        await clock.run_for(1)
+        adding = asyncio.ensure_future(fleet.add(8))
+        assert await clock.run_until(lambda: removing.done() and adding.done(), timeout=3600)
+
+    run_on_virtual_clock(scenario)
+    assert [(round(at, 3), what) for at, what, _ in events] == [(0, "start"), (3, "stopped"), (3, "start")]
+    assert fleet.devices == {8: 8} and fleet._settled == {}
 
 
 def test_a_device_removed_and_added_again_while_it_waits_is_started_by_the_new_add_only() -> None:
