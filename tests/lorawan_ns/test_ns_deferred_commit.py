@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from lorawan_ns_world import EndDevice, World, run_world
+from lorawan_ns_world import GATEWAY_1, EndDevice, World, radio, run_world, station_message
 
 from otaharness.protocols.lorawan import SessionKeys
 from otaharness.servers.lorawan.app_api import ApplicationApi
@@ -131,5 +131,26 @@ def test_a_frame_counter_read_through_the_application_api_is_committed(tmp_path:
             "GET", f"/api/devices/{DEV_EUI:016X}", match_info={"eui": f"{DEV_EUI:016X}"}))
         assert json.loads(response.body)["fCntUp"] == 0
         assert await fcnt_up_after_a_crash(world, tmp_path / "after-read") == 0
+
+    run_world(tmp_path, main)
+
+
+def test_an_uplink_in_its_de_duplication_window_when_the_server_closes_is_dropped_quietly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Closing in the window: the uplink is dropped as by a crash (nobody outside heard of it),
+    not processed after the close against a closed registry (a traceback in the log)."""
+    async def main(world: World) -> None:
+        device, forwarded = setup(world)
+        await world.receive(device.uplink(FORWARDED_FPORT, b"a"))  # FCnt 0, processed
+        late = device.uplink(FORWARDED_FPORT, b"b")  # FCnt 1: closed within its window
+        await world.server.handle_uplink(GATEWAY_1, station_message(late, radio()))
+        with caplog.at_level(logging.WARNING):
+            await world.restart()
+            await world.run_for(1.0)
+        assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text
+        assert forwarded == [0]
+        assert world.server.device(DEV_EUI).fcnt_up == 0
+        await world.receive(late)  # the restarted server takes it as its first hearing
+        assert world.server.device(DEV_EUI).fcnt_up == 1
 
     run_world(tmp_path, main)

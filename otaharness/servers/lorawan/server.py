@@ -191,6 +191,7 @@ DROPPED_DOWNLINKS_KEPT = 1000
 class _PendingUplink:
     message: UplinkDataFrame | JoinRequestMessage
     receptions: list[GatewayReception] = field(default_factory=list)
+    window_end: asyncio.TimerHandle | None = None  # cancelled by close(): nothing runs after it
 
 
 class NetworkServer:
@@ -227,6 +228,10 @@ class NetworkServer:
                 self._kick_class_c(dev_eui)
 
     async def close(self) -> None:
+        for pending in self._pending.values():  # uplinks in their window: dropped, as by a crash
+            if pending.window_end is not None:
+                pending.window_end.cancel()
+        self._pending.clear()
         await self._tasks.cancel_all()
         self.registry.close()
 
@@ -397,8 +402,8 @@ class NetworkServer:
         if pending is not None:
             pending.receptions.append(reception)
             return
-        self._pending[key] = _PendingUplink(decoded, [reception])
-        loop.call_later(self.dedup_window_s, self._process_uplink, key)
+        pending = self._pending[key] = _PendingUplink(decoded, [reception])
+        pending.window_end = loop.call_later(self.dedup_window_s, self._process_uplink, key)
 
     async def handle_dntxed(self, gateway_id: int, message: dict[str, Any] | DownlinkTransmitted) -> None:
         self.receive_dntxed(gateway_id, message)
