@@ -14,7 +14,14 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from lorawan_ns_world import GATEWAY_1, EndDevice, World, radio, run_world, station_message
+from lorawan_ns_world import (
+    GATEWAY_1,
+    EndDevice,
+    World,
+    radio,
+    run_world,
+    station_message,
+)
 
 from otaharness.protocols.lorawan import SessionKeys
 from otaharness.servers.lorawan.app_api import ApplicationApi
