@@ -93,6 +93,12 @@ class DeviceRecord:
     events: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
+def _as_tuple(address: str) -> str:
+    """host:port as Python shows a socket address: ('host', port)."""
+    host, _, port = address.rpartition(":")
+    return f"({host.strip('[]')!r}, {port})"
+
+
 class FleetReport:
     """Events in, device states, log lines, JSON lines, a live display and a summary out.
 
@@ -126,6 +132,8 @@ class FleetReport:
         names the local proxy in front of it (``proxy``, host:port): a TLS or connection error
         showed the proxy's port, one the user never typed."""
         self._endpoint_of[proxy] = endpoint
+        # asyncio's "Connect call failed" names it as a tuple: ('127.0.0.1', 41234)
+        self._endpoint_of[_as_tuple(proxy)] = _as_tuple(endpoint)
         self._proxy_address = re.compile(
             "|".join(rf"(?<![\w.]){re.escape(address)}(?!\d)" for address in self._endpoint_of))
 

@@ -158,10 +158,13 @@ def test_a_devices_error_names_the_endpoint_not_the_local_proxy_in_front_of_it()
                                reason=f"TLS with {host}:{port} failed: certificate verify failed")
             # an address that merely begins like the proxy's is left as it is
             fleet.report.event("t2", "connection_failed", reason=f"lost {host}:{port}0")
+            fleet.report.event("t3", "connection_failed",
+                               reason=f"Connect call failed ('{host}', {port})")
         return fleet.report.close(), human.getvalue(), port
 
     summary, text, port = asyncio.run(main())
     assert summary["failures"] == {
         "TLS with 127.0.0.1:8883 failed: certificate verify failed": 1,
-        f"lost 127.0.0.1:{port}0": 1}
+        f"lost 127.0.0.1:{port}0": 1,
+        "Connect call failed ('127.0.0.1', 8883)": 1}
     assert "t1               connection failed: TLS with 127.0.0.1:8883 failed" in text, text
