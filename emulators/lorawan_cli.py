@@ -24,7 +24,9 @@ import argparse
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from otaharness.emulators.basics_station.cli import StationWatch
@@ -47,11 +49,12 @@ from otaharness.runtime.lora_capture import LoraCapture
 from otaharness.runtime.radio import FixedLoss
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tc-uri", required=True, type=url_argument(WEBSOCKET),
-                            help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
+                        help="the LNS (discovery) URI, e.g. ws://127.0.0.1:6038")
     parser.add_argument("--cups-uri", type=url_argument(HTTP), help="a CUPS URI for the stations (optional)")
     parser.add_argument("--home", type=Path, required=True, help="directory for the stations' homes")
     parser.add_argument("--stations", type=device_count, default=1, help="number of stations (default 1)")
@@ -72,9 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="seed of the random choices: where devices stand, when "
                         "they send, their channels and DevNonces, the radio's losses (default 1)")
     parser.add_argument("--register-cups", metavar="URL", type=url_argument(HTTP),
-                            help="register the stations with our CUPS admin API")
+                        help="register the stations with our CUPS admin API")
     parser.add_argument("--register-app", metavar="URL", type=url_argument(HTTP),
-                            help="register the devices with our application API")
+                        help="register the devices with our application API")
     parser.add_argument("--app-token", help="bearer token of the application API (serve's tokens.lorawan-app)")
     parser.add_argument("--ca", type=Path, help="CA file our HTTPS APIs' certificates chain to (serve's ca; "
                                                 "default: the system's trust store)")
@@ -121,10 +124,22 @@ async def _device_life(device: LoRaWANDevice, args: argparse.Namespace, rng: ran
         await asyncio.sleep(args.interval * rng.uniform(0.9, 1.1))
 
 
+def _parsed(args: argparse.Namespace, option: str, parse: Callable[[str], T]) -> T:
+    """The option's value parsed, or a FleetError naming the option (not the value: --app-key
+    is a secret)."""
+    try:
+        return parse(getattr(args, option))
+    except ValueError as error:
+        raise FleetError(f"--{option.replace('_', '-')}: {error}") from None
+
+
 async def run(args: argparse.Namespace) -> int:
     clock = RealClock()
     rng = random.Random(args.seed)
-    try:
+    try:  # before anything opens: an unusable input ends the run with one line
+        first_station, first_device, join_eui = (_parsed(args, option, parse_eui)
+                                                 for option in ("station_eui", "dev_eui", "join_eui"))
+        app_key = _parsed(args, "app_key", bytes.fromhex)
         fleet = Fleet("lorawan", args, power_off_seconds=False)
     except FleetError as error:
         log.error("%s", error)
@@ -133,16 +148,6 @@ async def run(args: argparse.Namespace) -> int:
     if args.capture:
         args.capture.parent.mkdir(parents=True, exist_ok=True)
         radio_capture = LoraCapture(args.capture.with_name(f"{args.capture.stem}-radio.pcap"), clock)
-    parsed: dict[str, int | bytes] = {}
-    for option, parse in (("station_eui", parse_eui), ("dev_eui", parse_eui),
-                          ("join_eui", parse_eui), ("app_key", bytes.fromhex)):
-        try:
-            parsed[option] = parse(getattr(args, option))
-        except ValueError as error:  # the value is left out: --app-key is a secret
-            log.error("--%s: %s", option.replace("_", "-"), error)
-            return 2
-    first_station, first_device = int(parsed["station_eui"]), int(parsed["dev_eui"])
-    join_eui, app_key = int(parsed["join_eui"]), bytes(parsed["app_key"])
     station_euis = [first_station + index for index in range(args.stations)]
     configs = [DeviceConfig(dev_eui=first_device + index, app_eui=join_eui, app_key=app_key,
                             device_class=DeviceClass(args.device_class))
