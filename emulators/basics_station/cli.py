@@ -39,9 +39,9 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cups-uri", type=url_argument(HTTP),
-                            help="written to cups.uri (e.g. http://127.0.0.1:5002)")
+                        help="written to cups.uri (e.g. http://127.0.0.1:5002)")
     parser.add_argument("--tc-uri", type=url_argument(WEBSOCKET),
-                            help="written to tc.uri (usually left to CUPS)")
+                        help="written to tc.uri (usually left to CUPS)")
     parser.add_argument("--home", type=Path, required=True, help="the station's home (sandbox) directory")
     parser.add_argument("--eui", default="::1", help="station EUI (ID6 or hex; default ::1)")
     parser.add_argument("--count", type=device_count, default=1, help="number of stations (homes DIR/<EUI>)")

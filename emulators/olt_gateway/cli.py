@@ -33,12 +33,12 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api", required=True, type=url_argument(HTTP),
-                            help="API base URL, e.g. https://127.0.0.1:8443")
+                        help="API base URL, e.g. https://127.0.0.1:8443")
     parser.add_argument("--ca", default=None,
                         help="CA file the API's certificate must chain to (default: the system's "
                              "trust store; `serve olt --json` prints it as \"ca\")")
     parser.add_argument("--mqtt", required=True, type=url_argument(MQTT),
-                            help="broker URL, e.g. mqtt://127.0.0.1:1883")
+                        help="broker URL, e.g. mqtt://127.0.0.1:1883")
     parser.add_argument("--gateway-id", required=True, help="the gateway's device id")
     parser.add_argument("--client-id", required=True, help="the gateway's client credentials")
     parser.add_argument("--client-secret", required=True,

@@ -207,8 +207,9 @@ class DeviceFleet:
         provisioning call throttled) is tried again after 1, 2, 4 ... up to
         ``START_RETRY_MAX_SECONDS``, as a factory line or a device's own boot would, until it
         starts or is removed. The kind reports each failed call as a request entry; the log
-        says a device's reason once, and devices failing alike together (``AlikeFailures``). A defect of the kind (``PROGRAMMING_ERRORS``) is
-        logged with its traceback and not tried again."""
+        says a device's reason once, and devices failing alike together (``AlikeFailures``).
+        A defect of the kind (``PROGRAMMING_ERRORS``) is logged with its traceback and not tried
+        again."""
         if number in self.devices or number in self._starting:
             return
         attempt = self._starting[number] = object()

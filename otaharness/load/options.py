@@ -129,7 +129,7 @@ def add_load_options(parser: Any) -> None:
 
     cpe = parser.add_argument_group("cpe", "TR-069 CPEs (emulators/cpe)")
     cpe.add_argument("--acs-url", type=url_argument(HTTP),
-                         help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
+                     help="the ACS's CWMP URL (serve tr069 prints it as `acs`)")
     cpe.add_argument("--cpe-profile", default="mikrotik", choices=("mikrotik", "generic"),
                      help="mikrotik: a RouterOS CHR, TR-181 (default); generic: a TR-098 "
                      "gateway with one firmware image")
@@ -148,7 +148,7 @@ def add_load_options(parser: Any) -> None:
         "olt-gateway", "OLT gateways, one field device each (emulators/olt_gateway); each onboards "
         "itself through the API with the tenant's token")
     olt.add_argument("--api", type=url_argument(HTTP),
-                         help="firmware REST API base URL (serve olt prints it as `olt`)")
+                     help="firmware REST API base URL (serve olt prints it as `olt`)")
     olt.add_argument("--mqtt", type=url_argument(MQTT), help="broker URL (serve prints it as `mqtt`)")
     olt.add_argument("--olt-token", help="the tenant's bearer token (serve olt: tokens.olt)")
     olt.add_argument("--gateway-type", help="device type id of the gateways")
@@ -159,7 +159,7 @@ def add_load_options(parser: Any) -> None:
         "--station-eui-base + worker_index * 1000000 + n; each gets its credentials from the "
         "back end's admin API, as `otaharness cups station-credentials` does")
     station.add_argument("--cups-url", type=url_argument(HTTP),
-                             help="the CUPS URL the stations start with (serve cups "
+                         help="the CUPS URL the stations start with (serve cups "
                          "prints it as `cups`)")
     station.add_argument("--cups-token", help="the admin API's bearer token, to have each new "
                          "station issued its credential set (serve cups: tokens.cups); without "
@@ -186,7 +186,7 @@ def add_load_options(parser: Any) -> None:
         "--mqtt (mqtts:// for mutual TLS, as real trackers; serve aws-iot prints it as `mqtts`) "
         "and downloading in HTTPS range requests")
     tracker.add_argument("--aws-api", metavar="URL", type=url_argument(HTTP),
-                             help="the IoT control plane each new "
+                         help="the IoT control plane each new "
                          "tracker's thing, keys and certificate are created on (serve aws-iot: "
                          "`aws`; AWS: https://iot.REGION.amazonaws.com), signed with the "
                          "environment's AWS credentials")
@@ -197,7 +197,7 @@ def add_load_options(parser: Any) -> None:
     tracker.add_argument("--credentials-dir", metavar="DIR", help="instead of --aws-api: things "
                          "provisioned already, <thing>.cert.pem and <thing>.private.key each")
     tracker.add_argument("--s3-endpoint", metavar="URL", type=url_argument(HTTP),
-                             help="where <bucket>.s3.amazonaws.com "
+                         help="where <bucket>.s3.amazonaws.com "
                          "is dialled (serve aws-iot: `aws`; default: the job document's host)")
     tracker.add_argument("--server-name", metavar="HOST", help="host name the broker's "
                          "certificate is checked for (serve aws-iot: "
@@ -218,10 +218,10 @@ def add_load_options(parser: Any) -> None:
         "--dev-eui-base + worker_index * 1000000 + n, keys from the CSPRNG, registered through the "
         "application API; the upgrade is a FUOTA campaign the operator starts")
     lorawan.add_argument("--lns-url", type=url_argument(WEBSOCKET),
-                             help="the LNS the stations connect to (serve lorawan "
+                         help="the LNS the stations connect to (serve lorawan "
                          "prints it as `lns`)")
     lorawan.add_argument("--app-api", metavar="URL", type=url_argument(HTTP),
-                             help="the network server's application API "
+                         help="the network server's application API "
                          "each new device is registered with (serve lorawan: `lorawan-app`)")
     lorawan.add_argument("--app-token", help="its bearer token (serve: tokens.lorawan-app)")
     lorawan.add_argument("--fuota-verify-key", metavar="PEM", help="the firmware team's Ed25519 "

@@ -39,7 +39,7 @@ from otaharness.servers.olt.store import Store
 log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 3600.0
-MAX_TOKENS_PER_PRINCIPAL = 10  # live bearer tokens of one tenant or device (GitHub keeps ten)
+MAX_TOKENS_PER_PRINCIPAL = 10  # bearer tokens kept per tenant or device, expired ones too (GitHub: ten)
 BLOB_PATH = "/v1/firmwares/{id}/blob"
 
 # The installation state machine (harness design, anchored on hawkBit DDI's deployment feedback:
